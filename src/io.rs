@@ -1,0 +1,137 @@
+//! Adapters between glommio's `futures-io` streams and the tokio I/O traits that `h2` is written against.
+//!
+//! `h2` only needs `tokio::io::{AsyncRead, AsyncWrite}`; it never touches a tokio runtime, so a thin
+//! adapter lets it run on glommio's io_uring sockets. Errors are passed through unchanged: a read error
+//! must reach h2 as an error (and so become a 502 or a closed stream), never a silent end of stream.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use tokio::io::ReadBuf;
+
+/// Wraps a `futures-io` stream so that it implements tokio's I/O traits.
+///
+/// Bytes already read from the stream (for example the HTTP/2 connection preface that was read to
+/// tell HTTP/1.1 from HTTP/2) are replayed first.
+#[derive(Debug)]
+pub struct TokioIo<S> {
+    inner: S,
+    replay: Bytes,
+}
+
+impl<S> TokioIo<S> {
+    /// Adapts `inner` as it is.
+    pub fn new(inner: S) -> Self {
+        Self::with_replay(inner, Bytes::new())
+    }
+
+    /// Adapts `inner`, handing out `replay` before anything read from `inner`.
+    pub fn with_replay(inner: S, replay: Bytes) -> Self {
+        Self { inner, replay }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for TokioIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.replay.has_remaining() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay[..n]);
+            this.replay.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        // Read straight into the caller's uninitialised space; `initialize_unfilled` zeroes only
+        // the bytes that were never initialised before, so this stays cheap on a reused buffer.
+        let dst = buf.initialize_unfilled();
+        match Pin::new(&mut this.inner).poll_read(cx, dst) {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// A stream that yields some bytes, then fails.
+    struct Failing(Option<&'static [u8]>);
+
+    impl AsyncRead for Failing {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            match self.0.take() {
+                Some(data) => {
+                    buf[..data.len()].copy_from_slice(data);
+                    Poll::Ready(Ok(data.len()))
+                }
+                None => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+            }
+        }
+    }
+
+    fn read_once<S: AsyncRead + Unpin>(io: &mut TokioIo<S>) -> io::Result<Vec<u8>> {
+        let mut storage = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut storage);
+        let mut cx = Context::from_waker(Waker::noop());
+        match tokio::io::AsyncRead::poll_read(Pin::new(io), &mut cx, &mut buf) {
+            Poll::Ready(r) => r.map(|()| buf.filled().to_vec()),
+            Poll::Pending => panic!("test stream never pends"),
+        }
+    }
+
+    #[test]
+    fn replays_prefix_then_reads_inner_then_passes_errors_through() {
+        let mut io = TokioIo::with_replay(Failing(Some(b"world")), Bytes::from_static(b"hello "));
+        assert_eq!(read_once(&mut io).unwrap(), b"hello ");
+        assert_eq!(read_once(&mut io).unwrap(), b"world");
+        let err = read_once(&mut io).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    }
+}
