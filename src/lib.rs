@@ -13,3 +13,4 @@
 
 pub mod io;
 pub mod proto;
+pub mod sample_backend;
