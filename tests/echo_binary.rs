@@ -1,0 +1,145 @@
+//! Starts the real `switchyard-echo` binary and checks what scripts and tests rely on: the
+//! listening line on stdout with the real port, registration with a gateway, exit statuses.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// How long the binary may take to print a line or exit before the test fails.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Kills the child when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(args: &[&str]) -> (Running, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard-echo"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start switchyard-echo");
+    let stdout = child.stdout.take().unwrap();
+    (Running(child), lines(stdout))
+}
+
+/// Reads stdout on a helper thread so the test can wait for a line with a deadline.
+fn lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn listening_addr(line: &str) -> SocketAddr {
+    line.strip_prefix("switchyard-echo listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("an ip:port")
+}
+
+/// A one-shot fake gateway: answers the first request with `status`, hands back what it got.
+fn fake_gateway(status: u16) -> (String, thread::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !request.ends_with(b"}") && request.len() < 64 * 1024 {
+            let n = conn.read(&mut chunk).unwrap();
+            assert_ne!(n, 0, "client closed before sending its body");
+            request.extend_from_slice(&chunk[..n]);
+        }
+        let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+        conn.write_all(answer.as_bytes()).unwrap();
+        String::from_utf8(request).unwrap()
+    });
+    (url, handle)
+}
+
+#[test]
+fn prints_the_bound_port_then_serves() {
+    let (_echo, lines) = start(&["--listen", "127.0.0.1:0", "--instance", "bin-1"]);
+    let addr = listening_addr(&lines.recv_timeout(WAIT).expect("listening line"));
+    assert_ne!(addr.port(), 0);
+    TcpStream::connect_timeout(&addr, WAIT).expect("the echo accepts connections");
+}
+
+#[test]
+fn registers_with_the_gateway_after_listening() {
+    let (url, gateway) = fake_gateway(201);
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--instance",
+        "bin-2",
+        "--service",
+        "users",
+        "--register",
+        &url,
+        "--token",
+        "tk",
+    ];
+    let (_echo, lines) = start(&args);
+    let addr = listening_addr(&lines.recv_timeout(WAIT).expect("listening line"));
+    assert_eq!(
+        lines.recv_timeout(WAIT).expect("registered line"),
+        format!("registered users/bin-2 at {url}")
+    );
+    let request = gateway.join().unwrap();
+    assert!(request.starts_with("PUT /-/services/users/instances/bin-2 HTTP/1.1\r\n"));
+    assert!(request.contains("authorization: Bearer tk\r\n"));
+    assert!(request.ends_with(&format!("{{\"address\":\"{addr}\"}}")));
+}
+
+#[test]
+fn exits_1_when_registration_is_refused() {
+    let (url, gateway) = fake_gateway(403);
+    let (mut echo, _lines) = start(&["--listen", "127.0.0.1:0", "--register", &url]);
+    gateway.join().unwrap();
+    let status = wait_for_exit(&mut echo.0);
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    echo.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("status 403"), "stderr: {stderr}");
+}
+
+#[test]
+fn exits_2_on_bad_options() {
+    let (mut echo, _lines) = start(&["--listen", "not-an-address"]);
+    assert_eq!(wait_for_exit(&mut echo.0).code(), Some(2));
+}
+
+/// Polls for the child's exit with a deadline (std has no wait-with-timeout).
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    const POLL: Duration = Duration::from_millis(20);
+    for _ in 0..(WAIT.as_millis() / POLL.as_millis()) {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        thread::sleep(POLL);
+    }
+    panic!("switchyard-echo did not exit within {WAIT:?}");
+}
