@@ -8,6 +8,9 @@
 //!       → upstream (balancer, pool, gRPC over h2) → error (the one place errors become responses)
 //! registry: owner thread → crossbeam channel → each shard's own read copy (registry::view)
 //! ```
+//!
+//! [`sample_backend`] is not on that path: it is the echo backend the tests, `--demo` and the load
+//! test send traffic to (also shipped as the `switchyard-echo` binary).
 
 #![warn(missing_docs)]
 

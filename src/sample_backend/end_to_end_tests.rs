@@ -198,6 +198,23 @@ async fn check_calls(client: &SendRequest<Bytes>, addr: SocketAddr) {
     assert_eq!(resp.body.len(), 3_000_000);
     assert!(resp.body.iter().all(|&b| b == b'x'));
 
+    // Many calls in flight at once on one connection all get their own answer.
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            glommio::spawn_local(async move {
+                let path = format!("/status/{}", 200 + i % 3);
+                let answer = call(&client, addr, SEND_PATH, &request(&path, &[]))
+                    .await
+                    .unwrap();
+                answer.message().status_code
+            })
+        })
+        .collect();
+    for (i, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await, 200 + i32::try_from(i % 3).unwrap());
+    }
+
     // Streams are served concurrently: a quick call overtakes a long delay on the same
     // connection (the losing delay call is dropped, which resets its stream).
     let slow = async {

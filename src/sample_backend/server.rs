@@ -31,6 +31,10 @@ pub const MAX_REQUEST_MESSAGE: usize = 16 * 1024 * 1024;
 /// on the tasks (and buffered requests) one client can hold open.
 const MAX_CONCURRENT_STREAMS: u32 = 1024;
 
+/// Largest request header block: the gateway sends a handful of gRPC headers (client headers
+/// travel inside the message), so h2's 16 MiB default would only serve a misbehaving peer.
+const MAX_HEADER_LIST: u32 = 16 * 1024;
+
 /// Per-stream receive window: a typical request arrives without waiting for a WINDOW_UPDATE.
 const STREAM_WINDOW: u32 = 1024 * 1024;
 
@@ -84,6 +88,7 @@ async fn serve_connection(stream: TcpStream, instance: Rc<Instance>) {
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_LIST)
         .handshake::<_, Bytes>(TokioIo::new(stream));
     let mut connection = match handshake.await {
         Ok(connection) => connection,
