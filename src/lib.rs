@@ -4,9 +4,10 @@
 //! A request travels through the modules in this order:
 //!
 //! ```text
-//! shard (executor, listener) → http1 / http2 (client codec) → router (REST, admin, GraphQL)
-//!       → upstream (balancer, pool, gRPC over h2) → error (the one place errors become responses)
-//! registry: owner thread → crossbeam channel → each shard's own read copy (registry::view)
+//! runtime (start-up, signals) → shard (pinned executor, listener) → http::{h1,h2} (client codecs)
+//!   → router → rest | admin | graphql_endpoint → upstream (balancer, pool, gRPC over h2)
+//!   → error (the one place errors become responses)
+//! registry: owner thread ─crossbeam─▶ each shard's own read copy (registry::view)
 //! ```
 //!
 //! [`sample_backend`] is not on that path: it is the echo backend the tests, `--demo` and the load
@@ -14,6 +15,22 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod graphql_endpoint;
+pub mod http;
 pub mod io;
+pub mod listener;
+pub mod metrics;
+pub mod names;
 pub mod proto;
+pub mod registry;
+pub mod rest;
+pub mod router;
+pub mod runtime;
 pub mod sample_backend;
+pub mod shard;
+pub mod sys;
+pub mod timeout;
+pub mod upstream;

@@ -1,1 +1,44 @@
-fn main() {}
+//! `switchyard`: the gateway binary. See the README for options; `--help` lists them.
+
+use clap::Parser;
+
+use switchyard::config::{Args, Config};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit status for bad options (contract §7).
+const EXIT_USAGE: i32 = 2;
+/// Exit status when the gateway cannot start.
+const EXIT_START_FAILED: i32 = 1;
+
+fn main() {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid options");
+            eprintln!("switchyard: {}", line.trim_start_matches("error: "));
+            std::process::exit(EXIT_USAGE);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::from_args(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            std::process::exit(EXIT_USAGE);
+        }
+    };
+    if let Err(e) = switchyard::runtime::run(config) {
+        eprintln!("switchyard: {e}");
+        std::process::exit(EXIT_START_FAILED);
+    }
+}

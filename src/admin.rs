@@ -1,0 +1,208 @@
+//! The gateway's own endpoints below `/-/` (contract §4): liveness, readiness, metrics, and the
+//! registry's read and write API.
+//!
+//! Registry writes need `authorization: Bearer <token>` when a token is configured; without one they
+//! are accepted from loopback clients only. Authorisation is checked before the input is validated,
+//! so an unauthorised client learns nothing about what would be accepted.
+
+use std::rc::Rc;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::{Request, Response};
+use crate::names::{Address, InstanceId, ServiceName};
+use crate::registry::{RegistryError, WriteOp, WriteOutcome};
+use crate::shard::Shard;
+
+/// Largest registration body accepted: `{"address": …}` with a 260-byte address fits many times over.
+const MAX_REGISTRATION_BODY: usize = 4096;
+
+/// Serves a `/-/…` request.
+pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Result<Response, GatewayError> {
+    let path = request.path_str();
+    match path {
+        "/-/health" => read_only(request, || Response::json(200, &br#"{"status":"ok"}"#[..])),
+        "/-/ready" => read_only(request, || {
+            if shard.process.is_ready() {
+                Response::json(200, &br#"{"ready":true}"#[..])
+            } else {
+                Response::json(503, &br#"{"ready":false}"#[..])
+            }
+        }),
+        "/-/metrics" => read_only(request, || {
+            let mut r = Response::new(200, crate::metrics::render(&shard.process.metrics));
+            r.push_header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+            r
+        }),
+        "/-/services" => read_only(request, || services(shard)),
+        _ => match instance_path(path) {
+            Some((service, instance)) => instance_write(shard, request, service, instance).await,
+            None => Err(GatewayError::new(
+                ErrorKind::NotFound,
+                format!("no gateway endpoint `{}`", path.escape_default()),
+            )),
+        },
+    }
+}
+
+fn read_only(
+    request: &Request,
+    answer: impl FnOnce() -> Response,
+) -> Result<Response, GatewayError> {
+    match request.method {
+        http::Method::GET | http::Method::HEAD => Ok(answer()),
+        _ => Err(method_not_allowed("GET")),
+    }
+}
+
+fn method_not_allowed(allowed: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("this endpoint accepts {allowed}"),
+    )
+}
+
+/// `/-/services/{service}/instances/{instance}` → `(service, instance)`.
+fn instance_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/-/services/")?;
+    let (service, rest) = rest.split_once('/')?;
+    let instance = rest.strip_prefix("instances/")?;
+    (!instance.contains('/')).then_some((service, instance))
+}
+
+fn services(shard: &Shard) -> Response {
+    let view = shard.registry.borrow();
+    let services: Vec<_> = view
+        .services()
+        .iter()
+        .map(|s| {
+            let instances: Vec<_> = s
+                .instances
+                .iter()
+                .map(|i| {
+                    json!({
+                        "id": i.id.as_str(),
+                        "address": i.address.as_str(),
+                        "healthy": shard.upstream.healthy(i.address.socket()),
+                    })
+                })
+                .collect();
+            json!({"name": s.name.as_str(), "instances": instances})
+        })
+        .collect();
+    Response::json(200, json!({ "services": services }).to_string())
+}
+
+fn authorize(shard: &Shard, request: &Request) -> Result<(), GatewayError> {
+    match &shard.config.registry_token {
+        Some(token) => {
+            let given = request
+                .header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+                Ok(())
+            } else {
+                Err(GatewayError::new(
+                    ErrorKind::Unauthorized,
+                    "registry writes need `authorization: Bearer <token>`",
+                ))
+            }
+        }
+        None if request.remote.ip().is_loopback() => Ok(()),
+        None => Err(GatewayError::new(
+            ErrorKind::Forbidden,
+            "without a registry token, registry writes are accepted from loopback clients only",
+        )),
+    }
+}
+
+/// Compares secrets without an early exit that would leak the matching prefix's length.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Deserialize)]
+struct Registration {
+    address: String,
+}
+
+async fn instance_write(
+    shard: &Rc<Shard>,
+    request: &Request,
+    service: &str,
+    instance: &str,
+) -> Result<Response, GatewayError> {
+    if !matches!(request.method, http::Method::PUT | http::Method::DELETE) {
+        return Err(method_not_allowed("PUT and DELETE"));
+    }
+    authorize(shard, request)?;
+    let bad = |e: crate::names::InvalidName| GatewayError::bad_request(e.0);
+    let service = ServiceName::parse(service).map_err(bad)?;
+    let instance = InstanceId::parse(instance).map_err(bad)?;
+    let op = if request.method == http::Method::PUT {
+        if request.body.len() > MAX_REGISTRATION_BODY {
+            return Err(GatewayError::new(
+                ErrorKind::BodyTooLarge,
+                "registration body is over 4 KiB",
+            ));
+        }
+        let body: Registration = serde_json::from_slice(&request.body).map_err(|e| {
+            GatewayError::bad_request(format!("body must be {{\"address\":\"host:port\"}}: {e}"))
+        })?;
+        Address::check(&body.address).map_err(bad)?;
+        WriteOp::Upsert {
+            service: service.clone(),
+            instance: instance.clone(),
+            address: body.address,
+        }
+    } else {
+        WriteOp::Remove {
+            service: service.clone(),
+            instance: instance.clone(),
+        }
+    };
+    let address = match &op {
+        WriteOp::Upsert { address, .. } => Some(address.clone()),
+        _ => None,
+    };
+    let outcome = shard.registry_client.write(op).await.map_err(|e| match e {
+        RegistryError::Invalid(m) => GatewayError::bad_request(m),
+        RegistryError::Unavailable(m) => GatewayError::new(ErrorKind::RegistryUnavailable, m),
+    })?;
+    let status = match outcome {
+        WriteOutcome::Created => 201,
+        WriteOutcome::Updated | WriteOutcome::Unchanged => 200,
+        WriteOutcome::Removed => return Ok(Response::new(204, bytes::Bytes::new())),
+    };
+    let body = json!({
+        "service": service.as_str(),
+        "instance": instance.as_str(),
+        "address": address,
+    });
+    Ok(Response::json(status, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_paths() {
+        assert_eq!(
+            instance_path("/-/services/users/instances/u1"),
+            Some(("users", "u1"))
+        );
+        assert_eq!(instance_path("/-/services/users/instances/u1/x"), None);
+        assert_eq!(instance_path("/-/services/users/u1"), None);
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cre", b"s3cret"));
+    }
+}

@@ -1,0 +1,485 @@
+//! Configuration: command line, environment and an optional TOML file, merged into one typed,
+//! validated [`Config`].
+//!
+//! Precedence is flag > environment (`SWITCHYARD_<NAME>`, handled by clap) > file > default. Every
+//! default is a named constant with the reason for its value. [`Config::from_args`] reports every
+//! problem at once, so an operator fixes a bad deployment in one round trip.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::names::ServiceName;
+
+/// Default client listener: loopback, so a first run exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default deadline for one backend call: long enough for slow services, short enough that a stuck
+/// backend frees its client within a human attention span.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Default request body limit: the gRPC default max message size, so any accepted body can be sent.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+/// Default header section limit: nginx's `large_client_header_buffers 4 8k` total.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 << 10;
+/// Default header count limit: Envoy's `max_headers_count` default.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default in-flight limit per shard: far above what one core can serve within a deadline, low
+/// enough that a flood is refused with 503 instead of exhausting memory.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+/// Default max backend answer: the gRPC default max receive message size.
+pub const DEFAULT_MAX_GRPC_MESSAGE_BYTES: usize = 4 << 20;
+/// Time a client has to send a whole header section (slowloris guard; nginx's
+/// `client_header_timeout` is 60 s, but a gateway in front of latency-critical services can be stricter).
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Idle keep-alive connection lifetime: below HAProxy's and nginx's defaults so that the proxy in
+/// front, not the gateway, decides when a pooled connection is reused.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Time a client has to send a whole request body once the headers are in (nginx: `client_body_timeout`).
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
+/// SIGTERM drain: long enough for the default request deadline to run out.
+pub const DEFAULT_GRACE_PERIOD_MS: u64 = 10_000;
+/// Default registry log topic (contract §6).
+pub const DEFAULT_KAFKA_TOPIC: &str = "switchyard.registry";
+
+/// `switchyard` command line. Every option can also be given as `SWITCHYARD_<NAME>`.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Thread-per-core REST/GraphQL to gRPC gateway"
+)]
+pub struct Args {
+    /// Client listener, bound once per shard with SO_REUSEPORT [default: 127.0.0.1:8080]
+    #[arg(long, env = "SWITCHYARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Number of shards (executors pinned one per CPU) [default: one per CPU in --cpus]
+    #[arg(long, env = "SWITCHYARD_SHARDS")]
+    pub shards: Option<usize>,
+    /// CPUs the shards are pinned to, in order, e.g. `1,3-5` [default: the process's affinity mask]
+    #[arg(long, env = "SWITCHYARD_CPUS")]
+    pub cpus: Option<String>,
+    /// Join a cluster through these Kafka brokers (comma-separated host:port)
+    #[arg(long, env = "SWITCHYARD_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Registry log topic [default: switchyard.registry]
+    #[arg(long, env = "SWITCHYARD_KAFKA_TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// CPU the Kafka thread is pinned to [default: last CPU of the affinity mask]
+    #[arg(long, env = "SWITCHYARD_KAFKA_CORE")]
+    pub kafka_core: Option<usize>,
+    /// This gateway's node id [default: random at start]
+    #[arg(long, env = "SWITCHYARD_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Bearer token required for /-/services writes
+    #[arg(long, env = "SWITCHYARD_REGISTRY_TOKEN")]
+    pub registry_token: Option<String>,
+    /// TOML file with the same keys (snake_case) plus [services.NAME] settings
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Default deadline of a backend call, in milliseconds [default: 10000]
+    #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Request body limit in bytes (413 above) [default: 4194304]
+    #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Header section limit in bytes (431 above) [default: 32768]
+    #[arg(long, env = "SWITCHYARD_MAX_HEADER_BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Maximum number of request headers (431 above) [default: 100]
+    #[arg(long, env = "SWITCHYARD_MAX_HEADERS")]
+    pub max_headers: Option<usize>,
+    /// In-flight request limit per shard (503 with retry-after above) [default: 10000]
+    #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// Largest backend answer accepted, in bytes (502 above) [default: 4194304]
+    #[arg(long, env = "SWITCHYARD_MAX_GRPC_MESSAGE_BYTES")]
+    pub max_grpc_message_bytes: Option<usize>,
+    /// Time a client has to send its header section, in ms (408 after) [default: 10000]
+    #[arg(long, env = "SWITCHYARD_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// Idle keep-alive timeout, in ms [default: 60000]
+    #[arg(long, env = "SWITCHYARD_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Time a client has to send its request body, in ms (408 after) [default: 60000]
+    #[arg(long, env = "SWITCHYARD_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// How long SIGTERM waits for in-flight requests, in ms [default: 10000]
+    #[arg(long, env = "SWITCHYARD_GRACE_PERIOD_MS")]
+    pub grace_period_ms: Option<u64>,
+    /// Also start the sample backend in-process and register it (services `echo` and `users`)
+    #[arg(long, env = "SWITCHYARD_DEMO")]
+    pub demo: bool,
+}
+
+/// The `--config` file: the same keys as the command line, plus per-service settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    shards: Option<usize>,
+    cpus: Option<String>,
+    kafka_brokers: Option<String>,
+    kafka_topic: Option<String>,
+    kafka_core: Option<usize>,
+    node_id: Option<String>,
+    registry_token: Option<String>,
+    request_timeout_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+    max_headers: Option<usize>,
+    max_in_flight: Option<usize>,
+    max_grpc_message_bytes: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    grace_period_ms: Option<u64>,
+    #[serde(default)]
+    services: HashMap<String, FileServiceConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServiceConfig {
+    timeout_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+    max_grpc_message_bytes: Option<usize>,
+}
+
+/// Settings that can differ per service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// Deadline of one backend call.
+    pub timeout: Duration,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+    /// Largest backend answer accepted.
+    pub max_grpc_message_bytes: usize,
+}
+
+/// Kafka settings, present when the gateway joins a cluster.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, comma-separated.
+    pub brokers: String,
+    /// Registry log topic.
+    pub topic: String,
+    /// CPU the Kafka thread is pinned to.
+    pub core: usize,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Client listener.
+    pub listen: SocketAddr,
+    /// CPUs the shards are pinned to, one shard per entry.
+    pub shard_cpus: Vec<usize>,
+    /// Cluster settings; `None` means standalone.
+    pub kafka: Option<KafkaConfig>,
+    /// This gateway's node id.
+    pub node_id: String,
+    /// Bearer token for registry writes.
+    pub registry_token: Option<String>,
+    /// Settings for services without their own entry.
+    pub default_service: ServiceSettings,
+    /// Per-service overrides.
+    pub services: HashMap<ServiceName, ServiceSettings>,
+    /// Header section limit.
+    pub max_header_bytes: usize,
+    /// Header count limit.
+    pub max_headers: usize,
+    /// In-flight limit per shard.
+    pub max_in_flight: usize,
+    /// Header read deadline.
+    pub header_timeout: Duration,
+    /// Idle keep-alive timeout.
+    pub idle_timeout: Duration,
+    /// Body read deadline.
+    pub body_timeout: Duration,
+    /// SIGTERM drain period.
+    pub grace_period: Duration,
+    /// Start the in-process sample backend.
+    pub demo: bool,
+}
+
+/// Upper bound for `--max-headers`: httparse's header array is sized from it per connection.
+const MAX_HEADERS_CEILING: usize = 1_000;
+/// Upper bound for body and message limits: everything is buffered in memory per request.
+const MAX_BYTES_CEILING: usize = 1 << 30;
+
+impl Config {
+    /// Builds the configuration from parsed arguments, reading the `--config` file if any.
+    /// Returns every problem found, one per line.
+    pub fn from_args(args: Args) -> Result<Config, String> {
+        let mut problems = Vec::new();
+        let file = match &args.config {
+            None => FileConfig::default(),
+            Some(path) => match std::fs::read_to_string(path) {
+                Err(e) => return Err(format!("cannot read config file {}: {e}", path.display())),
+                Ok(text) => toml::from_str(&text)
+                    .map_err(|e| format!("config file {}: {}", path.display(), e.message()))?,
+            },
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        let kafka_brokers = args.kafka_brokers.or(file.kafka_brokers);
+        let cpus = match args.cpus.or(file.cpus) {
+            Some(list) => parse_cpu_list(&list).unwrap_or_else(|e| {
+                problems.push(format!("--cpus: {e}"));
+                Vec::new()
+            }),
+            None => crate::sys::affinity_cpus().unwrap_or_else(|e| {
+                problems.push(format!("cannot read the CPU affinity mask: {e}"));
+                Vec::new()
+            }),
+        };
+        let kafka = kafka_brokers.map(|brokers| KafkaConfig {
+            brokers,
+            topic: args
+                .kafka_topic
+                .or(file.kafka_topic)
+                .unwrap_or_else(|| DEFAULT_KAFKA_TOPIC.to_string()),
+            core: args
+                .kafka_core
+                .or(file.kafka_core)
+                .or_else(|| cpus.last().copied())
+                .unwrap_or(0),
+        });
+        // With Kafka on, the Kafka core is taken out of the shard CPUs when there is more than one.
+        let mut shard_cpus: Vec<usize> = match &kafka {
+            Some(k) if cpus.len() > 1 => cpus.iter().copied().filter(|&c| c != k.core).collect(),
+            _ => cpus.clone(),
+        };
+        if let Some(n) = args.shards.or(file.shards) {
+            if n == 0 {
+                problems.push("--shards must be at least 1".to_string());
+            } else if shard_cpus.is_empty() {
+                // Reported above.
+            } else {
+                // More shards than CPUs wrap around: allowed for tests, pointless in production.
+                shard_cpus = (0..n).map(|i| shard_cpus[i % shard_cpus.len()]).collect();
+            }
+        }
+        let node_id = args
+            .node_id
+            .or(file.node_id)
+            .unwrap_or_else(|| format!("node-{:016x}", crate::sys::random_u64()));
+        if node_id.is_empty() || node_id.len() > 128 {
+            problems.push("--node-id must be 1 to 128 characters".to_string());
+        }
+        let registry_token = args.registry_token.or(file.registry_token);
+        if registry_token.as_deref() == Some("") {
+            problems.push("--registry-token must not be empty".to_string());
+        }
+
+        let mut bytes = |name: &str, flag: Option<usize>, file: Option<usize>, default: usize| {
+            let v = flag.or(file).unwrap_or(default);
+            if v == 0 || v > MAX_BYTES_CEILING {
+                problems.push(format!(
+                    "--{name} must be between 1 and {MAX_BYTES_CEILING}"
+                ));
+            }
+            v
+        };
+        let max_body_bytes = bytes(
+            "max-body-bytes",
+            args.max_body_bytes,
+            file.max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES,
+        );
+        let max_grpc_message_bytes = bytes(
+            "max-grpc-message-bytes",
+            args.max_grpc_message_bytes,
+            file.max_grpc_message_bytes,
+            DEFAULT_MAX_GRPC_MESSAGE_BYTES,
+        );
+        let max_header_bytes = bytes(
+            "max-header-bytes",
+            args.max_header_bytes,
+            file.max_header_bytes,
+            DEFAULT_MAX_HEADER_BYTES,
+        );
+        let max_in_flight = bytes(
+            "max-in-flight",
+            args.max_in_flight,
+            file.max_in_flight,
+            DEFAULT_MAX_IN_FLIGHT,
+        );
+        let max_headers = args
+            .max_headers
+            .or(file.max_headers)
+            .unwrap_or(DEFAULT_MAX_HEADERS);
+        if max_headers == 0 || max_headers > MAX_HEADERS_CEILING {
+            problems.push(format!(
+                "--max-headers must be between 1 and {MAX_HEADERS_CEILING}"
+            ));
+        }
+        let mut millis = |name: &str, flag: Option<u64>, file: Option<u64>, default: u64| {
+            let v = flag.or(file).unwrap_or(default);
+            if v == 0 {
+                problems.push(format!("--{name} must be at least 1"));
+            }
+            Duration::from_millis(v)
+        };
+        let default_service = ServiceSettings {
+            timeout: millis(
+                "request-timeout-ms",
+                args.request_timeout_ms,
+                file.request_timeout_ms,
+                DEFAULT_REQUEST_TIMEOUT_MS,
+            ),
+            max_body_bytes,
+            max_grpc_message_bytes,
+        };
+        let header_timeout = millis(
+            "header-timeout-ms",
+            args.header_timeout_ms,
+            file.header_timeout_ms,
+            DEFAULT_HEADER_TIMEOUT_MS,
+        );
+        let idle_timeout = millis(
+            "idle-timeout-ms",
+            args.idle_timeout_ms,
+            file.idle_timeout_ms,
+            DEFAULT_IDLE_TIMEOUT_MS,
+        );
+        let body_timeout = millis(
+            "body-timeout-ms",
+            args.body_timeout_ms,
+            file.body_timeout_ms,
+            DEFAULT_BODY_TIMEOUT_MS,
+        );
+        let grace_period = millis(
+            "grace-period-ms",
+            args.grace_period_ms,
+            file.grace_period_ms,
+            DEFAULT_GRACE_PERIOD_MS,
+        );
+
+        let mut services = HashMap::new();
+        for (name, s) in file.services {
+            match ServiceName::parse(&name) {
+                Ok(service) => {
+                    let settings = ServiceSettings {
+                        timeout: s
+                            .timeout_ms
+                            .map(Duration::from_millis)
+                            .unwrap_or(default_service.timeout),
+                        max_body_bytes: s.max_body_bytes.unwrap_or(max_body_bytes),
+                        max_grpc_message_bytes: s
+                            .max_grpc_message_bytes
+                            .unwrap_or(max_grpc_message_bytes),
+                    };
+                    if settings.timeout.is_zero()
+                        || settings.max_body_bytes == 0
+                        || settings.max_grpc_message_bytes == 0
+                    {
+                        problems.push(format!("[services.{name}]: values must be at least 1"));
+                    }
+                    services.insert(service, settings);
+                }
+                Err(e) => problems.push(format!("[services.{name}]: {e}")),
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        Ok(Config {
+            listen,
+            shard_cpus,
+            kafka,
+            node_id,
+            registry_token,
+            default_service,
+            services,
+            max_header_bytes,
+            max_headers,
+            max_in_flight,
+            header_timeout,
+            idle_timeout,
+            body_timeout,
+            grace_period,
+            demo: args.demo,
+        })
+    }
+
+    /// The settings for `service`.
+    pub fn service(&self, service: &str) -> &ServiceSettings {
+        self.services.get(service).unwrap_or(&self.default_service)
+    }
+
+    /// A configuration for tests and benchmarks: defaults, one shard on CPU 0.
+    pub fn for_tests() -> Config {
+        let args = Args {
+            cpus: Some("0".to_string()),
+            ..Args::default()
+        };
+        Config::from_args(args).expect("defaults are valid")
+    }
+}
+
+/// Parses a CPU list such as `1,3-5` into `[1, 3, 4, 5]`.
+pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim) {
+        let range = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>(), b.trim().parse::<usize>()),
+            None => (part.parse::<usize>(), part.parse::<usize>()),
+        };
+        match range {
+            (Ok(a), Ok(b)) if a <= b && b < 4096 => cpus.extend(a..=b),
+            _ => return Err(format!("`{part}` is not a CPU number or range")),
+        }
+    }
+    if cpus.is_empty() {
+        return Err("empty CPU list".to_string());
+    }
+    Ok(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("1,3-5").unwrap(), vec![1, 3, 4, 5]);
+        assert_eq!(parse_cpu_list("0").unwrap(), vec![0]);
+        assert!(parse_cpu_list("5-3").is_err());
+        assert!(parse_cpu_list("a").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let args = Args {
+            cpus: Some("0".into()),
+            shards: Some(0),
+            max_headers: Some(0),
+            request_timeout_ms: Some(0),
+            ..Args::default()
+        };
+        let err = Config::from_args(args).unwrap_err();
+        assert!(err.contains("--shards"), "{err}");
+        assert!(err.contains("--max-headers"), "{err}");
+        assert!(err.contains("--request-timeout-ms"), "{err}");
+    }
+
+    #[test]
+    fn kafka_core_is_taken_out_of_the_shards() {
+        let args = Args {
+            cpus: Some("0-3".into()),
+            kafka_brokers: Some("127.0.0.1:9092".into()),
+            ..Args::default()
+        };
+        let config = Config::from_args(args).unwrap();
+        assert_eq!(config.shard_cpus, vec![0, 1, 2]);
+        assert_eq!(config.kafka.unwrap().core, 3);
+    }
+}

@@ -1,0 +1,349 @@
+//! The one error type of the request path and the one place it becomes a response.
+//!
+//! Every failure a client can see — its own bad request, a missing service, a backend that is down,
+//! slow, broken or answering with a gRPC error — is a [`GatewayError`] with an [`ErrorKind`]. The
+//! kind alone decides the HTTP status, the `code` in the JSON body and whether the client
+//! connection must be closed ([`GatewayError::into_response`]); nothing matches on message text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::http::Response;
+
+/// gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum GrpcCode {
+    Ok = 0,
+    Cancelled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+impl GrpcCode {
+    /// The code for a `grpc-status` value; values outside the table are `UNKNOWN`, as gRPC says.
+    pub fn from_status(value: u32) -> GrpcCode {
+        use GrpcCode::*;
+        const ALL: [GrpcCode; 17] = [
+            Ok,
+            Cancelled,
+            Unknown,
+            InvalidArgument,
+            DeadlineExceeded,
+            NotFound,
+            AlreadyExists,
+            PermissionDenied,
+            ResourceExhausted,
+            FailedPrecondition,
+            Aborted,
+            OutOfRange,
+            Unimplemented,
+            Internal,
+            Unavailable,
+            DataLoss,
+            Unauthenticated,
+        ];
+        ALL.get(value as usize).copied().unwrap_or(Unknown)
+    }
+
+    /// The canonical upper-case name.
+    pub fn name(self) -> &'static str {
+        use GrpcCode::*;
+        match self {
+            Ok => "OK",
+            Cancelled => "CANCELLED",
+            Unknown => "UNKNOWN",
+            InvalidArgument => "INVALID_ARGUMENT",
+            DeadlineExceeded => "DEADLINE_EXCEEDED",
+            NotFound => "NOT_FOUND",
+            AlreadyExists => "ALREADY_EXISTS",
+            PermissionDenied => "PERMISSION_DENIED",
+            ResourceExhausted => "RESOURCE_EXHAUSTED",
+            FailedPrecondition => "FAILED_PRECONDITION",
+            Aborted => "ABORTED",
+            OutOfRange => "OUT_OF_RANGE",
+            Unimplemented => "UNIMPLEMENTED",
+            Internal => "INTERNAL",
+            Unavailable => "UNAVAILABLE",
+            DataLoss => "DATA_LOSS",
+            Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+
+    /// The HTTP status grpc-gateway maps this code to (contract §3).
+    pub fn http_status(self) -> u16 {
+        use GrpcCode::*;
+        match self {
+            Ok => 200,
+            InvalidArgument | FailedPrecondition | OutOfRange => 400,
+            Unauthenticated => 401,
+            PermissionDenied => 403,
+            NotFound => 404,
+            AlreadyExists | Aborted => 409,
+            ResourceExhausted => 429,
+            Cancelled => 499,
+            Unimplemented => 501,
+            Unavailable => 503,
+            DeadlineExceeded => 504,
+            Unknown | Internal | DataLoss => 500,
+        }
+    }
+}
+
+/// What went wrong, as the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed request, bad header value, smuggling-shaped framing, invalid admin input.
+    BadRequest,
+    /// Registry write without the right bearer token.
+    Unauthorized,
+    /// Registry write from a non-loopback client when no token is configured.
+    Forbidden,
+    /// The first path segment names no registered service.
+    ServiceNotFound,
+    /// Unknown gateway endpoint below `/-/`.
+    NotFound,
+    /// Known gateway endpoint, wrong method.
+    MethodNotAllowed,
+    /// The client was too slow sending its request.
+    RequestTimeout,
+    /// Request body over the limit.
+    BodyTooLarge,
+    /// Header section (or header count) over the limit.
+    HeadersTooLarge,
+    /// No instance could take the call.
+    NoHealthyInstance,
+    /// The shard's in-flight limit is reached.
+    Overloaded,
+    /// The registry log could not be written.
+    RegistryUnavailable,
+    /// The backend did not answer within the deadline.
+    UpstreamTimeout,
+    /// The backend broke the protocol (bad frame, bad protobuf, reset, GOAWAY, oversize answer).
+    UpstreamProtocol,
+    /// The backend answered with a non-zero `grpc-status`.
+    Grpc(GrpcCode),
+}
+
+impl ErrorKind {
+    /// The HTTP status for this kind (contract §3).
+    pub fn status(self) -> u16 {
+        use ErrorKind::*;
+        match self {
+            BadRequest => 400,
+            Unauthorized => 401,
+            Forbidden => 403,
+            ServiceNotFound | NotFound => 404,
+            MethodNotAllowed => 405,
+            RequestTimeout => 408,
+            BodyTooLarge => 413,
+            HeadersTooLarge => 431,
+            NoHealthyInstance | Overloaded | RegistryUnavailable => 503,
+            UpstreamTimeout => 504,
+            UpstreamProtocol => 502,
+            Grpc(code) => code.http_status(),
+        }
+    }
+
+    /// The `error.code` in the JSON body: a gRPC code name for backend errors, a gateway code otherwise.
+    pub fn code(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            BadRequest => "BAD_REQUEST",
+            Unauthorized => "UNAUTHORIZED",
+            Forbidden => "FORBIDDEN",
+            ServiceNotFound => "SERVICE_NOT_FOUND",
+            NotFound => "NOT_FOUND",
+            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            RequestTimeout => "REQUEST_TIMEOUT",
+            BodyTooLarge => "BODY_TOO_LARGE",
+            HeadersTooLarge => "HEADERS_TOO_LARGE",
+            NoHealthyInstance => "NO_HEALTHY_INSTANCE",
+            Overloaded => "OVERLOADED",
+            RegistryUnavailable => "REGISTRY_UNAVAILABLE",
+            UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            UpstreamProtocol => "UPSTREAM_PROTOCOL_ERROR",
+            Grpc(code) => code.name(),
+        }
+    }
+
+    /// Whether the client connection must be closed after the answer: framing errors leave the
+    /// byte stream in an unknown state, and an unread body cannot be skipped safely.
+    pub fn closes_connection(self) -> bool {
+        use ErrorKind::*;
+        matches!(
+            self,
+            BadRequest | RequestTimeout | BodyTooLarge | HeadersTooLarge
+        )
+    }
+}
+
+/// Where an error came from, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The client's request.
+    Client,
+    /// The backend or the path to it.
+    Upstream,
+    /// The gateway itself (limits, registry).
+    Gateway,
+}
+
+/// A request-path error: a kind plus a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// Human-readable detail for the `message` field.
+    pub message: Cow<'static, str>,
+}
+
+impl GatewayError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        GatewayError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A malformed-request error.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+
+    /// A backend protocol error (502).
+    pub fn upstream_protocol(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::UpstreamProtocol, message)
+    }
+
+    /// Where the error came from.
+    pub fn source(&self) -> Source {
+        use ErrorKind::*;
+        match self.kind {
+            BadRequest | Unauthorized | Forbidden | ServiceNotFound | NotFound
+            | MethodNotAllowed | RequestTimeout | BodyTooLarge | HeadersTooLarge => Source::Client,
+            NoHealthyInstance | UpstreamTimeout | UpstreamProtocol | Grpc(_) => Source::Upstream,
+            Overloaded | RegistryUnavailable => Source::Gateway,
+        }
+    }
+
+    /// The response the client gets: status, JSON body, and the headers this kind needs.
+    pub fn into_response(self, service: Option<&str>, request_id: &str) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.kind.code(),
+                "message": self.message,
+                "service": service,
+                "request_id": request_id,
+            }
+        });
+        let mut response = Response::json(self.kind.status(), body.to_string().into_bytes());
+        match self.kind {
+            ErrorKind::Overloaded => response.push_header("retry-after", "1"),
+            ErrorKind::Unauthorized => response.push_header("www-authenticate", "Bearer"),
+            _ => {}
+        }
+        response.close = self.kind.closes_connection();
+        response
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.message)
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_codes_map_like_grpc_gateway() {
+        let table = [
+            (1, 499, "CANCELLED"),
+            (2, 500, "UNKNOWN"),
+            (3, 400, "INVALID_ARGUMENT"),
+            (4, 504, "DEADLINE_EXCEEDED"),
+            (5, 404, "NOT_FOUND"),
+            (6, 409, "ALREADY_EXISTS"),
+            (7, 403, "PERMISSION_DENIED"),
+            (8, 429, "RESOURCE_EXHAUSTED"),
+            (9, 400, "FAILED_PRECONDITION"),
+            (10, 409, "ABORTED"),
+            (11, 400, "OUT_OF_RANGE"),
+            (12, 501, "UNIMPLEMENTED"),
+            (13, 500, "INTERNAL"),
+            (14, 503, "UNAVAILABLE"),
+            (15, 500, "DATA_LOSS"),
+            (16, 401, "UNAUTHENTICATED"),
+            (99, 500, "UNKNOWN"),
+        ];
+        for (value, status, name) in table {
+            let kind = ErrorKind::Grpc(GrpcCode::from_status(value));
+            assert_eq!(
+                (kind.status(), kind.code()),
+                (status, name),
+                "grpc-status {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn gateway_kinds_have_contract_statuses() {
+        use ErrorKind::*;
+        let table = [
+            (BadRequest, 400, true),
+            (Unauthorized, 401, false),
+            (Forbidden, 403, false),
+            (ServiceNotFound, 404, false),
+            (NotFound, 404, false),
+            (MethodNotAllowed, 405, false),
+            (RequestTimeout, 408, true),
+            (BodyTooLarge, 413, true),
+            (HeadersTooLarge, 431, true),
+            (NoHealthyInstance, 503, false),
+            (Overloaded, 503, false),
+            (RegistryUnavailable, 503, false),
+            (UpstreamTimeout, 504, false),
+            (UpstreamProtocol, 502, false),
+        ];
+        for (kind, status, closes) in table {
+            assert_eq!(kind.status(), status, "{kind:?}");
+            assert_eq!(kind.closes_connection(), closes, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn error_body_has_the_contract_shape() {
+        let r = GatewayError::new(ErrorKind::Overloaded, "busy").into_response(Some("users"), "r1");
+        assert_eq!(r.status, 503);
+        assert!(r.header("retry-after").is_some());
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error":{"code":"OVERLOADED","message":"busy","service":"users","request_id":"r1"}})
+        );
+        let r = GatewayError::bad_request("x").into_response(None, "r2");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(v["error"]["service"].is_null());
+        assert!(r.close);
+    }
+}

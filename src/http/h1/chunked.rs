@@ -1,0 +1,209 @@
+//! Incremental `Transfer-Encoding: chunked` decoding (RFC 9112 §7.1).
+//!
+//! The decoder consumes whatever part of the input it can and keeps its state between reads, so the
+//! connection loop can feed it socket reads of any size. It is strict where leniency enables request
+//! smuggling: chunk sizes are hex digits only (no sign, no whitespace before them, no overflow), every
+//! line ends in CRLF, and the trailer section is bounded like a header section.
+
+use bytes::{Buf, BytesMut};
+
+use crate::error::{ErrorKind, GatewayError};
+
+/// Longest chunk-size line accepted, extensions included (nginx refuses far shorter ones).
+const MAX_CHUNK_LINE: usize = 4096;
+/// Hex digits in a chunk size: 15 keep the size below 2^60, far over any body limit.
+const MAX_SIZE_DIGITS: usize = 15;
+
+/// Where the decoder is in the chunked stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside chunk data; this many bytes remain.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// After the last chunk: reading trailer lines; this many trailer bytes seen so far.
+    Trailers(usize),
+    /// The body is complete.
+    Done,
+}
+
+/// Decodes as much of `input` as possible into `body`. Returns `Ok(true)` once the last chunk and the
+/// trailer section are consumed; consumed bytes are removed from `input`.
+pub fn decode(
+    input: &mut BytesMut,
+    state: &mut State,
+    body: &mut BytesMut,
+    max_body: usize,
+    max_trailer_bytes: usize,
+) -> Result<bool, GatewayError> {
+    loop {
+        match *state {
+            State::Done => return Ok(true),
+            State::Size => {
+                let Some(line_len) = find_crlf(input, MAX_CHUNK_LINE)? else {
+                    return Ok(false);
+                };
+                let size = parse_size(&input[..line_len])?;
+                input.advance(line_len + 2);
+                if body.len() as u64 + size > max_body as u64 {
+                    return Err(GatewayError::new(
+                        ErrorKind::BodyTooLarge,
+                        "request body is over the limit",
+                    ));
+                }
+                *state = if size == 0 {
+                    State::Trailers(0)
+                } else {
+                    State::Data(size)
+                };
+            }
+            State::Data(remaining) => {
+                if input.is_empty() {
+                    return Ok(false);
+                }
+                let n = (remaining as usize).min(input.len());
+                body.extend_from_slice(&input[..n]);
+                input.advance(n);
+                *state = if n as u64 == remaining {
+                    State::DataEnd
+                } else {
+                    State::Data(remaining - n as u64)
+                };
+            }
+            State::DataEnd => {
+                if input.len() < 2 {
+                    return Ok(false);
+                }
+                if &input[..2] != b"\r\n" {
+                    return Err(GatewayError::bad_request("chunk data not followed by CRLF"));
+                }
+                input.advance(2);
+                *state = State::Size;
+            }
+            State::Trailers(seen) => {
+                let Some(line_len) = find_crlf(input, max_trailer_bytes.saturating_sub(seen))?
+                else {
+                    return Ok(false);
+                };
+                // Trailer fields are read and dropped: ForwardingReq has no place for them.
+                input.advance(line_len + 2);
+                *state = if line_len == 0 {
+                    State::Done
+                } else {
+                    State::Trailers(seen + line_len + 2)
+                };
+            }
+        }
+    }
+}
+
+/// Position of the first CRLF, refusing lines longer than `max` and bare LFs.
+fn find_crlf(input: &[u8], max: usize) -> Result<Option<usize>, GatewayError> {
+    let window = &input[..input.len().min(max + 2)];
+    match window.iter().position(|&c| c == b'\n') {
+        Some(0) => Err(GatewayError::bad_request("bare LF in chunked body")),
+        Some(i) if window[i - 1] == b'\r' => Ok(Some(i - 1)),
+        Some(_) => Err(GatewayError::bad_request("bare LF in chunked body")),
+        None if input.len() > max + 1 => Err(GatewayError::bad_request("chunk line too long")),
+        None => Ok(None),
+    }
+}
+
+/// Parses `1a;ext=v` into 26.
+fn parse_size(line: &[u8]) -> Result<u64, GatewayError> {
+    let bad = || GatewayError::bad_request("bad chunk size");
+    let digits = line
+        .iter()
+        .position(|c| !c.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    if digits == 0 || digits > MAX_SIZE_DIGITS {
+        return Err(bad());
+    }
+    let rest = &line[digits..];
+    // Only chunk extensions (`;name[=value]`, optionally after whitespace) may follow the size.
+    let rest = rest.trim_ascii_start();
+    if !rest.is_empty() && rest[0] != b';' {
+        return Err(bad());
+    }
+    if rest.iter().any(|&c| c < 0x20 && c != b'\t') {
+        return Err(bad());
+    }
+    let text = std::str::from_utf8(&line[..digits]).map_err(|_| bad())?;
+    u64::from_str_radix(text, 16).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(parts: &[&[u8]]) -> Result<(bool, Vec<u8>, Vec<u8>), ErrorKind> {
+        let mut state = State::Size;
+        let mut body = BytesMut::new();
+        let mut input = BytesMut::new();
+        let mut done = false;
+        for part in parts {
+            input.extend_from_slice(part);
+            done = decode(&mut input, &mut state, &mut body, 64, 128).map_err(|e| e.kind)?;
+        }
+        Ok((done, body.to_vec(), input.to_vec()))
+    }
+
+    #[test]
+    fn decodes_across_arbitrary_splits() {
+        let wire =
+            b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        for split in 0..wire.len() {
+            let (done, body, rest) = run(&[&wire[..split], &wire[split..]]).unwrap();
+            assert!(done);
+            assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.");
+            assert_eq!(rest, b"NEXT");
+        }
+    }
+
+    #[test]
+    fn incomplete_is_not_done() {
+        assert!(!run(&[b"4\r\nWi"]).unwrap().0);
+        assert!(!run(&[b"0\r\n"]).unwrap().0);
+    }
+
+    #[test]
+    fn malformed_sizes_and_lines_are_400() {
+        let cases: &[&[u8]] = &[
+            b"zz\r\n",
+            b"-1\r\n",
+            b" 1\r\na\r\n",
+            b"1 x\r\na\r\n",
+            b"0x1\r\na\r\n",
+            b"1\na\r\n",
+            b"1\r\nab\r\n",
+            b"1\r\naXY",
+            b"ffffffffffffffff\r\n",
+            b"\r\n",
+        ];
+        for case in cases {
+            assert_eq!(
+                run(&[case]).unwrap_err(),
+                ErrorKind::BadRequest,
+                "{}",
+                String::from_utf8_lossy(case)
+            );
+        }
+    }
+
+    #[test]
+    fn body_and_trailer_limits() {
+        assert_eq!(
+            run(&[b"41\r\n"]).unwrap_err(),
+            ErrorKind::BodyTooLarge,
+            "65 bytes over a 64-byte limit"
+        );
+        assert_eq!(
+            run(&[b"20\r\n", &[b'a'; 32], b"\r\n21\r\n"]).unwrap_err(),
+            ErrorKind::BodyTooLarge
+        );
+        let trailer = [&b"0\r\nX: "[..], &[b'v'; 200], b"\r\n\r\n"].concat();
+        assert_eq!(run(&[&trailer]).unwrap_err(), ErrorKind::BadRequest);
+    }
+}

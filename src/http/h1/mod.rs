@@ -1,0 +1,262 @@
+//! HTTP/1.1 connections: keep-alive, pipelining, Content-Length and chunked bodies,
+//! `Expect: 100-continue`, HEAD, and the timeouts and limits that keep a slow or hostile client
+//! from holding a shard's memory or connections.
+//!
+//! Requests on one connection are served in order (as HTTP/1.1 requires of pipelined requests);
+//! responses to pipelined requests are batched into one write until the input runs dry.
+
+pub mod chunked;
+pub mod parse;
+pub mod write;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::Request;
+use crate::shard::Shard;
+use parse::{Framing, Head, HeadLimits};
+
+/// Bytes read from the socket at a time: a typical request head fits in one read.
+pub const READ_CHUNK: usize = 16 << 10;
+/// Pipelined responses are flushed once this much is queued, bounding the output buffer.
+const MAX_PENDING_WRITE: usize = 64 << 10;
+
+enum Read {
+    Data,
+    Closed,
+    TimedOut,
+}
+
+/// Reads more bytes into `buf`, giving up at `deadline`.
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, deadline: Instant) -> Read {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+        return Read::TimedOut;
+    }
+    let n = buf.len();
+    buf.resize(n + READ_CHUNK, 0);
+    let result = stream.read(&mut buf[n..]).await;
+    match result {
+        Ok(0) => {
+            buf.truncate(n);
+            Read::Closed
+        }
+        Ok(read) => {
+            buf.truncate(n + read);
+            Read::Data
+        }
+        Err(e) => {
+            buf.truncate(n);
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                Read::TimedOut
+            } else {
+                Read::Closed
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.x on `stream`; `buf` holds bytes already read.
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, remote: SocketAddr) {
+    let config = shard.config.clone();
+    let _ = stream.set_write_timeout(Some(config.idle_timeout));
+    let limits = HeadLimits {
+        max_header_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        match serve_one(&shard, &mut stream, &mut buf, &mut out, limits, remote).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let request_id = shard.new_request_id();
+                let response = e.into_response(None, &request_id);
+                shard.metrics.count_response(response.status);
+                let mut response = response;
+                response.push_header("x-request-id", request_id);
+                write::encode(&mut out, &response, false, true, false);
+                break;
+            }
+        }
+        if out.len() >= MAX_PENDING_WRITE || (buf.is_empty() && !out.is_empty()) {
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        let _ = stream.write_all(&out).await;
+    }
+    let _ = stream.close().await;
+}
+
+/// Serves one request. `Ok(true)`: keep going; `Ok(false)`: close quietly; `Err`: answer and close.
+async fn serve_one(
+    shard: &Rc<Shard>,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    limits: HeadLimits,
+    remote: SocketAddr,
+) -> Result<bool, GatewayError> {
+    let config = &shard.config;
+    let Some(head) = read_head(shard, stream, buf, out, limits).await? else {
+        return Ok(false);
+    };
+    let max_body = shard.max_body_bytes(&head.path);
+    if let Framing::Length(n) = head.framing {
+        if n > max_body as u64 {
+            return Err(GatewayError::new(
+                ErrorKind::BodyTooLarge,
+                "request body is over the limit",
+            ));
+        }
+    }
+    if head.expect_continue && head.framing != Framing::None && buf.is_empty() {
+        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        flush(stream, out).await?;
+    }
+    let deadline = Instant::now() + config.body_timeout;
+    let body = read_body(
+        stream,
+        buf,
+        head.framing,
+        max_body,
+        config.max_header_bytes,
+        deadline,
+    )
+    .await?;
+    let Head {
+        method,
+        path,
+        query,
+        headers,
+        keep_alive,
+        http10,
+        ..
+    } = head;
+    let head_request = method == http::Method::HEAD;
+    let request = Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        remote,
+    };
+    let response = crate::router::handle(shard, request).await;
+    let close = response.close || !keep_alive || shard.is_draining();
+    write::encode(out, &response, head_request, close, http10);
+    Ok(!close)
+}
+
+async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayError> {
+    if !out.is_empty() {
+        stream
+            .write_all(out)
+            .await
+            .map_err(|_| GatewayError::bad_request("client went away"))?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Reads until a whole head is buffered. `Ok(None)` when the client closed or idled out between requests.
+async fn read_head(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    limits: HeadLimits,
+) -> Result<Option<Head>, GatewayError> {
+    let config = &shard.config;
+    let mut deadline = None::<Instant>;
+    loop {
+        if !buf.is_empty() {
+            if let Some(head) = parse::parse_head(buf, limits)? {
+                return Ok(Some(head));
+            }
+        }
+        // Nothing more to parse: answers to earlier pipelined requests go out before we wait.
+        if !out.is_empty() {
+            if stream.write_all(out).await.is_err() {
+                return Ok(None);
+            }
+            out.clear();
+        }
+        let until = match deadline {
+            Some(d) => d,
+            None if buf.is_empty() => Instant::now() + config.idle_timeout,
+            None => *deadline.insert(Instant::now() + config.header_timeout),
+        };
+        match read_more(stream, buf, until).await {
+            Read::Data => {
+                if deadline.is_none() {
+                    deadline = Some(Instant::now() + config.header_timeout);
+                }
+            }
+            Read::Closed => return Ok(None),
+            Read::TimedOut if buf.is_empty() => return Ok(None),
+            Read::TimedOut => {
+                return Err(GatewayError::new(
+                    ErrorKind::RequestTimeout,
+                    "request header section not received in time",
+                ))
+            }
+        }
+    }
+}
+
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    framing: Framing,
+    max_body: usize,
+    max_trailer_bytes: usize,
+    deadline: Instant,
+) -> Result<Bytes, GatewayError> {
+    let timeout = || {
+        GatewayError::new(
+            ErrorKind::RequestTimeout,
+            "request body not received in time",
+        )
+    };
+    let closed = || GatewayError::bad_request("connection closed before the body was complete");
+    match framing {
+        Framing::None => Ok(Bytes::new()),
+        Framing::Length(n) => {
+            let n = n as usize;
+            while buf.len() < n {
+                buf.reserve(n - buf.len());
+                match read_more(stream, buf, deadline).await {
+                    Read::Data => {}
+                    Read::Closed => return Err(closed()),
+                    Read::TimedOut => return Err(timeout()),
+                }
+            }
+            Ok(buf.split_to(n).freeze())
+        }
+        Framing::Chunked => {
+            let mut state = chunked::State::Size;
+            let mut body = BytesMut::new();
+            loop {
+                if chunked::decode(buf, &mut state, &mut body, max_body, max_trailer_bytes)? {
+                    return Ok(body.freeze());
+                }
+                match read_more(stream, buf, deadline).await {
+                    Read::Data => {}
+                    Read::Closed => return Err(closed()),
+                    Read::TimedOut => return Err(timeout()),
+                }
+            }
+        }
+    }
+}

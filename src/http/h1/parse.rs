@@ -1,0 +1,368 @@
+//! HTTP/1.1 request heads: httparse does the zero-copy tokenising; this file adds the framing rules
+//! a gateway must enforce so that it and the servers around it agree on where a request ends.
+//!
+//! Refused with 400 (and the connection closed): Content-Length together with Transfer-Encoding,
+//! repeated or malformed Content-Length, any transfer coding but a single `chunked`, obs-fold
+//! continuation lines (httparse rejects them in requests), header values that are not UTF-8, a
+//! missing or repeated Host in HTTP/1.1. Refused with 431: a header section or header count over the limit.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::Field;
+
+/// How the body of a request is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub struct Head {
+    /// Method.
+    pub method: http::Method,
+    /// Path (percent-encoding kept).
+    pub path: Bytes,
+    /// Query without `?`.
+    pub query: Bytes,
+    /// Headers, names lower-case, in order.
+    pub headers: Vec<Field>,
+    /// Body framing.
+    pub framing: Framing,
+    /// Whether the connection stays open after the response.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` was sent.
+    pub expect_continue: bool,
+    /// HTTP/1.0 (`false` for 1.1).
+    pub http10: bool,
+}
+
+/// Limits the parser enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// Bytes in the request line plus header section.
+    pub max_header_bytes: usize,
+    /// Number of headers.
+    pub max_headers: usize,
+}
+
+/// Most headers httparse is ever given room for (the configuration ceiling, plus one to detect overflow).
+const HEADER_SLOTS: usize = 1_001;
+/// Longest Content-Length value accepted: 19 digits always fit in a u64.
+const MAX_CONTENT_LENGTH_DIGITS: usize = 19;
+
+/// Parses the head at the start of `buf`. `Ok(None)` means more bytes are needed; on success the
+/// head's bytes are split off `buf` (names lower-cased in place, values shared, not copied).
+pub fn parse_head(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>, GatewayError> {
+    struct Spans {
+        method: (usize, usize),
+        target: (usize, usize),
+        headers: Vec<((usize, usize), (usize, usize))>,
+        http10: bool,
+        len: usize,
+    }
+    let slots = (limits.max_headers + 1).min(HEADER_SLOTS);
+    let spans = {
+        let base = buf.as_ptr() as usize;
+        let span = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+        let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+        let mut req = httparse::Request::new(&mut []);
+        let status = req.parse_with_uninit_headers(&buf[..], &mut storage[..slots]);
+        match status {
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > limits.max_header_bytes {
+                    return Err(too_large("header section"));
+                }
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(too_large("header count")),
+            Err(e) => return Err(GatewayError::bad_request(format!("malformed request: {e}"))),
+            Ok(httparse::Status::Complete(len)) => {
+                if len > limits.max_header_bytes {
+                    return Err(too_large("header section"));
+                }
+                if req.headers.len() > limits.max_headers {
+                    return Err(too_large("header count"));
+                }
+                Spans {
+                    method: span(req.method.unwrap_or_default().as_bytes()),
+                    target: span(req.path.unwrap_or_default().as_bytes()),
+                    headers: req
+                        .headers
+                        .iter()
+                        .map(|h| (span(h.name.as_bytes()), span(h.value)))
+                        .collect(),
+                    http10: req.version == Some(0),
+                    len,
+                }
+            }
+        }
+    };
+    for &((start, len), _) in &spans.headers {
+        buf[start..start + len].make_ascii_lowercase();
+    }
+    let head = buf.split_to(spans.len).freeze();
+    let slice = |(start, len): (usize, usize)| head.slice(start..start + len);
+
+    let method = http::Method::from_bytes(&head[spans.method.0..][..spans.method.1])
+        .map_err(|_| GatewayError::bad_request("malformed method"))?;
+    let target = slice(spans.target);
+    let target = origin_form(&target)?;
+    let (path, query) = crate::http::Request::split_target(&target);
+
+    let mut headers = Vec::with_capacity(spans.headers.len());
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut hosts = 0;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    for &(name, value) in &spans.headers {
+        let field = Field {
+            name: slice(name),
+            value: slice(value),
+        };
+        if std::str::from_utf8(&field.value).is_err() {
+            return Err(GatewayError::bad_request(format!(
+                "header `{}` has a value that is not UTF-8",
+                field.name_str()
+            )));
+        }
+        match field.name.as_ref() {
+            b"content-length" => {
+                if content_length.is_some() {
+                    return Err(GatewayError::bad_request("repeated Content-Length"));
+                }
+                content_length = Some(parse_content_length(&field.value)?);
+            }
+            b"transfer-encoding" => {
+                if chunked {
+                    return Err(GatewayError::bad_request("repeated Transfer-Encoding"));
+                }
+                if !field.value.eq_ignore_ascii_case(b"chunked") {
+                    return Err(GatewayError::bad_request(
+                        "only `Transfer-Encoding: chunked` is accepted",
+                    ));
+                }
+                chunked = true;
+            }
+            b"host" => hosts += 1,
+            b"connection" => {
+                for token in field.value_str().split(',').map(str::trim) {
+                    close |= token.eq_ignore_ascii_case("close");
+                    keep_alive_token |= token.eq_ignore_ascii_case("keep-alive");
+                }
+            }
+            b"expect" => expect_continue = field.value.eq_ignore_ascii_case(b"100-continue"),
+            _ => {}
+        }
+        headers.push(field);
+    }
+    if chunked && content_length.is_some() {
+        return Err(GatewayError::bad_request(
+            "Content-Length and Transfer-Encoding together",
+        ));
+    }
+    if chunked && spans.http10 {
+        return Err(GatewayError::bad_request(
+            "Transfer-Encoding is not allowed in HTTP/1.0",
+        ));
+    }
+    if !spans.http10 && hosts != 1 {
+        return Err(GatewayError::bad_request(
+            "HTTP/1.1 requests need exactly one Host header",
+        ));
+    }
+    let framing = match (chunked, content_length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(0)) | (false, None) => Framing::None,
+        (false, Some(n)) => Framing::Length(n),
+    };
+    Ok(Some(Head {
+        method,
+        path,
+        query,
+        headers,
+        framing,
+        keep_alive: if spans.http10 {
+            keep_alive_token && !close
+        } else {
+            !close
+        },
+        expect_continue: expect_continue && !spans.http10,
+        http10: spans.http10,
+    }))
+}
+
+fn too_large(what: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::HeadersTooLarge,
+        format!("request {what} is over the limit"),
+    )
+}
+
+fn parse_content_length(value: &[u8]) -> Result<u64, GatewayError> {
+    let bad = || GatewayError::bad_request("malformed Content-Length");
+    if value.is_empty()
+        || value.len() > MAX_CONTENT_LENGTH_DIGITS
+        || !value.iter().all(u8::is_ascii_digit)
+    {
+        return Err(bad());
+    }
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)
+}
+
+/// Reduces a request target to origin form (`/path?query`); absolute-form targets (`http://host/p`)
+/// are accepted as RFC 9112 asks of servers.
+fn origin_form(target: &Bytes) -> Result<Bytes, GatewayError> {
+    if target.first() == Some(&b'/') {
+        return Ok(target.clone());
+    }
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = target.slice(scheme.len()..);
+            return Ok(match rest.iter().position(|&c| c == b'/' || c == b'?') {
+                Some(i) if rest[i] == b'/' => rest.slice(i..),
+                Some(i) => {
+                    let mut t = BytesMut::with_capacity(rest.len() - i + 1);
+                    t.extend_from_slice(b"/");
+                    t.extend_from_slice(&rest[i..]);
+                    t.freeze()
+                }
+                None => Bytes::from_static(b"/"),
+            });
+        }
+    }
+    Err(GatewayError::bad_request(
+        "request target must be a path starting with `/`",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_header_bytes: 1024,
+        max_headers: 8,
+    };
+
+    fn parse(text: &[u8]) -> Result<Option<Head>, GatewayError> {
+        parse_head(&mut BytesMut::from(text), LIMITS)
+    }
+
+    fn kind(text: &[u8]) -> ErrorKind {
+        parse(text).unwrap_err().kind
+    }
+
+    #[test]
+    fn parses_a_head_and_leaves_the_body() {
+        let mut buf = BytesMut::from(
+            &b"POST /users/a%20b?x=1 HTTP/1.1\r\nHost: h\r\nX-Multi: 1\r\nx-multi: 2\r\nContent-Length: 3\r\n\r\nabcGET"[..],
+        );
+        let head = parse_head(&mut buf, LIMITS).unwrap().unwrap();
+        assert_eq!(head.method, http::Method::POST);
+        assert_eq!(&head.path[..], b"/users/a%20b");
+        assert_eq!(&head.query[..], b"x=1");
+        let names: Vec<_> = head.headers.iter().map(|f| f.name_str()).collect();
+        assert_eq!(names, ["host", "x-multi", "x-multi", "content-length"]);
+        assert_eq!(head.headers[2].value_str(), "2");
+        assert_eq!(head.framing, Framing::Length(3));
+        assert!(head.keep_alive);
+        assert_eq!(&buf[..], b"abcGET");
+    }
+
+    #[test]
+    fn partial_heads_wait_for_more() {
+        assert!(parse(b"GET / HTTP/1.1\r\nHost: h\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        let cases: &[&[u8]] = &[
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3a\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Folded: a\r\n b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Bad: \xff\xfe\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET nopath HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+        ];
+        for case in cases {
+            assert_eq!(
+                kind(case),
+                ErrorKind::BadRequest,
+                "{}",
+                String::from_utf8_lossy(case)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_give_431() {
+        let many: Vec<u8> = [
+            &b"GET / HTTP/1.1\r\nHost: h\r\n"[..],
+            &b"a: b\r\n".repeat(9),
+            b"\r\n",
+        ]
+        .concat();
+        assert_eq!(kind(&many), ErrorKind::HeadersTooLarge);
+        let long = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+            "v".repeat(2000)
+        );
+        assert_eq!(kind(long.as_bytes()), ErrorKind::HeadersTooLarge);
+        let endless = format!("GET / HTTP/1.1\r\nX: {}", "v".repeat(2000));
+        assert_eq!(kind(endless.as_bytes()), ErrorKind::HeadersTooLarge);
+    }
+
+    #[test]
+    fn connection_semantics() {
+        let h = parse(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        let h = parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive && h.http10);
+        let h = parse(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.keep_alive);
+        let h = parse(b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nTransfer-Encoding: Chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.expect_continue);
+        assert_eq!(h.framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn absolute_form_targets_become_paths() {
+        let h = parse(b"GET http://gw:8080/users/1?q HTTP/1.1\r\nHost: gw\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((&h.path[..], &h.query[..]), (&b"/users/1"[..], &b"q"[..]));
+        let h = parse(b"GET http://gw?q HTTP/1.1\r\nHost: gw\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((&h.path[..], &h.query[..]), (&b"/"[..], &b"q"[..]));
+    }
+}

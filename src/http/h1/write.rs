@@ -1,0 +1,86 @@
+//! HTTP/1.1 response encoding into the connection's reused output buffer.
+
+use std::io::Write;
+
+use crate::http::Response;
+
+/// Appends `response` to `out`. `head_request` leaves the body out (keeping its length), `close`
+/// announces the end of the connection, `http10` makes keep-alive explicit for HTTP/1.0 clients.
+pub fn encode(
+    out: &mut Vec<u8>,
+    response: &Response,
+    head_request: bool,
+    close: bool,
+    http10: bool,
+) {
+    let status = response.status;
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown");
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    for (name, value) in &response.headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
+    let bodiless_status = status < 200 || status == 204 || status == 304;
+    if !bodiless_status {
+        let _ = write!(out, "content-length: {}\r\n", response.body.len());
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_request && !bodiless_status {
+        out.extend_from_slice(&response.body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_status_headers_length_and_body() {
+        let mut r = Response::new(201, &b"hi"[..]);
+        r.push_header("x-a", "1");
+        r.push_header("x-a", "2");
+        let mut out = Vec::new();
+        encode(&mut out, &r, false, false, false);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 201 Created\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 2\r\n\r\nhi"
+        );
+    }
+
+    #[test]
+    fn head_keeps_the_length_but_not_the_body() {
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            &Response::new(200, &b"hello"[..]),
+            true,
+            true,
+            false,
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn no_content_has_no_length() {
+        let mut out = Vec::new();
+        encode(&mut out, &Response::new(204, &b""[..]), false, false, true);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
+        );
+    }
+}

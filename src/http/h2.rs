@@ -1,0 +1,223 @@
+//! HTTP/2 with prior knowledge (h2c) on the client listener, served by the `h2` crate.
+//!
+//! Each stream runs in its own task on the shard, so one slow backend call does not hold up the
+//! other streams of the connection. The connection is closed with GOAWAY when it has been idle for
+//! the idle timeout or when the shard drains.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use glommio::net::TcpStream;
+use h2::server::SendResponse;
+use h2::RecvStream;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::{Field, Request, Response};
+use crate::io::TokioIo;
+use crate::shard::Shard;
+
+/// Streams a client may have open at once on one connection (Envoy's default is 2^31; nginx uses 128).
+const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Per-stream receive window: large enough that a 1 MiB body arrives without waiting for updates.
+const STREAM_WINDOW: u32 = 1 << 20;
+/// Connection receive window: a few full stream windows.
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// Serves HTTP/2 on `stream`; `prefix` holds the bytes already read (the preface).
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: SocketAddr) {
+    let config = shard.config.clone();
+    let _ = stream.set_write_timeout(Some(config.idle_timeout));
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(config.max_header_bytes as u32)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    let handshake = builder.handshake::<_, Bytes>(TokioIo::with_replay(stream, prefix));
+    let mut conn = match crate::timeout::within(config.header_timeout, handshake).await {
+        Some(Ok(conn)) => conn,
+        _ => return,
+    };
+    let active = Rc::new(Cell::new(0usize));
+    let mut shutting_down = false;
+    loop {
+        // While streams are open the connection is busy; otherwise it may idle out.
+        let next = if active.get() == 0 && !shutting_down {
+            match crate::timeout::within(config.idle_timeout, conn.accept()).await {
+                Some(next) => next,
+                None => {
+                    conn.graceful_shutdown();
+                    shutting_down = true;
+                    continue;
+                }
+            }
+        } else {
+            conn.accept().await
+        };
+        let Some(Ok((request, respond))) = next else {
+            break;
+        };
+        if shard.is_draining() && !shutting_down {
+            conn.graceful_shutdown();
+            shutting_down = true;
+        }
+        active.set(active.get() + 1);
+        let (shard, active) = (shard.clone(), active.clone());
+        glommio::spawn_local(async move {
+            serve_stream(&shard, request, respond, remote).await;
+            active.set(active.get() - 1);
+        })
+        .detach();
+    }
+}
+
+async fn serve_stream(
+    shard: &Rc<Shard>,
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    remote: SocketAddr,
+) {
+    let head_request = request.method() == http::Method::HEAD;
+    let response = match read_request(shard, request, remote).await {
+        Ok(request) => crate::router::handle(shard, request).await,
+        Err(e) => {
+            let request_id = shard.new_request_id();
+            shard.metrics.count_response(e.kind.status());
+            let mut r = e.into_response(None, &request_id);
+            r.push_header("x-request-id", request_id);
+            r
+        }
+    };
+    let _ = send_response(&mut respond, response, head_request);
+}
+
+async fn read_request(
+    shard: &Shard,
+    request: http::Request<RecvStream>,
+    remote: SocketAddr,
+) -> Result<Request, GatewayError> {
+    let (parts, mut body) = request.into_parts();
+    let mut headers = Vec::with_capacity(parts.headers.len() + 1);
+    // HTTP/1.1 backends and the REST contract both expect a Host; HTTP/2 carries it as :authority.
+    if let Some(authority) = parts.uri.authority() {
+        if !parts.headers.contains_key(http::header::HOST) {
+            headers.push(Field::new(
+                Bytes::from_static(b"host"),
+                Bytes::copy_from_slice(authority.as_str().as_bytes()),
+            ));
+        }
+    }
+    for (name, value) in &parts.headers {
+        if std::str::from_utf8(value.as_bytes()).is_err() {
+            return Err(GatewayError::bad_request(format!(
+                "header `{name}` has a value that is not UTF-8"
+            )));
+        }
+        headers.push(Field::new(
+            Bytes::copy_from_slice(name.as_str().as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        ));
+    }
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .ok_or_else(|| GatewayError::bad_request("missing :path"))?;
+    if !path_and_query.as_str().starts_with('/') {
+        return Err(GatewayError::bad_request(
+            "request target must be a path starting with `/`",
+        ));
+    }
+    let target = Bytes::copy_from_slice(path_and_query.as_str().as_bytes());
+    let (path, query) = Request::split_target(&target);
+
+    let max_body = shard.max_body_bytes(&path);
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return Err(too_large());
+    }
+    let deadline = Instant::now() + shard.config.body_timeout;
+    let mut collected = BytesMut::new();
+    let mut single: Option<Bytes> = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = match crate::timeout::within(left, body.data()).await {
+            None => {
+                return Err(GatewayError::new(
+                    ErrorKind::RequestTimeout,
+                    "request body not received in time",
+                ))
+            }
+            Some(None) => break,
+            Some(Some(Err(e))) => {
+                return Err(GatewayError::bad_request(format!("stream error: {e}")))
+            }
+            Some(Some(Ok(chunk))) => chunk,
+        };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        let total = collected.len() + single.as_ref().map_or(0, Bytes::len) + chunk.len();
+        if total > max_body {
+            return Err(too_large());
+        }
+        // One DATA frame (the common case) is kept as it is; more are joined.
+        match single.take() {
+            None if collected.is_empty() => single = Some(chunk),
+            first => {
+                if let Some(first) = first {
+                    collected.extend_from_slice(&first);
+                }
+                collected.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let body = single.unwrap_or_else(|| collected.freeze());
+    Ok(Request {
+        method: parts.method,
+        path,
+        query,
+        headers,
+        body,
+        remote,
+    })
+}
+
+fn too_large() -> GatewayError {
+    GatewayError::new(ErrorKind::BodyTooLarge, "request body is over the limit")
+}
+
+fn send_response(
+    respond: &mut SendResponse<Bytes>,
+    response: Response,
+    head_request: bool,
+) -> Result<(), h2::Error> {
+    let mut builder = http::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name.as_ref(), value.as_ref());
+    }
+    let bodiless = head_request
+        || response.body.is_empty()
+        || response.status == 204
+        || response.status == 304;
+    if !bodiless || head_request {
+        builder = builder.header(http::header::CONTENT_LENGTH, response.body.len());
+    }
+    let head = match builder.body(()) {
+        Ok(head) => head,
+        // Header text is validated before it gets here; a failure is a gateway bug, answered as 502.
+        Err(_) => http::Response::builder()
+            .status(502)
+            .body(())
+            .expect("static response"),
+    };
+    let mut stream = respond.send_response(head, bodiless)?;
+    if !bodiless {
+        stream.send_data(response.body, true)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The client side: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener, both turned into the
+//! same protocol-neutral [`Request`] and written back from the same [`Response`].
+//!
+//! The two codecs differ only in framing; everything after them (routing, limits, errors) sees one
+//! shape, so a behaviour is written once. [`serve_connection`] reads the first bytes of a new
+//! connection and hands it to the codec the HTTP/2 connection preface calls for.
+
+pub mod h1;
+pub mod h2;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::AsyncReadExt;
+use glommio::net::TcpStream;
+
+use crate::shard::Shard;
+
+/// A request header: name lower-case, name and value valid UTF-8 (checked by the codec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Lower-case name.
+    pub name: Bytes,
+    /// Value, without surrounding whitespace.
+    pub value: Bytes,
+}
+
+impl Field {
+    /// A field from static text (tests, internal requests).
+    pub fn new(name: impl Into<Bytes>, value: impl Into<Bytes>) -> Field {
+        Field {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    /// The name as text.
+    pub fn name_str(&self) -> &str {
+        std::str::from_utf8(&self.name).unwrap_or_default()
+    }
+
+    /// The value as text.
+    pub fn value_str(&self) -> &str {
+        std::str::from_utf8(&self.value).unwrap_or_default()
+    }
+}
+
+/// A complete client request, whichever protocol carried it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Method, as sent (upper-case for the standard ones).
+    pub method: http::Method,
+    /// Raw path, percent-encoding kept, starting with `/`.
+    pub path: Bytes,
+    /// Raw query string without `?` (empty when none).
+    pub query: Bytes,
+    /// Headers in the order received, repeats kept, without pseudo-headers.
+    pub headers: Vec<Field>,
+    /// The whole body (de-chunked).
+    pub body: Bytes,
+    /// The client's address as the gateway saw it.
+    pub remote: SocketAddr,
+}
+
+impl Request {
+    /// The path as text (the codecs only accept ASCII targets).
+    pub fn path_str(&self) -> &str {
+        std::str::from_utf8(&self.path).unwrap_or("/")
+    }
+
+    /// The query as text.
+    pub fn query_str(&self) -> &str {
+        std::str::from_utf8(&self.query).unwrap_or_default()
+    }
+
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|f| f.name.as_ref() == name.as_bytes())
+            .map(Field::value_str)
+    }
+
+    /// Splits a raw request target into path and query.
+    pub fn split_target(target: &Bytes) -> (Bytes, Bytes) {
+        match target.iter().position(|&c| c == b'?') {
+            Some(i) => (target.slice(..i), target.slice(i + 1..)),
+            None => (target.clone(), Bytes::new()),
+        }
+    }
+}
+
+/// A response, whichever protocol carries it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers in order; never hop-by-hop or framing headers (the codec adds its own framing).
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    /// The body.
+    pub body: Bytes,
+    /// Close the client connection after this response.
+    pub close: bool,
+}
+
+impl Response {
+    /// A response with no headers.
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            close: false,
+        }
+    }
+
+    /// A JSON response.
+    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
+        let mut r = Response::new(status, body);
+        r.push_header("content-type", "application/json");
+        r
+    }
+
+    /// Appends a header.
+    pub fn push_header(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) {
+        self.headers.push((name.into(), value.into()));
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+/// The HTTP/2 connection preface a prior-knowledge client starts with.
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves one accepted client connection until it closes.
+pub async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream, remote: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(h1::READ_CHUNK);
+    // A client that connects and says nothing is dropped after the idle timeout.
+    if stream
+        .set_read_timeout(Some(shard.config.idle_timeout))
+        .is_err()
+    {
+        return;
+    }
+    // Read until the bytes so far either differ from the preface or complete it.
+    let is_h2 = loop {
+        let n = buf.len();
+        let common = n.min(H2_PREFACE.len());
+        if buf[..common] != H2_PREFACE[..common] {
+            break Some(false);
+        }
+        if n >= H2_PREFACE.len() {
+            break Some(true);
+        }
+        buf.resize(n + h1::READ_CHUNK, 0);
+        match stream.read(&mut buf[n..]).await {
+            Ok(0) | Err(_) => break None,
+            Ok(read) => buf.truncate(n + read),
+        }
+    };
+    match is_h2 {
+        Some(true) => h2::serve(shard, stream, buf.freeze(), remote).await,
+        Some(false) => h1::serve(shard, stream, buf, remote).await,
+        None => {}
+    }
+}

@@ -1,0 +1,218 @@
+//! Validated identities: a [`ServiceName`], an [`InstanceId`] or an [`Address`] that exists has
+//! been checked once, at construction, against the contract's rules; after that the type is the proof.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+/// Why a name or address was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidName(pub String);
+
+/// A service name: a DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`), never `graphql`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceName(Arc<str>);
+
+impl ServiceName {
+    /// Longest DNS label.
+    pub const MAX_LEN: usize = 63;
+
+    /// Validates `name`.
+    pub fn parse(name: &str) -> Result<ServiceName, InvalidName> {
+        if !is_service_name(name) {
+            return Err(InvalidName(format!(
+                "service name `{}` is not a DNS label (lower-case letters, digits and inner '-', 1 to 63 characters)",
+                name.escape_default()
+            )));
+        }
+        if name == "graphql" {
+            return Err(InvalidName("service name `graphql` is reserved".into()));
+        }
+        Ok(ServiceName(name.into()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// True when `name` is a DNS label (the reserved names are checked by [`ServiceName::parse`]).
+pub fn is_service_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= ServiceName::MAX_LEN
+        && ok(&b[0])
+        && ok(&b[b.len() - 1])
+        && b.iter().all(|c| ok(c) || *c == b'-')
+}
+
+impl std::borrow::Borrow<str> for ServiceName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An instance name: `^[A-Za-z0-9._-]{1,128}$`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(Arc<str>);
+
+impl InstanceId {
+    /// Longest instance name.
+    pub const MAX_LEN: usize = 128;
+
+    /// Validates `id`.
+    pub fn parse(id: &str) -> Result<InstanceId, InvalidName> {
+        let ok = !id.is_empty()
+            && id.len() <= Self::MAX_LEN
+            && id
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(InvalidName(format!(
+                "instance name `{}` must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
+                id.escape_default()
+            )));
+        }
+        Ok(InstanceId(id.into()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A backend address as registered (`host:port`), with the socket address it resolved to.
+///
+/// Resolution happens once, when the registration is applied (off the request path), so that a
+/// request never waits for DNS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Address {
+    text: Arc<str>,
+    socket: SocketAddr,
+}
+
+impl Address {
+    /// Longest `host:port` accepted: a DNS name (253) plus a port.
+    pub const MAX_LEN: usize = 260;
+
+    /// Checks the `host:port` syntax without resolving the host (cheap; safe on a shard).
+    pub fn check(text: &str) -> Result<(&str, u16), InvalidName> {
+        let bad = |why: &str| InvalidName(format!("address `{}` {why}", text.escape_default()));
+        if text.is_empty() || text.len() > Self::MAX_LEN {
+            return Err(bad("must be host:port"));
+        }
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| bad("must be host:port"))?;
+        let port: u16 = match port.parse() {
+            Ok(p) if p > 0 && port.bytes().all(|c| c.is_ascii_digit()) => p,
+            _ => return Err(bad("has no valid port (1-65535)")),
+        };
+        let host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            v6.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| bad("has no valid host"))?;
+            v6
+        } else {
+            let ok = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'));
+            if !ok {
+                return Err(bad("has no valid host"));
+            }
+            host
+        };
+        Ok((host, port))
+    }
+
+    /// Validates `host:port` and resolves it (DNS for names: call off the request path).
+    pub fn parse(text: &str) -> Result<Address, InvalidName> {
+        let (host, port) = Self::check(text)?;
+        let socket = (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                InvalidName(format!(
+                    "address `{}` does not resolve",
+                    text.escape_default()
+                ))
+            })?;
+        Ok(Address {
+            text: text.into(),
+            socket,
+        })
+    }
+
+    /// The address as registered.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The socket address it resolved to.
+    pub fn socket(&self) -> SocketAddr {
+        self.socket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_follow_dns_labels() {
+        for ok in ["a", "users", "user-svc", "a1", &"a".repeat(63)] {
+            assert!(ServiceName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Users",
+            "a_b",
+            "a.b",
+            &"a".repeat(64),
+            "graphql",
+            "ü",
+        ] {
+            assert!(ServiceName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn instance_names() {
+        assert!(InstanceId::parse("u1.A_b-c").is_ok());
+        assert!(InstanceId::parse(&"x".repeat(128)).is_ok());
+        for bad in ["", "a b", "a/b", &"x".repeat(129)] {
+            assert!(InstanceId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        let a = Address::parse("127.0.0.1:50051").unwrap();
+        assert_eq!(a.socket(), "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(a.as_str(), "127.0.0.1:50051");
+        assert!(Address::parse("localhost:80").is_ok());
+        assert!(Address::parse("[::1]:80").is_ok());
+        for bad in ["nohost", "h:99999", "h:0", ":80", "h:", "a b:80", "h:+80"] {
+            assert!(Address::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The authoritative registry state held by the owner, with the per-key ordering contract §6 asks for.
+//!
+//! Every key (`service/instance`) remembers the `(version, node)` of the last event applied to it,
+//! removals included, so that an older event arriving late never resurrects or overwrites newer
+//! state, whatever order events arrive in. Local writes take `version = held + 1`.
+
+use std::collections::BTreeMap;
+
+use crate::names::{Address, InstanceId, ServiceName};
+use crate::registry::{Change, InstanceRecord, WriteOutcome};
+
+/// The ordering stamp of an event: higher version wins; on a tie, the higher node id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp {
+    /// Per-key version.
+    pub version: u64,
+    /// The node that wrote it.
+    pub node: String,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    address: Option<Address>,
+    stamp: Stamp,
+}
+
+/// An event on one key, as written to (or read from) the registry log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Service.
+    pub service: ServiceName,
+    /// Instance.
+    pub instance: InstanceId,
+    /// New address, or `None` for a removal.
+    pub address: Option<Address>,
+    /// Ordering stamp.
+    pub stamp: Stamp,
+}
+
+/// Registry state: `(service, instance)` → latest event.
+#[derive(Debug, Default)]
+pub struct RegistryState {
+    entries: BTreeMap<(ServiceName, InstanceId), Entry>,
+}
+
+impl RegistryState {
+    /// The event a local write of `address` (or a removal) would produce: next version, this node.
+    pub fn next_event(
+        &self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        address: Option<Address>,
+        node: &str,
+    ) -> Event {
+        let held = self
+            .entries
+            .get(&(service.clone(), instance.clone()))
+            .map_or(0, |e| e.stamp.version);
+        Event {
+            service: service.clone(),
+            instance: instance.clone(),
+            address,
+            stamp: Stamp {
+                version: held + 1,
+                node: node.to_string(),
+            },
+        }
+    }
+
+    /// What applying `event` would mean to a client: created, updated, unchanged or removed.
+    pub fn outcome_of(&self, event: &Event) -> WriteOutcome {
+        let current = self.address_of(&event.service, &event.instance);
+        match (&event.address, current) {
+            (None, _) => WriteOutcome::Removed,
+            (Some(_), None) => WriteOutcome::Created,
+            (Some(new), Some(old)) if new.as_str() == old.as_str() => WriteOutcome::Unchanged,
+            (Some(_), Some(_)) => WriteOutcome::Updated,
+        }
+    }
+
+    /// Applies `event` if its stamp is greater than the one held for its key. Returns the change the
+    /// shards must see, or `None` when the event was older or changed nothing visible.
+    pub fn apply(&mut self, event: Event) -> Option<Change> {
+        let key = (event.service.clone(), event.instance.clone());
+        if let Some(held) = self.entries.get(&key) {
+            if event.stamp <= held.stamp {
+                return None;
+            }
+        }
+        let before = self.entries.get(&key).and_then(|e| e.address.clone());
+        let change = match (&event.address, before) {
+            (Some(new), Some(old)) if new == &old => None,
+            (Some(new), _) => Some(Change::Upsert(InstanceRecord {
+                service: event.service.clone(),
+                instance: event.instance.clone(),
+                address: new.clone(),
+            })),
+            (None, Some(_)) => Some(Change::Remove {
+                service: event.service.clone(),
+                instance: event.instance.clone(),
+            }),
+            (None, None) => None,
+        };
+        self.entries.insert(
+            key,
+            Entry {
+                address: event.address,
+                stamp: event.stamp,
+            },
+        );
+        change
+    }
+
+    /// The address `instance` of `service` is registered at.
+    pub fn address_of(&self, service: &ServiceName, instance: &InstanceId) -> Option<&Address> {
+        self.entries
+            .get(&(service.clone(), instance.clone()))
+            .and_then(|e| e.address.as_ref())
+    }
+
+    /// Every registered instance, ordered by service then instance.
+    pub fn instances(&self) -> impl Iterator<Item = InstanceRecord> + '_ {
+        self.entries.iter().filter_map(|((service, instance), e)| {
+            e.address.as_ref().map(|address| InstanceRecord {
+                service: service.clone(),
+                instance: instance.clone(),
+                address: address.clone(),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(version: u64, node: &str, address: Option<&str>) -> Event {
+        Event {
+            service: ServiceName::parse("users").unwrap(),
+            instance: InstanceId::parse("u1").unwrap(),
+            address: address.map(|a| Address::parse(a).unwrap()),
+            stamp: Stamp {
+                version,
+                node: node.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn newer_stamps_win_whatever_the_arrival_order() {
+        let events = [
+            event(1, "a", Some("127.0.0.1:1")),
+            event(2, "a", Some("127.0.0.1:2")),
+            event(2, "b", Some("127.0.0.1:3")),
+            event(3, "a", None),
+            event(3, "c", Some("127.0.0.1:4")),
+        ];
+        // Every permutation of arrival converges on the greatest stamp: (3, "c").
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        let mut permutations = 0;
+        loop {
+            let mut state = RegistryState::default();
+            for &i in &order {
+                state.apply(events[i].clone());
+            }
+            let addr = state
+                .address_of(&events[0].service, &events[0].instance)
+                .map(|a| a.as_str().to_string());
+            assert_eq!(addr.as_deref(), Some("127.0.0.1:4"), "order {order:?}");
+            permutations += 1;
+            if !next_permutation(&mut order) {
+                break;
+            }
+        }
+        assert_eq!(permutations, 120);
+    }
+
+    fn next_permutation(v: &mut [usize]) -> bool {
+        let Some(i) = (1..v.len()).rev().find(|&i| v[i - 1] < v[i]) else {
+            return false;
+        };
+        let j = (i..v.len()).rev().find(|&j| v[j] > v[i - 1]).unwrap();
+        v.swap(i - 1, j);
+        v[i..].reverse();
+        true
+    }
+
+    #[test]
+    fn removal_is_remembered_so_old_upserts_do_not_resurrect() {
+        let mut state = RegistryState::default();
+        assert!(state.apply(event(1, "a", Some("127.0.0.1:1"))).is_some());
+        assert!(matches!(
+            state.apply(event(2, "a", None)),
+            Some(Change::Remove { .. })
+        ));
+        assert_eq!(state.apply(event(1, "z", Some("127.0.0.1:9"))), None);
+        assert_eq!(state.instances().count(), 0);
+    }
+
+    #[test]
+    fn local_writes_report_their_outcome() {
+        let state = RegistryState::default();
+        let s = ServiceName::parse("users").unwrap();
+        let i = InstanceId::parse("u1").unwrap();
+        let e = state.next_event(&s, &i, Some(Address::parse("127.0.0.1:1").unwrap()), "n");
+        assert_eq!(e.stamp.version, 1);
+        assert_eq!(state.outcome_of(&e), WriteOutcome::Created);
+        let mut state = state;
+        state.apply(e.clone());
+        assert_eq!(state.outcome_of(&e), WriteOutcome::Unchanged);
+        let e2 = state.next_event(&s, &i, Some(Address::parse("127.0.0.1:2").unwrap()), "n");
+        assert_eq!(
+            (e2.stamp.version, state.outcome_of(&e2)),
+            (2, WriteOutcome::Updated)
+        );
+    }
+}

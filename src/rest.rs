@@ -1,0 +1,113 @@
+//! REST routing (contract §2): `ANY /{service}/{rest…}?{query}` becomes a `ForwardingReq` for one
+//! instance of `{service}`, and its answer the response.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::{Request, Response};
+use crate::names::is_service_name;
+use crate::registry::WriteOp;
+use crate::shard::Shard;
+use crate::upstream::codec::ForwardingParts;
+
+/// Splits `/{service}/{rest}` into the service segment and the path below it (`/` when empty).
+pub fn split_path(path: &Bytes) -> (Bytes, Bytes) {
+    let after = path.slice(1.min(path.len())..);
+    match after.iter().position(|&c| c == b'/') {
+        Some(i) => (after.slice(..i), after.slice(i..)),
+        None => (after, Bytes::from_static(b"/")),
+    }
+}
+
+/// The service a path names, when the first segment could be one (for error bodies).
+pub fn service_of(path: &str) -> Option<&str> {
+    let first = path.strip_prefix('/')?.split('/').next()?;
+    is_service_name(first).then_some(first)
+}
+
+/// Forwards `request` to the service its path names.
+pub async fn forward(
+    shard: &Rc<Shard>,
+    request: &Request,
+    request_id: &str,
+) -> Result<Response, GatewayError> {
+    let (service, path) = split_path(&request.path);
+    let name = std::str::from_utf8(&service).unwrap_or_default();
+    let Some(entry) = shard.registry.borrow().get(name).cloned() else {
+        return Err(GatewayError::new(
+            ErrorKind::ServiceNotFound,
+            format!("no service named `{}`", name.escape_default()),
+        ));
+    };
+    let _in_flight = shard.enter().ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::Overloaded,
+            "the gateway is at its in-flight limit",
+        )
+    })?;
+    let remote = request.remote.to_string();
+    let parts = ForwardingParts {
+        method: request.method.as_str(),
+        path: &path,
+        query: &request.query,
+        headers: &request.headers,
+        extra_headers: &[],
+        body: &request.body,
+        service: name,
+        request_id,
+        remote_addr: &remote,
+        graphql_field: "",
+    };
+    let settings = shard.config.service(name);
+    shard.metrics.upstream_calls.inc();
+    match shard
+        .upstream
+        .forward(&entry, &parts, settings, &shard.rng)
+        .await
+    {
+        Ok(response) => Ok(response),
+        Err(unreachable) => {
+            shard.metrics.upstream_failures.inc();
+            if unreachable.all_refused {
+                tracing::warn!(
+                    service = name,
+                    "every instance refused connections: removing the service"
+                );
+                shard.metrics.services_removed.inc();
+                shard.registry_client.submit(WriteOp::RemoveRefused {
+                    service: entry.name.clone(),
+                    instances: entry
+                        .instances
+                        .iter()
+                        .map(|i| (i.id.clone(), i.address.as_str().to_string()))
+                        .collect(),
+                });
+            }
+            Err(unreachable.error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_service_and_rest() {
+        let split = |p: &'static str| {
+            let (s, r) = split_path(&Bytes::from_static(p.as_bytes()));
+            (
+                String::from_utf8(s.to_vec()).unwrap(),
+                String::from_utf8(r.to_vec()).unwrap(),
+            )
+        };
+        assert_eq!(split("/users"), ("users".into(), "/".into()));
+        assert_eq!(split("/users/"), ("users".into(), "/".into()));
+        assert_eq!(split("/users/a/b%20c"), ("users".into(), "/a/b%20c".into()));
+        assert_eq!(split("/"), ("".into(), "/".into()));
+        assert_eq!(service_of("/users/1"), Some("users"));
+        assert_eq!(service_of("/Users/1"), None);
+    }
+}

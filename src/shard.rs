@@ -1,0 +1,271 @@
+//! A shard: one glommio executor pinned to one CPU, owning its listener, connections, upstream pools,
+//! registry copy and counters. Nothing here is shared with another shard except through messages
+//! (the registry mailbox) and the single-writer metrics the scraper reads.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+use futures_lite::AsyncReadExt;
+
+use crate::config::Config;
+use crate::metrics::ShardMetrics;
+use crate::registry::client::RegistryClient;
+use crate::registry::view::RegistryView;
+use crate::registry::{Change, ShardMailbox, ShardMsg};
+use crate::upstream::Upstream;
+
+/// How often a draining shard checks whether its in-flight requests are done.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// State shared by the whole process, read-mostly and off the request path.
+#[derive(Debug)]
+pub struct Process {
+    /// Every shard's metrics, for scraping.
+    pub metrics: Vec<Arc<ShardMetrics>>,
+    /// The registry has caught up with the cluster log.
+    pub ready: AtomicBool,
+    /// SIGTERM received.
+    pub draining: AtomicBool,
+}
+
+impl Process {
+    /// Process state for `shards` shards.
+    pub fn new(shards: usize) -> Process {
+        Process {
+            metrics: (0..shards).map(|_| Arc::default()).collect(),
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether `/-/ready` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// One shard's state; lives in an `Rc` on its executor.
+pub struct Shard {
+    /// Shard index.
+    pub id: usize,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Process-wide state.
+    pub process: Arc<Process>,
+    /// This shard's metrics (written only here).
+    pub metrics: Arc<ShardMetrics>,
+    /// This shard's registry copy.
+    pub registry: RefCell<RegistryView>,
+    /// Writes to the registry owner.
+    pub registry_client: RegistryClient,
+    /// Backend pools.
+    pub upstream: Upstream,
+    /// Balancing and request-id randomness.
+    pub rng: Cell<u64>,
+    in_flight: Cell<usize>,
+    draining: Cell<bool>,
+}
+
+impl Shard {
+    /// A shard with an empty registry copy.
+    pub fn new(
+        id: usize,
+        config: Arc<Config>,
+        process: Arc<Process>,
+        registry_client: RegistryClient,
+    ) -> Shard {
+        Shard {
+            id,
+            metrics: process.metrics[id].clone(),
+            config,
+            process,
+            registry: RefCell::default(),
+            registry_client,
+            upstream: Upstream::default(),
+            // xorshift must not start at zero.
+            rng: Cell::new(crate::sys::random_u64() | 1),
+            in_flight: Cell::new(0),
+            draining: Cell::new(false),
+        }
+    }
+
+    /// A fresh request id: 32 hex digits.
+    pub fn new_request_id(&self) -> String {
+        let a = crate::upstream::next_random(&self.rng);
+        let b = crate::upstream::next_random(&self.rng);
+        format!("{a:016x}{b:016x}")
+    }
+
+    /// Whether the shard is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.get()
+    }
+
+    /// The body limit for a request to `path` (per service when configured).
+    pub fn max_body_bytes(&self, path: &[u8]) -> usize {
+        let first = path
+            .strip_prefix(b"/")
+            .unwrap_or(path)
+            .split(|&c| c == b'/')
+            .next()
+            .unwrap_or_default();
+        let name = std::str::from_utf8(first).unwrap_or_default();
+        self.config.service(name).max_body_bytes
+    }
+
+    /// Counts a request as in flight until the guard drops; `None` at the in-flight limit.
+    pub fn enter(self: &Rc<Self>) -> Option<InFlight> {
+        let n = self.in_flight.get();
+        if n >= self.config.max_in_flight {
+            self.metrics.overloaded.inc();
+            return None;
+        }
+        self.in_flight.set(n + 1);
+        self.metrics.in_flight.inc();
+        Some(InFlight(self.clone()))
+    }
+
+    fn apply_changes(&self, changes: Vec<Change>) {
+        let mut view = self.registry.borrow_mut();
+        let mut removed = false;
+        for change in changes {
+            removed |= matches!(change, Change::Remove { .. });
+            view.apply(change);
+        }
+        if removed {
+            let live: rustc_hash::FxHashSet<_> = view
+                .services()
+                .iter()
+                .flat_map(|s| s.instances.iter().map(|i| i.address.socket()))
+                .collect();
+            self.upstream.retain_pools(|addr| live.contains(addr));
+        }
+        self.metrics
+            .registry_instances
+            .set(view.instance_count() as u64);
+    }
+}
+
+/// An in-flight request; see [`Shard::enter`].
+pub struct InFlight(Rc<Shard>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+        self.0.metrics.in_flight.dec();
+    }
+}
+
+/// Everything a shard thread needs to start.
+pub struct ShardStart {
+    /// Shard index.
+    pub id: usize,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Process-wide state.
+    pub process: Arc<Process>,
+    /// Registry client.
+    pub registry_client: RegistryClient,
+    /// Registry mailbox.
+    pub mailbox: ShardMailbox,
+    /// Where to report that the listener is bound (or why not).
+    pub started: std::sync::mpsc::Sender<Result<(), String>>,
+}
+
+/// The shard's main future: bind, serve until drained, then wait for in-flight requests.
+pub async fn run(start: ShardStart) {
+    let listener = match crate::listener::bind(start.config.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            let _ = start.started.send(Err(format!(
+                "shard {} cannot listen on {}: {e}",
+                start.id, start.config.listen
+            )));
+            return;
+        }
+    };
+    let shard = Rc::new(Shard::new(
+        start.id,
+        start.config,
+        start.process,
+        start.registry_client,
+    ));
+    let (drain_tx, drain_rx) = oneshot::channel();
+    glommio::spawn_local(mailbox_loop(shard.clone(), start.mailbox, drain_tx)).detach();
+    let _ = start.started.send(Ok(()));
+
+    let accept = async {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    let Ok(remote) = stream.peer_addr() else {
+                        continue;
+                    };
+                    shard.metrics.connections_total.inc();
+                    shard.metrics.connections_open.inc();
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move {
+                        crate::http::serve_connection(shard.clone(), stream, remote).await;
+                        shard.metrics.connections_open.dec();
+                    })
+                    .detach();
+                }
+                Err(e) => {
+                    tracing::warn!(shard = shard.id, "accept failed: {e}");
+                    glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            }
+        }
+    };
+    futures_lite::future::or(accept, async {
+        let _ = drain_rx.await;
+    })
+    .await;
+    drop(listener);
+    let deadline = Instant::now() + shard.config.grace_period;
+    while shard.in_flight.get() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(DRAIN_POLL).await;
+    }
+    tracing::debug!(
+        shard = shard.id,
+        left = shard.in_flight.get(),
+        "shard drained"
+    );
+}
+
+/// Applies registry changes and replies as the owner sends them; starts the drain when asked.
+async fn mailbox_loop(shard: Rc<Shard>, mailbox: ShardMailbox, drain: oneshot::Sender<()>) {
+    // SAFETY: the fd is the shard end of a socketpair that this task now owns.
+    let mut doorbell =
+        unsafe { glommio::net::UnixStream::from_raw_fd(mailbox.doorbell.into_raw_fd()) };
+    let mut drain = Some(drain);
+    let mut rings = [0u8; 64];
+    loop {
+        while let Ok(msg) = mailbox.rx.try_recv() {
+            match msg {
+                ShardMsg::Changes { seq, changes } => {
+                    shard.apply_changes(changes);
+                    shard.registry_client.applied(seq);
+                }
+                ShardMsg::Reply { token, result } => shard.registry_client.resolve(token, result),
+                ShardMsg::Drain => {
+                    shard.draining.set(true);
+                    if let Some(tx) = drain.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        }
+        match doorbell.read(&mut rings).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

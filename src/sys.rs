@@ -1,0 +1,114 @@
+//! The few Linux calls switchyard makes directly: CPU affinity, locked-memory limits, the io_uring
+//! switch, randomness and signal masks. Each returns an error that tells the operator what to do.
+
+use std::io;
+
+/// The CPUs this process may run on (so `taskset` and systemd `CPUAffinity=` are honoured).
+pub fn affinity_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect())
+    }
+}
+
+/// 64 random bits from the kernel (for node ids and request-id seeds; not on the request path).
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        // getrandom(2) on 8 bytes does not fail short on Linux ≥ 3.17; fall back to the clock anyway.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return t.as_nanos() as u64 ^ (std::process::id() as u64) << 32;
+    }
+    u64::from_ne_bytes(buf)
+}
+
+/// Makes sure `needed` bytes may be locked (glommio registers its io_uring rings and buffers).
+///
+/// Raises the soft limit, and the hard one when privileged; otherwise explains which `ulimit -l`
+/// or systemd `LimitMEMLOCK=` is needed.
+pub fn ensure_memlock(needed: u64) -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid rlimit to write into.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return Err(format!(
+            "cannot read the locked-memory limit: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    if lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= needed {
+        return Ok(());
+    }
+    let raised = libc::rlimit {
+        rlim_cur: needed,
+        rlim_max: if lim.rlim_max == libc::RLIM_INFINITY {
+            lim.rlim_max
+        } else {
+            lim.rlim_max.max(needed)
+        },
+    };
+    // SAFETY: raised is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0 {
+        return Ok(());
+    }
+    let kib = needed.div_ceil(1024);
+    Err(format!(
+        "the locked-memory limit is {} KiB but switchyard needs {kib} KiB for its io_uring rings: \
+         run `ulimit -l {kib}` (or `ulimit -l unlimited`) before starting it, or set \
+         LimitMEMLOCK={kib}K in its systemd unit",
+        lim.rlim_cur / 1024
+    ))
+}
+
+/// Fails with an explanation when the kernel has io_uring switched off.
+pub fn check_io_uring() -> Result<(), String> {
+    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        Ok(v) if v.trim() != "0" => Err(format!(
+            "io_uring is disabled on this kernel (kernel.io_uring_disabled = {}): switchyard's \
+             executors need it; run `sysctl kernel.io_uring_disabled=0`",
+            v.trim()
+        )),
+        // Absent on kernels before 6.6, which have io_uring enabled unless built without it;
+        // that case is reported when the first executor starts.
+        _ => Ok(()),
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread and in every thread it starts afterwards, so that
+/// only [`wait_for_termination`] receives them.
+pub fn block_termination_signals() {
+    // SAFETY: the set is initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (blocked beforehand by [`block_termination_signals`]).
+pub fn wait_for_termination() -> i32 {
+    // SAFETY: as above; sigwait writes the signal number into sig.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+        sig
+    }
+}

@@ -1,0 +1,189 @@
+//! One unary gRPC call over an h2 stream: request headers and the framed message, then the answer's
+//! headers, message and trailers (or a trailers-only answer), checked against the gRPC protocol.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderValue, CONTENT_TYPE, TE};
+
+use crate::error::{ErrorKind, GatewayError, GrpcCode};
+use crate::proto::ForwardingResp;
+use crate::upstream::codec::{decode_framed, GRPC_PREFIX_LEN};
+use crate::upstream::pool::Lease;
+
+/// Sends `frame` (a framed `ForwardingReq`) on `lease` and decodes the answer.
+pub async fn unary(
+    lease: &Lease,
+    frame: Bytes,
+    deadline: Duration,
+    max_message: usize,
+) -> Result<ForwardingResp, GatewayError> {
+    let broken = |what: &str, e: h2::Error| {
+        if e.is_go_away() || e.is_io() {
+            lease.discard();
+        }
+        GatewayError::upstream_protocol(format!("backend {what}: {e}"))
+    };
+    let mut send = lease
+        .send
+        .clone()
+        .ready()
+        .await
+        .map_err(|e| broken("connection failed", e))?;
+    let mut request = http::Request::post(lease.uri.clone())
+        .body(())
+        .expect("static request parts");
+    let headers = request.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(TE, HeaderValue::from_static("trailers"));
+    headers.insert("grpc-timeout", grpc_timeout(deadline));
+    let (response, mut stream) = send
+        .send_request(request, false)
+        .map_err(|e| broken("refused the call", e))?;
+    stream
+        .send_data(frame, true)
+        .map_err(|e| broken("refused the request body", e))?;
+    let response = response.await.map_err(|e| broken("reset the call", e))?;
+    let (head, mut body) = response.into_parts();
+    if head.status != http::StatusCode::OK {
+        return Err(GatewayError::upstream_protocol(format!(
+            "backend answered HTTP {} instead of a gRPC response",
+            head.status.as_u16()
+        )));
+    }
+    // Trailers-only: the status is in the headers and there is no message.
+    if let Some(status) = head.headers.get("grpc-status") {
+        return Err(
+            grpc_error(status, head.headers.get("grpc-message")).unwrap_or_else(|| {
+                GatewayError::upstream_protocol("backend sent grpc-status 0 without a message")
+            }),
+        );
+    }
+    let limit = max_message + GRPC_PREFIX_LEN;
+    let mut single: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| broken("reset the answer", e))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        let total = single.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
+        if total > limit {
+            return Err(GatewayError::upstream_protocol(format!(
+                "backend answer is over the {max_message}-byte limit"
+            )));
+        }
+        match single.take() {
+            None if joined.is_empty() => single = Some(chunk),
+            first => {
+                if let Some(first) = first {
+                    joined.extend_from_slice(&first);
+                }
+                joined.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let trailers = body
+        .trailers()
+        .await
+        .map_err(|e| broken("reset the answer", e))?
+        .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no trailers"))?;
+    let status = trailers
+        .get("grpc-status")
+        .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no grpc-status"))?;
+    if let Some(error) = grpc_error(status, trailers.get("grpc-message")) {
+        return Err(error);
+    }
+    let message = single.unwrap_or_else(|| joined.freeze());
+    decode_framed(message).map_err(|e| GatewayError::upstream_protocol(e.to_string()))
+}
+
+/// `None` for grpc-status 0, the mapped error otherwise.
+fn grpc_error(status: &HeaderValue, message: Option<&HeaderValue>) -> Option<GatewayError> {
+    let code = std::str::from_utf8(status.as_bytes())
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    let Some(code) = code else {
+        return Some(GatewayError::upstream_protocol(
+            "backend sent a malformed grpc-status",
+        ));
+    };
+    let code = GrpcCode::from_status(code);
+    if code == GrpcCode::Ok {
+        return None;
+    }
+    let message = message
+        .map(|m| percent_decode(m.as_bytes()))
+        .unwrap_or_else(|| code.name().to_string());
+    Some(GatewayError::new(ErrorKind::Grpc(code), message))
+}
+
+/// grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2, "Responses").
+fn percent_decode(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            let hex = std::str::from_utf8(&raw[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `grpc-timeout` header for `deadline`: milliseconds, or seconds when that would not fit the
+/// protocol's 8 digits.
+fn grpc_timeout(deadline: Duration) -> HeaderValue {
+    const MAX_DIGITS_VALUE: u128 = 99_999_999;
+    let ms = deadline.as_millis().max(1);
+    let text = if ms <= MAX_DIGITS_VALUE {
+        format!("{ms}m")
+    } else {
+        format!("{}S", (deadline.as_secs() as u128).min(MAX_DIGITS_VALUE))
+    };
+    HeaderValue::from_str(&text).expect("digits and a unit letter")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(grpc_timeout(Duration::from_millis(250)), "250m");
+        assert_eq!(grpc_timeout(Duration::from_micros(10)), "1m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        assert_eq!(percent_decode(b"no%20such%20user"), "no such user");
+        assert_eq!(percent_decode(b"100%"), "100%");
+        assert_eq!(percent_decode(b"caf%C3%A9"), "café");
+        assert_eq!(percent_decode(b"%zz"), "%zz");
+    }
+
+    #[test]
+    fn grpc_statuses_map_to_errors() {
+        let e = grpc_error(
+            &HeaderValue::from_static("7"),
+            Some(&HeaderValue::from_static("nope")),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.kind.status(), e.kind.code(), &*e.message),
+            (403, "PERMISSION_DENIED", "nope")
+        );
+        assert!(grpc_error(&HeaderValue::from_static("0"), None).is_none());
+        assert_eq!(
+            grpc_error(&HeaderValue::from_static("x"), None)
+                .unwrap()
+                .kind,
+            ErrorKind::UpstreamProtocol
+        );
+    }
+}

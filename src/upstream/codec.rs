@@ -1,0 +1,238 @@
+//! gRPC message framing and the `ForwardingReq` encoder.
+//!
+//! Requests are encoded by hand, straight from the borrowed pieces of the client request into one
+//! reused buffer that already holds the 5-byte gRPC prefix: no intermediate `ForwardingReq` with
+//! owned strings, one pass, one buffer. Responses are decoded with the prost-generated types. A
+//! unit test checks the hand encoder against prost's decoder.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+use prost::Message;
+
+use crate::http::Field;
+use crate::proto::ForwardingResp;
+
+/// Length of the gRPC message prefix: compressed flag (1) + big-endian length (4).
+pub const GRPC_PREFIX_LEN: usize = 5;
+
+/// The parts of a `ForwardingReq`, borrowed from wherever they live.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardingParts<'a> {
+    /// Upper-case method.
+    pub method: &'a str,
+    /// Path below the service prefix, starting with `/`.
+    pub path: &'a [u8],
+    /// Raw query without `?`.
+    pub query: &'a [u8],
+    /// Client headers, hop-by-hop ones already skipped by `keep_header`.
+    pub headers: &'a [Field],
+    /// Extra headers appended after the client's (GraphQL `headers` argument).
+    pub extra_headers: &'a [Field],
+    /// Request body.
+    pub body: &'a [u8],
+    /// Service name.
+    pub service: &'a str,
+    /// Request id.
+    pub request_id: &'a str,
+    /// Client address.
+    pub remote_addr: &'a str,
+    /// GraphQL root field response key (empty for REST).
+    pub graphql_field: &'a str,
+}
+
+fn bytes_field_len(tag: u32, len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(len as u64) + len
+    }
+}
+
+fn put_bytes_field(buf: &mut BytesMut, tag: u32, value: &[u8]) {
+    if value.is_empty() {
+        return;
+    }
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(value.len() as u64, buf);
+    buf.put_slice(value);
+}
+
+fn header_len(h: &Field) -> usize {
+    bytes_field_len(1, h.name.len()) + bytes_field_len(2, h.value.len())
+}
+
+impl ForwardingParts<'_> {
+    fn headers(&self, keep: fn(&Field) -> bool) -> impl Iterator<Item = &Field> {
+        self.headers
+            .iter()
+            .filter(move |h| keep(h))
+            .chain(self.extra_headers)
+    }
+
+    /// Encoded length of the `ForwardingReq` message (without the gRPC prefix).
+    pub fn encoded_len(&self, keep: fn(&Field) -> bool) -> usize {
+        let headers: usize = self
+            .headers(keep)
+            .map(|h| {
+                let inner = header_len(h);
+                key_len(4) + encoded_len_varint(inner as u64) + inner
+            })
+            .sum();
+        bytes_field_len(1, self.method.len())
+            + bytes_field_len(2, self.path.len())
+            + bytes_field_len(3, self.query.len())
+            + headers
+            + bytes_field_len(5, self.body.len())
+            + bytes_field_len(6, self.service.len())
+            + bytes_field_len(7, self.request_id.len())
+            + bytes_field_len(8, self.remote_addr.len())
+            + bytes_field_len(9, self.graphql_field.len())
+    }
+
+    /// Encodes the gRPC-framed `ForwardingReq` into `buf` (reused across requests) and returns it.
+    pub fn encode_framed(&self, buf: &mut BytesMut, keep: fn(&Field) -> bool) -> Bytes {
+        let len = self.encoded_len(keep);
+        buf.reserve(GRPC_PREFIX_LEN + len);
+        buf.put_u8(0);
+        buf.put_u32(len as u32);
+        put_bytes_field(buf, 1, self.method.as_bytes());
+        put_bytes_field(buf, 2, self.path);
+        put_bytes_field(buf, 3, self.query);
+        for h in self.headers(keep) {
+            encode_key(4, WireType::LengthDelimited, buf);
+            encode_varint(header_len(h) as u64, buf);
+            put_bytes_field(buf, 1, &h.name);
+            put_bytes_field(buf, 2, &h.value);
+        }
+        put_bytes_field(buf, 5, self.body);
+        put_bytes_field(buf, 6, self.service.as_bytes());
+        put_bytes_field(buf, 7, self.request_id.as_bytes());
+        put_bytes_field(buf, 8, self.remote_addr.as_bytes());
+        put_bytes_field(buf, 9, self.graphql_field.as_bytes());
+        debug_assert_eq!(buf.len(), GRPC_PREFIX_LEN + len);
+        buf.split().freeze()
+    }
+}
+
+/// Why a gRPC answer body could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Shorter than its prefix says, or extra bytes after the message.
+    #[error("gRPC message framing is broken")]
+    Framing,
+    /// Compressed although no compression was negotiated.
+    #[error("gRPC message is compressed but no compression was negotiated")]
+    Compressed,
+    /// Not a `ForwardingResp`.
+    #[error("gRPC message is not a valid ForwardingResp")]
+    Protobuf,
+}
+
+/// Decodes a gRPC-framed unary `ForwardingResp`.
+pub fn decode_framed(body: Bytes) -> Result<ForwardingResp, FrameError> {
+    if body.len() < GRPC_PREFIX_LEN {
+        return Err(FrameError::Framing);
+    }
+    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    if body.len() - GRPC_PREFIX_LEN != len {
+        return Err(FrameError::Framing);
+    }
+    if body[0] != 0 {
+        return Err(FrameError::Compressed);
+    }
+    ForwardingResp::decode(body.slice(GRPC_PREFIX_LEN..)).map_err(|_| FrameError::Protobuf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{ForwardingReq, Header};
+
+    fn keep_all(_: &Field) -> bool {
+        true
+    }
+
+    fn keep_not_te(h: &Field) -> bool {
+        h.name.as_ref() != b"te"
+    }
+
+    #[test]
+    fn hand_encoding_decodes_with_prost() {
+        let headers = vec![
+            Field::new("accept", "*/*"),
+            Field::new("te", "trailers"),
+            Field::new("x-r", "1"),
+            Field::new("x-r", ""),
+        ];
+        let extra = vec![Field::new("x-extra", "é")];
+        let parts = ForwardingParts {
+            method: "POST",
+            path: b"/a/b%20c",
+            query: b"x=1&y",
+            headers: &headers,
+            extra_headers: &extra,
+            body: &[0, 1, 2, 255],
+            service: "users",
+            request_id: "rid",
+            remote_addr: "127.0.0.1:5555",
+            graphql_field: "",
+        };
+        let mut buf = BytesMut::new();
+        let framed = parts.encode_framed(&mut buf, keep_not_te);
+        assert_eq!(framed[0], 0);
+        let len = u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize;
+        assert_eq!(len, framed.len() - 5);
+        let req = ForwardingReq::decode(&framed[5..]).unwrap();
+        let h = |n: &str, v: &str| Header {
+            name: n.into(),
+            value: v.into(),
+        };
+        assert_eq!(
+            req,
+            ForwardingReq {
+                method: "POST".into(),
+                path: "/a/b%20c".into(),
+                query: "x=1&y".into(),
+                headers: vec![
+                    h("accept", "*/*"),
+                    h("x-r", "1"),
+                    h("x-r", ""),
+                    h("x-extra", "é")
+                ],
+                body: Bytes::from_static(&[0, 1, 2, 255]),
+                service: "users".into(),
+                request_id: "rid".into(),
+                remote_addr: "127.0.0.1:5555".into(),
+                graphql_field: String::new(),
+            }
+        );
+        // The buffer is reused: a second encode starts from an empty buffer.
+        let again = parts.encode_framed(&mut buf, keep_all);
+        assert!(again.len() > framed.len());
+    }
+
+    #[test]
+    fn response_frames() {
+        let resp = ForwardingResp {
+            status_code: 201,
+            headers: vec![],
+            body: Bytes::from_static(b"ok"),
+        };
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&(resp.encoded_len() as u32).to_be_bytes());
+        framed.extend_from_slice(&resp.encode_to_vec());
+        assert_eq!(decode_framed(Bytes::from(framed.clone())).unwrap(), resp);
+        let mut compressed = framed.clone();
+        compressed[0] = 1;
+        assert_eq!(
+            decode_framed(compressed.into()),
+            Err(FrameError::Compressed)
+        );
+        let short = Bytes::copy_from_slice(&framed[..framed.len() - 1]);
+        assert_eq!(decode_framed(short), Err(FrameError::Framing));
+        assert_eq!(
+            decode_framed(Bytes::from_static(&[0, 0, 0, 0, 2, 0xff, 0xff])),
+            Err(FrameError::Protobuf)
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! The upstream side: choose an instance, lend a pooled HTTP/2 connection, make the gRPC call, turn
+//! the answer into a [`Response`].
+//!
+//! Load balancing is power-of-two-choices on the calls each instance has in flight from this shard
+//! (no shared state, so it needs no coordination). Only a call whose connection could not be
+//! established is retried, once, on another instance: nothing was sent, so it is safe for any method.
+//! When every instance of a service refuses connections, the caller is told so it can have the
+//! service removed from the registry.
+
+pub mod call;
+pub mod codec;
+pub mod pool;
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rustc_hash::FxHashMap;
+
+use crate::config::ServiceSettings;
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::{Field, Response};
+use crate::proto::ForwardingResp;
+use crate::registry::view::ServiceEntry;
+use codec::ForwardingParts;
+use pool::{ConnectFailure, InstancePool};
+
+/// Longest wait for a TCP connection and h2 handshake: a backend on the same network answers a SYN
+/// in well under a millisecond, so a second means it is not there.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How a call failed before reaching any instance.
+#[derive(Debug)]
+pub struct Unreachable {
+    /// The error for the client.
+    pub error: GatewayError,
+    /// Every instance of the service refused connections: the service should be removed.
+    pub all_refused: bool,
+}
+
+/// One shard's upstream state: connection pools by instance address, and the encode buffer.
+#[derive(Default)]
+pub struct Upstream {
+    pools: RefCell<FxHashMap<SocketAddr, Rc<InstancePool>>>,
+    encode_buf: RefCell<BytesMut>,
+}
+
+impl Upstream {
+    fn pool(&self, addr: SocketAddr) -> Rc<InstancePool> {
+        self.pools
+            .borrow_mut()
+            .entry(addr)
+            .or_insert_with(|| InstancePool::new(addr))
+            .clone()
+    }
+
+    /// The pool for `addr` if one exists (for health reports).
+    pub fn existing_pool(&self, addr: SocketAddr) -> Option<Rc<InstancePool>> {
+        self.pools.borrow().get(&addr).cloned()
+    }
+
+    /// Drops pools for addresses no longer registered.
+    pub fn retain_pools(&self, keep: impl Fn(&SocketAddr) -> bool) {
+        self.pools.borrow_mut().retain(|addr, _| keep(addr));
+    }
+
+    /// Calls `service` with `parts` and maps the answer.
+    pub async fn forward(
+        &self,
+        service: &ServiceEntry,
+        parts: &ForwardingParts<'_>,
+        settings: &ServiceSettings,
+        rng: &Cell<u64>,
+    ) -> Result<Response, Unreachable> {
+        let start = Instant::now();
+        let deadline = start + settings.timeout;
+        let frame = parts.encode_framed(&mut self.encode_buf.borrow_mut(), keep_header);
+        let mut tried: Option<usize> = None;
+        let mut last_failure = None;
+        // One attempt plus one retry on another instance when the connection could not be made.
+        for _ in 0..2 {
+            let Some(index) = self.choose(service, tried, rng) else {
+                break;
+            };
+            let pool = self.pool(service.instances[index].address.socket());
+            let left = deadline.saturating_duration_since(Instant::now());
+            let lease = match crate::timeout::within(left, pool.checkout(CONNECT_TIMEOUT.min(left)))
+                .await
+            {
+                None => return Err(timed_out(settings)),
+                Some(Err(failure)) => {
+                    last_failure = Some(failure);
+                    tried = Some(index);
+                    continue;
+                }
+                Some(Ok(lease)) => lease,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer = crate::timeout::within(
+                left,
+                call::unary(&lease, frame.clone(), left, settings.max_grpc_message_bytes),
+            )
+            .await;
+            return match answer {
+                None => Err(timed_out(settings)),
+                Some(Err(error)) => Err(Unreachable {
+                    error,
+                    all_refused: false,
+                }),
+                Some(Ok(resp)) => into_response(resp).map_err(|error| Unreachable {
+                    error,
+                    all_refused: false,
+                }),
+            };
+        }
+        let all_refused = self.all_refused(service);
+        let message = match (all_refused, last_failure) {
+            (true, _) => format!(
+                "every instance of `{}` refused the connection",
+                service.name
+            ),
+            (false, Some(ConnectFailure::TimedOut)) => {
+                format!(
+                    "could not connect to an instance of `{}` in time",
+                    service.name
+                )
+            }
+            _ => format!("no healthy instance of `{}`", service.name),
+        };
+        Err(Unreachable {
+            error: GatewayError::new(ErrorKind::NoHealthyInstance, message),
+            all_refused,
+        })
+    }
+
+    /// Power of two choices among the available instances, skipping `exclude`.
+    fn choose(
+        &self,
+        service: &ServiceEntry,
+        exclude: Option<usize>,
+        rng: &Cell<u64>,
+    ) -> Option<usize> {
+        let now = Instant::now();
+        let pools = self.pools.borrow();
+        let state = |i: usize| {
+            pools
+                .get(&service.instances[i].address.socket())
+                .map_or((true, 0), |p| (p.health().available(now), p.in_flight()))
+        };
+        let candidates =
+            || (0..service.instances.len()).filter(|&i| Some(i) != exclude && state(i).0);
+        let count = candidates().count();
+        match count {
+            0 => None,
+            1 => candidates().next(),
+            _ => {
+                let a = (next_random(rng) % count as u64) as usize;
+                let mut b = (next_random(rng) % (count as u64 - 1)) as usize;
+                if b >= a {
+                    b += 1;
+                }
+                let a = candidates().nth(a)?;
+                let b = candidates().nth(b)?;
+                Some(if state(b).1 < state(a).1 { b } else { a })
+            }
+        }
+    }
+
+    /// Whether every instance of `service` refused its last connection attempt from this shard.
+    pub fn all_refused(&self, service: &ServiceEntry) -> bool {
+        let pools = self.pools.borrow();
+        service.instances.iter().all(|i| {
+            pools
+                .get(&i.address.socket())
+                .is_some_and(|p| p.health().refused())
+        })
+    }
+
+    /// This shard's view of an instance's health: false while it is marked down.
+    pub fn healthy(&self, addr: SocketAddr) -> bool {
+        self.existing_pool(addr)
+            .is_none_or(|p| p.health().available(Instant::now()))
+    }
+}
+
+fn timed_out(settings: &ServiceSettings) -> Unreachable {
+    Unreachable {
+        error: GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            format!(
+                "backend did not answer within {} ms",
+                settings.timeout.as_millis()
+            ),
+        ),
+        all_refused: false,
+    }
+}
+
+/// xorshift64*: a per-shard generator for balancing choices, not for anything secret.
+pub fn next_random(state: &Cell<u64>) -> u64 {
+    let mut x = state.get();
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    state.set(x);
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// Hop-by-hop headers are not forwarded (contract §1); the rest are, in order.
+pub fn keep_header(h: &Field) -> bool {
+    !is_hop_by_hop(&h.name)
+}
+
+/// Connection-specific headers (RFC 9110 §7.6.1), plus `proxy-*` and `host`'s HTTP/2 twins.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"connection" | b"keep-alive" | b"te" | b"trailer" | b"transfer-encoding" | b"upgrade"
+    ) || name.starts_with(b"proxy-")
+        || name.starts_with(b":")
+}
+
+/// Maps a backend's `ForwardingResp` to the client response, refusing anything that could not be
+/// written back safely (invalid status, header names or values that would split the response).
+pub fn into_response(resp: ForwardingResp) -> Result<Response, GatewayError> {
+    let status = match resp.status_code {
+        0 => 200,
+        s @ 200..=599 => s as u16,
+        s => {
+            return Err(GatewayError::upstream_protocol(format!(
+                "backend answered status_code {s}"
+            )))
+        }
+    };
+    let mut headers = Vec::with_capacity(resp.headers.len() + 1);
+    for h in resp.headers {
+        let name = h.name.to_ascii_lowercase();
+        if is_hop_by_hop(name.as_bytes())
+            || matches!(name.as_str(), "content-length" | "x-request-id")
+        {
+            continue;
+        }
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || http::HeaderValue::from_str(&h.value).is_err()
+        {
+            return Err(GatewayError::upstream_protocol(format!(
+                "backend sent an invalid response header `{}`",
+                name.escape_default()
+            )));
+        }
+        headers.push((Cow::Owned(name), Cow::Owned(h.value)));
+    }
+    Ok(Response {
+        status,
+        headers,
+        body: resp.body,
+        close: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Header;
+
+    fn header(n: &str, v: &str) -> Header {
+        Header {
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn answers_map_to_responses() {
+        let r = into_response(ForwardingResp {
+            status_code: 0,
+            headers: vec![
+                header("X-A", "1"),
+                header("connection", "close"),
+                header("content-length", "99"),
+                header("x-a", "2"),
+                header("x-request-id", "theirs"),
+            ],
+            body: "hi".into(),
+        })
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.headers,
+            vec![("x-a".into(), "1".into()), ("x-a".into(), "2".into())]
+        );
+    }
+
+    #[test]
+    fn unsafe_answers_are_502() {
+        for resp in [
+            ForwardingResp {
+                status_code: 99,
+                ..Default::default()
+            },
+            ForwardingResp {
+                status_code: 200,
+                headers: vec![header("x", "a\r\nset-cookie: evil")],
+                ..Default::default()
+            },
+            ForwardingResp {
+                status_code: 200,
+                headers: vec![header("bad name", "v")],
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(
+                into_response(resp).unwrap_err().kind,
+                ErrorKind::UpstreamProtocol
+            );
+        }
+    }
+
+    #[test]
+    fn hop_by_hop() {
+        for h in [
+            "connection",
+            "keep-alive",
+            "te",
+            "upgrade",
+            "proxy-authorization",
+            "transfer-encoding",
+        ] {
+            assert!(is_hop_by_hop(h.as_bytes()), "{h}");
+        }
+        for h in ["host", "accept", "content-length", "x-request-id"] {
+            assert!(!is_hop_by_hop(h.as_bytes()), "{h}");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Per-shard, per-instance pools of HTTP/2 connections, with passive health.
+//!
+//! A pool multiplexes calls over at most [`MAX_CONNS_PER_INSTANCE`] connections. A call takes the
+//! least-loaded connection; when that one has used all the streams the backend allows, a second
+//! connection is opened in the background while the call queues on the first (h2 holds it until a
+//! stream frees up), so no call waits for a handshake unless the pool is empty. Concurrent callers of
+//! an empty pool share one connection attempt.
+//!
+//! A failed connection attempt marks the instance down for an exponentially growing time
+//! ([`Health`]); the first call after that time probes it again.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use glommio::net::TcpStream;
+use h2::client::SendRequest;
+
+use crate::io::TokioIo;
+
+/// Connections per instance per shard: two keep a backend busy while one is being replaced, and
+/// `shards × 2` connections per backend stays small for backends with per-connection cost.
+pub const MAX_CONNS_PER_INSTANCE: usize = 2;
+/// First down period after a failed connection attempt.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Longest down period: a recovered instance is found again within this time.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Per-stream receive window towards backends: 1 MiB answers arrive without window updates.
+const STREAM_WINDOW: u32 = 1 << 20;
+/// Connection receive window towards backends.
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// Why a connection could not be established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// The instance actively refused the connection (nothing listens there).
+    Refused,
+    /// No answer within the connect timeout.
+    TimedOut,
+    /// Any other failure (unreachable, handshake error).
+    Failed,
+}
+
+/// Passive health of one instance, as seen by one shard.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Health {
+    failures: u32,
+    down_until: Option<Instant>,
+    last_failure: Option<ConnectFailure>,
+}
+
+impl Health {
+    /// Whether a call may be sent to the instance now.
+    pub fn available(&self, now: Instant) -> bool {
+        self.down_until.is_none_or(|t| now >= t)
+    }
+
+    /// Whether the last connection attempt was refused (and none succeeded since).
+    pub fn refused(&self) -> bool {
+        self.last_failure == Some(ConnectFailure::Refused)
+    }
+
+    fn record_success(&mut self) {
+        *self = Health::default();
+    }
+
+    fn record_failure(&mut self, failure: ConnectFailure, now: Instant) {
+        self.failures = self.failures.saturating_add(1);
+        let factor = 1u32 << (self.failures - 1).min(16);
+        self.down_until = Some(now + BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX));
+        self.last_failure = Some(failure);
+    }
+}
+
+#[derive(Debug, Default)]
+struct ConnState {
+    in_flight: Cell<usize>,
+    closed: Cell<bool>,
+}
+
+struct Conn {
+    send: SendRequest<Bytes>,
+    state: Rc<ConnState>,
+}
+
+type Connecting = Shared<LocalBoxFuture<'static, Result<(), ConnectFailure>>>;
+
+/// The connections of one shard to one instance.
+pub struct InstancePool {
+    addr: SocketAddr,
+    uri: http::Uri,
+    conns: RefCell<Vec<Conn>>,
+    connecting: RefCell<Option<Connecting>>,
+    health: Cell<Health>,
+    in_flight: Cell<usize>,
+}
+
+/// A connection lent to one call; gives its stream slot back when dropped.
+pub struct Lease {
+    /// The connection's request handle.
+    pub send: SendRequest<Bytes>,
+    /// The `:scheme`/`:authority`/`:path` of the Send method on this instance.
+    pub uri: http::Uri,
+    state: Rc<ConnState>,
+    pool: Rc<InstancePool>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.state.in_flight.set(self.state.in_flight.get() - 1);
+        self.pool.in_flight.set(self.pool.in_flight.get() - 1);
+    }
+}
+
+impl Lease {
+    /// Marks the connection unusable (after a protocol error) so no further call picks it.
+    pub fn discard(&self) {
+        self.state.closed.set(true);
+    }
+}
+
+impl InstancePool {
+    /// An empty pool for the instance at `addr`.
+    pub fn new(addr: SocketAddr) -> Rc<InstancePool> {
+        let uri = format!("http://{addr}{}", crate::proto::SEND_PATH)
+            .parse()
+            .expect("a socket address makes a valid authority");
+        Rc::new(InstancePool {
+            addr,
+            uri,
+            conns: RefCell::default(),
+            connecting: RefCell::default(),
+            health: Cell::default(),
+            in_flight: Cell::new(0),
+        })
+    }
+
+    /// The instance's passive health.
+    pub fn health(&self) -> Health {
+        self.health.get()
+    }
+
+    /// Calls in flight to this instance from this shard.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.get()
+    }
+
+    /// Lends a connection, connecting first when the pool is empty.
+    pub async fn checkout(
+        self: &Rc<Self>,
+        connect_timeout: Duration,
+    ) -> Result<Lease, ConnectFailure> {
+        // Bounded: each round either lends a connection or waits for one attempt to finish.
+        const ROUNDS: usize = 3;
+        let mut last = ConnectFailure::Failed;
+        for _ in 0..ROUNDS {
+            if let Some(lease) = self.lend(connect_timeout) {
+                return Ok(lease);
+            }
+            match self.connecting(connect_timeout).await {
+                Ok(()) => {}
+                Err(failure) => {
+                    last = failure;
+                    break;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Lends the least-loaded open connection, starting a background connect when it is full.
+    fn lend(self: &Rc<Self>, connect_timeout: Duration) -> Option<Lease> {
+        let (send, state, full, count) = {
+            let mut conns = self.conns.borrow_mut();
+            conns.retain(|c| !c.state.closed.get());
+            let best = conns.iter().min_by_key(|c| c.state.in_flight.get())?;
+            let full = best.state.in_flight.get() >= best.send.current_max_send_streams();
+            (best.send.clone(), best.state.clone(), full, conns.len())
+        };
+        if full && count < MAX_CONNS_PER_INSTANCE && self.connecting.borrow().is_none() {
+            let attempt = self.connecting(connect_timeout);
+            glommio::spawn_local(async move {
+                let _ = attempt.await;
+            })
+            .detach();
+        }
+        state.in_flight.set(state.in_flight.get() + 1);
+        self.in_flight.set(self.in_flight.get() + 1);
+        Some(Lease {
+            send,
+            uri: self.uri.clone(),
+            state,
+            pool: self.clone(),
+        })
+    }
+
+    /// The connection attempt in progress, or a new one.
+    fn connecting(self: &Rc<Self>, connect_timeout: Duration) -> Connecting {
+        if let Some(attempt) = self.connecting.borrow().as_ref() {
+            return attempt.clone();
+        }
+        let pool = self.clone();
+        let attempt = async move { pool.connect(connect_timeout).await }
+            .boxed_local()
+            .shared();
+        *self.connecting.borrow_mut() = Some(attempt.clone());
+        attempt
+    }
+
+    async fn connect(self: Rc<Self>, connect_timeout: Duration) -> Result<(), ConnectFailure> {
+        let result = open(self.addr, connect_timeout).await;
+        self.connecting.borrow_mut().take();
+        let mut health = self.health.get();
+        let outcome = match result {
+            Ok(send) => {
+                health.record_success();
+                let state = Rc::new(ConnState::default());
+                self.conns.borrow_mut().push(Conn {
+                    send: send.0,
+                    state: state.clone(),
+                });
+                let driver = send.1;
+                glommio::spawn_local(async move {
+                    let _ = driver.await;
+                    state.closed.set(true);
+                })
+                .detach();
+                Ok(())
+            }
+            Err(failure) => {
+                health.record_failure(failure, Instant::now());
+                Err(failure)
+            }
+        };
+        self.health.set(health);
+        outcome
+    }
+}
+
+type Driver = h2::client::Connection<TokioIo<TcpStream>, Bytes>;
+
+/// Opens one h2c connection (prior knowledge) to `addr`.
+async fn open(
+    addr: SocketAddr,
+    connect_timeout: Duration,
+) -> Result<(SendRequest<Bytes>, Driver), ConnectFailure> {
+    let stream = TcpStream::connect_timeout(addr, connect_timeout)
+        .await
+        .map_err(|e| match std::io::Error::from(e).kind() {
+            std::io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+            std::io::ErrorKind::TimedOut => ConnectFailure::TimedOut,
+            _ => ConnectFailure::Failed,
+        })?;
+    let _ = stream.set_nodelay(true);
+    let handshake = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .enable_push(false)
+        .handshake::<_, Bytes>(TokioIo::new(stream));
+    match crate::timeout::within(connect_timeout, handshake).await {
+        Some(Ok(pair)) => Ok(pair),
+        Some(Err(_)) => Err(ConnectFailure::Failed),
+        None => Err(ConnectFailure::TimedOut),
+    }
+}
