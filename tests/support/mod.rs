@@ -715,7 +715,7 @@ pub struct Http {
     body: Option<Vec<u8>>,
     h2: bool,
     max_time: u32,
-    extra: Vec<String>,
+    extra: Vec<std::ffi::OsString>,
 }
 
 /// Starts building a request; `send()` runs it.
@@ -751,8 +751,8 @@ impl Http {
     }
 
     /// An extra curl argument.
-    pub fn arg(mut self, a: &str) -> Self {
-        self.extra.push(a.to_string());
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.extra.push(a.as_ref().to_os_string());
         self
     }
 
