@@ -213,3 +213,30 @@ fn h2_preface_gets_a_settings_frame() {
     assert_eq!(head[3], 4, "frame type SETTINGS: {head:?}");
     assert_eq!(&head[5..9], &[0, 0, 0, 0], "stream 0: {head:?}");
 }
+
+#[test]
+fn many_multiplexed_streams_with_h2load() {
+    let (gw, _echo) = setup();
+    // h2load (nghttp2-client, installed by .ci/install-deps): 200 requests over 2 connections,
+    // up to 20 concurrent streams each. Bounded by -n, not by time.
+    let out = std::process::Command::new("h2load")
+        .args(["-n", "200", "-c", "2", "-m", "20", "-t", "1"])
+        .arg(gw.url("/echo/load"))
+        .output()
+        .unwrap_or_else(|e| panic!("h2load not runnable ({e}); install nghttp2-client"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "h2load failed: {text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .unwrap_or_else(|| panic!("no requests line in {text}"));
+    assert!(
+        line.contains("200 succeeded, 0 failed, 0 errored"),
+        "h2load: {line}\n{text}"
+    );
+    let codes = text
+        .lines()
+        .find(|l| l.starts_with("status codes:"))
+        .unwrap_or_else(|| panic!("no status codes line in {text}"));
+    assert!(codes.contains("200 2xx"), "h2load: {codes}");
+}
