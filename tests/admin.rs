@@ -11,6 +11,14 @@ mod support;
 use serde_json::json;
 use support::*;
 
+/// The PUT answer names what was registered (more keys may follow, as in `/-/services`).
+fn assert_put_body(r: &Resp, service: &str, instance: &str, address: &str) {
+    let v = r.json();
+    assert_eq!(v["service"], service, "{v}");
+    assert_eq!(v["instance"], instance, "{v}");
+    assert_eq!(v["address"], address, "{v}");
+}
+
 #[test]
 fn health_and_ready_are_200_standalone() {
     let gw = Gateway::start();
@@ -65,7 +73,7 @@ fn metrics_are_prometheus_text_summed_over_shards() {
 #[test]
 fn services_listing_shape_and_order() {
     let gw = Gateway::start();
-    assert_eq!(services(&gw), json!({"services": []}));
+    assert_eq!(service_names(&gw), Vec::<String>::new());
     register(&gw, "users", "u1", "127.0.0.1:5001");
     register(&gw, "users", "u0", "127.0.0.1:5000");
     register(&gw, "alpha", "a1", "localhost:7000");
@@ -102,18 +110,12 @@ fn put_creates_201_then_is_idempotent_200_then_updates_200() {
 
     let r = register(&gw, "svc", "i1", &e1.addr);
     assert_eq!(r.status, 201, "create: {}", r.text());
-    assert_eq!(
-        r.json(),
-        json!({"service":"svc","instance":"i1","address": e1.addr})
-    );
+    assert_put_body(&r, "svc", "i1", &e1.addr);
     assert_eq!(gw.get("/svc").header("x-echo-instance"), Some("first"));
 
     let r = register(&gw, "svc", "i1", &e1.addr);
     assert_eq!(r.status, 200, "same PUT again: {}", r.text());
-    assert_eq!(
-        r.json(),
-        json!({"service":"svc","instance":"i1","address": e1.addr})
-    );
+    assert_put_body(&r, "svc", "i1", &e1.addr);
 
     let r = register(&gw, "svc", "i1", &e2.addr);
     assert_eq!(r.status, 200, "update: {}", r.text());
@@ -140,7 +142,7 @@ fn delete_is_204_and_the_service_is_gone() {
     assert_eq!(r.status, 204, "{}", r.text());
     assert!(r.body.is_empty(), "204 has no body");
     assert_error(&gw.get("/svc/x"), 404, "SERVICE_NOT_FOUND");
-    assert_eq!(services(&gw), json!({"services": []}));
+    assert_eq!(service_names(&gw), Vec::<String>::new());
     // Idempotent.
     assert_eq!(deregister(&gw, "svc", "i1", None).status, 204);
     assert_eq!(deregister(&gw, "never", "was", None).status, 204);
@@ -155,7 +157,11 @@ fn invalid_service_names_are_400() {
         let r = put_instance(&gw, name, "i1", Some(body), None);
         assert_error(&r, 400, "BAD_REQUEST");
     }
-    assert_eq!(services(&gw), json!({"services": []}), "nothing registered");
+    assert_eq!(
+        service_names(&gw),
+        Vec::<String>::new(),
+        "nothing registered"
+    );
     // The edges of the DNS-label rule are accepted.
     let max = "b".repeat(63);
     for name in ["a", "0", "a-b", "x9-y", max.as_str()] {
@@ -173,7 +179,11 @@ fn invalid_instance_names_are_400() {
         let r = put_instance(&gw, "svc", id, Some(body), None);
         assert_error(&r, 400, "BAD_REQUEST");
     }
-    assert_eq!(services(&gw), json!({"services": []}), "nothing registered");
+    assert_eq!(
+        service_names(&gw),
+        Vec::<String>::new(),
+        "nothing registered"
+    );
     let max = "I".repeat(128);
     for id in ["A.b_c-1", max.as_str(), "x"] {
         let r = put_instance(&gw, "svc", id, Some(body), None);
@@ -211,7 +221,11 @@ fn invalid_addresses_and_bodies_are_400() {
     }
     let r = put_instance(&gw, "svc", "i1", None, None);
     assert_error(&r, 400, "BAD_REQUEST");
-    assert_eq!(services(&gw), json!({"services": []}), "nothing registered");
+    assert_eq!(
+        service_names(&gw),
+        Vec::<String>::new(),
+        "nothing registered"
+    );
     // Host names and IPv4 addresses are both fine.
     for (id, addr) in [("h", "backend.internal:50051"), ("ip", "10.0.0.5:1")] {
         let b = json!({ "address": addr }).to_string();
@@ -239,7 +253,11 @@ fn registry_token_is_required_when_configured() {
         .body(body)
         .send();
     assert_error(&r, 401, "UNAUTHORIZED");
-    assert_eq!(services(&gw), json!({"services": []}), "nothing registered");
+    assert_eq!(
+        service_names(&gw),
+        Vec::<String>::new(),
+        "nothing registered"
+    );
 
     let r = put_instance(&gw, "svc", "t1", Some(body), Some("s3cret"));
     assert_eq!(r.status, 201, "{}", r.text());

@@ -76,7 +76,9 @@ fn listen_from_environment_and_startup_line() {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(GATEWAY_BIN);
-        cmd.env("SWITCHYARD_LISTEN", &addr).args(["--shards", "2"]);
+        let shards = default_shards();
+        cmd.env("SWITCHYARD_LISTEN", &addr)
+            .args(["--shards", &shards.to_string()]);
         let mut p = Proc::spawn("switchyard", cmd);
         let healthy = poll_until(READY_TRIES, || {
             p.try_exit().is_some() || health_probe(addr.parse().unwrap())
@@ -90,7 +92,10 @@ fn listen_from_environment_and_startup_line() {
         }
         assert!(healthy, "gateway never healthy on {addr}\n{}", p.describe());
         let line = p.wait_stdout_line("switchyard listening on ");
-        assert_eq!(line, format!("switchyard listening on {addr} (shards: 2)"));
+        assert_eq!(
+            line,
+            format!("switchyard listening on {addr} (shards: {shards})")
+        );
         return;
     }
     panic!("could not start on a free port\n{last}");

@@ -320,8 +320,14 @@ pub struct Gateway {
     _dir: TempDir,
 }
 
-/// Options for starting a gateway. By default: `--listen 127.0.0.1:<free> --shards 2` (two shards
-/// so that cross-shard behaviour is exercised while many gateways run in parallel).
+/// Two shards, so that cross-shard behaviour is exercised, unless the process may only run on
+/// one CPU (shards are pinned one per CPU).
+pub fn default_shards() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2) as u32)
+}
+
+/// Options for starting a gateway.
+/// By default: `--listen 127.0.0.1:<free> --shards {default_shards()}`.
 pub struct GatewayBuilder {
     args: Vec<String>,
     config: Option<String>,
@@ -340,7 +346,7 @@ impl Gateway {
             args: Vec::new(),
             config: None,
             envs: Vec::new(),
-            shards: Some(2),
+            shards: Some(default_shards()),
         }
     }
 
