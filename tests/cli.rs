@@ -1,0 +1,153 @@
+//! The command line and process lifecycle (CONTRACT §7, SPEC "Binaries"): bad options exit 2 with
+//! one line on stderr, options also come from `SWITCHYARD_*` variables, the start-up line on
+//! stdout, and SIGTERM/SIGINT end the process with status 0.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+/// Runs the gateway with `args` (and `envs`) and expects exit status 2 with one stderr line.
+fn assert_bad_invocation(args: &[&str], envs: &[(&str, &str)]) {
+    let mut cmd = Command::new(GATEWAY_BIN);
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut p = Proc::spawn("switchyard", cmd);
+    let status = p.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "{args:?} {envs:?}: exit status\n{}",
+        p.describe()
+    );
+    let err = p.stderr();
+    let lines: Vec<_> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?} {envs:?}: exactly one line on stderr, got {err:?}"
+    );
+}
+
+#[test]
+fn unknown_option_exits_2_with_one_line() {
+    assert_bad_invocation(&["--no-such-option"], &[]);
+}
+
+#[test]
+fn bad_option_values_exit_2_with_one_line() {
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    assert_bad_invocation(&["--listen", &listen, "--max-body-bytes", "lots"], &[]);
+    assert_bad_invocation(&["--listen", &listen, "--shards", "-1"], &[]);
+    assert_bad_invocation(&["--listen", "not-an-address"], &[]);
+    assert_bad_invocation(&["--listen", &listen, "--request-timeout-ms"], &[]);
+}
+
+#[test]
+fn bad_environment_value_exits_2_with_one_line() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    assert_bad_invocation(
+        &["--listen", &listen],
+        &[("SWITCHYARD_MAX_BODY_BYTES", "lots")],
+    );
+}
+
+#[test]
+fn bad_config_file_exits_2_with_one_line() {
+    let dir = TempDir::new("cli-config");
+    let cfg = dir.write("bad.toml", b"this is = = not toml\n");
+    let listen = format!("127.0.0.1:{}", free_port());
+    assert_bad_invocation(
+        &["--listen", &listen, "--config", cfg.to_str().unwrap()],
+        &[],
+    );
+}
+
+#[test]
+fn listen_from_environment_and_startup_line() {
+    // Started by hand so that --listen is not on the command line.
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(GATEWAY_BIN);
+        let shards = default_shards();
+        cmd.env("SWITCHYARD_LISTEN", &addr)
+            .args(["--shards", &shards.to_string()]);
+        let mut p = Proc::spawn("switchyard", cmd);
+        let healthy = poll_until(READY_TRIES, || {
+            p.try_exit().is_some() || health_probe(addr.parse().unwrap())
+        });
+        if p.try_exit().is_some() {
+            last = p.describe();
+            if p.stderr().to_lowercase().contains("in use") {
+                continue; // the port was taken meanwhile; try another
+            }
+            panic!("gateway exited\n{last}");
+        }
+        assert!(healthy, "gateway never healthy on {addr}\n{}", p.describe());
+        let line = p.wait_stdout_line("switchyard listening on ");
+        assert_eq!(
+            line,
+            format!("switchyard listening on {addr} (shards: {shards})")
+        );
+        return;
+    }
+    panic!("could not start on a free port\n{last}");
+}
+
+fn assert_signal_exits_0(sig: libc::c_int) {
+    let mut gw = Gateway::start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    assert_echo_ok(&gw.get("/echo"));
+    gw.proc.signal(sig);
+    // No request is in flight, so the drain ends well before the grace period (10 s).
+    let status = gw.proc.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status\n{}",
+        gw.proc.describe()
+    );
+}
+
+#[test]
+fn sigterm_exits_0() {
+    assert_signal_exits_0(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_exits_0() {
+    assert_signal_exits_0(libc::SIGINT);
+}
+
+#[test]
+fn echo_bad_option_exits_2() {
+    let mut p = Proc::spawn("switchyard-echo", {
+        let mut c = Command::new(ECHO_BIN);
+        c.arg("--no-such-option");
+        c
+    });
+    let status = p.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2), "{}", p.describe());
+}
+
+#[test]
+fn echo_registration_failure_exits_1() {
+    // Nothing listens at the gateway URL, so registration must fail and the echo exit 1.
+    let dead = DeadAddr::new();
+    let url = format!("http://{}", dead.addr);
+    let mut p = Proc::spawn("switchyard-echo", {
+        let mut c = Command::new(ECHO_BIN);
+        c.args(["--listen", "127.0.0.1:0", "--register", &url]);
+        c
+    });
+    let status = p.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", p.describe());
+    assert!(!p.stderr().trim().is_empty(), "a message on stderr");
+}

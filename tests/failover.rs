@@ -1,0 +1,124 @@
+//! Instance selection under failure (CONTRACT §3 and §6 last point, SPEC "Admin"): a refused
+//! connection is retried once on another instance, a service whose every instance refuses is
+//! answered 503 and removed from the registry, a killed backend stops receiving traffic, and
+//! load is spread over live instances.
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::*;
+
+#[test]
+fn dead_instance_is_skipped_by_retrying_the_other() {
+    let gw = Gateway::start();
+    let live = Echo::start("alive");
+    let dead = DeadAddr::new();
+    register(&gw, "svc", "dead", &dead.addr);
+    register(&gw, "svc", "alive", &live.addr);
+    // Whatever the balancer picks, a refused connection is retried on the other instance.
+    for i in 0..20 {
+        let h2 = i % 2 == 1;
+        let r = if h2 {
+            gw.get_h2("/svc/x")
+        } else {
+            gw.get("/svc/x")
+        };
+        assert_echo_ok(&r);
+        assert_eq!(r.header("x-echo-instance"), Some("alive"), "request {i}");
+    }
+    // Not every instance refused, so the service stays.
+    assert!(service_names(&gw).contains(&"svc".to_string()));
+}
+
+#[test]
+fn service_whose_instances_all_refuse_is_503_then_removed() {
+    let gw = Gateway::start();
+    let d1 = DeadAddr::new();
+    let d2 = DeadAddr::new();
+    register(&gw, "gone", "d1", &d1.addr);
+    register(&gw, "gone", "d2", &d2.addr);
+    // A healthy neighbour must not be touched by the removal.
+    let _echo = Echo::registered(&gw, "echo", "e1");
+
+    let err = assert_error(&gw.get("/gone/x"), 503, "NO_HEALTHY_INSTANCE");
+    assert_eq!(err["service"], "gone");
+
+    let removed = poll_until(READY_TRIES, || {
+        !service_names(&gw).contains(&"gone".to_string())
+    });
+    assert!(removed, "service still listed: {}", services(&gw));
+    assert_error(&gw.get("/gone/x"), 404, "SERVICE_NOT_FOUND");
+    assert_error(&gw.get_h2("/gone/x"), 404, "SERVICE_NOT_FOUND");
+    assert_eq!(service_names(&gw), vec!["echo".to_string()]);
+    assert_echo_ok(&gw.get("/echo/still-here"));
+}
+
+#[test]
+fn removed_service_can_be_registered_again() {
+    let gw = Gateway::start();
+    let dead = DeadAddr::new();
+    register(&gw, "svc", "d1", &dead.addr);
+    assert_error(&gw.get("/svc"), 503, "NO_HEALTHY_INSTANCE");
+    assert!(poll_until(READY_TRIES, || service_names(&gw).is_empty()));
+    let _echo = Echo::registered(&gw, "svc", "back");
+    let r = gw.get("/svc");
+    assert_echo_ok(&r);
+    assert_eq!(r.header("x-echo-instance"), Some("back"));
+}
+
+#[test]
+fn killed_backend_stops_receiving_requests() {
+    let gw = Gateway::start();
+    let keep = Echo::registered(&gw, "svc", "keep");
+    let mut victim = Echo::registered(&gw, "svc", "victim");
+    // Both answer before the kill (pooled connections exist to both).
+    let mut seen = HashMap::new();
+    for _ in 0..20 {
+        let r = gw.get("/svc");
+        assert_echo_ok(&r);
+        *seen
+            .entry(r.header("x-echo-instance").unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "both instances served before the kill: {seen:?}"
+    );
+
+    victim.proc.kill();
+    for i in 0..20 {
+        let r = gw.get("/svc");
+        assert_echo_ok(&r);
+        assert_eq!(
+            r.header("x-echo-instance"),
+            Some("keep"),
+            "request {i} after kill"
+        );
+    }
+    drop(keep);
+}
+
+#[test]
+fn load_is_spread_over_live_instances() {
+    let gw = Gateway::start();
+    let _a = Echo::registered(&gw, "svc", "a");
+    let _b = Echo::registered(&gw, "svc", "b");
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for i in 0..40 {
+        let r = if i % 2 == 0 {
+            gw.get("/svc/lb")
+        } else {
+            gw.get_h2("/svc/lb")
+        };
+        assert_echo_ok(&r);
+        let inst = r.header("x-echo-instance").expect("x-echo-instance");
+        *counts.entry(inst.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(counts.values().sum::<u32>(), 40);
+    assert!(
+        counts.get("a").copied().unwrap_or(0) > 0 && counts.get("b").copied().unwrap_or(0) > 0,
+        "both instances answered some of 40 requests: {counts:?}"
+    );
+}

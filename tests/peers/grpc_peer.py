@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""A ForwardingService backend written with another gRPC implementation (Python grpcio).
+
+The integration test tests/grpc_peer.rs registers it with the gateway to prove that switchyard's
+upstream gRPC client interoperates with a gRPC stack it was not developed against (grpcio checks
+content-type, te: trailers, framing and grpc-timeout the way real backends do).
+
+Usage: grpc_peer.py [--port PORT] [--proto-root DIR]
+  PORT 0 (the default) lets the OS choose; the peer prints
+  `grpc-peer listening on 127.0.0.1:PORT` once it serves.
+
+Answers, chosen by ForwardingReq.path:
+  /abort/{code}  gRPC error with status {code} and message "grpc-peer abort {code}"
+  anything else  status 200, header x-peer: grpcio, JSON body describing the request:
+                 {"impl","method","path","query","headers":[[n,v]...],"body","body_len",
+                  "service","request_id","remote_addr","graphql_field"}
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from concurrent import futures
+
+import grpc
+
+PROTO = "forwarding/v1/forwarding.proto"
+
+
+def generate(proto_root, out_dir):
+    """Compiles the proto with grpc_tools (protoc bundled in grpcio-tools) into out_dir."""
+    cmd = [
+        sys.executable, "-m", "grpc_tools.protoc",
+        "-I", proto_root,
+        "--python_out=" + out_dir,
+        "--grpc_python_out=" + out_dir,
+        os.path.join(proto_root, PROTO),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit("grpc_tools.protoc failed: " + res.stderr)
+    sys.path.insert(0, out_dir)
+
+
+def body_text(b):
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("latin-1")
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--proto-root", default=os.path.join(here, "..", "..", "proto"))
+    args = ap.parse_args()
+
+    out_dir = tempfile.mkdtemp(prefix="grpc-peer-")
+    generate(os.path.abspath(args.proto_root), out_dir)
+    from forwarding.v1 import forwarding_pb2 as pb
+    from forwarding.v1 import forwarding_pb2_grpc as pb_grpc
+
+    class Forwarding(pb_grpc.ForwardingServiceServicer):
+        def Send(self, req, context):
+            if req.path.startswith("/abort/"):
+                code_num = int(req.path[len("/abort/"):])
+                code = next(c for c in grpc.StatusCode if c.value[0] == code_num)
+                context.abort(code, "grpc-peer abort %d" % code_num)
+            answer = {
+                "impl": "grpcio",
+                "method": req.method,
+                "path": req.path,
+                "query": req.query,
+                "headers": [[h.name, h.value] for h in req.headers],
+                "body": body_text(req.body),
+                "body_len": len(req.body),
+                "service": req.service,
+                "request_id": req.request_id,
+                "remote_addr": req.remote_addr,
+                "graphql_field": req.graphql_field,
+            }
+            return pb.ForwardingResp(
+                status_code=200,
+                headers=[
+                    pb.Header(name="content-type", value="application/json"),
+                    pb.Header(name="x-peer", value="grpcio"),
+                ],
+                body=json.dumps(answer).encode("utf-8"),
+            )
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    pb_grpc.add_ForwardingServiceServicer_to_server(Forwarding(), server)
+    port = server.add_insecure_port("127.0.0.1:%d" % args.port)
+    if port == 0:
+        sys.exit("cannot bind 127.0.0.1:%d" % args.port)
+    server.start()
+
+    def stop(_sig, _frame):
+        server.stop(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print("grpc-peer listening on 127.0.0.1:%d" % port, flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+//! REST over HTTP/1.1 through the gateway to the echo backend (CONTRACT §1-2, SPEC "Echo backend"):
+//! method/path/query/header/body mapping into ForwardingReq, request ids, hop-by-hop filtering,
+//! Content-Length and chunked bodies, 100-continue, HEAD, keep-alive, pipelining, and backend
+//! status codes and response headers.
+
+mod support;
+
+use support::*;
+
+fn setup() -> (Gateway, Echo) {
+    let gw = Gateway::start();
+    let echo = Echo::registered(&gw, "echo", "e1");
+    (gw, echo)
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn methods_round_trip() {
+    let (gw, _echo) = setup();
+    for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let body = format!("body of {method}");
+        let mut req = http(method, gw.url("/echo/things/1"));
+        if method != "GET" {
+            req = req.body(&body);
+        }
+        let r = req.send();
+        assert_eq!(r.version, "1.1");
+        let v = assert_echo_ok(&r);
+        assert_eq!(r.header("x-echo-instance"), Some("e1"));
+        assert!(r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")));
+        assert_eq!(v["instance"], "e1");
+        assert_eq!(v["service"], "echo");
+        assert_eq!(v["method"], method);
+        assert_eq!(v["path"], "/things/1");
+        assert_eq!(v["query"], "");
+        assert_eq!(v["graphql_field"], "");
+        if method == "GET" {
+            assert_eq!(v["body"], "");
+            assert_eq!(v["body_len"], 0);
+        } else {
+            assert_eq!(v["body"], body.as_str());
+            assert_eq!(v["body_len"], body.len());
+        }
+    }
+}
+
+#[test]
+fn path_and_query_mapping() {
+    let (gw, _echo) = setup();
+    for (url, path, query) in [
+        ("/echo", "/", ""),
+        ("/echo/", "/", ""),
+        ("/echo?x=1", "/", "x=1"),
+        ("/echo/a/b%20c?x=1&y", "/a/b%20c", "x=1&y"),
+        ("/echo/a//b/?q=%2F&q=2", "/a//b/", "q=%2F&q=2"),
+        ("/echo/x?", "/x", ""),
+    ] {
+        let v = assert_echo_ok(&gw.get(url));
+        assert_eq!(v["path"], path, "path for {url}");
+        assert_eq!(v["query"], query, "query for {url}");
+    }
+    // The same on the wire, byte for byte, without curl in between.
+    let mut c = RawConn::connect(gw.addr);
+    c.send(b"GET /echo/a/b%20c?x=1&y HTTP/1.1\r\nHost: gw\r\n\r\n");
+    let v = assert_echo_ok(&c.read_response(false));
+    assert_eq!(v["path"], "/a/b%20c");
+    assert_eq!(v["query"], "x=1&y");
+}
+
+#[test]
+fn request_id_generated_when_absent_and_echoed() {
+    let (gw, _echo) = setup();
+    let r = gw.get("/echo/id");
+    let v = assert_echo_ok(&r);
+    let rid = r.header("x-request-id").expect("x-request-id on response");
+    assert!(!rid.is_empty());
+    assert_eq!(v["request_id"], rid);
+    // Two requests get two different ids.
+    let r2 = gw.get("/echo/id");
+    assert_ne!(r2.header("x-request-id"), Some(rid));
+}
+
+#[test]
+fn request_id_from_client_is_kept() {
+    let (gw, _echo) = setup();
+    let r = http("GET", gw.url("/echo/id"))
+        .header("x-request-id", "client-chosen-42")
+        .send();
+    let v = assert_echo_ok(&r);
+    assert_eq!(v["request_id"], "client-chosen-42");
+    assert_eq!(r.header_all("x-request-id"), vec!["client-chosen-42"]);
+}
+
+#[test]
+fn remote_addr_is_the_client_socket() {
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(b"GET /echo/who HTTP/1.1\r\nHost: gw\r\n\r\n");
+    let v = assert_echo_ok(&c.read_response(false));
+    assert_eq!(v["remote_addr"], c.local_addr());
+}
+
+#[test]
+fn hop_by_hop_headers_dropped_others_kept_in_order() {
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(
+        b"POST /echo/h HTTP/1.1\r\n\
+          Host: gw\r\n\
+          X-First: 1\r\n\
+          Connection: keep-alive\r\n\
+          Keep-Alive: timeout=5\r\n\
+          X-Rep: a\r\n\
+          TE: trailers\r\n\
+          Upgrade: h2c-not-really\r\n\
+          Proxy-Authorization: Basic Zm9vOmJhcg==\r\n\
+          Proxy-Connection: keep-alive\r\n\
+          X-Rep: b\r\n\
+          Transfer-Encoding: chunked\r\n\
+          Content-Type: text/plain\r\n\
+          X-Last: z\r\n\
+          X-Rep: c\r\n\
+          \r\n\
+          5\r\nhello\r\n0\r\n\r\n",
+    );
+    let v = assert_echo_ok(&c.read_response(false));
+    assert_eq!(v["body"], "hello");
+    let headers = echoed_headers(&v);
+    let hop = [
+        "connection",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "transfer-encoding",
+    ];
+    for (n, _) in &headers {
+        assert!(!hop.contains(&n.as_str()), "{n} forwarded: {headers:?}");
+        assert_eq!(n, &n.to_ascii_lowercase(), "names lower-case: {headers:?}");
+    }
+    // Host (an end-to-end header whose forwarding the contract leaves open), the length the
+    // gateway may add after de-chunking, and a generated x-request-id are left out of the
+    // comparison; everything else the client sent arrives exactly, in order, repeats kept.
+    let rest: Vec<_> = headers
+        .into_iter()
+        .filter(|(n, _)| !["host", "content-length", "x-request-id"].contains(&n.as_str()))
+        .collect();
+    assert_eq!(
+        rest,
+        pairs(&[
+            ("x-first", "1"),
+            ("x-rep", "a"),
+            ("x-rep", "b"),
+            ("content-type", "text/plain"),
+            ("x-last", "z"),
+            ("x-rep", "c"),
+        ])
+    );
+}
+
+#[test]
+fn content_length_binary_body_round_trip() {
+    let (gw, _echo) = setup();
+    let body = binary_body(256 * 40);
+    let r = http("POST", gw.url("/echo/raw"))
+        .header("content-type", "application/octet-stream")
+        .body(&body)
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.body, body);
+}
+
+#[test]
+fn chunked_binary_body_round_trip_raw() {
+    let (gw, _echo) = setup();
+    let body = binary_body(256 * 3 + 17);
+    let mut req = b"POST /echo/raw HTTP/1.1\r\nHost: gw\r\nContent-Type: application/x-bin\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    // Uneven chunks, hex sizes in both cases.
+    for part in [&body[..1], &body[1..300], &body[300..700], &body[700..]] {
+        req.extend_from_slice(format!("{:X}\r\n", part.len()).as_bytes());
+        req.extend_from_slice(part);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let mut c = RawConn::connect(gw.addr);
+    c.send(&req);
+    let r = c.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/x-bin"));
+    assert_eq!(r.body, body);
+}
+
+#[test]
+fn chunked_body_with_extensions_and_trailers() {
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(
+        b"POST /echo/raw HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
+    );
+    let r = c.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"abcde");
+}
+
+#[test]
+fn chunked_body_via_curl() {
+    let (gw, _echo) = setup();
+    let body = binary_body(70_000);
+    let r = http("POST", gw.url("/echo/raw"))
+        .header("transfer-encoding", "chunked")
+        .header("content-type", "application/octet-stream")
+        .body(&body)
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, body);
+}
+
+#[test]
+fn expect_100_continue_raw() {
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(
+        b"POST /echo/raw HTTP/1.1\r\nHost: gw\r\nContent-Type: text/plain\r\n\
+          Content-Length: 11\r\nExpect: 100-continue\r\n\r\n",
+    );
+    // The gateway must invite the body before we send it.
+    let interim = c.read_head();
+    assert!(
+        interim.starts_with("HTTP/1.1 100"),
+        "expected 100 Continue, got {interim:?}"
+    );
+    c.send(b"hello world");
+    let r = c.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"hello world");
+}
+
+#[test]
+fn expect_100_continue_curl_large_body() {
+    let (gw, _echo) = setup();
+    let body = binary_body(2 * 1024 * 1024);
+    let r = http("POST", gw.url("/echo/raw"))
+        .header("expect", "100-continue")
+        .header("content-type", "application/octet-stream")
+        .body(&body)
+        .send();
+    assert_eq!(
+        r.informational,
+        vec![100],
+        "100 Continue before the final response"
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len(), body.len());
+    assert!(r.body == body, "body differs");
+}
+
+#[test]
+fn head_has_no_body_and_the_length_of_get() {
+    let (gw, _echo) = setup();
+    let get = gw.get("/echo/bytes/1234");
+    assert_eq!(get.status, 200);
+    assert_eq!(get.header("content-length"), Some("1234"));
+    assert_eq!(get.body, vec![b'x'; 1234]);
+
+    // HEAD then GET on one connection: if HEAD sent body bytes, the GET response would not parse.
+    let mut c = RawConn::connect(gw.addr);
+    c.send(b"HEAD /echo/bytes/1234 HTTP/1.1\r\nHost: gw\r\n\r\n");
+    let head = c.read_response(true);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("1234"));
+    assert!(head.header("x-request-id").is_some());
+    c.send(b"GET /echo/bytes/3 HTTP/1.1\r\nHost: gw\r\n\r\n");
+    let next = c.read_response(false);
+    assert_eq!(next.status, 200);
+    assert_eq!(next.body, b"xxx");
+}
+
+#[test]
+fn keep_alive_several_requests_on_one_connection() {
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    let me = c.local_addr();
+    for i in 0..5 {
+        let body = format!("request {i}");
+        c.send(
+            format!(
+                "POST /echo/k/{i} HTTP/1.1\r\nHost: gw\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let r = c.read_response(false);
+        let v = assert_echo_ok(&r);
+        assert_eq!(v["path"], format!("/k/{i}"));
+        assert_eq!(v["body"], body.as_str());
+        assert_eq!(v["remote_addr"], me.as_str(), "same connection");
+        assert_ne!(
+            r.header("connection").map(str::to_ascii_lowercase),
+            Some("close".to_string()),
+            "keep-alive response must not close"
+        );
+    }
+}
+
+#[test]
+fn pipelined_requests_answered_in_order() {
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    // The first request is slow at the backend, the others fast: answers must still come in order.
+    c.send(
+        b"GET /echo/delay/300 HTTP/1.1\r\nHost: gw\r\n\r\n\
+          POST /echo/second HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\n\r\nabc\
+          GET /echo/third?n=3 HTTP/1.1\r\nHost: gw\r\n\r\n",
+    );
+    let r1 = assert_echo_ok(&c.read_response(false));
+    let r2 = assert_echo_ok(&c.read_response(false));
+    let r3 = assert_echo_ok(&c.read_response(false));
+    assert_eq!(r1["path"], "/delay/300");
+    assert_eq!(r2["path"], "/second");
+    assert_eq!(r2["body"], "abc");
+    assert_eq!(r3["path"], "/third");
+    assert_eq!(r3["query"], "n=3");
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(b"GET /echo/bye HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+    let r = c.read_response(false);
+    assert_echo_ok(&r);
+    assert!(
+        c.expect_closed(),
+        "gateway must close after Connection: close"
+    );
+}
+
+#[test]
+fn backend_response_headers_in_order_with_repeats() {
+    let (gw, _echo) = setup();
+    let r = http("GET", gw.url("/echo/set"))
+        .header("x-echo-set", "x-one=1")
+        .header("x-echo-set", "x-two=2")
+        .header("x-echo-set", "x-one=3")
+        .header("x-echo-set", "set-cookie=a=1; Path=/")
+        .header("x-echo-set", "set-cookie=b=2")
+        .send();
+    assert_echo_ok(&r);
+    let ours: Vec<_> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| ["x-one", "x-two", "set-cookie"].contains(&n.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(
+        ours,
+        pairs(&[
+            ("x-one", "1"),
+            ("x-two", "2"),
+            ("x-one", "3"),
+            ("set-cookie", "a=1; Path=/"),
+            ("set-cookie", "b=2"),
+        ])
+    );
+    assert_eq!(r.header("x-echo-instance"), Some("e1"));
+    assert!(r.header("x-request-id").is_some());
+}
+
+#[test]
+fn backend_status_codes_pass_through() {
+    let (gw, _echo) = setup();
+    for code in [201u16, 202, 301, 400, 404, 409, 418, 500, 503] {
+        let r = gw.get(&format!("/echo/status/{code}"));
+        assert_eq!(r.status, code, "body {}", r.text());
+        // It is the backend's answer (the default echo body), not a gateway error.
+        let v = r.json();
+        assert_eq!(v["path"], format!("/status/{code}"));
+        assert_eq!(v["instance"], "e1");
+        assert!(r.header("x-request-id").is_some());
+    }
+}
+
+#[test]
+fn http1_and_http2_share_the_listener() {
+    let (gw, _echo) = setup();
+    assert_eq!(gw.get("/echo").version, "1.1");
+    assert_eq!(gw.get_h2("/echo").version, "2");
+}

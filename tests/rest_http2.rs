@@ -1,0 +1,242 @@
+//! REST over HTTP/2 cleartext with prior knowledge, on the same listener as HTTP/1.1
+//! (CONTRACT §2): the core round trips of rest_http1.rs with `curl --http2-prior-knowledge`,
+//! bodies larger than the default flow-control window both ways, and concurrent streams on
+//! one connection.
+
+mod support;
+
+use std::io::Write;
+
+use support::*;
+
+fn setup() -> (Gateway, Echo) {
+    let gw = Gateway::start();
+    let echo = Echo::registered(&gw, "echo", "e1");
+    (gw, echo)
+}
+
+#[test]
+fn methods_round_trip_h2() {
+    let (gw, _echo) = setup();
+    for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+        let body = format!("h2 body of {method}");
+        let mut req = http(method, gw.url("/echo/things/2")).h2();
+        if method != "GET" {
+            req = req.body(&body);
+        }
+        let r = req.send();
+        assert_eq!(r.version, "2");
+        let v = assert_echo_ok(&r);
+        assert_eq!(r.header("x-echo-instance"), Some("e1"));
+        assert_eq!(v["service"], "echo");
+        assert_eq!(v["method"], method);
+        assert_eq!(v["path"], "/things/2");
+        if method != "GET" {
+            assert_eq!(v["body"], body.as_str());
+        }
+    }
+}
+
+#[test]
+fn path_query_and_request_id_h2() {
+    let (gw, _echo) = setup();
+    for (url, path, query) in [
+        ("/echo", "/", ""),
+        ("/echo/a/b%20c?x=1&y", "/a/b%20c", "x=1&y"),
+    ] {
+        let r = gw.get_h2(url);
+        let v = assert_echo_ok(&r);
+        assert_eq!(v["path"], path, "path for {url}");
+        assert_eq!(v["query"], query, "query for {url}");
+        let rid = r.header("x-request-id").expect("x-request-id");
+        assert_eq!(v["request_id"], rid);
+        let remote = v["remote_addr"].as_str().unwrap();
+        assert!(remote.starts_with("127.0.0.1:"), "remote_addr {remote}");
+    }
+    let r = http("GET", gw.url("/echo/id"))
+        .h2()
+        .header("x-request-id", "h2-client-id")
+        .send();
+    let v = assert_echo_ok(&r);
+    assert_eq!(v["request_id"], "h2-client-id");
+    assert_eq!(r.header("x-request-id"), Some("h2-client-id"));
+}
+
+#[test]
+fn headers_in_order_with_repeats_and_no_pseudo_headers_h2() {
+    let (gw, _echo) = setup();
+    let r = http("GET", gw.url("/echo/h"))
+        .h2()
+        .header("x-rep", "1")
+        .header("x-other", "o")
+        .header("x-rep", "2")
+        .header("te", "trailers")
+        .send();
+    let v = assert_echo_ok(&r);
+    let headers = echoed_headers(&v);
+    for (n, _) in &headers {
+        assert!(!n.starts_with(':'), "pseudo-header forwarded: {headers:?}");
+        assert_ne!(n, "te", "te is hop-by-hop: {headers:?}");
+    }
+    let ours: Vec<_> = headers
+        .into_iter()
+        .filter(|(n, _)| n == "x-rep" || n == "x-other")
+        .collect();
+    assert_eq!(
+        ours,
+        vec![
+            ("x-rep".to_string(), "1".to_string()),
+            ("x-other".to_string(), "o".to_string()),
+            ("x-rep".to_string(), "2".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn binary_body_round_trip_h2_beyond_flow_control_window() {
+    let (gw, _echo) = setup();
+    // 200 KiB: more than the 64 KiB initial HTTP/2 window in both directions.
+    let body = binary_body(200 * 1024);
+    let r = http("POST", gw.url("/echo/raw"))
+        .h2()
+        .header("content-type", "application/octet-stream")
+        .body(&body)
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert!(r.body == body, "body differs (len {})", r.body.len());
+}
+
+#[test]
+fn large_response_h2() {
+    let (gw, _echo) = setup();
+    let r = gw.get_h2("/echo/bytes/3000000");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 3_000_000);
+    assert!(r.body.iter().all(|&b| b == b'x'));
+}
+
+#[test]
+fn backend_status_and_response_headers_h2() {
+    let (gw, _echo) = setup();
+    let r = http("GET", gw.url("/echo/status/201"))
+        .h2()
+        .header("x-echo-set", "x-one=1")
+        .header("x-echo-set", "x-two=2")
+        .header("x-echo-set", "x-one=3")
+        .send();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ours: Vec<_> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-one" || n == "x-two")
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    assert_eq!(ours, vec!["x-one=1", "x-two=2", "x-one=3"]);
+    for code in [404u16, 500] {
+        let r = gw.get_h2(&format!("/echo/status/{code}"));
+        assert_eq!(r.status, code);
+        assert_eq!(r.json()["path"], format!("/status/{code}"));
+    }
+}
+
+#[test]
+fn head_h2() {
+    let (gw, _echo) = setup();
+    let r = http("HEAD", gw.url("/echo/bytes/777")).h2().send();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("777"));
+}
+
+#[test]
+fn concurrent_streams_on_one_connection() {
+    let (gw, _echo) = setup();
+    // Slow and fast requests mixed, all in flight together on one multiplexed connection.
+    let urls: Vec<String> = (0..10)
+        .map(|i| {
+            if i % 3 == 0 {
+                gw.url(&format!("/echo/delay/200?i={i}"))
+            } else {
+                gw.url(&format!("/echo/s/{i}?i={i}"))
+            }
+        })
+        .collect();
+    let results = curl_parallel_h2(&urls);
+    let mut remotes = std::collections::HashSet::new();
+    for (i, (status, body)) in results.iter().enumerate() {
+        assert_eq!(
+            *status,
+            200,
+            "stream {i}: {}",
+            String::from_utf8_lossy(body)
+        );
+        let v: serde_json::Value = serde_json::from_slice(body).expect("json");
+        assert_eq!(
+            v["query"],
+            format!("i={i}"),
+            "answer {i} belongs to request {i}"
+        );
+        remotes.insert(v["remote_addr"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        remotes.len(),
+        1,
+        "all streams came over one connection: {remotes:?}"
+    );
+}
+
+#[test]
+fn h2_preface_gets_a_settings_frame() {
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    // Client preface followed by an empty SETTINGS frame.
+    c.stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    // The server's first frame is SETTINGS (type 4) on stream 0, not an HTTP/1.1 error.
+    let mut head = [0u8; 9];
+    let mut got = 0;
+    let deadline = std::time::Instant::now() + RAW_READ_LIMIT;
+    c.stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    while got < 9 && std::time::Instant::now() < deadline {
+        match std::io::Read::read(&mut c.stream, &mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    assert_eq!(got, 9, "a full frame header: {:?}", &head[..got]);
+    assert_eq!(head[3], 4, "frame type SETTINGS: {head:?}");
+    assert_eq!(&head[5..9], &[0, 0, 0, 0], "stream 0: {head:?}");
+}
+
+#[test]
+fn many_multiplexed_streams_with_h2load() {
+    let (gw, _echo) = setup();
+    // h2load (nghttp2-client, installed by .ci/install-deps): 200 requests over 2 connections,
+    // up to 20 concurrent streams each. Bounded by -n, not by time.
+    let out = std::process::Command::new("h2load")
+        .args(["-n", "200", "-c", "2", "-m", "20", "-t", "1"])
+        .arg(gw.url("/echo/load"))
+        .output()
+        .unwrap_or_else(|e| panic!("h2load not runnable ({e}); install nghttp2-client"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "h2load failed: {text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .unwrap_or_else(|| panic!("no requests line in {text}"));
+    assert!(
+        line.contains("200 succeeded, 0 failed, 0 errored"),
+        "h2load: {line}\n{text}"
+    );
+    let codes = text
+        .lines()
+        .find(|l| l.starts_with("status codes:"))
+        .unwrap_or_else(|| panic!("no status codes line in {text}"));
+    assert!(codes.contains("200 2xx"), "h2load: {codes}");
+}
