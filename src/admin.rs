@@ -85,7 +85,7 @@ fn services(shard: &Shard) -> Response {
                     json!({
                         "id": i.id.as_str(),
                         "address": i.address.as_str(),
-                        "healthy": shard.upstream.healthy(i.address.socket()),
+                        "healthy": i.address.socket().is_some_and(|a| shard.upstream.healthy(a)),
                     })
                 })
                 .collect();

@@ -99,12 +99,14 @@ impl fmt::Display for InstanceId {
 
 /// A backend address as registered (`host:port`), with the socket address it resolved to.
 ///
-/// Resolution happens once, when the registration is applied (off the request path), so that a
-/// request never waits for DNS.
+/// Resolution happens once, when the registration is applied by the registry owner (off the request
+/// path), so that a request never waits for DNS. A host name that does not resolve (yet) is still
+/// accepted — every gateway of a cluster must accept the same events — and the instance counts as
+/// unhealthy until it is registered again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Address {
     text: Arc<str>,
-    socket: SocketAddr,
+    socket: Option<SocketAddr>,
 }
 
 impl Address {
@@ -147,13 +149,7 @@ impl Address {
         let socket = (host, port)
             .to_socket_addrs()
             .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| {
-                InvalidName(format!(
-                    "address `{}` does not resolve",
-                    text.escape_default()
-                ))
-            })?;
+            .and_then(|mut addrs| addrs.next());
         Ok(Address {
             text: text.into(),
             socket,
@@ -165,8 +161,8 @@ impl Address {
         &self.text
     }
 
-    /// The socket address it resolved to.
-    pub fn socket(&self) -> SocketAddr {
+    /// The socket address it resolved to (`None` when the host name did not resolve).
+    pub fn socket(&self) -> Option<SocketAddr> {
         self.socket
     }
 }
@@ -207,7 +203,11 @@ mod tests {
     #[test]
     fn addresses() {
         let a = Address::parse("127.0.0.1:50051").unwrap();
-        assert_eq!(a.socket(), "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(a.socket(), Some("127.0.0.1:50051".parse().unwrap()));
+        assert_eq!(
+            Address::parse("no-such-host.invalid:80").unwrap().socket(),
+            None
+        );
         assert_eq!(a.as_str(), "127.0.0.1:50051");
         assert!(Address::parse("localhost:80").is_ok());
         assert!(Address::parse("[::1]:80").is_ok());

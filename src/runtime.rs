@@ -7,7 +7,7 @@ use std::sync::Arc;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
-use crate::registry::{self, owner, OwnerMsg, ShardLink, ShardMsg, WriteOp};
+use crate::registry::{self, owner, OwnerMsg, ShardLink, ShardMsg};
 use crate::shard::{Process, ShardStart};
 
 /// io_uring buffer memory per shard: switchyard does no file I/O, so glommio's default 10 MiB
@@ -88,13 +88,13 @@ pub fn run(config: Config) -> Result<(), String> {
             }
         }
     }
-    if config.demo {
-        start_demo(&config, &owner_tx)?;
-    }
     println!(
         "switchyard listening on {} (shards: {})",
         config.listen, shards
     );
+    if config.demo {
+        start_demo(&config)?;
+    }
     let signal = crate::sys::wait_for_termination();
     tracing::info!(signal, "draining");
     process.draining.store(true, Ordering::Relaxed);
@@ -109,30 +109,31 @@ pub fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// `--demo`: the sample backend in-process, registered as `echo` and `users`.
-fn start_demo(config: &Config, owner: &crossbeam_channel::Sender<OwnerMsg>) -> Result<(), String> {
+/// `--demo`: the sample backend in-process, registered as `echo` and `users` through the gateway's
+/// own admin API (so the lines printed afterwards work at once).
+fn start_demo(config: &Config) -> Result<(), String> {
     let backend = crate::sample_backend::spawn(crate::sample_backend::BackendConfig {
         listen: "127.0.0.1:0".parse().expect("valid address"),
         instance: "demo-1".into(),
     })
     .map_err(|e| format!("cannot start the demo backend: {e}"))?;
     let address = backend.local_addr().to_string();
-    for service in ["echo", "users"] {
-        let service = crate::names::ServiceName::parse(service).expect("valid name");
-        let instance = crate::names::InstanceId::parse("demo-1").expect("valid name");
-        let _ = owner.send(OwnerMsg::Write {
-            shard: 0,
-            token: None,
-            op: WriteOp::Upsert {
-                service,
-                instance,
-                address: address.clone(),
-            },
-        });
+    let mut gw = config.listen;
+    if gw.ip().is_unspecified() {
+        gw.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    // The backend runs until the process exits.
+    for service in ["echo", "users"] {
+        crate::sample_backend::register(
+            &format!("http://{gw}"),
+            service,
+            "demo-1",
+            &address,
+            config.registry_token.as_deref(),
+        )
+        .map_err(|e| format!("cannot register the demo backend as `{service}`: {e}"))?;
+    }
+    // The backend serves until the process exits.
     std::mem::forget(backend);
-    let gw = config.listen;
     println!(
         "demo backend on {address}, registered as services `echo` and `users`. Try:\n\
          \n  curl -s http://{gw}/echo/hello?name=world\n\

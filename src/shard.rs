@@ -143,7 +143,7 @@ impl Shard {
             let live: rustc_hash::FxHashSet<_> = view
                 .services()
                 .iter()
-                .flat_map(|s| s.instances.iter().map(|i| i.address.socket()))
+                .flat_map(|s| s.instances.iter().filter_map(|i| i.address.socket()))
                 .collect();
             self.upstream.retain_pools(|addr| live.contains(addr));
         }

@@ -81,12 +81,13 @@ async fn serve_stream(
     remote: SocketAddr,
 ) {
     let head_request = request.method() == http::Method::HEAD;
+    let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
     let response = match read_request(shard, request, remote).await {
         Ok(request) => crate::router::handle(shard, request).await,
         Err(e) => {
             let request_id = shard.new_request_id();
             shard.metrics.count_response(e.kind.status());
-            let mut r = e.into_response(None, &request_id);
+            let mut r = e.into_response(service.as_deref(), &request_id);
             r.push_header("x-request-id", request_id);
             r
         }

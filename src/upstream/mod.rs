@@ -85,7 +85,11 @@ impl Upstream {
             let Some(index) = self.choose(service, tried, rng) else {
                 break;
             };
-            let pool = self.pool(service.instances[index].address.socket());
+            let Some(addr) = service.instances[index].address.socket() else {
+                tried = Some(index);
+                continue;
+            };
+            let pool = self.pool(addr);
             let left = deadline.saturating_duration_since(Instant::now());
             let lease = match crate::timeout::within(left, pool.checkout(CONNECT_TIMEOUT.min(left)))
                 .await
@@ -145,10 +149,12 @@ impl Upstream {
     ) -> Option<usize> {
         let now = Instant::now();
         let pools = self.pools.borrow();
-        let state = |i: usize| {
-            pools
-                .get(&service.instances[i].address.socket())
-                .map_or((true, 0), |p| (p.health().available(now), p.in_flight()))
+        // (available, in flight); an address that did not resolve is never available.
+        let state = |i: usize| match service.instances[i].address.socket() {
+            None => (false, 0),
+            Some(addr) => pools
+                .get(&addr)
+                .map_or((true, 0), |p| (p.health().available(now), p.in_flight())),
         };
         let candidates =
             || (0..service.instances.len()).filter(|&i| Some(i) != exclude && state(i).0);
@@ -173,8 +179,9 @@ impl Upstream {
     pub fn all_refused(&self, service: &ServiceEntry) -> bool {
         let pools = self.pools.borrow();
         service.instances.iter().all(|i| {
-            pools
-                .get(&i.address.socket())
+            i.address
+                .socket()
+                .and_then(|addr| pools.get(&addr))
                 .is_some_and(|p| p.health().refused())
         })
     }

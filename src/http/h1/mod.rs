@@ -71,13 +71,29 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, r
         max_headers: config.max_headers,
     };
     let mut out: Vec<u8> = Vec::with_capacity(4096);
+    // The path of the request being read, so an error before routing can still name its service.
     loop {
-        match serve_one(&shard, &mut stream, &mut buf, &mut out, limits, remote).await {
+        let mut path: Option<Bytes> = None;
+        match serve_one(
+            &shard,
+            &mut stream,
+            &mut buf,
+            &mut out,
+            limits,
+            remote,
+            &mut path,
+        )
+        .await
+        {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
                 let request_id = shard.new_request_id();
-                let response = e.into_response(None, &request_id);
+                let service = path
+                    .as_deref()
+                    .and_then(|p| std::str::from_utf8(p).ok())
+                    .and_then(crate::rest::service_of);
+                let response = e.into_response(service, &request_id);
                 shard.metrics.count_response(response.status);
                 let mut response = response;
                 response.push_header("x-request-id", request_id);
@@ -106,11 +122,13 @@ async fn serve_one(
     out: &mut Vec<u8>,
     limits: HeadLimits,
     remote: SocketAddr,
+    path_seen: &mut Option<Bytes>,
 ) -> Result<bool, GatewayError> {
     let config = &shard.config;
     let Some(head) = read_head(shard, stream, buf, out, limits).await? else {
         return Ok(false);
     };
+    *path_seen = Some(head.path.clone());
     let max_body = shard.max_body_bytes(&head.path);
     if let Framing::Length(n) = head.framing {
         if n > max_body as u64 {
