@@ -11,5 +11,6 @@
 
 #![warn(missing_docs)]
 
+pub mod graphql;
 pub mod io;
 pub mod proto;

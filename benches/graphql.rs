@@ -1,0 +1,2 @@
+//! Run with: cargo bench --bench graphql
+fn main() {}
