@@ -201,6 +201,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// SIGTERM drain period.
     pub grace_period: Duration,
+    /// GraphQL document limits.
+    pub graphql_limits: crate::graphql::Limits,
     /// Start the in-process sample backend.
     pub demo: bool,
 }
@@ -405,6 +407,7 @@ impl Config {
             idle_timeout,
             body_timeout,
             grace_period,
+            graphql_limits: crate::graphql::Limits::default(),
             demo: args.demo,
         })
     }

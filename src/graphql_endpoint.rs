@@ -1,19 +1,136 @@
-//! `/graphql`: wires the GraphQL engine to the shard's registry and upstream.
+//! `/graphql`: wires the transport-independent [`crate::graphql`] engine to the shard — its registry
+//! copy for the schema and its upstream for the calls, through the same call path as REST.
+//!
+//! Each root field's call carries the client's headers (hop-by-hop ones dropped, like REST, and the
+//! GraphQL request's own framing headers `content-length`/`content-type` dropped since the call has
+//! its own body), then the field's `headers` argument.
 
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::{Request, Response};
+use crate::graphql::{self, Backend, FieldAnswer, FieldCall, FieldError};
+use crate::http::{Field, Request, Response};
 use crate::shard::Shard;
+use crate::upstream::codec::ForwardingParts;
+
+/// The shard, seen by the GraphQL engine, for one client request.
+struct ShardBackend<'a> {
+    shard: &'a Rc<Shard>,
+    headers: Vec<Field>,
+    request_id: &'a str,
+    remote: String,
+}
+
+impl Backend for ShardBackend<'_> {
+    fn services(&self) -> Vec<String> {
+        self.shard
+            .registry
+            .borrow()
+            .services()
+            .iter()
+            .map(|s| s.name.as_str().to_string())
+            .collect()
+    }
+
+    async fn call(&self, call: FieldCall) -> Result<FieldAnswer, FieldError> {
+        let field_error = |e: GatewayError| FieldError {
+            code: e.kind.code().to_string(),
+            status: e.kind.status(),
+            message: e.message.into_owned(),
+        };
+        let entry = self.shard.registry.borrow().get(&call.service).cloned();
+        let Some(entry) = entry else {
+            return Err(field_error(GatewayError::new(
+                ErrorKind::ServiceNotFound,
+                format!("no service named `{}`", call.service),
+            )));
+        };
+        let mut extra: Vec<Field> = Vec::with_capacity(call.headers.len() + 1);
+        let body = call.body.unwrap_or_default();
+        if !body.is_empty() {
+            extra.push(Field::new("content-type", "application/json"));
+        }
+        extra.extend(
+            call.headers
+                .into_iter()
+                .map(|(n, v)| Field::new(Bytes::from(n), Bytes::from(v))),
+        );
+        let parts = ForwardingParts {
+            method: &call.method,
+            path: call.path.as_bytes(),
+            query: call.query.as_bytes(),
+            headers: &self.headers,
+            extra_headers: &extra,
+            body: &body,
+            service: &call.service,
+            request_id: self.request_id,
+            remote_addr: &self.remote,
+            graphql_field: &call.graphql_field,
+        };
+        crate::rest::call_service(self.shard, &entry, &parts)
+            .await
+            .map(|r| FieldAnswer {
+                status: r.status,
+                body: r.body,
+            })
+            .map_err(field_error)
+    }
+}
 
 /// Serves a `/graphql` request.
 pub async fn handle(
-    _shard: &Rc<Shard>,
-    _request: &Request,
-    _request_id: &str,
+    shard: &Rc<Shard>,
+    request: &Request,
+    request_id: &str,
 ) -> Result<Response, GatewayError> {
-    Err(GatewayError::new(
-        ErrorKind::NotFound,
-        "the GraphQL endpoint is not part of this build yet",
-    ))
+    let method = match request.method {
+        http::Method::GET | http::Method::HEAD => graphql::HttpMethod::Get,
+        http::Method::POST => graphql::HttpMethod::Post,
+        _ => {
+            let mut r = GatewayError::new(
+                ErrorKind::MethodNotAllowed,
+                "the GraphQL endpoint accepts GET and POST",
+            )
+            .into_response(None, request_id);
+            r.push_header("allow", "GET, POST");
+            return Ok(r);
+        }
+    };
+    let _in_flight = shard.enter().ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::Overloaded,
+            "the gateway is at its in-flight limit",
+        )
+    })?;
+    let backend = ShardBackend {
+        shard,
+        headers: request
+            .headers
+            .iter()
+            .filter(|h| !matches!(h.name.as_ref(), b"content-length" | b"content-type"))
+            .cloned()
+            .collect(),
+        request_id,
+        remote: request.remote.to_string(),
+    };
+    let answer = graphql::handle(
+        &backend,
+        graphql::HttpRequest {
+            method,
+            query_string: request.query_str(),
+            content_type: request.header("content-type"),
+            accept: request.header("accept"),
+            body: &request.body,
+        },
+        &shard.config.graphql_limits,
+    )
+    .await;
+    let mut response = Response::new(answer.status, answer.body);
+    response.push_header("content-type", answer.content_type);
+    if answer.status == 405 {
+        response.push_header("allow", "POST");
+    }
+    Ok(response)
 }

@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod graphql;
 pub mod graphql_endpoint;
 pub mod http;
 pub mod io;

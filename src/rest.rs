@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Request, Response};
 use crate::names::is_service_name;
+use crate::registry::view::ServiceEntry;
 use crate::registry::WriteOp;
 use crate::shard::Shard;
 use crate::upstream::codec::ForwardingParts;
@@ -60,11 +61,21 @@ pub async fn forward(
         remote_addr: &remote,
         graphql_field: "",
     };
-    let settings = shard.config.service(name);
+    call_service(shard, &entry, &parts).await
+}
+
+/// Calls one service (REST and GraphQL alike): counts the call, and when every instance refused the
+/// connection has the service removed from the registry.
+pub async fn call_service(
+    shard: &Rc<Shard>,
+    entry: &ServiceEntry,
+    parts: &ForwardingParts<'_>,
+) -> Result<Response, GatewayError> {
+    let settings = shard.config.service(entry.name.as_str());
     shard.metrics.upstream_calls.inc();
     match shard
         .upstream
-        .forward(&entry, &parts, settings, &shard.rng)
+        .forward(entry, parts, settings, &shard.rng)
         .await
     {
         Ok(response) => Ok(response),
@@ -72,7 +83,7 @@ pub async fn forward(
             shard.metrics.upstream_failures.inc();
             if unreachable.all_refused {
                 tracing::warn!(
-                    service = name,
+                    service = entry.name.as_str(),
                     "every instance refused connections: removing the service"
                 );
                 shard.metrics.services_removed.inc();

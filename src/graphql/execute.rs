@@ -1,0 +1,261 @@
+//! Execution of a plan: one backend call per service root field, then projection of each answer.
+//!
+//! Query root fields are polled together in one task (`join_all`): on a thread-per-core shard that is
+//! all the concurrency needed, with nothing spawned and nothing `Send`. Mutation root fields run one
+//! after another in document order, as GraphQL requires for side effects. A root field that fails
+//! (gateway error, backend status ≥ 400, non-JSON body, bad arguments) becomes `null` plus one error;
+//! the other fields are unaffected.
+
+use async_graphql_parser::types::OperationType;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use serde_json::value::RawValue;
+use serde_json::Value as Json;
+
+use super::error::{Code, GraphQLError};
+use super::introspect::Introspection;
+use super::plan::{Plan, RootField, RootKind};
+use super::project::{project, write_json_str, write_key};
+use super::{Backend, FieldAnswer, FieldCall};
+
+/// Runs `plan` and returns the `data` object's JSON text and the field errors, in root-field order.
+pub(crate) async fn execute<B: Backend>(
+    backend: &B,
+    plan: &Plan,
+    introspection: impl FnOnce() -> Introspection,
+) -> (Vec<u8>, Vec<GraphQLError>) {
+    let needs_introspection = plan
+        .fields
+        .iter()
+        .any(|f| matches!(f.kind, RootKind::Schema | RootKind::Type(_)));
+    let introspection = needs_introspection.then(introspection);
+    let context = Context {
+        backend,
+        operation: plan.operation,
+        introspection: introspection.as_ref(),
+    };
+    let results: Vec<Result<Vec<u8>, GraphQLError>> = match plan.operation {
+        OperationType::Mutation => {
+            let mut results = Vec::with_capacity(plan.fields.len());
+            for field in &plan.fields {
+                results.push(context.resolve(field).await);
+            }
+            results
+        }
+        _ => join_all(plan.fields.iter().map(|field| context.resolve(field))).await,
+    };
+    let mut data = Vec::with_capacity(
+        results
+            .iter()
+            .map(|r| r.as_ref().map_or(4, Vec::len) + 8)
+            .sum(),
+    );
+    let mut errors = Vec::new();
+    data.push(b'{');
+    for (i, (field, result)) in plan.fields.iter().zip(results).enumerate() {
+        if i > 0 {
+            data.push(b',');
+        }
+        write_key(&mut data, &field.key);
+        match result {
+            Ok(value) => data.extend_from_slice(&value),
+            Err(error) => {
+                data.extend_from_slice(b"null");
+                errors.push(error);
+            }
+        }
+    }
+    data.push(b'}');
+    (data, errors)
+}
+
+struct Context<'a, B> {
+    backend: &'a B,
+    operation: OperationType,
+    introspection: Option<&'a Introspection>,
+}
+
+impl<B: Backend> Context<'_, B> {
+    async fn resolve(&self, field: &RootField) -> Result<Vec<u8>, GraphQLError> {
+        let mut out = Vec::new();
+        match &field.kind {
+            RootKind::Typename => write_json_str(
+                &mut out,
+                match self.operation {
+                    OperationType::Mutation => "Mutation",
+                    _ => "Query",
+                },
+            ),
+            RootKind::Schema => {
+                let introspection = self.introspection.expect("built when the plan needs it");
+                introspection
+                    .write_schema(field.selection.as_deref().unwrap_or_default(), &mut out);
+            }
+            RootKind::Type(name) => {
+                let introspection = self.introspection.expect("built when the plan needs it");
+                introspection.write_named(
+                    name,
+                    field.selection.as_deref().unwrap_or_default(),
+                    &mut out,
+                );
+            }
+            RootKind::Service { service, arguments } => {
+                let call = call_for(field, service, arguments, self.operation)?;
+                let answer = self.backend.call(call).await.map_err(|e| {
+                    GraphQLError::field(
+                        &field.key,
+                        field.pos,
+                        Code::Other(e.code),
+                        e.status,
+                        e.message,
+                    )
+                })?;
+                answer_to_json(field, service, &answer, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Builds the backend call of a service root field from its (validated, coerced) arguments.
+pub(crate) fn call_for(
+    field: &RootField,
+    service: &str,
+    arguments: &[(String, Json)],
+    operation: OperationType,
+) -> Result<FieldCall, GraphQLError> {
+    let bad = |message: String| {
+        GraphQLError::field(&field.key, field.pos, Code::BadRequest, 400, message)
+    };
+    let string = |name: &str| -> Option<&str> {
+        arguments
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_str())
+    };
+    let method = match string("method") {
+        Some(method) if is_token(method) => method.to_ascii_uppercase(),
+        Some(method) => return Err(bad(format!("\"{method}\" is not an HTTP method."))),
+        None if operation == OperationType::Mutation => "POST".to_owned(),
+        None => "GET".to_owned(),
+    };
+    let path = string("path").unwrap_or("/");
+    if !path.starts_with('/') {
+        return Err(bad(format!("The path \"{path}\" must start with '/'.")));
+    }
+    let mut headers = Vec::new();
+    if let Some((_, value)) = arguments.iter().find(|(n, _)| n == "headers") {
+        let entries = match value {
+            Json::Array(items) => items.iter().collect(),
+            Json::Null => Vec::new(),
+            single => vec![single],
+        };
+        for entry in entries {
+            let name = entry.get("name").and_then(Json::as_str).unwrap_or_default();
+            let value = entry
+                .get("value")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            if !is_token(name) {
+                return Err(bad(format!("\"{name}\" is not a header name.")));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(bad(format!(
+                    "The value of header \"{name}\" contains a line break."
+                )));
+            }
+            headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        }
+    }
+    let body = arguments
+        .iter()
+        .find(|(n, _)| n == "body")
+        .filter(|(_, v)| !v.is_null())
+        .map(|(_, v)| Bytes::from(serde_json::to_vec(v).expect("a JSON value serialises")));
+    Ok(FieldCall {
+        service: service.to_owned(),
+        method,
+        path: path.to_owned(),
+        query: string("query").unwrap_or_default().to_owned(),
+        headers,
+        body,
+        graphql_field: field.key.clone(),
+    })
+}
+
+/// An HTTP token (RFC 9110): method names and header names.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Turns a backend answer into the field's JSON text, or a field error.
+fn answer_to_json(
+    field: &RootField,
+    service: &str,
+    answer: &FieldAnswer,
+    out: &mut Vec<u8>,
+) -> Result<(), GraphQLError> {
+    if answer.status >= 400 {
+        let error = backend_error(&answer.body);
+        return Err(GraphQLError::field(
+            &field.key,
+            field.pos,
+            Code::Other(error.code),
+            answer.status,
+            error.message.unwrap_or_else(|| {
+                format!(
+                    "Service \"{service}\" answered with status {}.",
+                    answer.status
+                )
+            }),
+        ));
+    }
+    // An empty body (204 No Content, say) is no value rather than a broken one.
+    if answer.body.iter().all(u8::is_ascii_whitespace) {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    }
+    let not_json = |e: serde_json::Error| {
+        GraphQLError::field(
+            &field.key,
+            field.pos,
+            Code::BadBackendResponse,
+            502,
+            format!("Service \"{service}\" answered with a body that is not JSON: {e}."),
+        )
+    };
+    let raw: &RawValue = serde_json::from_slice(&answer.body).map_err(not_json)?;
+    project(raw, field.selection.as_deref(), out).map_err(not_json)
+}
+
+struct BackendError {
+    code: String,
+    message: Option<String>,
+}
+
+/// Reads `{"error":{"code":..., "message":...}}` (the gateway's own error shape, contract §3) from an
+/// error answer; anything else is `BACKEND_ERROR` with no message of its own.
+fn backend_error(body: &[u8]) -> BackendError {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: String,
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope { error }) => BackendError {
+            code: error.code,
+            message: error.message,
+        },
+        Err(_) => BackendError {
+            code: "BACKEND_ERROR".to_owned(),
+            message: None,
+        },
+    }
+}

@@ -1,0 +1,226 @@
+//! GraphQL over HTTP: decoding GET and POST requests into GraphQL requests, choosing the response
+//! media type, and the status rules.
+//!
+//! Status rules (GraphQL-over-HTTP):
+//! - not a GraphQL request at all (POST body not JSON, no `query` string, parameters of the wrong
+//!   type; GET without `query`): 400 with `{"errors":[...]}` and no `data`, whatever the media type;
+//! - POST with a `content-type` other than `application/json`: 415;
+//! - GET of a mutation: 405 (the lead's listener adds `allow: POST`);
+//! - request errors (limits, parse, validation, variables): 200 with `application/json`, but 400 when
+//!   the client accepts `application/graphql-response+json` (preferred over `application/json`),
+//!   which is the point of that media type: the status then tells whether anything ran;
+//! - executed: 200 with `data` (and `errors` for failed fields).
+//!
+//! Without an `Accept` header, or with one naming neither type (`*/*`, `text/html`), the answer is
+//! `application/json`: the legacy behaviour every client understands.
+
+use percent_encoding::percent_decode;
+use serde_json::{Map, Value as Json};
+
+use super::error::{Code, GraphQLError};
+use super::{HttpMethod, HttpRequest, HttpResponse};
+
+/// `content-type` of `application/json` answers.
+pub const APPLICATION_JSON: &str = "application/json; charset=utf-8";
+/// `content-type` of `application/graphql-response+json` answers.
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
+
+/// The response media type the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MediaType {
+    Json,
+    GraphQLResponseJson,
+}
+
+impl MediaType {
+    fn content_type(self) -> &'static str {
+        match self {
+            MediaType::Json => APPLICATION_JSON,
+            MediaType::GraphQLResponseJson => GRAPHQL_RESPONSE_JSON,
+        }
+    }
+}
+
+/// A decoded GraphQL request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GraphQLRequest {
+    pub query: String,
+    pub variables: Option<Map<String, Json>>,
+    pub operation_name: Option<String>,
+}
+
+/// Picks the response media type from `Accept`: the supported type with the highest `q`, the first
+/// listed on a tie; `application/json` when neither is acceptable or the header is absent.
+pub(crate) fn negotiate(accept: Option<&str>) -> MediaType {
+    let mut best: Option<(MediaType, f32)> = None;
+    for range in accept.unwrap_or_default().split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let kind = match media.as_str() {
+            "application/graphql-response+json" => MediaType::GraphQLResponseJson,
+            "application/json" => MediaType::Json,
+            _ => continue,
+        };
+        let q = parts
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .or_else(|| p.trim().strip_prefix("Q="))
+            })
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if q > 0.0 && best.is_none_or(|(_, best_q)| q > best_q) {
+            best = Some((kind, q));
+        }
+    }
+    best.map_or(MediaType::Json, |(kind, _)| kind)
+}
+
+/// Decodes the HTTP request into a GraphQL request, or the response refusing it.
+pub(crate) fn decode(
+    request: &HttpRequest<'_>,
+    media: MediaType,
+) -> Result<GraphQLRequest, HttpResponse> {
+    match request.method {
+        HttpMethod::Get => decode_get(request.query_string),
+        HttpMethod::Post => {
+            let content_type = request.content_type.unwrap_or_default();
+            let essence = content_type.split(';').next().unwrap_or_default().trim();
+            if !essence.eq_ignore_ascii_case("application/json") {
+                let message = if content_type.is_empty() {
+                    "A POST to /graphql needs content-type: application/json.".to_owned()
+                } else {
+                    format!("Unsupported content-type \"{content_type}\": a POST to /graphql needs application/json.")
+                };
+                return Err(errors_response(
+                    media,
+                    415,
+                    &[GraphQLError {
+                        status: 415,
+                        ..GraphQLError::request(Code::BadRequest, message)
+                    }],
+                ));
+            }
+            decode_post(request.body)
+        }
+    }
+    .map_err(|message| {
+        errors_response(media, 400, &[GraphQLError::request(Code::BadRequest, message)])
+    })
+}
+
+fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
+    let mut query = None;
+    let mut variables = None;
+    let mut operation_name = None;
+    for pair in query_string.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = form_decode(name)?;
+        let slot = match name.as_str() {
+            "query" => &mut query,
+            "variables" => &mut variables,
+            "operationName" => &mut operation_name,
+            _ => continue, // `extensions` and anything else are not ours to refuse
+        };
+        if slot.is_some() {
+            return Err(format!("The parameter \"{name}\" is given more than once."));
+        }
+        *slot = Some(form_decode(value)?);
+    }
+    let query = query.ok_or("A GraphQL GET request needs a \"query\" parameter.")?;
+    let variables = match variables.as_deref().map(str::trim) {
+        None | Some("") | Some("null") => None,
+        Some(text) => match serde_json::from_str::<Json>(text) {
+            Ok(Json::Object(map)) => Some(map),
+            _ => return Err("The \"variables\" parameter must be a JSON object.".to_owned()),
+        },
+    };
+    Ok(GraphQLRequest {
+        query,
+        variables,
+        operation_name: operation_name.filter(|n| !n.is_empty()),
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value.
+fn form_decode(text: &str) -> Result<String, String> {
+    let plus_as_space = text.replace('+', " ");
+    percent_decode(plus_as_space.as_bytes())
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| "The query string is not valid UTF-8 once decoded.".to_owned())
+}
+
+fn decode_post(body: &[u8]) -> Result<GraphQLRequest, String> {
+    let Ok(Json::Object(mut object)) = serde_json::from_slice::<Json>(body) else {
+        return Err("The body of a GraphQL POST must be a JSON object.".to_owned());
+    };
+    let query = match object.remove("query") {
+        Some(Json::String(query)) => query,
+        _ => return Err("A GraphQL request needs a \"query\" string.".to_owned()),
+    };
+    let variables = match object.remove("variables") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(map)) => Some(map),
+        Some(_) => return Err("\"variables\" must be a JSON object.".to_owned()),
+    };
+    let operation_name = match object.remove("operationName") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(name)) => Some(name),
+        Some(_) => return Err("\"operationName\" must be a string.".to_owned()),
+    };
+    match object.remove("extensions") {
+        None | Some(Json::Null) | Some(Json::Object(_)) => {}
+        Some(_) => return Err("\"extensions\" must be a JSON object.".to_owned()),
+    }
+    Ok(GraphQLRequest {
+        query,
+        variables,
+        operation_name,
+    })
+}
+
+/// The answer to a request that failed before execution: `{"errors":[...]}` and no `data`.
+pub(crate) fn errors_response(
+    media: MediaType,
+    status: u16,
+    errors: &[GraphQLError],
+) -> HttpResponse {
+    let mut body = br#"{"errors":"#.to_vec();
+    serde_json::to_writer(&mut body, errors).expect("errors serialise");
+    body.push(b'}');
+    HttpResponse {
+        status,
+        content_type: media.content_type(),
+        body,
+    }
+}
+
+/// The answer to a request error (limits, parse, validation, variables): the status depends on the
+/// media type.
+pub(crate) fn request_errors(media: MediaType, errors: &[GraphQLError]) -> HttpResponse {
+    let status = match media {
+        MediaType::Json => 200,
+        MediaType::GraphQLResponseJson => 400,
+    };
+    errors_response(media, status, errors)
+}
+
+/// The answer to an executed operation: 200, `errors` (if any) then `data`.
+pub(crate) fn executed(media: MediaType, data: &[u8], errors: &[GraphQLError]) -> HttpResponse {
+    let mut body = Vec::with_capacity(data.len() + 32);
+    body.push(b'{');
+    if !errors.is_empty() {
+        body.extend_from_slice(br#""errors":"#);
+        serde_json::to_writer(&mut body, errors).expect("errors serialise");
+        body.push(b',');
+    }
+    body.extend_from_slice(br#""data":"#);
+    body.extend_from_slice(data);
+    body.push(b'}');
+    HttpResponse {
+        status: 200,
+        content_type: media.content_type(),
+        body,
+    }
+}

@@ -1,0 +1,1184 @@
+//! Tests of the whole engine through `handle`, with a mock backend that records its calls.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::task::Poll;
+
+use bytes::Bytes;
+use futures_lite::future::{block_on, poll_fn};
+use serde_json::{json, Value as Json};
+
+use super::*;
+
+/// Canned answers per service; records calls and the start/end of each, and makes every call wait
+/// for one poll so that concurrent calls interleave their events and sequential ones do not.
+struct Mock {
+    services: Vec<String>,
+    answers: HashMap<String, Result<FieldAnswer, FieldError>>,
+    calls: RefCell<Vec<FieldCall>>,
+    events: RefCell<Vec<String>>,
+}
+
+impl Mock {
+    fn new(services: &[&str]) -> Self {
+        Mock {
+            services: services.iter().map(|s| s.to_string()).collect(),
+            answers: HashMap::new(),
+            calls: RefCell::new(Vec::new()),
+            events: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn answer(mut self, service: &str, status: u16, body: &str) -> Self {
+        self.answers.insert(
+            service.to_owned(),
+            Ok(FieldAnswer {
+                status,
+                body: Bytes::from(body.to_owned()),
+            }),
+        );
+        self
+    }
+
+    fn fail(mut self, service: &str, code: &str, status: u16) -> Self {
+        self.answers.insert(
+            service.to_owned(),
+            Err(FieldError {
+                code: code.to_owned(),
+                status,
+                message: format!("{service} failed"),
+            }),
+        );
+        self
+    }
+
+    fn calls(&self) -> Vec<FieldCall> {
+        self.calls.borrow().clone()
+    }
+}
+
+impl Backend for Mock {
+    fn services(&self) -> Vec<String> {
+        self.services.clone()
+    }
+
+    async fn call(&self, call: FieldCall) -> Result<FieldAnswer, FieldError> {
+        let key = call.graphql_field.clone();
+        self.events.borrow_mut().push(format!("start {key}"));
+        let answer = self
+            .answers
+            .get(&call.service)
+            .cloned()
+            .unwrap_or(Ok(FieldAnswer {
+                status: 200,
+                body: Bytes::from_static(b"{}"),
+            }));
+        self.calls.borrow_mut().push(call);
+        let mut yielded = false;
+        poll_fn(|cx| {
+            if yielded {
+                Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        })
+        .await;
+        self.events.borrow_mut().push(format!("end {key}"));
+        answer
+    }
+}
+
+/// A backend whose first call completes only after a second call has started; it gives up (and
+/// fails the field) after a bounded number of polls, so a sequential executor cannot hang the test.
+struct NeedsConcurrency {
+    started: RefCell<Vec<String>>,
+    finished: RefCell<Vec<String>>,
+}
+
+impl Backend for NeedsConcurrency {
+    fn services(&self) -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    async fn call(&self, call: FieldCall) -> Result<FieldAnswer, FieldError> {
+        let index = self.started.borrow().len();
+        self.started.borrow_mut().push(call.service.clone());
+        if index == 0 {
+            let mut polls = 0;
+            poll_fn(|cx| {
+                polls += 1;
+                if self.started.borrow().len() >= 2 || polls > 1000 {
+                    Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await;
+            if self.started.borrow().len() < 2 {
+                return Err(FieldError {
+                    code: "NOT_CONCURRENT".into(),
+                    status: 500,
+                    message: "second call never started".into(),
+                });
+            }
+        }
+        self.finished.borrow_mut().push(call.service.clone());
+        Ok(FieldAnswer {
+            status: 200,
+            body: Bytes::from(format!(r#"{{"from":"{}"}}"#, call.service)),
+        })
+    }
+}
+
+fn run<B: Backend>(
+    backend: &B,
+    request: HttpRequest<'_>,
+    limits: &Limits,
+) -> (u16, &'static str, Json) {
+    let response = block_on(handle(backend, request, limits));
+    let body: Json = serde_json::from_slice(&response.body).unwrap_or_else(|e| {
+        panic!(
+            "response is not JSON ({e}): {}",
+            String::from_utf8_lossy(&response.body)
+        )
+    });
+    (response.status, response.content_type, body)
+}
+
+fn post_with<B: Backend>(
+    backend: &B,
+    body: &Json,
+    accept: Option<&str>,
+    limits: &Limits,
+) -> (u16, Json) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let request = HttpRequest {
+        method: HttpMethod::Post,
+        query_string: "",
+        content_type: Some("application/json"),
+        accept,
+        body: &bytes,
+    };
+    let (status, _, json) = run(backend, request, limits);
+    (status, json)
+}
+
+fn post<B: Backend>(backend: &B, query: &str) -> (u16, Json) {
+    post_with(
+        backend,
+        &json!({ "query": query }),
+        None,
+        &Limits::default(),
+    )
+}
+
+fn post_vars<B: Backend>(backend: &B, query: &str, variables: Json) -> (u16, Json) {
+    post_with(
+        backend,
+        &json!({ "query": query, "variables": variables }),
+        None,
+        &Limits::default(),
+    )
+}
+
+fn get<B: Backend>(backend: &B, query_string: &str) -> (u16, Json) {
+    let request = HttpRequest {
+        method: HttpMethod::Get,
+        query_string,
+        content_type: None,
+        accept: None,
+        body: b"",
+    };
+    let (status, _, json) = run(backend, request, &Limits::default());
+    (status, json)
+}
+
+/// The messages of a response's errors.
+fn messages(body: &Json) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["message"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts a request error: no data, one error containing `needle` with the given code and location.
+fn assert_request_error(body: &Json, code: &str, needle: &str, location: Option<(u64, u64)>) {
+    assert!(
+        body.get("data").is_none(),
+        "request errors have no data: {body}"
+    );
+    let error = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().contains(needle))
+        .unwrap_or_else(|| panic!("no error containing {needle:?} in {body}"));
+    assert_eq!(error["extensions"]["code"], code, "{error}");
+    if let Some((line, column)) = location {
+        assert_eq!(
+            error["locations"][0],
+            json!({"line": line, "column": column}),
+            "{error}"
+        );
+    }
+}
+
+// ---- execution -------------------------------------------------------------------------------
+
+#[test]
+fn query_root_fields_run_concurrently() {
+    let backend = NeedsConcurrency {
+        started: RefCell::new(Vec::new()),
+        finished: RefCell::new(Vec::new()),
+    };
+    let (status, body) = post(&backend, "{ a b }");
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"data": {"a": {"from": "a"}, "b": {"from": "b"}}})
+    );
+    assert_eq!(
+        *backend.finished.borrow(),
+        ["b", "a"],
+        "the first call finished after the second"
+    );
+}
+
+#[test]
+fn query_calls_interleave_and_mutation_calls_do_not() {
+    let backend = Mock::new(&["a", "b"]);
+    post(&backend, "{ x: a y: b z: a }");
+    assert_eq!(
+        *backend.events.borrow(),
+        ["start x", "start y", "start z", "end x", "end y", "end z"]
+    );
+
+    let backend = Mock::new(&["a", "b"]);
+    let (status, _) = post(
+        &backend,
+        "mutation { x: a(path: \"/1\") y: b z: a(path: \"/2\") }",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        *backend.events.borrow(),
+        ["start x", "end x", "start y", "end y", "start z", "end z"]
+    );
+    let calls = backend.calls();
+    let order: Vec<(&str, &str, &str)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c.graphql_field.as_str(),
+                c.service.as_str(),
+                c.path.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(order, [("x", "a", "/1"), ("y", "b", "/"), ("z", "a", "/2")]);
+    assert!(
+        calls.iter().all(|c| c.method == "POST"),
+        "POST is the mutation default"
+    );
+}
+
+#[test]
+fn call_carries_every_argument() {
+    let backend = Mock::new(&["user-svc"]);
+    let (status, body) = post(
+        &backend,
+        r#"{ u: user_svc(method: "patch", path: "/users/7", query: "a=1&b=2",
+              headers: [{name: "X-Trace", value: "t1"}, {name: "Accept", value: "text/plain"}],
+              body: {name: "ann", tags: ["x", 1, true, null], nested: {deep: ENUMISH}}) }"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let call = &backend.calls()[0];
+    assert_eq!(call.service, "user-svc");
+    assert_eq!(call.method, "PATCH");
+    assert_eq!(call.path, "/users/7");
+    assert_eq!(call.query, "a=1&b=2");
+    assert_eq!(
+        call.headers,
+        [
+            ("x-trace".into(), "t1".into()),
+            ("accept".into(), "text/plain".into())
+        ]
+    );
+    let sent: Json = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!({"name": "ann", "tags": ["x", 1, true, null], "nested": {"deep": "ENUMISH"}})
+    );
+    assert_eq!(call.graphql_field, "u");
+
+    let backend = Mock::new(&["user-svc"]);
+    post(&backend, "{ user_svc }");
+    let call = &backend.calls()[0];
+    assert_eq!(
+        (
+            call.method.as_str(),
+            call.path.as_str(),
+            call.query.as_str(),
+            call.body.is_none()
+        ),
+        ("GET", "/", "", true)
+    );
+    assert_eq!(call.graphql_field, "user_svc");
+    assert!(call.headers.is_empty());
+}
+
+#[test]
+fn a_path_without_leading_slash_is_a_field_error_and_no_call() {
+    let backend = Mock::new(&["a"]);
+    let (status, body) = post(&backend, "{ ok: a  bad: a(path: \"users\") }");
+    assert_eq!(status, 200);
+    assert_eq!(body["data"], json!({"ok": {}, "bad": null}));
+    assert_eq!(
+        body["errors"][0]["extensions"],
+        json!({"code": "BAD_REQUEST", "status": 400})
+    );
+    assert_eq!(body["errors"][0]["path"], json!(["bad"]));
+    assert_eq!(backend.calls().len(), 1);
+}
+
+#[test]
+fn failing_services_beside_a_healthy_one_keep_partial_data() {
+    let backend = Mock::new(&["good", "down", "missing", "plain", "garbled"])
+        .answer("good", 200, r#"{"id":1,"name":"ann"}"#)
+        .fail("down", "UPSTREAM_TIMEOUT", 504)
+        .answer(
+            "missing",
+            404,
+            r#"{"error":{"code":"NOT_FOUND","message":"no such user","service":"missing","request_id":"r"}}"#,
+        )
+        .answer("plain", 500, "oops")
+        .answer("garbled", 200, "<html>");
+    let (status, body) = post(&backend, "{ good { name } down\n  missing plain garbled }");
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"],
+        json!({"good": {"name": "ann"}, "down": null, "missing": null, "plain": null, "garbled": null})
+    );
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 4);
+    assert_eq!(
+        errors[0],
+        json!({"message": "down failed", "locations": [{"line": 1, "column": 17}], "path": ["down"],
+               "extensions": {"code": "UPSTREAM_TIMEOUT", "status": 504}})
+    );
+    assert_eq!(errors[1]["message"], "no such user");
+    assert_eq!(errors[1]["locations"], json!([{"line": 2, "column": 3}]));
+    assert_eq!(
+        errors[1]["extensions"],
+        json!({"code": "NOT_FOUND", "status": 404})
+    );
+    assert_eq!(
+        errors[2]["extensions"],
+        json!({"code": "BACKEND_ERROR", "status": 500})
+    );
+    assert_eq!(errors[2]["path"], json!(["plain"]));
+    assert_eq!(
+        errors[3]["extensions"],
+        json!({"code": "BAD_BACKEND_RESPONSE", "status": 502})
+    );
+    assert_eq!(errors[3]["path"], json!(["garbled"]));
+}
+
+#[test]
+fn projection_through_handle() {
+    let backend = Mock::new(&["user-svc"]).answer(
+        "user-svc",
+        200,
+        r#"{"users":[{"id":1,"name":"ann","address":{"city":"Oslo","zip":"0150"},"password":"x"},
+                    {"id":2,"name":"bob","address":null}],"total":2,"next":"c2"}"#,
+    );
+    let (_, body) = post(
+        &backend,
+        "{ user_svc { total users { id who: name address { city country } __typename } absent } }",
+    );
+    assert_eq!(
+        body,
+        json!({"data": {"user_svc": {"total": 2, "users": [
+            {"id": 1, "who": "ann", "address": {"city": "Oslo", "country": null}, "__typename": "JSON"},
+            {"id": 2, "who": "bob", "address": null, "__typename": "JSON"}], "absent": null}}})
+    );
+    let (_, body) = post(&backend, "{ whole: user_svc  __typename }");
+    assert_eq!(body["data"]["whole"]["next"], "c2");
+    assert_eq!(body["data"]["whole"]["users"][0]["password"], "x");
+    assert_eq!(body["data"]["__typename"], "Query");
+    let (_, body) = post(&backend, "mutation { t: __typename }");
+    assert_eq!(body["data"], json!({"t": "Mutation"}));
+}
+
+#[test]
+fn variables_with_defaults_and_coercion() {
+    let query = r#"query Q($path: String = "/default", $h: [HeaderInput!], $b: JSON, $m: String!) {
+        a(path: $path, headers: $h, body: $b, method: $m) }"#;
+    let backend = Mock::new(&["a"]);
+    let (status, body) = post_vars(
+        &backend,
+        query,
+        json!({"m": "put", "h": {"name": "X-One", "value": "1"}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let call = &backend.calls()[0];
+    assert_eq!(call.path, "/default");
+    assert_eq!(call.method, "PUT");
+    assert_eq!(
+        call.headers,
+        [("x-one".into(), "1".into())],
+        "a single value coerces to a list"
+    );
+    assert!(call.body.is_none());
+
+    let backend = Mock::new(&["a"]);
+    post_vars(
+        &backend,
+        query,
+        json!({"m": "get", "path": "/given", "b": {"k": [1]}}),
+    );
+    let call = &backend.calls()[0];
+    assert_eq!(call.path, "/given");
+    assert_eq!(call.body.as_deref(), Some(&br#"{"k":[1]}"#[..]));
+
+    let backend = Mock::new(&["a"]);
+    let (status, body) = post_vars(&backend, query, json!({"path": 3, "h": [{"name": "x"}]}));
+    assert_eq!(status, 200);
+    assert_request_error(
+        &body,
+        "BAD_USER_INPUT",
+        "\"$path\" got an invalid value 3",
+        Some((1, 9)),
+    );
+    assert_request_error(&body, "BAD_USER_INPUT", "[0].value", None);
+    assert_request_error(
+        &body,
+        "BAD_USER_INPUT",
+        "\"$m\" of required type \"String!\" was not provided",
+        None,
+    );
+    assert!(backend.calls().is_empty());
+}
+
+#[test]
+fn fragments_named_and_inline_with_skip_and_include() {
+    let backend = Mock::new(&["a", "b"]).answer("a", 200, r#"{"x":1,"y":2,"z":3}"#);
+    let (status, body) = post_vars(
+        &backend,
+        r#"query($yes: Boolean = true, $no: Boolean!) {
+             ...Root
+             ... on Query { b @include(if: $no) }
+             skipped: a @skip(if: true)
+           }
+           fragment Root on Query { a { ...Xy ... @include(if: $yes) { z } y @skip(if: $yes) } }
+           fragment Xy on JSON { x ... on JSON { y } }"#,
+        json!({"no": false}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"data": {"a": {"x": 1, "y": 2, "z": 3}}}));
+    assert_eq!(backend.calls().len(), 1);
+}
+
+#[test]
+fn same_response_key_merges_into_one_call() {
+    let backend = Mock::new(&["a"]).answer("a", 200, r#"{"x":1,"y":2}"#);
+    let (_, body) = post(&backend, "{ a { x } ... on Query { a { y } } }");
+    assert_eq!(body, json!({"data": {"a": {"x": 1, "y": 2}}}));
+    assert_eq!(backend.calls().len(), 1);
+}
+
+// ---- validation --------------------------------------------------------------------------------
+
+#[test]
+fn validation_reports_every_error_with_locations() {
+    let backend = Mock::new(&["user-svc"]);
+    let (status, body) = post(
+        &backend,
+        "query Q($unused: String) {\n  nope\n  user_svc(colour: \"red\", path: 3) { x(arg: 1) }\n  u2: user_svc(headers: [{name: \"a\"}], body: $undefined)\n  ...Missing\n}",
+    );
+    assert_eq!(status, 200);
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "\"$unused\" is never used",
+        Some((1, 9)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Cannot query field \"nope\" on type \"Query\"",
+        Some((2, 3)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Unknown argument \"colour\"",
+        Some((3, 12)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Argument \"path\" has an invalid value 3",
+        Some((3, 33)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Unknown argument \"arg\" on field \"x\"",
+        Some((3, 40)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "HeaderInput.value of type String! is required",
+        Some((4, 25)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "\"$undefined\" is not defined by operation \"Q\"",
+        Some((4, 46)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Unknown fragment \"Missing\"",
+        Some((5, 6)),
+    );
+    assert_eq!(messages(&body).len(), 8, "{body}");
+    assert!(backend.calls().is_empty());
+}
+
+#[test]
+fn variable_of_the_wrong_type_for_its_position() {
+    let (_, body) = post(
+        &Mock::new(&["a"]),
+        "query($p: JSON, $b: Boolean) { a(path: $p) @skip(if: $b) }",
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "\"$p\" of type \"JSON\" used in position expecting type \"String\"",
+        Some((1, 40)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "\"$b\" of type \"Boolean\" used in position expecting type \"Boolean!\"",
+        None,
+    );
+}
+
+#[test]
+fn fragment_cycles_are_reported() {
+    let (_, body) = post(
+        &Mock::new(&["a"]),
+        "{ a { ...A } }\nfragment A on JSON { x ...B }\nfragment B on JSON { ...A }\nfragment C on JSON { ...C }",
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Cannot spread fragment \"A\" within itself via \"B\"",
+        Some((2, 24)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Cannot spread fragment \"C\" within itself.",
+        Some((4, 22)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Fragment \"C\" is never used",
+        Some((4, 1)),
+    );
+}
+
+#[test]
+fn operation_selection_rules() {
+    let backend = Mock::new(&["a"]);
+    let (status, body) = post(&backend, "{ a }\n{ a }");
+    assert_eq!(status, 200);
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "anonymous operation must be the only",
+        Some((2, 1)),
+    );
+
+    let two = "query One { a }\nquery Two { b: a }";
+    let (_, body) = post(&backend, two);
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Must provide operation name",
+        Some((1, 1)),
+    );
+    let (_, body) = post_with(
+        &backend,
+        &json!({"query": two, "operationName": "Three"}),
+        None,
+        &Limits::default(),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Unknown operation named \"Three\"",
+        None,
+    );
+    let (_, body) = post_with(
+        &backend,
+        &json!({"query": two, "operationName": "Two"}),
+        None,
+        &Limits::default(),
+    );
+    assert_eq!(body, json!({"data": {"b": {}}}));
+
+    let (_, body) = post(&backend, "{ a ");
+    assert_request_error(&body, "GRAPHQL_PARSE_FAILED", "Syntax error", Some((1, 5)));
+    let (_, body) = post(&backend, "subscription { a }");
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Subscriptions are not supported",
+        Some((1, 1)),
+    );
+}
+
+#[test]
+fn directives_and_fragment_types_are_checked() {
+    let (_, body) = post(
+        &Mock::new(&["a"]),
+        "query @skip(if: true) { a @deprecated ... on Mutation { a } ...F }\nfragment F on User { a }",
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "\"@skip\" may not be used on QUERY",
+        Some((1, 7)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Unknown directive \"@deprecated\"",
+        Some((1, 27)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "objects of type \"Query\" can never be of type \"Mutation\"",
+        None,
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Unknown type \"User\"",
+        Some((2, 12)),
+    );
+}
+
+#[test]
+fn conflicting_response_keys_are_refused() {
+    let (_, body) = post(
+        &Mock::new(&["a", "b"]),
+        "{ x: a(path: \"/1\") x: a(path: \"/2\") y: a y: b }",
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "\"x\" conflict because they have differing arguments",
+        Some((1, 3)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "\"y\" conflict because \"a\" and \"b\" are different fields",
+        None,
+    );
+}
+
+// ---- HTTP --------------------------------------------------------------------------------------
+
+#[test]
+fn get_and_post_status_rules() {
+    let backend = Mock::new(&["a"]).answer("a", 200, r#"{"k":"v"}"#);
+    assert_eq!(
+        get(&backend, "query=%7B+a+%7B+k+%7D+%7D"),
+        (200, json!({"data": {"a": {"k": "v"}}}))
+    );
+    let (status, body) = get(
+        &backend,
+        "query=query+Q(%24p%3A+String)+%7B+a(path%3A+%24p)+%7D&variables=%7B%22p%22%3A%22%2Fv%22%7D&operationName=Q",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(backend.calls().last().unwrap().path, "/v");
+
+    let (status, body) = get(&backend, "query=mutation+%7B+a+%7D");
+    assert_eq!(status, 405);
+    assert_request_error(
+        &body,
+        "BAD_REQUEST",
+        "Mutations cannot be sent with GET",
+        None,
+    );
+    let calls = backend.calls().len();
+    let (status, body) = get(&backend, "variables=%7B%7D");
+    assert_eq!(status, 400);
+    assert_request_error(&body, "BAD_REQUEST", "needs a \"query\" parameter", None);
+    let (status, _) = get(&backend, "query=%7Ba%7D&variables=%5B%5D");
+    assert_eq!(status, 400);
+    assert_eq!(
+        backend.calls().len(),
+        calls,
+        "refused requests call nothing"
+    );
+
+    let mutation = post(&backend, "mutation { a }");
+    assert_eq!(mutation.0, 200);
+    for body in [
+        &b"not json"[..],
+        b"[]",
+        b"{}",
+        br#"{"query": 1}"#,
+        br#"{"query": "{a}", "variables": []}"#,
+        br#"{"query": "{a}", "operationName": 2}"#,
+    ] {
+        let request = HttpRequest {
+            method: HttpMethod::Post,
+            query_string: "",
+            content_type: Some("application/json; charset=utf-8"),
+            accept: None,
+            body,
+        };
+        let (status, content_type, json) = run(&backend, request, &Limits::default());
+        assert_eq!(
+            (status, content_type),
+            (400, APPLICATION_JSON),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert!(
+            json.get("data").is_none() && json["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        );
+    }
+    for content_type in [None, Some("text/plain"), Some("application/graphql")] {
+        let request = HttpRequest {
+            method: HttpMethod::Post,
+            query_string: "",
+            content_type,
+            accept: None,
+            body: br#"{"query":"{a}"}"#,
+        };
+        assert_eq!(run(&backend, request, &Limits::default()).0, 415);
+    }
+}
+
+#[test]
+fn media_type_decides_the_status_of_request_errors() {
+    let backend = Mock::new(&["a"]);
+    let request = |accept| HttpRequest {
+        method: HttpMethod::Post,
+        query_string: "",
+        content_type: Some("application/json"),
+        accept,
+        body: br#"{"query":"{ nope }"}"#,
+    };
+    let (status, content_type, _) = run(&backend, request(None), &Limits::default());
+    assert_eq!((status, content_type), (200, APPLICATION_JSON));
+    let (status, content_type, _) = run(
+        &backend,
+        request(Some("application/graphql-response+json")),
+        &Limits::default(),
+    );
+    assert_eq!((status, content_type), (400, GRAPHQL_RESPONSE_JSON));
+    let (status, content_type, _) = run(
+        &backend,
+        request(Some(
+            "application/json;q=0.9, application/graphql-response+json",
+        )),
+        &Limits::default(),
+    );
+    assert_eq!((status, content_type), (400, GRAPHQL_RESPONSE_JSON));
+    let (status, content_type, _) = run(
+        &backend,
+        request(Some(
+            "application/json, application/graphql-response+json;q=0.5",
+        )),
+        &Limits::default(),
+    );
+    assert_eq!((status, content_type), (200, APPLICATION_JSON));
+    // Executed requests are 200 whatever the media type, even when a field failed.
+    let failing = Mock::new(&["a"]).fail("a", "UNAVAILABLE", 503);
+    let executed = HttpRequest {
+        body: br#"{"query":"{ a }"}"#,
+        ..request(Some("application/graphql-response+json"))
+    };
+    let (status, content_type, body) = run(&failing, executed, &Limits::default());
+    assert_eq!((status, content_type), (200, GRAPHQL_RESPONSE_JSON));
+    assert_eq!(body["data"], json!({"a": null}));
+}
+
+// ---- limits ------------------------------------------------------------------------------------
+
+fn limited(query: &str, limits: Limits) -> (u16, Json) {
+    let backend = Mock::new(&["a"]);
+    let result = post_with(&backend, &json!({"query": query}), None, &limits);
+    assert!(backend.calls().is_empty(), "nothing is called past a limit");
+    result
+}
+
+#[test]
+fn every_limit_has_its_own_error() {
+    let (_, body) = limited(
+        "{ a }",
+        Limits {
+            max_document_bytes: 4,
+            ..Limits::default()
+        },
+    );
+    assert_request_error(
+        &body,
+        "DOCUMENT_TOO_LARGE",
+        "5 bytes, more than the limit of 4",
+        None,
+    );
+
+    let (_, body) = limited(
+        "{ a(path: \"/x\") }",
+        Limits {
+            max_tokens: 7,
+            ..Limits::default()
+        },
+    );
+    assert_request_error(&body, "TOO_MANY_TOKENS", "more than 7 tokens", None);
+    let at_limit = Limits {
+        max_tokens: 8,
+        ..Limits::default()
+    };
+    let (_, body) = post_with(
+        &Mock::new(&["a"]),
+        &json!({"query": "{ a(path: \"/x\") }"}),
+        None,
+        &at_limit,
+    );
+    assert_eq!(body, json!({"data": {"a": {}}}));
+
+    let (_, body) = limited(
+        "{ a { b { c { d } } } }",
+        Limits {
+            max_depth: 3,
+            ..Limits::default()
+        },
+    );
+    assert_request_error(
+        &body,
+        "QUERY_TOO_DEEP",
+        "4 levels deep, more than the limit of 3",
+        Some((1, 1)),
+    );
+    let (_, body) = limited(
+        "{ ...F }\nfragment F on Query { a { b { c { d } } } }",
+        Limits {
+            max_depth: 3,
+            ..Limits::default()
+        },
+    );
+    assert_request_error(&body, "QUERY_TOO_DEEP", "4 levels deep", None);
+
+    let (_, body) = limited(
+        "{ a b: a c: a }",
+        Limits {
+            max_root_fields: 2,
+            ..Limits::default()
+        },
+    );
+    assert_request_error(
+        &body,
+        "TOO_MANY_ROOT_FIELDS",
+        "3 root fields, more than the limit of 2",
+        None,
+    );
+
+    let (_, body) = limited(
+        "{ x: a { y: b z: c } }",
+        Limits {
+            max_aliases: 2,
+            ..Limits::default()
+        },
+    );
+    assert_request_error(
+        &body,
+        "TOO_MANY_ALIASES",
+        "3 aliases, more than the limit of 2",
+        None,
+    );
+
+    // A fragment bomb: 2^20 fields from a small document, refused before anything is expanded.
+    let mut bomb = String::from("{ a { ...F0 } }\n");
+    for i in 0..20 {
+        bomb.push_str(&format!(
+            "fragment F{i} on JSON {{ x{i}: x ...F{} ...F{} }}\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    bomb.push_str("fragment F20 on JSON { x }\n");
+    let (_, body) = limited(&bomb, Limits::default());
+    assert_request_error(&body, "TOO_MANY_TOKENS", "With fragments expanded", None);
+    assert_request_error(&body, "TOO_MANY_ALIASES", "aliases", None);
+}
+
+#[test]
+fn defaults_are_the_documented_constants() {
+    let limits = Limits::default();
+    assert_eq!(limits.max_document_bytes, 64 * 1024);
+    assert_eq!(
+        (
+            limits.max_depth,
+            limits.max_root_fields,
+            limits.max_aliases,
+            limits.max_tokens
+        ),
+        (16, 32, 64, 10_000)
+    );
+}
+
+#[test]
+fn token_counting_skips_ignored_tokens() {
+    assert_eq!(limits::count_tokens("{ a }", 3), None);
+    assert_eq!(limits::count_tokens("{ a }", 2), Some(3));
+    assert_eq!(
+        limits::count_tokens("# comment { { {\n{ a, b, c }", 5),
+        None
+    );
+    assert_eq!(
+        limits::count_tokens(r#"{ a(s: "x y \" z", t: """ block "" """) ...F }"#, 13),
+        None
+    );
+    assert_eq!(
+        limits::count_tokens(r#"{ a(s: "x y \" z", t: """ block "" """) ...F }"#, 12),
+        Some(13)
+    );
+}
+
+// ---- introspection -----------------------------------------------------------------------------
+
+/// graphql-js 16 `getIntrospectionQuery()` (descriptions on), which `buildClientSchema` consumes.
+const INTROSPECTION_QUERY: &str = r#"
+    query IntrospectionQuery {
+      __schema {
+        queryType { name }
+        mutationType { name }
+        subscriptionType { name }
+        types { ...FullType }
+        directives { name description locations args { ...InputValue } }
+      }
+    }
+    fragment FullType on __Type {
+      kind name description
+      fields(includeDeprecated: true) {
+        name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
+      }
+      inputFields { ...InputValue }
+      interfaces { ...TypeRef }
+      enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+      possibleTypes { ...TypeRef }
+    }
+    fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+    fragment TypeRef on __Type {
+      kind name
+      ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+        ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+    }"#;
+
+#[test]
+fn full_introspection_query_describes_the_dynamic_schema() {
+    let backend = Mock::new(&["user-svc", "orders"]);
+    let (status, body) = post(&backend, INTROSPECTION_QUERY);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let schema = &body["data"]["__schema"];
+    assert_eq!(schema["queryType"], json!({"name": "Query"}));
+    assert_eq!(schema["mutationType"], json!({"name": "Mutation"}));
+    assert_eq!(schema["subscriptionType"], Json::Null);
+    let types = schema["types"].as_array().unwrap();
+    let find = |name: &str| {
+        types
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no type {name}"))
+    };
+    for name in ["Query", "Mutation"] {
+        let ty = find(name);
+        assert_eq!(ty["kind"], "OBJECT");
+        assert_eq!(ty["interfaces"], json!([]));
+        let fields: Vec<&str> = ty["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["orders", "user_svc"]);
+        let field = &ty["fields"][1];
+        assert_eq!(
+            field["type"],
+            json!({"kind": "SCALAR", "name": "JSON", "ofType": null})
+        );
+        let args: Vec<&str> = field["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(args, ["path", "method", "query", "body", "headers"]);
+        assert_eq!(
+            field["args"][4]["type"],
+            json!({"kind": "LIST", "name": null, "ofType": {"kind": "NON_NULL", "name": null,
+                   "ofType": {"kind": "INPUT_OBJECT", "name": "HeaderInput", "ofType": null}}})
+        );
+    }
+    assert_eq!(find("JSON")["kind"], "SCALAR");
+    let header = find("HeaderInput");
+    assert_eq!(header["kind"], "INPUT_OBJECT");
+    assert_eq!(header["fields"], Json::Null);
+    assert_eq!(header["inputFields"][0]["name"], "name");
+    assert_eq!(header["inputFields"][1]["type"]["kind"], "NON_NULL");
+    assert_eq!(header["inputFields"][1]["type"]["ofType"]["name"], "String");
+    for name in [
+        "String",
+        "Boolean",
+        "__Schema",
+        "__Type",
+        "__Field",
+        "__InputValue",
+        "__EnumValue",
+        "__Directive",
+    ] {
+        find(name);
+    }
+    let kinds: Vec<&str> = find("__TypeKind")["enumValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"INPUT_OBJECT") && kinds.len() == 8);
+    assert_eq!(find("__DirectiveLocation")["kind"], "ENUM");
+    // Every type a field or argument refers to is in the list (buildClientSchema needs that).
+    let names: Vec<&str> = types.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let text = serde_json::to_string(&body).unwrap();
+    for referenced in text
+        .split("\"name\":\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+    {
+        if referenced.chars().next().is_some_and(char::is_uppercase) || referenced.starts_with("__")
+        {
+            assert!(
+                names.contains(&referenced)
+                    || ["QUERY", "FIELD", "INLINE_FRAGMENT", "FRAGMENT_SPREAD"]
+                        .contains(&referenced)
+                    || referenced
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{referenced} is not in types"
+            );
+        }
+    }
+    let directives = schema["directives"].as_array().unwrap();
+    assert_eq!(directives.len(), 2);
+    assert_eq!(directives[0]["name"], "skip");
+    assert_eq!(
+        directives[0]["locations"],
+        json!(["FIELD", "FRAGMENT_SPREAD", "INLINE_FRAGMENT"])
+    );
+    assert_eq!(
+        directives[1]["args"][0]["type"]["ofType"]["name"],
+        "Boolean"
+    );
+    assert!(backend.calls().is_empty());
+}
+
+#[test]
+fn type_lookup_nested_types_and_typename() {
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        r#"{ __type(name: "Query") { __typename name fields { name type { name kind } args { name } } }
+             none: __type(name: "Nope") { name } }"#,
+    );
+    assert_eq!(
+        body["data"],
+        json!({"__type": {"__typename": "__Type", "name": "Query", "fields": [{"name": "a",
+               "type": {"name": "JSON", "kind": "SCALAR"},
+               "args": [{"name": "path"}, {"name": "method"}, {"name": "query"}, {"name": "body"}, {"name": "headers"}]}]},
+               "none": null})
+    );
+    let (_, body) = post(
+        &backend,
+        "{ __schema { queryType { fields { type { fields { name } } } } } }",
+    );
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["fields"][0]["type"]["fields"],
+        Json::Null
+    );
+    let (_, body) = post(&backend, "{ __schema { nope } __type { name } }");
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Cannot query field \"nope\" on type \"__Schema\"",
+        Some((1, 14)),
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "\"name\" of type \"String!\" on field \"Query.__type\" is required",
+        None,
+    );
+    let (_, body) = post(&backend, "mutation { __schema { types { name } } }");
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "no service \"--schema\"",
+        None,
+    );
+}
+
+// ---- plan (public, used by the bench) ------------------------------------------------------------
+
+#[test]
+fn plan_is_available_without_executing() {
+    let plan = super::plan(
+        vec!["user-svc".into()],
+        "{ u: user_svc(path: \"/x\") { id } }",
+        None,
+        None,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(plan.fields.len(), 1);
+    assert_eq!(plan.fields[0].key, "u");
+    assert_eq!(
+        plan.fields[0].kind,
+        RootKind::Service {
+            service: "user-svc".into(),
+            arguments: vec![("path".into(), json!("/x"))]
+        }
+    );
+    assert_eq!(
+        plan.fields[0].selection,
+        Some(vec![Proj {
+            key: "id".into(),
+            name: "id".into(),
+            children: None
+        }])
+    );
+}
