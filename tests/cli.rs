@@ -151,3 +151,53 @@ fn echo_registration_failure_exits_1() {
     assert_eq!(status.code(), Some(1), "{}", p.describe());
     assert!(!p.stderr().trim().is_empty(), "a message on stderr");
 }
+
+/// Runs the gateway with `args` through `wrapper` and expects exit status 1 with a one-line
+/// start-up error containing `needle`.
+fn assert_start_failure(wrapper: &[&str], args: &[&str], needle: &str) {
+    // A copy in a world-readable temp dir, so an unprivileged wrapper can run it wherever the
+    // checkout lives.
+    let dir = TempDir::new("start-failure");
+    let bin = dir.path().join("switchyard");
+    std::fs::copy(GATEWAY_BIN, &bin).expect("copy the gateway binary");
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode) in [(dir.path(), 0o755), (bin.as_path(), 0o755)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..]).arg(&bin).args(args);
+    let mut p = Proc::spawn("switchyard", cmd);
+    let status = p.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{}", p.describe());
+    let err = p.stderr();
+    assert!(
+        err.contains(needle),
+        "stderr names the fix ({needle}): {err}"
+    );
+}
+
+#[test]
+fn address_in_use_is_a_clear_start_up_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_start_failure(&["env"], &["--listen", &addr], "already in use");
+}
+
+#[test]
+fn too_little_locked_memory_says_which_ulimit_is_needed() {
+    // An unprivileged user cannot raise RLIMIT_MEMLOCK past 64 KiB, so the gateway must refuse
+    // to start and say what to set (root would simply raise it).
+    let port = free_port().to_string();
+    assert_start_failure(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "prlimit",
+            "--memlock=65536:65536",
+        ],
+        &["--listen", &format!("127.0.0.1:{port}")],
+        "ulimit -l",
+    );
+}

@@ -33,7 +33,9 @@ fn slow_call_in_flight(gw: &Gateway, ms: u64) -> std::thread::JoinHandle<Resp> {
 
 #[test]
 fn slow_header_section_gets_408_and_close() {
-    let gw = Gateway::builder().args(&["--header-timeout-ms", "200"]).start();
+    let gw = Gateway::builder()
+        .args(&["--header-timeout-ms", "200"])
+        .start();
     let mut c = RawConn::connect(gw.addr);
     c.send(b"GET /-/health HTTP/1.1\r\nHost: x\r\n");
     let (bytes, closed) = c.read_to_close();
@@ -45,7 +47,9 @@ fn slow_header_section_gets_408_and_close() {
 
 #[test]
 fn slow_body_gets_408_and_close() {
-    let gw = Gateway::builder().args(&["--body-timeout-ms", "200"]).start();
+    let gw = Gateway::builder()
+        .args(&["--body-timeout-ms", "200"])
+        .start();
     let _echo = Echo::registered(&gw, "echo", "e1");
     let mut c = RawConn::connect(gw.addr);
     c.send(b"POST /echo/raw HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab");
@@ -57,7 +61,9 @@ fn slow_body_gets_408_and_close() {
 
 #[test]
 fn idle_keep_alive_connection_is_closed() {
-    let gw = Gateway::builder().args(&["--idle-timeout-ms", "200"]).start();
+    let gw = Gateway::builder()
+        .args(&["--idle-timeout-ms", "200"])
+        .start();
     let mut c = RawConn::connect(gw.addr);
     c.send(b"GET /-/health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.read_response(false).status, 200);
@@ -108,7 +114,12 @@ fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
     }
     assert!(saw_not_ready, "/-/ready never turned 503 during the drain");
     let r = slow.join().expect("slow call");
-    assert_eq!(r.status, 200, "the in-flight request finished: {}", r.text());
+    assert_eq!(
+        r.status,
+        200,
+        "the in-flight request finished: {}",
+        r.text()
+    );
     let status = gw.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
