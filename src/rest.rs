@@ -6,7 +6,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::{Request, Response};
+use crate::http::{Field, Request, Response};
 use crate::names::is_service_name;
 use crate::registry::view::ServiceEntry;
 use crate::registry::WriteOp;
@@ -49,11 +49,12 @@ pub async fn forward(
         )
     })?;
     let remote = request.remote.to_string();
+    let nominated = without_nominated_headers(&request.headers);
     let parts = ForwardingParts {
         method: request.method.as_str(),
         path: &path,
         query: &request.query,
-        headers: &request.headers,
+        headers: nominated.as_deref().unwrap_or(&request.headers),
         extra_headers: &[],
         body: &request.body,
         service: name,
@@ -62,6 +63,28 @@ pub async fn forward(
         graphql_field: "",
     };
     call_service(shard, &entry, &parts).await
+}
+
+/// Headers a `Connection` header nominates as hop-by-hop (RFC 9110 §7.6.1) are not forwarded either.
+/// Returns the headers without them, or `None` (no copy) in the usual case where none is nominated.
+pub fn without_nominated_headers(headers: &[Field]) -> Option<Vec<Field>> {
+    let nominated: Vec<String> = headers
+        .iter()
+        .filter(|h| h.name.as_ref() == b"connection")
+        .flat_map(|h| h.value_str().split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive")
+        .collect();
+    if nominated.is_empty() {
+        return None;
+    }
+    Some(
+        headers
+            .iter()
+            .filter(|h| !nominated.iter().any(|n| n.as_bytes() == h.name.as_ref()))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// Calls one service (REST and GraphQL alike): counts the call, and when every instance refused the
@@ -120,5 +143,18 @@ mod tests {
         assert_eq!(split("/"), ("".into(), "/".into()));
         assert_eq!(service_of("/users/1"), Some("users"));
         assert_eq!(service_of("/Users/1"), None);
+    }
+
+    #[test]
+    fn connection_nominated_headers_are_dropped() {
+        let headers = vec![
+            Field::new("connection", "keep-alive, X-Private"),
+            Field::new("x-private", "1"),
+            Field::new("x-public", "2"),
+        ];
+        let kept = without_nominated_headers(&headers).unwrap();
+        let names: Vec<_> = kept.iter().map(Field::name_str).collect();
+        assert_eq!(names, ["connection", "x-public"]);
+        assert!(without_nominated_headers(&headers[1..]).is_none());
     }
 }

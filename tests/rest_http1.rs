@@ -398,3 +398,17 @@ fn http1_and_http2_share_the_listener() {
     assert_eq!(gw.get("/echo").version, "1.1");
     assert_eq!(gw.get_h2("/echo").version, "2");
 }
+
+#[test]
+fn headers_nominated_by_connection_are_not_forwarded() {
+    let (gw, _echo) = setup();
+    let r = http("GET", gw.url("/echo/nominated"))
+        .header("connection", "X-Private")
+        .header("x-private", "secret")
+        .header("x-public", "kept")
+        .send();
+    let v = assert_echo_ok(&r);
+    let names: Vec<String> = echoed_headers(&v).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.contains(&"x-private".to_string()), "{names:?}");
+    assert!(names.contains(&"x-public".to_string()), "{names:?}");
+}
