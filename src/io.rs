@@ -8,7 +8,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use tokio::io::ReadBuf;
 
@@ -92,6 +92,44 @@ impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<S> {
     }
 }
 
+/// Collects the DATA frames of an h2 body: a body that arrived in one frame (the common case) is
+/// kept as that frame's bytes, without a copy; several frames are joined.
+#[derive(Debug, Default)]
+pub struct BodyCollector {
+    single: Option<Bytes>,
+    joined: BytesMut,
+}
+
+impl BodyCollector {
+    /// Bytes collected so far.
+    pub fn len(&self) -> usize {
+        self.single.as_ref().map_or(0, Bytes::len) + self.joined.len()
+    }
+
+    /// Whether nothing was collected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds one frame's bytes.
+    pub fn push(&mut self, chunk: Bytes) {
+        match self.single.take() {
+            None if self.joined.is_empty() => self.single = Some(chunk),
+            first => {
+                if let Some(first) = first {
+                    self.joined.extend_from_slice(&first);
+                }
+                self.joined.extend_from_slice(&chunk);
+            }
+        }
+    }
+
+    /// The whole body.
+    pub fn into_bytes(self) -> Bytes {
+        self.single.unwrap_or_else(|| self.joined.freeze())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +162,21 @@ mod tests {
             Poll::Ready(r) => r.map(|()| buf.filled().to_vec()),
             Poll::Pending => panic!("test stream never pends"),
         }
+    }
+
+    #[test]
+    fn collector_keeps_one_frame_and_joins_several() {
+        let one = Bytes::from_static(b"abc");
+        let mut c = BodyCollector::default();
+        c.push(one.clone());
+        assert_eq!(c.len(), 3);
+        let body = c.into_bytes();
+        assert_eq!(body.as_ptr(), one.as_ptr(), "a single frame is not copied");
+        let mut c = BodyCollector::default();
+        for part in [&b"ab"[..], b"c", b"de"] {
+            c.push(Bytes::copy_from_slice(part));
+        }
+        assert_eq!((c.len(), &c.into_bytes()[..]), (5, &b"abcde"[..]));
     }
 
     #[test]

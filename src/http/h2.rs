@@ -9,14 +9,14 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use glommio::net::TcpStream;
 use h2::server::SendResponse;
 use h2::RecvStream;
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Request, Response};
-use crate::io::TokioIo;
+use crate::io::{BodyCollector, TokioIo};
 use crate::shard::Shard;
 
 /// Streams a client may have open at once on one connection (Envoy's default is 2^31; nginx uses 128).
@@ -144,8 +144,7 @@ async fn read_request(
         return Err(too_large());
     }
     let deadline = Instant::now() + shard.config.body_timeout;
-    let mut collected = BytesMut::new();
-    let mut single: Option<Bytes> = None;
+    let mut collected = BodyCollector::default();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let chunk = match crate::timeout::within(left, body.data()).await {
@@ -162,22 +161,12 @@ async fn read_request(
             Some(Some(Ok(chunk))) => chunk,
         };
         let _ = body.flow_control().release_capacity(chunk.len());
-        let total = collected.len() + single.as_ref().map_or(0, Bytes::len) + chunk.len();
-        if total > max_body {
+        if collected.len() + chunk.len() > max_body {
             return Err(too_large());
         }
-        // One DATA frame (the common case) is kept as it is; more are joined.
-        match single.take() {
-            None if collected.is_empty() => single = Some(chunk),
-            first => {
-                if let Some(first) = first {
-                    collected.extend_from_slice(&first);
-                }
-                collected.extend_from_slice(&chunk);
-            }
-        }
+        collected.push(chunk);
     }
-    let body = single.unwrap_or_else(|| collected.freeze());
+    let body = collected.into_bytes();
     Ok(Request {
         method: parts.method,
         path,

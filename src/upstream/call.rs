@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+
+use crate::io::BodyCollector;
 use http::header::{HeaderValue, CONTENT_TYPE, TE};
 
 use crate::error::{ErrorKind, GatewayError, GrpcCode};
@@ -60,26 +62,16 @@ pub async fn unary(
         );
     }
     let limit = max_message + GRPC_PREFIX_LEN;
-    let mut single: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
+    let mut message = BodyCollector::default();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| broken("reset the answer", e))?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        let total = single.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
-        if total > limit {
+        if message.len() + chunk.len() > limit {
             return Err(GatewayError::upstream_protocol(format!(
                 "backend answer is over the {max_message}-byte limit"
             )));
         }
-        match single.take() {
-            None if joined.is_empty() => single = Some(chunk),
-            first => {
-                if let Some(first) = first {
-                    joined.extend_from_slice(&first);
-                }
-                joined.extend_from_slice(&chunk);
-            }
-        }
+        message.push(chunk);
     }
     let trailers = body
         .trailers()
@@ -92,8 +84,7 @@ pub async fn unary(
     if let Some(error) = grpc_error(status, trailers.get("grpc-message")) {
         return Err(error);
     }
-    let message = single.unwrap_or_else(|| joined.freeze());
-    decode_framed(message).map_err(|e| GatewayError::upstream_protocol(e.to_string()))
+    decode_framed(message.into_bytes()).map_err(|e| GatewayError::upstream_protocol(e.to_string()))
 }
 
 /// `None` for grpc-status 0, the mapped error otherwise.
