@@ -1404,3 +1404,81 @@ fn introspection_describes_one_field_per_service() {
         "GRAPHQL_VALIDATION_FAILED"
     );
 }
+
+// ----- a standard client ------------------------------------------------------------------------
+
+/// Runs `node -e script` with `input` on stdin and `NODE_PATH` from `GRAPHQL_JS_NODE_PATH`;
+/// returns stdout, panics with stderr on failure.
+fn node(script: &str, input: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let node_path = std::env::var("GRAPHQL_JS_NODE_PATH").expect(
+        "GRAPHQL_JS_NODE_PATH names a node_modules holding `graphql`: run .ci/graphql-js-check",
+    );
+    let mut child = Command::new("node")
+        .args(["-e", script])
+        .env("NODE_PATH", node_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to node");
+    let out = child.wait_with_output().expect("node output");
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("node prints UTF-8")
+}
+
+/// graphql-js (the reference implementation) sends its standard introspection query and builds a
+/// client schema from the answer, which proves the introspection is complete and consistent.
+/// Needs node and the `graphql` npm package, which `.ci/graphql-js-check` installs in a temporary
+/// directory before running this test.
+#[test]
+#[ignore = "needs node and the graphql npm package: run .ci/graphql-js-check"]
+fn graphql_js_builds_a_client_schema_from_introspection() {
+    let s = setup();
+    let introspection_query = node(
+        "process.stdout.write(require('graphql').getIntrospectionQuery())",
+        b"",
+    );
+    let r = post(&s.gw, &json!({ "query": introspection_query }), H1);
+    assert_eq!(r.status, 200, "body {}", r.text());
+    assert_eq!(r.json().get("errors"), None, "{}", r.text());
+    // The schema graphql-js built, summarised as field signatures.
+    let summary = node(
+        "const g = require('graphql'); let s = ''; process.stdin.on('data', d => s += d).on('end', () => { \
+         const schema = g.buildClientSchema(JSON.parse(s).data); \
+         const errors = g.validateSchema(schema); if (errors.length) throw errors[0]; \
+         const sig = f => f.name + (f.args && f.args.length ? '(' + f.args.map(a => a.name + ': ' + a.type).join(', ') + ')' : '') + ': ' + f.type; \
+         const fields = name => Object.values(schema.getType(name).getFields()).map(sig); \
+         process.stdout.write(JSON.stringify({ query: schema.getQueryType().name, mutation: schema.getMutationType().name, \
+           subscription: schema.getSubscriptionType() || null, Query: fields('Query'), Mutation: fields('Mutation'), \
+           HeaderInput: fields('HeaderInput'), JSON: String(schema.getType('JSON')) })); })",
+        &r.body,
+    );
+    let summary: Value = serde_json::from_str(&summary).expect("summary is JSON");
+    let root: Vec<String> = ["echo", "user_svc", "users"]
+        .iter()
+        .map(|f| {
+            format!("{f}(path: String, method: String, query: String, body: JSON, headers: [HeaderInput!]): JSON")
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        json!({
+            "query": "Query", "mutation": "Mutation", "subscription": null,
+            "Query": root, "Mutation": root,
+            "HeaderInput": ["name: String!", "value: String!"],
+            "JSON": "JSON"
+        })
+    );
+}
