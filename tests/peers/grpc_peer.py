@@ -11,6 +11,17 @@ Usage: grpc_peer.py [--port PORT] [--proto-root DIR]
 
 Answers, chosen by ForwardingReq.path:
   /abort/{code}  gRPC error with status {code} and message "grpc-peer abort {code}"
+  /record/{tag}  appends {"tag","field","method","in_flight"} to this process's log (field is
+                 graphql_field, in_flight the number of calls being served when this one arrived,
+                 itself included) and answers it (status 200, JSON)
+  /log           the log so far, as a JSON array, in arrival order
+  /barrier/{name}/{n}
+                 waits until n calls for barrier {name} have arrived, then answers
+                 {"barrier":name,"arrived":n} (status 200). Only concurrent calls can pass a barrier
+                 of n > 1: if they came one after another the first would wait alone, so after
+                 BARRIER_WAIT_S seconds it gives up with status 504 and
+                 {"error":{"code":"BARRIER_TIMEOUT","message":...}} (a bound on a failing test,
+                 not a timing assertion).
   anything else  status 200, header x-peer: grpcio, JSON body describing the request:
                  {"impl","method","path","query","headers":[[n,v]...],"body","body_len",
                   "service","request_id","remote_addr","graphql_field"}
@@ -23,11 +34,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent import futures
 
 import grpc
 
 PROTO = "forwarding/v1/forwarding.proto"
+
+# Below the gateway's default upstream deadline (10 s), so a stuck barrier is reported by the peer.
+BARRIER_WAIT_S = 5.0
 
 
 def generate(proto_root, out_dir):
@@ -64,8 +79,59 @@ def main():
     from forwarding.v1 import forwarding_pb2 as pb
     from forwarding.v1 import forwarding_pb2_grpc as pb_grpc
 
+    lock = threading.Condition()
+    state = {"log": [], "in_flight": 0, "barriers": {}}
+
+    def json_resp(status, value):
+        return pb.ForwardingResp(
+            status_code=status,
+            headers=[pb.Header(name="content-type", value="application/json")],
+            body=json.dumps(value).encode("utf-8"),
+        )
+
+    def record(req, tag):
+        with lock:
+            entry = {
+                "tag": tag,
+                "field": req.graphql_field,
+                "method": req.method,
+                "in_flight": state["in_flight"],
+            }
+            state["log"].append(entry)
+        return json_resp(200, entry)
+
+    def barrier(name, n):
+        with lock:
+            state["barriers"][name] = state["barriers"].get(name, 0) + 1
+            lock.notify_all()
+            passed = lock.wait_for(lambda: state["barriers"][name] >= n, timeout=BARRIER_WAIT_S)
+            arrived = state["barriers"][name]
+        if not passed:
+            return json_resp(504, {"error": {
+                "code": "BARRIER_TIMEOUT",
+                "message": "barrier %s: %d of %d calls arrived" % (name, arrived, n),
+            }})
+        return json_resp(200, {"barrier": name, "arrived": n})
+
     class Forwarding(pb_grpc.ForwardingServiceServicer):
         def Send(self, req, context):
+            with lock:
+                state["in_flight"] += 1
+            try:
+                return self.answer(req, context)
+            finally:
+                with lock:
+                    state["in_flight"] -= 1
+
+        def answer(self, req, context):
+            if req.path.startswith("/record/"):
+                return record(req, req.path[len("/record/"):])
+            if req.path == "/log":
+                with lock:
+                    return json_resp(200, list(state["log"]))
+            if req.path.startswith("/barrier/"):
+                name, n = req.path[len("/barrier/"):].rsplit("/", 1)
+                return barrier(name, int(n))
             if req.path.startswith("/abort/"):
                 code_num = int(req.path[len("/abort/"):])
                 code = next(c for c in grpc.StatusCode if c.value[0] == code_num)
