@@ -25,7 +25,7 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Result<Response, Ga
     match path {
         "/-/health" => read_only(request, || Response::json(200, &br#"{"status":"ok"}"#[..])),
         "/-/ready" => read_only(request, || {
-            if shard.process.is_ready() {
+            if shard.is_ready() {
                 Response::json(200, &br#"{"ready":true}"#[..])
             } else {
                 Response::json(503, &br#"{"ready":false}"#[..])

@@ -97,7 +97,6 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     let signal = crate::sys::wait_for_termination();
     tracing::info!(signal, "draining");
-    process.draining.store(true, Ordering::Relaxed);
     for link in links.iter() {
         link.send(ShardMsg::Drain);
     }

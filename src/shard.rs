@@ -31,8 +31,6 @@ pub struct Process {
     pub metrics: Vec<Arc<ShardMetrics>>,
     /// The registry has caught up with the cluster log.
     pub ready: AtomicBool,
-    /// SIGTERM received.
-    pub draining: AtomicBool,
 }
 
 impl Process {
@@ -41,13 +39,7 @@ impl Process {
         Process {
             metrics: (0..shards).map(|_| Arc::default()).collect(),
             ready: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
         }
-    }
-
-    /// Whether `/-/ready` answers 200.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
     }
 }
 
@@ -106,6 +98,12 @@ impl Shard {
     /// Whether the shard is draining.
     pub fn is_draining(&self) -> bool {
         self.draining.get()
+    }
+
+    /// Whether `/-/ready` answers 200: the registry has caught up and this shard is not draining
+    /// (the shard's own flag, so a 503 from it always comes with `connection: close`).
+    pub fn is_ready(&self) -> bool {
+        self.process.ready.load(Ordering::Relaxed) && !self.draining.get()
     }
 
     /// The body limit for a request to `path` (per service when configured).

@@ -23,6 +23,9 @@ use crate::shard::Shard;
 const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Per-stream receive window: large enough that a 1 MiB body arrives without waiting for updates.
 const STREAM_WINDOW: u32 = 1 << 20;
+/// Most bytes of a refused body read and dropped before answering: enough for any body a client
+/// would send to a gateway with the default limit, bounded so a refused upload cannot go on forever.
+const MAX_DISCARD: usize = 16 << 20;
 /// Connection receive window: a few full stream windows.
 const CONNECTION_WINDOW: u32 = 8 << 20;
 
@@ -140,10 +143,11 @@ async fn read_request(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let deadline = Instant::now() + shard.config.body_timeout;
     if declared.is_some_and(|n| n > max_body as u64) {
+        discard_rest(&mut body, deadline).await;
         return Err(too_large());
     }
-    let deadline = Instant::now() + shard.config.body_timeout;
     let mut collected = BodyCollector::default();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -162,6 +166,7 @@ async fn read_request(
         };
         let _ = body.flow_control().release_capacity(chunk.len());
         if collected.len() + chunk.len() > max_body {
+            discard_rest(&mut body, deadline).await;
             return Err(too_large());
         }
         collected.push(chunk);
@@ -175,6 +180,23 @@ async fn read_request(
         body,
         remote,
     })
+}
+
+/// Reads and drops what is left of a refused body (up to [`MAX_DISCARD`], until `deadline`), so the
+/// error response arrives on a stream the client has finished: answering while it still sends makes
+/// h2 reset the stream, and some clients then report the reset instead of the response.
+async fn discard_rest(body: &mut RecvStream, deadline: Instant) {
+    let mut discarded = 0;
+    while discarded < MAX_DISCARD {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match crate::timeout::within(left, body.data()).await {
+            Some(Some(Ok(chunk))) => {
+                discarded += chunk.len();
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
+            _ => return,
+        }
+    }
 }
 
 fn too_large() -> GatewayError {

@@ -24,6 +24,10 @@ use parse::{Framing, Head, HeadLimits};
 
 /// Bytes read from the socket at a time: a typical request head fits in one read.
 pub const READ_CHUNK: usize = 16 << 10;
+/// Longest lingering close after an error answer (nginx's `lingering_timeout` is 5 s).
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most input read and dropped during a lingering close.
+const LINGER_BYTES: usize = 8 << 20;
 /// Pipelined responses are flushed once this much is queued, bounding the output buffer.
 const MAX_PENDING_WRITE: usize = 64 << 10;
 
@@ -71,8 +75,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, r
         max_headers: config.max_headers,
     };
     let mut out: Vec<u8> = Vec::with_capacity(4096);
-    // The path of the request being read, so an error before routing can still name its service.
+    let mut refused = false;
     loop {
+        // The path of the request being read, so an error before routing can still name its service.
         let mut path: Option<Bytes> = None;
         match serve_one(
             &shard,
@@ -98,6 +103,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, r
                 let mut response = response;
                 response.push_header("x-request-id", request_id);
                 write::encode(&mut out, &response, false, true, false);
+                refused = true;
                 break;
             }
         }
@@ -111,7 +117,30 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, r
     if !out.is_empty() {
         let _ = stream.write_all(&out).await;
     }
+    if refused {
+        linger(&mut stream).await;
+    }
     let _ = stream.close().await;
+}
+
+/// Lingering close (as nginx does): after an error answer the client may still be sending the
+/// request we refused; closing with unread input makes the kernel send a reset, which can destroy
+/// the answer before the client reads it. So: stop writing, then read and drop input until the
+/// client closes, bounded in bytes and time.
+async fn linger(stream: &mut TcpStream) {
+    if stream.shutdown(std::net::Shutdown::Write).await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut sink = BytesMut::new();
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        sink.clear();
+        match read_more(stream, &mut sink, deadline).await {
+            Read::Data => drained += sink.len(),
+            Read::Closed | Read::TimedOut => return,
+        }
+    }
 }
 
 /// Serves one request. `Ok(true)`: keep going; `Ok(false)`: close quietly; `Err`: answer and close.
