@@ -29,6 +29,9 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// Default in-flight limit per shard: far above what one core can serve within a deadline, low
 /// enough that a flood is refused with 503 instead of exhausting memory.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+/// Default client connection limit per shard: bounds a shard's memory (a connection costs roughly
+/// 20 KiB while busy) to about a gigabyte, far above what HAProxy in front opens.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
 /// Default max backend answer: the gRPC default max receive message size.
 pub const DEFAULT_MAX_GRPC_MESSAGE_BYTES: usize = 4 << 20;
 /// Time a client has to send a whole header section (slowloris guard; nginx's
@@ -94,6 +97,9 @@ pub struct Args {
     /// In-flight request limit per shard (503 with retry-after above) [default: 10000]
     #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
+    /// Client connection limit per shard (further connections are closed at once) [default: 50000]
+    #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Largest backend answer accepted, in bytes (502 above) [default: 4194304]
     #[arg(long, env = "SWITCHYARD_MAX_GRPC_MESSAGE_BYTES")]
     pub max_grpc_message_bytes: Option<usize>,
@@ -131,6 +137,7 @@ struct FileConfig {
     max_header_bytes: Option<usize>,
     max_headers: Option<usize>,
     max_in_flight: Option<usize>,
+    max_connections: Option<usize>,
     max_grpc_message_bytes: Option<usize>,
     header_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
@@ -193,6 +200,8 @@ pub struct Config {
     pub max_headers: usize,
     /// In-flight limit per shard.
     pub max_in_flight: usize,
+    /// Client connection limit per shard.
+    pub max_connections: usize,
     /// Header read deadline.
     pub header_timeout: Duration,
     /// Idle keep-alive timeout.
@@ -312,6 +321,12 @@ impl Config {
             file.max_in_flight,
             DEFAULT_MAX_IN_FLIGHT,
         );
+        let max_connections = bytes(
+            "max-connections",
+            args.max_connections,
+            file.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+        );
         let max_headers = args
             .max_headers
             .or(file.max_headers)
@@ -403,6 +418,7 @@ impl Config {
             max_header_bytes,
             max_headers,
             max_in_flight,
+            max_connections,
             header_timeout,
             idle_timeout,
             body_timeout,

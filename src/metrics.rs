@@ -58,6 +58,8 @@ pub struct ShardMetrics {
     pub connections_open: Counter,
     /// Client connections accepted.
     pub connections_total: Counter,
+    /// Client connections closed at once because the shard was at its connection limit.
+    pub connections_refused: Counter,
     /// Calls sent to backends.
     pub upstream_calls: Counter,
     /// Calls that got no usable answer (connect failure, timeout, protocol error).
@@ -126,6 +128,12 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
         "counter",
         "Client connections accepted.",
         sum(&|s| s.connections_total.get()),
+    );
+    simple(
+        "switchyard_connections_refused_total",
+        "counter",
+        "Client connections closed at the connection limit.",
+        sum(&|s| s.connections_refused.get()),
     );
     simple(
         "switchyard_upstream_calls_total",

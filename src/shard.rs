@@ -203,6 +203,12 @@ pub async fn run(start: ShardStart) {
         loop {
             match listener.accept().await {
                 Ok(stream) => {
+                    if shard.metrics.connections_open.get() >= shard.config.max_connections as u64 {
+                        // Closed at once: the client sees a reset and HAProxy retries elsewhere.
+                        shard.metrics.connections_refused.inc();
+                        drop(stream);
+                        continue;
+                    }
                     let Ok(remote) = stream.peer_addr() else {
                         continue;
                     };

@@ -123,3 +123,44 @@ fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
     let status = gw.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
+
+#[test]
+fn connections_over_the_limit_are_closed_at_once() {
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--max-connections", "1"])
+        .start();
+    // Readiness polling may have left a connection closing; wait until the shard counts none.
+    let open_connections = |gw: &Gateway| {
+        let text = gw.get("/-/metrics").text();
+        text.lines()
+            .find_map(|l| l.strip_prefix("switchyard_connections_open "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("connections gauge")
+    };
+    assert!(poll_until(400, || open_connections(&gw) <= 1));
+    let mut first = RawConn::connect(gw.addr);
+    first.send(b"GET /-/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(first.read_response(false).status, 200);
+    // The second connection is accepted by the kernel, then closed without an answer.
+    let mut second = RawConn::connect(gw.addr);
+    second.send(b"GET /-/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (bytes, closed) = second.read_to_close();
+    assert!(
+        bytes.is_empty() && closed,
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    // The first one still works, and once it is gone new connections are served again.
+    first.send(b"GET /-/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(first.read_response(false).status, 200);
+    drop(first);
+    assert!(poll_until(400, || health_probe(gw.addr)), "served again");
+    let text = gw.get("/-/metrics").text();
+    let refused: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("switchyard_connections_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("refused counter");
+    assert!(refused >= 1, "{text}");
+}
