@@ -244,7 +244,9 @@ pub fn into_response(resp: ForwardingResp) -> Result<Response, GatewayError> {
     };
     let mut headers = Vec::with_capacity(resp.headers.len() + 1);
     for h in resp.headers {
-        let name = h.name.to_ascii_lowercase();
+        // Lower-cased in place: the decoded String is reused, not copied.
+        let mut name = h.name;
+        name.make_ascii_lowercase();
         if is_hop_by_hop(name.as_bytes())
             || matches!(name.as_str(), "content-length" | "x-request-id")
         {
