@@ -74,6 +74,17 @@ fn bench(c: &mut Criterion) {
         bytes as f64 / REQUESTS as f64,
         REQUESTS
     );
+    // Where they happen, stage by stage (one request after the warm-up).
+    let mut last = ALLOCATIONS.with(Cell::get);
+    let mut stages = Vec::with_capacity(16);
+    pipeline.one_staged(REQUEST, &mut |stage| {
+        let now = ALLOCATIONS.with(Cell::get);
+        stages.push((stage, now - last));
+        last = ALLOCATIONS.with(Cell::get);
+    });
+    for (stage, n) in stages {
+        println!("  {stage}: {n}");
+    }
     c.bench_function("alloc/rest_path_counted", |b| {
         b.iter(|| pipeline.one(black_box(REQUEST)))
     });

@@ -102,19 +102,27 @@ impl Pipeline {
     /// One request through parse → route → encode → (backend) → decode → map → write; returns
     /// the bytes written to the client.
     pub fn one(&mut self, request: &[u8]) -> usize {
+        self.one_staged(request, &mut |_| {})
+    }
+
+    /// [`Pipeline::one`], calling `mark` with each stage's name once it is done.
+    pub fn one_staged(&mut self, request: &[u8], mark: &mut dyn FnMut(&'static str)) -> usize {
         self.read_buf.extend_from_slice(request);
         let head = parse_head(&mut self.read_buf, LIMITS)
             .expect("valid request")
             .expect("complete request");
+        mark("parse head");
         let request_id = head
             .headers
             .iter()
             .find(|f| f.name.as_ref() == b"x-request-id")
             .map(|f| f.value_str().to_string())
             .expect("request id");
+        mark("request id");
         let (service, path) = split_path(&head.path);
         let name = std::str::from_utf8(&service).expect("utf-8");
         let entry: Rc<ServiceEntry> = self.registry.get(name).cloned().expect("registered");
+        mark("route + registry lookup");
         let remote = RemoteAddr::new(self.remote);
         let parts = ForwardingParts {
             method: head.method.as_str(),
@@ -130,10 +138,14 @@ impl Pipeline {
         };
         let frame = parts.encode_framed(&mut self.encode_buf, keep_header);
         drop(frame);
+        mark("ForwardingReq build + encode");
         let resp = decode_framed(self.answer.clone()).expect("valid answer");
+        mark("ForwardingResp decode");
         let mut response = into_response(resp).expect("valid answer");
         response.push_header("x-request-id", request_id);
+        mark("map to response");
         write::encode(&mut self.out, &response, false, false, false);
+        mark("write response");
         let written = self.out.len();
         self.out.clear();
         written
