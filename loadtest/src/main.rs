@@ -1,3 +1,6 @@
+//! Run with: loadtest/run (the whole comparison), or on its own:
+//! `cargo run --release -p switchyard-load -- open --url http://127.0.0.1:8080/echo/hello --rate 2000`
+//!
 //! `switchyard-load`: an open-loop load generator for the performance comparison in `loadtest/run`.
 //!
 //! `open`: requests are sent at a constant arrival rate, spread over N connections, each request at
