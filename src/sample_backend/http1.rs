@@ -207,10 +207,11 @@ fn encode(out: &mut Vec<u8>, resp: &ForwardingResp, instance: &str, head: bool, 
         .and_then(|s| http::StatusCode::from_u16(s).ok())
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Unknown");
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {reason}\r\n{INSTANCE_HEADER}: {instance}\r\n"
-    );
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    // Routes' answers name the instance already; error answers built here do not.
+    if !resp.headers.iter().any(|h| h.name == INSTANCE_HEADER) {
+        let _ = write!(out, "{INSTANCE_HEADER}: {instance}\r\n");
+    }
     for h in &resp.headers {
         if h.name.eq_ignore_ascii_case("content-length") || is_hop_by_hop(h.name.as_bytes()) {
             continue;
