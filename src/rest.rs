@@ -28,6 +28,34 @@ pub fn service_of(path: &str) -> Option<&str> {
     is_service_name(first).then_some(first)
 }
 
+/// A client address as `ip:port` text, formatted on the stack: `SocketAddr::to_string` would
+/// allocate a `String` for every request.
+pub struct RemoteAddr {
+    text: [u8; RemoteAddr::CAPACITY],
+    len: usize,
+}
+
+impl RemoteAddr {
+    /// Room for the longest `ip:port`: `[IPv6%scope]:port` is at most 58 characters.
+    const CAPACITY: usize = 64;
+
+    /// Formats `addr`.
+    pub fn new(addr: std::net::SocketAddr) -> RemoteAddr {
+        use std::io::Write;
+        let mut text = [0u8; Self::CAPACITY];
+        let mut cursor = std::io::Cursor::new(&mut text[..]);
+        // Cannot fail: the longest socket address fits the capacity.
+        let _ = write!(cursor, "{addr}");
+        let len = cursor.position() as usize;
+        RemoteAddr { text, len }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.len]).unwrap_or_default()
+    }
+}
+
 /// Forwards `request` to the service its path names.
 pub async fn forward(
     shard: &Rc<Shard>,
@@ -48,7 +76,7 @@ pub async fn forward(
             "the gateway is at its in-flight limit",
         )
     })?;
-    let remote = request.remote.to_string();
+    let remote = RemoteAddr::new(request.remote);
     let nominated = without_nominated_headers(&request.headers);
     let parts = ForwardingParts {
         method: request.method.as_str(),
@@ -59,7 +87,7 @@ pub async fn forward(
         body: &request.body,
         service: name,
         request_id,
-        remote_addr: &remote,
+        remote_addr: remote.as_str(),
         graphql_field: "",
     };
     call_service(shard, &entry, &parts).await
@@ -156,5 +184,18 @@ mod tests {
         let names: Vec<_> = kept.iter().map(Field::name_str).collect();
         assert_eq!(names, ["connection", "x-public"]);
         assert!(without_nominated_headers(&headers[1..]).is_none());
+    }
+
+    #[test]
+    fn remote_addresses_format_like_to_string() {
+        for addr in [
+            "127.0.0.1:5",
+            "255.255.255.255:65535",
+            "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535",
+            "[::1]:8080",
+        ] {
+            let addr: std::net::SocketAddr = addr.parse().unwrap();
+            assert_eq!(RemoteAddr::new(addr).as_str(), addr.to_string());
+        }
     }
 }

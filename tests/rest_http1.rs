@@ -315,6 +315,24 @@ fn keep_alive_several_requests_on_one_connection() {
 }
 
 #[test]
+fn keep_alive_connection_serves_again_after_an_idle_spell() {
+    // After a pause the connection's buffers are released; the next request must not notice,
+    // even when its head arrives in pieces and is longer than the first idle read.
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    let long = "v".repeat(3000);
+    for i in 0..2 {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        c.send(format!("GET /echo/idle/{i} HTTP/1.1\r\nHost: gw\r\n").as_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        c.send(format!("X-Long: {long}\r\nContent-Length: 2\r\n\r\nhi").as_bytes());
+        let v = assert_echo_ok(&c.read_response(false));
+        assert_eq!(v["path"], format!("/idle/{i}"));
+        assert_eq!(v["body"], "hi");
+    }
+}
+
+#[test]
 fn pipelined_requests_answered_in_order() {
     let (gw, _echo) = setup();
     let mut c = RawConn::connect(gw.addr);

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard::sample_backend::{self, BackendConfig};
+use switchyard::sample_backend::{self, BackendConfig, Protocol};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -29,6 +29,11 @@ struct Args {
     /// Instance id, sent back in `x-echo-instance` and used when registering.
     #[arg(long, env = "SWITCHYARD_ECHO_INSTANCE", default_value = "echo-1")]
     instance: String,
+
+    /// Also serve the same routes as plain HTTP/1.1 on this address (for proxies that do not speak
+    /// gRPC, such as the load test's nginx and HAProxy); `/{service}/{rest}` routes like the gateway.
+    #[arg(long, env = "SWITCHYARD_ECHO_HTTP1_LISTEN", value_name = "ADDR")]
+    http1_listen: Option<SocketAddr>,
 
     /// Gateway base URL to register with, e.g. http://127.0.0.1:8080. A wildcard listen address
     /// is registered as loopback.
@@ -66,6 +71,29 @@ fn main() -> ExitCode {
     };
     let addr = backend.local_addr();
     say(&format!("switchyard-echo listening on {addr}"));
+    // Kept alive for the life of the process; its thread serves until exit.
+    let _http1 = match args.http1_listen {
+        None => None,
+        Some(listen) => {
+            let config = BackendConfig {
+                listen,
+                instance: args.instance.clone(),
+            };
+            match sample_backend::spawn_with(config, Protocol::Http1) {
+                Ok(http1) => {
+                    say(&format!(
+                        "switchyard-echo listening on {} (HTTP/1.1)",
+                        http1.local_addr()
+                    ));
+                    Some(http1)
+                }
+                Err(error) => {
+                    eprintln!("switchyard-echo: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
 
     if let Some(url) = &args.register {
         let address = registrable(addr).to_string();

@@ -11,6 +11,7 @@
 //! own: [`spawn`] is all the `switchyard-echo` binary and the gateway's `--demo` mode need.
 
 pub mod grpc_frame;
+mod http1;
 mod register;
 pub mod routes;
 mod server;
@@ -65,15 +66,33 @@ impl RunningBackend {
     }
 }
 
-/// Starts a backend on a new thread and returns once it listens.
+/// The protocol a backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `ForwardingService/Send` over h2c: what the gateway calls.
+    Grpc,
+    /// Plain HTTP/1.1 keep-alive with the same routes: what the load test's peers call.
+    Http1,
+}
+
+/// Starts a gRPC backend on a new thread and returns once it listens.
 ///
 /// Fails if the executor cannot be built (usually too low a locked-memory limit) or the address
 /// cannot be bound.
 pub fn spawn(config: BackendConfig) -> io::Result<RunningBackend> {
+    spawn_with(config, Protocol::Grpc)
+}
+
+/// Starts a backend speaking `protocol` on a new thread and returns once it listens.
+pub fn spawn_with(config: BackendConfig, protocol: Protocol) -> io::Result<RunningBackend> {
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+    let name = match protocol {
+        Protocol::Grpc => EXECUTOR_NAME.to_owned(),
+        Protocol::Http1 => format!("{EXECUTOR_NAME}-http1"),
+    };
     let thread = thread::Builder::new()
-        .name(EXECUTOR_NAME.to_owned())
-        .spawn(move || run(config, ready_tx))?;
+        .name(name)
+        .spawn(move || run(config, protocol, ready_tx))?;
     match ready_rx.recv() {
         Ok(Ok(local_addr)) => Ok(RunningBackend { local_addr, thread }),
         Ok(Err(error)) => {
@@ -89,7 +108,7 @@ pub fn spawn(config: BackendConfig) -> io::Result<RunningBackend> {
 
 /// The backend thread: builds the executor, binds, reports the address (or why it could not),
 /// then serves.
-fn run(config: BackendConfig, ready: mpsc::SyncSender<io::Result<SocketAddr>>) {
+fn run(config: BackendConfig, protocol: Protocol, ready: mpsc::SyncSender<io::Result<SocketAddr>>) {
     let executor = LocalExecutorBuilder::new(Placement::Unbound)
         .name(EXECUTOR_NAME)
         .io_memory(IO_MEMORY)
@@ -120,9 +139,13 @@ fn run(config: BackendConfig, ready: mpsc::SyncSender<io::Result<SocketAddr>>) {
                 return;
             }
         };
-        tracing::info!(%local_addr, instance = %config.instance, "echo backend listening");
+        tracing::info!(%local_addr, instance = %config.instance, ?protocol, "echo backend listening");
         let _ = ready.send(Ok(local_addr));
-        server::serve(listener, Rc::new(server::Instance::new(config.instance))).await;
+        let instance = Rc::new(server::Instance::new(config.instance));
+        match protocol {
+            Protocol::Grpc => server::serve(listener, instance).await,
+            Protocol::Http1 => http1::serve(listener, instance).await,
+        }
     });
 }
 

@@ -62,6 +62,11 @@ impl Instance {
         let header = HeaderValue::from_str(&id).ok();
         Self { id, header }
     }
+
+    /// The instance id.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// Accepts connections for as long as the executor runs.

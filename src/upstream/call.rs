@@ -38,7 +38,7 @@ pub async fn unary(
     let headers = request.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(TE, HeaderValue::from_static("trailers"));
-    headers.insert("grpc-timeout", grpc_timeout(deadline));
+    headers.insert("grpc-timeout", grpc_timeout_cached(deadline));
     let (response, mut stream) = send
         .send_request(request, false)
         .map_err(|e| broken("refused the call", e))?;
@@ -126,6 +126,30 @@ fn percent_decode(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The `grpc-timeout` header for `deadline`, reusing the last one this shard built when the value is
+/// the same: consecutive calls of a service with one timeout mostly send the same millisecond count,
+/// and a cached `HeaderValue` is a reference-count bump instead of two allocations.
+fn grpc_timeout_cached(deadline: Duration) -> HeaderValue {
+    thread_local! {
+        // Per shard thread: nothing shared across cores.
+        static LAST: std::cell::RefCell<Option<(Duration, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    // The header carries whole milliseconds; round so that nearby deadlines share one value.
+    let key = Duration::from_millis(deadline.as_millis() as u64);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((k, v)) if *k == key => v.clone(),
+            _ => {
+                let v = grpc_timeout(deadline);
+                *last = Some((key, v.clone()));
+                v
+            }
+        }
+    })
+}
+
 /// The `grpc-timeout` header for `deadline`: milliseconds, or seconds when that would not fit the
 /// protocol's 8 digits.
 fn grpc_timeout(deadline: Duration) -> HeaderValue {
@@ -148,6 +172,10 @@ mod tests {
         assert_eq!(grpc_timeout(Duration::from_millis(250)), "250m");
         assert_eq!(grpc_timeout(Duration::from_micros(10)), "1m");
         assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(grpc_timeout_cached(Duration::from_millis(250)), "250m");
+        assert_eq!(grpc_timeout_cached(Duration::from_micros(250_400)), "250m");
+        assert_eq!(grpc_timeout_cached(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(grpc_timeout_cached(Duration::from_micros(10)), "1m");
     }
 
     #[test]

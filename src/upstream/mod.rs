@@ -230,6 +230,40 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
         || name.starts_with(b":")
 }
 
+/// A field name `http::HeaderName` would accept (RFC 9110 token), checked without building one:
+/// building it copies every name that is not a standard header into a new allocation.
+fn is_header_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// A field value `http::HeaderValue` would accept: no control characters but tab, so it cannot
+/// split the response; checked without the copy `HeaderValue::from_str` makes.
+fn is_header_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| (b >= b' ' && b != 0x7f) || b == b'\t')
+}
+
 /// Maps a backend's `ForwardingResp` to the client response, refusing anything that could not be
 /// written back safely (invalid status, header names or values that would split the response).
 pub fn into_response(resp: ForwardingResp) -> Result<Response, GatewayError> {
@@ -244,15 +278,15 @@ pub fn into_response(resp: ForwardingResp) -> Result<Response, GatewayError> {
     };
     let mut headers = Vec::with_capacity(resp.headers.len() + 1);
     for h in resp.headers {
-        let name = h.name.to_ascii_lowercase();
+        // Lower-cased in place: the decoded String is reused, not copied.
+        let mut name = h.name;
+        name.make_ascii_lowercase();
         if is_hop_by_hop(name.as_bytes())
             || matches!(name.as_str(), "content-length" | "x-request-id")
         {
             continue;
         }
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-            || http::HeaderValue::from_str(&h.value).is_err()
-        {
+        if !is_header_name(name.as_bytes()) || !is_header_value(h.value.as_bytes()) {
             return Err(GatewayError::upstream_protocol(format!(
                 "backend sent an invalid response header `{}`",
                 name.escape_default()
@@ -322,6 +356,45 @@ mod tests {
             assert_eq!(
                 into_response(resp).unwrap_err().kind,
                 ErrorKind::UpstreamProtocol
+            );
+        }
+    }
+
+    #[test]
+    fn header_checks_agree_with_the_http_crate() {
+        let names: &[&[u8]] = &[
+            b"x-a",
+            b"content-type",
+            b"a b",
+            b"",
+            b"x\r\n",
+            b"x:y",
+            b"~!#$%&'*+-.^_`|",
+            b"\xc3\xa9",
+            b"a\"b",
+            b"a(b",
+        ];
+        for name in names {
+            assert_eq!(
+                is_header_name(name),
+                http::HeaderName::from_bytes(name).is_ok(),
+                "{name:?}"
+            );
+        }
+        for value in [
+            "",
+            "plain",
+            "tab\there",
+            "a\r\nb",
+            "nul\0",
+            "del\x7f",
+            "café",
+            " spaced ",
+        ] {
+            assert_eq!(
+                is_header_value(value.as_bytes()),
+                http::HeaderValue::from_str(value).is_ok(),
+                "{value:?}"
             );
         }
     }

@@ -28,6 +28,13 @@ pub const READ_CHUNK: usize = 16 << 10;
 const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most input read and dropped during a lingering close.
 const LINGER_BYTES: usize = 8 << 20;
+/// Initial size of a connection's output buffer: a typical response head and small body.
+const OUT_CAPACITY: usize = 4096;
+/// How long an idle keep-alive connection keeps its buffers: far longer than the gap between a
+/// busy client's requests, far shorter than the idle timeout a quiet client may sit through.
+const BUFFER_HOLD: std::time::Duration = std::time::Duration::from_millis(200);
+/// The first read after an idle spell: enough for a typical request head; the rest follows.
+const IDLE_READ: usize = 1024;
 /// Pipelined responses are flushed once this much is queued, bounding the output buffer.
 const MAX_PENDING_WRITE: usize = 64 << 10;
 
@@ -66,6 +73,42 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, deadline: Instant
     }
 }
 
+/// Waits for the first bytes of the next request on a keep-alive connection. A client that sends
+/// it soon finds the connection's buffers in place (no allocation on the hot path); one that stays
+/// quiet for longer than [`BUFFER_HOLD`] has them freed while it idles, so ten thousand idle clients
+/// cost their sockets and tasks, not 20 KiB of buffers each. When it speaks again, the buffers come
+/// back with its first bytes.
+async fn read_idle(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    until: Instant,
+) -> Read {
+    let hold = (Instant::now() + BUFFER_HOLD).min(until);
+    match read_more(stream, buf, hold).await {
+        Read::TimedOut if hold < until => {}
+        other => return other,
+    }
+    *buf = BytesMut::new();
+    *out = Vec::new();
+    let mut first = [0u8; IDLE_READ];
+    let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+        return Read::TimedOut;
+    }
+    match stream.read(&mut first).await {
+        Ok(0) => Read::Closed,
+        Ok(n) => {
+            buf.reserve(READ_CHUNK);
+            buf.extend_from_slice(&first[..n]);
+            out.reserve(OUT_CAPACITY);
+            Read::Data
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Read::TimedOut,
+        Err(_) => Read::Closed,
+    }
+}
+
 /// Serves HTTP/1.x on `stream`; `buf` holds bytes already read.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, remote: SocketAddr) {
     let config = shard.config.clone();
@@ -74,7 +117,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, r
         max_header_bytes: config.max_header_bytes,
         max_headers: config.max_headers,
     };
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::with_capacity(OUT_CAPACITY);
     let mut refused = false;
     loop {
         // The path of the request being read, so an error before routing can still name its service.
@@ -244,7 +287,12 @@ async fn read_head(
             None if buf.is_empty() => Instant::now() + config.idle_timeout,
             None => *deadline.insert(Instant::now() + config.header_timeout),
         };
-        match read_more(stream, buf, until).await {
+        let read = if buf.is_empty() && deadline.is_none() {
+            read_idle(stream, buf, out, until).await
+        } else {
+            read_more(stream, buf, until).await
+        };
+        match read {
             Read::Data => {
                 if deadline.is_none() {
                     deadline = Some(Instant::now() + config.header_timeout);

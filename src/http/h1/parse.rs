@@ -56,20 +56,28 @@ pub struct HeadLimits {
 
 /// Most headers httparse is ever given room for (the configuration ceiling, plus one to detect overflow).
 const HEADER_SLOTS: usize = 1_001;
+/// Header spans kept on the stack while parsing; a request with more spills to the heap.
+const INLINE_HEADERS: usize = 32;
 /// Longest Content-Length value accepted: 19 digits always fit in a u64.
 const MAX_CONTENT_LENGTH_DIGITS: usize = 19;
 
 /// Parses the head at the start of `buf`. `Ok(None)` means more bytes are needed; on success the
 /// head's bytes are split off `buf` (names lower-cased in place, values shared, not copied).
 pub fn parse_head(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>, GatewayError> {
+    /// Where a header's name and value lie in `buf`: (start, len) each.
+    type HeaderSpan = ((usize, usize), (usize, usize));
     struct Spans {
         method: (usize, usize),
         target: (usize, usize),
-        headers: Vec<((usize, usize), (usize, usize))>,
+        headers: usize,
         http10: bool,
         len: usize,
     }
     let slots = (limits.max_headers + 1).min(HEADER_SLOTS);
+    // Header spans live on the stack for the usual request; only one with more headers than
+    // INLINE_HEADERS pays for a heap buffer.
+    let mut inline = [((0, 0), (0, 0)); INLINE_HEADERS];
+    let mut spilled: Vec<HeaderSpan> = Vec::new();
     let spans = {
         let base = buf.as_ptr() as usize;
         let span = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
@@ -92,21 +100,32 @@ pub fn parse_head(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>
                 if req.headers.len() > limits.max_headers {
                     return Err(too_large("header count"));
                 }
+                let n = req.headers.len();
+                let out: &mut [HeaderSpan] = if n <= INLINE_HEADERS {
+                    &mut inline[..n]
+                } else {
+                    spilled.resize(n, ((0, 0), (0, 0)));
+                    &mut spilled
+                };
+                for (slot, h) in out.iter_mut().zip(req.headers.iter()) {
+                    *slot = (span(h.name.as_bytes()), span(h.value));
+                }
                 Spans {
                     method: span(req.method.unwrap_or_default().as_bytes()),
                     target: span(req.path.unwrap_or_default().as_bytes()),
-                    headers: req
-                        .headers
-                        .iter()
-                        .map(|h| (span(h.name.as_bytes()), span(h.value)))
-                        .collect(),
+                    headers: n,
                     http10: req.version == Some(0),
                     len,
                 }
             }
         }
     };
-    for &((start, len), _) in &spans.headers {
+    let header_spans: &[HeaderSpan] = if spans.headers <= INLINE_HEADERS {
+        &inline[..spans.headers]
+    } else {
+        &spilled
+    };
+    for &((start, len), _) in header_spans {
         buf[start..start + len].make_ascii_lowercase();
     }
     let head = buf.split_to(spans.len).freeze();
@@ -118,14 +137,14 @@ pub fn parse_head(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>
     let target = origin_form(&target)?;
     let (path, query) = crate::http::Request::split_target(&target);
 
-    let mut headers = Vec::with_capacity(spans.headers.len());
+    let mut headers = Vec::with_capacity(header_spans.len());
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut hosts = 0;
     let mut close = false;
     let mut keep_alive_token = false;
     let mut expect_continue = false;
-    for &(name, value) in &spans.headers {
+    for &(name, value) in header_spans {
         let field = Field {
             name: slice(name),
             value: slice(value),

@@ -1,0 +1,110 @@
+//! Run with: cargo bench --bench rest_path
+//!
+//! The REST hot path piece by piece: HTTP/1.1 request parse, `ForwardingReq` build + encode,
+//! `ForwardingResp` decode + mapping, HTTP/1.1 response write, registry lookup with 10, 10,000 and
+//! 100,000 instances, error mapping, and the whole socket-free path end to end. Allocations per
+//! request are counted by the `alloc` bench.
+
+#[path = "support/rest_pipeline.rs"]
+mod pipeline;
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use switchyard::error::{ErrorKind, GatewayError, GrpcCode};
+use switchyard::http::h1::parse::parse_head;
+use switchyard::http::h1::write;
+use switchyard::rest::{split_path, RemoteAddr};
+use switchyard::upstream::codec::{decode_framed, ForwardingParts};
+use switchyard::upstream::{into_response, keep_header};
+
+use pipeline::{registry, response_frame, Pipeline, LIMITS, REQUEST};
+
+fn parse(c: &mut Criterion) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    c.bench_function("h1/parse_head", |b| {
+        b.iter(|| {
+            buf.extend_from_slice(REQUEST);
+            black_box(parse_head(&mut buf, LIMITS).unwrap().unwrap())
+        })
+    });
+}
+
+fn encode(c: &mut Criterion) {
+    let mut buf = BytesMut::from(REQUEST);
+    let head = parse_head(&mut buf, LIMITS).unwrap().unwrap();
+    let remote = "10.1.2.3:45678".parse().unwrap();
+    let mut encode_buf = BytesMut::with_capacity(16 * 1024);
+    c.bench_function("upstream/forwarding_req_build_encode", |b| {
+        b.iter(|| {
+            let (_, path) = split_path(&head.path);
+            let remote = RemoteAddr::new(remote);
+            let parts = ForwardingParts {
+                method: head.method.as_str(),
+                path: &path,
+                query: &head.query,
+                headers: &head.headers,
+                extra_headers: &[],
+                body: &[],
+                service: "users",
+                request_id: "0123456789abcdef0123456789abcdef",
+                remote_addr: remote.as_str(),
+                graphql_field: "",
+            };
+            black_box(parts.encode_framed(&mut encode_buf, keep_header)).len()
+        })
+    });
+}
+
+fn decode(c: &mut Criterion) {
+    let frame = response_frame();
+    c.bench_function("upstream/forwarding_resp_decode_map", |b| {
+        b.iter(|| into_response(decode_framed(black_box(frame.clone())).unwrap()).unwrap())
+    });
+    let response = into_response(decode_framed(frame.clone()).unwrap()).unwrap();
+    let mut out = Vec::with_capacity(4096);
+    c.bench_function("h1/response_write", |b| {
+        b.iter(|| {
+            write::encode(&mut out, black_box(&response), false, false, false);
+            let n = out.len();
+            out.clear();
+            n
+        })
+    });
+}
+
+fn lookup(c: &mut Criterion) {
+    for instances in [10, 10_000, 100_000] {
+        let view = registry(instances);
+        let probe = if instances > 10 { "svc-777" } else { "users" };
+        c.bench_function(&format!("registry/lookup_{instances}_instances"), |b| {
+            b.iter(|| black_box(view.get(black_box(probe))).map(|e| e.instances.len()))
+        });
+    }
+}
+
+fn errors(c: &mut Criterion) {
+    c.bench_function("error/grpc_permission_denied_to_response", |b| {
+        b.iter_batched(
+            || {
+                GatewayError::new(
+                    ErrorKind::Grpc(GrpcCode::from_status(7)),
+                    "caller may not read this order",
+                )
+            },
+            |e| e.into_response(Some("orders"), "0123456789abcdef0123456789abcdef"),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn whole_path(c: &mut Criterion) {
+    let mut p = Pipeline::new();
+    c.bench_function("rest/whole_path_without_sockets", |b| {
+        b.iter(|| p.one(black_box(REQUEST)))
+    });
+}
+
+criterion_group!(benches, parse, encode, decode, lookup, errors, whole_path);
+criterion_main!(benches);

@@ -1,0 +1,153 @@
+//! The pure (socket-free) REST path shared by the `rest_path` and `alloc` benches: exactly the
+//! functions the gateway calls for one HTTP/1.1 request and its answer, in order, with the
+//! buffers the gateway reuses per connection (read buffer, output buffer) and per shard (encode
+//! buffer). Only the two sockets are missing.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use switchyard::http::h1::parse::{parse_head, HeadLimits};
+use switchyard::http::h1::write;
+use switchyard::names::{Address, InstanceId, ServiceName};
+use switchyard::proto::{ForwardingResp, Header};
+use switchyard::registry::view::{RegistryView, ServiceEntry};
+use switchyard::registry::{Change, InstanceRecord};
+use switchyard::rest::{split_path, RemoteAddr};
+use switchyard::upstream::codec::{decode_framed, ForwardingParts};
+use switchyard::upstream::{into_response, keep_header};
+
+/// A typical small API request, as curl or a browser's fetch would send it.
+pub const REQUEST: &[u8] = b"GET /users/42/orders?limit=20&cursor=abc HTTP/1.1\r\n\
+Host: api.example.com\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36\r\n\
+Accept: application/json\r\n\
+Accept-Encoding: gzip, deflate, br\r\n\
+Accept-Language: en-US,en;q=0.9\r\n\
+Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl\r\n\
+X-Request-Id: 0123456789abcdef0123456789abcdef\r\n\
+Connection: keep-alive\r\n\r\n";
+
+/// Limits as the gateway's defaults.
+pub const LIMITS: HeadLimits = HeadLimits {
+    max_header_bytes: 32 * 1024,
+    max_headers: 100,
+};
+
+/// A backend answer (gRPC-framed `ForwardingResp`) like the echo's: two headers, a JSON body.
+pub fn response_frame() -> Bytes {
+    let resp = ForwardingResp {
+        status_code: 200,
+        headers: vec![
+            Header {
+                name: "content-type".into(),
+                value: "application/json".into(),
+            },
+            Header {
+                name: "x-echo-instance".into(),
+                value: "echo-1".into(),
+            },
+        ],
+        body: Bytes::from_static(
+            br#"{"orders":[{"id":1,"total":1999},{"id":2,"total":500}],"next":null}"#,
+        ),
+    };
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(resp.encoded_len() as u32).to_be_bytes());
+    resp.encode(&mut framed).expect("vec grows");
+    Bytes::from(framed)
+}
+
+/// A registry copy with `instances` instances, ten per service (`svc-0` … ), plus `users`.
+pub fn registry(instances: usize) -> RegistryView {
+    let mut view = RegistryView::default();
+    let mut add = |service: &str, i: usize| {
+        view.apply(Change::Upsert(InstanceRecord {
+            service: ServiceName::parse(service).expect("valid name"),
+            instance: InstanceId::parse(&format!("i{i}")).expect("valid id"),
+            address: Address::parse(&format!("10.0.{}.{}:50051", (i / 250) % 250, i % 250))
+                .expect("valid address"),
+        }));
+    };
+    add("users", 0);
+    for i in 1..instances {
+        add(&format!("svc-{}", i / 10), i);
+    }
+    view
+}
+
+/// The reused state of one connection and shard.
+pub struct Pipeline {
+    pub registry: RegistryView,
+    pub read_buf: BytesMut,
+    pub encode_buf: BytesMut,
+    pub out: Vec<u8>,
+    pub answer: Bytes,
+    pub remote: SocketAddr,
+}
+
+impl Pipeline {
+    pub fn new() -> Pipeline {
+        Pipeline {
+            registry: registry(10),
+            read_buf: BytesMut::with_capacity(16 * 1024),
+            encode_buf: BytesMut::with_capacity(16 * 1024),
+            out: Vec::with_capacity(4096),
+            answer: response_frame(),
+            remote: "10.1.2.3:45678".parse().expect("valid address"),
+        }
+    }
+
+    /// One request through parse → route → encode → (backend) → decode → map → write; returns
+    /// the bytes written to the client.
+    pub fn one(&mut self, request: &[u8]) -> usize {
+        self.one_staged(request, &mut |_| {})
+    }
+
+    /// [`Pipeline::one`], calling `mark` with each stage's name once it is done.
+    pub fn one_staged(&mut self, request: &[u8], mark: &mut dyn FnMut(&'static str)) -> usize {
+        self.read_buf.extend_from_slice(request);
+        let head = parse_head(&mut self.read_buf, LIMITS)
+            .expect("valid request")
+            .expect("complete request");
+        mark("parse head");
+        let request_id = head
+            .headers
+            .iter()
+            .find(|f| f.name.as_ref() == b"x-request-id")
+            .map(|f| f.value_str().to_string())
+            .expect("request id");
+        mark("request id");
+        let (service, path) = split_path(&head.path);
+        let name = std::str::from_utf8(&service).expect("utf-8");
+        let entry: Rc<ServiceEntry> = self.registry.get(name).cloned().expect("registered");
+        mark("route + registry lookup");
+        let remote = RemoteAddr::new(self.remote);
+        let parts = ForwardingParts {
+            method: head.method.as_str(),
+            path: &path,
+            query: &head.query,
+            headers: &head.headers,
+            extra_headers: &[],
+            body: &[],
+            service: entry.name.as_str(),
+            request_id: &request_id,
+            remote_addr: remote.as_str(),
+            graphql_field: "",
+        };
+        let frame = parts.encode_framed(&mut self.encode_buf, keep_header);
+        drop(frame);
+        mark("ForwardingReq build + encode");
+        let resp = decode_framed(self.answer.clone()).expect("valid answer");
+        mark("ForwardingResp decode");
+        let mut response = into_response(resp).expect("valid answer");
+        response.push_header("x-request-id", request_id);
+        mark("map to response");
+        write::encode(&mut self.out, &response, false, false, false);
+        mark("write response");
+        let written = self.out.len();
+        self.out.clear();
+        written
+    }
+}

@@ -1,0 +1,581 @@
+//! Run with: loadtest/run (the whole comparison), or on its own:
+//! `cargo run --release -p switchyard-load -- open --url http://127.0.0.1:8080/echo/hello --rate 2000`
+//!
+//! `switchyard-load`: an open-loop load generator for the performance comparison in `loadtest/run`.
+//!
+//! `open`: requests are sent at a constant arrival rate, spread over N connections, each request at
+//! its own scheduled time whatever happened to the ones before it, and its latency is measured from
+//! that scheduled time, not from when it was actually written. A server that stalls therefore shows
+//! the full delay its clients would have seen (no coordinated omission, as in wrk2). HTTP/1.1 keeps
+//! one request in flight per connection (a late answer delays the next send, and that delay is
+//! counted); HTTP/2 (prior knowledge) multiplexes every scheduled request as its own stream. Latencies
+//! go into an HDR histogram (1 µs to 60 s, 3 significant digits); the run always ends after
+//! `--duration`, and requests still unanswered `--timeout-ms` after their scheduled time are errors.
+//!
+//! `idle`: opens N keep-alive connections, makes one request on each (so the proxy has set up
+//! whatever per-connection state it keeps), prints `idle: N connections open`, and holds them for
+//! `--hold` seconds, so the caller can read the proxy's RSS with that many idle clients.
+//!
+//! Everything runs on one glommio executor (one thread, optionally pinned with `--cpu`), like the
+//! gateway itself: no locks, the histogram is the executor's own.
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream as StdStream, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::{LocalExecutorBuilder, Placement};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use switchyard::io::TokioIo;
+
+/// Memory glommio locks for io_uring buffers: small, so the default `ulimit -l` is enough.
+const IO_MEMORY: usize = 512 * 1024;
+/// Highest latency the histogram records (µs); slower answers are clamped to it.
+const MAX_LATENCY_US: u64 = 60_000_000;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard-load",
+    version,
+    about = "Open-loop HTTP load generator"
+)]
+struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Constant-rate open-loop run; prints a text summary and optionally writes JSON.
+    Open(OpenArgs),
+    /// Hold N idle keep-alive connections (each after one request) for a while.
+    Idle(IdleArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OpenArgs {
+    /// Target, `http://host:port/path?query`.
+    #[arg(long)]
+    url: String,
+    /// Requests per second, over all connections.
+    #[arg(long)]
+    rate: f64,
+    /// Connections (HTTP/1.1: one request in flight each).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Measured duration in seconds (after the warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Warm-up seconds at the same rate, not recorded.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Send a POST with a body of this many bytes (0: GET without a body).
+    #[arg(long, default_value_t = 0)]
+    body_bytes: usize,
+    /// Use HTTP/2 with prior knowledge instead of HTTP/1.1.
+    #[arg(long)]
+    http2: bool,
+    /// A request unanswered this long after its scheduled time is an error.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Pin the generator to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Write the JSON report here too.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Label put in the report.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct IdleArgs {
+    /// Target, `http://host:port/path`.
+    #[arg(long)]
+    url: String,
+    /// Connections to open.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Seconds to hold them once all are open.
+    #[arg(long, default_value_t = 5.0)]
+    hold: f64,
+}
+
+/// The target of a run, split from its URL.
+#[derive(Debug, Clone)]
+struct Target {
+    addr: SocketAddr,
+    authority: String,
+    path_and_query: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("`{url}`: only http:// URLs are supported"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let addr = authority
+            .to_socket_addrs()
+            .map_err(|e| format!("`{authority}`: {e}"))?
+            .next()
+            .ok_or_else(|| format!("`{authority}` resolves to nothing"))?;
+        Ok(Target {
+            addr,
+            authority: authority.to_owned(),
+            path_and_query: path.to_owned(),
+        })
+    }
+}
+
+/// The JSON report of an open-loop run.
+#[derive(Debug, Serialize)]
+struct Report {
+    label: String,
+    url: String,
+    protocol: &'static str,
+    connections: usize,
+    body_bytes: usize,
+    rate_offered: f64,
+    rate_achieved: f64,
+    duration_s: f64,
+    requests: u64,
+    errors: u64,
+    latency_us: Latency,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+    mean: f64,
+}
+
+/// What every connection task of a run shares (one thread, so plain cells).
+struct Run {
+    start: Instant,
+    record_from: Instant,
+    end: Instant,
+    interval_ns: f64,
+    connections: usize,
+    timeout: Duration,
+    histogram: RefCell<Histogram<u64>>,
+    ok: Cell<u64>,
+    errors: Cell<u64>,
+}
+
+impl Run {
+    /// The scheduled time of request `k` of connection `conn`.
+    fn scheduled(&self, conn: usize, k: u64) -> Instant {
+        let index = k * self.connections as u64 + conn as u64;
+        self.start + Duration::from_nanos((index as f64 * self.interval_ns) as u64)
+    }
+
+    fn record(&self, scheduled: Instant, ok: bool) {
+        if scheduled < self.record_from {
+            return;
+        }
+        if ok {
+            let us = scheduled.elapsed().as_micros() as u64;
+            let _ = self
+                .histogram
+                .borrow_mut()
+                .record(us.clamp(1, MAX_LATENCY_US));
+            self.ok.set(self.ok.get() + 1);
+        } else {
+            self.errors.set(self.errors.get() + 1);
+        }
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let result = match args.mode {
+        Mode::Open(open) => run_open(open),
+        Mode::Idle(idle) => run_idle(idle),
+    };
+    if let Err(message) = result {
+        eprintln!("switchyard-load: {message}");
+        std::process::exit(2);
+    }
+}
+
+fn run_open(args: OpenArgs) -> Result<(), String> {
+    if args.rate.is_nan()
+        || args.rate <= 0.0
+        || args.connections == 0
+        || args.duration.is_nan()
+        || args.duration <= 0.0
+    {
+        return Err("--rate, --connections and --duration must be positive".into());
+    }
+    let target = Target::parse(&args.url)?;
+    let placement = match args.cpu {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement)
+        .name("load")
+        .io_memory(IO_MEMORY)
+        .spawn(move || async move { open_loop(args, target).await })
+        .map_err(|e| format!("cannot start the executor: {e}"))?
+        .join()
+        .map_err(|e| format!("executor failed: {e}"))?
+}
+
+async fn open_loop(args: OpenArgs, target: Target) -> Result<(), String> {
+    let body = Bytes::from(vec![b'x'; args.body_bytes]);
+    let request = Rc::new(h1_request(&target, &body));
+    let start = Instant::now() + Duration::from_millis(200);
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let run = Rc::new(Run {
+        start,
+        record_from: start + warmup,
+        end: start + warmup + Duration::from_secs_f64(args.duration),
+        interval_ns: 1e9 / args.rate,
+        connections: args.connections,
+        timeout: Duration::from_millis(args.timeout_ms),
+        histogram: RefCell::new(
+            Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds"),
+        ),
+        ok: Cell::new(0),
+        errors: Cell::new(0),
+    });
+    let mut tasks = Vec::with_capacity(args.connections);
+    for conn in 0..args.connections {
+        let run = run.clone();
+        let target = target.clone();
+        let task = if args.http2 {
+            glommio::spawn_local(h2_connection(run, conn, target, body.clone())).detach()
+        } else {
+            glommio::spawn_local(h1_connection(run, conn, target.addr, request.clone())).detach()
+        };
+        tasks.push(task);
+    }
+    for task in tasks {
+        task.await;
+    }
+    let h = run.histogram.borrow();
+    let duration = args.duration;
+    let report = Report {
+        label: args.label.clone(),
+        url: args.url.clone(),
+        protocol: if args.http2 { "h2" } else { "http/1.1" },
+        connections: args.connections,
+        body_bytes: args.body_bytes,
+        rate_offered: args.rate,
+        rate_achieved: run.ok.get() as f64 / duration,
+        duration_s: duration,
+        requests: run.ok.get(),
+        errors: run.errors.get(),
+        latency_us: Latency {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        },
+    };
+    let l = &report.latency_us;
+    println!(
+        "{} {} {} conns, offered {:.0}/s, achieved {:.0}/s, {} ok, {} errors; latency µs p50 {} p90 {} p99 {} p99.9 {} max {}",
+        report.label, report.protocol, report.connections, report.rate_offered, report.rate_achieved,
+        report.requests, report.errors, l.p50, l.p90, l.p99, l.p999, l.max
+    );
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, format!("{json}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn h1_request(target: &Target, body: &Bytes) -> Vec<u8> {
+    let mut r = Vec::with_capacity(256 + body.len());
+    if body.is_empty() {
+        let _ = write!(
+            r,
+            "GET {} HTTP/1.1\r\nhost: {}\r\nuser-agent: switchyard-load\r\n\r\n",
+            target.path_and_query, target.authority
+        );
+    } else {
+        let _ = write!(
+            r,
+            "POST {} HTTP/1.1\r\nhost: {}\r\nuser-agent: switchyard-load\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+            target.path_and_query, target.authority, body.len()
+        );
+        r.extend_from_slice(body);
+    }
+    r
+}
+
+/// Waits until `at` (no-op if it has passed).
+async fn sleep_until(at: Instant) {
+    let now = Instant::now();
+    if at > now {
+        glommio::timer::sleep(at - now).await;
+    }
+}
+
+/// One HTTP/1.1 connection's share of the schedule: request `k` goes at `scheduled(conn, k)`.
+async fn h1_connection(run: Rc<Run>, conn: usize, addr: SocketAddr, request: Rc<Vec<u8>>) {
+    let mut stream: Option<TcpStream> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut have = 0usize;
+    let mut k = 0u64;
+    loop {
+        let scheduled = run.scheduled(conn, k);
+        k += 1;
+        if scheduled >= run.end {
+            break;
+        }
+        sleep_until(scheduled).await;
+        if stream.is_none() {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    stream = Some(s);
+                    have = 0;
+                }
+                Err(_) => {
+                    run.record(scheduled, false);
+                    continue;
+                }
+            }
+        }
+        let s = stream.as_mut().expect("connected above");
+        let left = (scheduled + run.timeout).saturating_duration_since(Instant::now());
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        let ok = match s.write_all(&request).await {
+            Ok(()) => read_h1_response(s, &mut buf, &mut have).await,
+            Err(_) => Err(()),
+        };
+        match ok {
+            Ok(status_ok) => run.record(scheduled, status_ok),
+            Err(()) => {
+                run.record(scheduled, false);
+                stream = None;
+            }
+        }
+    }
+}
+
+/// Reads one response; `Ok(true)` for a 2xx, `Ok(false)` for another status, `Err` when the
+/// connection broke or timed out. Bytes after the response stay at the front of `buf`.
+async fn read_h1_response(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    have: &mut usize,
+) -> Result<bool, ()> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head) = response.parse(&buf[..*have]).map_err(drop)? {
+            let status = response.code.unwrap_or(0);
+            let length = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| {
+                    std::str::from_utf8(h.value)
+                        .ok()?
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
+                .ok_or(())?;
+            let total = head + length;
+            if total > buf.len() {
+                buf.resize(total, 0);
+            }
+            while *have < total {
+                let n = s.read(&mut buf[*have..]).await.map_err(drop)?;
+                if n == 0 {
+                    return Err(());
+                }
+                *have += n;
+            }
+            buf.copy_within(total..*have, 0);
+            *have -= total;
+            return Ok((200..300).contains(&status));
+        }
+        if *have == buf.len() {
+            return Err(());
+        }
+        let n = s.read(&mut buf[*have..]).await.map_err(drop)?;
+        if n == 0 {
+            return Err(());
+        }
+        *have += n;
+    }
+}
+
+/// One HTTP/2 connection's share of the schedule: each request is its own stream, started at its
+/// scheduled time, however many are still in flight.
+async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, body: Bytes) {
+    let mut k = 0u64;
+    'connect: loop {
+        let stream = match TcpStream::connect(target.addr).await {
+            Ok(s) => s,
+            Err(_) => {
+                // Count the next scheduled request as failed and try again at the one after.
+                let scheduled = run.scheduled(conn, k);
+                k += 1;
+                if scheduled >= run.end {
+                    return;
+                }
+                sleep_until(scheduled).await;
+                run.record(scheduled, false);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((send, connection)) = h2::client::handshake(TokioIo::new(stream)).await else {
+            return;
+        };
+        let driver = glommio::spawn_local(async move {
+            let _ = connection.await;
+        })
+        .detach();
+        let uri: http::Uri = format!("http://{}{}", target.authority, target.path_and_query)
+            .parse()
+            .expect("valid uri");
+        let mut calls = Vec::new();
+        loop {
+            let scheduled = run.scheduled(conn, k);
+            k += 1;
+            if scheduled >= run.end {
+                break;
+            }
+            sleep_until(scheduled).await;
+            let send = send.clone();
+            let run2 = run.clone();
+            let uri = uri.clone();
+            let body = body.clone();
+            let call = glommio::spawn_local(async move {
+                let timeout = scheduled + run2.timeout;
+                let ok = glommio::timer::timeout(
+                    timeout.saturating_duration_since(Instant::now()),
+                    async move { Ok(h2_call(send, uri, body).await) },
+                )
+                .await
+                .unwrap_or(Err(()));
+                run2.record(scheduled, ok == Ok(true));
+                ok.is_ok()
+            })
+            .detach();
+            calls.push(call);
+            if calls.len() >= 4096 {
+                let mut broken = false;
+                for call in calls.drain(..) {
+                    broken |= call.await != Some(true);
+                }
+                if broken {
+                    drop(driver);
+                    continue 'connect;
+                }
+            }
+        }
+        for call in calls {
+            call.await;
+        }
+        drop(driver);
+        return;
+    }
+}
+
+async fn h2_call(
+    send: h2::client::SendRequest<Bytes>,
+    uri: http::Uri,
+    body: Bytes,
+) -> Result<bool, ()> {
+    let mut send = send.ready().await.map_err(drop)?;
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    let request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("user-agent", "switchyard-load")
+        .body(())
+        .map_err(drop)?;
+    let (response, mut stream) = send.send_request(request, body.is_empty()).map_err(drop)?;
+    if !body.is_empty() {
+        stream.send_data(body, true).map_err(drop)?;
+    }
+    let response = response.await.map_err(drop)?;
+    let ok = response.status().is_success();
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(drop)?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    Ok(ok)
+}
+
+/// Opens `connections` keep-alive connections with one request each and holds them.
+fn run_idle(args: IdleArgs) -> Result<(), String> {
+    let target = Target::parse(&args.url)?;
+    let request = h1_request(&target, &Bytes::new());
+    let mut open = Vec::with_capacity(args.connections);
+    let mut buf = vec![0u8; 64 * 1024];
+    for i in 0..args.connections {
+        let mut s = StdStream::connect(target.addr)
+            .map_err(|e| format!("connection {i}: cannot connect: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(&request)
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        // Read until the end of the head and the announced body.
+        let mut have = 0;
+        loop {
+            let n = s
+                .read(&mut buf[have..])
+                .map_err(|e| format!("connection {i}: {e}"))?;
+            if n == 0 {
+                return Err(format!("connection {i}: closed before answering"));
+            }
+            have += n;
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(head)) = response.parse(&buf[..have]) {
+                let length = response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| {
+                        std::str::from_utf8(h.value)
+                            .ok()?
+                            .trim()
+                            .parse::<usize>()
+                            .ok()
+                    })
+                    .unwrap_or(0);
+                if response.code.is_none_or(|c| !(200..300).contains(&c)) {
+                    return Err(format!("connection {i}: status {:?}", response.code));
+                }
+                if have >= head + length {
+                    break;
+                }
+            }
+        }
+        open.push(s);
+    }
+    println!("idle: {} connections open", open.len());
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(Duration::from_secs_f64(args.hold));
+    drop(open);
+    Ok(())
+}
