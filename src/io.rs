@@ -12,6 +12,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use tokio::io::ReadBuf;
 
+/// Largest vectored write gathered into one buffer; larger ones go out a buffer at a time.
+pub const GATHER_LIMIT: usize = 64 << 10;
+
+/// Gather buffer kept between writes: small frames (the common case) reuse it.
+const GATHER_KEEP: usize = 8 << 10;
+
 /// Wraps a `futures-io` stream so that it implements tokio's I/O traits.
 ///
 /// Bytes already read from the stream (for example the HTTP/2 connection preface that was read to
@@ -20,6 +26,8 @@ use tokio::io::ReadBuf;
 pub struct TokioIo<S> {
     inner: S,
     replay: Bytes,
+    /// Where vectored writes are gathered into one `send` (see `poll_write_vectored`).
+    gather: Vec<u8>,
 }
 
 impl<S> TokioIo<S> {
@@ -30,7 +38,11 @@ impl<S> TokioIo<S> {
 
     /// Adapts `inner`, handing out `replay` before anything read from `inner`.
     pub fn with_replay(inner: S, replay: Bytes) -> Self {
-        Self { inner, replay }
+        Self {
+            inner,
+            replay,
+            gather: Vec::new(),
+        }
     }
 
     /// The wrapped stream.
@@ -75,12 +87,39 @@ impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<S> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
+    /// glommio's sockets write only the first buffer of a vectored write, so h2 would send a DATA
+    /// frame's 9-byte head and its payload in two `send`s (two TCP segments on loopback). Buffers
+    /// up to [`GATHER_LIMIT`] in all are copied into one and sent at once: copying a few KiB costs
+    /// far less than a second system call and segment.
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let parts = bufs.iter().filter(|b| !b.is_empty()).count();
+        if parts <= 1 || total > GATHER_LIMIT {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return Pin::new(&mut this.inner).poll_write(cx, first);
+        }
+        this.gather.clear();
+        for b in bufs {
+            this.gather.extend_from_slice(b);
+        }
+        let result = Pin::new(&mut this.inner).poll_write(cx, &this.gather);
+        if this.gather.capacity() > GATHER_KEEP {
+            // A rare large write does not pin its buffer to an idle connection.
+            this.gather = Vec::new();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -162,6 +201,57 @@ mod tests {
             Poll::Ready(r) => r.map(|()| buf.filled().to_vec()),
             Poll::Pending => panic!("test stream never pends"),
         }
+    }
+
+    /// A sink that records each write call.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn vectored_writes_are_gathered_into_one_send() {
+        use tokio::io::AsyncWrite as _;
+        let mut io = TokioIo::new(Writes::default());
+        assert!(io.is_write_vectored());
+        let mut cx = Context::from_waker(Waker::noop());
+        let head = [0u8; 9];
+        let payload = vec![7u8; 4096];
+        let bufs = [
+            io::IoSlice::new(&head),
+            io::IoSlice::new(&[]),
+            io::IoSlice::new(&payload),
+        ];
+        let n = match Pin::new(&mut io).poll_write_vectored(&mut cx, &bufs) {
+            Poll::Ready(r) => r.unwrap(),
+            Poll::Pending => panic!("sink never pends"),
+        };
+        assert_eq!(n, 9 + 4096);
+        assert_eq!(io.get_ref().0.len(), 1, "one send");
+        assert_eq!(io.get_ref().0[0].len(), 9 + 4096);
+        // Over the limit: one buffer at a time.
+        let big = vec![1u8; GATHER_LIMIT];
+        let bufs = [io::IoSlice::new(&head), io::IoSlice::new(&big)];
+        let n = match Pin::new(&mut io).poll_write_vectored(&mut cx, &bufs) {
+            Poll::Ready(r) => r.unwrap(),
+            Poll::Pending => panic!("sink never pends"),
+        };
+        assert_eq!(n, 9);
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream, remote: S
         if n >= H2_PREFACE.len() {
             break Some(true);
         }
-        buf.resize(n + h1::READ_CHUNK, 0);
+        buf.resize(n + h1::HEAD_READ, 0);
         match stream.read(&mut buf[n..]).await {
             Ok(0) | Err(_) => break None,
             Ok(read) => buf.truncate(n + read),

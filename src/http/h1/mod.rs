@@ -22,8 +22,10 @@ use crate::http::Request;
 use crate::shard::Shard;
 use parse::{Framing, Head, HeadLimits};
 
-/// Bytes read from the socket at a time: a typical request head fits in one read.
+/// Largest read from the socket at a time (bodies, lingering close).
 pub const READ_CHUNK: usize = 16 << 10;
+/// Read size while a head is expected: a typical request head (and a small body behind it) fits.
+pub const HEAD_READ: usize = 4 << 10;
 /// Longest lingering close after an error answer (nginx's `lingering_timeout` is 5 s).
 const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most input read and dropped during a lingering close.
@@ -46,12 +48,24 @@ enum Read {
 
 /// Reads more bytes into `buf`, giving up at `deadline`.
 async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, deadline: Instant) -> Read {
+    read_up_to(stream, buf, HEAD_READ, deadline).await
+}
+
+/// Reads at most `want` more bytes into `buf`, giving up at `deadline`. The space is zeroed before
+/// the read (safe Rust cannot hand uninitialised memory to a reader), so `want` is sized to what is
+/// expected: a head is small, a body's remaining length is known.
+async fn read_up_to(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    want: usize,
+    deadline: Instant,
+) -> Read {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
         return Read::TimedOut;
     }
     let n = buf.len();
-    buf.resize(n + READ_CHUNK, 0);
+    buf.resize(n + want, 0);
     let result = stream.read(&mut buf[n..]).await;
     match result {
         Ok(0) => {
@@ -179,7 +193,7 @@ async fn linger(stream: &mut TcpStream) {
     let mut drained = 0;
     while drained < LINGER_BYTES {
         sink.clear();
-        match read_more(stream, &mut sink, deadline).await {
+        match read_up_to(stream, &mut sink, READ_CHUNK, deadline).await {
             Read::Data => drained += sink.len(),
             Read::Closed | Read::TimedOut => return,
         }
@@ -330,8 +344,8 @@ async fn read_body(
         Framing::Length(n) => {
             let n = n as usize;
             while buf.len() < n {
-                buf.reserve(n - buf.len());
-                match read_more(stream, buf, deadline).await {
+                let want = (n - buf.len()).clamp(HEAD_READ, READ_CHUNK);
+                match read_up_to(stream, buf, want, deadline).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
                     Read::TimedOut => return Err(timeout()),
@@ -346,7 +360,7 @@ async fn read_body(
                 if chunked::decode(buf, &mut state, &mut body, max_body, max_trailer_bytes)? {
                     return Ok(body.freeze());
                 }
-                match read_more(stream, buf, deadline).await {
+                match read_up_to(stream, buf, READ_CHUNK, deadline).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
                     Read::TimedOut => return Err(timeout()),
