@@ -165,3 +165,146 @@ fn the_replica_is_caught_up_at_once_on_an_empty_log() {
     ));
     assert_eq!(replica.lag(), 0);
 }
+
+/// A whole Kafka core on the mock cluster with one fake shard: it answers the core's change
+/// batches like a shard does and hands back the replies to writes.
+struct CoreHarness {
+    owner: crossbeam_channel::Sender<crate::registry::OwnerMsg>,
+    shard: crate::registry::ShardMailbox,
+    process: std::sync::Arc<crate::shard::Process>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CoreHarness {
+    fn start(bootstrap: &str, node: &str) -> CoreHarness {
+        let (link, shard) = crate::registry::mailbox().unwrap();
+        let process = std::sync::Arc::new(crate::shard::Process::new(1));
+        let kafka = crate::config::KafkaConfig {
+            brokers: bootstrap.to_string(),
+            topic: TOPIC.to_string(),
+            core: crate::sys::affinity_cpus().unwrap()[0],
+        };
+        let (owner, thread) =
+            super::spawn(&kafka, node.into(), vec![link].into(), process.clone()).unwrap();
+        CoreHarness {
+            owner,
+            shard,
+            process,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends a write and plays the shard until its reply comes (bounded).
+    fn write(
+        &self,
+        op: crate::registry::WriteOp,
+        limit: Duration,
+    ) -> Result<crate::registry::WriteOutcome, RegistryError> {
+        self.owner
+            .send(crate::registry::OwnerMsg::Write {
+                shard: 0,
+                token: Some(7),
+                op,
+                deadline: Instant::now() + limit,
+            })
+            .unwrap();
+        loop {
+            let msg = self
+                .shard
+                .rx
+                .recv_timeout(limit + Duration::from_secs(10))
+                .expect("the Kafka core answers every write");
+            match msg {
+                crate::registry::ShardMsg::Changes { seq, .. } => self
+                    .owner
+                    .send(crate::registry::OwnerMsg::Applied { shard: 0, seq })
+                    .unwrap(),
+                crate::registry::ShardMsg::Reply { token: 7, result } => return result,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..TRIES {
+            if self
+                .process
+                .ready
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the Kafka core never became ready");
+    }
+}
+
+impl Drop for CoreHarness {
+    fn drop(&mut self) {
+        let _ = self.owner.send(crate::registry::OwnerMsg::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn upsert_op(port: u16) -> crate::registry::WriteOp {
+    crate::registry::WriteOp::Upsert {
+        service: ServiceName::parse("users").unwrap(),
+        instance: InstanceId::parse("u1").unwrap(),
+        address: format!("127.0.0.1:{port}"),
+    }
+}
+
+#[test]
+fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down() {
+    use crate::registry::WriteOutcome;
+    let cluster = mock();
+    let core = CoreHarness::start(&cluster.bootstrap_servers(), "node-a");
+    core.wait_ready();
+    assert_eq!(
+        core.write(upsert_op(1), Duration::from_secs(5)),
+        Ok(WriteOutcome::Created)
+    );
+
+    cluster.broker_down(1).unwrap();
+    let r = core.write(upsert_op(2), Duration::from_millis(500));
+    assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
+    // Still ready: routing works with the registry held.
+    assert!(core.process.is_ready());
+    assert_eq!(
+        core.process.registry_metrics.log_write_failures.get(),
+        1,
+        "the refused write is counted"
+    );
+
+    cluster.broker_up(1).unwrap();
+    let mut outcome = None;
+    for _ in 0..TRIES {
+        if let Ok(o) = core.write(upsert_op(3), Duration::from_secs(1)) {
+            outcome = Some(o);
+            break;
+        }
+    }
+    assert_eq!(outcome, Some(WriteOutcome::Updated), "writes work again");
+
+    // A second gateway rebuilds the same state from the log: port 3 (port 2 was never written).
+    let other = CoreHarness::start(&cluster.bootstrap_servers(), "node-b");
+    other.wait_ready();
+    assert_eq!(
+        other.process.registry_metrics.events_applied.get(),
+        2,
+        "both acknowledged writes, nothing else"
+    );
+    let mut latest = None;
+    while let Ok(msg) = other.shard.rx.try_recv() {
+        if let crate::registry::ShardMsg::Changes { changes, .. } = msg {
+            latest = changes.into_iter().last().or(latest);
+        }
+    }
+    match latest {
+        Some(crate::registry::Change::Upsert(r)) => assert_eq!(r.address.as_str(), "127.0.0.1:3"),
+        other => panic!("unexpected last change {other:?}"),
+    }
+}
