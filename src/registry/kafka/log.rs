@@ -152,18 +152,21 @@ impl KafkaLog {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives up on what is still queued, and replaces the producer if it hit a fatal error (an
-    /// idempotent producer that lost track of its sequence numbers cannot be used again).
+    /// Gives up on a write: drops what is still queued and replaces the producer. A fresh producer
+    /// gets a new producer id at its first send; keeping the old one would make librdkafka bump
+    /// its epoch after the timed-out messages (KIP-360), which some Kafka-compatible brokers
+    /// mishandle (tansu 0.6 fails every later produce), and a producer that hit a fatal error
+    /// cannot be used again anyway.
     fn abandon(&mut self) {
         self.producer.purge(PurgeConfig::default().queue());
         self.producer.poll(Duration::ZERO);
         self.reports().clear();
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             tracing::warn!("the Kafka producer failed ({code:?}: {reason}); starting a new one");
-            match Self::producer(&self.config) {
-                Ok(p) => self.producer = p,
-                Err(e) => tracing::error!("{e}"),
-            }
+        }
+        match Self::producer(&self.config) {
+            Ok(p) => self.producer = p,
+            Err(e) => tracing::error!("{e}"),
         }
     }
 }
