@@ -32,7 +32,9 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Result<Response, Ga
             }
         }),
         "/-/metrics" => read_only(request, || {
-            let mut r = Response::new(200, crate::metrics::render(&shard.process.metrics));
+            let text =
+                crate::metrics::render(&shard.process.metrics, &shard.process.registry_metrics);
+            let mut r = Response::new(200, text);
             r.push_header("content-type", "text/plain; version=0.0.4; charset=utf-8");
             r
         }),

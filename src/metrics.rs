@@ -95,8 +95,67 @@ impl ShardMetrics {
     }
 }
 
-/// Renders every shard's metrics, summed, in the Prometheus text format.
-pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
+/// Upper bounds of the registry apply-delay histogram, in seconds: from a loopback broker's
+/// millisecond round trip up to the minute a gateway may spend catching up after a broker outage.
+pub const APPLY_DELAY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 15.0, 60.0,
+];
+
+/// The cluster registry's metrics. Written only by the thread that owns the registry (the Kafka
+/// core in a cluster), read by the scraping shard; all zero when standalone.
+#[derive(Debug, Default)]
+pub struct RegistryMetrics {
+    /// Log events that changed the registry.
+    pub events_applied: Counter,
+    /// Log events not applied: this node's own (applied when written) or older than the state held.
+    pub events_skipped: Counter,
+    /// Log events that did not parse or failed validation.
+    pub events_rejected: Counter,
+    /// Registry writes the log did not acknowledge in time (answered 503).
+    pub log_write_failures: Counter,
+    /// Messages between this gateway's read position and the log's end.
+    pub lag: Counter,
+    /// Apply-delay histogram: counts per bucket (not cumulative; the last is +Inf).
+    pub apply_delay_buckets: [Counter; APPLY_DELAY_BUCKETS.len() + 1],
+    /// Sum of apply delays in microseconds.
+    pub apply_delay_sum_micros: Counter,
+}
+
+impl RegistryMetrics {
+    /// Records the time from an event's write (its `ts_ms`) to its application here.
+    pub fn observe_apply_delay(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let bucket = APPLY_DELAY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(APPLY_DELAY_BUCKETS.len());
+        self.apply_delay_buckets[bucket].inc();
+        self.apply_delay_sum_micros.add(d.as_micros() as u64);
+    }
+}
+
+fn render_histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    bounds: &[f64],
+    counts: &dyn Fn(usize) -> u64,
+    sum_micros: u64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (i, bound) in bounds.iter().enumerate() {
+        cumulative += counts(i);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    cumulative += counts(bounds.len());
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum {}", sum_micros as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {cumulative}");
+}
+
+/// Renders every shard's metrics, summed, and the registry's, in the Prometheus text format.
+pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> String {
     let sum = |f: &dyn Fn(&ShardMetrics) -> u64| shards.iter().map(|s| f(s)).sum::<u64>();
     let mut out = String::with_capacity(4096);
     let mut simple = |name: &str, kind: &str, help: &str, value: u64| {
@@ -176,31 +235,57 @@ pub fn render(shards: &[Arc<ShardMetrics>]) -> String {
             sum(&|s| s.responses[class].get())
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP switchyard_request_duration_seconds Time from a complete request to its response.\n# TYPE switchyard_request_duration_seconds histogram"
+    render_histogram(
+        &mut out,
+        "switchyard_request_duration_seconds",
+        "Time from a complete request to its response.",
+        &DURATION_BUCKETS,
+        &|i| sum(&|s| s.duration_buckets[i].get()),
+        sum(&|s| s.duration_sum_micros.get()),
     );
-    let mut cumulative = 0;
-    for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-        cumulative += sum(&|s| s.duration_buckets[i].get());
+    let mut simple = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
             out,
-            "switchyard_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
-    }
-    cumulative += sum(&|s| s.duration_buckets[DURATION_BUCKETS.len()].get());
-    let _ = writeln!(
-        out,
-        "switchyard_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    };
+    simple(
+        "switchyard_registry_events_applied_total",
+        "counter",
+        "Registry log events that changed this gateway's registry.",
+        registry.events_applied.get(),
     );
-    let _ = writeln!(
-        out,
-        "switchyard_request_duration_seconds_sum {}",
-        sum(&|s| s.duration_sum_micros.get()) as f64 / 1e6
+    simple(
+        "switchyard_registry_events_skipped_total",
+        "counter",
+        "Registry log events skipped: written by this gateway, or older than the state held.",
+        registry.events_skipped.get(),
     );
-    let _ = writeln!(
-        out,
-        "switchyard_request_duration_seconds_count {cumulative}"
+    simple(
+        "switchyard_registry_events_rejected_total",
+        "counter",
+        "Registry log events that did not parse or failed validation.",
+        registry.events_rejected.get(),
+    );
+    simple(
+        "switchyard_registry_log_write_failures_total",
+        "counter",
+        "Registry writes the log did not acknowledge in time (answered 503).",
+        registry.log_write_failures.get(),
+    );
+    simple(
+        "switchyard_registry_lag",
+        "gauge",
+        "Registry log messages between this gateway's read position and the log's end.",
+        registry.lag.get(),
+    );
+    render_histogram(
+        &mut out,
+        "switchyard_registry_apply_delay_seconds",
+        "Time from a registry event's write at any gateway to its application here.",
+        &APPLY_DELAY_BUCKETS,
+        &|i| registry.apply_delay_buckets[i].get(),
+        registry.apply_delay_sum_micros.get(),
     );
     out
 }
@@ -218,7 +303,9 @@ mod tests {
         b.count_response(503);
         a.observe_duration(Duration::from_micros(50));
         b.observe_duration(Duration::from_secs(60));
-        let text = render(&[a, b]);
+        let registry = RegistryMetrics::default();
+        registry.observe_apply_delay(Duration::from_millis(3));
+        let text = render(&[a, b], &registry);
         assert!(
             text.contains("switchyard_requests_total{class=\"2xx\"} 2\n"),
             "{text}"
@@ -227,5 +314,7 @@ mod tests {
         assert!(text.contains("switchyard_request_duration_seconds_bucket{le=\"0.0001\"} 1\n"));
         assert!(text.contains("switchyard_request_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("switchyard_request_duration_seconds_count 2\n"));
+        assert!(text.contains("switchyard_registry_apply_delay_seconds_bucket{le=\"0.0025\"} 0\n"));
+        assert!(text.contains("switchyard_registry_apply_delay_seconds_bucket{le=\"0.005\"} 1\n"));
     }
 }

@@ -15,6 +15,10 @@ use crate::shard::{Process, ShardStart};
 const SHARD_IO_MEMORY: usize = 1 << 20;
 /// Locked memory per shard beyond its I/O buffers: three io_uring rings of glommio's default depth.
 const SHARD_RING_MEMORY: u64 = 512 << 10;
+/// How long `--demo` waits for a cluster registry to catch up before registering its backend.
+const DEMO_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often `--demo` checks for readiness meanwhile.
+const DEMO_READY_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// Locked memory outside the shards (the demo backend's executor, slack for the kernel's rounding).
 const PROCESS_MEMLOCK_SLACK: u64 = 2 << 20;
 
@@ -30,9 +34,6 @@ pub fn run(config: Config) -> Result<(), String> {
     crate::sys::ensure_memlock(memlock_needed(shards))?;
     crate::listener::check_available(config.listen)?;
     crate::sys::block_termination_signals();
-    if config.kafka.is_some() {
-        return Err("--kafka-brokers: cluster mode is not available in this build yet".into());
-    }
 
     let config = Arc::new(config);
     let process = Arc::new(Process::new(shards));
@@ -45,10 +46,28 @@ pub fn run(config: Config) -> Result<(), String> {
         mailboxes.push(mailbox);
     }
     let links: Arc<[ShardLink]> = links.into();
-    let (owner_tx, owner_thread) = owner::spawn_standalone(config.node_id.clone(), links.clone())
-        .map_err(|e| format!("cannot start the registry thread: {e}"))?;
-    // Standalone, the registry has no log to catch up with.
-    process.ready.store(true, Ordering::Relaxed);
+    let (owner_tx, owner_thread) = match &config.kafka {
+        Some(kafka) => {
+            // Ready once the Kafka core has caught up with the cluster log.
+            registry::kafka::spawn(
+                kafka,
+                config.node_id.clone(),
+                links.clone(),
+                process.clone(),
+            )?
+        }
+        None => {
+            let started = owner::spawn_standalone(
+                config.node_id.clone(),
+                links.clone(),
+                process.registry_metrics.clone(),
+            )
+            .map_err(|e| format!("cannot start the registry thread: {e}"))?;
+            // Standalone, the registry has no log to catch up with.
+            process.ready.store(true, Ordering::Relaxed);
+            started
+        }
+    };
 
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let mut executors = Vec::with_capacity(shards);
@@ -93,6 +112,17 @@ pub fn run(config: Config) -> Result<(), String> {
         config.listen, shards
     );
     if config.demo {
+        // In a cluster, registrations are refused until the registry has caught up.
+        let deadline = std::time::Instant::now() + DEMO_READY_WAIT;
+        while !process.ready.load(Ordering::Relaxed) {
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "--demo: the registry did not catch up with the cluster log within {} s",
+                    DEMO_READY_WAIT.as_secs()
+                ));
+            }
+            std::thread::sleep(DEMO_READY_POLL);
+        }
         start_demo(&config)?;
     }
     let signal = crate::sys::wait_for_termination();

@@ -13,7 +13,7 @@ use futures_channel::oneshot;
 use futures_lite::AsyncReadExt;
 
 use crate::config::Config;
-use crate::metrics::ShardMetrics;
+use crate::metrics::{RegistryMetrics, ShardMetrics};
 use crate::registry::client::RegistryClient;
 use crate::registry::view::RegistryView;
 use crate::registry::{Change, ShardMailbox, ShardMsg};
@@ -29,6 +29,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 pub struct Process {
     /// Every shard's metrics, for scraping.
     pub metrics: Vec<Arc<ShardMetrics>>,
+    /// The registry owner's metrics (cluster log replication).
+    pub registry_metrics: Arc<RegistryMetrics>,
     /// The registry has caught up with the cluster log.
     pub ready: AtomicBool,
 }
@@ -38,6 +40,7 @@ impl Process {
     pub fn new(shards: usize) -> Process {
         Process {
             metrics: (0..shards).map(|_| Arc::default()).collect(),
+            registry_metrics: Arc::default(),
             ready: AtomicBool::new(false),
         }
     }

@@ -17,6 +17,32 @@ pub fn affinity_cpus() -> io::Result<Vec<usize>> {
     }
 }
 
+/// Pins the calling thread (and the threads it starts afterwards) to `cpu`.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("CPU {cpu} is out of range"),
+        ));
+    }
+    // SAFETY: cpu_set_t is plain data; CPU_SET stays within it (checked above).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch (wall clock; 0 if the clock is before 1970).
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// 64 random bits from the kernel (for node ids and request-id seeds; not on the request path).
 pub fn random_u64() -> u64 {
     let mut buf = [0u8; 8];

@@ -1,7 +1,7 @@
 //! The shard's side of the registry owner: asks for writes and waits for their answers.
 
 use std::cell::{Cell, RefCell};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use futures_channel::oneshot;
@@ -12,6 +12,9 @@ use crate::registry::{OwnerMsg, RegistryError, WriteOp, WriteOutcome};
 /// How long a registry write may take before the client gets 503: covers a broker round trip with
 /// retries, and is far below any HTTP client's own timeout.
 pub const REGISTRY_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The owner's deadline is this much earlier than the shard's, so that a write the owner gives up
+/// on is answered by the owner (nothing changed) before the shard stops waiting for it.
+const OWNER_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 type Reply = Result<WriteOutcome, RegistryError>;
 
@@ -45,6 +48,7 @@ impl RegistryClient {
             shard: self.shard,
             token: Some(token),
             op,
+            deadline: Instant::now() + REGISTRY_WRITE_TIMEOUT - OWNER_DEADLINE_MARGIN,
         });
         if sent.is_err() {
             self.waiting.borrow_mut().remove(&token);
@@ -69,6 +73,7 @@ impl RegistryClient {
             shard: self.shard,
             token: None,
             op,
+            deadline: Instant::now() + REGISTRY_WRITE_TIMEOUT - OWNER_DEADLINE_MARGIN,
         });
     }
 

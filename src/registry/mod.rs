@@ -6,7 +6,9 @@
 //!     └──Reply(token)────┘◀───────────────Applied(seq)────────────────────┘
 //! ```
 //!
-//! The owner thread holds the authoritative state (later: behind the Kafka log). Shards never share
+//! The owner thread holds the authoritative state; in a cluster it is the Kafka core (see
+//! [`kafka`]), which makes every write durable in the registry log first and applies what the
+//! other gateways write there. Shards never share
 //! it: each applies the owner's changes to its own [`view::RegistryView`], between requests, and a
 //! lookup is a plain hash-map read with no lock and no shared atomic. Messages travel on lock-free
 //! crossbeam channels; the owner rings a per-shard doorbell (a socketpair the shard's executor
@@ -15,6 +17,7 @@
 //! whichever shard that request lands on.
 
 pub mod client;
+pub mod kafka;
 pub mod owner;
 pub mod state;
 pub mod view;
@@ -113,6 +116,8 @@ pub enum OwnerMsg {
         token: Option<u64>,
         /// The write.
         op: WriteOp,
+        /// When the writer stops waiting: a write not durable by then fails and changes nothing.
+        deadline: std::time::Instant,
     },
     /// Shard `shard` has applied every change up to `seq`.
     Applied {

@@ -3,13 +3,19 @@
 //! It turns writes into versioned [`Event`]s, has the [`RegistryLog`] make them durable (a no-op when
 //! standalone; the Kafka log in a cluster), applies them to the [`RegistryState`], sends the
 //! resulting changes to every shard and answers the writer once every shard has applied them.
+//!
+//! Standalone, [`Owner::spawn`] runs it on its own thread, blocked on its mailbox. In a cluster the
+//! Kafka core drives it instead, alternating [`Owner::handle`] for shard messages with
+//! [`Owner::apply_remote`] + [`Owner::flush`] for the events other gateways wrote to the log.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::metrics::RegistryMetrics;
 use crate::names::Address;
 use crate::registry::state::{Event, RegistryState};
 use crate::registry::{
@@ -18,8 +24,9 @@ use crate::registry::{
 
 /// Where events are made durable before they are applied.
 pub trait RegistryLog: Send {
-    /// Appends `events`; returns once they are durable, or fails and nothing is applied.
-    fn append(&mut self, events: &[Event]) -> Result<(), RegistryError>;
+    /// Appends `events`; returns once they are durable, or fails (by `deadline` at the latest)
+    /// and nothing is applied.
+    fn append(&mut self, events: &[Event], deadline: Instant) -> Result<(), RegistryError>;
 }
 
 /// The standalone log: the process's memory is the only copy.
@@ -27,7 +34,7 @@ pub trait RegistryLog: Send {
 pub struct InProcessLog;
 
 impl RegistryLog for InProcessLog {
-    fn append(&mut self, _events: &[Event]) -> Result<(), RegistryError> {
+    fn append(&mut self, _events: &[Event], _deadline: Instant) -> Result<(), RegistryError> {
         Ok(())
     }
 }
@@ -49,11 +56,21 @@ pub struct Owner<L> {
     seq: u64,
     applied: Vec<u64>,
     pending: VecDeque<Pending>,
+    /// Changes applied from the log but not yet sent to the shards (see [`Owner::flush`]).
+    outbox: Vec<Change>,
+    /// Why writes are refused for now (the cluster log is not caught up yet), if they are.
+    refuse_writes: Option<String>,
+    metrics: Arc<RegistryMetrics>,
 }
 
 impl<L: RegistryLog + 'static> Owner<L> {
     /// An owner for `links.len()` shards, writing as `node`.
-    pub fn new(node: String, log: L, links: Arc<[ShardLink]>) -> Self {
+    pub fn new(
+        node: String,
+        log: L,
+        links: Arc<[ShardLink]>,
+        metrics: Arc<RegistryMetrics>,
+    ) -> Self {
         Owner {
             node,
             log,
@@ -62,7 +79,25 @@ impl<L: RegistryLog + 'static> Owner<L> {
             links,
             seq: 0,
             pending: VecDeque::new(),
+            outbox: Vec::new(),
+            refuse_writes: None,
+            metrics,
         }
+    }
+
+    /// Refuses every write with [`RegistryError::Unavailable`] and `reason` (`None`: accept again).
+    pub fn refuse_writes(&mut self, reason: Option<String>) {
+        self.refuse_writes = reason;
+    }
+
+    /// The registry log.
+    pub fn log_mut(&mut self) -> &mut L {
+        &mut self.log
+    }
+
+    /// This owner's node id.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Runs the owner on its own thread until [`OwnerMsg::Shutdown`] or every sender is gone.
@@ -74,31 +109,69 @@ impl<L: RegistryLog + 'static> Owner<L> {
 
     fn run(mut self, rx: Receiver<OwnerMsg>) {
         while let Ok(msg) = rx.recv() {
-            match msg {
-                OwnerMsg::Write { shard, token, op } => {
-                    let result = self.write(op);
-                    if let Some(token) = token {
-                        self.pending.push_back(Pending {
-                            seq: self.seq,
-                            shard,
-                            token,
-                            result,
-                        });
-                    }
-                }
-                OwnerMsg::Applied { shard, seq } => {
-                    if let Some(a) = self.applied.get_mut(shard) {
-                        *a = (*a).max(seq);
-                    }
-                }
-                OwnerMsg::Shutdown => break,
+            if !self.handle(msg) {
+                break;
             }
-            self.release_replies();
         }
     }
 
+    /// Handles one message from a shard; false when it asks the owner to stop.
+    pub fn handle(&mut self, msg: OwnerMsg) -> bool {
+        match msg {
+            OwnerMsg::Write {
+                shard,
+                token,
+                op,
+                deadline,
+            } => {
+                // Remote changes waiting in the outbox go out first, so batch numbers stay in order.
+                self.flush();
+                let result = self.write(op, deadline);
+                if let Some(token) = token {
+                    self.pending.push_back(Pending {
+                        seq: self.seq,
+                        shard,
+                        token,
+                        result,
+                    });
+                }
+            }
+            OwnerMsg::Applied { shard, seq } => {
+                if let Some(a) = self.applied.get_mut(shard) {
+                    *a = (*a).max(seq);
+                }
+            }
+            OwnerMsg::Shutdown => return false,
+        }
+        self.release_replies();
+        true
+    }
+
+    /// Applies an event read from the log if it is newer than the state held for its key; its
+    /// change waits in the outbox until [`flush`](Self::flush). Returns whether it was applied
+    /// (false: an event this node wrote and applied already, or an older one).
+    pub fn apply_remote(&mut self, event: Event) -> bool {
+        if !self.state.is_newer(&event) {
+            return false;
+        }
+        if let Some(change) = self.state.apply(event) {
+            self.outbox.push(change);
+        }
+        true
+    }
+
+    /// Sends the changes applied from the log to every shard, as one batch.
+    pub fn flush(&mut self) {
+        let changes = std::mem::take(&mut self.outbox);
+        self.publish(changes);
+    }
+
     /// Applies one write; the changes it causes are published as batch `self.seq`.
-    fn write(&mut self, op: WriteOp) -> Result<WriteOutcome, RegistryError> {
+    fn write(&mut self, op: WriteOp, deadline: Instant) -> Result<WriteOutcome, RegistryError> {
+        if let Some(reason) = &self.refuse_writes {
+            return Err(RegistryError::Unavailable(reason.clone()));
+        }
+        let floor = crate::sys::unix_millis();
         let (events, outcome) = match op {
             WriteOp::Upsert {
                 service,
@@ -106,9 +179,9 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 address,
             } => {
                 let address = Address::parse(&address).map_err(|e| RegistryError::Invalid(e.0))?;
-                let event = self
-                    .state
-                    .next_event(&service, &instance, Some(address), &self.node);
+                let event =
+                    self.state
+                        .next_event(&service, &instance, Some(address), &self.node, floor);
                 let outcome = self.state.outcome_of(&event);
                 if outcome == WriteOutcome::Unchanged {
                     return Ok(outcome);
@@ -119,7 +192,9 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 if self.state.address_of(&service, &instance).is_none() {
                     return Ok(WriteOutcome::Removed);
                 }
-                let event = self.state.next_event(&service, &instance, None, &self.node);
+                let event = self
+                    .state
+                    .next_event(&service, &instance, None, &self.node, floor);
                 (vec![event], WriteOutcome::Removed)
             }
             WriteOp::RemoveRefused { service, instances } => {
@@ -132,7 +207,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
                             .address_of(&service, id)
                             .is_some_and(|a| a.as_str() == addr)
                     })
-                    .map(|(id, _)| self.state.next_event(&service, id, None, &self.node))
+                    .map(|(id, _)| self.state.next_event(&service, id, None, &self.node, floor))
                     .collect();
                 if events.is_empty() {
                     return Ok(WriteOutcome::Removed);
@@ -140,7 +215,13 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 (events, WriteOutcome::Removed)
             }
         };
-        self.log.append(&events)?;
+        if let Err(e) = self.log.append(&events, deadline) {
+            self.metrics.log_write_failures.inc();
+            for event in &events {
+                self.state.burn(event);
+            }
+            return Err(e);
+        }
         let changes: Vec<Change> = events
             .into_iter()
             .filter_map(|e| self.state.apply(e))
@@ -183,8 +264,9 @@ impl<L: RegistryLog + 'static> Owner<L> {
 pub fn spawn_standalone(
     node: String,
     links: Arc<[ShardLink]>,
+    metrics: Arc<RegistryMetrics>,
 ) -> std::io::Result<(Sender<OwnerMsg>, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let handle = Owner::new(node, InProcessLog, links).spawn(rx)?;
+    let handle = Owner::new(node, InProcessLog, links, metrics).spawn(rx)?;
     Ok((tx, handle))
 }

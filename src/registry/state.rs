@@ -2,7 +2,13 @@
 //!
 //! Every key (`service/instance`) remembers the `(version, node)` of the last event applied to it,
 //! removals included, so that an older event arriving late never resurrects or overwrites newer
-//! state, whatever order events arrive in. Local writes take `version = held + 1`.
+//! state, whatever order events arrive in.
+//!
+//! A local write takes `version = max(held + 1, floor)`, where the owner passes the wall clock in
+//! milliseconds as the floor (a hybrid logical clock). `held + 1` alone would be enough while every
+//! node remembers every key, but log compaction makes a restarted node forget removed keys: its
+//! next write would start again at 1 and lose to the removal the other nodes still remember. The
+//! clock floor makes a write after a forgotten removal win, as it should.
 
 use std::collections::BTreeMap;
 
@@ -41,30 +47,50 @@ pub struct Event {
 #[derive(Debug, Default)]
 pub struct RegistryState {
     entries: BTreeMap<(ServiceName, InstanceId), Entry>,
+    /// Versions handed to writes the log refused. Such an event may still reach the log (a broker
+    /// can persist a write whose acknowledgement was lost), so the key's next write must be newer.
+    burned: BTreeMap<(ServiceName, InstanceId), u64>,
 }
 
 impl RegistryState {
-    /// The event a local write of `address` (or a removal) would produce: next version, this node.
+    /// The event a local write of `address` (or a removal) would produce: this node, and a version
+    /// above anything held or burned for the key and at least `floor`.
     pub fn next_event(
         &self,
         service: &ServiceName,
         instance: &InstanceId,
         address: Option<Address>,
         node: &str,
+        floor: u64,
     ) -> Event {
-        let held = self
-            .entries
-            .get(&(service.clone(), instance.clone()))
-            .map_or(0, |e| e.stamp.version);
+        let key = (service.clone(), instance.clone());
+        let held = self.entries.get(&key).map_or(0, |e| e.stamp.version);
+        let burned = self.burned.get(&key).copied().unwrap_or(0);
         Event {
             service: service.clone(),
             instance: instance.clone(),
             address,
             stamp: Stamp {
-                version: held + 1,
+                version: (held.max(burned) + 1).max(floor),
                 node: node.to_string(),
             },
         }
+    }
+
+    /// Remembers the version of an event the log refused, so that no later write reuses it.
+    pub fn burn(&mut self, event: &Event) {
+        let v = self
+            .burned
+            .entry((event.service.clone(), event.instance.clone()))
+            .or_insert(0);
+        *v = (*v).max(event.stamp.version);
+    }
+
+    /// Whether `event` is newer than what is held for its key (so [`apply`](Self::apply) takes it).
+    pub fn is_newer(&self, event: &Event) -> bool {
+        self.entries
+            .get(&(event.service.clone(), event.instance.clone()))
+            .is_none_or(|held| event.stamp > held.stamp)
     }
 
     /// What applying `event` would mean to a client: created, updated, unchanged or removed.
@@ -81,12 +107,10 @@ impl RegistryState {
     /// Applies `event` if its stamp is greater than the one held for its key. Returns the change the
     /// shards must see, or `None` when the event was older or changed nothing visible.
     pub fn apply(&mut self, event: Event) -> Option<Change> {
-        let key = (event.service.clone(), event.instance.clone());
-        if let Some(held) = self.entries.get(&key) {
-            if event.stamp <= held.stamp {
-                return None;
-            }
+        if !self.is_newer(&event) {
+            return None;
         }
+        let key = (event.service.clone(), event.instance.clone());
         let before = self.entries.get(&key).and_then(|e| e.address.clone());
         let change = match (&event.address, before) {
             (Some(new), Some(old)) if new == &old => None,
@@ -202,16 +226,36 @@ mod tests {
         let state = RegistryState::default();
         let s = ServiceName::parse("users").unwrap();
         let i = InstanceId::parse("u1").unwrap();
-        let e = state.next_event(&s, &i, Some(Address::parse("127.0.0.1:1").unwrap()), "n");
+        let e = state.next_event(&s, &i, Some(Address::parse("127.0.0.1:1").unwrap()), "n", 0);
         assert_eq!(e.stamp.version, 1);
         assert_eq!(state.outcome_of(&e), WriteOutcome::Created);
         let mut state = state;
         state.apply(e.clone());
         assert_eq!(state.outcome_of(&e), WriteOutcome::Unchanged);
-        let e2 = state.next_event(&s, &i, Some(Address::parse("127.0.0.1:2").unwrap()), "n");
+        let e2 = state.next_event(&s, &i, Some(Address::parse("127.0.0.1:2").unwrap()), "n", 0);
         assert_eq!(
             (e2.stamp.version, state.outcome_of(&e2)),
             (2, WriteOutcome::Updated)
         );
+    }
+
+    #[test]
+    fn versions_pass_burned_ones_and_the_floor() {
+        let mut state = RegistryState::default();
+        let s = ServiceName::parse("users").unwrap();
+        let i = InstanceId::parse("u1").unwrap();
+        let refused = state.next_event(&s, &i, None, "n", 0);
+        state.burn(&refused);
+        assert_eq!(state.next_event(&s, &i, None, "n", 0).stamp.version, 2);
+        // A restarted node that forgot a removed key still writes above what others remember.
+        assert_eq!(
+            state.next_event(&s, &i, None, "n", 1_000).stamp.version,
+            1_000
+        );
+        assert!(state.is_newer(&event(1, "a", None)));
+        state.apply(event(5, "a", None));
+        assert!(!state.is_newer(&event(5, "a", None)));
+        assert!(state.is_newer(&event(5, "b", None)));
+        assert_eq!(state.next_event(&s, &i, None, "n", 0).stamp.version, 6);
     }
 }

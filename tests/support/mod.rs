@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod cluster;
+
 /// Path of the gateway binary built by cargo for these tests.
 pub const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 /// Path of the sample backend binary built by cargo for these tests.

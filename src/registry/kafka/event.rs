@@ -1,0 +1,223 @@
+//! The registry log's record format (contract §6): key `{service}/{instance}`, header `node-id`,
+//! a JSON value per event, and a null value (tombstone) after a removal.
+//!
+//! Decoding is the one place a record from the log is trusted: anything that does not parse, does
+//! not validate, or whose key does not name the event's own service and instance is a [`BadEvent`],
+//! which the Kafka core counts and skips. Unknown JSON keys are ignored so that a newer gateway may
+//! add fields without breaking older ones; a different `v` is refused.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{Address, InstanceId, ServiceName};
+use crate::registry::state::{Event, Stamp};
+
+/// The event format version this gateway reads and writes.
+pub const EVENT_FORMAT: u32 = 1;
+/// The header carrying the writing gateway's node id.
+pub const NODE_ID_HEADER: &str = "node-id";
+/// Longest node id accepted (the same bound `--node-id` has).
+pub const MAX_NODE_ID_LEN: usize = 128;
+
+/// An event as read from the log, with the wall-clock time its writer stamped it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// The registry event.
+    pub event: Event,
+    /// Milliseconds since the Unix epoch at the writer, when it wrote the event.
+    pub ts_ms: u64,
+}
+
+/// Why a record was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad registry event: {0}")]
+pub struct BadEvent(pub String);
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Op {
+    Upsert,
+    Remove,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    v: u32,
+    op: Op,
+    service: String,
+    instance: String,
+    #[serde(default)]
+    address: Option<String>,
+    node: String,
+    ts_ms: u64,
+    version: u64,
+}
+
+/// The record key of `service`/`instance`.
+pub fn key(service: &ServiceName, instance: &InstanceId) -> String {
+    format!("{service}/{instance}")
+}
+
+/// Encodes `event` as a record value, stamped `ts_ms`.
+pub fn encode(event: &Event, ts_ms: u64) -> Vec<u8> {
+    let wire = Wire {
+        v: EVENT_FORMAT,
+        op: if event.address.is_some() {
+            Op::Upsert
+        } else {
+            Op::Remove
+        },
+        service: event.service.as_str().to_string(),
+        instance: event.instance.as_str().to_string(),
+        address: event.address.as_ref().map(|a| a.as_str().to_string()),
+        node: event.stamp.node.clone(),
+        ts_ms,
+        version: event.stamp.version,
+    };
+    serde_json::to_vec(&wire).expect("an event always serialises")
+}
+
+/// Decodes and validates a record. `Ok(None)` is a tombstone (no value), which carries no event.
+/// Resolves the address (DNS for names), so call it off the request path.
+pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEvent>, BadEvent> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let bad = |why: String| BadEvent(why);
+    let wire: Wire = serde_json::from_slice(value).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if wire.v != EVENT_FORMAT {
+        return Err(bad(format!("format v={} (this gateway reads v=1)", wire.v)));
+    }
+    let service = ServiceName::parse(&wire.service).map_err(|e| bad(e.0))?;
+    let instance = InstanceId::parse(&wire.instance).map_err(|e| bad(e.0))?;
+    let expected = self::key(&service, &instance);
+    if key != Some(expected.as_bytes()) {
+        return Err(bad(format!(
+            "record key {:?} is not `{expected}`",
+            key.map(String::from_utf8_lossy)
+        )));
+    }
+    if wire.node.is_empty() || wire.node.len() > MAX_NODE_ID_LEN {
+        return Err(bad(format!(
+            "node must be 1 to {MAX_NODE_ID_LEN} characters"
+        )));
+    }
+    if wire.version == 0 {
+        return Err(bad("version must be at least 1".into()));
+    }
+    let address = match (wire.op, &wire.address) {
+        (Op::Upsert, Some(a)) => Some(Address::parse(a).map_err(|e| bad(e.0))?),
+        (Op::Upsert, None) => return Err(bad("an upsert needs an address".into())),
+        (Op::Remove, None) => None,
+        (Op::Remove, Some(_)) => return Err(bad("a remove has a null address".into())),
+    };
+    Ok(Some(LogEvent {
+        event: Event {
+            service,
+            instance,
+            address,
+            stamp: Stamp {
+                version: wire.version,
+                node: wire.node,
+            },
+        },
+        ts_ms: wire.ts_ms,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsert() -> Event {
+        Event {
+            service: ServiceName::parse("users").unwrap(),
+            instance: InstanceId::parse("u-1.a").unwrap(),
+            address: Some(Address::parse("127.0.0.1:5051").unwrap()),
+            stamp: Stamp {
+                version: 7,
+                node: "node-a".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let e = upsert();
+        let value = encode(&e, 1_700_000_000_123);
+        let text = String::from_utf8(value.clone()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":1,"op":"upsert","service":"users","instance":"u-1.a","address":"127.0.0.1:5051","node":"node-a","ts_ms":1700000000123,"version":7}"#
+        );
+        let k = key(&e.service, &e.instance);
+        assert_eq!(k, "users/u-1.a");
+        let back = decode(Some(k.as_bytes()), Some(&value)).unwrap().unwrap();
+        assert_eq!(back.event, e);
+        assert_eq!(back.ts_ms, 1_700_000_000_123);
+
+        let removal = Event {
+            address: None,
+            ..upsert()
+        };
+        let value = encode(&removal, 5);
+        assert!(String::from_utf8_lossy(&value).contains(r#""op":"remove""#));
+        assert!(String::from_utf8_lossy(&value).contains(r#""address":null"#));
+        let back = decode(Some(k.as_bytes()), Some(&value)).unwrap().unwrap();
+        assert_eq!(back.event, removal);
+    }
+
+    #[test]
+    fn tombstones_carry_no_event() {
+        assert_eq!(decode(Some(b"users/u1"), None), Ok(None));
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored_and_a_remove_may_omit_the_address() {
+        let v = br#"{"v":1,"op":"remove","service":"a","instance":"b","node":"n","ts_ms":1,"version":1,"extra":[1]}"#;
+        let e = decode(Some(b"a/b"), Some(v)).unwrap().unwrap();
+        assert_eq!(e.event.address, None);
+    }
+
+    #[test]
+    fn bad_events_are_refused() {
+        let ok = r#"{"v":1,"op":"upsert","service":"a","instance":"b","address":"127.0.0.1:1","node":"n","ts_ms":1,"version":1}"#;
+        assert!(decode(Some(b"a/b"), Some(ok.as_bytes())).is_ok());
+        let cases: &[(&[u8], String)] = &[
+            (b"a/b", "not json".into()),
+            (b"a/b", "{}".into()),
+            (b"a/b", ok.replace(r#""v":1"#, r#""v":2"#)),
+            (b"a/b", ok.replace(r#""op":"upsert""#, r#""op":"merge""#)),
+            (b"a/b", ok.replace(r#""service":"a""#, r#""service":"A_""#)),
+            (
+                b"a/b",
+                ok.replace(r#""service":"a""#, r#""service":"graphql""#),
+            ),
+            (
+                b"a/b",
+                ok.replace(r#""instance":"b""#, r#""instance":"b/c""#),
+            ),
+            (b"a/c", ok.into()),
+            (
+                b"a/b",
+                ok.replace(r#""address":"127.0.0.1:1""#, r#""address":"nope""#),
+            ),
+            (
+                b"a/b",
+                ok.replace(r#""address":"127.0.0.1:1""#, r#""address":null"#),
+            ),
+            (b"a/b", ok.replace(r#""op":"upsert""#, r#""op":"remove""#)),
+            (b"a/b", ok.replace(r#""node":"n""#, r#""node":"""#)),
+            (b"a/b", ok.replace(r#""version":1"#, r#""version":0"#)),
+            (b"a/b", ok.replace(r#""version":1"#, r#""version":-1"#)),
+            (b"a/b", ok.replace(r#""ts_ms":1,"#, "")),
+        ];
+        for (k, v) in cases {
+            assert!(
+                decode(Some(k), Some(v.as_bytes())).is_err(),
+                "accepted {v} under key {}",
+                String::from_utf8_lossy(k)
+            );
+        }
+        assert!(decode(None, Some(ok.as_bytes())).is_err());
+    }
+}

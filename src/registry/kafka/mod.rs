@@ -1,0 +1,282 @@
+//! The Kafka core: one thread, pinned to `--kafka-core`, that owns the registry and its log.
+//!
+//! ```text
+//!  shards ──WriteOp──▶ ┌──────────── kafka thread ────────────┐ ──Changes──▶ every shard's view
+//!                      │ Owner ──append──▶ KafkaLog (producer) │
+//!                      │   ▲                                   │
+//!                      │   └──apply_remote── Replica (consumer)│ ◀── registry log topic
+//!                      └───────────────────────────────────────┘
+//! ```
+//!
+//! It runs librdkafka's poll-based producer and consumer with no async runtime (their internal
+//! threads inherit the pinning), and alternates between the shards' mailbox and the log: a write
+//! waits at most [`KAFKA_POLL_INTERVAL`] to be picked up, a remote event is applied as soon as it
+//! is fetched, and a batch of remote changes reaches the shards as one message. Shards never talk
+//! to Kafka and a lookup never waits for this thread.
+//!
+//! Lifecycle: until the broker is reached and the log read up to the end offsets seen at start,
+//! `/-/ready` answers 503 and writes are refused (their versions could not be ordered yet). After
+//! that, a broker outage only fails writes (503 within [`log::KAFKA_WRITE_TIMEOUT`]): routing
+//! goes on with the registry held, readiness stays 200, and librdkafka reconnects by itself.
+
+pub mod consumer;
+pub mod event;
+pub mod log;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use crate::config::KafkaConfig;
+use crate::metrics::RegistryMetrics;
+use crate::registry::owner::Owner;
+use crate::registry::{OwnerMsg, ShardLink};
+use crate::shard::Process;
+use consumer::{Polled, Replica};
+use log::KafkaLog;
+
+/// Longest a shard's write waits before the Kafka core picks it up while the log is idle (the
+/// consumer poll's timeout); a new log record wakes the poll at once.
+pub const KAFKA_POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// Most log records applied before the shards' mailbox is served again, so a catch-up on a large
+/// log does not hold writes and replies back.
+pub const KAFKA_POLL_BATCH: usize = 1024;
+/// Pause between two attempts to reach the brokers at start-up.
+pub const KAFKA_RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Bound of each broker request made while connecting (metadata, topic creation, end offsets).
+pub const KAFKA_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the lag gauge is refreshed.
+const LAG_REFRESH: Duration = Duration::from_millis(500);
+/// Least time between two warnings about an unreachable broker, so an outage is one log line
+/// every so often rather than one per retry.
+const OUTAGE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+/// What writes get before the log is caught up.
+const CATCHING_UP: &str = "the registry is catching up with the cluster log";
+
+/// Starts the Kafka core for `links`, returning its mailbox. Fails (one line) when the thread
+/// cannot be pinned or the Kafka settings are refused; a broker that is down is not a failure.
+pub fn spawn(
+    kafka: &KafkaConfig,
+    node: String,
+    links: Arc<[ShardLink]>,
+    process: Arc<Process>,
+) -> Result<(Sender<OwnerMsg>, JoinHandle<()>), String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
+    let kafka = kafka.clone();
+    let handle = std::thread::Builder::new()
+        .name("kafka".into())
+        .spawn(move || {
+            // Pinned before librdkafka starts its threads, so they stay on this core too.
+            if let Err(e) = crate::sys::pin_current_thread(kafka.core) {
+                let _ = started_tx.send(Err(format!(
+                    "cannot pin the Kafka thread to CPU {} (--kafka-core): {e}",
+                    kafka.core
+                )));
+                return;
+            }
+            let log = match KafkaLog::new(&kafka.brokers, &kafka.topic, &node) {
+                Ok(log) => log,
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = started_tx.send(Ok(()));
+            let metrics = process.registry_metrics.clone();
+            let mut owner = Owner::new(node, log, links, metrics.clone());
+            owner.refuse_writes(Some(CATCHING_UP.into()));
+            KafkaCore {
+                kafka,
+                owner,
+                metrics,
+                process,
+                replica: None,
+                next_connect: Instant::now(),
+                last_warning: None,
+                next_lag: Instant::now(),
+            }
+            .run(rx);
+        })
+        .map_err(|e| format!("cannot start the Kafka thread: {e}"))?;
+    match started_rx.recv() {
+        Ok(Ok(())) => Ok((tx, handle)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("the Kafka thread ended during start-up".into()),
+    }
+}
+
+struct KafkaCore {
+    kafka: KafkaConfig,
+    owner: Owner<KafkaLog>,
+    metrics: Arc<RegistryMetrics>,
+    process: Arc<Process>,
+    replica: Option<Replica>,
+    next_connect: Instant,
+    last_warning: Option<Instant>,
+    next_lag: Instant,
+}
+
+impl KafkaCore {
+    fn run(mut self, rx: Receiver<OwnerMsg>) {
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(msg) => {
+                        if !self.owner.handle(msg) {
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            if self.replica.is_none() {
+                self.connect();
+                if self.replica.is_none() {
+                    // Not connected: wait for shard messages until the next attempt.
+                    let wait = self
+                        .next_connect
+                        .saturating_duration_since(Instant::now())
+                        .min(KAFKA_RETRY_PAUSE);
+                    match rx.recv_timeout(wait) {
+                        Ok(msg) => {
+                            if !self.owner.handle(msg) {
+                                return;
+                            }
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                    }
+                    continue;
+                }
+            }
+            self.read_log();
+            self.owner.log_mut().poll();
+        }
+    }
+
+    fn connect(&mut self) {
+        if Instant::now() < self.next_connect {
+            return;
+        }
+        match Replica::connect(
+            &self.kafka.brokers,
+            &self.kafka.topic,
+            self.owner.node(),
+            KAFKA_CONNECT_TIMEOUT,
+        ) {
+            Ok(replica) => {
+                tracing::info!(
+                    brokers = %self.kafka.brokers,
+                    topic = replica.topic(),
+                    "reading the registry log"
+                );
+                self.replica = Some(replica);
+            }
+            Err(e) => {
+                self.warn_outage(&e);
+                self.next_connect = Instant::now() + KAFKA_RETRY_PAUSE;
+            }
+        }
+    }
+
+    fn warn_outage(&mut self, what: &str) {
+        let now = Instant::now();
+        if self
+            .last_warning
+            .is_none_or(|t| now.duration_since(t) >= OUTAGE_WARNING_INTERVAL)
+        {
+            tracing::warn!(brokers = %self.kafka.brokers, "registry log: {what}");
+            self.last_warning = Some(now);
+        }
+    }
+
+    /// Applies up to [`KAFKA_POLL_BATCH`] records, waiting [`KAFKA_POLL_INTERVAL`] for the first.
+    fn read_log(&mut self) {
+        let Some(replica) = self.replica.as_mut() else {
+            return;
+        };
+        let ready = self.process.ready.load(Ordering::Relaxed);
+        let mut timeout = KAFKA_POLL_INTERVAL;
+        let mut outage = None;
+        for _ in 0..KAFKA_POLL_BATCH {
+            match replica.poll(timeout) {
+                Polled::Idle => break,
+                Polled::Error(e) => {
+                    outage = Some(e.to_string());
+                    break;
+                }
+                Polled::Record(record) => {
+                    timeout = Duration::ZERO;
+                    apply_record(&mut self.owner, &self.metrics, record, ready);
+                }
+            }
+        }
+        self.owner.flush();
+        let caught_up = replica.caught_up();
+        if Instant::now() >= self.next_lag {
+            self.metrics.lag.set(replica.lag());
+            self.next_lag = Instant::now() + LAG_REFRESH;
+        }
+        if let Some(e) = outage {
+            self.warn_outage(&e);
+        }
+        if !ready && caught_up {
+            self.owner.refuse_writes(None);
+            self.process.ready.store(true, Ordering::Relaxed);
+            tracing::info!("registry caught up with the cluster log: ready");
+        }
+    }
+}
+
+/// Applies one log record, counting it as applied, skipped or rejected. The apply delay is only
+/// observed once caught up: during catch-up it would measure the log's age, not propagation.
+fn apply_record(
+    owner: &mut Owner<KafkaLog>,
+    metrics: &RegistryMetrics,
+    record: consumer::Record,
+    observe_delay: bool,
+) {
+    match event::decode(record.key.as_deref(), record.value.as_deref()) {
+        Ok(None) => {} // a tombstone: compaction's business
+        Err(e) => {
+            metrics.events_rejected.inc();
+            tracing::warn!(
+                partition = record.partition,
+                offset = record.offset,
+                writer = record.node.as_deref().unwrap_or("?"),
+                "skipping a registry log record: {e}"
+            );
+        }
+        Ok(Some(logged)) => {
+            // This node's own events were applied when written, so their stamp is the one held
+            // and they are skipped here. One whose acknowledgement was lost (the writer got 503)
+            // but that reached the log anyway is applied, as every other gateway applies it.
+            let own = record.node.as_deref() == Some(owner.node());
+            if owner.apply_remote(logged.event) {
+                metrics.events_applied.inc();
+                if observe_delay {
+                    let now = crate::sys::unix_millis();
+                    metrics.observe_apply_delay(Duration::from_millis(
+                        now.saturating_sub(logged.ts_ms),
+                    ));
+                }
+            } else {
+                metrics.events_skipped.inc();
+                if !own {
+                    tracing::debug!(
+                        partition = record.partition,
+                        offset = record.offset,
+                        "skipping an older registry event"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The Kafka log and replica against librdkafka's in-process mock cluster, for the broker faults a
+//! real broker cannot be made to produce on demand (request errors) and for the write bound.
+//! tests/cluster.rs covers the same paths end to end with a real broker.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+use super::consumer::{Polled, Replica};
+use super::event;
+use super::log::{KafkaLog, KAFKA_WRITE_TIMEOUT};
+use crate::names::{Address, InstanceId, ServiceName};
+use crate::registry::owner::RegistryLog;
+use crate::registry::state::{Event, Stamp};
+use crate::registry::RegistryError;
+
+const TOPIC: &str = "registry";
+/// Bound of the polls below (a mock broker answers in microseconds).
+const TRIES: usize = 500;
+
+fn mock() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 1, 1).expect("create topic");
+    cluster
+}
+
+fn event(version: u64, address: Option<&str>) -> Event {
+    Event {
+        service: ServiceName::parse("users").unwrap(),
+        instance: InstanceId::parse("u1").unwrap(),
+        address: address.map(|a| Address::parse(a).unwrap()),
+        stamp: Stamp {
+            version,
+            node: "node-a".into(),
+        },
+    }
+}
+
+fn soon() -> Instant {
+    Instant::now() + KAFKA_WRITE_TIMEOUT
+}
+
+/// Reads every record of the topic (bounded), as (key, decoded event or None for a tombstone).
+fn read_all(bootstrap: &str) -> Vec<(Option<String>, Option<event::LogEvent>)> {
+    let mut replica =
+        Replica::connect(bootstrap, TOPIC, "node-r", Duration::from_secs(5)).expect("connect");
+    let mut out = Vec::new();
+    for _ in 0..TRIES {
+        match replica.poll(Duration::from_millis(10)) {
+            Polled::Record(r) => {
+                assert_eq!(r.node.as_deref(), Some("node-a"));
+                let decoded = event::decode(r.key.as_deref(), r.value.as_deref()).unwrap();
+                out.push((r.key.map(|k| String::from_utf8(k).unwrap()), decoded));
+            }
+            Polled::Idle if replica.caught_up() => return out,
+            _ => {}
+        }
+    }
+    panic!("replica never caught up; read {out:?}");
+}
+
+#[test]
+fn writes_are_acknowledged_then_read_back_with_a_tombstone_after_a_removal() {
+    let cluster = mock();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut log = KafkaLog::new(&bootstrap, TOPIC, "node-a").unwrap();
+    log.append(&[event(1, Some("127.0.0.1:1"))], soon())
+        .expect("upsert acknowledged");
+    log.append(&[event(2, None)], soon())
+        .expect("removal acknowledged");
+
+    let records = read_all(&bootstrap);
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(records
+        .iter()
+        .all(|(k, _)| k.as_deref() == Some("users/u1")));
+    assert_eq!(
+        records[0].1.as_ref().unwrap().event,
+        event(1, Some("127.0.0.1:1"))
+    );
+    assert_eq!(records[1].1.as_ref().unwrap().event, event(2, None));
+    assert!(records[2].1.is_none(), "tombstone after the removal");
+}
+
+#[test]
+fn a_broker_error_fails_the_write_and_the_next_one_works() {
+    let cluster = mock();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut log = KafkaLog::new(&bootstrap, TOPIC, "node-a").unwrap();
+    log.append(&[event(1, Some("127.0.0.1:1"))], soon())
+        .expect("first write");
+    // A permanent error (not retried by librdkafka) on the next produce request.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    let r = log.append(&[event(2, Some("127.0.0.1:2"))], soon());
+    assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
+    cluster.clear_request_errors(RDKafkaApiKey::Produce);
+    log.append(&[event(3, Some("127.0.0.1:3"))], soon())
+        .expect("a write after the error");
+    let versions: Vec<u64> = read_all(&bootstrap)
+        .into_iter()
+        .filter_map(|(_, e)| e.map(|e| e.event.stamp.version))
+        .collect();
+    assert_eq!(versions, [1, 3], "the refused write is not in the log");
+}
+
+#[test]
+fn a_broker_that_is_down_fails_the_write_by_its_deadline_and_writes_resume_when_it_returns() {
+    let cluster = mock();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut log = KafkaLog::new(&bootstrap, TOPIC, "node-a").unwrap();
+    log.append(&[event(1, Some("127.0.0.1:1"))], soon())
+        .expect("first write");
+    cluster.broker_down(1).unwrap();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let r = log.append(&[event(2, Some("127.0.0.1:2"))], deadline);
+    assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
+    // The call returns at its deadline, not when the broker comes back (generous slack: this
+    // checks for a hang, not for speed).
+    assert!(Instant::now() < deadline + Duration::from_secs(5));
+
+    cluster.broker_up(1).unwrap();
+    let mut ok = false;
+    for v in 3..3 + TRIES as u64 {
+        if log
+            .append(
+                &[event(v, Some("127.0.0.1:3"))],
+                Instant::now() + Duration::from_secs(1),
+            )
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "writes never worked again after the broker returned");
+}
+
+#[test]
+fn a_deadline_already_past_fails_without_writing() {
+    let cluster = mock();
+    let mut log = KafkaLog::new(&cluster.bootstrap_servers(), TOPIC, "node-a").unwrap();
+    let r = log.append(&[event(1, Some("127.0.0.1:1"))], Instant::now());
+    assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
+}
+
+#[test]
+fn the_replica_is_caught_up_at_once_on_an_empty_log() {
+    // (Topic creation itself needs a real broker: the mock has no CreateTopics; tests/cluster.rs.)
+    let cluster = mock();
+    let mut replica = Replica::connect(
+        &cluster.bootstrap_servers(),
+        TOPIC,
+        "node-r",
+        Duration::from_secs(5),
+    )
+    .expect("connect");
+    assert!(replica.caught_up());
+    assert!(matches!(
+        replica.poll(Duration::from_millis(10)),
+        Polled::Idle
+    ));
+    assert_eq!(replica.lag(), 0);
+}
+
+/// A whole Kafka core on the mock cluster with one fake shard: it answers the core's change
+/// batches like a shard does and hands back the replies to writes.
+struct CoreHarness {
+    owner: crossbeam_channel::Sender<crate::registry::OwnerMsg>,
+    shard: crate::registry::ShardMailbox,
+    process: std::sync::Arc<crate::shard::Process>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CoreHarness {
+    fn start(bootstrap: &str, node: &str) -> CoreHarness {
+        let (link, shard) = crate::registry::mailbox().unwrap();
+        let process = std::sync::Arc::new(crate::shard::Process::new(1));
+        let kafka = crate::config::KafkaConfig {
+            brokers: bootstrap.to_string(),
+            topic: TOPIC.to_string(),
+            core: crate::sys::affinity_cpus().unwrap()[0],
+        };
+        let (owner, thread) =
+            super::spawn(&kafka, node.into(), vec![link].into(), process.clone()).unwrap();
+        CoreHarness {
+            owner,
+            shard,
+            process,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends a write and plays the shard until its reply comes (bounded).
+    fn write(
+        &self,
+        op: crate::registry::WriteOp,
+        limit: Duration,
+    ) -> Result<crate::registry::WriteOutcome, RegistryError> {
+        self.owner
+            .send(crate::registry::OwnerMsg::Write {
+                shard: 0,
+                token: Some(7),
+                op,
+                deadline: Instant::now() + limit,
+            })
+            .unwrap();
+        loop {
+            let msg = self
+                .shard
+                .rx
+                .recv_timeout(limit + Duration::from_secs(10))
+                .expect("the Kafka core answers every write");
+            match msg {
+                crate::registry::ShardMsg::Changes { seq, .. } => self
+                    .owner
+                    .send(crate::registry::OwnerMsg::Applied { shard: 0, seq })
+                    .unwrap(),
+                crate::registry::ShardMsg::Reply { token: 7, result } => return result,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..TRIES {
+            if self
+                .process
+                .ready
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the Kafka core never became ready");
+    }
+}
+
+impl Drop for CoreHarness {
+    fn drop(&mut self) {
+        let _ = self.owner.send(crate::registry::OwnerMsg::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn upsert_op(port: u16) -> crate::registry::WriteOp {
+    crate::registry::WriteOp::Upsert {
+        service: ServiceName::parse("users").unwrap(),
+        instance: InstanceId::parse("u1").unwrap(),
+        address: format!("127.0.0.1:{port}"),
+    }
+}
+
+#[test]
+fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down() {
+    use crate::registry::WriteOutcome;
+    let cluster = mock();
+    let core = CoreHarness::start(&cluster.bootstrap_servers(), "node-a");
+    core.wait_ready();
+    assert_eq!(
+        core.write(upsert_op(1), Duration::from_secs(5)),
+        Ok(WriteOutcome::Created)
+    );
+
+    cluster.broker_down(1).unwrap();
+    let r = core.write(upsert_op(2), Duration::from_millis(500));
+    assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
+    // Still ready: routing works with the registry held.
+    assert!(core.process.ready.load(std::sync::atomic::Ordering::Relaxed));
+    assert_eq!(
+        core.process.registry_metrics.log_write_failures.get(),
+        1,
+        "the refused write is counted"
+    );
+
+    cluster.broker_up(1).unwrap();
+    let mut outcome = None;
+    for _ in 0..TRIES {
+        if let Ok(o) = core.write(upsert_op(3), Duration::from_secs(1)) {
+            outcome = Some(o);
+            break;
+        }
+    }
+    assert_eq!(outcome, Some(WriteOutcome::Updated), "writes work again");
+
+    // A second gateway rebuilds the same state from the log: port 3 (port 2 was never written).
+    let other = CoreHarness::start(&cluster.bootstrap_servers(), "node-b");
+    other.wait_ready();
+    assert_eq!(
+        other.process.registry_metrics.events_applied.get(),
+        2,
+        "both acknowledged writes, nothing else"
+    );
+    let mut latest = None;
+    while let Ok(msg) = other.shard.rx.try_recv() {
+        if let crate::registry::ShardMsg::Changes { changes, .. } = msg {
+            latest = changes.into_iter().last().or(latest);
+        }
+    }
+    match latest {
+        Some(crate::registry::Change::Upsert(r)) => assert_eq!(r.address.as_str(), "127.0.0.1:3"),
+        other => panic!("unexpected last change {other:?}"),
+    }
+}

@@ -1,0 +1,70 @@
+"""A Kafka client that is not the gateway's (kafka-python, pure Python) for tests/cluster.rs.
+
+    kafka_peer.py --bootstrap HOST:PORT --topic T read
+        Reads the topic from the beginning to its current end and prints one JSON line per record:
+        {"partition":..,"offset":..,"key":str|null,"value":str|null,"headers":{name:str}}
+    kafka_peer.py --bootstrap HOST:PORT --topic T produce KEY VALUE [NODE_ID]
+        Produces one record (VALUE "-" means a tombstone) with acks=all and prints
+        `produced PARTITION OFFSET` once the broker acknowledged it.
+"""
+
+import argparse
+import json
+import sys
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+
+def read(args):
+    consumer = KafkaConsumer(
+        bootstrap_servers=args.bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=10000,
+    )
+    partitions = consumer.partitions_for_topic(args.topic) or set()
+    tps = [TopicPartition(args.topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    remaining = {tp for tp in tps if ends[tp] > consumer.position(tp)}
+    while remaining:
+        batch = consumer.poll(timeout_ms=1000)
+        for tp, records in batch.items():
+            for r in records:
+                print(json.dumps({
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "key": r.key.decode() if r.key is not None else None,
+                    "value": r.value.decode() if r.value is not None else None,
+                    "headers": {k: v.decode() for k, v in (r.headers or [])},
+                }), flush=True)
+        remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
+    consumer.close()
+
+
+def produce(args):
+    producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks="all")
+    headers = [("node-id", args.node_id.encode())] if args.node_id else []
+    value = None if args.value == "-" else args.value.encode()
+    meta = producer.send(args.topic, key=args.key.encode(), value=value, headers=headers).get(timeout=30)
+    print(f"produced {meta.partition} {meta.offset}", flush=True)
+    producer.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--topic", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("read")
+    pr = sub.add_parser("produce")
+    pr.add_argument("key")
+    pr.add_argument("value")
+    pr.add_argument("node_id", nargs="?")
+    args = p.parse_args()
+    {"read": read, "produce": produce}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
