@@ -309,3 +309,48 @@ fn a_foreign_kafka_client_reads_the_log_and_its_registrations_apply_and_bad_even
     assert_eq!(metric(&c, "switchyard_registry_events_rejected_total"), 2);
     converged(&[&a, &b, &c]);
 }
+
+#[test]
+fn a_gateway_skips_log_events_carrying_its_own_node_id() {
+    let broker = Broker::start();
+    let t = topic("own-node");
+    let a = cluster_gateway(&broker, &t, "node-a");
+    let b = cluster_gateway(&broker, &t, "node-b");
+    let own = Echo::start("o1");
+    let marker = Echo::start("m1");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let event = |service: &str, instance: &str, addr: &str, node: &str| {
+        format!(
+            r#"{{"v":1,"op":"upsert","service":"{service}","instance":"{instance}","address":"{addr}","node":"{node}","ts_ms":{now},"version":{now}}}"#
+        )
+    };
+    // Written by someone else but carrying node-a's id: node-a takes it for its own and skips it
+    // (contract §6); node-b applies it.
+    produce(
+        &broker,
+        &t,
+        "own/o1",
+        &event("own", "o1", &own.addr, "node-a"),
+        Some("node-a"),
+    );
+    // A later record from another writer: once node-a routes it, it has read past the first one.
+    produce(
+        &broker,
+        &t,
+        "marker/m1",
+        &event("marker", "m1", &marker.addr, "outsider"),
+        Some("outsider"),
+    );
+    wait_for(&b, "own/o1 routable at node-b", |g| {
+        routes_to(g, "own", "o1")
+    });
+    wait_for(&a, "marker/m1 routable at node-a", |g| {
+        routes_to(g, "marker", "m1")
+    });
+    let r = a.get("/own/");
+    assert_error(&r, 404, "SERVICE_NOT_FOUND");
+    assert!(metric(&a, "switchyard_registry_events_skipped_total") >= 1);
+}

@@ -29,6 +29,10 @@ pub trait RegistryLog: Send {
     fn append(&mut self, events: &[Event], deadline: Instant) -> Result<(), RegistryError>;
 }
 
+/// Most unacknowledged own events remembered (see `Owner::apply_own`): far more than the writes a
+/// broker outage of a few seconds can fail.
+const MAX_UNACKNOWLEDGED: usize = 1024;
+
 /// The standalone log: the process's memory is the only copy.
 #[derive(Debug, Default)]
 pub struct InProcessLog;
@@ -60,6 +64,9 @@ pub struct Owner<L> {
     outbox: Vec<Change>,
     /// Why writes are refused for now (the cluster log is not caught up yet), if they are.
     refuse_writes: Option<String>,
+    /// This node's events the log did not acknowledge in time (the writer got 503): if one shows
+    /// up in the log after all, it is applied here too, so this node agrees with the others.
+    unacknowledged: VecDeque<Event>,
     metrics: Arc<RegistryMetrics>,
 }
 
@@ -81,6 +88,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
             pending: VecDeque::new(),
             outbox: Vec::new(),
             refuse_writes: None,
+            unacknowledged: VecDeque::new(),
             metrics,
         }
     }
@@ -160,6 +168,18 @@ impl<L: RegistryLog + 'static> Owner<L> {
         true
     }
 
+    /// Applies one of this node's own events read back from the log. Contract §6: a gateway skips
+    /// the events it wrote itself — they were applied when written. The exception is an event
+    /// whose write was reported failed (no acknowledgement in time) but that reached the log anyway:
+    /// the other gateways apply it, so this one does too. Returns whether it was applied.
+    pub fn apply_own(&mut self, event: Event) -> bool {
+        let Some(at) = self.unacknowledged.iter().position(|e| *e == event) else {
+            return false;
+        };
+        self.unacknowledged.remove(at);
+        self.apply_remote(event)
+    }
+
     /// Sends the changes applied from the log to every shard, as one batch.
     pub fn flush(&mut self) {
         let changes = std::mem::take(&mut self.outbox);
@@ -220,6 +240,11 @@ impl<L: RegistryLog + 'static> Owner<L> {
             for event in &events {
                 self.state.burn(event);
             }
+            if self.unacknowledged.len() + events.len() > MAX_UNACKNOWLEDGED {
+                self.unacknowledged
+                    .drain(..events.len().min(self.unacknowledged.len()));
+            }
+            self.unacknowledged.extend(events.iter().cloned());
             return Err(e);
         }
         let changes: Vec<Change> = events

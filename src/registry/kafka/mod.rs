@@ -255,11 +255,17 @@ fn apply_record(
             );
         }
         Ok(Some(logged)) => {
-            // This node's own events were applied when written, so their stamp is the one held
-            // and they are skipped here. One whose acknowledgement was lost (the writer got 503)
-            // but that reached the log anyway is applied, as every other gateway applies it.
+            // Once caught up, this node's own events (by the node-id header) were applied when
+            // written and are skipped (contract §6), except one whose write was reported failed but
+            // reached the log anyway. While catching up after a restart they are applied like any
+            // other: that is how a node rebuilds its own registrations.
             let own = record.node.as_deref() == Some(owner.node());
-            if owner.apply_remote(logged.event) {
+            let applied = if own && observe_delay {
+                owner.apply_own(logged.event)
+            } else {
+                owner.apply_remote(logged.event)
+            };
+            if applied {
                 metrics.events_applied.inc();
                 if observe_delay {
                     let now = crate::sys::unix_millis();

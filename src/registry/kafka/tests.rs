@@ -272,7 +272,10 @@ fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down()
     let r = core.write(upsert_op(2), Duration::from_millis(500));
     assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
     // Still ready: routing works with the registry held.
-    assert!(core.process.ready.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(core
+        .process
+        .ready
+        .load(std::sync::atomic::Ordering::Relaxed));
     assert_eq!(
         core.process.registry_metrics.log_write_failures.get(),
         1,
