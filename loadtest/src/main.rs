@@ -386,18 +386,7 @@ async fn read_h1_response(
         let mut response = httparse::Response::new(&mut headers);
         if let httparse::Status::Complete(head) = response.parse(&buf[..*have]).map_err(drop)? {
             let status = response.code.unwrap_or(0);
-            let length = response
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| {
-                    std::str::from_utf8(h.value)
-                        .ok()?
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                })
-                .ok_or(())?;
+            let length = content_length(response.headers).ok_or(())?;
             let total = head + length;
             if total > buf.len() {
                 buf.resize(total, 0);
@@ -551,18 +540,7 @@ fn run_idle(args: IdleArgs) -> Result<(), String> {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut response = httparse::Response::new(&mut headers);
             if let Ok(httparse::Status::Complete(head)) = response.parse(&buf[..have]) {
-                let length = response
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| {
-                        std::str::from_utf8(h.value)
-                            .ok()?
-                            .trim()
-                            .parse::<usize>()
-                            .ok()
-                    })
-                    .unwrap_or(0);
+                let length = content_length(response.headers).unwrap_or(0);
                 if response.code.is_none_or(|c| !(200..300).contains(&c)) {
                     return Err(format!("connection {i}: status {:?}", response.code));
                 }
@@ -578,4 +556,12 @@ fn run_idle(args: IdleArgs) -> Result<(), String> {
     std::thread::sleep(Duration::from_secs_f64(args.hold));
     drop(open);
     Ok(())
+}
+
+/// The Content-Length of a parsed response head, if present and valid.
+fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
 }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 
 use super::routes::{self, Action, INSTANCE_HEADER};
 use super::server::Instance;
@@ -27,21 +27,6 @@ const MAX_HEADERS: usize = 64;
 /// Largest request head or body accepted; more closes the connection.
 const MAX_REQUEST: usize = 16 * 1024 * 1024;
 
-/// Accepts connections for as long as the executor runs.
-pub(super) async fn serve(listener: TcpListener, instance: Rc<Instance>) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                glommio::spawn_local(serve_connection(stream, instance.clone())).detach();
-            }
-            Err(error) => {
-                tracing::warn!(%error, "echo backend (HTTP/1.1): accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
 /// A parsed request: the message to route and whether to keep the connection.
 struct Parsed {
     req: ForwardingReq,
@@ -49,7 +34,7 @@ struct Parsed {
     head: bool,
 }
 
-async fn serve_connection(mut stream: TcpStream, instance: Rc<Instance>) {
+pub(super) async fn serve_connection(mut stream: TcpStream, instance: Rc<Instance>) {
     let _ = stream.set_nodelay(true);
     let remote = stream
         .peer_addr()

@@ -143,8 +143,12 @@ fn run(config: BackendConfig, protocol: Protocol, ready: mpsc::SyncSender<io::Re
         let _ = ready.send(Ok(local_addr));
         let instance = Rc::new(server::Instance::new(config.instance));
         match protocol {
-            Protocol::Grpc => server::serve(listener, instance).await,
-            Protocol::Http1 => http1::serve(listener, instance).await,
+            Protocol::Grpc => {
+                server::accept_loop(listener, instance, server::serve_connection).await
+            }
+            Protocol::Http1 => {
+                server::accept_loop(listener, instance, http1::serve_connection).await
+            }
         }
     });
 }

@@ -69,8 +69,16 @@ impl Instance {
     }
 }
 
-/// Accepts connections for as long as the executor runs.
-pub(super) async fn serve(listener: TcpListener, instance: Rc<Instance>) {
+/// Accepts connections for as long as the executor runs, serving each with `serve_connection`
+/// (the gRPC face's or the HTTP/1.1 face's) in its own task.
+pub(super) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    instance: Rc<Instance>,
+    serve_connection: F,
+) where
+    F: Fn(TcpStream, Rc<Instance>) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -84,7 +92,7 @@ pub(super) async fn serve(listener: TcpListener, instance: Rc<Instance>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, instance: Rc<Instance>) {
+pub(super) async fn serve_connection(stream: TcpStream, instance: Rc<Instance>) {
     // Answers are small and latency matters more than packet count.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "echo backend: cannot set TCP_NODELAY");
