@@ -143,3 +143,39 @@ fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     }
     panic!("switchyard-echo did not exit within {WAIT:?}");
 }
+
+/// The HTTP/1.1 face (`--http1-listen`, used by the load test's peers) answers the same routes,
+/// below a service prefix as the gateway would have forwarded them.
+#[test]
+fn http1_face_answers_the_same_routes() {
+    let (_echo, lines) = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--http1-listen",
+        "127.0.0.1:0",
+        "--instance",
+        "bin-h1",
+    ]);
+    let _grpc = lines.recv_timeout(WAIT).expect("gRPC listening line");
+    let line = lines.recv_timeout(WAIT).expect("HTTP/1.1 listening line");
+    let addr: SocketAddr = line
+        .strip_prefix("switchyard-echo listening on ")
+        .and_then(|rest| rest.strip_suffix(" (HTTP/1.1)"))
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .parse()
+        .expect("an ip:port");
+    let mut s = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"POST /echo/raw HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-echo-instance: bin-h1"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+}
