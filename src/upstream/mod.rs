@@ -31,6 +31,9 @@ use pool::{ConnectFailure, InstancePool};
 /// Longest wait for a TCP connection and h2 handshake: a backend on the same network answers a SYN
 /// in well under a millisecond, so a second means it is not there.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Least time given to a connection attempt (a zero timeout is refused by the socket layer); the
+/// call's own deadline still bounds it.
+const MIN_CONNECT_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// How a call failed before reaching any instance.
 #[derive(Debug)]
@@ -75,12 +78,29 @@ impl Upstream {
         settings: &ServiceSettings,
         rng: &Cell<u64>,
     ) -> Result<Response, Unreachable> {
-        let start = Instant::now();
-        let deadline = start + settings.timeout;
+        let deadline = Instant::now() + settings.timeout;
         let frame = parts.encode_framed(&mut self.encode_buf.borrow_mut(), keep_header);
+        // One timer bounds the whole call (connecting, retrying, waiting for the answer): a
+        // timer per step would cost an io_uring timeout op each on every request.
+        crate::timeout::within(
+            settings.timeout,
+            self.attempts(service, frame, deadline, settings, rng),
+        )
+        .await
+        .unwrap_or_else(|| Err(timed_out(settings)))
+    }
+
+    /// One attempt plus one retry on another instance when the connection could not be made.
+    async fn attempts(
+        &self,
+        service: &ServiceEntry,
+        frame: bytes::Bytes,
+        deadline: Instant,
+        settings: &ServiceSettings,
+        rng: &Cell<u64>,
+    ) -> Result<Response, Unreachable> {
         let mut tried: Option<usize> = None;
         let mut last_failure = None;
-        // One attempt plus one retry on another instance when the connection could not be made.
         for _ in 0..2 {
             let Some(index) = self.choose(service, tried, rng) else {
                 break;
@@ -91,30 +111,26 @@ impl Upstream {
             };
             let pool = self.pool(addr);
             let left = deadline.saturating_duration_since(Instant::now());
-            let lease = match crate::timeout::within(left, pool.checkout(CONNECT_TIMEOUT.min(left)))
+            let lease = match pool
+                .checkout(CONNECT_TIMEOUT.min(left).max(MIN_CONNECT_TIMEOUT))
                 .await
             {
-                None => return Err(timed_out(settings)),
-                Some(Err(failure)) => {
+                Err(failure) => {
                     last_failure = Some(failure);
                     tried = Some(index);
                     continue;
                 }
-                Some(Ok(lease)) => lease,
+                Ok(lease) => lease,
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let answer = crate::timeout::within(
-                left,
-                call::unary(&lease, frame.clone(), left, settings.max_grpc_message_bytes),
-            )
-            .await;
+            let answer =
+                call::unary(&lease, frame.clone(), left, settings.max_grpc_message_bytes).await;
             return match answer {
-                None => Err(timed_out(settings)),
-                Some(Err(error)) => Err(Unreachable {
+                Err(error) => Err(Unreachable {
                     error,
                     all_refused: false,
                 }),
-                Some(Ok(resp)) => into_response(resp).map_err(|error| Unreachable {
+                Ok(resp) => into_response(resp).map_err(|error| Unreachable {
                     error,
                     all_refused: false,
                 }),
