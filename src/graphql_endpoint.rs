@@ -12,6 +12,7 @@ use bytes::Bytes;
 use crate::error::{ErrorKind, GatewayError};
 use crate::graphql::{self, Backend, FieldAnswer, FieldCall, FieldError};
 use crate::http::{Field, Request, Response};
+use crate::rest::RemoteAddr;
 use crate::shard::Shard;
 use crate::upstream::codec::ForwardingParts;
 
@@ -20,7 +21,7 @@ struct ShardBackend<'a> {
     shard: &'a Rc<Shard>,
     headers: Vec<Field>,
     request_id: &'a str,
-    remote: String,
+    remote: RemoteAddr,
 }
 
 impl Backend for ShardBackend<'_> {
@@ -66,7 +67,7 @@ impl Backend for ShardBackend<'_> {
             body: &body,
             service: &call.service,
             request_id: self.request_id,
-            remote_addr: &self.remote,
+            remote_addr: self.remote.as_str(),
             graphql_field: &call.graphql_field,
         };
         crate::rest::call_service(self.shard, &entry, &parts)
@@ -113,7 +114,7 @@ pub async fn handle(
             .cloned()
             .collect(),
         request_id,
-        remote: request.remote.to_string(),
+        remote: RemoteAddr::new(request.remote),
     };
     let answer = graphql::handle(
         &backend,

@@ -9,15 +9,12 @@ mod support;
 
 use std::time::Duration;
 
+use support::cluster::metric;
 use support::*;
 
-/// Reads `/-/metrics` and returns the value of `switchyard_in_flight_requests`.
+/// The value of `switchyard_in_flight_requests` in `/-/metrics`.
 fn in_flight(gw: &Gateway) -> u64 {
-    let text = gw.get("/-/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix("switchyard_in_flight_requests "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("in-flight gauge in /-/metrics")
+    metric(gw, "switchyard_in_flight_requests")
 }
 
 /// Starts a slow call (`/echo/delay/{ms}`) on its own thread and waits until the gateway counts it.
@@ -131,14 +128,10 @@ fn connections_over_the_limit_are_closed_at_once() {
         .args(&["--max-connections", "1"])
         .start();
     // Readiness polling may have left a connection closing; wait until the shard counts none.
-    let open_connections = |gw: &Gateway| {
-        let text = gw.get("/-/metrics").text();
-        text.lines()
-            .find_map(|l| l.strip_prefix("switchyard_connections_open "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .expect("connections gauge")
-    };
-    assert!(poll_until(400, || open_connections(&gw) <= 1));
+    assert!(poll_until(400, || metric(
+        &gw,
+        "switchyard_connections_open"
+    ) <= 1));
     let mut first = RawConn::connect(gw.addr);
     first.send(b"GET /-/health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(first.read_response(false).status, 200);
@@ -156,11 +149,5 @@ fn connections_over_the_limit_are_closed_at_once() {
     assert_eq!(first.read_response(false).status, 200);
     drop(first);
     assert!(poll_until(400, || health_probe(gw.addr)), "served again");
-    let text = gw.get("/-/metrics").text();
-    let refused: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("switchyard_connections_refused_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("refused counter");
-    assert!(refused >= 1, "{text}");
+    assert!(metric(&gw, "switchyard_connections_refused_total") >= 1);
 }
