@@ -120,7 +120,7 @@ fn a_dead_backend_is_removed_on_every_gateway_and_comes_back_when_registered() {
         });
     }
 
-    echo.proc.kill();
+    let _refusing = echo.kill_and_hold();
     // B is the one that sees the refusal (it has no pooled connection, so its first request
     // connects and is refused); it removes the service and writes the removal to the log.
     let r = b.get("/pay/");

@@ -87,7 +87,7 @@ fn killed_backend_stops_receiving_requests() {
         "both instances served before the kill: {seen:?}"
     );
 
-    victim.proc.kill();
+    let _refusing = victim.kill_and_hold();
     for i in 0..20 {
         let r = gw.get("/svc");
         assert_echo_ok(&r);

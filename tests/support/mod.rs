@@ -116,10 +116,27 @@ pub struct DeadAddr {
 
 impl DeadAddr {
     pub fn new() -> DeadAddr {
+        DeadAddr::bind("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Holds `addr` (a port whose listener just went away) so that nothing else, in this test
+    /// binary or another process, can start listening there while the test expects refusals.
+    pub fn hold(addr: &str) -> DeadAddr {
+        DeadAddr::bind(addr.parse().expect("a socket address"))
+    }
+
+    fn bind(addr: SocketAddr) -> DeadAddr {
         use socket2::{Domain, Socket, Type};
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        socket.bind(&any.into()).expect("bind dead port");
+        // The dead listener's accepted connections may still hold this port (closing, or in
+        // TIME_WAIT); they were accepted by a SO_REUSEPORT listener, so a SO_REUSEPORT bind may
+        // share the port with them. Nothing else can listen here: this binary hands the port out
+        // no more, and the kernel never picks a bound port for a bind to port 0.
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        socket.set_reuse_port(true).expect("SO_REUSEPORT");
+        socket
+            .bind(&addr.into())
+            .unwrap_or_else(|e| panic!("bind dead port {addr}: {e}"));
         let local = socket
             .local_addr()
             .expect("local_addr")
@@ -542,6 +559,14 @@ impl Echo {
             addr,
             instance: instance.to_string(),
         }
+    }
+
+    /// Kills the echo and keeps its port refusing connections while the returned value lives.
+    /// Without the hold, a parallel test could start listening on the freed port and a gateway
+    /// expecting a refusal would connect to it.
+    pub fn kill_and_hold(&mut self) -> DeadAddr {
+        self.proc.kill();
+        DeadAddr::hold(&self.addr)
     }
 
     /// Starts an echo and registers it with the gateway as `{service}/{instance}`.
