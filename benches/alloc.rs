@@ -5,7 +5,8 @@
 //! through the socket-free REST path (`support/rest_pipeline.rs`: parse head → route → build and
 //! encode `ForwardingReq` into the reused buffer → decode `ForwardingResp` → map → write the
 //! HTTP/1.1 response into the reused output buffer), and allocations ÷ N is printed, followed by a
-//! criterion timing of the same path with the counter in place.
+//! criterion timing of the same path with the counter in place. Any allocation fails the bench
+//! (and `cargo test --all-targets`, which runs it once).
 
 #[path = "support/rest_pipeline.rs"]
 mod pipeline;
@@ -85,6 +86,13 @@ fn bench(c: &mut Criterion) {
     for (stage, n) in stages {
         println!("  {stage}: {n}");
     }
+    // The hot-path rule: nothing is allocated per request but the bodies (this request has none,
+    // and the answer's body is a slice of the backend's message). `cargo test --all-targets` runs
+    // this bench once, so CI fails when the rule breaks.
+    assert_eq!(
+        allocations, 0,
+        "the REST path allocates per request again (stages above)"
+    );
     c.bench_function("alloc/rest_path_counted", |b| {
         b.iter(|| pipeline.one(black_box(REQUEST)))
     });

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod names;
 pub mod proto;
 pub mod registry;
+pub mod request_id;
 pub mod rest;
 pub mod router;
 pub mod runtime;

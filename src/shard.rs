@@ -17,6 +17,7 @@ use crate::metrics::{RegistryMetrics, ShardMetrics};
 use crate::registry::client::RegistryClient;
 use crate::registry::view::RegistryView;
 use crate::registry::{Change, ShardMailbox, ShardMsg};
+use crate::request_id::RequestId;
 use crate::upstream::Upstream;
 
 /// How often a draining shard checks whether its in-flight requests are done.
@@ -92,10 +93,8 @@ impl Shard {
     }
 
     /// A fresh request id: 32 hex digits.
-    pub fn new_request_id(&self) -> String {
-        let a = crate::upstream::next_random(&self.rng);
-        let b = crate::upstream::next_random(&self.rng);
-        format!("{a:016x}{b:016x}")
+    pub fn new_request_id(&self) -> RequestId {
+        RequestId::generate(&self.rng)
     }
 
     /// Whether the shard is draining.

@@ -1,19 +1,21 @@
 //! The pure (socket-free) REST path shared by the `rest_path` and `alloc` benches: exactly the
 //! functions the gateway calls for one HTTP/1.1 request and its answer, in order, with the
-//! buffers the gateway reuses per connection (read buffer, output buffer) and per shard (encode
-//! buffer). Only the two sockets are missing.
+//! buffers the gateway reuses per connection (read buffer, output buffer, header list) and per
+//! shard (encode buffer). Only the two sockets are missing.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use switchyard::http::h1::parse::{parse_head, HeadLimits};
+use switchyard::http::h1::parse::{parse_head_into, HeadLimits};
 use switchyard::http::h1::write;
+use switchyard::http::Field;
 use switchyard::names::{Address, InstanceId, ServiceName};
 use switchyard::proto::{ForwardingResp, Header};
 use switchyard::registry::view::{RegistryView, ServiceEntry};
 use switchyard::registry::{Change, InstanceRecord};
+use switchyard::request_id::RequestId;
 use switchyard::rest::{split_path, RemoteAddr};
 use switchyard::upstream::codec::{decode_framed, ForwardingParts};
 use switchyard::upstream::{into_response, keep_header};
@@ -81,6 +83,7 @@ pub fn registry(instances: usize) -> RegistryView {
 pub struct Pipeline {
     pub registry: RegistryView,
     pub read_buf: BytesMut,
+    pub spare_fields: Vec<Field>,
     pub encode_buf: BytesMut,
     pub out: Vec<u8>,
     pub answer: Bytes,
@@ -92,6 +95,7 @@ impl Pipeline {
         Pipeline {
             registry: registry(10),
             read_buf: BytesMut::with_capacity(16 * 1024),
+            spare_fields: Vec::new(),
             encode_buf: BytesMut::with_capacity(16 * 1024),
             out: Vec::with_capacity(4096),
             answer: response_frame(),
@@ -108,7 +112,7 @@ impl Pipeline {
     /// [`Pipeline::one`], calling `mark` with each stage's name once it is done.
     pub fn one_staged(&mut self, request: &[u8], mark: &mut dyn FnMut(&'static str)) -> usize {
         self.read_buf.extend_from_slice(request);
-        let head = parse_head(&mut self.read_buf, LIMITS)
+        let head = parse_head_into(&mut self.read_buf, LIMITS, &mut self.spare_fields)
             .expect("valid request")
             .expect("complete request");
         mark("parse head");
@@ -116,7 +120,7 @@ impl Pipeline {
             .headers
             .iter()
             .find(|f| f.name.as_ref() == b"x-request-id")
-            .map(|f| f.value_str().to_string())
+            .and_then(|f| RequestId::from_client(&f.value))
             .expect("request id");
         mark("request id");
         let (service, path) = split_path(&head.path);
@@ -132,7 +136,7 @@ impl Pipeline {
             extra_headers: &[],
             body: &[],
             service: entry.name.as_str(),
-            request_id: &request_id,
+            request_id: request_id.as_str(),
             remote_addr: remote.as_str(),
             graphql_field: "",
         };
@@ -142,12 +146,14 @@ impl Pipeline {
         let resp = decode_framed(self.answer.clone()).expect("valid answer");
         mark("ForwardingResp decode");
         let mut response = into_response(resp).expect("valid answer");
-        response.push_header("x-request-id", request_id);
+        response.request_id = Some(request_id);
         mark("map to response");
         write::encode(&mut self.out, &response, false, false, false);
         mark("write response");
         let written = self.out.len();
         self.out.clear();
+        self.spare_fields = head.headers;
+        self.spare_fields.clear();
         written
     }
 }

@@ -86,12 +86,12 @@ async fn serve_stream(
     let head_request = request.method() == http::Method::HEAD;
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
     let response = match read_request(shard, request, remote).await {
-        Ok(request) => crate::router::handle(shard, request).await,
+        Ok(request) => crate::router::handle(shard, &request).await,
         Err(e) => {
             let request_id = shard.new_request_id();
             shard.metrics.count_response(e.kind.status());
-            let mut r = e.into_response(service.as_deref(), &request_id);
-            r.push_header("x-request-id", request_id);
+            let mut r = e.into_response(service.as_deref(), request_id.as_str());
+            r.request_id = Some(request_id);
             r
         }
     };
@@ -209,8 +209,8 @@ fn send_response(
     head_request: bool,
 ) -> Result<(), h2::Error> {
     let mut builder = http::Response::builder().status(response.status);
-    for (name, value) in &response.headers {
-        builder = builder.header(name.as_ref(), value.as_ref());
+    for (name, value) in response.fields() {
+        builder = builder.header(name, value);
     }
     let bodiless = head_request
         || response.body.is_empty()

@@ -8,6 +8,8 @@
 pub mod h1;
 pub mod h2;
 
+use crate::request_id::RequestId;
+use crate::upstream::reply::ReplyHeaders;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -93,12 +95,21 @@ impl Request {
 }
 
 /// A response, whichever protocol carries it back.
+///
+/// Its header fields come from three places, written in this order by [`Response::fields`]: the
+/// backend's answer (kept in its encoding, so a forwarded answer costs no allocation), headers the
+/// gateway adds, and the request id. None is ever hop-by-hop or framing: the codec adds its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// HTTP status.
     pub status: u16,
-    /// Headers in order; never hop-by-hop or framing headers (the codec adds its own framing).
+    /// A backend's headers, checked by [`crate::upstream::into_response`]: lower-case names,
+    /// values safe to write. Fields the gateway does not forward are skipped when written.
+    pub backend_headers: ReplyHeaders,
+    /// Headers the gateway adds, in order.
     pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    /// Written last as `x-request-id`.
+    pub request_id: Option<RequestId>,
     /// The body.
     pub body: Bytes,
     /// Close the client connection after this response.
@@ -110,7 +121,9 @@ impl Response {
     pub fn new(status: u16, body: impl Into<Bytes>) -> Response {
         Response {
             status,
+            backend_headers: ReplyHeaders::default(),
             headers: Vec::new(),
+            request_id: None,
             body: body.into(),
             close: false,
         }
@@ -132,12 +145,24 @@ impl Response {
         self.headers.push((name.into(), value.into()));
     }
 
+    /// Every header field to write, in order (see the type's docs).
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.backend_headers
+            .iter()
+            .filter(|(name, _)| crate::upstream::forwards_response_header(name))
+            .chain(self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
+            .chain(
+                self.request_id
+                    .as_ref()
+                    .map(|id| ("x-request-id", id.as_str())),
+            )
+    }
+
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+        self.fields()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref())
+            .map(|(_, v)| v)
     }
 }
 

@@ -9,9 +9,9 @@ use crate::io::BodyCollector;
 use http::header::{HeaderValue, CONTENT_TYPE, TE};
 
 use crate::error::{ErrorKind, GatewayError, GrpcCode};
-use crate::proto::ForwardingResp;
 use crate::upstream::codec::{decode_framed, GRPC_PREFIX_LEN};
 use crate::upstream::pool::Lease;
+use crate::upstream::reply::Reply;
 
 /// Sends `frame` (a framed `ForwardingReq`) on `lease` and decodes the answer.
 pub async fn unary(
@@ -19,7 +19,7 @@ pub async fn unary(
     frame: Bytes,
     deadline: Duration,
     max_message: usize,
-) -> Result<ForwardingResp, GatewayError> {
+) -> Result<Reply, GatewayError> {
     let broken = |what: &str, e: h2::Error| {
         if e.is_go_away() || e.is_io() {
             lease.discard();

@@ -2,15 +2,14 @@
 //!
 //! Requests are encoded by hand, straight from the borrowed pieces of the client request into one
 //! reused buffer that already holds the 5-byte gRPC prefix: no intermediate `ForwardingReq` with
-//! owned strings, one pass, one buffer. Responses are decoded with the prost-generated types. A
-//! unit test checks the hand encoder against prost's decoder.
+//! owned strings, one pass, one buffer. Answers are read in place by [`Reply`]. Unit tests check
+//! both against prost.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
-use prost::Message;
 
 use crate::http::Field;
-use crate::proto::ForwardingResp;
+use crate::upstream::reply::Reply;
 
 /// Length of the gRPC message prefix: compressed flag (1) + big-endian length (4).
 pub const GRPC_PREFIX_LEN: usize = 5;
@@ -128,8 +127,8 @@ pub enum FrameError {
     Protobuf,
 }
 
-/// Decodes a gRPC-framed unary `ForwardingResp`.
-pub fn decode_framed(body: Bytes) -> Result<ForwardingResp, FrameError> {
+/// Decodes a gRPC-framed unary `ForwardingResp` (in place: see [`Reply`]).
+pub fn decode_framed(body: Bytes) -> Result<Reply, FrameError> {
     if body.len() < GRPC_PREFIX_LEN {
         return Err(FrameError::Framing);
     }
@@ -140,13 +139,14 @@ pub fn decode_framed(body: Bytes) -> Result<ForwardingResp, FrameError> {
     if body[0] != 0 {
         return Err(FrameError::Compressed);
     }
-    ForwardingResp::decode(body.slice(GRPC_PREFIX_LEN..)).map_err(|_| FrameError::Protobuf)
+    Reply::decode(body.slice(GRPC_PREFIX_LEN..)).map_err(|_| FrameError::Protobuf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{ForwardingReq, Header};
+    use crate::proto::{ForwardingReq, ForwardingResp, Header};
+    use prost::Message;
 
     fn keep_all(_: &Field) -> bool {
         true
@@ -221,7 +221,11 @@ mod tests {
         let mut framed = vec![0u8];
         framed.extend_from_slice(&(resp.encoded_len() as u32).to_be_bytes());
         framed.extend_from_slice(&resp.encode_to_vec());
-        assert_eq!(decode_framed(Bytes::from(framed.clone())).unwrap(), resp);
+        let reply = decode_framed(Bytes::from(framed.clone())).unwrap();
+        assert_eq!(
+            (reply.status_code, reply.body),
+            (resp.status_code, resp.body)
+        );
         let mut compressed = framed.clone();
         compressed[0] = 1;
         assert_eq!(

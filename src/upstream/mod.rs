@@ -10,8 +10,8 @@
 pub mod call;
 pub mod codec;
 pub mod pool;
+pub mod reply;
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -23,10 +23,10 @@ use rustc_hash::FxHashMap;
 use crate::config::ServiceSettings;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Response};
-use crate::proto::ForwardingResp;
 use crate::registry::view::ServiceEntry;
 use codec::ForwardingParts;
 use pool::{ConnectFailure, InstancePool};
+use reply::Reply;
 
 /// Longest wait for a TCP connection and h2 handshake: a backend on the same network answers a SYN
 /// in well under a millisecond, so a second means it is not there.
@@ -280,10 +280,20 @@ fn is_header_value(value: &[u8]) -> bool {
         .all(|&b| (b >= b' ' && b != 0x7f) || b == b'\t')
 }
 
+/// Whether a backend's response header (lower-case name) reaches the client: hop-by-hop headers
+/// do not, nor does framing (the codec writes its own) or `x-request-id` (the gateway's).
+pub fn forwards_response_header(name: &str) -> bool {
+    !(is_hop_by_hop(name.as_bytes()) || matches!(name, "content-length" | "x-request-id"))
+}
+
 /// Maps a backend's `ForwardingResp` to the client response, refusing anything that could not be
 /// written back safely (invalid status, header names or values that would split the response).
-pub fn into_response(resp: ForwardingResp) -> Result<Response, GatewayError> {
-    let status = match resp.status_code {
+///
+/// The backend's headers stay in the answer's buffer. A name with upper-case letters (the
+/// contract asks for lower-case) is the one case that copies: all headers are then lower-cased
+/// into the gateway's own list.
+pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
+    let status = match reply.status_code {
         0 => 200,
         s @ 200..=599 => s as u16,
         s => {
@@ -292,36 +302,46 @@ pub fn into_response(resp: ForwardingResp) -> Result<Response, GatewayError> {
             )))
         }
     };
-    let mut headers = Vec::with_capacity(resp.headers.len() + 1);
-    for h in resp.headers {
-        // Lower-cased in place: the decoded String is reused, not copied.
-        let mut name = h.name;
-        name.make_ascii_lowercase();
-        if is_hop_by_hop(name.as_bytes())
-            || matches!(name.as_str(), "content-length" | "x-request-id")
-        {
-            continue;
+    let invalid = |name: &str| {
+        GatewayError::upstream_protocol(format!(
+            "backend sent an invalid response header `{}`",
+            name.escape_default()
+        ))
+    };
+    let mut response = Response::new(status, reply.body);
+    if reply
+        .headers
+        .iter()
+        .any(|(name, _)| name.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        for (name, value) in reply.headers.iter() {
+            let name = name.to_ascii_lowercase();
+            if !forwards_response_header(&name) {
+                continue;
+            }
+            if !is_header_name(name.as_bytes()) || !is_header_value(value.as_bytes()) {
+                return Err(invalid(&name));
+            }
+            response.push_header(name, value.to_owned());
         }
-        if !is_header_name(name.as_bytes()) || !is_header_value(h.value.as_bytes()) {
-            return Err(GatewayError::upstream_protocol(format!(
-                "backend sent an invalid response header `{}`",
-                name.escape_default()
-            )));
-        }
-        headers.push((Cow::Owned(name), Cow::Owned(h.value)));
+        return Ok(response);
     }
-    Ok(Response {
-        status,
-        headers,
-        body: resp.body,
-        close: false,
-    })
+    for (name, value) in reply.headers.iter() {
+        if forwards_response_header(name)
+            && !(is_header_name(name.as_bytes()) && is_header_value(value.as_bytes()))
+        {
+            return Err(invalid(name));
+        }
+    }
+    response.backend_headers = reply.headers;
+    Ok(response)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Header;
+    use crate::proto::{ForwardingResp, Header};
+    use prost::Message;
 
     fn header(n: &str, v: &str) -> Header {
         Header {
@@ -330,25 +350,72 @@ mod tests {
         }
     }
 
+    /// What the backend's answer becomes: encoded by prost, read in place, mapped.
+    fn into_response(resp: ForwardingResp) -> Result<Response, GatewayError> {
+        let reply = Reply::decode(resp.encode_to_vec().into()).expect("prost's encoding");
+        super::into_response(reply)
+    }
+
+    fn fields(r: &Response) -> Vec<(&str, &str)> {
+        r.fields().collect()
+    }
+
     #[test]
-    fn answers_map_to_responses() {
+    fn answers_map_to_responses_in_place() {
         let r = into_response(ForwardingResp {
             status_code: 0,
             headers: vec![
-                header("X-A", "1"),
+                header("x-a", "1"),
                 header("connection", "close"),
                 header("content-length", "99"),
                 header("x-a", "2"),
                 header("x-request-id", "theirs"),
+                header("proxy-authenticate", "x"),
             ],
             body: "hi".into(),
         })
         .unwrap();
         assert_eq!(r.status, 200);
+        assert_eq!(&r.body[..], b"hi");
+        assert!(r.headers.is_empty(), "nothing copied: {:?}", r.headers);
+        assert_eq!(fields(&r), [("x-a", "1"), ("x-a", "2")]);
+    }
+
+    #[test]
+    fn upper_case_names_are_lowered_into_the_gateways_list() {
+        let r = into_response(ForwardingResp {
+            status_code: 201,
+            headers: vec![
+                header("X-A", "1"),
+                header("Connection", "close"),
+                header("x-b", "2"),
+                header("X-Request-Id", "theirs"),
+            ],
+            body: "hi".into(),
+        })
+        .unwrap();
+        assert_eq!(r.status, 201);
+        assert!(r.backend_headers.is_empty());
+        assert_eq!(fields(&r), [("x-a", "1"), ("x-b", "2")]);
+    }
+
+    #[test]
+    fn dropped_headers_are_not_checked_and_the_request_id_comes_last() {
+        // A hop-by-hop header is dropped before its value is looked at, as before.
+        let mut r = into_response(ForwardingResp {
+            status_code: 200,
+            headers: vec![header("connection", "a\r\nb"), header("x-a", "1")],
+            ..Default::default()
+        })
+        .unwrap();
+        r.push_header("x-gw", "g");
+        r.request_id = Some(crate::request_id::RequestId::generate(&Cell::new(7)));
+        let id = r.request_id.as_ref().unwrap().as_str().to_string();
         assert_eq!(
-            r.headers,
-            vec![("x-a".into(), "1".into()), ("x-a".into(), "2".into())]
+            fields(&r),
+            [("x-a", "1"), ("x-gw", "g"), ("x-request-id", id.as_str())]
         );
+        assert_eq!(r.header("X-GW"), Some("g"));
     }
 
     #[test]
@@ -366,6 +433,15 @@ mod tests {
             ForwardingResp {
                 status_code: 200,
                 headers: vec![header("bad name", "v")],
+                ..Default::default()
+            },
+            ForwardingResp {
+                status_code: 200,
+                headers: vec![header("X-Upper", "a\nb")],
+                ..Default::default()
+            },
+            ForwardingResp {
+                status_code: 600,
                 ..Default::default()
             },
         ] {

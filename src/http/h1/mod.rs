@@ -18,7 +18,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::Request;
+use crate::http::{Field, Request};
 use crate::shard::Shard;
 use parse::{Framing, Head, HeadLimits};
 
@@ -44,6 +44,25 @@ enum Read {
     Data,
     Closed,
     TimedOut,
+}
+
+/// What a connection keeps from one request to the next, so that the next allocates nothing.
+struct Buffers {
+    /// Bytes read and not yet parsed.
+    read: BytesMut,
+    /// Responses not yet written.
+    out: Vec<u8>,
+    /// The last request's header list, emptied, for the next head.
+    fields: Vec<Field>,
+}
+
+impl Buffers {
+    /// Gives the memory back while the connection idles (see [`read_idle`]).
+    fn free(&mut self) {
+        self.read = BytesMut::new();
+        self.out = Vec::new();
+        self.fields = Vec::new();
+    }
 }
 
 /// Reads more bytes into `buf`, giving up at `deadline`.
@@ -92,19 +111,13 @@ async fn read_up_to(
 /// quiet for longer than [`BUFFER_HOLD`] has them freed while it idles, so ten thousand idle clients
 /// cost their sockets and tasks, not 20 KiB of buffers each. When it speaks again, the buffers come
 /// back with its first bytes.
-async fn read_idle(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    out: &mut Vec<u8>,
-    until: Instant,
-) -> Read {
+async fn read_idle(stream: &mut TcpStream, bufs: &mut Buffers, until: Instant) -> Read {
     let hold = (Instant::now() + BUFFER_HOLD).min(until);
-    match read_more(stream, buf, hold).await {
+    match read_more(stream, &mut bufs.read, hold).await {
         Read::TimedOut if hold < until => {}
         other => return other,
     }
-    *buf = BytesMut::new();
-    *out = Vec::new();
+    bufs.free();
     let mut first = [0u8; IDLE_READ];
     let left = until.saturating_duration_since(Instant::now());
     if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
@@ -113,9 +126,9 @@ async fn read_idle(
     match stream.read(&mut first).await {
         Ok(0) => Read::Closed,
         Ok(n) => {
-            buf.reserve(READ_CHUNK);
-            buf.extend_from_slice(&first[..n]);
-            out.reserve(OUT_CAPACITY);
+            bufs.read.reserve(READ_CHUNK);
+            bufs.read.extend_from_slice(&first[..n]);
+            bufs.out.reserve(OUT_CAPACITY);
             Read::Data
         }
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Read::TimedOut,
@@ -124,29 +137,23 @@ async fn read_idle(
 }
 
 /// Serves HTTP/1.x on `stream`; `buf` holds bytes already read.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, remote: SocketAddr) {
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, buf: BytesMut, remote: SocketAddr) {
     let config = shard.config.clone();
     let _ = stream.set_write_timeout(Some(config.idle_timeout));
     let limits = HeadLimits {
         max_header_bytes: config.max_header_bytes,
         max_headers: config.max_headers,
     };
-    let mut out: Vec<u8> = Vec::with_capacity(OUT_CAPACITY);
+    let mut bufs = Buffers {
+        read: buf,
+        out: Vec::with_capacity(OUT_CAPACITY),
+        fields: Vec::new(),
+    };
     let mut refused = false;
     loop {
         // The path of the request being read, so an error before routing can still name its service.
         let mut path: Option<Bytes> = None;
-        match serve_one(
-            &shard,
-            &mut stream,
-            &mut buf,
-            &mut out,
-            limits,
-            remote,
-            &mut path,
-        )
-        .await
-        {
+        match serve_one(&shard, &mut stream, &mut bufs, limits, remote, &mut path).await {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
@@ -155,24 +162,24 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, mut buf: BytesMut, r
                     .as_deref()
                     .and_then(|p| std::str::from_utf8(p).ok())
                     .and_then(crate::rest::service_of);
-                let response = e.into_response(service, &request_id);
+                let mut response = e.into_response(service, request_id.as_str());
                 shard.metrics.count_response(response.status);
-                let mut response = response;
-                response.push_header("x-request-id", request_id);
-                write::encode(&mut out, &response, false, true, false);
+                response.request_id = Some(request_id);
+                write::encode(&mut bufs.out, &response, false, true, false);
                 refused = true;
                 break;
             }
         }
-        if out.len() >= MAX_PENDING_WRITE || (buf.is_empty() && !out.is_empty()) {
-            if stream.write_all(&out).await.is_err() {
+        let out = &mut bufs.out;
+        if out.len() >= MAX_PENDING_WRITE || (bufs.read.is_empty() && !out.is_empty()) {
+            if stream.write_all(out).await.is_err() {
                 return;
             }
             out.clear();
         }
     }
-    if !out.is_empty() {
-        let _ = stream.write_all(&out).await;
+    if !bufs.out.is_empty() {
+        let _ = stream.write_all(&bufs.out).await;
     }
     if refused {
         linger(&mut stream).await;
@@ -204,16 +211,20 @@ async fn linger(stream: &mut TcpStream) {
 async fn serve_one(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    out: &mut Vec<u8>,
+    bufs: &mut Buffers,
     limits: HeadLimits,
     remote: SocketAddr,
     path_seen: &mut Option<Bytes>,
 ) -> Result<bool, GatewayError> {
     let config = &shard.config;
-    let Some(head) = read_head(shard, stream, buf, out, limits).await? else {
+    let Some(head) = read_head(shard, stream, bufs, limits).await? else {
         return Ok(false);
     };
+    let Buffers {
+        read: buf,
+        out,
+        fields: spare_fields,
+    } = bufs;
     *path_seen = Some(head.path.clone());
     let max_body = shard.max_body_bytes(&head.path);
     if let Framing::Length(n) = head.framing {
@@ -256,9 +267,12 @@ async fn serve_one(
         body,
         remote,
     };
-    let response = crate::router::handle(shard, request).await;
+    let response = crate::router::handle(shard, &request).await;
     let close = response.close || !keep_alive || shard.is_draining();
     write::encode(out, &response, head_request, close, http10);
+    // The header list goes back to the connection for the next request.
+    *spare_fields = request.headers;
+    spare_fields.clear();
     Ok(!close)
 }
 
@@ -277,34 +291,33 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayE
 async fn read_head(
     shard: &Shard,
     stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    out: &mut Vec<u8>,
+    bufs: &mut Buffers,
     limits: HeadLimits,
 ) -> Result<Option<Head>, GatewayError> {
     let config = &shard.config;
     let mut deadline = None::<Instant>;
     loop {
-        if !buf.is_empty() {
-            if let Some(head) = parse::parse_head(buf, limits)? {
+        if !bufs.read.is_empty() {
+            if let Some(head) = parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields)? {
                 return Ok(Some(head));
             }
         }
         // Nothing more to parse: answers to earlier pipelined requests go out before we wait.
-        if !out.is_empty() {
-            if stream.write_all(out).await.is_err() {
+        if !bufs.out.is_empty() {
+            if stream.write_all(&bufs.out).await.is_err() {
                 return Ok(None);
             }
-            out.clear();
+            bufs.out.clear();
         }
         let until = match deadline {
             Some(d) => d,
-            None if buf.is_empty() => Instant::now() + config.idle_timeout,
+            None if bufs.read.is_empty() => Instant::now() + config.idle_timeout,
             None => *deadline.insert(Instant::now() + config.header_timeout),
         };
-        let read = if buf.is_empty() && deadline.is_none() {
-            read_idle(stream, buf, out, until).await
+        let read = if bufs.read.is_empty() && deadline.is_none() {
+            read_idle(stream, bufs, until).await
         } else {
-            read_more(stream, buf, until).await
+            read_more(stream, &mut bufs.read, until).await
         };
         match read {
             Read::Data => {
@@ -313,7 +326,7 @@ async fn read_head(
                 }
             }
             Read::Closed => return Ok(None),
-            Read::TimedOut if buf.is_empty() => return Ok(None),
+            Read::TimedOut if bufs.read.is_empty() => return Ok(None),
             Read::TimedOut => {
                 return Err(GatewayError::new(
                     ErrorKind::RequestTimeout,

@@ -64,6 +64,16 @@ const MAX_CONTENT_LENGTH_DIGITS: usize = 19;
 /// Parses the head at the start of `buf`. `Ok(None)` means more bytes are needed; on success the
 /// head's bytes are split off `buf` (names lower-cased in place, values shared, not copied).
 pub fn parse_head(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>, GatewayError> {
+    parse_head_into(buf, limits, &mut Vec::new())
+}
+
+/// [`parse_head`], collecting the headers into `spare` (an empty list kept by the connection from
+/// its last request, so a request reuses its predecessor's allocation); a complete head takes it.
+pub fn parse_head_into(
+    buf: &mut BytesMut,
+    limits: HeadLimits,
+    spare: &mut Vec<Field>,
+) -> Result<Option<Head>, GatewayError> {
     /// Where a header's name and value lie in `buf`: (start, len) each.
     type HeaderSpan = ((usize, usize), (usize, usize));
     struct Spans {
@@ -137,7 +147,9 @@ pub fn parse_head(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>
     let target = origin_form(&target)?;
     let (path, query) = crate::http::Request::split_target(&target);
 
-    let mut headers = Vec::with_capacity(header_spans.len());
+    let mut headers = std::mem::take(spare);
+    headers.clear();
+    headers.reserve(header_spans.len());
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut hosts = 0;

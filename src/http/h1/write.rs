@@ -19,7 +19,7 @@ pub fn encode(
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Unknown");
     let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
-    for (name, value) in &response.headers {
+    for (name, value) in response.fields() {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());

@@ -1,0 +1,92 @@
+//! The id every response carries in `x-request-id` and every error body in `request_id`: the
+//! client's own id when it sent a usable one, otherwise one made up by the shard.
+//!
+//! Neither kind allocates: a client's id shares the request head's buffer, a generated one is 32
+//! hex digits kept inline.
+
+use std::cell::Cell;
+
+use bytes::Bytes;
+
+/// Longest client-supplied `x-request-id` kept; longer ones are replaced by a generated id.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// Hex digits in a generated id: 128 random bits, as many as a UUID.
+const GENERATED_LEN: usize = 32;
+
+/// A request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestId {
+    /// The client's `x-request-id`, checked by [`RequestId::from_client`].
+    Client(Bytes),
+    /// Made up by the gateway.
+    Generated([u8; GENERATED_LEN]),
+}
+
+impl RequestId {
+    /// The client's id if it is 1 to 128 visible ASCII characters (safe to echo in a header and a
+    /// log line).
+    pub fn from_client(value: &Bytes) -> Option<RequestId> {
+        let usable = !value.is_empty()
+            && value.len() <= MAX_CLIENT_ID_LEN
+            && value.iter().all(|c| c.is_ascii_graphic());
+        usable.then(|| RequestId::Client(value.clone()))
+    }
+
+    /// A fresh id from the shard's generator.
+    pub fn generate(rng: &Cell<u64>) -> RequestId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = [0u8; GENERATED_LEN];
+        for half in id.chunks_exact_mut(16) {
+            let mut bits = crate::upstream::next_random(rng);
+            for digit in half.iter_mut().rev() {
+                *digit = HEX[(bits & 0xf) as usize];
+                bits >>= 4;
+            }
+        }
+        RequestId::Generated(id)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        let bytes = match self {
+            RequestId::Client(b) => &b[..],
+            RequestId::Generated(b) => &b[..],
+        };
+        // Both kinds are ASCII by construction.
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids() {
+        let ok = |s: &'static str| RequestId::from_client(&Bytes::from_static(s.as_bytes()));
+        assert_eq!(ok("abc-123").unwrap().as_str(), "abc-123");
+        assert!(ok("").is_none());
+        assert!(ok("a b").is_none());
+        assert!(ok("é").is_none());
+        let long = Bytes::from("x".repeat(MAX_CLIENT_ID_LEN + 1));
+        assert!(RequestId::from_client(&long).is_none());
+        assert!(RequestId::from_client(&long.slice(1..)).is_some());
+    }
+
+    #[test]
+    fn generated_ids_are_32_hex_digits_and_differ() {
+        let rng = Cell::new(0x1234_5678_9abc_def1);
+        let a = RequestId::generate(&rng);
+        let b = RequestId::generate(&rng);
+        assert_eq!(a.as_str().len(), 32);
+        assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,398 @@
+//! A backend's `ForwardingResp`, read in place.
+//!
+//! The answer arrives as one `Bytes` (the gRPC message). [`Reply::decode`] checks the whole
+//! message once, as prost would (wire format, field types, UTF-8 of the `string` fields; unknown
+//! fields are skipped, a repeated scalar field keeps its last value), and keeps it: the body is a
+//! slice of the same buffer and [`ReplyHeaders`] walks the encoded headers again when the response
+//! is written. Nothing is copied and nothing is allocated per answer; prost's generated type
+//! allocated a `Vec` and two `String`s per header.
+//!
+//! The walk itself is [`Fields`], a reader over one message's fields; the checked decode and the
+//! later iteration share it, so they cannot disagree about the encoding.
+
+use bytes::Bytes;
+
+/// `ForwardingResp` field numbers (`proto/forwarding/v1/forwarding.proto`).
+const RESP_STATUS_CODE: u32 = 1;
+const RESP_HEADERS: u32 = 2;
+const RESP_BODY: u32 = 3;
+/// `Header` field numbers.
+const HEADER_NAME: u32 = 1;
+const HEADER_VALUE: u32 = 2;
+/// Deepest group nesting skipped in an unknown field; prost's recursion limit is 100, and no
+/// proto3 peer writes groups at all.
+const MAX_GROUP_DEPTH: u32 = 32;
+
+/// The message is not a valid `ForwardingResp` encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+/// One field's value, borrowed from the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    /// Fixed-width numbers and groups: nothing of ours, skipped.
+    Other,
+}
+
+/// Reads the fields of one encoded message in order.
+struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn new(message: &'a [u8]) -> Self {
+        Fields { rest: message }
+    }
+
+    fn varint(&mut self) -> Result<u64, Malformed> {
+        let mut value = 0u64;
+        for (i, &b) in self.rest.iter().enumerate().take(10) {
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                // The tenth byte may only carry the top bit of a u64.
+                if i == 9 && b > 1 {
+                    return Err(Malformed);
+                }
+                self.rest = &self.rest[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(Malformed)
+    }
+
+    /// A field key: (field number, wire type). Keys must fit 32 bits and numbers start at 1.
+    fn key(&mut self) -> Result<(u32, u32), Malformed> {
+        let key = u32::try_from(self.varint()?).map_err(|_| Malformed)?;
+        if key >> 3 == 0 {
+            return Err(Malformed);
+        }
+        Ok((key >> 3, key & 7))
+    }
+
+    fn take(&mut self, len: u64) -> Result<&'a [u8], Malformed> {
+        let len = usize::try_from(len).map_err(|_| Malformed)?;
+        if len > self.rest.len() {
+            return Err(Malformed);
+        }
+        let (taken, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(taken)
+    }
+
+    /// The next field as (number, value), `None` at the end of the message.
+    fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, Malformed> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let (number, wire_type) = self.key()?;
+        let value = match wire_type {
+            0 => Value::Varint(self.varint()?),
+            1 => {
+                self.take(8)?;
+                Value::Other
+            }
+            2 => {
+                let len = self.varint()?;
+                Value::Bytes(self.take(len)?)
+            }
+            3 => {
+                self.skip_group(number, 0)?;
+                Value::Other
+            }
+            5 => {
+                self.take(4)?;
+                Value::Other
+            }
+            // 4 (an end-group with no start) and 6, 7 (undefined).
+            _ => return Err(Malformed),
+        };
+        Ok(Some((number, value)))
+    }
+
+    /// Skips the rest of the group started by field `number`, through its end-group key.
+    fn skip_group(&mut self, number: u32, depth: u32) -> Result<(), Malformed> {
+        if depth >= MAX_GROUP_DEPTH {
+            return Err(Malformed);
+        }
+        loop {
+            let (inner, wire_type) = self.key()?;
+            match wire_type {
+                0 => {
+                    self.varint()?;
+                }
+                1 => {
+                    self.take(8)?;
+                }
+                2 => {
+                    let len = self.varint()?;
+                    self.take(len)?;
+                }
+                3 => self.skip_group(inner, depth + 1)?,
+                4 if inner == number => return Ok(()),
+                5 => {
+                    self.take(4)?;
+                }
+                _ => return Err(Malformed),
+            }
+        }
+    }
+}
+
+/// One `Header` message: (name, value), each the last occurrence of its field.
+fn header(message: &[u8]) -> Result<(&str, &str), Malformed> {
+    // Every occurrence must be UTF-8, not only the one that wins.
+    let text = |b| std::str::from_utf8(b).map_err(|_| Malformed);
+    let (mut name, mut value) = ("", "");
+    let mut fields = Fields::new(message);
+    while let Some((number, v)) = fields.next_field()? {
+        match (number, v) {
+            (HEADER_NAME, Value::Bytes(b)) => name = text(b)?,
+            (HEADER_VALUE, Value::Bytes(b)) => value = text(b)?,
+            (HEADER_NAME | HEADER_VALUE, _) => return Err(Malformed),
+            _ => {}
+        }
+    }
+    Ok((name, value))
+}
+
+/// A checked `ForwardingResp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// `status_code` as sent (0 means 200; the range is checked when mapping to a response).
+    pub status_code: i32,
+    /// The headers, in order.
+    pub headers: ReplyHeaders,
+    /// The body: a slice of the message.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// Checks `message` (one `ForwardingResp` encoding) and keeps it.
+    pub fn decode(message: Bytes) -> Result<Reply, Malformed> {
+        let mut status_code = 0;
+        let mut body: &[u8] = b"";
+        let mut headers = 0usize;
+        let mut fields = Fields::new(&message);
+        while let Some((number, value)) = fields.next_field()? {
+            match (number, value) {
+                // int32 travels as a varint of its 64-bit sign extension: truncation is the decode.
+                (RESP_STATUS_CODE, Value::Varint(v)) => status_code = v as i32,
+                (RESP_HEADERS, Value::Bytes(h)) => {
+                    header(h)?;
+                    headers += 1;
+                }
+                (RESP_BODY, Value::Bytes(b)) => body = b,
+                (RESP_STATUS_CODE | RESP_HEADERS | RESP_BODY, _) => return Err(Malformed),
+                _ => {}
+            }
+        }
+        let body = message.slice_ref(body);
+        Ok(Reply {
+            status_code,
+            headers: ReplyHeaders {
+                message: if headers == 0 { Bytes::new() } else { message },
+                len: headers,
+            },
+            body,
+        })
+    }
+}
+
+/// The headers of a checked `ForwardingResp`, still in their encoding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyHeaders {
+    /// The whole checked message (empty when it has no headers).
+    message: Bytes,
+    len: usize,
+}
+
+impl ReplyHeaders {
+    /// How many headers there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The headers as (name, value), in order.
+    pub fn iter(&self) -> ReplyHeaderIter<'_> {
+        ReplyHeaderIter {
+            fields: Fields::new(&self.message),
+        }
+    }
+}
+
+/// Iterator over [`ReplyHeaders`].
+pub struct ReplyHeaderIter<'a> {
+    fields: Fields<'a>,
+}
+
+impl<'a> Iterator for ReplyHeaderIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The message was checked by `Reply::decode`, so the errors below cannot happen; they end
+        // the iteration rather than panic.
+        while let Some((number, value)) = self.fields.next_field().ok()? {
+            if let (RESP_HEADERS, Value::Bytes(h)) = (number, value) {
+                return header(h).ok();
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{ForwardingResp, Header};
+    use prost::Message;
+
+    fn h(n: &str, v: &str) -> Header {
+        Header {
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    fn same_as_prost(bytes: &[u8]) {
+        let ours = Reply::decode(Bytes::copy_from_slice(bytes));
+        let theirs = ForwardingResp::decode(bytes);
+        match (ours, theirs) {
+            (Ok(ours), Ok(theirs)) => {
+                assert_eq!(ours.status_code, theirs.status_code, "{bytes:?}");
+                assert_eq!(ours.body, theirs.body, "{bytes:?}");
+                let headers: Vec<Header> = ours.headers.iter().map(|(n, v)| h(n, v)).collect();
+                assert_eq!(headers, theirs.headers, "{bytes:?}");
+                assert_eq!(ours.headers.len(), theirs.headers.len());
+            }
+            (Err(Malformed), Err(_)) => {}
+            (ours, theirs) => panic!("{bytes:?}: ours {ours:?}, prost {theirs:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_what_prost_writes() {
+        let resp = ForwardingResp {
+            status_code: 201,
+            headers: vec![
+                h("content-type", "application/json"),
+                h("x-a", "é"),
+                h("x-a", ""),
+            ],
+            body: Bytes::from_static(b"{\"ok\":true}"),
+        };
+        let bytes = resp.encode_to_vec();
+        let reply = Reply::decode(Bytes::from(bytes.clone())).unwrap();
+        assert_eq!(reply.status_code, 201);
+        assert_eq!(&reply.body[..], b"{\"ok\":true}");
+        assert_eq!(
+            reply.headers.iter().collect::<Vec<_>>(),
+            [
+                ("content-type", "application/json"),
+                ("x-a", "é"),
+                ("x-a", "")
+            ]
+        );
+        same_as_prost(&bytes);
+        // Negative int32s are ten-byte varints.
+        same_as_prost(
+            &ForwardingResp {
+                status_code: -1,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        same_as_prost(&[]);
+    }
+
+    #[test]
+    fn body_and_headers_share_the_message() {
+        let bytes = Bytes::from(
+            ForwardingResp {
+                status_code: 200,
+                headers: vec![h("x", "y")],
+                body: Bytes::from_static(b"body"),
+            }
+            .encode_to_vec(),
+        );
+        let reply = Reply::decode(bytes.clone()).unwrap();
+        let inside = bytes.as_ptr_range();
+        assert!(inside.contains(&reply.body.as_ptr()));
+        let (name, _) = reply.headers.iter().next().unwrap();
+        assert!(inside.contains(&name.as_ptr()));
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped_and_the_last_scalar_wins() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&[0x08, 0x90, 0x03]); // status_code 400
+        bytes.extend_from_slice(&[0x1a, 0x01, b'a']); // body "a"
+        bytes.extend_from_slice(&[0x20, 0x07]); // field 4, varint (unknown)
+        bytes.extend_from_slice(&[0x29, 1, 2, 3, 4, 5, 6, 7, 8]); // field 5, fixed64
+        bytes.extend_from_slice(&[0x35, 1, 2, 3, 4]); // field 6, fixed32
+        bytes.extend_from_slice(&[0x3b, 0x08, 0x01, 0x43, 0x44, 0x3c]); // field 7, nested groups
+        bytes.extend_from_slice(&[0x12, 0x07, 0x0a, 0x01, b'n', 0x12, 0x00, 0x18, 0x05]); // header + unknown
+        bytes.extend_from_slice(&[0x08, 0xc8, 0x01]); // status_code 200
+        bytes.extend_from_slice(&[0x1a, 0x01, b'b']); // body "b"
+        let reply = Reply::decode(Bytes::from(bytes.clone())).unwrap();
+        assert_eq!(reply.status_code, 200);
+        assert_eq!(&reply.body[..], b"b");
+        assert_eq!(reply.headers.iter().collect::<Vec<_>>(), [("n", "")]);
+        same_as_prost(&bytes);
+    }
+
+    #[test]
+    fn malformed_messages_are_refused_like_prost_refuses_them() {
+        let cases: &[&[u8]] = &[
+            &[0x08], // varint cut short
+            &[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+            ], // varint overflow
+            &[0x1a, 0x05, b'a'], // length past the end
+            &[0x10, 0x01], // headers as a varint
+            &[0x0a, 0x00], // status_code as bytes
+            &[0x12, 0x03, 0x0a, 0x01, 0xff], // header name not UTF-8
+            &[0x12, 0x02, 0x08, 0x01], // header name as a varint
+            &[0x00, 0x01], // field number 0
+            &[0x0c], // end group without a start
+            &[0x0e], // wire type 6
+            &[0x3b, 0x08, 0x01], // group never ends
+            &[0x3b, 0x44], // group ended by another number
+            b"\x0fnot a ForwardingResp",
+        ];
+        for case in cases {
+            assert_eq!(
+                Reply::decode(Bytes::from_static(case)),
+                Err(Malformed),
+                "{case:?}"
+            );
+            same_as_prost(case);
+        }
+    }
+
+    #[test]
+    fn agrees_with_prost_on_every_prefix_and_byte_flip() {
+        let bytes = ForwardingResp {
+            status_code: 404,
+            headers: vec![h("content-type", "text/plain"), h("x-b", "2")],
+            body: Bytes::from_static(b"missing"),
+        }
+        .encode_to_vec();
+        for end in 0..=bytes.len() {
+            same_as_prost(&bytes[..end]);
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x08, 0x80, 0xff] {
+                let mut changed = bytes.clone();
+                changed[i] ^= flip;
+                same_as_prost(&changed);
+            }
+        }
+    }
+}
