@@ -309,11 +309,20 @@ pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
         ))
     };
     let mut response = Response::new(status, reply.body);
-    if reply
-        .headers
-        .iter()
-        .any(|(name, _)| name.bytes().any(|b| b.is_ascii_uppercase()))
-    {
+    // One walk checks the usual answer; the first upper-case name switches to copying.
+    let mut upper_case = false;
+    for (name, value) in reply.headers.iter() {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            upper_case = true;
+            break;
+        }
+        if forwards_response_header(name)
+            && !(is_header_name(name.as_bytes()) && is_header_value(value.as_bytes()))
+        {
+            return Err(invalid(name));
+        }
+    }
+    if upper_case {
         for (name, value) in reply.headers.iter() {
             let name = name.to_ascii_lowercase();
             if !forwards_response_header(&name) {
@@ -325,13 +334,6 @@ pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
             response.push_header(name, value.to_owned());
         }
         return Ok(response);
-    }
-    for (name, value) in reply.headers.iter() {
-        if forwards_response_header(name)
-            && !(is_header_name(name.as_bytes()) && is_header_value(value.as_bytes()))
-        {
-            return Err(invalid(name));
-        }
     }
     response.backend_headers = reply.headers;
     Ok(response)

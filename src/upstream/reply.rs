@@ -140,16 +140,33 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// One `Header` message: (name, value), each the last occurrence of its field.
+/// One `Header` message: (name, value), each the last occurrence of its field. Every occurrence
+/// must be UTF-8 (as prost requires), not only the one that wins.
 fn header(message: &[u8]) -> Result<(&str, &str), Malformed> {
-    // Every occurrence must be UTF-8, not only the one that wins.
-    let text = |b| std::str::from_utf8(b).map_err(|_| Malformed);
-    let (mut name, mut value) = ("", "");
+    fn text(b: &[u8]) -> Result<&str, Malformed> {
+        std::str::from_utf8(b).map_err(|_| Malformed)
+    }
+    let (name, value) = header_bytes(message, |b| text(b).map(|_| ()))?;
+    Ok((text(name)?, text(value)?))
+}
+
+/// One `Header` message's (name, value) bytes; `check` sees every occurrence of either.
+fn header_bytes(
+    message: &[u8],
+    mut check: impl FnMut(&[u8]) -> Result<(), Malformed>,
+) -> Result<(&[u8], &[u8]), Malformed> {
+    let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
     let mut fields = Fields::new(message);
     while let Some((number, v)) = fields.next_field()? {
         match (number, v) {
-            (HEADER_NAME, Value::Bytes(b)) => name = text(b)?,
-            (HEADER_VALUE, Value::Bytes(b)) => value = text(b)?,
+            (HEADER_NAME, Value::Bytes(b)) => {
+                check(b)?;
+                name = b;
+            }
+            (HEADER_VALUE, Value::Bytes(b)) => {
+                check(b)?;
+                value = b;
+            }
             (HEADER_NAME | HEADER_VALUE, _) => return Err(Malformed),
             _ => {}
         }
@@ -240,7 +257,16 @@ impl<'a> Iterator for ReplyHeaderIter<'a> {
         // the iteration rather than panic.
         while let Some((number, value)) = self.fields.next_field().ok()? {
             if let (RESP_HEADERS, Value::Bytes(h)) = (number, value) {
-                return header(h).ok();
+                let (name, value) = header_bytes(h, |_| Ok(())).ok()?;
+                // SAFETY: `ReplyHeaders` is only made by `Reply::decode`, which checked that
+                // every name and value in this (immutable) message is UTF-8, so the walk is not
+                // repeated each time the headers are read.
+                return Some(unsafe {
+                    (
+                        std::str::from_utf8_unchecked(name),
+                        std::str::from_utf8_unchecked(value),
+                    )
+                });
             }
         }
         None
