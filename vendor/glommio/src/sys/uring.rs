@@ -907,8 +907,8 @@ impl SleepableRing {
             // switchyard patch: the main ring (network I/O) asks for cooperative task
             // running. Without it, every completion that arrives while this thread runs
             // user code is delivered by a reschedule IPI to this core; with it, completions
-            // are picked up at the thread's next io_uring_enter, which the executor makes
-            // on every loop turn and before it sleeps (a sleeping thread is still woken).
+            // are posted when the thread next returns from any system call, at the latest
+            // when the executor parks (a sleeping thread is still woken).
             // The latency ring keeps the default: its preemption timer must interrupt a
             // task that makes no system call. Kernels before 5.19 refuse the flag; we
             // then fall back to the default.
@@ -1240,6 +1240,9 @@ pub(crate) struct Reactor {
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    // switchyard patch: whether `latency_preemption_timeout_src` holds a preemption timer (as
+    // opposed to the user timer armed before sleeping).
+    latency_src_is_preempt: Cell<bool>,
 
     link_fd: RawFd,
 
@@ -1371,6 +1374,7 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            latency_src_is_preempt: Cell::new(false),
             blocking_thread,
             link_fd,
             notifier,
@@ -1831,22 +1835,38 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
+        // switchyard patch: a turn that asks for a preempt timer (the executor's poll before
+        // running tasks) never sleeps, so the preemption timers armed by an earlier turn that
+        // have not fired yet are kept. Cancelling and re-arming both on every turn cost five
+        // submissions and a second io_uring_enter per turn; keeping them only means a time
+        // slice may end a little early, which is harmless.
+        let polling = preempt_timer().is_some();
+        let keep_latency = polling
+            && self.latency_src_is_preempt.get()
+            && pending(&self.latency_preemption_timeout_src);
+        let keep_throughput = polling && pending(&self.throughput_preemption_timeout_src);
+
         // Cancel the old timer regardless of whether we can sleep:
         // if we won't sleep, we will register the new timer with its new
         // value.
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        if !keep_latency {
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_src_is_preempt.set(false);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        if !keep_throughput {
+            self.throughput_preemption_timeout_src.replace(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1897,9 +1917,12 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            if !keep_latency {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_src_is_preempt.set(true);
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
@@ -2043,6 +2066,15 @@ fn queue_request_into_ring(
 
 impl Drop for Reactor {
     fn drop(&mut self) {}
+}
+
+
+/// switchyard patch: whether the timer in `slot` is armed and has not fired.
+fn pending(slot: &Cell<Option<Source>>) -> bool {
+    let source = slot.take();
+    let pending = source.as_ref().is_some_and(|s| s.result().is_none());
+    slot.set(source);
+    pending
 }
 
 #[cfg(test)]
