@@ -286,9 +286,11 @@ mod tests {
         }
     }
 
-    fn same_as_prost(bytes: &[u8]) {
+    /// Checks that the reader and prost agree on `bytes`; true if both accepted it.
+    fn same_as_prost(bytes: &[u8]) -> bool {
         let ours = Reply::decode(Bytes::copy_from_slice(bytes));
         let theirs = ForwardingResp::decode(bytes);
+        let accepted = ours.is_ok();
         match (ours, theirs) {
             (Ok(ours), Ok(theirs)) => {
                 assert_eq!(ours.status_code, theirs.status_code, "{bytes:?}");
@@ -300,6 +302,7 @@ mod tests {
             (Err(Malformed), Err(_)) => {}
             (ours, theirs) => panic!("{bytes:?}: ours {ours:?}, prost {theirs:?}"),
         }
+        accepted
     }
 
     #[test]
@@ -420,5 +423,67 @@ mod tests {
                 same_as_prost(&changed);
             }
         }
+    }
+
+    /// Random answers as other protobuf libraries could write them: fields in any order and
+    /// repeated, unknown fields of every wire type, and random bytes spliced in. A fixed seed keeps
+    /// the cases the same from run to run.
+    #[test]
+    fn agrees_with_prost_on_random_messages() {
+        let rng = std::cell::Cell::new(0x9e37_79b9_7f4a_7c15_u64);
+        let next = |bound: u64| crate::upstream::next_random(&rng) % bound;
+        let varint = |out: &mut Vec<u8>, mut v: u64| loop {
+            if v < 0x80 {
+                out.push(v as u8);
+                break;
+            }
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        };
+        let cases = 3_000;
+        let mut accepted = 0;
+        for _ in 0..cases {
+            let mut bytes = Vec::new();
+            for _ in 0..next(8) {
+                let number = [1, 2, 3, 4, 15, 16, 2047][next(7) as usize];
+                let wire = [0, 1, 2, 2, 2, 3, 5][next(7) as usize];
+                varint(&mut bytes, (number << 3) | wire);
+                match wire {
+                    0 => varint(&mut bytes, next(u64::MAX)),
+                    1 => bytes.extend_from_slice(&next(u64::MAX).to_le_bytes()),
+                    5 => bytes.extend_from_slice(&(next(u64::MAX) as u32).to_le_bytes()),
+                    3 => {
+                        varint(&mut bytes, 7 << 3); // field 7, varint
+                        varint(&mut bytes, next(300));
+                        varint(&mut bytes, (number << 3) | 4);
+                    }
+                    _ => {
+                        let mut inner = Vec::new();
+                        for _ in 0..next(4) {
+                            let field = 1 + next(3);
+                            varint(&mut inner, (field << 3) | 2);
+                            let text: &[u8] =
+                                [&b"x-a"[..], b"", b"caf\xc3\xa9", b"\xff"][next(4) as usize];
+                            varint(&mut inner, text.len() as u64);
+                            inner.extend_from_slice(text);
+                        }
+                        varint(&mut bytes, inner.len() as u64);
+                        bytes.extend_from_slice(&inner);
+                    }
+                }
+            }
+            if next(4) == 0 && !bytes.is_empty() {
+                let at = next(bytes.len() as u64) as usize;
+                bytes[at] = next(256) as u8;
+            }
+            if same_as_prost(&bytes) {
+                accepted += 1;
+            }
+        }
+        // Both outcomes must be exercised for the comparison to mean anything.
+        assert!(
+            (cases / 10..cases * 9 / 10).contains(&accepted),
+            "{accepted} of {cases} accepted"
+        );
     }
 }
