@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 
 use crate::shard::Shard;
@@ -190,10 +189,9 @@ pub async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream, remote: S
         if n >= H2_PREFACE.len() {
             break Some(true);
         }
-        buf.resize(n + h1::HEAD_READ, 0);
-        match stream.read(&mut buf[n..]).await {
+        match crate::io::read_append(&mut stream, &mut buf, h1::HEAD_READ).await {
             Ok(0) | Err(_) => break None,
-            Ok(read) => buf.truncate(n + read),
+            Ok(_) => {}
         }
     };
     match is_h2 {

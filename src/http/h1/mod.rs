@@ -70,9 +70,9 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, deadline: Instant
     read_up_to(stream, buf, HEAD_READ, deadline).await
 }
 
-/// Reads at most `want` more bytes into `buf`, giving up at `deadline`. The space is zeroed before
-/// the read (safe Rust cannot hand uninitialised memory to a reader), so `want` is sized to what is
-/// expected: a head is small, a body's remaining length is known.
+/// Reads at most `want` more bytes into `buf`, giving up at `deadline`. The bytes arrive through
+/// the shard's read buffer ([`crate::io::read_append`]), so only what was received is copied and
+/// nothing is zeroed per read.
 async fn read_up_to(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
@@ -83,20 +83,10 @@ async fn read_up_to(
     if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
         return Read::TimedOut;
     }
-    let n = buf.len();
-    buf.resize(n + want, 0);
-    let result = stream.read(&mut buf[n..]).await;
-    match result {
-        Ok(0) => {
-            buf.truncate(n);
-            Read::Closed
-        }
-        Ok(read) => {
-            buf.truncate(n + read);
-            Read::Data
-        }
+    match crate::io::read_append(stream, buf, want).await {
+        Ok(0) => Read::Closed,
+        Ok(_) => Read::Data,
         Err(e) => {
-            buf.truncate(n);
             if e.kind() == std::io::ErrorKind::TimedOut {
                 Read::TimedOut
             } else {
