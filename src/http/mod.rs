@@ -195,7 +195,10 @@ pub async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream, remote: S
         }
     };
     match is_h2 {
-        Some(true) => h2::serve(shard, stream, buf.freeze(), remote).await,
+        // Boxed (one allocation per HTTP/2 connection, not per request): the HTTP/2 server's
+        // state is the largest branch and would otherwise size every connection's task, idle
+        // HTTP/1.1 keep-alive connections included.
+        Some(true) => Box::pin(h2::serve(shard, stream, buf.freeze(), remote)).await,
         Some(false) => h1::serve(shard, stream, buf, remote).await,
         None => {}
     }
