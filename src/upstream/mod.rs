@@ -12,6 +12,7 @@ pub mod codec;
 pub mod pool;
 pub mod reply;
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -309,33 +310,33 @@ pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
         ))
     };
     let mut response = Response::new(status, reply.body);
-    // One walk checks the usual answer; the first upper-case name switches to copying.
+    // One walk checks every header under its lower-case name; only a name with upper-case letters
+    // is copied to get one.
     let mut upper_case = false;
     for (name, value) in reply.headers.iter() {
-        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        let name: Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
             upper_case = true;
-            break;
-        }
-        if forwards_response_header(name)
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        if forwards_response_header(&name)
             && !(is_header_name(name.as_bytes()) && is_header_value(value.as_bytes()))
         {
-            return Err(invalid(name));
+            return Err(invalid(&name));
         }
     }
     if upper_case {
+        // Checked above; written from the gateway's own list under lower-case names.
         for (name, value) in reply.headers.iter() {
             let name = name.to_ascii_lowercase();
-            if !forwards_response_header(&name) {
-                continue;
+            if forwards_response_header(&name) {
+                response.push_header(name, value.to_owned());
             }
-            if !is_header_name(name.as_bytes()) || !is_header_value(value.as_bytes()) {
-                return Err(invalid(&name));
-            }
-            response.push_header(name, value.to_owned());
         }
-        return Ok(response);
+    } else {
+        response.backend_headers = reply.headers;
     }
-    response.backend_headers = reply.headers;
     Ok(response)
 }
 
