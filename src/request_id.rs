@@ -8,6 +8,8 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 
+use crate::http::Field;
+
 /// Longest client-supplied `x-request-id` kept; longer ones are replaced by a generated id.
 pub const MAX_CLIENT_ID_LEN: usize = 128;
 
@@ -31,6 +33,15 @@ impl RequestId {
             && value.len() <= MAX_CLIENT_ID_LEN
             && value.iter().all(|c| c.is_ascii_graphic());
         usable.then(|| RequestId::Client(value.clone()))
+    }
+
+    /// The id for a request with `headers`: its first `x-request-id` if usable, else a fresh one.
+    pub fn for_request(headers: &[Field], rng: &Cell<u64>) -> RequestId {
+        headers
+            .iter()
+            .find(|f| f.name.as_ref() == b"x-request-id")
+            .and_then(|f| RequestId::from_client(&f.value))
+            .unwrap_or_else(|| RequestId::generate(rng))
     }
 
     /// A fresh id from the shard's generator.
@@ -78,6 +89,18 @@ mod tests {
         let long = Bytes::from("x".repeat(MAX_CLIENT_ID_LEN + 1));
         assert!(RequestId::from_client(&long).is_none());
         assert!(RequestId::from_client(&long.slice(1..)).is_some());
+    }
+
+    #[test]
+    fn a_request_keeps_its_first_usable_id() {
+        let rng = Cell::new(3);
+        let with =
+            |v: &'static str| vec![Field::new("accept", "*/*"), Field::new("x-request-id", v)];
+        assert_eq!(RequestId::for_request(&with("r-1"), &rng).as_str(), "r-1");
+        let bad = RequestId::for_request(&with("has space"), &rng);
+        assert!(matches!(bad, RequestId::Generated(_)), "{bad}");
+        let none = RequestId::for_request(&[], &rng);
+        assert!(matches!(none, RequestId::Generated(_)), "{none}");
     }
 
     #[test]

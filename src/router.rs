@@ -13,12 +13,7 @@ use crate::shard::Shard;
 /// Serves one request.
 pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Response {
     let start = Instant::now();
-    let request_id = request
-        .headers
-        .iter()
-        .find(|f| f.name.as_ref() == b"x-request-id")
-        .and_then(|f| RequestId::from_client(&f.value))
-        .unwrap_or_else(|| shard.new_request_id());
+    let request_id = RequestId::for_request(&request.headers, &shard.rng);
     let path = request.path_str();
     let result = if path == "/-" || path.starts_with("/-/") {
         crate::admin::handle(shard, request).await

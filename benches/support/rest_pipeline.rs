@@ -3,6 +3,7 @@
 //! buffers the gateway reuses per connection (read buffer, output buffer, header list) and per
 //! shard (encode buffer). Only the two sockets are missing.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
@@ -88,6 +89,8 @@ pub struct Pipeline {
     pub out: Vec<u8>,
     pub answer: Bytes,
     pub remote: SocketAddr,
+    /// The shard's generator (unused while requests carry their own id).
+    pub rng: Cell<u64>,
 }
 
 impl Pipeline {
@@ -100,6 +103,7 @@ impl Pipeline {
             out: Vec::with_capacity(4096),
             answer: response_frame(),
             remote: "10.1.2.3:45678".parse().expect("valid address"),
+            rng: Cell::new(1),
         }
     }
 
@@ -116,12 +120,11 @@ impl Pipeline {
             .expect("valid request")
             .expect("complete request");
         mark("parse head");
-        let request_id = head
-            .headers
-            .iter()
-            .find(|f| f.name.as_ref() == b"x-request-id")
-            .and_then(|f| RequestId::from_client(&f.value))
-            .expect("request id");
+        let request_id = RequestId::for_request(&head.headers, &self.rng);
+        assert!(
+            matches!(request_id, RequestId::Client(_)),
+            "the client's id"
+        );
         mark("request id");
         let (service, path) = split_path(&head.path);
         let name = std::str::from_utf8(&service).expect("utf-8");
