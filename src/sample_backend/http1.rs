@@ -11,7 +11,7 @@
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::routes::{self, Action, INSTANCE_HEADER};
@@ -64,11 +64,9 @@ pub(super) async fn serve_connection(mut stream: TcpStream, instance: Rc<Instanc
             if buf.len() > MAX_REQUEST {
                 return;
             }
-            let n = buf.len();
-            buf.resize(n + READ_CHUNK, 0);
-            match stream.read(&mut buf[n..]).await {
+            match crate::io::read_append(&mut stream, &mut buf, READ_CHUNK).await {
                 Ok(0) | Err(_) => return,
-                Ok(read) => buf.truncate(n + read),
+                Ok(_) => {}
             }
         };
         let answer = match routes::respond(&parsed.req, instance.id()) {
