@@ -184,6 +184,18 @@ impl Run {
         self.start + Duration::from_nanos((index as f64 * self.interval_ns) as u64)
     }
 
+    /// Waits for connection `conn`'s next slot (`k` counts its slots) and returns the slot's
+    /// scheduled time, or `None` once the schedule is over.
+    async fn next_slot(&self, conn: usize, k: &mut u64) -> Option<Instant> {
+        let scheduled = self.scheduled(conn, *k);
+        *k += 1;
+        if scheduled >= self.end {
+            return None;
+        }
+        sleep_until(scheduled).await;
+        Some(scheduled)
+    }
+
     fn record(&self, scheduled: Instant, ok: bool) {
         if scheduled < self.record_from {
             return;
@@ -338,12 +350,9 @@ async fn h1_connection(run: Rc<Run>, conn: usize, addr: SocketAddr, request: Rc<
     let mut have = 0usize;
     let mut k = 0u64;
     loop {
-        let scheduled = run.scheduled(conn, k);
-        k += 1;
-        if scheduled >= run.end {
+        let Some(scheduled) = run.next_slot(conn, &mut k).await else {
             break;
-        }
-        sleep_until(scheduled).await;
+        };
         if stream.is_none() {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
@@ -422,12 +431,9 @@ async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, body: Bytes) {
             Ok(s) => s,
             Err(_) => {
                 // Count the next scheduled request as failed and try again at the one after.
-                let scheduled = run.scheduled(conn, k);
-                k += 1;
-                if scheduled >= run.end {
+                let Some(scheduled) = run.next_slot(conn, &mut k).await else {
                     return;
-                }
-                sleep_until(scheduled).await;
+                };
                 run.record(scheduled, false);
                 continue;
             }
@@ -445,12 +451,9 @@ async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, body: Bytes) {
             .expect("valid uri");
         let mut calls = Vec::new();
         loop {
-            let scheduled = run.scheduled(conn, k);
-            k += 1;
-            if scheduled >= run.end {
+            let Some(scheduled) = run.next_slot(conn, &mut k).await else {
                 break;
-            }
-            sleep_until(scheduled).await;
+            };
             let send = send.clone();
             let run2 = run.clone();
             let uri = uri.clone();
