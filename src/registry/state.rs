@@ -155,10 +155,9 @@ impl RegistryState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(version: u64, node: &str, address: Option<&str>) -> Event {
+impl Event {
+    /// An event on the key `users/u1` (tests of the state and of the log share it).
+    pub(crate) fn users_u1(version: u64, node: &str, address: Option<&str>) -> Event {
         Event {
             service: ServiceName::parse("users").unwrap(),
             instance: InstanceId::parse("u1").unwrap(),
@@ -168,6 +167,15 @@ mod tests {
                 node: node.into(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(version: u64, node: &str, address: Option<&str>) -> Event {
+        Event::users_u1(version, node, address)
     }
 
     #[test]

@@ -10,9 +10,9 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use super::consumer::{Polled, Replica};
 use super::event;
 use super::log::{KafkaLog, KAFKA_WRITE_TIMEOUT};
-use crate::names::{Address, InstanceId, ServiceName};
+use crate::names::{InstanceId, ServiceName};
 use crate::registry::owner::RegistryLog;
-use crate::registry::state::{Event, Stamp};
+use crate::registry::state::Event;
 use crate::registry::RegistryError;
 
 const TOPIC: &str = "registry";
@@ -26,15 +26,7 @@ fn mock() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
 }
 
 fn event(version: u64, address: Option<&str>) -> Event {
-    Event {
-        service: ServiceName::parse("users").unwrap(),
-        instance: InstanceId::parse("u1").unwrap(),
-        address: address.map(|a| Address::parse(a).unwrap()),
-        stamp: Stamp {
-            version,
-            node: "node-a".into(),
-        },
-    }
+    Event::users_u1(version, "node-a", address)
 }
 
 fn soon() -> Instant {
