@@ -16,10 +16,10 @@ use switchyard::error::{ErrorKind, GatewayError, GrpcCode};
 use switchyard::http::h1::parse::parse_head;
 use switchyard::http::h1::write;
 use switchyard::rest::{split_path, RemoteAddr};
-use switchyard::upstream::codec::{decode_framed, ForwardingParts};
+use switchyard::upstream::codec::decode_framed;
 use switchyard::upstream::{into_response, keep_header};
 
-use pipeline::{registry, response_frame, Pipeline, LIMITS, REQUEST};
+use pipeline::{registry, response_frame, rest_parts, Pipeline, LIMITS, REQUEST};
 
 fn parse(c: &mut Criterion) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -40,18 +40,13 @@ fn encode(c: &mut Criterion) {
         b.iter(|| {
             let (_, path) = split_path(&head.path);
             let remote = RemoteAddr::new(remote);
-            let parts = ForwardingParts {
-                method: head.method.as_str(),
-                path: &path,
-                query: &head.query,
-                headers: &head.headers,
-                extra_headers: &[],
-                body: &[],
-                service: "users",
-                request_id: "0123456789abcdef0123456789abcdef",
-                remote_addr: remote.as_str(),
-                graphql_field: "",
-            };
+            let parts = rest_parts(
+                &head,
+                &path,
+                "users",
+                "0123456789abcdef0123456789abcdef",
+                &remote,
+            );
             black_box(parts.encode_framed(&mut encode_buf, keep_header)).len()
         })
     });

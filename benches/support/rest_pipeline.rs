@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use switchyard::http::h1::parse::{parse_head_into, HeadLimits};
+use switchyard::http::h1::parse::{parse_head_into, Head, HeadLimits};
 use switchyard::http::h1::write;
 use switchyard::http::Field;
 use switchyard::names::{Address, InstanceId, ServiceName};
@@ -80,6 +80,29 @@ pub fn registry(instances: usize) -> RegistryView {
     view
 }
 
+/// The `ForwardingReq` parts of a parsed REST request without a body, as `rest::forward` fills
+/// them in.
+pub fn rest_parts<'a>(
+    head: &'a Head,
+    path: &'a [u8],
+    service: &'a str,
+    request_id: &'a str,
+    remote: &'a RemoteAddr,
+) -> ForwardingParts<'a> {
+    ForwardingParts {
+        method: head.method.as_str(),
+        path,
+        query: &head.query,
+        headers: &head.headers,
+        extra_headers: &[],
+        body: &[],
+        service,
+        request_id,
+        remote_addr: remote.as_str(),
+        graphql_field: "",
+    }
+}
+
 /// The reused state of one connection and shard.
 pub struct Pipeline {
     pub registry: RegistryView,
@@ -131,18 +154,13 @@ impl Pipeline {
         let entry: Rc<ServiceEntry> = self.registry.get(name).cloned().expect("registered");
         mark("route + registry lookup");
         let remote = RemoteAddr::new(self.remote);
-        let parts = ForwardingParts {
-            method: head.method.as_str(),
-            path: &path,
-            query: &head.query,
-            headers: &head.headers,
-            extra_headers: &[],
-            body: &[],
-            service: entry.name.as_str(),
-            request_id: request_id.as_str(),
-            remote_addr: remote.as_str(),
-            graphql_field: "",
-        };
+        let parts = rest_parts(
+            &head,
+            &path,
+            entry.name.as_str(),
+            request_id.as_str(),
+            &remote,
+        );
         let frame = parts.encode_framed(&mut self.encode_buf, keep_header);
         drop(frame);
         mark("ForwardingReq build + encode");
