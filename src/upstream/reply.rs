@@ -140,14 +140,13 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// One `Header` message: (name, value), each the last occurrence of its field. Every occurrence
-/// must be UTF-8 (as prost requires), not only the one that wins.
-fn header(message: &[u8]) -> Result<(&str, &str), Malformed> {
-    fn text(b: &[u8]) -> Result<&str, Malformed> {
-        std::str::from_utf8(b).map_err(|_| Malformed)
-    }
-    let (name, value) = header_bytes(message, |b| text(b).map(|_| ()))?;
-    Ok((text(name)?, text(value)?))
+/// Checks one `Header` message: well-formed, and every occurrence of its name and value UTF-8
+/// (as prost requires), not only the one that wins.
+fn check_header(message: &[u8]) -> Result<(), Malformed> {
+    header_bytes(message, |b| {
+        std::str::from_utf8(b).map(|_| ()).map_err(|_| Malformed)
+    })
+    .map(|_| ())
 }
 
 /// One `Header` message's (name, value) bytes; `check` sees every occurrence of either.
@@ -197,7 +196,7 @@ impl Reply {
                 // int32 travels as a varint of its 64-bit sign extension: truncation is the decode.
                 (RESP_STATUS_CODE, Value::Varint(v)) => status_code = v as i32,
                 (RESP_HEADERS, Value::Bytes(h)) => {
-                    header(h)?;
+                    check_header(h)?;
                     headers += 1;
                 }
                 (RESP_BODY, Value::Bytes(b)) => body = b,
