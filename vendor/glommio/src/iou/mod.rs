@@ -92,9 +92,6 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
-        /// Deliver completions at the next kernel entry instead of interrupting the task
-        /// (Linux 5.19+; switchyard patch).
-        const COOP_TASKRUN = 1 << 8;
     }
 }
 

@@ -904,24 +904,7 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            // switchyard patch: the main ring (network I/O) asks for cooperative task
-            // running. Without it, every completion that arrives while this thread runs
-            // user code is delivered by a reschedule IPI to this core; with it, completions
-            // are posted when the thread next returns from any system call, at the latest
-            // when the executor parks (a sleeping thread is still woken).
-            // The latency ring keeps the default: its preemption timer must interrupt a
-            // task that makes no system call. Kernels before 5.19 refuse the flag; we
-            // then fall back to the default.
-            ring: if name == "main" {
-                iou::IoUring::new_with_flags(
-                    size as _,
-                    iou::SetupFlags::COOP_TASKRUN,
-                    iou::SetupFeatures::empty(),
-                )
-                .or_else(|_| iou::IoUring::new(size as _))?
-            } else {
-                iou::IoUring::new(size as _)?
-            },
+            ring: iou::IoUring::new(size as _)?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
