@@ -531,6 +531,9 @@ pub struct Echo {
     pub instance: String,
 }
 
+/// Echo starts tried before giving up on a port this binary has not handed out.
+const ECHO_PORT_TRIES: usize = 20;
+
 /// The line the echo prints once it listens.
 pub const ECHO_READY_PREFIX: &str = "switchyard-echo listening on ";
 
@@ -542,23 +545,34 @@ impl Echo {
     }
 
     /// Like `start` with extra arguments (e.g. `--register URL --service NAME`).
+    ///
+    /// The port is entered in the set of ports this binary hands out. The echo listens with
+    /// SO_REUSEPORT, as the gateway does, so a gateway given the same port by [`free_port`] would
+    /// share it and take some of the echo's connections: a port handed out before is refused and
+    /// the echo started again.
     pub fn start_with(instance: &str, extra: &[&str]) -> Echo {
-        let mut cmd = Command::new(ECHO_BIN);
-        cmd.args(["--listen", "127.0.0.1:0", "--instance", instance])
-            .args(extra);
-        let mut proc = Proc::spawn(&format!("switchyard-echo[{instance}]"), cmd);
-        let line = proc.wait_stdout_line(ECHO_READY_PREFIX);
-        let addr = line[ECHO_READY_PREFIX.len()..].trim().to_string();
-        let parsed: SocketAddr = addr
-            .parse()
-            .unwrap_or_else(|e| panic!("echo printed a bad address {addr:?}: {e}"));
-        assert!(parsed.ip().is_loopback(), "echo listens on {addr}");
-        assert_ne!(parsed.port(), 0, "echo printed port 0");
-        Echo {
-            proc,
-            addr,
-            instance: instance.to_string(),
+        for _ in 0..ECHO_PORT_TRIES {
+            let mut cmd = Command::new(ECHO_BIN);
+            cmd.args(["--listen", "127.0.0.1:0", "--instance", instance])
+                .args(extra);
+            let mut proc = Proc::spawn(&format!("switchyard-echo[{instance}]"), cmd);
+            let line = proc.wait_stdout_line(ECHO_READY_PREFIX);
+            let addr = line[ECHO_READY_PREFIX.len()..].trim().to_string();
+            let parsed: SocketAddr = addr
+                .parse()
+                .unwrap_or_else(|e| panic!("echo printed a bad address {addr:?}: {e}"));
+            assert!(parsed.ip().is_loopback(), "echo listens on {addr}");
+            assert_ne!(parsed.port(), 0, "echo printed port 0");
+            if handed_out().lock().unwrap().insert(parsed.port()) {
+                return Echo {
+                    proc,
+                    addr,
+                    instance: instance.to_string(),
+                };
+            }
+            proc.kill();
         }
+        panic!("no echo port free of this binary's gateways in {ECHO_PORT_TRIES} tries");
     }
 
     /// Kills the echo and keeps its port refusing connections while the returned value lives.
