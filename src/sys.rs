@@ -1,5 +1,5 @@
 //! The few Linux calls switchyard makes directly: CPU affinity, locked-memory limits, the io_uring
-//! switch, randomness and signal masks. Each returns an error that tells the operator what to do.
+//! switch, randomness, signal masks and a socket liveness probe. Each returns an error that tells the operator what to do.
 
 use std::io;
 
@@ -98,6 +98,34 @@ pub fn ensure_memlock(needed: u64) -> Result<(), String> {
     ))
 }
 
+/// Whether the peer of the connected socket `fd` has closed or reset it, asked of the kernel
+/// directly: a non-blocking one-byte `MSG_PEEK` that consumes nothing. End of stream or a socket
+/// error means closed; no data yet, or data waiting, means open.
+///
+/// The answer does not depend on when the executor reaps io_uring completions, which is why the
+/// upstream pool asks it before reusing an idle connection.
+pub fn peer_closed(fd: std::os::fd::RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv writes at most one byte into `byte`; an fd that is not a socket only yields an
+    // error, which is reported as closed.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => true,
+        n if n > 0 => false,
+        _ => !matches!(
+            io::Error::last_os_error().kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ),
+    }
+}
+
 /// Fails with an explanation when the kernel has io_uring switched off.
 pub fn check_io_uring() -> Result<(), String> {
     match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
@@ -136,5 +164,66 @@ pub fn wait_for_termination() -> i32 {
         let mut sig = 0;
         libc::sigwait(&set, &mut sig);
         sig
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_closed;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        (ours, theirs)
+    }
+
+    #[test]
+    fn an_open_idle_connection_is_not_closed() {
+        let (ours, _theirs) = pair();
+        assert!(!peer_closed(ours.as_raw_fd()));
+    }
+
+    #[test]
+    fn waiting_data_is_not_consumed_and_means_open() {
+        let (ours, mut theirs) = pair();
+        theirs.write_all(b"x").unwrap();
+        // Blocking peek: the byte has arrived once it returns.
+        ours.peek(&mut [0u8; 1]).unwrap();
+        assert!(!peer_closed(ours.as_raw_fd()));
+        assert!(!peer_closed(ours.as_raw_fd()), "the probe consumed nothing");
+        let mut buf = [0u8; 1];
+        (&ours).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"x");
+    }
+
+    #[test]
+    fn a_closed_peer_is_seen() {
+        let (ours, theirs) = pair();
+        drop(theirs);
+        ours.peek(&mut [0u8; 1]).unwrap();
+        assert!(peer_closed(ours.as_raw_fd()));
+    }
+
+    #[test]
+    fn a_reset_peer_is_seen() {
+        let (ours, theirs) = pair();
+        socket2::SockRef::from(&theirs)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(theirs);
+        // A blocking peek returns once the reset has arrived (as an error, which it consumes: the
+        // probe must still see a closed socket).
+        let _ = ours.peek(&mut [0u8; 1]);
+        assert!(peer_closed(ours.as_raw_fd()));
+    }
+
+    #[test]
+    fn a_descriptor_that_is_not_a_socket_counts_as_closed() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(peer_closed(file.as_raw_fd()));
     }
 }

@@ -6,11 +6,19 @@
 //! stream frees up), so no call waits for a handshake unless the pool is empty. Concurrent callers of
 //! an empty pool share one connection attempt.
 //!
+//! A connection whose backend went away is noticed by its h2 driver only once the executor reaps
+//! the read completion that carries the end of stream, which may come after the next call was
+//! written to the dead connection (a 502 for a call that another instance could have served). So
+//! before lending an idle connection, the pool asks the kernel whether the peer has closed it
+//! ([`crate::sys::peer_closed`], one non-blocking syscall); a connection with calls in flight is
+//! being read by its driver and is lent without asking.
+//!
 //! A failed connection attempt marks the instance down for an exponentially growing time
 //! ([`Health`]); the first call after that time probes it again.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +92,24 @@ struct ConnState {
 struct Conn {
     send: SendRequest<Bytes>,
     state: Rc<ConnState>,
+    /// The socket, for the liveness probe. Valid while `state.closed` is false: the driver task
+    /// owns the stream and sets `closed` in the same step that drops it, with no await between.
+    fd: RawFd,
+}
+
+impl Conn {
+    /// Whether the connection can take a call: not closed, and when idle, not closed by its peer
+    /// without the driver having seen it yet (marks it closed then).
+    fn usable(&self) -> bool {
+        if self.state.closed.get() {
+            return false;
+        }
+        if self.state.in_flight.get() == 0 && crate::sys::peer_closed(self.fd) {
+            self.state.closed.set(true);
+            return false;
+        }
+        true
+    }
 }
 
 type Connecting = Shared<LocalBoxFuture<'static, Result<(), ConnectFailure>>>;
@@ -175,7 +201,7 @@ impl InstancePool {
     fn lend(self: &Rc<Self>, connect_timeout: Duration) -> Option<Lease> {
         let (send, state, full, count) = {
             let mut conns = self.conns.borrow_mut();
-            conns.retain(|c| !c.state.closed.get());
+            conns.retain(Conn::usable);
             let best = conns.iter().min_by_key(|c| c.state.in_flight.get())?;
             let full = best.state.in_flight.get() >= best.send.current_max_send_streams();
             (best.send.clone(), best.state.clone(), full, conns.len())
@@ -218,11 +244,12 @@ impl InstancePool {
             Ok(send) => {
                 health.record_success();
                 let state = Rc::new(ConnState::default());
+                let (send, driver, fd) = send;
                 self.conns.borrow_mut().push(Conn {
-                    send: send.0,
+                    send,
                     state: state.clone(),
+                    fd,
                 });
-                let driver = send.1;
                 glommio::spawn_local(async move {
                     let _ = driver.await;
                     state.closed.set(true);
@@ -242,11 +269,11 @@ impl InstancePool {
 
 type Driver = h2::client::Connection<TokioIo<TcpStream>, Bytes>;
 
-/// Opens one h2c connection (prior knowledge) to `addr`.
+/// Opens one h2c connection (prior knowledge) to `addr`; also returns its socket.
 async fn open(
     addr: SocketAddr,
     connect_timeout: Duration,
-) -> Result<(SendRequest<Bytes>, Driver), ConnectFailure> {
+) -> Result<(SendRequest<Bytes>, Driver, RawFd), ConnectFailure> {
     let stream = TcpStream::connect_timeout(addr, connect_timeout)
         .await
         .map_err(|e| match std::io::Error::from(e).kind() {
@@ -255,14 +282,78 @@ async fn open(
             _ => ConnectFailure::Failed,
         })?;
     let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
     let handshake = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .enable_push(false)
         .handshake::<_, Bytes>(TokioIo::new(stream));
     match crate::timeout::within(connect_timeout, handshake).await {
-        Some(Ok(pair)) => Ok(pair),
+        Some(Ok((send, driver))) => Ok((send, driver, fd)),
         Some(Err(_)) => Err(ConnectFailure::Failed),
         None => Err(ConnectFailure::TimedOut),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Generous: the listener is in this process, so connecting only fails if something is broken.
+    const TEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Blocks the thread (not the executor: no other task runs meanwhile) until the peer's close
+    /// has reached `fd`. Bounded by the poll timeout.
+    fn wait_for_hangup(fd: RawFd) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 5_000) };
+        assert_eq!(ready, 1, "the peer's close reached the socket");
+    }
+
+    /// Runs `f` with a pool connected to a listener that has accepted its one connection.
+    fn with_connected_pool(f: impl FnOnce(Rc<InstancePool>, std::net::TcpStream) + 'static) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let pool = InstancePool::new(addr);
+                drop(pool.checkout(TEST_CONNECT_TIMEOUT).await.expect("connects"));
+                // The connection sits in the listener's backlog: accepting does not block.
+                let (peer, _) = listener.accept().unwrap();
+                f(pool, peer);
+            });
+    }
+
+    #[test]
+    fn an_idle_connection_closed_by_its_peer_is_not_lent() {
+        with_connected_pool(|pool, peer| {
+            let fd = pool.conns.borrow()[0].fd;
+            drop(peer);
+            wait_for_hangup(fd);
+            // The h2 driver has not run since the close (no await above), so only the probe
+            // can know the connection is dead.
+            assert!(pool.lend(TEST_CONNECT_TIMEOUT).is_none());
+            assert!(pool.conns.borrow().is_empty());
+        });
+    }
+
+    #[test]
+    fn an_idle_open_connection_is_lent_again() {
+        with_connected_pool(|pool, _peer| {
+            let lease = pool
+                .lend(TEST_CONNECT_TIMEOUT)
+                .expect("the open connection");
+            assert_eq!(pool.in_flight(), 1);
+            drop(lease);
+            assert_eq!(pool.conns.borrow().len(), 1);
+        });
     }
 }
