@@ -575,11 +575,27 @@ impl Echo {
         panic!("no echo port free of this binary's gateways in {ECHO_PORT_TRIES} tries");
     }
 
-    /// Kills the echo and keeps its port refusing connections while the returned value lives.
+    /// Kills the echo, waits until its connections are closed, and keeps its port refusing
+    /// connections while the returned value lives.
+    ///
+    /// The wait matters because the echo runs on io_uring: the kernel closes a killed process's
+    /// sockets when it tears down its rings, which can finish after `waitpid` has returned, and a
+    /// request a gateway sends in between reaches a live socket of a dead process (a reset, 502).
     /// Without the hold, a parallel test could start listening on the freed port and a gateway
     /// expecting a refusal would connect to it.
     pub fn kill_and_hold(&mut self) -> DeadAddr {
         self.proc.kill();
+        let port: u16 = self
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("an echo address has a port");
+        let gone = poll_until(READY_TRIES, || !has_established(port));
+        assert!(
+            gone,
+            "the killed echo's connections on port {port} never closed"
+        );
         DeadAddr::hold(&self.addr)
     }
 
@@ -589,6 +605,27 @@ impl Echo {
         register(gw, service, instance, &e.addr);
         e
     }
+}
+
+/// Whether any established TCP connection has local port `port` (from /proc/net/tcp and tcp6).
+fn has_established(port: u16) -> bool {
+    const ESTABLISHED: &str = "01";
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|line| {
+                let mut fields = line.split_whitespace();
+                let local = fields.nth(1).unwrap_or("");
+                let state = fields.nth(1).unwrap_or("");
+                let local_port = local
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                local_port == Some(port) && state == ESTABLISHED
+            })
+    })
 }
 
 /// Fails the test with a clear message unless `python3` can import grpcio and grpcio-tools.
