@@ -95,9 +95,6 @@ bitflags::bitflags! {
         /// Deliver completions at the next kernel entry instead of interrupting the task
         /// (Linux 5.19+; switchyard patch).
         const COOP_TASKRUN = 1 << 8;
-        /// With COOP_TASKRUN: the kernel sets IORING_SQ_TASKRUN in the SQ flags while
-        /// completions wait to be posted (Linux 5.19+; switchyard patch).
-        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

@@ -907,17 +907,15 @@ impl SleepableRing {
             // switchyard patch: the main ring (network I/O) asks for cooperative task
             // running. Without it, every completion that arrives while this thread runs
             // user code is delivered by a reschedule IPI to this core; with it, completions
-            // wait as task work until the thread next enters the kernel (a sleeping thread
-            // is still woken). TASKRUN_FLAG makes the kernel say when completions wait, so
-            // that reading the completion queue first has them posted
-            // (`post_waiting_completions`), as liburing's peek does.
+            // are posted when the thread next returns from any system call, at the latest
+            // when the executor parks (a sleeping thread is still woken).
             // The latency ring keeps the default: its preemption timer must interrupt a
-            // task that makes no system call. Kernels before 5.19 refuse the flags; we
+            // task that makes no system call. Kernels before 5.19 refuse the flag; we
             // then fall back to the default.
             ring: if name == "main" {
                 iou::IoUring::new_with_flags(
                     size as _,
-                    iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                    iou::SetupFlags::COOP_TASKRUN,
                     iou::SetupFeatures::empty(),
                 )
                 .or_else(|_| iou::IoUring::new(size as _))?
@@ -1126,33 +1124,6 @@ impl SleepableRing {
     }
 }
 
-impl SleepableRing {
-    /// switchyard patch: with cooperative task running, completions wait as task work until
-    /// this thread enters the kernel, and the kernel flags that in the SQ ring. Enter it (no
-    /// submission, no wait) so that they are posted before the completion queue is read;
-    /// otherwise a polling executor turn that makes no system call would miss them until
-    /// the thread next sleeps or makes one.
-    fn post_waiting_completions(&mut self) {
-        let raw = self.ring.raw();
-        // SAFETY: `kflags` points into the SQ ring mapped for the ring's lifetime; the kernel
-        // updates it atomically.
-        let flags = unsafe { &*(raw.sq.kflags as *const std::sync::atomic::AtomicU32) }
-            .load(std::sync::atomic::Ordering::Acquire);
-        if flags & uring_sys::IORING_SQ_TASKRUN != 0 {
-            // SAFETY: a valid ring fd; nothing is submitted and nothing is waited for.
-            unsafe {
-                uring_sys::syscalls::io_uring_enter(
-                    raw.ring_fd,
-                    0,
-                    0,
-                    uring_sys::IORING_ENTER_GETEVENTS,
-                    std::ptr::null(),
-                );
-            }
-        }
-    }
-}
-
 impl UringCommon for SleepableRing {
     fn name(&self) -> &'static str {
         self.name
@@ -1209,7 +1180,6 @@ impl UringCommon for SleepableRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
-        self.post_waiting_completions();
         let source_map = self.source_map.clone();
         process_one_event(
             self.ring.peek_for_cqe(),
