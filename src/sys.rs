@@ -1,5 +1,6 @@
 //! The few Linux calls switchyard makes directly: CPU affinity, locked-memory limits, the io_uring
-//! switch, randomness, signal masks and a socket liveness probe. Each returns an error that tells the operator what to do.
+//! switch, randomness, signal masks and a socket liveness probe. Each that can fail returns an
+//! error that tells the operator what to do.
 
 use std::io;
 
