@@ -1325,7 +1325,11 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // switchyard patch: the caller parks when this returns false. Preempted before
+                // anything ran (a completion, such as a time-slice timer that fired just now, is
+                // waiting in the latency ring), there may still be runnable tasks: say so, so
+                // that the caller polls again instead of parking with work queued.
+                return ran || !self.queues.borrow().active_executors.is_empty();
             }
             if !self.run_one_task_queue() {
                 return false;
@@ -1333,7 +1337,6 @@ impl LocalExecutor {
                 ran = true;
             }
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {
