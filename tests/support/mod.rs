@@ -585,12 +585,11 @@ impl Echo {
     /// expecting a refusal would connect to it.
     pub fn kill_and_hold(&mut self) -> DeadAddr {
         self.proc.kill();
-        let port: u16 = self
+        let port = self
             .addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("an echo address has a port");
+            .parse::<SocketAddr>()
+            .expect("an echo address")
+            .port();
         let gone = poll_until(READY_TRIES, || !has_established(port));
         assert!(
             gone,
