@@ -1241,8 +1241,9 @@ pub(crate) struct Reactor {
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
     // switchyard patch: whether `latency_preemption_timeout_src` holds a preemption timer (as
-    // opposed to the user timer armed before sleeping).
+    // opposed to the user timer armed before sleeping), and when that preemption timer expires.
     latency_src_is_preempt: Cell<bool>,
+    latency_preempt_deadline: Cell<Option<Instant>>,
 
     link_fd: RawFd,
 
@@ -1375,6 +1376,7 @@ impl Reactor {
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             latency_src_is_preempt: Cell::new(false),
+            latency_preempt_deadline: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1835,16 +1837,28 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // switchyard patch: a turn that asks for a preempt timer (the executor's poll before
-        // running tasks) never sleeps, so the preemption timers armed by an earlier turn that
-        // have not fired yet are kept. Cancelling and re-arming both on every turn cost five
-        // submissions and a second io_uring_enter per turn; keeping them only means a time
-        // slice may end a little early, which is harmless.
+        // switchyard patch: preemption timers armed by an earlier turn that have not fired yet
+        // are kept instead of being cancelled and re-armed on every turn (five submissions and
+        // a second io_uring_enter per turn; under load a shard turns once per request).
+        // - The throughput timer counts completions and has no deadline, so it is kept whether
+        //   or not this turn sleeps (upstream arms it before sleeping anyway).
+        // - The latency (time-slice) timer is kept by a polling turn, and by a turn about to
+        //   sleep when it expires no later than the next user timer: the sleep then ends at the
+        //   latest when it fires, so no user timer is late. The cost: an idle shard wakes once
+        //   per time slice (the wake-up's polling turn arms the next one), about ten times a
+        //   second, where upstream's never wakes for a preemption timer.
+        // Keeping them only means a time slice may end a little early, which is harmless.
         let polling = preempt_timer().is_some();
-        let keep_latency = polling
-            && self.latency_src_is_preempt.get()
+        let preempt_pending = self.latency_src_is_preempt.get()
             && pending(&self.latency_preemption_timeout_src);
-        let keep_throughput = polling && pending(&self.throughput_preemption_timeout_src);
+        let keep_latency = preempt_pending
+            && (polling
+                || match (user_timer, self.latency_preempt_deadline.get()) {
+                    (None, _) => true,
+                    (Some(dur), Some(deadline)) => Instant::now() + dur >= deadline,
+                    (Some(_), None) => false,
+                });
+        let keep_throughput = pending(&self.throughput_preemption_timeout_src);
 
         // Cancel the old timer regardless of whether we can sleep:
         // if we won't sleep, we will register the new timer with its new
@@ -1887,7 +1901,8 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
+            // (switchyard patch: not when the kept preemption timer fires first.)
+            if let Some(dur) = user_timer.filter(|_| !keep_latency) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                 assert!(flush_rings!(lat_ring)? > 0);
@@ -1921,6 +1936,7 @@ impl Reactor {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_src_is_preempt.set(true);
+                self.latency_preempt_deadline.set(Some(Instant::now() + preempt));
                 flush_rings!(lat_ring, main_ring)?;
             }
         }
