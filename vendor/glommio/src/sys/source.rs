@@ -135,6 +135,12 @@ pub(crate) struct InnerSource {
 }
 
 impl InnerSource {
+    /// switchyard patch: whether this source's latency is recorded, the only use of its
+    /// queued/submitted/fulfilled timestamps.
+    pub(crate) fn records_latency(&self) -> bool {
+        self.stats_collection.is_some_and(|s| s.latency.is_some())
+    }
+
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
         std::mem::replace(&mut self.source_type, source_type)
     }
