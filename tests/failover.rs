@@ -122,3 +122,66 @@ fn load_is_spread_over_live_instances() {
         "both instances answered some of 40 requests: {counts:?}"
     );
 }
+
+/// Requests sent, at most, until the balancer has picked the dying instance often enough: each
+/// request picks it with probability 1/2, so this bound is never the reason a test fails.
+const MAX_REQUESTS_TO_REACH_DYING: usize = 60;
+
+#[test]
+fn idempotent_call_whose_backend_dies_before_answering_is_sent_to_another_instance() {
+    let gw = Gateway::start();
+    let live = Echo::start("alive");
+    let dying = DyingBackend::start();
+    register(&gw, "svc", "dying", &dying.addr);
+    register(&gw, "svc", "alive", &live.addr);
+    for method in ["GET", "PUT", "DELETE"] {
+        let before = dying.calls();
+        for _ in 0..MAX_REQUESTS_TO_REACH_DYING {
+            let mut req = http(method, gw.url("/svc/x"));
+            if method == "PUT" {
+                req = req.body("put body");
+            }
+            let r = req.send();
+            assert_echo_ok(&r);
+            assert_eq!(r.header("x-echo-instance"), Some("alive"), "{method}");
+            if dying.calls() > before {
+                break;
+            }
+        }
+        assert!(
+            dying.calls() > before,
+            "{method}: the dying instance never got a call"
+        );
+    }
+}
+
+#[test]
+fn post_whose_backend_dies_before_answering_is_502_and_not_sent_again() {
+    let gw = Gateway::start();
+    let live = Echo::start("alive");
+    let dying = DyingBackend::start();
+    register(&gw, "svc", "dying", &dying.addr);
+    register(&gw, "svc", "alive", &live.addr);
+    let mut failed = 0;
+    for _ in 0..MAX_REQUESTS_TO_REACH_DYING {
+        if dying.calls() >= 2 {
+            break;
+        }
+        let r = http("POST", gw.url("/svc/x")).body("post body").send();
+        if r.status == 502 {
+            let err = assert_error(&r, 502, "UPSTREAM_PROTOCOL_ERROR");
+            assert_eq!(err["service"], "svc");
+            failed += 1;
+        } else {
+            assert_echo_ok(&r);
+            assert_eq!(r.header("x-echo-instance"), Some("alive"));
+        }
+    }
+    assert!(
+        dying.calls() >= 2,
+        "the dying instance got {} calls",
+        dying.calls()
+    );
+    // Every POST the dying instance took failed; none was sent on to the live one.
+    assert_eq!(failed, dying.calls());
+}

@@ -13,25 +13,73 @@ use crate::upstream::codec::{decode_framed, GRPC_PREFIX_LEN};
 use crate::upstream::pool::Lease;
 use crate::upstream::reply::Reply;
 
+/// How far a failed call got, which decides whether it may be sent to another instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// The backend did not process the call: the connection failed before its stream was
+    /// opened, or the backend refused the stream (`REFUSED_STREAM`, RFC 9113 §8.7). Safe to
+    /// send again, whatever the method.
+    NotProcessed,
+    /// The connection broke (reset, closed, GOAWAY) after the call was sent and before any
+    /// answer arrived: the backend may or may not have processed it. Safe to send again only
+    /// for an idempotent method.
+    MaybeProcessed,
+    /// The backend answered, or broke the protocol on a live connection: never sent again.
+    Answered,
+}
+
+/// A failed call: the client's error, and how far the call got.
+#[derive(Debug)]
+pub struct CallFailure {
+    /// The error for the client if the call is not sent again.
+    pub error: GatewayError,
+    /// How far the call got.
+    pub reached: Reached,
+}
+
+impl From<GatewayError> for CallFailure {
+    fn from(error: GatewayError) -> Self {
+        CallFailure {
+            error,
+            reached: Reached::Answered,
+        }
+    }
+}
+
+/// How far a call got that failed with `e` before its answer's headers arrived.
+fn reached_before_answer(e: &h2::Error) -> Reached {
+    if e.is_reset() && e.is_remote() && e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        Reached::NotProcessed
+    } else if e.is_io() || e.is_go_away() {
+        Reached::MaybeProcessed
+    } else {
+        Reached::Answered
+    }
+}
+
 /// Sends `frame` (a framed `ForwardingReq`) on `lease` and decodes the answer.
 pub async fn unary(
     lease: &Lease,
     frame: Bytes,
     deadline: Duration,
     max_message: usize,
-) -> Result<Reply, GatewayError> {
-    let broken = |what: &str, e: h2::Error| {
+) -> Result<Reply, CallFailure> {
+    let broken = |what: &str, e: &h2::Error| {
         if e.is_go_away() || e.is_io() {
             lease.discard();
         }
         GatewayError::upstream_protocol(format!("backend {what}: {e}"))
+    };
+    let failed = |what: &str, e: h2::Error, reached: Reached| CallFailure {
+        error: broken(what, &e),
+        reached,
     };
     let mut send = lease
         .send
         .clone()
         .ready()
         .await
-        .map_err(|e| broken("connection failed", e))?;
+        .map_err(|e| failed("connection failed", e, Reached::NotProcessed))?;
     let mut request = http::Request::post(lease.uri.clone())
         .body(())
         .expect("static request parts");
@@ -41,11 +89,26 @@ pub async fn unary(
     headers.insert("grpc-timeout", grpc_timeout_cached(deadline));
     let (response, mut stream) = send
         .send_request(request, false)
-        .map_err(|e| broken("refused the call", e))?;
-    stream
-        .send_data(frame, true)
-        .map_err(|e| broken("refused the request body", e))?;
-    let response = response.await.map_err(|e| broken("reset the call", e))?;
+        .map_err(|e| failed("refused the call", e, Reached::NotProcessed))?;
+    stream.send_data(frame, true).map_err(|e| {
+        let reached = reached_before_answer(&e);
+        failed("refused the request body", e, reached)
+    })?;
+    let response = response.await.map_err(|e| {
+        let reached = reached_before_answer(&e);
+        failed("reset the call", e, reached)
+    })?;
+    read_answer(response, max_message, broken)
+        .await
+        .map_err(CallFailure::from)
+}
+
+/// Reads and checks the answer whose headers arrived; `broken` maps an h2 error to the client's.
+async fn read_answer(
+    response: http::Response<h2::RecvStream>,
+    max_message: usize,
+    broken: impl Fn(&str, &h2::Error) -> GatewayError,
+) -> Result<Reply, GatewayError> {
     let (head, mut body) = response.into_parts();
     if head.status != http::StatusCode::OK {
         return Err(GatewayError::upstream_protocol(format!(
@@ -64,7 +127,7 @@ pub async fn unary(
     let limit = max_message + GRPC_PREFIX_LEN;
     let mut message = BodyCollector::default();
     while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| broken("reset the answer", e))?;
+        let chunk = chunk.map_err(|e| broken("reset the answer", &e))?;
         let _ = body.flow_control().release_capacity(chunk.len());
         if message.len() + chunk.len() > limit {
             return Err(GatewayError::upstream_protocol(format!(
@@ -76,7 +139,7 @@ pub async fn unary(
     let trailers = body
         .trailers()
         .await
-        .map_err(|e| broken("reset the answer", e))?
+        .map_err(|e| broken("reset the answer", &e))?
         .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no trailers"))?;
     let status = trailers
         .get("grpc-status")
@@ -166,6 +229,16 @@ fn grpc_timeout(deadline: Duration) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reset_h2_raised_itself_is_never_resent() {
+        // Only the backend's own REFUSED_STREAM means "not processed"; a broken connection (an
+        // I/O error, which h2 does not let a test build) is covered by tests/failover.rs.
+        let local = h2::Error::from(h2::Reason::REFUSED_STREAM);
+        assert_eq!(reached_before_answer(&local), Reached::Answered);
+        let internal = h2::Error::from(h2::Reason::INTERNAL_ERROR);
+        assert_eq!(reached_before_answer(&internal), Reached::Answered);
+    }
 
     #[test]
     fn grpc_timeouts() {

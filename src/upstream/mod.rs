@@ -2,8 +2,13 @@
 //! the answer into a [`Response`].
 //!
 //! Load balancing is power-of-two-choices on the calls each instance has in flight from this shard
-//! (no shared state, so it needs no coordination). Only a call whose connection could not be
-//! established is retried, once, on another instance: nothing was sent, so it is safe for any method.
+//! (no shared state, so it needs no coordination). A call is sent to a second instance, once, when
+//! the first did not process it: its connection could not be established, failed before the call's
+//! stream was opened, or the backend refused the stream (safe for any method); or the connection
+//! broke after the call was sent and before any answer arrived, when the method is idempotent
+//! (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice must not matter). Once
+//! an answer has begun, or for a POST or PATCH whose backend connection broke, the client gets the
+//! error (a backend's death mid-call is a 502, as nginx's default `proxy_next_upstream` does).
 //! When every instance of a service refuses connections, the caller is told so it can have the
 //! service removed from the registry.
 
@@ -25,6 +30,7 @@ use crate::config::ServiceSettings;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Response};
 use crate::registry::view::ServiceEntry;
+use call::Reached;
 use codec::ForwardingParts;
 use pool::{ConnectFailure, InstancePool};
 use reply::Reply;
@@ -83,25 +89,29 @@ impl Upstream {
         let frame = parts.encode_framed(&mut self.encode_buf.borrow_mut(), keep_header);
         // One timer bounds the whole call (connecting, retrying, waiting for the answer): a
         // timer per step would cost an io_uring timeout op each on every request.
+        let idempotent = is_idempotent(parts.method);
         crate::timeout::within(
             settings.timeout,
-            self.attempts(service, frame, deadline, settings, rng),
+            self.attempts(service, frame, idempotent, deadline, settings, rng),
         )
         .await
         .unwrap_or_else(|| Err(timed_out(settings)))
     }
 
-    /// One attempt plus one retry on another instance when the connection could not be made.
+    /// One attempt plus one on another instance when the first did not process the call (see the
+    /// module docs).
     async fn attempts(
         &self,
         service: &ServiceEntry,
         frame: bytes::Bytes,
+        idempotent: bool,
         deadline: Instant,
         settings: &ServiceSettings,
         rng: &Cell<u64>,
     ) -> Result<Response, Unreachable> {
         let mut tried: Option<usize> = None;
         let mut last_failure = None;
+        let mut failed_call: Option<GatewayError> = None;
         for _ in 0..2 {
             let Some(index) = self.choose(service, tried, rng) else {
                 break;
@@ -126,16 +136,37 @@ impl Upstream {
             let left = deadline.saturating_duration_since(Instant::now());
             let answer =
                 call::unary(&lease, frame.clone(), left, settings.max_grpc_message_bytes).await;
-            return match answer {
-                Err(error) => Err(Unreachable {
-                    error,
-                    all_refused: false,
-                }),
-                Ok(resp) => into_response(resp).map_err(|error| Unreachable {
-                    error,
-                    all_refused: false,
-                }),
+            let failure = match answer {
+                Ok(resp) => {
+                    return into_response(resp).map_err(|error| Unreachable {
+                        error,
+                        all_refused: false,
+                    })
+                }
+                Err(failure) => failure,
             };
+            let resend = match failure.reached {
+                Reached::NotProcessed => true,
+                Reached::MaybeProcessed => idempotent,
+                Reached::Answered => false,
+            };
+            if !resend {
+                return Err(Unreachable {
+                    error: failure.error,
+                    all_refused: false,
+                });
+            }
+            tracing::debug!(service = %service.name, %addr, error = %failure.error.message,
+                "call not answered; sending it to another instance");
+            failed_call = Some(failure.error);
+            tried = Some(index);
+        }
+        // The first instance took the call and failed it; no other could be tried.
+        if let Some(error) = failed_call {
+            return Err(Unreachable {
+                error,
+                all_refused: false,
+            });
         }
         let all_refused = self.all_refused(service);
         let message = match (all_refused, last_failure) {
@@ -231,6 +262,14 @@ pub fn next_random(state: &Cell<u64>) -> u64 {
     x ^= x >> 27;
     state.set(x);
     x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// Methods whose request may be sent twice with the effect of once (RFC 9110 §9.2.2).
+pub fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    )
 }
 
 /// Hop-by-hop headers are not forwarded (contract §1); the rest are, in order.
@@ -345,6 +384,16 @@ mod tests {
     use super::*;
     use crate::proto::{ForwardingResp, Header};
     use prost::Message;
+
+    #[test]
+    fn idempotent_methods_are_rfc_9110s() {
+        for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            assert!(is_idempotent(m), "{m}");
+        }
+        for m in ["POST", "PATCH", "CONNECT", "LOCK", "get"] {
+            assert!(!is_idempotent(m), "{m}");
+        }
+    }
 
     fn header(n: &str, v: &str) -> Header {
         Header {

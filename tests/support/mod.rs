@@ -18,8 +18,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -153,6 +153,96 @@ impl DeadAddr {
 impl Default for DeadAddr {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A gRPC backend that dies in the middle of every call: it accepts connections, reads HTTP/2
+/// frames until a call's HEADERS frame arrives, counts the call and resets the connection without
+/// answering, as a backend killed while a call is in flight does.
+pub struct DyingBackend {
+    pub addr: String,
+    calls: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long a dying backend's connection waits for a call before giving up on it.
+const DYING_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl DyingBackend {
+    pub fn start() -> DyingBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local_addr").to_string();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor = {
+            let (calls, stop) = (calls.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let calls = calls.clone();
+                    std::thread::spawn(move || {
+                        if read_until_call(&conn) {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // Linger 0: the close is a reset, as when the kernel reaps a killed process.
+                        let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+                    });
+                }
+            })
+        };
+        DyingBackend {
+            addr,
+            calls,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Calls received (and never answered) so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DyingBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the acceptor so that it sees the flag.
+        let _ = TcpStream::connect(&self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+/// Reads an HTTP/2 client connection until a HEADERS frame (a call) arrives: true then, false on
+/// end of stream, error or timeout.
+fn read_until_call(mut conn: &TcpStream) -> bool {
+    const PREFACE_LEN: usize = 24;
+    const FRAME_HEAD_LEN: usize = 9;
+    const HEADERS: u8 = 1;
+    conn.set_read_timeout(Some(DYING_READ_TIMEOUT))
+        .expect("read timeout");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut at = PREFACE_LEN;
+    loop {
+        while buf.len() >= at + FRAME_HEAD_LEN {
+            let head = &buf[at..at + FRAME_HEAD_LEN];
+            if head[3] == HEADERS {
+                return true;
+            }
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            at += FRAME_HEAD_LEN + len;
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 
