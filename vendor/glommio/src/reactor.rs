@@ -124,12 +124,17 @@ impl Timers {
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
 
-        // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
+        // switchyard patch: the timers that are due (earlier than `now`) are popped off the
+        // front. Upstream split the map at `now` on every call, several times per executor
+        // turn, which moved B-tree nodes and allocated even when no timer was due.
+        let mut woke = 0;
+        while let Some(due) = self.timers.first_entry() {
+            if due.key().0 >= now {
+                break;
+            }
+            let waker = due.remove();
             wake!(waker);
+            woke += 1;
         }
 
         // Calculate the duration until the next event.
