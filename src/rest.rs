@@ -29,7 +29,8 @@ pub fn service_of(path: &str) -> Option<&str> {
 }
 
 /// A client address as `ip:port` text, formatted on the stack: `SocketAddr::to_string` would
-/// allocate a `String` for every request.
+/// allocate a `String` for every request, and `write!` through `core::fmt` cost ~700 instructions
+/// for an IPv4 address, so that common case is written digit by digit.
 pub struct RemoteAddr {
     text: [u8; RemoteAddr::CAPACITY],
     len: usize,
@@ -41,13 +42,37 @@ impl RemoteAddr {
 
     /// Formats `addr`.
     pub fn new(addr: std::net::SocketAddr) -> RemoteAddr {
-        use std::io::Write;
-        let mut text = [0u8; Self::CAPACITY];
-        let mut cursor = std::io::Cursor::new(&mut text[..]);
-        // Cannot fail: the longest socket address fits the capacity.
-        let _ = write!(cursor, "{addr}");
-        let len = cursor.position() as usize;
-        RemoteAddr { text, len }
+        let mut remote = RemoteAddr {
+            text: [0u8; Self::CAPACITY],
+            len: 0,
+        };
+        match addr {
+            std::net::SocketAddr::V4(v4) => {
+                let mut digits = itoa::Buffer::new();
+                for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        remote.push(b".");
+                    }
+                    remote.push(digits.format(octet).as_bytes());
+                }
+                remote.push(b":");
+                remote.push(digits.format(v4.port()).as_bytes());
+            }
+            std::net::SocketAddr::V6(_) => {
+                use std::io::Write;
+                let mut cursor = std::io::Cursor::new(&mut remote.text[..]);
+                // Cannot fail: the longest socket address fits the capacity.
+                let _ = write!(cursor, "{addr}");
+                remote.len = cursor.position() as usize;
+            }
+        }
+        remote
+    }
+
+    /// Appends `bytes`; an IPv4 `ip:port` is at most 21 bytes, well within the capacity.
+    fn push(&mut self, bytes: &[u8]) {
+        self.text[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
     }
 
     /// The text.
@@ -190,6 +215,8 @@ mod tests {
     fn remote_addresses_format_like_to_string() {
         for addr in [
             "127.0.0.1:5",
+            "0.0.0.0:0",
+            "10.200.3.40:8080",
             "255.255.255.255:65535",
             "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535",
             "[::1]:8080",

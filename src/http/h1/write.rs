@@ -1,7 +1,5 @@
 //! HTTP/1.1 response encoding into the connection's reused output buffer.
 
-use std::io::Write;
-
 use crate::http::Response;
 
 /// Appends `response` to `out`. `head_request` leaves the body out (keeping its length), `close`
@@ -18,7 +16,12 @@ pub fn encode(
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Unknown");
-    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(digits.format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (name, value) in response.fields() {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
@@ -28,7 +31,9 @@ pub fn encode(
     // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
     let bodiless_status = status < 200 || status == 204 || status == 304;
     if !bodiless_status {
-        let _ = write!(out, "content-length: {}\r\n", response.body.len());
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(digits.format(response.body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
