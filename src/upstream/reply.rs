@@ -47,6 +47,13 @@ impl<'a> Fields<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, Malformed> {
+        // Keys, lengths and small numbers are one byte: read those without the loop.
+        if let Some((&b, rest)) = self.rest.split_first() {
+            if b & 0x80 == 0 {
+                self.rest = rest;
+                return Ok(u64::from(b));
+            }
+        }
         let mut value = 0u64;
         for (i, &b) in self.rest.iter().enumerate().take(10) {
             value |= u64::from(b & 0x7f) << (7 * i);
