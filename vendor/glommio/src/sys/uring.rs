@@ -668,7 +668,10 @@ pub(crate) trait UringCommon {
         queue: &mut VecDeque<UringDescriptor>,
         mut dispatch: bool,
     ) -> io::Result<usize> {
-        loop {
+        // switchyard patch: `submit_one_event` on an empty queue does nothing but bookkeeping
+        // and says so (`Some(false)`), and the queues are empty on most of the several calls
+        // per executor turn, so the loop is skipped.
+        while !queue.is_empty() {
             match self.submit_one_event(queue) {
                 None => {
                     dispatch = true;
@@ -844,9 +847,11 @@ impl UringCommon for PollRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
+        // switchyard patch: an empty queue returns before any bookkeeping.
+        let cqe = Some(self.ring.peek_for_cqe()?);
         let source_map = self.source_map.clone();
         process_one_event(
-            self.ring.peek_for_cqe(),
+            cqe,
             |_| None,
             |mut src, res| {
                 record_stats(self, &mut src, &res);
@@ -1186,9 +1191,11 @@ impl UringCommon for SleepableRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
+        // switchyard patch: an empty queue returns before any bookkeeping.
+        let cqe = Some(self.ring.peek_for_cqe()?);
         let source_map = self.source_map.clone();
         process_one_event(
-            self.ring.peek_for_cqe(),
+            cqe,
             |source| match source.source_type {
                 SourceType::LinkRings => Some(()),
                 _ => None,
