@@ -6,12 +6,20 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::io::BodyCollector;
-use http::header::{HeaderValue, CONTENT_TYPE, TE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, TE};
 
 use crate::error::{ErrorKind, GatewayError, GrpcCode};
 use crate::upstream::codec::{decode_framed, GRPC_PREFIX_LEN};
 use crate::upstream::pool::Lease;
 use crate::upstream::reply::Reply;
+
+/// gRPC's status trailer (or header, in a trailers-only answer). A `HeaderName` built once: a
+/// lookup by `&str` parses the name again on every call.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+/// gRPC's status message, percent-encoded.
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+/// The call's deadline, sent to the backend.
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// How far a failed call got, which decides whether it may be sent to another instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +94,7 @@ pub async fn unary(
     let headers = request.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(TE, HeaderValue::from_static("trailers"));
-    headers.insert("grpc-timeout", grpc_timeout_cached(deadline));
+    headers.insert(GRPC_TIMEOUT, grpc_timeout_cached(deadline));
     let (response, mut stream) = send
         .send_request(request, false)
         .map_err(|e| failed("refused the call", e, Reached::NotProcessed))?;
@@ -117,9 +125,9 @@ async fn read_answer(
         )));
     }
     // Trailers-only: the status is in the headers and there is no message.
-    if let Some(status) = head.headers.get("grpc-status") {
+    if let Some(status) = head.headers.get(&GRPC_STATUS) {
         return Err(
-            grpc_error(status, head.headers.get("grpc-message")).unwrap_or_else(|| {
+            grpc_error(status, head.headers.get(&GRPC_MESSAGE)).unwrap_or_else(|| {
                 GatewayError::upstream_protocol("backend sent grpc-status 0 without a message")
             }),
         );
@@ -142,9 +150,9 @@ async fn read_answer(
         .map_err(|e| broken("reset the answer", &e))?
         .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no trailers"))?;
     let status = trailers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no grpc-status"))?;
-    if let Some(error) = grpc_error(status, trailers.get("grpc-message")) {
+    if let Some(error) = grpc_error(status, trailers.get(&GRPC_MESSAGE)) {
         return Err(error);
     }
     decode_framed(message.into_bytes()).map_err(|e| GatewayError::upstream_protocol(e.to_string()))
