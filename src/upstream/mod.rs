@@ -6,9 +6,9 @@
 //! the first did not process it: its connection could not be established, failed before the call's
 //! stream was opened, or the backend refused the stream (safe for any method); or the connection
 //! broke after the call was sent and before any answer arrived, when the method is idempotent
-//! (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice must not matter). Once
-//! an answer has begun, or for a POST or PATCH whose backend connection broke, the client gets the
-//! error (a backend's death mid-call is a 502, as nginx's default `proxy_next_upstream` does).
+//! (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice must not matter), as
+//! nginx's default `proxy_next_upstream` does. Once an answer has begun, or for a POST or PATCH
+//! whose backend connection broke, the client gets the error (502).
 //! When every instance of a service refuses connections, the caller is told so it can have the
 //! service removed from the registry.
 
