@@ -51,6 +51,16 @@ pub struct Unreachable {
     pub all_refused: bool,
 }
 
+impl From<GatewayError> for Unreachable {
+    /// A failure that is not every instance refusing: the service stays.
+    fn from(error: GatewayError) -> Self {
+        Unreachable {
+            error,
+            all_refused: false,
+        }
+    }
+}
+
 /// One shard's upstream state: connection pools by instance address, and the encode buffer.
 #[derive(Default)]
 pub struct Upstream {
@@ -137,12 +147,7 @@ impl Upstream {
             let answer =
                 call::unary(&lease, frame.clone(), left, settings.max_grpc_message_bytes).await;
             let failure = match answer {
-                Ok(resp) => {
-                    return into_response(resp).map_err(|error| Unreachable {
-                        error,
-                        all_refused: false,
-                    })
-                }
+                Ok(resp) => return into_response(resp).map_err(Unreachable::from),
                 Err(failure) => failure,
             };
             let resend = match failure.reached {
@@ -151,10 +156,7 @@ impl Upstream {
                 Reached::Answered => false,
             };
             if !resend {
-                return Err(Unreachable {
-                    error: failure.error,
-                    all_refused: false,
-                });
+                return Err(failure.error.into());
             }
             tracing::debug!(service = %service.name, %addr, error = %failure.error.message,
                 "call not answered; sending it to another instance");
@@ -163,10 +165,7 @@ impl Upstream {
         }
         // The first instance took the call and failed it; no other could be tried.
         if let Some(error) = failed_call {
-            return Err(Unreachable {
-                error,
-                all_refused: false,
-            });
+            return Err(error.into());
         }
         let all_refused = self.all_refused(service);
         let message = match (all_refused, last_failure) {
@@ -242,16 +241,14 @@ impl Upstream {
 }
 
 fn timed_out(settings: &ServiceSettings) -> Unreachable {
-    Unreachable {
-        error: GatewayError::new(
-            ErrorKind::UpstreamTimeout,
-            format!(
-                "backend did not answer within {} ms",
-                settings.timeout.as_millis()
-            ),
+    GatewayError::new(
+        ErrorKind::UpstreamTimeout,
+        format!(
+            "backend did not answer within {} ms",
+            settings.timeout.as_millis()
         ),
-        all_refused: false,
-    }
+    )
+    .into()
 }
 
 /// xorshift64*: a per-shard generator for balancing choices, not for anything secret.
