@@ -127,13 +127,19 @@ fn load_is_spread_over_live_instances() {
 /// request picks it with probability 1/2, so this bound is never the reason a test fails.
 const MAX_REQUESTS_TO_REACH_DYING: usize = 60;
 
-#[test]
-fn idempotent_call_whose_backend_dies_before_answering_is_sent_to_another_instance() {
+/// A gateway with service `svc` on two instances: one that dies in every call, one that answers.
+fn dying_and_live() -> (Gateway, Echo, DyingBackend) {
     let gw = Gateway::start();
     let live = Echo::start("alive");
     let dying = DyingBackend::start();
     register(&gw, "svc", "dying", &dying.addr);
     register(&gw, "svc", "alive", &live.addr);
+    (gw, live, dying)
+}
+
+#[test]
+fn idempotent_call_whose_backend_dies_before_answering_is_sent_to_another_instance() {
+    let (gw, _live, dying) = dying_and_live();
     for method in ["GET", "PUT", "DELETE"] {
         let before = dying.calls();
         for _ in 0..MAX_REQUESTS_TO_REACH_DYING {
@@ -157,11 +163,7 @@ fn idempotent_call_whose_backend_dies_before_answering_is_sent_to_another_instan
 
 #[test]
 fn post_whose_backend_dies_before_answering_is_502_and_not_sent_again() {
-    let gw = Gateway::start();
-    let live = Echo::start("alive");
-    let dying = DyingBackend::start();
-    register(&gw, "svc", "dying", &dying.addr);
-    register(&gw, "svc", "alive", &live.addr);
+    let (gw, _live, dying) = dying_and_live();
     let mut failed = 0;
     for _ in 0..MAX_REQUESTS_TO_REACH_DYING {
         if dying.calls() >= 2 {
