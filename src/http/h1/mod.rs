@@ -4,21 +4,29 @@
 //!
 //! Requests on one connection are served in order (as HTTP/1.1 requires of pipelined requests);
 //! responses to pipelined requests are batched into one write until the input runs dry.
+//!
+//! Memory: a connection's task holds only what it needs to read and write. Answering a request
+//! (routing and the upstream call, most of the state) runs in a box the connection allocates at
+//! its first request and reuses for every later one; the box and the read and write buffers are
+//! freed when the client stays quiet, so an idle keep-alive connection costs its socket and a
+//! small task.
 
 pub mod chunked;
 pub mod parse;
 pub mod write;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::{Field, Request};
+use crate::http::{Field, Request, Response};
 use crate::shard::Shard;
 use parse::{Framing, Head, HeadLimits};
 
@@ -35,8 +43,6 @@ const OUT_CAPACITY: usize = 4096;
 /// How long an idle keep-alive connection keeps its buffers: far longer than the gap between a
 /// busy client's requests, far shorter than the idle timeout a quiet client may sit through.
 const BUFFER_HOLD: std::time::Duration = std::time::Duration::from_millis(200);
-/// The first read after an idle spell: enough for a typical request head; the rest follows.
-const IDLE_READ: usize = 1024;
 /// Pipelined responses are flushed once this much is queued, bounding the output buffer.
 const MAX_PENDING_WRITE: usize = 64 << 10;
 
@@ -47,22 +53,55 @@ enum Read {
 }
 
 /// What a connection keeps from one request to the next, so that the next allocates nothing.
-struct Buffers {
+/// `A` is the type of [`answer`]'s future (an `async fn`'s type cannot be named).
+struct Buffers<A> {
     /// Bytes read and not yet parsed.
     read: BytesMut,
     /// Responses not yet written.
     out: Vec<u8>,
     /// The last request's header list, emptied, for the next head.
     fields: Vec<Field>,
+    /// Where a request is answered: the state of the upstream call is most of a connection's
+    /// state, so it lives here, boxed once and reused for every request (see [`reuse`]), instead
+    /// of sizing the connection's task for the whole time the client idles.
+    answering: Option<Pin<Box<A>>>,
 }
 
-impl Buffers {
+impl<A> Buffers<A> {
     /// Gives the memory back while the connection idles (see [`read_idle`]).
     fn free(&mut self) {
         self.read = BytesMut::new();
         self.out = Vec::new();
         self.fields = Vec::new();
+        self.answering = None;
     }
+}
+
+/// Puts `future` into `slot`'s box, allocating a box only when the slot has none: every request
+/// on a connection after its first is answered in the same allocation.
+fn reuse<F: Future>(slot: &mut Option<Pin<Box<F>>>, future: F) -> Pin<&mut F> {
+    match slot {
+        Some(boxed) => {
+            boxed.set(future);
+            boxed.as_mut()
+        }
+        None => slot.insert(Box::pin(future)).as_mut(),
+    }
+}
+
+/// Answers one request. It owns what it uses (and hands the request back for its header list),
+/// so its future can live in the connection's reused box.
+async fn answer(shard: Rc<Shard>, request: Request) -> (Request, Response) {
+    let response = crate::router::handle(&shard, &request).await;
+    (request, response)
+}
+
+/// A request read off the connection, with what writing its response needs to know.
+struct Incoming {
+    request: Request,
+    head_only: bool,
+    keep_alive: bool,
+    http10: bool,
 }
 
 /// Reads more bytes into `buf`, giving up at `deadline`.
@@ -99,31 +138,29 @@ async fn read_up_to(
 /// Waits for the first bytes of the next request on a keep-alive connection. A client that sends
 /// it soon finds the connection's buffers in place (no allocation on the hot path); one that stays
 /// quiet for longer than [`BUFFER_HOLD`] has them freed while it idles, so ten thousand idle clients
-/// cost their sockets and tasks, not 20 KiB of buffers each. When it speaks again, the buffers come
-/// back with its first bytes.
-async fn read_idle(stream: &mut TcpStream, bufs: &mut Buffers, until: Instant) -> Read {
-    let hold = (Instant::now() + BUFFER_HOLD).min(until);
+/// cost their sockets and tasks, not 20 KiB of buffers and a call's state each. When it speaks
+/// again, the buffers come back with its first bytes.
+async fn read_idle<A>(
+    stream: &mut TcpStream,
+    bufs: &mut Buffers<A>,
+    now: Instant,
+    until: Instant,
+) -> Read {
+    let hold = (now + BUFFER_HOLD).min(until);
     match read_more(stream, &mut bufs.read, hold).await {
         Read::TimedOut if hold < until => {}
         other => return other,
     }
     bufs.free();
-    let mut first = [0u8; IDLE_READ];
-    let left = until.saturating_duration_since(Instant::now());
-    if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-        return Read::TimedOut;
+    // The bytes land in the shard's read buffer and only what arrived is copied into the
+    // emptied `bufs.read`, so the wait itself holds no buffer.
+    let read = read_more(stream, &mut bufs.read, until).await;
+    if let Read::Data = read {
+        bufs.read
+            .reserve(READ_CHUNK - bufs.read.len().min(READ_CHUNK));
+        bufs.out.reserve(OUT_CAPACITY);
     }
-    match stream.read(&mut first).await {
-        Ok(0) => Read::Closed,
-        Ok(n) => {
-            bufs.read.reserve(READ_CHUNK);
-            bufs.read.extend_from_slice(&first[..n]);
-            bufs.out.reserve(OUT_CAPACITY);
-            Read::Data
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Read::TimedOut,
-        Err(_) => Read::Closed,
-    }
+    read
 }
 
 /// Serves HTTP/1.x on `stream`; `buf` holds bytes already read.
@@ -138,27 +175,45 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, buf: BytesMut, remot
         read: buf,
         out: Vec::with_capacity(OUT_CAPACITY),
         fields: Vec::new(),
+        answering: None,
     };
     let mut refused = false;
     loop {
         // The path of the request being read, so an error before routing can still name its service.
         let mut path: Option<Bytes> = None;
-        match serve_one(&shard, &mut stream, &mut bufs, limits, remote, &mut path).await {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let request_id = shard.new_request_id();
-                let service = path
-                    .as_deref()
-                    .and_then(|p| std::str::from_utf8(p).ok())
-                    .and_then(crate::rest::service_of);
-                let mut response = e.into_response(service, request_id.as_str());
-                shard.metrics.count_response(response.status);
-                response.request_id = Some(request_id);
-                write::encode(&mut bufs.out, &response, false, true, false);
-                refused = true;
-                break;
-            }
+        let incoming =
+            match read_request(&shard, &mut stream, &mut bufs, limits, remote, &mut path).await {
+                Ok(Some(incoming)) => incoming,
+                Ok(None) => break,
+                Err(e) => {
+                    let request_id = shard.new_request_id();
+                    let service = path
+                        .as_deref()
+                        .and_then(|p| std::str::from_utf8(p).ok())
+                        .and_then(crate::rest::service_of);
+                    let mut response = e.into_response(service, request_id.as_str());
+                    shard.metrics.count_response(response.status);
+                    response.request_id = Some(request_id);
+                    write::encode(&mut bufs.out, &response, false, true, false);
+                    refused = true;
+                    break;
+                }
+            };
+        let (request, response) =
+            reuse(&mut bufs.answering, answer(shard.clone(), incoming.request)).await;
+        let close = response.close || !incoming.keep_alive || shard.is_draining();
+        write::encode(
+            &mut bufs.out,
+            &response,
+            incoming.head_only,
+            close,
+            incoming.http10,
+        );
+        // The header list goes back to the connection for the next request.
+        bufs.fields = request.headers;
+        bufs.fields.clear();
+        if close {
+            break;
         }
         let out = &mut bufs.out;
         if out.len() >= MAX_PENDING_WRITE || (bufs.read.is_empty() && !out.is_empty()) {
@@ -197,24 +252,20 @@ async fn linger(stream: &mut TcpStream) {
     }
 }
 
-/// Serves one request. `Ok(true)`: keep going; `Ok(false)`: close quietly; `Err`: answer and close.
-async fn serve_one(
+/// Reads one request: its head and its whole body. `Ok(None)`: the client closed or idled out.
+async fn read_request<A>(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
-    bufs: &mut Buffers,
+    bufs: &mut Buffers<A>,
     limits: HeadLimits,
     remote: SocketAddr,
     path_seen: &mut Option<Bytes>,
-) -> Result<bool, GatewayError> {
+) -> Result<Option<Incoming>, GatewayError> {
     let config = &shard.config;
     let Some(head) = read_head(shard, stream, bufs, limits).await? else {
-        return Ok(false);
+        return Ok(None);
     };
-    let Buffers {
-        read: buf,
-        out,
-        fields: spare_fields,
-    } = bufs;
+    let Buffers { read: buf, out, .. } = bufs;
     *path_seen = Some(head.path.clone());
     let max_body = shard.max_body_bytes(&head.path);
     if let Framing::Length(n) = head.framing {
@@ -248,22 +299,19 @@ async fn serve_one(
         http10,
         ..
     } = head;
-    let head_request = method == http::Method::HEAD;
-    let request = Request {
-        method,
-        path,
-        query,
-        headers,
-        body,
-        remote,
-    };
-    let response = crate::router::handle(shard, &request).await;
-    let close = response.close || !keep_alive || shard.is_draining();
-    write::encode(out, &response, head_request, close, http10);
-    // The header list goes back to the connection for the next request.
-    *spare_fields = request.headers;
-    spare_fields.clear();
-    Ok(!close)
+    Ok(Some(Incoming {
+        head_only: method == http::Method::HEAD,
+        keep_alive,
+        http10,
+        request: Request {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            remote,
+        },
+    }))
 }
 
 async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayError> {
@@ -278,10 +326,10 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayE
 }
 
 /// Reads until a whole head is buffered. `Ok(None)` when the client closed or idled out between requests.
-async fn read_head(
+async fn read_head<A>(
     shard: &Shard,
     stream: &mut TcpStream,
-    bufs: &mut Buffers,
+    bufs: &mut Buffers<A>,
     limits: HeadLimits,
 ) -> Result<Option<Head>, GatewayError> {
     let config = &shard.config;
@@ -299,13 +347,14 @@ async fn read_head(
             }
             bufs.out.clear();
         }
+        let now = Instant::now();
         let until = match deadline {
             Some(d) => d,
-            None if bufs.read.is_empty() => Instant::now() + config.idle_timeout,
-            None => *deadline.insert(Instant::now() + config.header_timeout),
+            None if bufs.read.is_empty() => now + config.idle_timeout,
+            None => *deadline.insert(now + config.header_timeout),
         };
         let read = if bufs.read.is_empty() && deadline.is_none() {
-            read_idle(stream, bufs, until).await
+            read_idle(stream, bufs, now, until).await
         } else {
             read_more(stream, &mut bufs.read, until).await
         };
@@ -370,5 +419,34 @@ async fn read_body(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn double(x: u32) -> u32 {
+        futures_lite::future::yield_now().await;
+        x * 2
+    }
+
+    #[test]
+    fn reuse_answers_every_request_in_one_box() {
+        futures_lite::future::block_on(async {
+            let mut slot = None;
+            let first = reuse(&mut slot, double(1));
+            let at = &*first as *const _;
+            assert_eq!(first.await, 2);
+            let second = reuse(&mut slot, double(20));
+            assert_eq!(&*second as *const _, at, "the second request got a new box");
+            assert_eq!(second.await, 40);
+            // A box whose future was dropped unfinished is reused as well.
+            let mut third = reuse(&mut slot, double(300));
+            assert!(futures_lite::future::poll_once(third.as_mut())
+                .await
+                .is_none());
+            assert_eq!(reuse(&mut slot, double(4000)).await, 8000);
+        });
     }
 }
