@@ -52,6 +52,8 @@ def main():
                 r["sat_errors"] = st["errors"]
                 if s != "direct" and st["requests"]:
                     r["cpu_us_per_req_sat"] = st["cpu_ticks"] / a.ticks / st["requests"] * 1e6
+                    if "kernel_ticks" in st:
+                        r["kernel_us_per_req_sat"] = st["kernel_ticks"] / a.ticks / st["requests"] * 1e6
             o = opn.get((s, v))
             if o:
                 r["open"] = o
@@ -123,7 +125,8 @@ def main():
         f"over {a.open_conns:.0f} connections for {a.open_secs:.0f} s after a 2 s warm-up, latency "
         f"from each request's scheduled send time; *added* is the scenario's percentile minus the "
         f"direct call's. CPU/request is the proxy processes' user+sys time from /proc over the wrk "
-        f"run ÷ requests (and over the fixed-rate run). Idle RSS: with {a.idle_conns:.0f} idle "
+        f"run ÷ requests (and over the fixed-rate run); *of which kernel* is the sys part of the "
+        f"saturation figure. Idle RSS: with {a.idle_conns:.0f} idle "
         f"keep-alive client connections, each after one request.",
         "",
     ]
@@ -131,14 +134,15 @@ def main():
         lines += [
             f"## {title}",
             "",
-            "| scenario | saturation req/s | CPU µs/req (sat) | CPU µs/req (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU µs/req (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in SCENARIOS:
             r = row(s, v)
             o = r.get("open", {}).get("latency_us", {})
             lines.append(
                 f"| {s} | {f(r.get('sat_rps'))} | {f(r.get('cpu_us_per_req_sat'), '{:.1f}')} | "
+                f"{f(r.get('kernel_us_per_req_sat'), '{:.1f}')} | "
                 f"{f(r.get('cpu_us_per_req_open'), '{:.1f}')} | {f(o.get('p50'))} | {f(o.get('p99'))} | "
                 f"{f(r.get('added_p50_us'))} | {f(r.get('added_p99_us'))} | {f(o.get('p999'))} | "
                 f"{f(r.get('peak_rss_mib'), '{:.1f}')} | {f(r.get('idle_rss_mib'), '{:.1f}')} | "
