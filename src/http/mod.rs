@@ -171,7 +171,7 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Serves one accepted client connection until it closes.
 pub async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream, remote: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let mut buf = BytesMut::with_capacity(h1::READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(h1::READ_BUFFER);
     // A client that connects and says nothing is dropped after the idle timeout.
     if stream
         .set_read_timeout(Some(shard.config.idle_timeout))
@@ -199,7 +199,7 @@ pub async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream, remote: S
         // state is the largest branch and would otherwise size every connection's task, idle
         // HTTP/1.1 keep-alive connections included.
         Some(true) => Box::pin(h2::serve(shard, stream, buf.freeze(), remote)).await,
-        Some(false) => h1::serve(shard, stream, buf, remote).await,
+        Some(false) => h1::serve(&shard, &mut stream, buf, remote).await,
         None => {}
     }
 }
