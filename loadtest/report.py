@@ -168,14 +168,16 @@ def main():
         json.dump(result, fh, indent=2)
         fh.write("\n")
 
-    # Chart: saturation throughput and added p99 per scenario, both variants.
+    # Chart: saturation throughput, CPU per request (kernel part hatched) and added p99 per
+    # scenario, both variants.
     dat = os.path.join(a.out, "latest-sat.dat")
     with open(dat, "w") as fh:
         for s in SCENARIOS:
             t, k = row(s, "tiny"), row(s, "4k")
             fh.write(f'"{s}" {t.get("sat_rps") or 0} {k.get("sat_rps") or 0} '
                      f'{t.get("added_p99_us") or 0} {k.get("added_p99_us") or 0} '
-                     f'{t.get("cpu_us_per_req_sat") or 0} {k.get("cpu_us_per_req_sat") or 0}\n')
+                     f'{t.get("cpu_us_per_req_sat") or 0} {k.get("cpu_us_per_req_sat") or 0} '
+                     f'{t.get("kernel_us_per_req_sat") or 0} {k.get("kernel_us_per_req_sat") or 0}\n')
     gp = f"""set terminal pngcairo size 1500,450 font ",10"
 set output "{os.path.join(a.out, 'latest.png')}"
 set multiplot layout 1,3
@@ -188,8 +190,14 @@ set key top right
 set yrange [0:*]
 set title "saturation throughput (req/s, wrk)"
 plot "{dat}" using 2:xtic(1) title "tiny GET", "" using 3 title "4 KiB POST"
-set title "proxy CPU per request (µs, saturation)"
-plot "{dat}" using 6:xtic(1) title "tiny GET", "" using 7 title "4 KiB POST"
+set title "proxy CPU per request (µs, saturation; hatched: kernel part)"
+set xrange [-0.6:{len(SCENARIOS) - 0.4}]
+set key top left
+plot "{dat}" using ($0-0.2):6:(0.38):xtic(1) with boxes lc 1 title "tiny GET", \\
+     "" using ($0+0.2):7:(0.38) with boxes lc 2 title "4 KiB POST", \\
+     "" using ($0-0.2):8:(0.38) with boxes fs pattern 2 lc rgb "black" title "kernel", \\
+     "" using ($0+0.2):9:(0.38) with boxes fs pattern 2 lc rgb "black" notitle
+set xrange [*:*]
 set title "added p99 at {a.rate:.0f} req/s (µs, open loop)"
 set yrange [*:*]
 plot "{dat}" using 4:xtic(1) title "tiny GET", "" using 5 title "4 KiB POST"
