@@ -1496,6 +1496,16 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if spin_before_park.is_zero() {
+                        // switchyard patch: with no spinning asked for, park at once. Parking
+                        // does all that a polling pass would (timers, channels, submissions,
+                        // completions) and sleeps only if that found nothing; the polling pass
+                        // upstream runs first submitted the turn's new I/O in a system call of
+                        // its own, which the sleep can make in the one that waits.
+                        this.parker
+                            .park()
+                            .expect("Failed to park! This is actually pretty bad!");
+                        pre_time = Instant::now();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {

@@ -230,6 +230,12 @@ impl Source {
         })
     }
 
+    /// switchyard patch: whether the kernel holds this source's operation: submitted or queued
+    /// for submission, and its completion not yet consumed.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

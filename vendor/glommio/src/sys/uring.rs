@@ -1072,66 +1072,92 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
-        if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
-            let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
-            let op = UringDescriptor {
-                fd: link.raw(),
-                flags: SubmissionFlags::empty(),
-                user_data: to_user_data(
-                    self.source_map
-                        .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
-                ),
-                args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
-            };
-            fill_sqe(
-                &mut sqe,
-                &op,
-                DmaBuffer::new,
-                &mut self.source_map.borrow_mut(),
-            );
+    /// switchyard patch: whether this ring can sleep once the SQEs it has prepared are
+    /// submitted, which [`SleepableRing::sleep`] does in the same system call as the wait.
+    fn can_sleep_submitting(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
+    }
 
-            // We have now prepared the SQE that links the two rings. We now need to submit
-            // it successfully to be able to safely sleep.
+    /// switchyard patch: whether cancellations are queued for this ring.
+    fn has_cancellations(&self) -> bool {
+        !self.submission_queue.borrow().cancellations.is_empty()
+    }
 
-            if self
-                .submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
-                // We failed to submit the `SQE` that links the rings. Just can't sleep.
-                // Waiting here is unsafe because we could end up waiting much longer than
-                // needed.
-                // We make the SQE a no-op and return
-                unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
-                Err(io::Error::from_raw_os_error(libc::EBUSY))
+    /// switchyard patch: moves queued submissions into SQEs without entering the kernel unless
+    /// the submission ring is full.
+    fn prepare_submissions(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+    }
+
+    /// Sleeps until a completion arrives on this ring, linked to the latency ring by `link`: a
+    /// poll on that ring's fd, armed here when `arm` (else it is still armed from an earlier
+    /// sleep).
+    fn sleep(&mut self, link: &Source, arm: bool) -> io::Result<usize> {
+        // switchyard patch: SQEs the turn prepared but did not submit (see `Reactor::wait`) go
+        // in with the link, in the same `io_uring_enter` that waits.
+        let pending = self.waiting_kernel_submission();
+        let mut link_sqe = None;
+        if arm {
+            if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
+                link_sqe = Some(unsafe { sqe.raw_mut() as *mut _ });
+                let op = UringDescriptor {
+                    fd: link.raw(),
+                    flags: SubmissionFlags::empty(),
+                    user_data: to_user_data(
+                        self.source_map
+                            .borrow_mut()
+                            .add_source(link, self.submission_queue.clone()),
+                    ),
+                    args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+                };
+                fill_sqe(
+                    &mut sqe,
+                    &op,
+                    DmaBuffer::new,
+                    &mut self.source_map.borrow_mut(),
+                );
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
+                // Can't link rings because we ran out of `SQE`s. Just can't sleep.
+                // Submit what we have, once we're out of here we'll consume them
+                // and at some point will be able to sleep again.
+                return self
+                    .submit_sqes()
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                    .or_else(Reactor::intr_ok);
             }
-        } else {
-            // Can't link rings because we ran out of `CQE`s. Just can't sleep.
-            // Submit what we have, once we're out of here we'll consume them
-            // and at some point will be able to sleep again.
-            self.submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)
         }
+
+        // We have now prepared the SQE that links the two rings. We now need to submit
+        // it successfully to be able to safely sleep.
+        //
+        // switchyard patch: submit and wait in one `io_uring_enter` instead of two. The kernel
+        // submits in order before it waits and, having submitted, reports the count even when
+        // the wait is interrupted; it waits only once every SQE went in, so a short count
+        // means the link (the last SQE) is not in and there was no sleep.
+        let expected = pending + usize::from(arm);
+        let submitted = self
+            .ring
+            .submit_sqes_and_wait(1)
+            .map(|n| n as usize)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
+        self.in_kernel += submitted;
+        if submitted == expected {
+            // We slept until something completed (or were interrupted).
+            return Ok(1);
+        }
+        if let Some(sqe_ptr) = link_sqe {
+            // We failed to submit the `SQE` that links the rings. Just can't sleep.
+            // Waiting here is unsafe because we could end up waiting much longer than
+            // needed.
+            // We make the SQE a no-op and return
+            unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
+        }
+        Err(io::Error::from_raw_os_error(libc::EBUSY))
     }
 }
 
@@ -1258,6 +1284,8 @@ pub(crate) struct Reactor {
     latency_preempt_deadline: Cell<Option<Instant>>,
 
     link_fd: RawFd,
+    // switchyard patch: the armed poll that links the rings, kept across sleeps.
+    link_src: Cell<Option<Source>>,
 
     // This keeps the `eventfd` alive. Drop will close it when we're done
     notifier: Arc<sys::SleepNotifier>,
@@ -1391,6 +1419,7 @@ impl Reactor {
             latency_preempt_deadline: Cell::new(None),
             blocking_thread,
             link_fd,
+            link_src: Cell::new(None),
             notifier,
             eventfd_src,
             source_map,
@@ -1761,14 +1790,27 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        // switchyard patch: the poll that links the latency ring to the main ring is kept
+        // armed across sleeps until it fires. Upstream armed a new one for every sleep (a
+        // submission each time; a shard below saturation sleeps about twice per request) and
+        // left the old ones armed, since dropping a source does not cancel an operation it
+        // never queued: they piled up on the latency ring's fd until its next completion.
+        let kept = self.link_src.take().filter(Source::in_flight);
+        let arm = kept.is_none();
+        let link_rings = kept.unwrap_or_else(|| {
+            Source::new(
+                IoRequirements::default(),
+                self.link_fd,
+                SourceType::LinkRings,
+                None,
+                None,
+            )
+        });
+        let slept = ring.sleep(&link_rings, arm);
+        if link_rings.in_flight() {
+            self.link_src.set(Some(link_rings));
+        }
+        slept.or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1894,12 +1936,28 @@ impl Reactor {
             ));
         }
 
+        // switchyard patch: a turn that may sleep leaves the main ring's new submissions
+        // prepared but not submitted; the sleep submits them in the same `io_uring_enter` that
+        // waits (one system call instead of two per sleep, and a shard below saturation sleeps
+        // about twice per request). A turn that polls, or that cancels on the main ring (whose
+        // completions it should see before deciding to sleep), submits them here as before.
+        let defer_main = !polling && !main_ring.has_cancellations();
+
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        if defer_main {
+            flush_rings!(lat_ring, poll_ring)?;
+            main_ring
+                .prepare_submissions()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+        } else {
+            flush_rings!(lat_ring, poll_ring, main_ring)?;
+        }
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
@@ -1907,7 +1965,7 @@ impl Reactor {
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
-            && main_ring.can_sleep()
+            && main_ring.can_sleep_submitting()
             && lat_ring.can_sleep();
 
         if should_sleep {
@@ -1942,6 +2000,8 @@ impl Reactor {
                 self.notifier.wake_up();
             }
         }
+        // switchyard patch: submissions deferred for a sleep that did not happen go in now.
+        flush_rings!(main_ring)?;
 
         if let Some(preempt) = preempt_timer() {
             if !keep_latency {
