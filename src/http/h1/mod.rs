@@ -31,7 +31,7 @@ use crate::shard::Shard;
 use parse::{Framing, Head, HeadLimits};
 
 /// Largest read from the socket at a time (bodies, lingering close).
-pub const READ_CHUNK: usize = 16 << 10;
+const READ_CHUNK: usize = 16 << 10;
 /// Read size while a head is expected: a typical request head (and a small body behind it) fits.
 pub const HEAD_READ: usize = 4 << 10;
 /// A connection's read buffer when it starts and after an idle spell: a typical head and a body
