@@ -30,6 +30,7 @@ Answers, chosen by ForwardingReq.path:
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +79,9 @@ def main():
     generate(os.path.abspath(args.proto_root), out_dir)
     from forwarding.v1 import forwarding_pb2 as pb
     from forwarding.v1 import forwarding_pb2_grpc as pb_grpc
+
+    # The generated modules are loaded; the peer is usually killed, so clean up now, not at exit.
+    shutil.rmtree(out_dir, ignore_errors=True)
 
     lock = threading.Condition()
     state = {"log": [], "in_flight": 0, "barriers": {}}
