@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod graphql;
 pub mod graphql_endpoint;

@@ -13,6 +13,7 @@ use futures_channel::oneshot;
 use futures_lite::AsyncReadExt;
 
 use crate::config::Config;
+use crate::drain::Drain;
 use crate::metrics::{RegistryMetrics, ShardMetrics};
 use crate::registry::client::RegistryClient;
 use crate::registry::view::RegistryView;
@@ -20,7 +21,7 @@ use crate::registry::{Change, ShardMailbox, ShardMsg};
 use crate::request_id::RequestId;
 use crate::upstream::Upstream;
 
-/// How often a draining shard checks whether its in-flight requests are done.
+/// How often a draining shard checks whether its requests and HTTP/2 connections are done.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
@@ -66,7 +67,9 @@ pub struct Shard {
     /// Balancing and request-id randomness.
     pub rng: Cell<u64>,
     in_flight: Cell<usize>,
-    draining: Cell<bool>,
+    /// HTTP/2 client connections still open (a drain waits for their GOAWAY to go out).
+    h2_open: Cell<usize>,
+    drain: Drain,
 }
 
 impl Shard {
@@ -88,7 +91,8 @@ impl Shard {
             // xorshift must not start at zero.
             rng: Cell::new(crate::sys::random_u64() | 1),
             in_flight: Cell::new(0),
-            draining: Cell::new(false),
+            h2_open: Cell::new(0),
+            drain: Drain::default(),
         }
     }
 
@@ -99,13 +103,25 @@ impl Shard {
 
     /// Whether the shard is draining.
     pub fn is_draining(&self) -> bool {
-        self.draining.get()
+        self.drain.is_started()
+    }
+
+    /// Resolves once the shard starts draining (see [`crate::drain`]).
+    pub fn drain_started(&self) -> crate::drain::Started<'_> {
+        self.drain.started()
+    }
+
+    /// Counts an open HTTP/2 client connection until the guard drops: a draining shard waits for
+    /// them (up to the grace period) so that their GOAWAY and last responses go out.
+    pub fn h2_connection(self: &Rc<Self>) -> H2Open {
+        self.h2_open.set(self.h2_open.get() + 1);
+        H2Open(self.clone())
     }
 
     /// Whether `/-/ready` answers 200: the registry has caught up and this shard is not draining
     /// (the shard's own flag, so a 503 from it always comes with `connection: close`).
     pub fn is_ready(&self) -> bool {
-        self.process.ready.load(Ordering::Relaxed) && !self.draining.get()
+        self.process.ready.load(Ordering::Relaxed) && !self.is_draining()
     }
 
     /// The body limit for a request to `path` (per service when configured).
@@ -150,6 +166,15 @@ impl Shard {
         self.metrics
             .registry_instances
             .set(view.instance_count() as u64);
+    }
+}
+
+/// An open HTTP/2 client connection; see [`Shard::h2_connection`].
+pub struct H2Open(Rc<Shard>);
+
+impl Drop for H2Open {
+    fn drop(&mut self) {
+        self.0.h2_open.set(self.0.h2_open.get() - 1);
     }
 }
 
@@ -236,12 +261,13 @@ pub async fn run(start: ShardStart) {
     .await;
     drop(listener);
     let deadline = Instant::now() + shard.config.grace_period;
-    while shard.in_flight.get() > 0 && Instant::now() < deadline {
+    while (shard.in_flight.get() > 0 || shard.h2_open.get() > 0) && Instant::now() < deadline {
         glommio::timer::sleep(DRAIN_POLL).await;
     }
     tracing::debug!(
         shard = shard.id,
         left = shard.in_flight.get(),
+        h2_open = shard.h2_open.get(),
         "shard drained"
     );
 }
@@ -262,7 +288,7 @@ async fn mailbox_loop(shard: Rc<Shard>, mailbox: ShardMailbox, drain: oneshot::S
                 }
                 ShardMsg::Reply { token, result } => shard.registry_client.resolve(token, result),
                 ShardMsg::Drain => {
-                    shard.draining.set(true);
+                    shard.drain.start();
                     if let Some(tx) = drain.take() {
                         let _ = tx.send(());
                     }

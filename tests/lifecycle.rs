@@ -1,6 +1,6 @@
 //! Connection and process lifecycle seen from outside: slow clients get 408, idle keep-alive
 //! connections are closed, the in-flight limit answers 503 with retry-after, and SIGTERM drains
-//! (in-flight requests finish, /-/ready turns 503, exit status 0).
+//! (in-flight requests finish, /-/ready turns 503, HTTP/2 connections get GOAWAY, exit status 0).
 //!
 //! Nothing here measures time: short timeouts are configured and the tests wait (boundedly) for the
 //! outcome they cause.
@@ -116,6 +116,118 @@ fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
         200,
         "the in-flight request finished: {}",
         r.text()
+    );
+    let status = gw.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
+}
+
+/// One HTTP/2 frame as read off the wire.
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+const FRAME_HEADERS: u8 = 1;
+const FRAME_DATA: u8 = 0;
+const FRAME_PING: u8 = 6;
+const FRAME_GOAWAY: u8 = 7;
+const FLAG_END_STREAM: u8 = 1;
+const FLAG_ACK: u8 = 1;
+
+/// Opens an HTTP/2 connection by hand: the preface and an empty SETTINGS frame.
+fn h2_raw(gw: &Gateway) -> RawConn {
+    let mut c = RawConn::connect(gw.addr);
+    c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    c
+}
+
+/// Reads frames until the gateway closes the connection (or `RAW_READ_LIMIT` passes), answering
+/// its PINGs as a client must (a graceful GOAWAY waits for one round trip).
+fn h2_frames_until_close(c: &mut RawConn) -> Vec<Frame> {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + RAW_READ_LIMIT;
+    c.stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let (mut buf, mut frames) = (Vec::new(), Vec::new());
+    let mut chunk = [0u8; 16 << 10];
+    while std::time::Instant::now() < deadline {
+        match c.stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let frame = Frame {
+                kind: buf[3],
+                flags: buf[4],
+                stream: u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff,
+                payload: buf[9..9 + len].to_vec(),
+            };
+            buf.drain(..9 + len);
+            if frame.kind == FRAME_PING && frame.flags & FLAG_ACK == 0 {
+                let mut ack = vec![0, 0, 8, FRAME_PING, FLAG_ACK, 0, 0, 0, 0];
+                ack.extend_from_slice(&frame.payload);
+                let _ = c.stream.write_all(&ack);
+            }
+            frames.push(frame);
+        }
+    }
+    frames
+}
+
+#[test]
+fn sigterm_sends_goaway_to_http2_connections_and_finishes_their_streams() {
+    let mut gw = Gateway::builder().shards(Some(1)).start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let mut idle = h2_raw(&gw);
+    let mut busy = h2_raw(&gw);
+    // HEADERS on stream 1, END_STREAM | END_HEADERS: GET http://x/echo/delay/1500, HPACK literals
+    // without Huffman (`:path` and `:authority` with indexed names).
+    let path = b"/echo/delay/1500";
+    let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
+    block.extend_from_slice(path);
+    block.extend_from_slice(&[0x41, 1, b'x']);
+    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
+    headers.extend_from_slice(&block);
+    busy.send(&headers);
+    assert!(
+        poll_until(400, || in_flight(&gw) >= 1),
+        "the HTTP/2 call never showed up as in flight"
+    );
+
+    gw.proc.signal(libc::SIGTERM);
+    let idle_frames = h2_frames_until_close(&mut idle);
+    assert!(
+        idle_frames.iter().any(|f| f.kind == FRAME_GOAWAY),
+        "an idle HTTP/2 connection gets GOAWAY before it is closed"
+    );
+    let frames = h2_frames_until_close(&mut busy);
+    let goaway = frames.iter().position(|f| f.kind == FRAME_GOAWAY);
+    assert!(goaway.is_some(), "the busy connection gets GOAWAY too");
+    // The stream opened before the drain is answered in full: `:status 200` (static index 8) and
+    // its body, ended.
+    let answer = frames
+        .iter()
+        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
+        .expect("response headers on stream 1");
+    assert_eq!(answer.payload.first(), Some(&0x88), "status 200");
+    assert!(
+        frames.iter().any(|f| f.stream == 1
+            && f.flags & FLAG_END_STREAM != 0
+            && (f.kind == FRAME_DATA || f.kind == FRAME_HEADERS)),
+        "stream 1 ended"
     );
     let status = gw.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());

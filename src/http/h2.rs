@@ -2,7 +2,8 @@
 //!
 //! Each stream runs in its own task on the shard, so one slow backend call does not hold up the
 //! other streams of the connection. The connection is closed with GOAWAY when it has been idle for
-//! the idle timeout or when the shard drains.
+//! the idle timeout or as soon as the shard starts draining (idle or not); its open streams then
+//! finish, and the draining shard waits for that (up to the grace period) before it exits.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -44,29 +45,40 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
         Some(Ok(conn)) => conn,
         _ => return,
     };
+    let _open = shard.h2_connection();
     let active = Rc::new(Cell::new(0usize));
     let mut shutting_down = false;
+    // Kept across turns: one waiter slot for the connection's life.
+    let mut drain = std::pin::pin!(shard.drain_started());
     loop {
-        // While streams are open the connection is busy; otherwise it may idle out.
-        let next = if active.get() == 0 && !shutting_down {
-            match crate::timeout::within(config.idle_timeout, conn.accept()).await {
-                Some(next) => next,
-                None => {
-                    conn.graceful_shutdown();
-                    shutting_down = true;
-                    continue;
-                }
-            }
+        // `None`: time to send GOAWAY (idle for the idle timeout, or the shard is draining).
+        let next: Option<Accepted> = if shutting_down {
+            // GOAWAY is out: let the open streams finish; `accept` ends when they have.
+            Some(conn.accept().await)
         } else {
-            conn.accept().await
+            let accept = async { Some(conn.accept().await) };
+            let drain = async {
+                drain.as_mut().await;
+                None
+            };
+            let next = futures_lite::future::or(accept, drain);
+            // While streams are open the connection is busy; otherwise it may idle out.
+            if active.get() == 0 {
+                crate::timeout::within(config.idle_timeout, next)
+                    .await
+                    .flatten()
+            } else {
+                next.await
+            }
+        };
+        let Some(next) = next else {
+            conn.graceful_shutdown();
+            shutting_down = true;
+            continue;
         };
         let Some(Ok((request, respond))) = next else {
             break;
         };
-        if shard.is_draining() && !shutting_down {
-            conn.graceful_shutdown();
-            shutting_down = true;
-        }
         active.set(active.get() + 1);
         let (shard, active) = (shard.clone(), active.clone());
         glommio::spawn_local(async move {
@@ -76,6 +88,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
         .detach();
     }
 }
+
+/// What `accept` yields: a new stream, the connection's end (`None`) or its failure.
+type Accepted = Option<Result<(http::Request<RecvStream>, SendResponse<Bytes>), h2::Error>>;
 
 async fn serve_stream(
     shard: &Rc<Shard>,
