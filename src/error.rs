@@ -226,6 +226,14 @@ impl GatewayError {
         Self::new(ErrorKind::BadRequest, message)
     }
 
+    /// A request whose `what` ("header count", "header section") is over its limit (431).
+    pub fn headers_too_large(what: &str) -> Self {
+        Self::new(
+            ErrorKind::HeadersTooLarge,
+            format!("request {what} is over the limit"),
+        )
+    }
+
     /// A backend protocol error (502).
     pub fn upstream_protocol(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::UpstreamProtocol, message)

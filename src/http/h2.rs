@@ -29,6 +29,13 @@ const STREAM_WINDOW: u32 = 1 << 20;
 const MAX_DISCARD: usize = 16 << 20;
 /// Connection receive window: a few full stream windows.
 const CONNECTION_WINDOW: u32 = 8 << 20;
+/// The header list size the `h2` crate enforces while decoding, as a multiple of
+/// `--max-header-bytes`: lists up to the limit are served, lists between it and this hard cap are
+/// refused by us with the JSON 431 every other refusal has, and only larger ones get the crate's
+/// bare 431 (the cap bounds what HPACK decoding may allocate).
+const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
+/// Bytes RFC 9113 §6.5.2 adds to each field's name and value when sizing a header list.
+const FIELD_OVERHEAD: usize = 32;
 
 /// Serves HTTP/2 on `stream`; `prefix` holds the bytes already read (the preface).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: SocketAddr) {
@@ -37,7 +44,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .max_header_list_size(config.max_header_bytes as u32)
+        .max_header_list_size(
+            u32::try_from(
+                config
+                    .max_header_bytes
+                    .saturating_mul(H2_HEADER_LIST_CAP_FACTOR),
+            )
+            .unwrap_or(u32::MAX),
+        )
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW);
     let handshake = builder.handshake::<_, Bytes>(TokioIo::with_replay(stream, prefix));
@@ -119,6 +133,11 @@ async fn read_request(
     remote: SocketAddr,
 ) -> Result<Request, GatewayError> {
     let (parts, mut body) = request.into_parts();
+    let deadline = Instant::now() + shard.config.body_timeout;
+    if let Err(e) = check_header_limits(&parts, &shard.config) {
+        discard_rest(&mut body, deadline).await;
+        return Err(e);
+    }
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
     // HTTP/1.1 backends and the REST contract both expect a Host; HTTP/2 carries it as :authority.
     if let Some(authority) = parts.uri.authority() {
@@ -158,7 +177,6 @@ async fn read_request(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let deadline = Instant::now() + shard.config.body_timeout;
     if declared.is_some_and(|n| n > max_body as u64) {
         discard_rest(&mut body, deadline).await;
         return Err(too_large());
@@ -195,6 +213,33 @@ async fn read_request(
         body,
         remote,
     })
+}
+
+/// The header count and size limits HTTP/1.1 requests have (`--max-headers`,
+/// `--max-header-bytes`), the size counted as RFC 9113 sizes a header list.
+fn check_header_limits(
+    parts: &http::request::Parts,
+    config: &crate::config::Config,
+) -> Result<(), GatewayError> {
+    if parts.headers.len() > config.max_headers {
+        return Err(GatewayError::headers_too_large("header count"));
+    }
+    let pseudo = [
+        parts.method.as_str().len(),
+        parts.uri.scheme_str().map_or(0, str::len),
+        parts.uri.authority().map_or(0, |a| a.as_str().len()),
+        parts.uri.path_and_query().map_or(0, |p| p.as_str().len()),
+    ];
+    let size = pseudo.iter().map(|len| len + FIELD_OVERHEAD).sum::<usize>()
+        + parts
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD)
+            .sum::<usize>();
+    if size > config.max_header_bytes {
+        return Err(GatewayError::headers_too_large("header section"));
+    }
+    Ok(())
 }
 
 /// Reads and drops what is left of a refused body (up to [`MAX_DISCARD`], until `deadline`), so the

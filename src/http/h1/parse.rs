@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::http::Field;
 
 /// How the body of a request is framed.
@@ -97,18 +97,20 @@ pub fn parse_head_into(
         match status {
             Ok(httparse::Status::Partial) => {
                 if buf.len() > limits.max_header_bytes {
-                    return Err(too_large("header section"));
+                    return Err(GatewayError::headers_too_large("header section"));
                 }
                 return Ok(None);
             }
-            Err(httparse::Error::TooManyHeaders) => return Err(too_large("header count")),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(GatewayError::headers_too_large("header count"))
+            }
             Err(e) => return Err(GatewayError::bad_request(format!("malformed request: {e}"))),
             Ok(httparse::Status::Complete(len)) => {
                 if len > limits.max_header_bytes {
-                    return Err(too_large("header section"));
+                    return Err(GatewayError::headers_too_large("header section"));
                 }
                 if req.headers.len() > limits.max_headers {
-                    return Err(too_large("header count"));
+                    return Err(GatewayError::headers_too_large("header count"));
                 }
                 let n = req.headers.len();
                 let out: &mut [HeaderSpan] = if n <= INLINE_HEADERS {
@@ -233,13 +235,6 @@ pub fn parse_head_into(
     }))
 }
 
-fn too_large(what: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::HeadersTooLarge,
-        format!("request {what} is over the limit"),
-    )
-}
-
 fn parse_content_length(value: &[u8]) -> Result<u64, GatewayError> {
     let bad = || GatewayError::bad_request("malformed Content-Length");
     if value.is_empty()
@@ -283,6 +278,7 @@ fn origin_form(target: &Bytes) -> Result<Bytes, GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     const LIMITS: HeadLimits = HeadLimits {
         max_header_bytes: 1024,
