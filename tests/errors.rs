@@ -303,6 +303,21 @@ fn content_length_and_transfer_encoding_together_is_400() {
 }
 
 #[test]
+fn a_lower_case_method_is_400() {
+    let (gw, _echo) = setup_with(Gateway::start());
+    // Methods are case-sensitive and ForwardingReq.method is upper-case: `get` is not GET.
+    assert_rejected_and_closed(
+        &gw,
+        "lower-case method",
+        b"get /echo/a HTTP/1.1\r\nHost: gw\r\n\r\n",
+    );
+    let r = http("get", gw.url("/echo/a")).h2().send();
+    assert_error(&r, 400, "BAD_REQUEST");
+    // An upper-case extension method goes through.
+    assert_echo_ok(&http("PROPFIND", gw.url("/echo/a")).h2().send());
+}
+
+#[test]
 fn two_different_content_lengths_is_400() {
     let (gw, _echo) = setup_with(Gateway::start());
     assert_rejected_and_closed(

@@ -134,7 +134,9 @@ async fn read_request(
 ) -> Result<Request, GatewayError> {
     let (parts, mut body) = request.into_parts();
     let deadline = Instant::now() + shard.config.body_timeout;
-    if let Err(e) = check_header_limits(&parts, &shard.config) {
+    if let Err(e) = check_header_limits(&parts, &shard.config)
+        .and_then(|()| crate::http::check_method(&parts.method))
+    {
         discard_rest(&mut body, deadline).await;
         return Err(e);
     }

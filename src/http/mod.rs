@@ -165,6 +165,19 @@ impl Response {
     }
 }
 
+/// Refuses a method with lower-case letters. Methods are case-sensitive (RFC 9110 §9.1), every
+/// registered one is upper-case, and `ForwardingReq.method` promises upper-case: `get` is refused
+/// with 400, as nginx does, rather than passed on as another method or silently changed.
+pub fn check_method(method: &http::Method) -> Result<(), crate::error::GatewayError> {
+    if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(crate::error::GatewayError::bad_request(format!(
+            "method `{}` is not upper-case",
+            method.as_str().escape_default()
+        )));
+    }
+    Ok(())
+}
+
 /// The HTTP/2 connection preface a prior-knowledge client starts with.
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 

@@ -145,6 +145,7 @@ pub fn parse_head_into(
 
     let method = http::Method::from_bytes(&head[spans.method.0..][..spans.method.1])
         .map_err(|_| GatewayError::bad_request("malformed method"))?;
+    crate::http::check_method(&method)?;
     let target = slice(spans.target);
     let target = origin_form(&target)?;
     let (path, query) = crate::http::Request::split_target(&target);
