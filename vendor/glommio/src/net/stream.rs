@@ -10,7 +10,7 @@ use crate::{
 use futures_lite::ready;
 use nix::sys::socket::MsgFlags;
 use std::{
-    cell::Cell,
+    cell::{Cell, RefCell},
     io,
     net::Shutdown,
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
@@ -154,11 +154,25 @@ impl RxBuf for Preallocated {
     }
 }
 
+// switchyard patch: the reactor timer behind a read or write timeout stays armed after the
+// operation it was armed for completes, and later operations whose deadlines are no earlier reuse
+// it. Upstream removed the timer after every successful read and inserted a new one at the next
+// read that would block: on a keep-alive connection, a timer insertion and removal per request
+// (~600 instructions on a saturated gateway shard) for a timeout that almost never expires. Now
+// the armed timer fires at the earliest deadline it was kept for (every `timeout` at most, not
+// every request); if the operation then in progress is not due yet, it is armed again for that
+// operation's deadline, and an operation past its deadline fails as before. The timer is removed
+// when the stream is dropped, and re-inserted whenever the polling task changes.
 #[derive(Debug)]
 struct Timeout {
     id: u64,
     timeout: Cell<Option<Duration>>,
+    /// The deadline of the operation in progress, if it has one.
     timer: Cell<Option<Instant>>,
+    /// When the reactor's timer for `id` fires, if it is armed: at or before `timer`.
+    armed: Cell<Option<Instant>>,
+    /// The task the armed timer wakes.
+    waker: RefCell<Option<Waker>>,
 }
 
 impl Timeout {
@@ -167,6 +181,8 @@ impl Timeout {
             id,
             timeout: Cell::new(None),
             timer: Cell::new(None),
+            armed: Cell::new(None),
+            waker: RefCell::new(None),
         }
     }
 
@@ -184,34 +200,66 @@ impl Timeout {
         Ok(())
     }
 
+    /// Gives the operation about to wait its deadline, and makes sure a timer wakes `waker` by then.
     fn maybe_set_timer(&self, reactor: &Reactor, waker: &Waker) {
-        if let Some(timeout) = self.timeout.get() {
-            if self.timer.get().is_none() {
+        let Some(timeout) = self.timeout.get() else {
+            return;
+        };
+        let deadline = match self.timer.get() {
+            Some(deadline) => deadline,
+            None => {
                 let deadline = Instant::now() + timeout;
-                reactor.insert_timer(self.id, deadline, waker.clone());
                 self.timer.set(Some(deadline));
+                deadline
             }
+        };
+        let kept = self.armed.get().is_some_and(|at| at <= deadline)
+            && self
+                .waker
+                .borrow()
+                .as_ref()
+                .is_some_and(|w| w.will_wake(waker));
+        if !kept {
+            reactor.insert_timer(self.id, deadline, waker.clone());
+            self.armed.set(Some(deadline));
+            *self.waker.borrow_mut() = Some(waker.clone());
         }
     }
 
-    fn cancel_timer(&self, reactor: &Reactor) {
-        if self.timer.take().is_some() {
-            reactor.remove_timer(self.id);
-        }
+    /// The operation completed: it has no deadline any more (its timer stays armed).
+    fn cancel_timer(&self, _reactor: &Reactor) {
+        self.timer.set(None);
     }
 
+    /// Whether the operation in progress is past its deadline, once the armed timer has fired.
     fn check(&self, reactor: &Reactor) -> io::Result<()> {
-        if let Some(deadline) = self.timer.get() {
-            if !reactor.timer_exists(&(deadline, self.id)) {
-                reactor.remove_timer(self.id);
-                self.timer.take();
-                return Err(io::Error::new(
+        let Some(at) = self.armed.get() else {
+            return Ok(());
+        };
+        if reactor.timer_exists(&(at, self.id)) {
+            return Ok(());
+        }
+        // The timer fired: disarmed now, and armed again by `maybe_set_timer` if still needed.
+        self.armed.set(None);
+        self.waker.borrow_mut().take();
+        match self.timer.get() {
+            Some(deadline) if Instant::now() >= deadline => {
+                self.timer.set(None);
+                Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "Operation timed out",
-                ));
+                ))
             }
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Removes the armed timer (the stream is going away).
+    fn disarm(&self, reactor: &Reactor) {
+        if self.armed.take().is_some() {
+            reactor.remove_timer(self.id);
+        }
+        self.waker.borrow_mut().take();
     }
 }
 
@@ -223,6 +271,17 @@ pub(crate) struct NonBufferedStream<S> {
     source_rx: Option<Source>,
     write_timeout: Timeout,
     read_timeout: Timeout,
+}
+
+// switchyard patch: timeouts keep their timer armed between operations (see `Timeout`), so a
+// stream removes them when it goes.
+impl<S> Drop for NonBufferedStream<S> {
+    fn drop(&mut self) {
+        if let Some(reactor) = self.reactor.upgrade() {
+            self.read_timeout.disarm(&reactor);
+            self.write_timeout.disarm(&reactor);
+        }
+    }
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {

@@ -1211,6 +1211,40 @@ mod tests {
         });
     }
 
+    // switchyard patch: a read timeout's timer stays armed between reads; a later read must still
+    // get its whole timeout, not the deadline the timer was first armed for.
+    #[test]
+    fn tcp_read_timeout_counts_from_each_read() {
+        test_executor!(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let timeout = Duration::from_millis(300);
+
+            let ltask = crate::spawn_local(async move {
+                let mut stream = listener.accept().await?;
+                stream.set_read_timeout(Some(timeout)).unwrap();
+                let mut buf = [0u8; 64];
+                // Pending first, so the timer is armed; the byte arrives well before it fires.
+                assert_eq!(stream.read(&mut buf).await?, 1);
+                let second = Instant::now();
+                let err = stream.read(&mut buf).await.unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+                assert!(second.elapsed() >= timeout, "{:?}", second.elapsed());
+                // The stream still reads after a timeout.
+                stream.set_read_timeout(None).unwrap();
+                assert_eq!(stream.read(&mut buf).await?, 1);
+                io::Result::Ok(0)
+            });
+
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            crate::timer::sleep(Duration::from_millis(150)).await;
+            s.write_all(b"a").await.unwrap();
+            crate::timer::sleep(Duration::from_millis(600)).await;
+            s.write_all(b"b").await.unwrap();
+            ltask.await.unwrap();
+        });
+    }
+
     #[test]
     fn tcp_force_poll() {
         test_executor!(async move {
