@@ -447,7 +447,7 @@ fn unsupported_content_type_is_415() {
 // ----- root fields and arguments ----------------------------------------------------------------
 
 #[test]
-fn every_service_is_a_root_field_with_dashes_as_underscores() {
+fn every_service_is_a_root_field_with_dashes_as_underscores_and_digits_prefixed() {
     let s = setup();
     let r = query(
         &s.gw,
@@ -475,6 +475,29 @@ fn every_service_is_a_root_field_with_dashes_as_underscores() {
     register(&s.gw, "late-svc", "e1", &s._echo.addr);
     let r = query(&s.gw, "{ late_svc { service } }");
     assert_data(&r, &json!({ "late_svc": { "service": "late-svc" } }));
+    // A service whose name starts with a digit is a field with a leading `_` (a GraphQL name
+    // cannot start with a digit), in calls and in introspection alike.
+    for service in ["9lives", "123"] {
+        register(&s.gw, service, "e1", &s._echo.addr);
+    }
+    let r = query(
+        &s.gw,
+        "{ _9lives { service graphql_field } n: _123 { service graphql_field } }",
+    );
+    assert_data(
+        &r,
+        &json!({
+            "_9lives": { "service": "9lives", "graphql_field": "_9lives" },
+            "n": { "service": "123", "graphql_field": "n" }
+        }),
+    );
+    let r = query(&s.gw, r#"{ __type(name: "Mutation") { fields { name } } }"#);
+    assert_data(
+        &r,
+        &json!({ "__type": { "fields": [{ "name": "_123" }, { "name": "_9lives" },
+                                         { "name": "echo" }, { "name": "late_svc" },
+                                         { "name": "user_svc" }, { "name": "users" }] } }),
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The GraphQL endpoint: one query fans out to many services (contract §5).
 //!
 //! Every registered service is a root field of both `Query` and `Mutation` (`user-svc` →
-//! `user_svc`) whose value is the service's JSON answer. The engine is independent of the transport:
+//! `user_svc`; a leading digit gets a `_`, `9lives` → `_9lives`, since GraphQL names cannot start with
+//! one) whose value is the service's JSON answer. The engine is independent of the transport:
 //! [`handle`] takes an already-read HTTP request and a [`Backend`] (the shard's registry view and a
 //! way to call a service) and returns the HTTP response, so it is tested here with a mock backend and
 //! wired to the listener elsewhere. A request goes through the files in this order:

@@ -335,6 +335,68 @@ fn call_carries_every_argument() {
 }
 
 #[test]
+fn services_starting_with_a_digit_are_fields_with_a_leading_underscore() {
+    let backend = Mock::new(&["9lives", "123", "4-x", "echo"]);
+    let (status, body) = post(&backend, "{ _9lives _123 four: _4_x echo }");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"data": {"_9lives": {}, "_123": {}, "four": {}, "echo": {}}})
+    );
+    let called: Vec<(String, String)> = backend
+        .calls()
+        .into_iter()
+        .map(|c| (c.service, c.graphql_field))
+        .collect();
+    assert_eq!(
+        called,
+        [
+            ("9lives".into(), "_9lives".into()),
+            ("123".into(), "_123".into()),
+            ("4-x".into(), "four".into()),
+            ("echo".into(), "echo".into())
+        ]
+    );
+    // Introspection names only valid GraphQL names, so introspection-driven clients accept it.
+    let (_, body) = post(&backend, r#"{ __type(name: "Query") { fields { name } } }"#);
+    let names: Vec<&str> = body["data"]["__type"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["_123", "_4_x", "_9lives", "echo"]);
+    // An unknown one names the service it stands for; a name no service maps to names none.
+    let (_, body) = post(&backend, "{ _7up __nope }");
+    assert_eq!(
+        messages(&body),
+        [
+            "Cannot query field \"_7up\" on type \"Query\": no service \"7up\" is registered.",
+            "Cannot query field \"__nope\" on type \"Query\"."
+        ]
+    );
+    assert_eq!(backend.calls().len(), 4);
+}
+
+#[test]
+fn field_names_map_back_to_service_names() {
+    for (service, field) in [
+        ("echo", "echo"),
+        ("user-svc", "user_svc"),
+        ("a--b", "a__b"),
+        ("9lives", "_9lives"),
+        ("123", "_123"),
+        ("4-x", "_4_x"),
+    ] {
+        assert_eq!(schema::field_name(service), field);
+        assert_eq!(schema::service_name(field).as_deref(), Some(service));
+    }
+    for field in ["__schema", "_x", "a_", "Upper", "_", "_9_"] {
+        assert_eq!(schema::service_name(field), None, "{field}");
+    }
+}
+
+#[test]
 fn a_path_without_leading_slash_is_a_field_error_and_no_call() {
     let backend = Mock::new(&["a"]);
     let (status, body) = post(&backend, "{ ok: a  bad: a(path: \"users\") }");
@@ -1147,7 +1209,7 @@ fn type_lookup_nested_types_and_typename() {
     assert_request_error(
         &body,
         "GRAPHQL_VALIDATION_FAILED",
-        "no service \"--schema\"",
+        "Cannot query field \"__schema\" on type \"Mutation\"",
         None,
     );
 }

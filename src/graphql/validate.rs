@@ -328,11 +328,12 @@ impl<'d> Validator<'d> {
                         self.selection_set(&selection.node, schema::JSON, uses);
                     }
                 } else {
+                    let why = match schema::service_name(name) {
+                        Some(service) => format!(": no service \"{service}\" is registered"),
+                        None => String::new(),
+                    };
                     self.error(
-                        format!(
-                            "Cannot query field \"{name}\" on type \"{parent}\": no service \"{}\" is registered.",
-                            name.replace('_', "-")
-                        ),
+                        format!("Cannot query field \"{name}\" on type \"{parent}\"{why}."),
                         field.pos,
                     );
                 }
