@@ -559,6 +559,44 @@ fn arguments_reach_the_backend() {
     );
 }
 
+#[test]
+fn hop_by_hop_headers_never_reach_the_backend() {
+    let s = setup();
+    // In the `headers` argument: hop-by-hop ones and content-length (the gateway frames the body).
+    let document = r#"{ echo(body: {a: 1}, headers: [
+        {name: "connection", value: "x-kept"}, {name: "Keep-Alive", value: "timeout=5"},
+        {name: "te", value: "trailers"}, {name: "upgrade", value: "h2c"},
+        {name: "proxy-authorization", value: "Basic eA=="}, {name: "proxy-x", value: "1"},
+        {name: "transfer-encoding", value: "chunked"}, {name: "trailer", value: "x-t"},
+        {name: "content-length", value: "0"}, {name: "x-kept", value: "1"}]) { headers body } }"#;
+    // From the client: a header its `Connection` header nominates is hop-by-hop too (as for REST).
+    let r = post_with_headers(
+        &s.gw,
+        &json!({ "query": document }),
+        &[
+            ("connection", "x-nominated"),
+            ("x-nominated", "n"),
+            ("x-client", "c"),
+        ],
+    );
+    assert_eq!(r.status, 200, "body {}", r.text());
+    let echo = &r.json()["data"]["echo"];
+    assert_eq!(echo["body"], r#"{"a":1}"#);
+    let forwarded: Vec<(String, String)> = echoed_headers(echo)
+        .into_iter()
+        .filter(|(n, _)| n != "host" && n != "user-agent" && n != "accept")
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("x-client", "c"),
+        ("content-type", "application/json"),
+        ("x-kept", "1"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(forwarded, expected);
+}
+
 fn post_with_headers(gw: &Gateway, request: &Value, headers: &[(&str, &str)]) -> Resp {
     let mut req = http("POST", gw.url("/graphql"))
         .header("content-type", "application/json")

@@ -80,7 +80,8 @@ pub struct FieldCall {
     pub path: String,
     /// The `query` argument, or "".
     pub query: String,
-    /// The `headers` argument's entries {name, value}, names lower-cased.
+    /// The `headers` argument's entries {name, value}, names lower-cased, hop-by-hop ones and
+    /// `content-length` left out.
     pub headers: Vec<(String, String)>,
     /// The `body` argument serialised as JSON (`None` when absent or null).
     pub body: Option<bytes::Bytes>,

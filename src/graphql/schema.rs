@@ -39,7 +39,7 @@ pub(crate) const ROOT_ARGUMENTS: [RootArgument; 5] = [
     RootArgument {
         name: "query",
         ty: "String",
-        description: "Raw query string without '?'.",
+        description: "Raw query string; a leading '?' is dropped.",
     },
     RootArgument {
         name: "body",

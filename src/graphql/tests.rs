@@ -397,6 +397,28 @@ fn field_names_map_back_to_service_names() {
 }
 
 #[test]
+fn hop_by_hop_and_framing_entries_of_the_headers_argument_are_dropped() {
+    let backend = Mock::new(&["a"]);
+    let (status, body) = post(
+        &backend,
+        r#"{ a(headers: [{name: "Connection", value: "x-kept"}, {name: "keep-alive", value: "1"},
+              {name: "TE", value: "trailers"}, {name: "upgrade", value: "h2c"},
+              {name: "Proxy-Authorization", value: "p"}, {name: "proxy-anything", value: "p"},
+              {name: "transfer-encoding", value: "chunked"}, {name: "trailer", value: "t"},
+              {name: "Content-Length", value: "5"}, {name: "x-kept", value: "1"},
+              {name: "proxy", value: "not a prefix"}]) }"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        backend.calls()[0].headers,
+        [
+            ("x-kept".into(), "1".into()),
+            ("proxy".into(), "not a prefix".into())
+        ]
+    );
+}
+
+#[test]
 fn a_path_without_leading_slash_is_a_field_error_and_no_call() {
     let backend = Mock::new(&["a"]);
     let (status, body) = post(&backend, "{ ok: a  bad: a(path: \"users\") }");
@@ -408,6 +430,88 @@ fn a_path_without_leading_slash_is_a_field_error_and_no_call() {
     );
     assert_eq!(body["errors"][0]["path"], json!(["bad"]));
     assert_eq!(backend.calls().len(), 1);
+}
+
+#[test]
+fn paths_queries_and_header_values_no_request_could_carry_are_field_errors() {
+    let document = r#"query($p: String, $q: String, $v: String = "v") {
+        a(path: $p, query: $q, headers: {name: "x-h", value: $v}) }"#;
+    for (variables, message) in [
+        (
+            json!({"p": "/a\r\nb"}),
+            r#"The path "/a\r\nb" contains a line break."#,
+        ),
+        (json!({"p": "/a b"}), r#"The path "/a b" contains a space."#),
+        (json!({"p": "/a\tb"}), r#"The path "/a\tb" contains a tab."#),
+        (
+            json!({"p": "/a\u{0}b"}),
+            r#"The path "/a\0b" contains a NUL character."#,
+        ),
+        (
+            json!({"p": "/a\u{7f}"}),
+            r#"The path "/a\u{7f}" contains a control character (U+007F)."#,
+        ),
+        (
+            json!({"p": "/a\u{2028}"}),
+            r#"The path "/a\u{2028}" contains white space (U+2028)."#,
+        ),
+        (json!({"p": "/a#top"}), r#"The path "/a#top" contains '#'."#),
+        (
+            json!({"p": "/a?b=1"}),
+            "The path \"/a?b=1\" contains '?' (give the query string in the `query` argument).",
+        ),
+        (
+            json!({"q": "?x=1 "}),
+            r#"The query string "x=1 " contains a space."#,
+        ),
+        (
+            json!({"q": "a=\u{0}\r\n"}),
+            r#"The query string "a=\0\r\n" contains a NUL character."#,
+        ),
+        (
+            json!({"q": "a=1#f"}),
+            r#"The query string "a=1#f" contains '#'."#,
+        ),
+        (
+            json!({"v": "a\u{0}b"}),
+            r#"The value of header "x-h" contains a NUL character."#,
+        ),
+        (
+            json!({"v": "a\nb"}),
+            r#"The value of header "x-h" contains a line break."#,
+        ),
+        (
+            json!({"v": "a\u{1}"}),
+            r#"The value of header "x-h" contains a control character (U+0001)."#,
+        ),
+    ] {
+        let backend = Mock::new(&["a"]);
+        let (status, body) = post_vars(&backend, document, variables.clone());
+        assert_eq!(status, 200, "{variables}");
+        assert_eq!(
+            body,
+            json!({"errors": [{"message": message, "locations": [{"line": 2, "column": 9}],
+                   "path": ["a"], "extensions": {"code": "BAD_REQUEST", "status": 400}}],
+                   "data": {"a": null}}),
+            "{variables}"
+        );
+        assert!(backend.calls().is_empty(), "{variables}");
+    }
+    // What a request line can carry passes: a leading '?' of the query string is dropped, `?`
+    // may appear in a query string, percent-encoding is kept, a header value may hold a tab.
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post_vars(
+        &backend,
+        document,
+        json!({"p": "/caf%C3%A9/é", "q": "?a=1&b=?&c=%20", "v": "a\tb"}),
+    );
+    assert_eq!(body, json!({"data": {"a": {}}}));
+    let call = &backend.calls()[0];
+    assert_eq!(
+        (call.path.as_str(), call.query.as_str()),
+        ("/caf%C3%A9/é", "a=1&b=?&c=%20")
+    );
+    assert_eq!(call.headers, [("x-h".into(), "a\tb".into())]);
 }
 
 #[test]
