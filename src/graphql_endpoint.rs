@@ -5,6 +5,9 @@
 //! header nominates, dropped as for REST, and the GraphQL request's own framing headers
 //! `content-length`/`content-type` dropped since the call has its own body), then the field's
 //! `headers` argument (whose hop-by-hop entries the engine has already dropped).
+//!
+//! Only GET and POST are GraphQL requests; any other method, HEAD included, is answered 405 with
+//! `allow: GET, POST` before anything is parsed or called.
 
 use std::rc::Rc;
 
@@ -87,8 +90,10 @@ pub async fn handle(
     request: &Request,
     request_id: &str,
 ) -> Result<Response, GatewayError> {
+    // HEAD is refused like any other method: it would run the query (and its backend calls) only
+    // to throw the answer away.
     let method = match request.method {
-        http::Method::GET | http::Method::HEAD => graphql::HttpMethod::Get,
+        http::Method::GET => graphql::HttpMethod::Get,
         http::Method::POST => graphql::HttpMethod::Post,
         _ => {
             let mut r = GatewayError::new(

@@ -239,7 +239,7 @@ fn get_of_a_mutation_is_405_and_calls_nothing() {
 }
 
 #[test]
-fn other_http_methods_are_405_from_the_gateway() {
+fn other_http_methods_and_head_are_405_from_the_gateway() {
     let s = setup();
     let r = http("PUT", s.gw.url("/graphql"))
         .header("content-type", "application/json")
@@ -247,6 +247,22 @@ fn other_http_methods_are_405_from_the_gateway() {
         .send();
     assert_error(&r, 405, "METHOD_NOT_ALLOWED");
     assert_eq!(r.header("allow"), Some("GET, POST"));
+    // HEAD too: it would run the query only to drop the answer. The peer's log shows that the
+    // HEADs called nothing.
+    let peer = GrpcPeer::start();
+    register(&s.gw, "peer", "py1", &peer.addr);
+    let document = utf8_percent_encode("{ peer(path: \"/record/by-head\") }", NON_ALPHANUMERIC);
+    for opts in [H1, H2] {
+        let r = finish(
+            http("HEAD", s.gw.url(&format!("/graphql?query={document}"))),
+            opts,
+        );
+        assert_eq!(r.status, 405, "{:?}", r.headers);
+        assert_eq!(r.header("allow"), Some("GET, POST"));
+        assert!(r.body.is_empty());
+    }
+    let log = query(&s.gw, "{ peer(path: \"/log\") }");
+    assert_data(&log, &json!({ "peer": [] }));
 }
 
 #[test]
