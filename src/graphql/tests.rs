@@ -871,6 +871,72 @@ fn conflicting_response_keys_are_refused() {
     );
 }
 
+#[test]
+fn a_key_with_and_without_a_selection_set_is_a_conflict() {
+    let message = |key: &str| {
+        format!("Fields \"{key}\" conflict because one selects subfields and the other selects the whole value. Use different aliases on the fields to fetch both if this was intentional.")
+    };
+    for (document, key, locations) in [
+        (
+            r#"{ users(path: "/1") users(path: "/1") { name } }"#,
+            "users",
+            json!([{"line": 1, "column": 3}, {"line": 1, "column": 21}]),
+        ),
+        (
+            "{ a { x } ...F }\nfragment F on Query { a }",
+            "a",
+            json!([{"line": 1, "column": 3}, {"line": 2, "column": 23}]),
+        ),
+        (
+            "{ ... on Query { a } ... { a { x } } }",
+            "a",
+            json!([{"line": 1, "column": 18}, {"line": 1, "column": 28}]),
+        ),
+        // Subfields of fields that merge are merged too, so the conflict may be one level down.
+        (
+            "{ a { x { y } } a { x } }",
+            "x",
+            json!([{"line": 1, "column": 7}, {"line": 1, "column": 21}]),
+        ),
+        (
+            "{ a { ...F } a { x } }\nfragment F on JSON { x { y } }",
+            "x",
+            json!([{"line": 2, "column": 22}, {"line": 1, "column": 18}]),
+        ),
+    ] {
+        let backend = Mock::new(&["users", "a"]);
+        let (status, body) = post(&backend, document);
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            json!({"errors": [{"message": message(key), "locations": locations,
+                   "extensions": {"code": "GRAPHQL_VALIDATION_FAILED", "status": 400}}]}),
+            "{document}"
+        );
+        assert!(backend.calls().is_empty());
+    }
+    // Both with selection sets, or both without, still merge.
+    let backend = Mock::new(&["a"]).answer("a", 200, r#"{"x":{"y":1,"z":2},"w":3}"#);
+    let (_, body) = post(&backend, "{ a { x { y } } a { x { z } w } }");
+    assert_eq!(
+        body,
+        json!({"data": {"a": {"x": {"y": 1, "z": 2}, "w": 3}}})
+    );
+    let (_, body) = post(&backend, "{ a a }");
+    assert_eq!(body["data"]["a"]["w"], 3);
+    // Merging through a fragment cycle ends (the cycle itself is reported).
+    let (_, body) = post(
+        &backend,
+        "{ a { ...A } }\nfragment A on JSON { x { ...A } x { ...A } }",
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Cannot spread fragment \"A\" within itself",
+        None,
+    );
+}
+
 // ---- HTTP --------------------------------------------------------------------------------------
 
 #[test]
