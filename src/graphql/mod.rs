@@ -37,6 +37,7 @@
 mod error;
 mod execute;
 mod http;
+mod input_fields;
 mod introspect;
 mod limits;
 mod plan;
@@ -215,7 +216,7 @@ fn prepare(
     if !exceeded.is_empty() {
         return Err(exceeded);
     }
-    let errors = validate::validate(&document, schema);
+    let errors = validate::validate(query, &document, schema);
     if !errors.is_empty() {
         return Err(errors);
     }

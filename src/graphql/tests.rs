@@ -937,6 +937,51 @@ fn a_key_with_and_without_a_selection_set_is_a_conflict() {
     );
 }
 
+#[test]
+fn repeated_input_object_fields_are_refused() {
+    let error = |name: &str, first: (u64, u64), second: (u64, u64)| {
+        json!({"message": format!("There can be only one input field named \"{name}\"."),
+               "locations": [{"line": first.0, "column": first.1}, {"line": second.0, "column": second.1}],
+               "extensions": {"code": "GRAPHQL_VALIDATION_FAILED", "status": 400}})
+    };
+    for (document, errors) in [
+        (
+            r#"{ a(headers: [{name: "a", name: "b", value: "c"}]) }"#,
+            vec![error("name", (1, 16), (1, 27))],
+        ),
+        (
+            "{ a(body: {a: 1, b: {a: [{a: 1}, {a: 2, a: 3}]}, a: 2}) }",
+            vec![error("a", (1, 12), (1, 50)), error("a", (1, 35), (1, 41))],
+        ),
+        (
+            "query($b: JSON = {k: 1, k: 2}) { a(body: $b) }",
+            vec![error("k", (1, 19), (1, 25))],
+        ),
+        (
+            "{\r\n  a(headers: {name: \"x\",\r\n    value: \"1\", value: \"2\"}) }",
+            vec![error("value", (3, 5), (3, 17))],
+        ),
+    ] {
+        let backend = Mock::new(&["a"]);
+        let (status, body) = post(&backend, document);
+        assert_eq!(status, 200);
+        assert_eq!(body, json!({ "errors": errors }), "{document}");
+        assert!(backend.calls().is_empty());
+    }
+    // Names repeated anywhere else are not input fields: selections, aliases, strings, comments.
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        "query Q($v: JSON = {a: 1}) {\n  # {a: 1, a: 2}\n  a(path: \"/{a:1,a:1}\", body: [{a: 1}, {a: \"\"\"{a: 1, a: 2}\"\"\"}, {a: {a: $v}}])\n    @include(if: true) { a b: a c { a a } }\n}",
+    );
+    assert_eq!(body["errors"], Json::Null, "{body}");
+    let sent: Json = serde_json::from_slice(backend.calls()[0].body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!([{"a": 1}, {"a": "{a: 1, a: 2}"}, {"a": {"a": {"a": 1}}}])
+    );
+}
+
 // ---- HTTP --------------------------------------------------------------------------------------
 
 #[test]

@@ -7,9 +7,10 @@
 //! fragment cycles, unknown or misplaced directives, conflicting fields under one response key (different
 //! fields or arguments, or one with a selection set and one without, at any depth), leaf and object
 //! selection rules for introspection fields. Inside a service's `JSON` value any field name is
-//! allowed (it is a projection) but fields take no arguments. Having more than one anonymous
-//! operation (or an anonymous one beside named ones) and duplicate names are refused by the parser
-//! already.
+//! allowed (it is a projection) but fields take no arguments. Input object field uniqueness is
+//! checked on the text ([`super::input_fields`]), since the parsed document has lost repeated
+//! names. Having more than one anonymous operation (or an anonymous one beside named ones) and
+//! duplicate names are refused by the parser already.
 //!
 //! Fragments are walked from the operations that spread them, once per parent type, and the variables
 //! they use are remembered, so a document's cost is linear however often a fragment is spread.
@@ -24,6 +25,7 @@ use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::{Name, Value};
 
 use super::error::{Code, GraphQLError};
+use super::input_fields;
 use super::introspect::{introspection_field, is_introspection_object, is_known_type};
 use super::schema::{
     self, check_json, check_literal, const_to_json, is_input_type, named, variable_fits, Schema,
@@ -65,8 +67,13 @@ fn unknown_operation(name: &str) -> GraphQLError {
     )
 }
 
-/// Validates every operation and fragment of `document`; returns all errors, ordered by location.
-pub(crate) fn validate(document: &ExecutableDocument, schema: &Schema) -> Vec<GraphQLError> {
+/// Validates every operation and fragment of `document` (parsed from `text`); returns all errors,
+/// ordered by location.
+pub(crate) fn validate(
+    text: &str,
+    document: &ExecutableDocument,
+    schema: &Schema,
+) -> Vec<GraphQLError> {
     let mut validator = Validator {
         document,
         schema,
@@ -85,6 +92,7 @@ pub(crate) fn validate(document: &ExecutableDocument, schema: &Schema) -> Vec<Gr
     }
     validator.fragments();
     let mut errors = validator.errors;
+    errors.extend(input_fields::check(text));
     errors.sort_by(|a, b| a.locations.first().cmp(&b.locations.first()));
     errors.dedup();
     errors
