@@ -1539,7 +1539,8 @@ fn graphql_js_builds_a_client_schema_from_introspection() {
         "const g = require('graphql'); let s = ''; process.stdin.on('data', d => s += d).on('end', () => { \
          const schema = g.buildClientSchema(JSON.parse(s).data); \
          const errors = g.validateSchema(schema); if (errors.length) throw errors[0]; \
-         const sig = f => f.name + (f.args && f.args.length ? '(' + f.args.map(a => a.name + ': ' + a.type).join(', ') + ')' : '') + ': ' + f.type; \
+         const arg = a => a.name + ': ' + a.type + (a.defaultValue === undefined ? '' : ' = ' + JSON.stringify(a.defaultValue)); \
+         const sig = f => f.name + (f.args && f.args.length ? '(' + f.args.map(arg).join(', ') + ')' : '') + ': ' + f.type; \
          const fields = name => Object.values(schema.getType(name).getFields()).map(sig); \
          process.stdout.write(JSON.stringify({ query: schema.getQueryType().name, mutation: schema.getMutationType().name, \
            subscription: schema.getSubscriptionType() || null, Query: fields('Query'), Mutation: fields('Mutation'), \
@@ -1547,17 +1548,20 @@ fn graphql_js_builds_a_client_schema_from_introspection() {
         &r.body,
     );
     let summary: Value = serde_json::from_str(&summary).expect("summary is JSON");
-    let root: Vec<String> = ["echo", "user_svc", "users"]
-        .iter()
-        .map(|f| {
-            format!("{f}(path: String, method: String, query: String, body: JSON, headers: [HeaderInput!]): JSON")
-        })
-        .collect();
+    // Argument defaults come back as values: introspection wrote them in GraphQL syntax.
+    let root = |method: &str| -> Vec<String> {
+        ["echo", "user_svc", "users"]
+            .iter()
+            .map(|f| {
+                format!("{f}(path: String = \"/\", method: String = \"{method}\", query: String, body: JSON, headers: [HeaderInput!]): JSON")
+            })
+            .collect()
+    };
     assert_eq!(
         summary,
         json!({
             "query": "Query", "mutation": "Mutation", "subscription": null,
-            "Query": root, "Mutation": root,
+            "Query": root("GET"), "Mutation": root("POST"),
             "HeaderInput": ["name: String!", "value: String!"],
             "JSON": "JSON"
         })

@@ -22,6 +22,7 @@ use super::error::{Code, GraphQLError};
 use super::introspect::Introspection;
 use super::plan::{Plan, RootField, RootKind};
 use super::project::{project, write_json_str, write_key};
+use super::schema::{self, root_argument_default};
 use super::{Backend, FieldAnswer, FieldCall};
 use crate::upstream::{is_header_value, is_hop_by_hop};
 
@@ -140,13 +141,17 @@ pub(crate) fn call_for(
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| v.as_str())
     };
+    let root = match operation {
+        OperationType::Mutation => schema::MUTATION,
+        _ => schema::QUERY,
+    };
+    let default = |name: &str| root_argument_default(name, root).unwrap_or_default();
     let method = match string("method") {
         Some(method) if is_token(method) => method.to_ascii_uppercase(),
         Some(method) => return Err(bad(format!("\"{method}\" is not an HTTP method."))),
-        None if operation == OperationType::Mutation => "POST".to_owned(),
-        None => "GET".to_owned(),
+        None => default("method").to_owned(),
     };
-    let path = string("path").unwrap_or("/");
+    let path = string("path").unwrap_or_else(|| default("path"));
     if !path.starts_with('/') {
         return Err(bad(format!("The path {path:?} must start with '/'.")));
     }

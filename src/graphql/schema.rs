@@ -53,6 +53,17 @@ pub(crate) const ROOT_ARGUMENTS: [RootArgument; 5] = [
     },
 ];
 
+/// The value of an argument left out, as sent to the backend and as introspection reports it.
+/// Only `path` and `method` have one; `method`'s depends on the root type.
+pub(crate) fn root_argument_default(argument: &str, root: &str) -> Option<&'static str> {
+    match (argument, root) {
+        ("path", _) => Some("/"),
+        ("method", MUTATION) => Some("POST"),
+        ("method", _) => Some("GET"),
+        _ => None,
+    }
+}
+
 /// The fields of `HeaderInput`.
 pub(crate) const HEADER_INPUT_FIELDS: [(&str, &str); 2] =
     [("name", "String!"), ("value", "String!")];

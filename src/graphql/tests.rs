@@ -1385,6 +1385,25 @@ fn full_introspection_query_describes_the_dynamic_schema() {
 }
 
 #[test]
+fn introspection_reports_argument_defaults_in_graphql_syntax() {
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        r#"{ q: __type(name: "Query") { fields { args { name defaultValue } } }
+             m: __type(name: "Mutation") { fields { args { name defaultValue } } } }"#,
+    );
+    let args = |method: &str| {
+        json!([{"args": [{"name": "path", "defaultValue": "\"/\""},
+                         {"name": "method", "defaultValue": method},
+                         {"name": "query", "defaultValue": null},
+                         {"name": "body", "defaultValue": null},
+                         {"name": "headers", "defaultValue": null}]}])
+    };
+    assert_eq!(body["data"]["q"]["fields"], args("\"GET\""), "{body}");
+    assert_eq!(body["data"]["m"]["fields"], args("\"POST\""), "{body}");
+}
+
+#[test]
 fn type_lookup_nested_types_and_typename() {
     let backend = Mock::new(&["a"]);
     let (_, body) = post(
