@@ -1439,12 +1439,16 @@ fn type_lookup_nested_types_and_typename() {
         "\"name\" of type \"String!\" on field \"Query.__type\" is required",
         None,
     );
-    let (_, body) = post(&backend, "mutation { __schema { types { name } } }");
-    assert_request_error(
-        &body,
-        "GRAPHQL_VALIDATION_FAILED",
-        "Cannot query field \"__schema\" on type \"Mutation\"",
-        None,
+    let (_, body) = post(
+        &backend,
+        "mutation { __schema { types { name } } __type(name: \"Query\") { name } }",
+    );
+    assert_eq!(
+        messages(&body),
+        [
+            "Cannot query field \"__schema\" on type \"Mutation\": introspection is only available on the query root type \"Query\".",
+            "Cannot query field \"__type\" on type \"Mutation\": introspection is only available on the query root type \"Query\"."
+        ]
     );
 }
 

@@ -336,6 +336,11 @@ impl<'d> Validator<'d> {
                     };
                     self.arguments(node, args, &format!("{parent}.{name}"), uses);
                     self.object_selection(field, ty, uses);
+                } else if name == "__schema" || name == "__type" {
+                    self.error(
+                        format!("Cannot query field \"{name}\" on type \"{parent}\": introspection is only available on the query root type \"Query\"."),
+                        field.pos,
+                    );
                 } else if self.schema.service(name).is_some() {
                     let args: Vec<(&str, &str)> =
                         ROOT_ARGUMENTS.iter().map(|a| (a.name, a.ty)).collect();
