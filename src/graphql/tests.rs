@@ -1059,6 +1059,59 @@ fn get_and_post_status_rules() {
 }
 
 #[test]
+fn json_nested_beyond_serde_json_limit_is_named_as_such() {
+    // The depth measure agrees with serde_json about where its limit lies.
+    for depth in [1, 127, 128, 129, 200] {
+        let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(
+            http::nested_deeper_than(text.as_bytes(), http::JSON_MAX_DEPTH),
+            serde_json::from_str::<Json>(&text).is_err(),
+            "depth {depth}"
+        );
+    }
+    assert!(!http::nested_deeper_than(br#"["[[[[", "\"[[", {}]"#, 2));
+    let deep = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let backend = Mock::new(&["a"]);
+    let body = format!(
+        r#"{{"query": "{{ a }}", "variables": {{"v": {}}}}}"#,
+        deep(200)
+    );
+    let request = HttpRequest {
+        method: HttpMethod::Post,
+        query_string: "",
+        content_type: Some("application/json"),
+        accept: None,
+        body: body.as_bytes(),
+    };
+    let (status, _, json) = run(&backend, request, &Limits::default());
+    assert_eq!(status, 400);
+    assert_eq!(
+        messages(&json),
+        ["The body of a GraphQL POST is nested too deeply: JSON arrays and objects may be nested at most 127 levels."]
+    );
+    let query_string = format!("query=%7Ba%7D&variables=%7B%22v%22%3A{}", deep(200));
+    let (status, json) = get(&backend, &query_string);
+    assert_eq!(status, 400);
+    assert_eq!(
+        messages(&json),
+        ["The \"variables\" parameter is nested too deeply: JSON arrays and objects may be nested at most 127 levels."]
+    );
+    // Deep but within the limit is fine; broken but shallow is still "not a JSON object".
+    let body = format!(
+        r#"{{"query": "{{ a }}", "variables": {{"v": {}}}}}"#,
+        deep(100)
+    );
+    let (status, json) = post_with(
+        &backend,
+        &serde_json::from_str(&body).unwrap(),
+        None,
+        &Limits::default(),
+    );
+    assert_eq!((status, &json["data"]), (200, &json!({"a": {}})));
+    assert!(backend.calls().len() == 1);
+}
+
+#[test]
 fn media_type_decides_the_status_of_request_errors() {
     let backend = Mock::new(&["a"]);
     let request = |accept| HttpRequest {
