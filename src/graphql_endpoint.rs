@@ -1,9 +1,13 @@
 //! `/graphql`: wires the transport-independent [`crate::graphql`] engine to the shard — its registry
 //! copy for the schema and its upstream for the calls, through the same call path as REST.
 //!
-//! Each root field's call carries the client's headers (hop-by-hop ones dropped, like REST, and the
-//! GraphQL request's own framing headers `content-length`/`content-type` dropped since the call has
-//! its own body), then the field's `headers` argument.
+//! Each root field's call carries the client's headers (hop-by-hop ones, and those its `Connection`
+//! header nominates, dropped as for REST, and the GraphQL request's own framing headers
+//! `content-length`/`content-type` dropped since the call has its own body), then the field's
+//! `headers` argument (whose hop-by-hop entries the engine has already dropped).
+//!
+//! Only GET and POST are GraphQL requests; any other method, HEAD included, is answered 405 with
+//! `allow: GET, POST` before anything is parsed or called.
 
 use std::rc::Rc;
 
@@ -86,8 +90,10 @@ pub async fn handle(
     request: &Request,
     request_id: &str,
 ) -> Result<Response, GatewayError> {
+    // HEAD is refused like any other method: it would run the query (and its backend calls) only
+    // to throw the answer away.
     let method = match request.method {
-        http::Method::GET | http::Method::HEAD => graphql::HttpMethod::Get,
+        http::Method::GET => graphql::HttpMethod::Get,
         http::Method::POST => graphql::HttpMethod::Post,
         _ => {
             let mut r = GatewayError::new(
@@ -105,10 +111,12 @@ pub async fn handle(
             "the gateway is at its in-flight limit",
         )
     })?;
+    let nominated = crate::rest::without_nominated_headers(&request.headers);
     let backend = ShardBackend {
         shard,
-        headers: request
-            .headers
+        headers: nominated
+            .as_deref()
+            .unwrap_or(&request.headers)
             .iter()
             .filter(|h| !matches!(h.name.as_ref(), b"content-length" | b"content-type"))
             .cloned()

@@ -239,7 +239,7 @@ fn get_of_a_mutation_is_405_and_calls_nothing() {
 }
 
 #[test]
-fn other_http_methods_are_405_from_the_gateway() {
+fn other_http_methods_and_head_are_405_from_the_gateway() {
     let s = setup();
     let r = http("PUT", s.gw.url("/graphql"))
         .header("content-type", "application/json")
@@ -247,6 +247,22 @@ fn other_http_methods_are_405_from_the_gateway() {
         .send();
     assert_error(&r, 405, "METHOD_NOT_ALLOWED");
     assert_eq!(r.header("allow"), Some("GET, POST"));
+    // HEAD too: it would run the query only to drop the answer. The peer's log shows that the
+    // HEADs called nothing.
+    let peer = GrpcPeer::start();
+    register(&s.gw, "peer", "py1", &peer.addr);
+    let document = utf8_percent_encode("{ peer(path: \"/record/by-head\") }", NON_ALPHANUMERIC);
+    for opts in [H1, H2] {
+        let r = finish(
+            http("HEAD", s.gw.url(&format!("/graphql?query={document}"))),
+            opts,
+        );
+        assert_eq!(r.status, 405, "{:?}", r.headers);
+        assert_eq!(r.header("allow"), Some("GET, POST"));
+        assert!(r.body.is_empty());
+    }
+    let log = query(&s.gw, "{ peer(path: \"/log\") }");
+    assert_data(&log, &json!({ "peer": [] }));
 }
 
 #[test]
@@ -447,7 +463,7 @@ fn unsupported_content_type_is_415() {
 // ----- root fields and arguments ----------------------------------------------------------------
 
 #[test]
-fn every_service_is_a_root_field_with_dashes_as_underscores() {
+fn every_service_is_a_root_field_with_dashes_as_underscores_and_digits_prefixed() {
     let s = setup();
     let r = query(
         &s.gw,
@@ -475,6 +491,29 @@ fn every_service_is_a_root_field_with_dashes_as_underscores() {
     register(&s.gw, "late-svc", "e1", &s._echo.addr);
     let r = query(&s.gw, "{ late_svc { service } }");
     assert_data(&r, &json!({ "late_svc": { "service": "late-svc" } }));
+    // A service whose name starts with a digit is a field with a leading `_` (a GraphQL name
+    // cannot start with a digit), in calls and in introspection alike.
+    for service in ["9lives", "123"] {
+        register(&s.gw, service, "e1", &s._echo.addr);
+    }
+    let r = query(
+        &s.gw,
+        "{ _9lives { service graphql_field } n: _123 { service graphql_field } }",
+    );
+    assert_data(
+        &r,
+        &json!({
+            "_9lives": { "service": "9lives", "graphql_field": "_9lives" },
+            "n": { "service": "123", "graphql_field": "n" }
+        }),
+    );
+    let r = query(&s.gw, r#"{ __type(name: "Mutation") { fields { name } } }"#);
+    assert_data(
+        &r,
+        &json!({ "__type": { "fields": [{ "name": "_123" }, { "name": "_9lives" },
+                                         { "name": "echo" }, { "name": "late_svc" },
+                                         { "name": "user_svc" }, { "name": "users" }] } }),
+    );
 }
 
 #[test]
@@ -534,6 +573,44 @@ fn arguments_reach_the_backend() {
             "o": { "method": "GET", "body": "{\"a\":[1,{\"b\":null}]}" }
         }),
     );
+}
+
+#[test]
+fn hop_by_hop_headers_never_reach_the_backend() {
+    let s = setup();
+    // In the `headers` argument: hop-by-hop ones and content-length (the gateway frames the body).
+    let document = r#"{ echo(body: {a: 1}, headers: [
+        {name: "connection", value: "x-kept"}, {name: "Keep-Alive", value: "timeout=5"},
+        {name: "te", value: "trailers"}, {name: "upgrade", value: "h2c"},
+        {name: "proxy-authorization", value: "Basic eA=="}, {name: "proxy-x", value: "1"},
+        {name: "transfer-encoding", value: "chunked"}, {name: "trailer", value: "x-t"},
+        {name: "content-length", value: "0"}, {name: "x-kept", value: "1"}]) { headers body } }"#;
+    // From the client: a header its `Connection` header nominates is hop-by-hop too (as for REST).
+    let r = post_with_headers(
+        &s.gw,
+        &json!({ "query": document }),
+        &[
+            ("connection", "x-nominated"),
+            ("x-nominated", "n"),
+            ("x-client", "c"),
+        ],
+    );
+    assert_eq!(r.status, 200, "body {}", r.text());
+    let echo = &r.json()["data"]["echo"];
+    assert_eq!(echo["body"], r#"{"a":1}"#);
+    let forwarded: Vec<(String, String)> = echoed_headers(echo)
+        .into_iter()
+        .filter(|(n, _)| n != "host" && n != "user-agent" && n != "accept")
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("x-client", "c"),
+        ("content-type", "application/json"),
+        ("x-kept", "1"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(forwarded, expected);
 }
 
 fn post_with_headers(gw: &Gateway, request: &Value, headers: &[(&str, &str)]) -> Resp {
@@ -1462,7 +1539,8 @@ fn graphql_js_builds_a_client_schema_from_introspection() {
         "const g = require('graphql'); let s = ''; process.stdin.on('data', d => s += d).on('end', () => { \
          const schema = g.buildClientSchema(JSON.parse(s).data); \
          const errors = g.validateSchema(schema); if (errors.length) throw errors[0]; \
-         const sig = f => f.name + (f.args && f.args.length ? '(' + f.args.map(a => a.name + ': ' + a.type).join(', ') + ')' : '') + ': ' + f.type; \
+         const arg = a => a.name + ': ' + a.type + (a.defaultValue === undefined ? '' : ' = ' + JSON.stringify(a.defaultValue)); \
+         const sig = f => f.name + (f.args && f.args.length ? '(' + f.args.map(arg).join(', ') + ')' : '') + ': ' + f.type; \
          const fields = name => Object.values(schema.getType(name).getFields()).map(sig); \
          process.stdout.write(JSON.stringify({ query: schema.getQueryType().name, mutation: schema.getMutationType().name, \
            subscription: schema.getSubscriptionType() || null, Query: fields('Query'), Mutation: fields('Mutation'), \
@@ -1470,17 +1548,20 @@ fn graphql_js_builds_a_client_schema_from_introspection() {
         &r.body,
     );
     let summary: Value = serde_json::from_str(&summary).expect("summary is JSON");
-    let root: Vec<String> = ["echo", "user_svc", "users"]
-        .iter()
-        .map(|f| {
-            format!("{f}(path: String, method: String, query: String, body: JSON, headers: [HeaderInput!]): JSON")
-        })
-        .collect();
+    // Argument defaults come back as values: introspection wrote them in GraphQL syntax.
+    let root = |method: &str| -> Vec<String> {
+        ["echo", "user_svc", "users"]
+            .iter()
+            .map(|f| {
+                format!("{f}(path: String = \"/\", method: String = \"{method}\", query: String, body: JSON, headers: [HeaderInput!]): JSON")
+            })
+            .collect()
+    };
     assert_eq!(
         summary,
         json!({
             "query": "Query", "mutation": "Mutation", "subscription": null,
-            "Query": root, "Mutation": root,
+            "Query": root("GET"), "Mutation": root("POST"),
             "HeaderInput": ["name: String!", "value: String!"],
             "JSON": "JSON"
         })

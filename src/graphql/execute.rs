@@ -5,6 +5,12 @@
 //! after another in document order, as GraphQL requires for side effects. A root field that fails
 //! (gateway error, backend status ≥ 400, non-JSON body, bad arguments) becomes `null` plus one error;
 //! the other fields are unaffected.
+//!
+//! Arguments are checked before the call so that a call carries nothing a REST request could not:
+//! a `path` or `query` with control characters, white space or `#` (or `?` in the path) and a header
+//! value with control characters are field errors (BAD_REQUEST, 400); a leading `?` of `query` is
+//! dropped; entries of `headers` that are hop-by-hop (the REST rule,
+//! [`crate::upstream::is_hop_by_hop`]) or `content-length` are dropped, as REST drops the client's.
 
 use async_graphql_parser::types::OperationType;
 use bytes::Bytes;
@@ -16,7 +22,9 @@ use super::error::{Code, GraphQLError};
 use super::introspect::Introspection;
 use super::plan::{Plan, RootField, RootKind};
 use super::project::{project, write_json_str, write_key};
+use super::schema::{self, root_argument_default};
 use super::{Backend, FieldAnswer, FieldCall};
+use crate::upstream::{is_header_value, is_hop_by_hop};
 
 /// Runs `plan` and returns the `data` object's JSON text and the field errors, in root-field order.
 pub(crate) async fn execute<B: Backend>(
@@ -133,15 +141,38 @@ pub(crate) fn call_for(
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| v.as_str())
     };
+    let root = match operation {
+        OperationType::Mutation => schema::MUTATION,
+        _ => schema::QUERY,
+    };
+    let default = |name: &str| root_argument_default(name, root).unwrap_or_default();
     let method = match string("method") {
         Some(method) if is_token(method) => method.to_ascii_uppercase(),
         Some(method) => return Err(bad(format!("\"{method}\" is not an HTTP method."))),
-        None if operation == OperationType::Mutation => "POST".to_owned(),
-        None => "GET".to_owned(),
+        None => default("method").to_owned(),
     };
-    let path = string("path").unwrap_or("/");
+    let path = string("path").unwrap_or_else(|| default("path"));
     if !path.starts_with('/') {
-        return Err(bad(format!("The path \"{path}\" must start with '/'.")));
+        return Err(bad(format!("The path {path:?} must start with '/'.")));
+    }
+    if let Some(c) = unsendable(path, true) {
+        let hint = if c == '?' {
+            " (give the query string in the `query` argument)"
+        } else {
+            ""
+        };
+        return Err(bad(format!(
+            "The path {path:?} contains {}{hint}.",
+            describe(c)
+        )));
+    }
+    let query = string("query").unwrap_or_default();
+    let query = query.strip_prefix('?').unwrap_or(query);
+    if let Some(c) = unsendable(query, false) {
+        return Err(bad(format!(
+            "The query string {query:?} contains {}.",
+            describe(c)
+        )));
     }
     let mut headers = Vec::new();
     if let Some((_, value)) = arguments.iter().find(|(n, _)| n == "headers") {
@@ -159,12 +190,17 @@ pub(crate) fn call_for(
             if !is_token(name) {
                 return Err(bad(format!("\"{name}\" is not a header name.")));
             }
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            if !is_header_value(value.as_bytes()) {
+                let c = value.chars().find(|c| c.is_ascii_control() && *c != '\t');
                 return Err(bad(format!(
-                    "The value of header \"{name}\" contains a line break."
+                    "The value of header \"{name}\" contains {}.",
+                    c.map_or_else(|| "a control character".to_owned(), describe)
                 )));
             }
-            headers.push((name.to_ascii_lowercase(), value.to_owned()));
+            let name = name.to_ascii_lowercase();
+            if forwarded_header(&name) {
+                headers.push((name, value.to_owned()));
+            }
         }
     }
     let body = arguments
@@ -176,11 +212,39 @@ pub(crate) fn call_for(
         service: service.to_owned(),
         method,
         path: path.to_owned(),
-        query: string("query").unwrap_or_default().to_owned(),
+        query: query.to_owned(),
         headers,
         body,
         graphql_field: field.key.clone(),
     })
+}
+
+/// Whether a `headers` argument entry (lower-case name) is sent: hop-by-hop headers are dropped
+/// with the same rule as REST's client headers (contract §1), and `content-length` because the
+/// gateway frames the call's body itself.
+fn forwarded_header(name: &str) -> bool {
+    !(is_hop_by_hop(name.as_bytes()) || name == "content-length")
+}
+
+/// The first character of a path or query string that no REST request could put there: control
+/// characters and white space (a request line cannot carry them) and `#` (a fragment is never sent);
+/// in a path also `?`, which would start the query.
+fn unsendable(text: &str, in_path: bool) -> Option<char> {
+    text.chars()
+        .find(|&c| c.is_control() || c.is_whitespace() || c == '#' || (in_path && c == '?'))
+}
+
+/// A refused character, as a message names it.
+fn describe(c: char) -> String {
+    match c {
+        '\r' | '\n' => "a line break".to_owned(),
+        '\0' => "a NUL character".to_owned(),
+        '\t' => "a tab".to_owned(),
+        ' ' => "a space".to_owned(),
+        c if c.is_control() => format!("a control character (U+{:04X})", u32::from(c)),
+        c if c.is_whitespace() => format!("white space (U+{:04X})", u32::from(c)),
+        c => format!("'{c}'"),
+    }
 }
 
 /// An HTTP token (RFC 9110): method names and header names.

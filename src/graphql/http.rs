@@ -2,8 +2,9 @@
 //! media type, and the status rules.
 //!
 //! Status rules (GraphQL-over-HTTP):
-//! - not a GraphQL request at all (POST body not JSON, no `query` string, parameters of the wrong
-//!   type; GET without `query`): 400 with `{"errors":[...]}` and no `data`, whatever the media type;
+//! - not a GraphQL request at all (POST body not JSON or nested deeper than serde_json's limit (127), no
+//!   `query` string, parameters of the wrong type; GET without `query`): 400 with `{"errors":[...]}`
+//!   and no `data`, whatever the media type;
 //! - POST with a `content-type` other than `application/json`: 415;
 //! - GET of a mutation: 405 (the lead's listener adds `allow: POST`);
 //! - request errors (limits, parse, validation, variables): 200 with `application/json`, but 400 when
@@ -132,6 +133,11 @@ fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
         None | Some("") | Some("null") => None,
         Some(text) => match serde_json::from_str::<Json>(text) {
             Ok(Json::Object(map)) => Some(map),
+            Err(e) if too_deep(&e, text.as_bytes()) => {
+                return Err(format!(
+                    "The \"variables\" parameter is nested too deeply: JSON arrays and objects may be nested at most {JSON_MAX_DEPTH} levels."
+                ))
+            }
             _ => return Err("The \"variables\" parameter must be a JSON object.".to_owned()),
         },
     };
@@ -140,6 +146,47 @@ fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
         variables,
         operation_name: operation_name.filter(|n| !n.is_empty()),
     })
+}
+
+/// The deepest nesting of arrays and objects serde_json accepts (its recursion limit, 128, counts
+/// the level that fails); deeper JSON is refused with a syntax error.
+pub(crate) const JSON_MAX_DEPTH: usize = 127;
+
+/// Whether serde_json refused `text` for its nesting depth. That error has no category of its own
+/// (it is a syntax error) and its message is not an interface, so the depth is measured instead;
+/// this runs only on text that failed to parse.
+fn too_deep(error: &serde_json::Error, text: &[u8]) -> bool {
+    error.is_syntax() && nested_deeper_than(text, JSON_MAX_DEPTH)
+}
+
+/// Whether arrays and objects in JSON `text` (strings skipped) nest deeper than `limit`.
+pub(crate) fn nested_deeper_than(text: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// `application/x-www-form-urlencoded` decoding of one name or value.
@@ -152,8 +199,14 @@ fn form_decode(text: &str) -> Result<String, String> {
 }
 
 fn decode_post(body: &[u8]) -> Result<GraphQLRequest, String> {
-    let Ok(Json::Object(mut object)) = serde_json::from_slice::<Json>(body) else {
-        return Err("The body of a GraphQL POST must be a JSON object.".to_owned());
+    let mut object = match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(object)) => object,
+        Err(e) if too_deep(&e, body) => {
+            return Err(format!(
+                "The body of a GraphQL POST is nested too deeply: JSON arrays and objects may be nested at most {JSON_MAX_DEPTH} levels."
+            ))
+        }
+        _ => return Err("The body of a GraphQL POST must be a JSON object.".to_owned()),
     };
     let query = match object.remove("query") {
         Some(Json::String(query)) => query,

@@ -11,7 +11,7 @@ use async_graphql_parser::types::{BaseType, Type};
 
 use super::plan::Proj;
 use super::project::{write_json_str, write_key};
-use super::schema::{self, Schema, HEADER_INPUT_FIELDS, ROOT_ARGUMENTS};
+use super::schema::{self, root_argument_default, Schema, HEADER_INPUT_FIELDS, ROOT_ARGUMENTS};
 
 /// One field of an introspection type: (parent type, field, field type, arguments as (name, type)).
 type IntrospectionField = (
@@ -159,7 +159,8 @@ struct InputDef {
     name: &'static str,
     description: Option<&'static str>,
     ty: Type,
-    default: Option<&'static str>,
+    /// `defaultValue`: the value in GraphQL syntax.
+    default: Option<String>,
 }
 
 struct DirectiveDef {
@@ -176,20 +177,23 @@ pub(crate) struct Introspection {
 impl Introspection {
     /// Describes the schema for `services`.
     pub fn new(services: &Schema) -> Self {
-        let service_fields = |verb: &str| -> Vec<FieldDef> {
+        let service_fields = |root: &str| -> Vec<FieldDef> {
             services
                 .fields()
                 .iter()
                 .map(|(field, service)| FieldDef {
                     name: field.clone(),
-                    description: Some(format!("{verb} service '{service}'.")),
+                    description: Some(format!("Calls service '{service}'.")),
                     args: ROOT_ARGUMENTS
                         .iter()
                         .map(|a| InputDef {
                             name: a.name,
                             description: Some(a.description),
                             ty: schema::ty(a.ty),
-                            default: None,
+                            // A default is reported in GraphQL syntax: a string is quoted.
+                            default: root_argument_default(a.name, root).map(|value| {
+                                serde_json::to_string(value).expect("a string serialises")
+                            }),
                         })
                         .collect(),
                     ty: schema::ty(schema::JSON),
@@ -234,7 +238,7 @@ impl Introspection {
                             name: arg,
                             description: None,
                             ty: schema::ty(ty),
-                            default: Some("false"),
+                            default: Some("false".to_owned()),
                         })
                         .collect(),
                     ty: schema::ty(ty),
@@ -253,12 +257,12 @@ impl Introspection {
             object(
                 schema::QUERY,
                 "Read from services: one field per registered service (GET by default).",
-                service_fields("Calls"),
+                service_fields(schema::QUERY),
             ),
             object(
                 schema::MUTATION,
                 "Write to services: one field per registered service (POST by default), run in order.",
-                service_fields("Calls"),
+                service_fields(schema::MUTATION),
             ),
             scalar(
                 schema::JSON,
@@ -421,7 +425,7 @@ impl Introspection {
                 "name" => write_json_str(out, def.name),
                 "description" => write_opt(out, def.description),
                 "type" => self.write_type_ref(&def.ty, proj.sel(), out),
-                "defaultValue" => write_opt(out, def.default),
+                "defaultValue" => write_opt(out, def.default.as_deref()),
                 "isDeprecated" => out.extend_from_slice(b"false"),
                 _ => out.extend_from_slice(b"null"),
             }

@@ -1,7 +1,8 @@
 //! The GraphQL endpoint: one query fans out to many services (contract §5).
 //!
 //! Every registered service is a root field of both `Query` and `Mutation` (`user-svc` →
-//! `user_svc`) whose value is the service's JSON answer. The engine is independent of the transport:
+//! `user_svc`; a leading digit gets a `_`, `9lives` → `_9lives`, since GraphQL names cannot start with
+//! one) whose value is the service's JSON answer. The engine is independent of the transport:
 //! [`handle`] takes an already-read HTTP request and a [`Backend`] (the shard's registry view and a
 //! way to call a service) and returns the HTTP response, so it is tested here with a mock backend and
 //! wired to the listener elsewhere. A request goes through the files in this order:
@@ -36,6 +37,7 @@
 mod error;
 mod execute;
 mod http;
+mod input_fields;
 mod introspect;
 mod limits;
 mod plan;
@@ -79,7 +81,8 @@ pub struct FieldCall {
     pub path: String,
     /// The `query` argument, or "".
     pub query: String,
-    /// The `headers` argument's entries {name, value}, names lower-cased.
+    /// The `headers` argument's entries {name, value}, names lower-cased, hop-by-hop ones and
+    /// `content-length` left out.
     pub headers: Vec<(String, String)>,
     /// The `body` argument serialised as JSON (`None` when absent or null).
     pub body: Option<bytes::Bytes>,
@@ -213,7 +216,7 @@ fn prepare(
     if !exceeded.is_empty() {
         return Err(exceeded);
     }
-    let errors = validate::validate(&document, schema);
+    let errors = validate::validate(query, &document, schema);
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -39,7 +39,7 @@ pub(crate) const ROOT_ARGUMENTS: [RootArgument; 5] = [
     RootArgument {
         name: "query",
         ty: "String",
-        description: "Raw query string without '?'.",
+        description: "Raw query string; a leading '?' is dropped.",
     },
     RootArgument {
         name: "body",
@@ -53,6 +53,17 @@ pub(crate) const ROOT_ARGUMENTS: [RootArgument; 5] = [
     },
 ];
 
+/// The value of an argument left out, as sent to the backend and as introspection reports it.
+/// Only `path` and `method` have one; `method`'s depends on the root type.
+pub(crate) fn root_argument_default(argument: &str, root: &str) -> Option<&'static str> {
+    match (argument, root) {
+        ("path", _) => Some("/"),
+        ("method", MUTATION) => Some("POST"),
+        ("method", _) => Some("GET"),
+        _ => None,
+    }
+}
+
 /// The fields of `HeaderInput`.
 pub(crate) const HEADER_INPUT_FIELDS: [(&str, &str); 2] =
     [("name", "String!"), ("value", "String!")];
@@ -65,7 +76,7 @@ pub(crate) struct Schema {
 }
 
 impl Schema {
-    /// Builds the root fields from service names (`user-svc` → `user_svc`).
+    /// Builds the root fields from service names (`user-svc` → `user_svc`, `9lives` → `_9lives`).
     pub fn new(services: Vec<String>) -> Self {
         let mut fields: Vec<(String, String)> = services
             .into_iter()
@@ -90,9 +101,28 @@ impl Schema {
     }
 }
 
-/// The root field name of a service: GraphQL names cannot contain '-'.
+/// The root field name of a service. A GraphQL name is `[_A-Za-z][_0-9A-Za-z]*`, so `-` becomes `_`
+/// and a name that starts with a digit gets a leading `_` (`9lives` → `_9lives`). Service names never
+/// contain `_`, so no two services share a field.
 pub(crate) fn field_name(service: &str) -> String {
-    service.replace('-', "_")
+    let prefix = if service.starts_with(|c: char| c.is_ascii_digit()) {
+        "_"
+    } else {
+        ""
+    };
+    format!("{prefix}{}", service.replace('-', "_"))
+}
+
+/// The service a root field name would stand for (the inverse of [`field_name`]), for messages
+/// about unknown fields; `None` when no service name maps to `field`.
+pub(crate) fn service_name(field: &str) -> Option<String> {
+    let unprefixed = match field.strip_prefix('_') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest,
+        Some(_) => return None,
+        None => field,
+    };
+    let service = unprefixed.replace('_', "-");
+    crate::names::is_service_name(&service).then_some(service)
 }
 
 /// Parses one of the fixed type strings above.

@@ -335,6 +335,90 @@ fn call_carries_every_argument() {
 }
 
 #[test]
+fn services_starting_with_a_digit_are_fields_with_a_leading_underscore() {
+    let backend = Mock::new(&["9lives", "123", "4-x", "echo"]);
+    let (status, body) = post(&backend, "{ _9lives _123 four: _4_x echo }");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"data": {"_9lives": {}, "_123": {}, "four": {}, "echo": {}}})
+    );
+    let called: Vec<(String, String)> = backend
+        .calls()
+        .into_iter()
+        .map(|c| (c.service, c.graphql_field))
+        .collect();
+    assert_eq!(
+        called,
+        [
+            ("9lives".into(), "_9lives".into()),
+            ("123".into(), "_123".into()),
+            ("4-x".into(), "four".into()),
+            ("echo".into(), "echo".into())
+        ]
+    );
+    // Introspection names only valid GraphQL names, so introspection-driven clients accept it.
+    let (_, body) = post(&backend, r#"{ __type(name: "Query") { fields { name } } }"#);
+    let names: Vec<&str> = body["data"]["__type"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["_123", "_4_x", "_9lives", "echo"]);
+    // An unknown one names the service it stands for; a name no service maps to names none.
+    let (_, body) = post(&backend, "{ _7up __nope }");
+    assert_eq!(
+        messages(&body),
+        [
+            "Cannot query field \"_7up\" on type \"Query\": no service \"7up\" is registered.",
+            "Cannot query field \"__nope\" on type \"Query\"."
+        ]
+    );
+    assert_eq!(backend.calls().len(), 4);
+}
+
+#[test]
+fn field_names_map_back_to_service_names() {
+    for (service, field) in [
+        ("echo", "echo"),
+        ("user-svc", "user_svc"),
+        ("a--b", "a__b"),
+        ("9lives", "_9lives"),
+        ("123", "_123"),
+        ("4-x", "_4_x"),
+    ] {
+        assert_eq!(schema::field_name(service), field);
+        assert_eq!(schema::service_name(field).as_deref(), Some(service));
+    }
+    for field in ["__schema", "_x", "a_", "Upper", "_", "_9_"] {
+        assert_eq!(schema::service_name(field), None, "{field}");
+    }
+}
+
+#[test]
+fn hop_by_hop_and_framing_entries_of_the_headers_argument_are_dropped() {
+    let backend = Mock::new(&["a"]);
+    let (status, body) = post(
+        &backend,
+        r#"{ a(headers: [{name: "Connection", value: "x-kept"}, {name: "keep-alive", value: "1"},
+              {name: "TE", value: "trailers"}, {name: "upgrade", value: "h2c"},
+              {name: "Proxy-Authorization", value: "p"}, {name: "proxy-anything", value: "p"},
+              {name: "transfer-encoding", value: "chunked"}, {name: "trailer", value: "t"},
+              {name: "Content-Length", value: "5"}, {name: "x-kept", value: "1"},
+              {name: "proxy", value: "not a prefix"}]) }"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        backend.calls()[0].headers,
+        [
+            ("x-kept".into(), "1".into()),
+            ("proxy".into(), "not a prefix".into())
+        ]
+    );
+}
+
+#[test]
 fn a_path_without_leading_slash_is_a_field_error_and_no_call() {
     let backend = Mock::new(&["a"]);
     let (status, body) = post(&backend, "{ ok: a  bad: a(path: \"users\") }");
@@ -346,6 +430,88 @@ fn a_path_without_leading_slash_is_a_field_error_and_no_call() {
     );
     assert_eq!(body["errors"][0]["path"], json!(["bad"]));
     assert_eq!(backend.calls().len(), 1);
+}
+
+#[test]
+fn paths_queries_and_header_values_no_request_could_carry_are_field_errors() {
+    let document = r#"query($p: String, $q: String, $v: String = "v") {
+        a(path: $p, query: $q, headers: {name: "x-h", value: $v}) }"#;
+    for (variables, message) in [
+        (
+            json!({"p": "/a\r\nb"}),
+            r#"The path "/a\r\nb" contains a line break."#,
+        ),
+        (json!({"p": "/a b"}), r#"The path "/a b" contains a space."#),
+        (json!({"p": "/a\tb"}), r#"The path "/a\tb" contains a tab."#),
+        (
+            json!({"p": "/a\u{0}b"}),
+            r#"The path "/a\0b" contains a NUL character."#,
+        ),
+        (
+            json!({"p": "/a\u{7f}"}),
+            r#"The path "/a\u{7f}" contains a control character (U+007F)."#,
+        ),
+        (
+            json!({"p": "/a\u{2028}"}),
+            r#"The path "/a\u{2028}" contains white space (U+2028)."#,
+        ),
+        (json!({"p": "/a#top"}), r#"The path "/a#top" contains '#'."#),
+        (
+            json!({"p": "/a?b=1"}),
+            "The path \"/a?b=1\" contains '?' (give the query string in the `query` argument).",
+        ),
+        (
+            json!({"q": "?x=1 "}),
+            r#"The query string "x=1 " contains a space."#,
+        ),
+        (
+            json!({"q": "a=\u{0}\r\n"}),
+            r#"The query string "a=\0\r\n" contains a NUL character."#,
+        ),
+        (
+            json!({"q": "a=1#f"}),
+            r#"The query string "a=1#f" contains '#'."#,
+        ),
+        (
+            json!({"v": "a\u{0}b"}),
+            r#"The value of header "x-h" contains a NUL character."#,
+        ),
+        (
+            json!({"v": "a\nb"}),
+            r#"The value of header "x-h" contains a line break."#,
+        ),
+        (
+            json!({"v": "a\u{1}"}),
+            r#"The value of header "x-h" contains a control character (U+0001)."#,
+        ),
+    ] {
+        let backend = Mock::new(&["a"]);
+        let (status, body) = post_vars(&backend, document, variables.clone());
+        assert_eq!(status, 200, "{variables}");
+        assert_eq!(
+            body,
+            json!({"errors": [{"message": message, "locations": [{"line": 2, "column": 9}],
+                   "path": ["a"], "extensions": {"code": "BAD_REQUEST", "status": 400}}],
+                   "data": {"a": null}}),
+            "{variables}"
+        );
+        assert!(backend.calls().is_empty(), "{variables}");
+    }
+    // What a request line can carry passes: a leading '?' of the query string is dropped, `?`
+    // may appear in a query string, percent-encoding is kept, a header value may hold a tab.
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post_vars(
+        &backend,
+        document,
+        json!({"p": "/caf%C3%A9/é", "q": "?a=1&b=?&c=%20", "v": "a\tb"}),
+    );
+    assert_eq!(body, json!({"data": {"a": {}}}));
+    let call = &backend.calls()[0];
+    assert_eq!(
+        (call.path.as_str(), call.query.as_str()),
+        ("/caf%C3%A9/é", "a=1&b=?&c=%20")
+    );
+    assert_eq!(call.headers, [("x-h".into(), "a\tb".into())]);
 }
 
 #[test]
@@ -705,6 +871,117 @@ fn conflicting_response_keys_are_refused() {
     );
 }
 
+#[test]
+fn a_key_with_and_without_a_selection_set_is_a_conflict() {
+    let message = |key: &str| {
+        format!("Fields \"{key}\" conflict because one selects subfields and the other selects the whole value. Use different aliases on the fields to fetch both if this was intentional.")
+    };
+    for (document, key, locations) in [
+        (
+            r#"{ users(path: "/1") users(path: "/1") { name } }"#,
+            "users",
+            json!([{"line": 1, "column": 3}, {"line": 1, "column": 21}]),
+        ),
+        (
+            "{ a { x } ...F }\nfragment F on Query { a }",
+            "a",
+            json!([{"line": 1, "column": 3}, {"line": 2, "column": 23}]),
+        ),
+        (
+            "{ ... on Query { a } ... { a { x } } }",
+            "a",
+            json!([{"line": 1, "column": 18}, {"line": 1, "column": 28}]),
+        ),
+        // Subfields of fields that merge are merged too, so the conflict may be one level down.
+        (
+            "{ a { x { y } } a { x } }",
+            "x",
+            json!([{"line": 1, "column": 7}, {"line": 1, "column": 21}]),
+        ),
+        (
+            "{ a { ...F } a { x } }\nfragment F on JSON { x { y } }",
+            "x",
+            json!([{"line": 2, "column": 22}, {"line": 1, "column": 18}]),
+        ),
+    ] {
+        let backend = Mock::new(&["users", "a"]);
+        let (status, body) = post(&backend, document);
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            json!({"errors": [{"message": message(key), "locations": locations,
+                   "extensions": {"code": "GRAPHQL_VALIDATION_FAILED", "status": 400}}]}),
+            "{document}"
+        );
+        assert!(backend.calls().is_empty());
+    }
+    // Both with selection sets, or both without, still merge.
+    let backend = Mock::new(&["a"]).answer("a", 200, r#"{"x":{"y":1,"z":2},"w":3}"#);
+    let (_, body) = post(&backend, "{ a { x { y } } a { x { z } w } }");
+    assert_eq!(
+        body,
+        json!({"data": {"a": {"x": {"y": 1, "z": 2}, "w": 3}}})
+    );
+    let (_, body) = post(&backend, "{ a a }");
+    assert_eq!(body["data"]["a"]["w"], 3);
+    // Merging through a fragment cycle ends (the cycle itself is reported).
+    let (_, body) = post(
+        &backend,
+        "{ a { ...A } }\nfragment A on JSON { x { ...A } x { ...A } }",
+    );
+    assert_request_error(
+        &body,
+        "GRAPHQL_VALIDATION_FAILED",
+        "Cannot spread fragment \"A\" within itself",
+        None,
+    );
+}
+
+#[test]
+fn repeated_input_object_fields_are_refused() {
+    let error = |name: &str, first: (u64, u64), second: (u64, u64)| {
+        json!({"message": format!("There can be only one input field named \"{name}\"."),
+               "locations": [{"line": first.0, "column": first.1}, {"line": second.0, "column": second.1}],
+               "extensions": {"code": "GRAPHQL_VALIDATION_FAILED", "status": 400}})
+    };
+    for (document, errors) in [
+        (
+            r#"{ a(headers: [{name: "a", name: "b", value: "c"}]) }"#,
+            vec![error("name", (1, 16), (1, 27))],
+        ),
+        (
+            "{ a(body: {a: 1, b: {a: [{a: 1}, {a: 2, a: 3}]}, a: 2}) }",
+            vec![error("a", (1, 12), (1, 50)), error("a", (1, 35), (1, 41))],
+        ),
+        (
+            "query($b: JSON = {k: 1, k: 2}) { a(body: $b) }",
+            vec![error("k", (1, 19), (1, 25))],
+        ),
+        (
+            "{\r\n  a(headers: {name: \"x\",\r\n    value: \"1\", value: \"2\"}) }",
+            vec![error("value", (3, 5), (3, 17))],
+        ),
+    ] {
+        let backend = Mock::new(&["a"]);
+        let (status, body) = post(&backend, document);
+        assert_eq!(status, 200);
+        assert_eq!(body, json!({ "errors": errors }), "{document}");
+        assert!(backend.calls().is_empty());
+    }
+    // Names repeated anywhere else are not input fields: selections, aliases, strings, comments.
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        "query Q($v: JSON = {a: 1}) {\n  # {a: 1, a: 2}\n  a(path: \"/{a:1,a:1}\", body: [{a: 1}, {a: \"\"\"{a: 1, a: 2}\"\"\"}, {a: {a: $v}}])\n    @include(if: true) { a b: a c { a a } }\n}",
+    );
+    assert_eq!(body["errors"], Json::Null, "{body}");
+    let sent: Json = serde_json::from_slice(backend.calls()[0].body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!([{"a": 1}, {"a": "{a: 1, a: 2}"}, {"a": {"a": {"a": 1}}}])
+    );
+}
+
 // ---- HTTP --------------------------------------------------------------------------------------
 
 #[test]
@@ -779,6 +1056,59 @@ fn get_and_post_status_rules() {
         };
         assert_eq!(run(&backend, request, &Limits::default()).0, 415);
     }
+}
+
+#[test]
+fn json_nested_beyond_serde_json_limit_is_named_as_such() {
+    // The depth measure agrees with serde_json about where its limit lies.
+    for depth in [1, 127, 128, 129, 200] {
+        let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(
+            http::nested_deeper_than(text.as_bytes(), http::JSON_MAX_DEPTH),
+            serde_json::from_str::<Json>(&text).is_err(),
+            "depth {depth}"
+        );
+    }
+    assert!(!http::nested_deeper_than(br#"["[[[[", "\"[[", {}]"#, 2));
+    let deep = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let backend = Mock::new(&["a"]);
+    let body = format!(
+        r#"{{"query": "{{ a }}", "variables": {{"v": {}}}}}"#,
+        deep(200)
+    );
+    let request = HttpRequest {
+        method: HttpMethod::Post,
+        query_string: "",
+        content_type: Some("application/json"),
+        accept: None,
+        body: body.as_bytes(),
+    };
+    let (status, _, json) = run(&backend, request, &Limits::default());
+    assert_eq!(status, 400);
+    assert_eq!(
+        messages(&json),
+        ["The body of a GraphQL POST is nested too deeply: JSON arrays and objects may be nested at most 127 levels."]
+    );
+    let query_string = format!("query=%7Ba%7D&variables=%7B%22v%22%3A{}", deep(200));
+    let (status, json) = get(&backend, &query_string);
+    assert_eq!(status, 400);
+    assert_eq!(
+        messages(&json),
+        ["The \"variables\" parameter is nested too deeply: JSON arrays and objects may be nested at most 127 levels."]
+    );
+    // Deep but within the limit is fine; broken but shallow is still "not a JSON object".
+    let body = format!(
+        r#"{{"query": "{{ a }}", "variables": {{"v": {}}}}}"#,
+        deep(100)
+    );
+    let (status, json) = post_with(
+        &backend,
+        &serde_json::from_str(&body).unwrap(),
+        None,
+        &Limits::default(),
+    );
+    assert_eq!((status, &json["data"]), (200, &json!({"a": {}})));
+    assert!(backend.calls().len() == 1);
 }
 
 #[test]
@@ -1108,6 +1438,25 @@ fn full_introspection_query_describes_the_dynamic_schema() {
 }
 
 #[test]
+fn introspection_reports_argument_defaults_in_graphql_syntax() {
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        r#"{ q: __type(name: "Query") { fields { args { name defaultValue } } }
+             m: __type(name: "Mutation") { fields { args { name defaultValue } } } }"#,
+    );
+    let args = |method: &str| {
+        json!([{"args": [{"name": "path", "defaultValue": "\"/\""},
+                         {"name": "method", "defaultValue": method},
+                         {"name": "query", "defaultValue": null},
+                         {"name": "body", "defaultValue": null},
+                         {"name": "headers", "defaultValue": null}]}])
+    };
+    assert_eq!(body["data"]["q"]["fields"], args("\"GET\""), "{body}");
+    assert_eq!(body["data"]["m"]["fields"], args("\"POST\""), "{body}");
+}
+
+#[test]
 fn type_lookup_nested_types_and_typename() {
     let backend = Mock::new(&["a"]);
     let (_, body) = post(
@@ -1143,12 +1492,16 @@ fn type_lookup_nested_types_and_typename() {
         "\"name\" of type \"String!\" on field \"Query.__type\" is required",
         None,
     );
-    let (_, body) = post(&backend, "mutation { __schema { types { name } } }");
-    assert_request_error(
-        &body,
-        "GRAPHQL_VALIDATION_FAILED",
-        "no service \"--schema\"",
-        None,
+    let (_, body) = post(
+        &backend,
+        "mutation { __schema { types { name } } __type(name: \"Query\") { name } }",
+    );
+    assert_eq!(
+        messages(&body),
+        [
+            "Cannot query field \"__schema\" on type \"Mutation\": introspection is only available on the query root type \"Query\".",
+            "Cannot query field \"__type\" on type \"Mutation\": introspection is only available on the query root type \"Query\"."
+        ]
     );
 }
 

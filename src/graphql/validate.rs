@@ -4,10 +4,13 @@
 //! the whole list at once. The rules are the GraphQL ones that can fail against this schema: unknown
 //! root fields (an unknown service), unknown or duplicate arguments, argument and default values of
 //! the wrong type, undefined, unused or misplaced variables, unknown, unused or inapplicable fragments,
-//! fragment cycles, unknown or misplaced directives, conflicting fields under one response key, leaf and
-//! object selection rules for introspection fields. Inside a service's `JSON` value any field name is
-//! allowed (it is a projection) but fields take no arguments. Having more than one anonymous operation
-//! (or an anonymous one beside named ones) and duplicate names are refused by the parser already.
+//! fragment cycles, unknown or misplaced directives, conflicting fields under one response key (different
+//! fields or arguments, or one with a selection set and one without, at any depth), leaf and object
+//! selection rules for introspection fields. Inside a service's `JSON` value any field name is
+//! allowed (it is a projection) but fields take no arguments. Input object field uniqueness is
+//! checked on the text ([`super::input_fields`]), since the parsed document has lost repeated
+//! names. Having more than one anonymous operation (or an anonymous one beside named ones) and
+//! duplicate names are refused by the parser already.
 //!
 //! Fragments are walked from the operations that spread them, once per parent type, and the variables
 //! they use are remembered, so a document's cost is linear however often a fragment is spread.
@@ -22,6 +25,7 @@ use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::{Name, Value};
 
 use super::error::{Code, GraphQLError};
+use super::input_fields;
 use super::introspect::{introspection_field, is_introspection_object, is_known_type};
 use super::schema::{
     self, check_json, check_literal, const_to_json, is_input_type, named, variable_fits, Schema,
@@ -63,8 +67,13 @@ fn unknown_operation(name: &str) -> GraphQLError {
     )
 }
 
-/// Validates every operation and fragment of `document`; returns all errors, ordered by location.
-pub(crate) fn validate(document: &ExecutableDocument, schema: &Schema) -> Vec<GraphQLError> {
+/// Validates every operation and fragment of `document` (parsed from `text`); returns all errors,
+/// ordered by location.
+pub(crate) fn validate(
+    text: &str,
+    document: &ExecutableDocument,
+    schema: &Schema,
+) -> Vec<GraphQLError> {
     let mut validator = Validator {
         document,
         schema,
@@ -72,6 +81,8 @@ pub(crate) fn validate(document: &ExecutableDocument, schema: &Schema) -> Vec<Gr
         fragment_uses: HashMap::new(),
         in_progress: HashSet::new(),
         used_fragments: HashSet::new(),
+        conflicts_reported: HashSet::new(),
+        merges_checked: HashSet::new(),
     };
     let mut operations: Vec<(Option<&Name>, &Positioned<OperationDefinition>)> =
         document.operations.iter().collect();
@@ -81,6 +92,7 @@ pub(crate) fn validate(document: &ExecutableDocument, schema: &Schema) -> Vec<Gr
     }
     validator.fragments();
     let mut errors = validator.errors;
+    errors.extend(input_fields::check(text));
     errors.sort_by(|a, b| a.locations.first().cmp(&b.locations.first()));
     errors.dedup();
     errors
@@ -102,6 +114,10 @@ struct Validator<'d> {
     fragment_uses: HashMap<(&'d str, &'static str), Vec<Use<'d>>>,
     in_progress: HashSet<&'d str>,
     used_fragments: HashSet<&'d str>,
+    /// Conflicting field pairs already reported.
+    conflicts_reported: HashSet<(Pos, Pos)>,
+    /// Groups of same-key fields (by position) whose merged subfields were already checked.
+    merges_checked: HashSet<Vec<Pos>>,
 }
 
 /// The type a selection set is selected on. Introspection types are static names.
@@ -320,6 +336,11 @@ impl<'d> Validator<'d> {
                     };
                     self.arguments(node, args, &format!("{parent}.{name}"), uses);
                     self.object_selection(field, ty, uses);
+                } else if name == "__schema" || name == "__type" {
+                    self.error(
+                        format!("Cannot query field \"{name}\" on type \"{parent}\": introspection is only available on the query root type \"Query\"."),
+                        field.pos,
+                    );
                 } else if self.schema.service(name).is_some() {
                     let args: Vec<(&str, &str)> =
                         ROOT_ARGUMENTS.iter().map(|a| (a.name, a.ty)).collect();
@@ -328,11 +349,12 @@ impl<'d> Validator<'d> {
                         self.selection_set(&selection.node, schema::JSON, uses);
                     }
                 } else {
+                    let why = match schema::service_name(name) {
+                        Some(service) => format!(": no service \"{service}\" is registered"),
+                        None => String::new(),
+                    };
                     self.error(
-                        format!(
-                            "Cannot query field \"{name}\" on type \"{parent}\": no service \"{}\" is registered.",
-                            name.replace('_', "-")
-                        ),
+                        format!("Cannot query field \"{name}\" on type \"{parent}\"{why}."),
                         field.pos,
                     );
                 }
@@ -497,38 +519,78 @@ impl<'d> Validator<'d> {
         }
     }
 
-    /// Fields under one response key must be the same field with the same arguments.
+    /// "Field selections must merge": fields under one response key must be the same field with
+    /// the same arguments, and either all select subfields or none do (a projection and the whole
+    /// value cannot share a key). The subfields of fields that share a key are merged and checked
+    /// the same way, one level down, so conflicts between fragments and nested ones are found too.
     fn conflicts(&mut self, set: &'d SelectionSet) {
+        self.conflicts_in(&[set]);
+    }
+
+    fn conflicts_in(&mut self, sets: &[&'d SelectionSet]) {
         let mut fields: Vec<&'d Positioned<Field>> = Vec::new();
         let mut seen = HashSet::new();
-        self.collect_fields(set, &mut fields, &mut seen);
-        let mut by_key: HashMap<&str, &Positioned<Field>> = HashMap::new();
-        let mut reported = HashSet::new();
+        for set in sets {
+            self.collect_fields(set, &mut fields, &mut seen);
+        }
+        let mut groups: Vec<(&'d str, Vec<&'d Positioned<Field>>)> = Vec::new();
+        let mut index: HashMap<&'d str, usize> = HashMap::new();
         for field in fields {
             let key = field.node.response_key().node.as_str();
-            let Some(first) = by_key.get(key) else {
-                by_key.insert(key, field);
+            match index.get(key) {
+                Some(&i) => groups[i].1.push(field),
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push((key, vec![field]));
+                }
+            }
+        }
+        for (key, group) in groups {
+            if group.len() < 2 {
                 continue;
-            };
-            let (a, b) = (&first.node, &field.node);
-            let why = if a.name.node != b.name.node {
-                format!(
-                    "\"{}\" and \"{}\" are different fields",
-                    a.name.node, b.name.node
-                )
-            } else if !same_arguments(&a.arguments, &b.arguments) {
-                "they have differing arguments".to_owned()
-            } else {
-                continue;
-            };
-            if reported.insert(key) {
-                self.errors.push(
-                    GraphQLError::validation(
-                        format!("Fields \"{key}\" conflict because {why}. Use different aliases on the fields to fetch both if this was intentional."),
-                        first.pos,
+            }
+            let first = group[0];
+            let conflict = group[1..].iter().find_map(|field| {
+                let (a, b) = (&first.node, &field.node);
+                let why = if a.name.node != b.name.node {
+                    format!(
+                        "\"{}\" and \"{}\" are different fields",
+                        a.name.node, b.name.node
                     )
-                    .at(field.pos),
-                );
+                } else if !same_arguments(&a.arguments, &b.arguments) {
+                    "they have differing arguments".to_owned()
+                } else if has_selection(a) != has_selection(b) {
+                    "one selects subfields and the other selects the whole value".to_owned()
+                } else {
+                    return None;
+                };
+                Some((*field, why))
+            });
+            match conflict {
+                Some((field, why)) => {
+                    // The same pair is met again when its own selection set is checked.
+                    if self.conflicts_reported.insert((first.pos, field.pos)) {
+                        self.errors.push(
+                            GraphQLError::validation(
+                                format!("Fields \"{key}\" conflict because {why}. Use different aliases on the fields to fetch both if this was intentional."),
+                                first.pos,
+                            )
+                            .at(field.pos),
+                        );
+                    }
+                }
+                None => {
+                    let subsets: Vec<&'d SelectionSet> = group
+                        .iter()
+                        .map(|f| &f.node.selection_set.node)
+                        .filter(|s| !s.items.is_empty())
+                        .collect();
+                    // Each merge is checked once: that also ends the walk through fragment cycles.
+                    let merged = group.iter().map(|f| f.pos).collect();
+                    if subsets.len() > 1 && self.merges_checked.insert(merged) {
+                        self.conflicts_in(&subsets);
+                    }
+                }
             }
         }
     }
@@ -648,6 +710,10 @@ fn spreads_in<'d>(set: &'d SelectionSet, out: &mut Vec<(&'d str, Pos)>) {
             }
         }
     }
+}
+
+fn has_selection(field: &Field) -> bool {
+    !field.selection_set.node.items.is_empty()
 }
 
 fn same_arguments(

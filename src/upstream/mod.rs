@@ -311,7 +311,7 @@ fn is_header_name(name: &[u8]) -> bool {
 
 /// A field value `http::HeaderValue` would accept: no control characters but tab, so it cannot
 /// split the response; checked without the copy `HeaderValue::from_str` makes.
-fn is_header_value(value: &[u8]) -> bool {
+pub fn is_header_value(value: &[u8]) -> bool {
     value
         .iter()
         .all(|&b| (b >= b' ' && b != 0x7f) || b == b'\t')
