@@ -46,6 +46,10 @@ pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_GRACE_PERIOD_MS: u64 = 10_000;
 /// Default registry log topic (contract §6).
 pub const DEFAULT_KAFKA_TOPIC: &str = "switchyard.registry";
+/// Longest Kafka topic name: Kafka's own limit (`Topic.MAX_NAME_LENGTH`), so that a partition's
+/// directory name (`<topic>-<partition>`) fits in 255 bytes. A longer name is refused by the broker
+/// only after start-up, as an endless stream of log-write failures.
+pub const MAX_KAFKA_TOPIC_LEN: usize = 249;
 
 /// `switchyard` command line. Every option can also be given as `SWITCHYARD_<NAME>`.
 #[derive(Debug, Parser, Default)]
@@ -263,13 +267,17 @@ impl Config {
         if let Some(Err(e)) = kafka_core.map(|core| check_cpus_allowed(&[core], &allowed)) {
             problems.push(format!("--kafka-core: {e}"));
         }
+        let kafka_topic = args.kafka_topic.or(file.kafka_topic);
+        if let Some(Err(e)) = kafka_topic.as_deref().map(check_kafka_topic) {
+            problems.push(format!("--kafka-topic: {e}"));
+        }
         let kafka_brokers = args.kafka_brokers.or(file.kafka_brokers);
+        if let Some(Err(e)) = kafka_brokers.as_deref().map(check_broker_list) {
+            problems.push(format!("--kafka-brokers: {e}"));
+        }
         let kafka = kafka_brokers.map(|brokers| KafkaConfig {
             brokers,
-            topic: args
-                .kafka_topic
-                .or(file.kafka_topic)
-                .unwrap_or_else(|| DEFAULT_KAFKA_TOPIC.to_string()),
+            topic: kafka_topic.unwrap_or_else(|| DEFAULT_KAFKA_TOPIC.to_string()),
             core: kafka_core.or_else(|| cpus.last().copied()).unwrap_or(0),
         });
         // With Kafka on, the Kafka core is taken out of the shard CPUs when there is more than one.
@@ -507,6 +515,40 @@ pub fn format_cpu_list(cpus: &[usize]) -> String {
         i += 1;
     }
     parts.join(",")
+}
+
+/// Checks a Kafka topic name as Kafka does (`org.apache.kafka.common.internals.Topic.validate`):
+/// 1 to [`MAX_KAFKA_TOPIC_LEN`] characters of `A-Z a-z 0-9 . _ -`, and not `.` or `..`.
+pub fn check_kafka_topic(topic: &str) -> Result<(), String> {
+    let legal = topic
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    if topic.is_empty() || topic.len() > MAX_KAFKA_TOPIC_LEN || !legal {
+        return Err(format!(
+            "`{}` is not a Kafka topic name (1 to {MAX_KAFKA_TOPIC_LEN} characters of A-Z a-z 0-9 . _ -)",
+            topic.escape_default()
+        ));
+    }
+    if topic == "." || topic == ".." {
+        return Err(format!("`{topic}` is not a Kafka topic name"));
+    }
+    Ok(())
+}
+
+/// Checks a bootstrap broker list: comma-separated `host:port` entries (the syntax of a
+/// registered [`Address`](crate::names::Address)), none empty. An empty list would turn on cluster
+/// mode with nothing to connect to, and librdkafka only complains about bad entries in its log.
+pub fn check_broker_list(list: &str) -> Result<(), String> {
+    if list.is_empty() {
+        return Err("must not be empty (leave it unset to run standalone)".to_string());
+    }
+    for entry in list.split(',') {
+        if entry.is_empty() {
+            return Err(format!("`{}` has an empty entry", list.escape_default()));
+        }
+        crate::names::Address::check(entry).map_err(|e| format!("{e} (entries are host:port)"))?;
+    }
+    Ok(())
 }
 
 /// Parses a CPU list such as `1,3-5` into `[1, 3, 4, 5]`.

@@ -102,6 +102,41 @@ fn a_cpu_that_taskset_excluded_is_a_bad_option() {
 }
 
 #[test]
+fn bad_kafka_options_exit_2_with_one_line() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let l = ["--listen", listen.as_str()];
+    let long_topic = "t".repeat(250);
+    for brokers in ["", "127.0.0.1:9092,", "a:1,,b:2", "nohost", "h:0"] {
+        assert_bad_invocation(&[&l[..], &["--kafka-brokers", brokers]].concat(), &[]);
+    }
+    assert_bad_invocation(&l, &[("SWITCHYARD_KAFKA_BROKERS", "")]);
+    for topic in ["bad topic!", "", ".", "..", long_topic.as_str()] {
+        assert_bad_invocation(
+            &[
+                &l[..],
+                &["--kafka-brokers", "127.0.0.1:1", "--kafka-topic", topic],
+            ]
+            .concat(),
+            &[],
+        );
+    }
+    let dir = TempDir::new("cli-kafka");
+    let cfg = dir.write("empty-brokers.toml", b"kafka_brokers = \"\"\n");
+    assert_bad_invocation(
+        &[&l[..], &["--config", cfg.to_str().unwrap()]].concat(),
+        &[],
+    );
+}
+
+#[test]
+fn empty_token_and_node_id_exit_2_with_one_line() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    assert_bad_invocation(&["--listen", &listen, "--registry-token", ""], &[]);
+    assert_bad_invocation(&["--listen", &listen, "--node-id", ""], &[]);
+    assert_bad_invocation(&["--listen", &listen], &[("SWITCHYARD_REGISTRY_TOKEN", "")]);
+}
+
+#[test]
 fn bad_environment_value_exits_2_with_one_line() {
     let listen = format!("127.0.0.1:{}", free_port());
     assert_bad_invocation(

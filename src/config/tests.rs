@@ -39,12 +39,14 @@ fn reports_every_problem_at_once() {
         shards: Some(0),
         max_headers: Some(0),
         request_timeout_ms: Some(0),
+        kafka_topic: Some("bad topic!".into()),
         ..Args::default()
     };
     let err = config(args).unwrap_err();
     assert!(err.contains("--shards"), "{err}");
     assert!(err.contains("--max-headers"), "{err}");
     assert!(err.contains("--request-timeout-ms"), "{err}");
+    assert!(err.contains("--kafka-topic"), "{err}");
     assert!(!err.contains('\n'), "one line: {err}");
 }
 
@@ -110,4 +112,97 @@ fn an_unreadable_affinity_mask_is_one_problem() {
     };
     let err = Config::from_args_on(args, Err(std::io::Error::other("nope"))).unwrap_err();
     assert_eq!(err, "cannot read the CPU affinity mask: nope");
+}
+
+#[test]
+fn kafka_topic_names_follow_kafka() {
+    let longest = "t".repeat(MAX_KAFKA_TOPIC_LEN);
+    for ok in [
+        "switchyard.registry",
+        "a",
+        "A-b_c.9",
+        "...",
+        "_",
+        longest.as_str(),
+    ] {
+        assert_eq!(check_kafka_topic(ok), Ok(()), "{ok}");
+    }
+    let too_long = "t".repeat(MAX_KAFKA_TOPIC_LEN + 1);
+    for bad in [
+        "",
+        ".",
+        "..",
+        "bad topic!",
+        "a/b",
+        "ü",
+        "a,b",
+        too_long.as_str(),
+    ] {
+        assert!(check_kafka_topic(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn broker_lists_are_host_port_entries() {
+    for ok in [
+        "127.0.0.1:9092",
+        "a:1,b:2",
+        "[::1]:9092",
+        "kafka-0.kafka.svc.cluster.local:9092,10.0.0.1:9093",
+    ] {
+        assert_eq!(check_broker_list(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        ",",
+        "a:1,",
+        ",a:1",
+        "a:1,,b:2",
+        "a",
+        "a:0",
+        "a:99999",
+        "a:1, b:2",
+        "PLAINTEXT://a:1",
+    ] {
+        assert!(check_broker_list(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn empty_strings_are_bad_options() {
+    let cases = [
+        (
+            Args {
+                kafka_brokers: Some(String::new()),
+                ..Args::default()
+            },
+            "--kafka-brokers: must not be empty",
+        ),
+        (
+            Args {
+                kafka_brokers: Some("127.0.0.1:9092".into()),
+                kafka_topic: Some(String::new()),
+                ..Args::default()
+            },
+            "--kafka-topic: ",
+        ),
+        (
+            Args {
+                registry_token: Some(String::new()),
+                ..Args::default()
+            },
+            "--registry-token must not be empty",
+        ),
+        (
+            Args {
+                node_id: Some(String::new()),
+                ..Args::default()
+            },
+            "--node-id must be",
+        ),
+    ];
+    for (args, expected) in cases {
+        let err = config(args).unwrap_err();
+        assert!(err.starts_with(expected), "{expected}: {err}");
+    }
 }
