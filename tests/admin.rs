@@ -206,6 +206,15 @@ fn invalid_addresses_and_bodies_are_400() {
         br#"{}"#.to_vec(),
         b"address=127.0.0.1:5000".to_vec(),
         br#"{"address":"127.0.0.1:5000""#.to_vec(),
+        // Hosts that are neither an IPv4 address, a bracketed IPv6 address nor a DNS name.
+        br#"{"address":"a..b:80"}"#.to_vec(),
+        br#"{"address":"-bad-:80"}"#.to_vec(),
+        br#"{"address":"256.1.1.1:80"}"#.to_vec(),
+        br#"{"address":"1.2.3:80"}"#.to_vec(),
+        br#"{"address":"exa_mple.com:80"}"#.to_vec(),
+        br#"{"address":"host name:80"}"#.to_vec(),
+        br#"{"address":"::1:80"}"#.to_vec(),
+        br#"{"address":"[::1:80"}"#.to_vec(),
     ];
     for b in &bodies {
         let r = put_instance(&gw, "svc", "i1", Some(b), None);
@@ -226,8 +235,13 @@ fn invalid_addresses_and_bodies_are_400() {
         Vec::<String>::new(),
         "nothing registered"
     );
-    // Host names and IPv4 addresses are both fine.
-    for (id, addr) in [("h", "backend.internal:50051"), ("ip", "10.0.0.5:1")] {
+    // Host names, IPv4 and IPv6 addresses are fine.
+    for (id, addr) in [
+        ("h", "backend.internal:50051"),
+        ("ip", "10.0.0.5:1"),
+        ("v6", "[::1]:50051"),
+        ("fqdn", "Backend-1.example.com.:443"),
+    ] {
         let b = json!({ "address": addr }).to_string();
         let r = put_instance(&gw, "svc", id, Some(b.as_bytes()), None);
         assert_eq!(r.status, 201, "{addr}: {}", r.text());

@@ -106,7 +106,14 @@ fn bad_kafka_options_exit_2_with_one_line() {
     let listen = format!("127.0.0.1:{}", free_port());
     let l = ["--listen", listen.as_str()];
     let long_topic = "t".repeat(250);
-    for brokers in ["", "127.0.0.1:9092,", "a:1,,b:2", "nohost", "h:0"] {
+    for brokers in [
+        "",
+        "127.0.0.1:9092,",
+        "a:1,,b:2",
+        "nohost",
+        "h:0",
+        "a..b:9092",
+    ] {
         assert_bad_invocation(&[&l[..], &["--kafka-brokers", brokers]].concat(), &[]);
     }
     assert_bad_invocation(&l, &[("SWITCHYARD_KAFKA_BROKERS", "")]);

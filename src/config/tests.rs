@@ -163,6 +163,7 @@ fn broker_lists_are_host_port_entries() {
         "a:99999",
         "a:1, b:2",
         "PLAINTEXT://a:1",
+        "a..b:1",
     ] {
         assert!(check_broker_list(bad).is_err(), "{bad:?}");
     }
