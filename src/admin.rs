@@ -102,7 +102,7 @@ fn authorize(shard: &Shard, request: &Request) -> Result<(), GatewayError> {
         Some(token) => {
             let given = request
                 .header("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(bearer_token)
                 .unwrap_or_default();
             if constant_time_eq(given.as_bytes(), token.as_bytes()) {
                 Ok(())
@@ -119,6 +119,15 @@ fn authorize(shard: &Shard, request: &Request) -> Result<(), GatewayError> {
             "without a registry token, registry writes are accepted from loopback clients only",
         )),
     }
+}
+
+/// The token of an `authorization: Bearer <token>` value. The scheme is case-insensitive and
+/// followed by one or more spaces (RFC 9110 §11.4, §11.1); the token is taken as it is.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// Compares secrets without an early exit that would leak the matching prefix's length.
@@ -199,6 +208,23 @@ mod tests {
         );
         assert_eq!(instance_path("/-/services/users/instances/u1/x"), None);
         assert_eq!(instance_path("/-/services/users/u1"), None);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_the_token_exact() {
+        for value in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "bEaReR  s3cret",
+        ] {
+            assert_eq!(bearer_token(value), Some("s3cret"), "{value}");
+        }
+        assert_eq!(bearer_token("Bearer S3cret"), Some("S3cret"));
+        assert_eq!(bearer_token("Bearer s3cret x"), Some("s3cret x"));
+        for value in ["Basic s3cret", "Bearers3cret", "Bearer", "s3cret", ""] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
     }
 
     #[test]

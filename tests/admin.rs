@@ -275,6 +275,20 @@ fn registry_token_is_required_when_configured() {
 
     let r = put_instance(&gw, "svc", "t1", Some(body), Some("s3cret"));
     assert_eq!(r.status, 201, "{}", r.text());
+    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+    for scheme in ["bearer", "BEARER"] {
+        let r = http("PUT", gw.url("/-/services/svc/instances/t1"))
+            .header("content-type", "application/json")
+            .header("authorization", &format!("{scheme} s3cret"))
+            .body(body)
+            .send();
+        assert_eq!(r.status, 200, "{scheme}: {}", r.text());
+    }
+    assert_error(
+        &put_instance(&gw, "svc", "t1", Some(body), Some("S3CRET")),
+        401,
+        "UNAUTHORIZED",
+    );
     // Reads need no token.
     assert_eq!(gw.get("/-/services").status, 200);
     assert_echo_ok(&gw.get("/svc"));
