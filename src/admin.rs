@@ -18,6 +18,10 @@ use crate::shard::Shard;
 
 /// Largest registration body accepted: `{"address": …}` with a 260-byte address fits many times over.
 const MAX_REGISTRATION_BODY: usize = 4096;
+/// The `allow` header of the read-only endpoints.
+const ALLOW_READ: &str = "GET, HEAD";
+/// The `allow` header of `/-/services/{service}/instances/{instance}`.
+const ALLOW_WRITE: &str = "PUT, DELETE";
 
 /// Serves a `/-/…` request.
 pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Result<Response, GatewayError> {
@@ -55,15 +59,11 @@ fn read_only(
 ) -> Result<Response, GatewayError> {
     match request.method {
         http::Method::GET | http::Method::HEAD => Ok(answer()),
-        _ => Err(method_not_allowed("GET")),
+        _ => Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed { allow: ALLOW_READ },
+            "this endpoint accepts GET",
+        )),
     }
-}
-
-fn method_not_allowed(allowed: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::MethodNotAllowed,
-        format!("this endpoint accepts {allowed}"),
-    )
 }
 
 /// `/-/services/{service}/instances/{instance}` → `(service, instance)`.
@@ -147,7 +147,10 @@ async fn instance_write(
     instance: &str,
 ) -> Result<Response, GatewayError> {
     if !matches!(request.method, http::Method::PUT | http::Method::DELETE) {
-        return Err(method_not_allowed("PUT and DELETE"));
+        return Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed { allow: ALLOW_WRITE },
+            "this endpoint accepts PUT and DELETE",
+        ));
     }
     authorize(shard, request)?;
     let bad = |e: crate::names::InvalidName| GatewayError::bad_request(e.0);

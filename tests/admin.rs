@@ -329,6 +329,27 @@ fn unknown_admin_endpoint_is_404_and_wrong_method_405() {
         .body(br#"{"address":"127.0.0.1:5000"}"#)
         .send();
     assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.header("allow"), Some("PUT, DELETE"));
+}
+
+#[test]
+fn every_405_says_which_methods_are_allowed() {
+    let gw = Gateway::start();
+    for path in ["/-/health", "/-/ready", "/-/metrics", "/-/services"] {
+        for method in ["POST", "PUT", "DELETE"] {
+            let r = http(method, gw.url(path)).send();
+            assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+        }
+        let r = http("POST", gw.url(path)).h2().send();
+        assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"), "h2 POST {path}");
+    }
+    for method in ["GET", "POST"] {
+        let r = http(method, gw.url("/-/services/svc/instances/i1")).send();
+        assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+        assert_eq!(r.header("allow"), Some("PUT, DELETE"), "{method}");
+    }
 }
 
 #[test]
