@@ -4,6 +4,12 @@
 //! Registry writes need `authorization: Bearer <token>` when a token is configured; without one they
 //! are accepted from loopback clients only. Authorisation is checked before the input is validated,
 //! so an unauthorised client learns nothing about what would be accepted.
+//!
+//! Bodies below `/-/` have their own fixed limit, [`MAX_BODY_BYTES`], enforced by the HTTP codecs
+//! (see [`crate::shard::Shard::max_body_bytes`]) while they read the body, before this module sees
+//! the request: `--max-body-bytes` sizes REST and GraphQL bodies and must not break registration,
+//! and no client, authorised or not, gets more than that buffered here. So a body over the limit is
+//! a 413 before the token is looked at; that answer only tells the documented limit.
 
 use std::rc::Rc;
 
@@ -16,12 +22,18 @@ use crate::names::{Address, InstanceId, ServiceName};
 use crate::registry::{RegistryError, WriteOp, WriteOutcome};
 use crate::shard::Shard;
 
-/// Largest registration body accepted: `{"address": …}` with a 260-byte address fits many times over.
-const MAX_REGISTRATION_BODY: usize = 4096;
+/// Largest request body below `/-/` (a registration): `{"address": …}` with a 260-byte address
+/// fits many times over.
+pub const MAX_BODY_BYTES: usize = 4096;
 /// The `allow` header of the read-only endpoints.
 const ALLOW_READ: &str = "GET, HEAD";
 /// The `allow` header of `/-/services/{service}/instances/{instance}`.
 const ALLOW_WRITE: &str = "PUT, DELETE";
+
+/// Whether a request for `path` is for the gateway's own endpoints (`/-` and below).
+pub fn is_admin_path(path: &[u8]) -> bool {
+    path == b"/-" || path.starts_with(b"/-/")
+}
 
 /// Serves a `/-/…` request.
 pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Result<Response, GatewayError> {
@@ -157,12 +169,7 @@ async fn instance_write(
     let service = ServiceName::parse(service).map_err(bad)?;
     let instance = InstanceId::parse(instance).map_err(bad)?;
     let op = if request.method == http::Method::PUT {
-        if request.body.len() > MAX_REGISTRATION_BODY {
-            return Err(GatewayError::new(
-                ErrorKind::BodyTooLarge,
-                "registration body is over 4 KiB",
-            ));
-        }
+        // The body is at most MAX_BODY_BYTES: the codec refused anything longer.
         let body: Registration = serde_json::from_slice(&request.body).map_err(|e| {
             GatewayError::bad_request(format!("body must be {{\"address\":\"host:port\"}}: {e}"))
         })?;
@@ -211,6 +218,16 @@ mod tests {
         );
         assert_eq!(instance_path("/-/services/users/instances/u1/x"), None);
         assert_eq!(instance_path("/-/services/users/u1"), None);
+    }
+
+    #[test]
+    fn admin_paths() {
+        for path in ["/-", "/-/", "/-/health", "/-/services/a/instances/b"] {
+            assert!(is_admin_path(path.as_bytes()), "{path}");
+        }
+        for path in ["/", "/-x", "/--/health", "/users/-/x", "/graphql"] {
+            assert!(!is_admin_path(path.as_bytes()), "{path}");
+        }
     }
 
     #[test]

@@ -353,6 +353,45 @@ fn every_405_says_which_methods_are_allowed() {
 }
 
 #[test]
+fn admin_bodies_have_their_own_limit_not_max_body_bytes() {
+    // A REST body limit far below any registration body.
+    let gw = Gateway::builder()
+        .args(&["--max-body-bytes", "10", "--registry-token", "s3cret"])
+        .start();
+    let body = br#"{"address":"127.0.0.1:5000"}"#;
+    assert!(body.len() > 10);
+    // Within the admin limit the token is checked first...
+    assert_error(
+        &put_instance(&gw, "svc", "i1", Some(body), None),
+        401,
+        "UNAUTHORIZED",
+    );
+    let r = put_instance(&gw, "svc", "i1", Some(body), Some("s3cret"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    // ...up to exactly 4 KiB (JSON allows trailing whitespace)...
+    let mut padded = body.to_vec();
+    padded.resize(4096, b' ');
+    let r = put_instance(&gw, "svc", "i1", Some(padded.as_slice()), Some("s3cret"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = http("PUT", gw.url("/-/services/svc/instances/i1"))
+        .h2()
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer s3cret")
+        .body(&padded)
+        .send();
+    assert_eq!(r.status, 200, "h2: {}", r.text());
+    // ...and one byte more is refused whoever sends it.
+    padded.push(b' ');
+    for token in [Some("s3cret"), None] {
+        let r = put_instance(&gw, "svc", "i1", Some(padded.as_slice()), token);
+        assert_error(&r, 413, "BODY_TOO_LARGE");
+    }
+    // REST keeps --max-body-bytes.
+    let r = http("POST", gw.url("/svc/x")).body(body).send();
+    assert_error(&r, 413, "BODY_TOO_LARGE");
+}
+
+#[test]
 fn admin_api_over_http2() {
     let gw = Gateway::start();
     let echo = Echo::start("h2");
