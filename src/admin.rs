@@ -4,6 +4,12 @@
 //! Registry writes need `authorization: Bearer <token>` when a token is configured; without one they
 //! are accepted from loopback clients only. Authorisation is checked before the input is validated,
 //! so an unauthorised client learns nothing about what would be accepted.
+//!
+//! Bodies below `/-/` have their own fixed limit, [`MAX_BODY_BYTES`], enforced by the HTTP codecs
+//! (see [`crate::shard::Shard::max_body_bytes`]) while they read the body, before this module sees
+//! the request: `--max-body-bytes` sizes REST and GraphQL bodies and must not break registration,
+//! and no client, authorised or not, gets more than that buffered here. So a body over the limit is
+//! a 413 before the token is looked at; that answer only tells the documented limit.
 
 use std::rc::Rc;
 
@@ -16,8 +22,18 @@ use crate::names::{Address, InstanceId, ServiceName};
 use crate::registry::{RegistryError, WriteOp, WriteOutcome};
 use crate::shard::Shard;
 
-/// Largest registration body accepted: `{"address": …}` with a 260-byte address fits many times over.
-const MAX_REGISTRATION_BODY: usize = 4096;
+/// Largest request body below `/-/` (a registration): `{"address": …}` with a 260-byte address
+/// fits many times over.
+pub const MAX_BODY_BYTES: usize = 4096;
+/// The `allow` header of the read-only endpoints.
+const ALLOW_READ: &str = "GET, HEAD";
+/// The `allow` header of `/-/services/{service}/instances/{instance}`.
+const ALLOW_WRITE: &str = "PUT, DELETE";
+
+/// Whether a request for `path` is for the gateway's own endpoints (`/-` and below).
+pub fn is_admin_path(path: &[u8]) -> bool {
+    path == b"/-" || path.starts_with(b"/-/")
+}
 
 /// Serves a `/-/…` request.
 pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Result<Response, GatewayError> {
@@ -55,15 +71,11 @@ fn read_only(
 ) -> Result<Response, GatewayError> {
     match request.method {
         http::Method::GET | http::Method::HEAD => Ok(answer()),
-        _ => Err(method_not_allowed("GET")),
+        _ => Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed { allow: ALLOW_READ },
+            "this endpoint accepts GET",
+        )),
     }
-}
-
-fn method_not_allowed(allowed: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::MethodNotAllowed,
-        format!("this endpoint accepts {allowed}"),
-    )
 }
 
 /// `/-/services/{service}/instances/{instance}` → `(service, instance)`.
@@ -102,7 +114,7 @@ fn authorize(shard: &Shard, request: &Request) -> Result<(), GatewayError> {
         Some(token) => {
             let given = request
                 .header("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(bearer_token)
                 .unwrap_or_default();
             if constant_time_eq(given.as_bytes(), token.as_bytes()) {
                 Ok(())
@@ -119,6 +131,15 @@ fn authorize(shard: &Shard, request: &Request) -> Result<(), GatewayError> {
             "without a registry token, registry writes are accepted from loopback clients only",
         )),
     }
+}
+
+/// The token of an `authorization: Bearer <token>` value. The scheme is case-insensitive and
+/// followed by one or more spaces (RFC 9110 §11.4, §11.1); the token is taken as it is.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// Compares secrets without an early exit that would leak the matching prefix's length.
@@ -138,19 +159,17 @@ async fn instance_write(
     instance: &str,
 ) -> Result<Response, GatewayError> {
     if !matches!(request.method, http::Method::PUT | http::Method::DELETE) {
-        return Err(method_not_allowed("PUT and DELETE"));
+        return Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed { allow: ALLOW_WRITE },
+            "this endpoint accepts PUT and DELETE",
+        ));
     }
     authorize(shard, request)?;
     let bad = |e: crate::names::InvalidName| GatewayError::bad_request(e.0);
     let service = ServiceName::parse(service).map_err(bad)?;
     let instance = InstanceId::parse(instance).map_err(bad)?;
     let op = if request.method == http::Method::PUT {
-        if request.body.len() > MAX_REGISTRATION_BODY {
-            return Err(GatewayError::new(
-                ErrorKind::BodyTooLarge,
-                "registration body is over 4 KiB",
-            ));
-        }
+        // The body is at most MAX_BODY_BYTES: the codec refused anything longer.
         let body: Registration = serde_json::from_slice(&request.body).map_err(|e| {
             GatewayError::bad_request(format!("body must be {{\"address\":\"host:port\"}}: {e}"))
         })?;
@@ -199,6 +218,33 @@ mod tests {
         );
         assert_eq!(instance_path("/-/services/users/instances/u1/x"), None);
         assert_eq!(instance_path("/-/services/users/u1"), None);
+    }
+
+    #[test]
+    fn admin_paths() {
+        for path in ["/-", "/-/", "/-/health", "/-/services/a/instances/b"] {
+            assert!(is_admin_path(path.as_bytes()), "{path}");
+        }
+        for path in ["/", "/-x", "/--/health", "/users/-/x", "/graphql"] {
+            assert!(!is_admin_path(path.as_bytes()), "{path}");
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_the_token_exact() {
+        for value in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "bEaReR  s3cret",
+        ] {
+            assert_eq!(bearer_token(value), Some("s3cret"), "{value}");
+        }
+        assert_eq!(bearer_token("Bearer S3cret"), Some("S3cret"));
+        assert_eq!(bearer_token("Bearer s3cret x"), Some("s3cret x"));
+        for value in ["Basic s3cret", "Bearers3cret", "Bearer", "s3cret", ""] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_GRACE_PERIOD_MS: u64 = 10_000;
 /// Default registry log topic (contract §6).
 pub const DEFAULT_KAFKA_TOPIC: &str = "switchyard.registry";
+/// Longest Kafka topic name: Kafka's own limit (`Topic.MAX_NAME_LENGTH`), so that a partition's
+/// directory name (`<topic>-<partition>`) fits in 255 bytes. A longer name is refused by the broker
+/// only after start-up, as an endless stream of log-write failures.
+pub const MAX_KAFKA_TOPIC_LEN: usize = 249;
 
 /// `switchyard` command line. Every option can also be given as `SWITCHYARD_<NAME>`.
 #[derive(Debug, Parser, Default)]
@@ -225,6 +229,11 @@ impl Config {
     /// Builds the configuration from parsed arguments, reading the `--config` file if any.
     /// Returns every problem found, one per line.
     pub fn from_args(args: Args) -> Result<Config, String> {
+        Config::from_args_on(args, crate::sys::affinity_cpus())
+    }
+
+    /// [`Config::from_args`] on a machine whose affinity mask is `mask` (tests give their own).
+    fn from_args_on(args: Args, mask: std::io::Result<Vec<usize>>) -> Result<Config, String> {
         let mut problems = Vec::new();
         let file = match &args.config {
             None => FileConfig::default(),
@@ -238,28 +247,38 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
-        let kafka_brokers = args.kafka_brokers.or(file.kafka_brokers);
+        // The CPUs this process may run on: the default for --cpus, and what every CPU named in
+        // --cpus or --kafka-core is checked against, so that a CPU that does not exist (or that
+        // taskset / systemd `CPUAffinity=` excluded) is a bad option, not a failed start.
+        let allowed = mask.unwrap_or_else(|e| {
+            problems.push(format!("cannot read the CPU affinity mask: {e}"));
+            Vec::new()
+        });
         let cpus = match args.cpus.or(file.cpus) {
-            Some(list) => parse_cpu_list(&list).unwrap_or_else(|e| {
-                problems.push(format!("--cpus: {e}"));
-                Vec::new()
-            }),
-            None => crate::sys::affinity_cpus().unwrap_or_else(|e| {
-                problems.push(format!("cannot read the CPU affinity mask: {e}"));
-                Vec::new()
-            }),
+            None => allowed.clone(),
+            Some(list) => parse_cpu_list(&list)
+                .and_then(|cpus| check_cpus_allowed(&cpus, &allowed).map(|()| cpus))
+                .unwrap_or_else(|e| {
+                    problems.push(format!("--cpus: {e}"));
+                    Vec::new()
+                }),
         };
+        let kafka_core = args.kafka_core.or(file.kafka_core);
+        if let Some(Err(e)) = kafka_core.map(|core| check_cpus_allowed(&[core], &allowed)) {
+            problems.push(format!("--kafka-core: {e}"));
+        }
+        let kafka_topic = args.kafka_topic.or(file.kafka_topic);
+        if let Some(Err(e)) = kafka_topic.as_deref().map(check_kafka_topic) {
+            problems.push(format!("--kafka-topic: {e}"));
+        }
+        let kafka_brokers = args.kafka_brokers.or(file.kafka_brokers);
+        if let Some(Err(e)) = kafka_brokers.as_deref().map(check_broker_list) {
+            problems.push(format!("--kafka-brokers: {e}"));
+        }
         let kafka = kafka_brokers.map(|brokers| KafkaConfig {
             brokers,
-            topic: args
-                .kafka_topic
-                .or(file.kafka_topic)
-                .unwrap_or_else(|| DEFAULT_KAFKA_TOPIC.to_string()),
-            core: args
-                .kafka_core
-                .or(file.kafka_core)
-                .or_else(|| cpus.last().copied())
-                .unwrap_or(0),
+            topic: kafka_topic.unwrap_or_else(|| DEFAULT_KAFKA_TOPIC.to_string()),
+            core: kafka_core.or_else(|| cpus.last().copied()).unwrap_or(0),
         });
         // With Kafka on, the Kafka core is taken out of the shard CPUs when there is more than one.
         let mut shard_cpus: Vec<usize> = match &kafka {
@@ -433,14 +452,103 @@ impl Config {
         self.services.get(service).unwrap_or(&self.default_service)
     }
 
-    /// A configuration for tests and benchmarks: defaults, one shard on CPU 0.
+    /// A configuration for tests and benchmarks: defaults, one shard on the first CPU this
+    /// process may run on.
     pub fn for_tests() -> Config {
+        let first = crate::sys::affinity_cpus()
+            .ok()
+            .and_then(|c| c.first().copied());
         let args = Args {
-            cpus: Some("0".to_string()),
+            cpus: Some(first.unwrap_or(0).to_string()),
             ..Args::default()
         };
         Config::from_args(args).expect("defaults are valid")
     }
+}
+
+/// Checks that every CPU in `cpus` is in `allowed` (the process's affinity mask). glommio and
+/// `sched_setaffinity` would otherwise refuse them only once the executors start. An empty
+/// `allowed` (the mask could not be read, which is reported on its own) checks nothing.
+fn check_cpus_allowed(cpus: &[usize], allowed: &[usize]) -> Result<(), String> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let mut outside: Vec<usize> = cpus
+        .iter()
+        .copied()
+        .filter(|c| !allowed.contains(c))
+        .collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    outside.sort_unstable();
+    outside.dedup();
+    let (noun, verb) = if outside.len() == 1 {
+        ("CPU", "is")
+    } else {
+        ("CPUs", "are")
+    };
+    Err(format!(
+        "{noun} {} {verb} not among the CPUs this process may run on ({})",
+        format_cpu_list(&outside),
+        format_cpu_list(allowed)
+    ))
+}
+
+/// Formats CPU numbers the way [`parse_cpu_list`] reads them: `[0, 1, 2, 5]` → `0-2,5`.
+pub fn format_cpu_list(cpus: &[usize]) -> String {
+    let mut sorted = cpus.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        while i + 1 < sorted.len() && sorted[i + 1] == sorted[i] + 1 {
+            i += 1;
+        }
+        parts.push(if sorted[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", sorted[i])
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// Checks a Kafka topic name as Kafka does (`org.apache.kafka.common.internals.Topic.validate`):
+/// 1 to [`MAX_KAFKA_TOPIC_LEN`] characters of `A-Z a-z 0-9 . _ -`, and not `.` or `..`.
+pub fn check_kafka_topic(topic: &str) -> Result<(), String> {
+    let legal = topic
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    if topic.is_empty() || topic.len() > MAX_KAFKA_TOPIC_LEN || !legal {
+        return Err(format!(
+            "`{}` is not a Kafka topic name (1 to {MAX_KAFKA_TOPIC_LEN} characters of A-Z a-z 0-9 . _ -)",
+            topic.escape_default()
+        ));
+    }
+    if topic == "." || topic == ".." {
+        return Err(format!("`{topic}` is not a Kafka topic name"));
+    }
+    Ok(())
+}
+
+/// Checks a bootstrap broker list: comma-separated `host:port` entries (the syntax of a
+/// registered [`Address`](crate::names::Address)), none empty. An empty list would turn on cluster
+/// mode with nothing to connect to, and librdkafka only complains about bad entries in its log.
+pub fn check_broker_list(list: &str) -> Result<(), String> {
+    if list.is_empty() {
+        return Err("must not be empty (leave it unset to run standalone)".to_string());
+    }
+    for entry in list.split(',') {
+        if entry.is_empty() {
+            return Err(format!("`{}` has an empty entry", list.escape_default()));
+        }
+        crate::names::Address::check(entry).map_err(|e| format!("{e} (entries are host:port)"))?;
+    }
+    Ok(())
 }
 
 /// Parses a CPU list such as `1,3-5` into `[1, 3, 4, 5]`.
@@ -463,42 +571,4 @@ pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("1,3-5").unwrap(), vec![1, 3, 4, 5]);
-        assert_eq!(parse_cpu_list("0").unwrap(), vec![0]);
-        assert!(parse_cpu_list("5-3").is_err());
-        assert!(parse_cpu_list("a").is_err());
-        assert!(parse_cpu_list("").is_err());
-    }
-
-    #[test]
-    fn reports_every_problem_at_once() {
-        let args = Args {
-            cpus: Some("0".into()),
-            shards: Some(0),
-            max_headers: Some(0),
-            request_timeout_ms: Some(0),
-            ..Args::default()
-        };
-        let err = Config::from_args(args).unwrap_err();
-        assert!(err.contains("--shards"), "{err}");
-        assert!(err.contains("--max-headers"), "{err}");
-        assert!(err.contains("--request-timeout-ms"), "{err}");
-    }
-
-    #[test]
-    fn kafka_core_is_taken_out_of_the_shards() {
-        let args = Args {
-            cpus: Some("0-3".into()),
-            kafka_brokers: Some("127.0.0.1:9092".into()),
-            ..Args::default()
-        };
-        let config = Config::from_args(args).unwrap();
-        assert_eq!(config.shard_cpus, vec![0, 1, 2]);
-        assert_eq!(config.kafka.unwrap().core, 3);
-    }
-}
+mod tests;

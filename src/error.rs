@@ -117,8 +117,12 @@ pub enum ErrorKind {
     ServiceNotFound,
     /// Unknown gateway endpoint below `/-/`.
     NotFound,
-    /// Known gateway endpoint, wrong method.
-    MethodNotAllowed,
+    /// Known endpoint, wrong method; `allow` lists the methods it accepts (the `allow` header
+    /// RFC 9110 §15.5.6 requires on a 405).
+    MethodNotAllowed {
+        /// The `allow` header value, e.g. `GET, HEAD`.
+        allow: &'static str,
+    },
     /// The client was too slow sending its request.
     RequestTimeout,
     /// Request body over the limit.
@@ -148,7 +152,7 @@ impl ErrorKind {
             Unauthorized => 401,
             Forbidden => 403,
             ServiceNotFound | NotFound => 404,
-            MethodNotAllowed => 405,
+            MethodNotAllowed { .. } => 405,
             RequestTimeout => 408,
             BodyTooLarge => 413,
             HeadersTooLarge => 431,
@@ -168,7 +172,7 @@ impl ErrorKind {
             Forbidden => "FORBIDDEN",
             ServiceNotFound => "SERVICE_NOT_FOUND",
             NotFound => "NOT_FOUND",
-            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             RequestTimeout => "REQUEST_TIMEOUT",
             BodyTooLarge => "BODY_TOO_LARGE",
             HeadersTooLarge => "HEADERS_TOO_LARGE",
@@ -243,8 +247,15 @@ impl GatewayError {
     pub fn source(&self) -> Source {
         use ErrorKind::*;
         match self.kind {
-            BadRequest | Unauthorized | Forbidden | ServiceNotFound | NotFound
-            | MethodNotAllowed | RequestTimeout | BodyTooLarge | HeadersTooLarge => Source::Client,
+            BadRequest
+            | Unauthorized
+            | Forbidden
+            | ServiceNotFound
+            | NotFound
+            | MethodNotAllowed { .. }
+            | RequestTimeout
+            | BodyTooLarge
+            | HeadersTooLarge => Source::Client,
             NoHealthyInstance | UpstreamTimeout | UpstreamProtocol | Grpc(_) => Source::Upstream,
             Overloaded | RegistryUnavailable => Source::Gateway,
         }
@@ -264,6 +275,7 @@ impl GatewayError {
         match self.kind {
             ErrorKind::Overloaded => response.push_header("retry-after", "1"),
             ErrorKind::Unauthorized => response.push_header("www-authenticate", "Bearer"),
+            ErrorKind::MethodNotAllowed { allow } => response.push_header("allow", allow),
             _ => {}
         }
         response.close = self.kind.closes_connection();
@@ -323,7 +335,7 @@ mod tests {
             (Forbidden, 403, false),
             (ServiceNotFound, 404, false),
             (NotFound, 404, false),
-            (MethodNotAllowed, 405, false),
+            (MethodNotAllowed { allow: "GET" }, 405, false),
             (RequestTimeout, 408, true),
             (BodyTooLarge, 413, true),
             (HeadersTooLarge, 431, true),
@@ -349,6 +361,16 @@ mod tests {
             v,
             serde_json::json!({"error":{"code":"OVERLOADED","message":"busy","service":"users","request_id":"r1"}})
         );
+        let r = GatewayError::new(
+            ErrorKind::MethodNotAllowed {
+                allow: "PUT, DELETE",
+            },
+            "no",
+        )
+        .into_response(None, "r3");
+        assert_eq!((r.status, r.header("allow")), (405, Some("PUT, DELETE")));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"]["code"], "METHOD_NOT_ALLOWED");
         let r = GatewayError::bad_request("x").into_response(None, "r2");
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(v["error"]["service"].is_null());

@@ -96,13 +96,11 @@ pub async fn handle(
         http::Method::GET => graphql::HttpMethod::Get,
         http::Method::POST => graphql::HttpMethod::Post,
         _ => {
-            let mut r = GatewayError::new(
-                ErrorKind::MethodNotAllowed,
+            return Ok(GatewayError::new(
+                ErrorKind::MethodNotAllowed { allow: "GET, POST" },
                 "the GraphQL endpoint accepts GET and POST",
             )
-            .into_response(None, request_id);
-            r.push_header("allow", "GET, POST");
-            return Ok(r);
+            .into_response(None, request_id));
         }
     };
     let _in_flight = shard.enter().ok_or_else(|| {

@@ -2,7 +2,7 @@
 //! been checked once, at construction, against the contract's rules; after that the type is the proof.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 /// Why a name or address was refused.
@@ -126,19 +126,14 @@ impl Address {
             Ok(p) if p > 0 && port.bytes().all(|c| c.is_ascii_digit()) => p,
             _ => return Err(bad("has no valid port (1-65535)")),
         };
+        let no_host = || bad("has no valid host (an IPv4 address, [IPv6 address] or DNS name)");
         let host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            v6.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| bad("has no valid host"))?;
+            v6.parse::<std::net::Ipv6Addr>().map_err(|_| no_host())?;
             v6
-        } else {
-            let ok = !host.is_empty()
-                && host
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'));
-            if !ok {
-                return Err(bad("has no valid host"));
-            }
+        } else if host.parse::<Ipv4Addr>().is_ok() || is_dns_name(host) {
             host
+        } else {
+            return Err(no_host());
         };
         Ok((host, port))
     }
@@ -165,6 +160,38 @@ impl Address {
     pub fn socket(&self) -> Option<SocketAddr> {
         self.socket
     }
+}
+
+/// Longest DNS name in text form, without the trailing dot (RFC 1035 §2.3.4: 255 octets on the wire).
+const MAX_DNS_NAME_LEN: usize = 253;
+/// Longest DNS label (RFC 1035 §2.3.4).
+const MAX_DNS_LABEL_LEN: usize = 63;
+
+/// True when `host` is a DNS host name (RFC 1123 §2.1): dot-separated labels of 1 to 63 letters,
+/// digits and inner hyphens, 253 characters at most, optionally with a trailing dot; and not one
+/// whose last label is a number. Resolvers (`inet_aton`, URL parsers) read such a name as an IPv4
+/// address in some legacy form (`1.2.3` is 1.2.0.3, `0x7f.1` is 127.0.0.1), and no top-level
+/// domain is numeric, so only a real dotted quad (checked by the caller) may end in a number.
+fn is_dns_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > MAX_DNS_NAME_LEN {
+        return false;
+    }
+    let label_ok = |label: &str| {
+        let b = label.as_bytes();
+        !b.is_empty()
+            && b.len() <= MAX_DNS_LABEL_LEN
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+    };
+    let last = name.rsplit('.').next().unwrap_or_default();
+    let numeric = last.bytes().all(|c| c.is_ascii_digit())
+        || last
+            .strip_prefix("0x")
+            .or_else(|| last.strip_prefix("0X"))
+            .is_some_and(|hex| hex.bytes().all(|c| c.is_ascii_hexdigit()));
+    !numeric && name.split('.').all(label_ok)
 }
 
 #[cfg(test)]
@@ -213,6 +240,68 @@ mod tests {
         assert!(Address::parse("[::1]:80").is_ok());
         for bad in ["nohost", "h:99999", "h:0", ":80", "h:", "a b:80", "h:+80"] {
             assert!(Address::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn address_hosts_are_ipv4_ipv6_or_dns_names() {
+        let label = "l".repeat(MAX_DNS_LABEL_LEN);
+        // 4 labels of 63 plus 3 dots: 255 characters, two over the limit; drop two from the last.
+        let longest = format!("{label}.{label}.{label}.{}", &label[2..]);
+        assert_eq!(longest.len(), MAX_DNS_NAME_LEN);
+        let longest_dot = format!("{longest}.");
+        for host in [
+            "10.0.0.5",
+            "255.255.255.255",
+            "[::1]",
+            "[fe80::1]",
+            "localhost",
+            "backend.internal",
+            "Backend-1.EXAMPLE.com",
+            "example.com.",
+            "a1.b2",
+            "1a",
+            "123.example.com",
+            "x.0x1g",
+            label.as_str(),
+            longest.as_str(),
+            longest_dot.as_str(),
+        ] {
+            let text = format!("{host}:80");
+            assert!(Address::check(&text).is_ok(), "{text}");
+        }
+        let too_long_label = "l".repeat(MAX_DNS_LABEL_LEN + 1);
+        let too_long = format!("a{longest}");
+        for host in [
+            "a..b",
+            "-bad-",
+            "-a.b",
+            "a-.b",
+            "a.-b",
+            ".a",
+            ".",
+            "..",
+            "exa_mple.com",
+            "host name",
+            "::1",
+            "",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.4.",
+            "123",
+            "0x7f000001",
+            "0x7f.1",
+            "a.1",
+            "[1.2.3.4]",
+            "[::1",
+            "ü.example",
+            too_long_label.as_str(),
+            too_long.as_str(),
+        ] {
+            let text = format!("{host}:80");
+            assert!(Address::check(&text).is_err(), "{text}");
         }
     }
 }

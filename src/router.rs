@@ -15,7 +15,7 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Response {
     let start = Instant::now();
     let request_id = RequestId::for_request(&request.headers, &shard.rng);
     let path = request.path_str();
-    let result = if path == "/-" || path.starts_with("/-/") {
+    let result = if crate::admin::is_admin_path(&request.path) {
         crate::admin::handle(shard, request).await
     } else if path == "/graphql" {
         // Boxed: its state is the largest of the three (2.5 KB against REST's 1.5 KB) and would

@@ -124,8 +124,12 @@ impl Shard {
         self.process.ready.load(Ordering::Relaxed) && !self.is_draining()
     }
 
-    /// The body limit for a request to `path` (per service when configured).
+    /// The body limit for a request to `path`: the gateway's own endpoints have their fixed one,
+    /// everything else the service's (or `--max-body-bytes`).
     pub fn max_body_bytes(&self, path: &[u8]) -> usize {
+        if crate::admin::is_admin_path(path) {
+            return crate::admin::MAX_BODY_BYTES;
+        }
         let first = path
             .strip_prefix(b"/")
             .unwrap_or(path)

@@ -206,6 +206,15 @@ fn invalid_addresses_and_bodies_are_400() {
         br#"{}"#.to_vec(),
         b"address=127.0.0.1:5000".to_vec(),
         br#"{"address":"127.0.0.1:5000""#.to_vec(),
+        // Hosts that are neither an IPv4 address, a bracketed IPv6 address nor a DNS name.
+        br#"{"address":"a..b:80"}"#.to_vec(),
+        br#"{"address":"-bad-:80"}"#.to_vec(),
+        br#"{"address":"256.1.1.1:80"}"#.to_vec(),
+        br#"{"address":"1.2.3:80"}"#.to_vec(),
+        br#"{"address":"exa_mple.com:80"}"#.to_vec(),
+        br#"{"address":"host name:80"}"#.to_vec(),
+        br#"{"address":"::1:80"}"#.to_vec(),
+        br#"{"address":"[::1:80"}"#.to_vec(),
     ];
     for b in &bodies {
         let r = put_instance(&gw, "svc", "i1", Some(b), None);
@@ -226,8 +235,13 @@ fn invalid_addresses_and_bodies_are_400() {
         Vec::<String>::new(),
         "nothing registered"
     );
-    // Host names and IPv4 addresses are both fine.
-    for (id, addr) in [("h", "backend.internal:50051"), ("ip", "10.0.0.5:1")] {
+    // Host names, IPv4 and IPv6 addresses are fine.
+    for (id, addr) in [
+        ("h", "backend.internal:50051"),
+        ("ip", "10.0.0.5:1"),
+        ("v6", "[::1]:50051"),
+        ("fqdn", "Backend-1.example.com.:443"),
+    ] {
         let b = json!({ "address": addr }).to_string();
         let r = put_instance(&gw, "svc", id, Some(b.as_bytes()), None);
         assert_eq!(r.status, 201, "{addr}: {}", r.text());
@@ -261,6 +275,20 @@ fn registry_token_is_required_when_configured() {
 
     let r = put_instance(&gw, "svc", "t1", Some(body), Some("s3cret"));
     assert_eq!(r.status, 201, "{}", r.text());
+    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+    for scheme in ["bearer", "BEARER"] {
+        let r = http("PUT", gw.url("/-/services/svc/instances/t1"))
+            .header("content-type", "application/json")
+            .header("authorization", &format!("{scheme} s3cret"))
+            .body(body)
+            .send();
+        assert_eq!(r.status, 200, "{scheme}: {}", r.text());
+    }
+    assert_error(
+        &put_instance(&gw, "svc", "t1", Some(body), Some("S3CRET")),
+        401,
+        "UNAUTHORIZED",
+    );
     // Reads need no token.
     assert_eq!(gw.get("/-/services").status, 200);
     assert_echo_ok(&gw.get("/svc"));
@@ -301,6 +329,66 @@ fn unknown_admin_endpoint_is_404_and_wrong_method_405() {
         .body(br#"{"address":"127.0.0.1:5000"}"#)
         .send();
     assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.header("allow"), Some("PUT, DELETE"));
+}
+
+#[test]
+fn every_405_says_which_methods_are_allowed() {
+    let gw = Gateway::start();
+    for path in ["/-/health", "/-/ready", "/-/metrics", "/-/services"] {
+        for method in ["POST", "PUT", "DELETE"] {
+            let r = http(method, gw.url(path)).send();
+            assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+        }
+        let r = http("POST", gw.url(path)).h2().send();
+        assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"), "h2 POST {path}");
+    }
+    for method in ["GET", "POST"] {
+        let r = http(method, gw.url("/-/services/svc/instances/i1")).send();
+        assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+        assert_eq!(r.header("allow"), Some("PUT, DELETE"), "{method}");
+    }
+}
+
+#[test]
+fn admin_bodies_have_their_own_limit_not_max_body_bytes() {
+    // A REST body limit far below any registration body.
+    let gw = Gateway::builder()
+        .args(&["--max-body-bytes", "10", "--registry-token", "s3cret"])
+        .start();
+    let body = br#"{"address":"127.0.0.1:5000"}"#;
+    assert!(body.len() > 10);
+    // Within the admin limit the token is checked first...
+    assert_error(
+        &put_instance(&gw, "svc", "i1", Some(body), None),
+        401,
+        "UNAUTHORIZED",
+    );
+    let r = put_instance(&gw, "svc", "i1", Some(body), Some("s3cret"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    // ...up to exactly 4 KiB (JSON allows trailing whitespace)...
+    let mut padded = body.to_vec();
+    padded.resize(4096, b' ');
+    let r = put_instance(&gw, "svc", "i1", Some(padded.as_slice()), Some("s3cret"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = http("PUT", gw.url("/-/services/svc/instances/i1"))
+        .h2()
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer s3cret")
+        .body(&padded)
+        .send();
+    assert_eq!(r.status, 200, "h2: {}", r.text());
+    // ...and one byte more is refused whoever sends it.
+    padded.push(b' ');
+    for token in [Some("s3cret"), None] {
+        let r = put_instance(&gw, "svc", "i1", Some(padded.as_slice()), token);
+        assert_error(&r, 413, "BODY_TOO_LARGE");
+    }
+    // REST keeps --max-body-bytes.
+    let r = http("POST", gw.url("/svc/x")).body(body).send();
+    assert_error(&r, 413, "BODY_TOO_LARGE");
 }
 
 #[test]

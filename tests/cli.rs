@@ -48,6 +48,101 @@ fn bad_option_values_exit_2_with_one_line() {
     assert_bad_invocation(&["--listen", &listen, "--request-timeout-ms"], &[]);
 }
 
+/// A CPU number no machine has: `parse_cpu_list` accepts it, the kernel's CPU sets stop at 1024.
+const NO_SUCH_CPU: &str = "4095";
+
+#[test]
+fn cpus_outside_the_affinity_mask_exit_2_with_one_line() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    assert_bad_invocation(&["--listen", &listen, "--cpus", NO_SUCH_CPU], &[]);
+    assert_bad_invocation(
+        &["--listen", &listen, "--cpus", &format!("0,{NO_SUCH_CPU}")],
+        &[],
+    );
+    assert_bad_invocation(
+        &[
+            "--listen",
+            &listen,
+            "--kafka-brokers",
+            "127.0.0.1:1",
+            "--kafka-core",
+            NO_SUCH_CPU,
+        ],
+        &[],
+    );
+    assert_bad_invocation(&["--listen", &listen], &[("SWITCHYARD_CPUS", NO_SUCH_CPU)]);
+}
+
+#[test]
+fn a_cpu_that_taskset_excluded_is_a_bad_option() {
+    // Needs two CPUs: run on the first, ask for the second.
+    let allowed = switchyard::sys::affinity_cpus().expect("affinity mask");
+    let [first, other, ..] = allowed[..] else {
+        eprintln!("skipped: this process may run on one CPU only");
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", &first.to_string(), GATEWAY_BIN]).args([
+        "--listen",
+        &listen,
+        "--cpus",
+        &other.to_string(),
+    ]);
+    let mut p = Proc::spawn("switchyard", cmd);
+    let status = p.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2), "{}", p.describe());
+    let err = p.stderr();
+    assert_eq!(
+        err,
+        format!(
+            "switchyard: --cpus: CPU {other} is not among the CPUs this process may run on ({first})\n"
+        )
+    );
+}
+
+#[test]
+fn bad_kafka_options_exit_2_with_one_line() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let l = ["--listen", listen.as_str()];
+    let long_topic = "t".repeat(250);
+    for brokers in [
+        "",
+        "127.0.0.1:9092,",
+        "a:1,,b:2",
+        "nohost",
+        "h:0",
+        "a..b:9092",
+    ] {
+        assert_bad_invocation(&[&l[..], &["--kafka-brokers", brokers]].concat(), &[]);
+    }
+    assert_bad_invocation(&l, &[("SWITCHYARD_KAFKA_BROKERS", "")]);
+    for topic in ["bad topic!", "", ".", "..", long_topic.as_str()] {
+        assert_bad_invocation(
+            &[
+                &l[..],
+                &["--kafka-brokers", "127.0.0.1:1", "--kafka-topic", topic],
+            ]
+            .concat(),
+            &[],
+        );
+    }
+    let dir = TempDir::new("cli-kafka");
+    let cfg = dir.write("empty-brokers.toml", b"kafka_brokers = \"\"\n");
+    assert_bad_invocation(
+        &[&l[..], &["--config", cfg.to_str().unwrap()]].concat(),
+        &[],
+    );
+}
+
+#[test]
+fn empty_token_and_node_id_exit_2_with_one_line() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    assert_bad_invocation(&["--listen", &listen, "--registry-token", ""], &[]);
+    assert_bad_invocation(&["--listen", &listen, "--node-id", ""], &[]);
+    assert_bad_invocation(&["--listen", &listen], &[("SWITCHYARD_REGISTRY_TOKEN", "")]);
+}
+
 #[test]
 fn bad_environment_value_exits_2_with_one_line() {
     let listen = format!("127.0.0.1:{}", free_port());

@@ -1,0 +1,209 @@
+//! Unit tests of option parsing and validation. They pass their own affinity mask
+//! ([`Config::from_args_on`]) so that they do not depend on the machine's CPUs.
+
+use super::*;
+
+/// The affinity mask the tests pretend to run with.
+fn four_cpus() -> std::io::Result<Vec<usize>> {
+    Ok(vec![0, 1, 2, 3])
+}
+
+fn config(args: Args) -> Result<Config, String> {
+    Config::from_args_on(args, four_cpus())
+}
+
+#[test]
+fn cpu_lists() {
+    assert_eq!(parse_cpu_list("1,3-5").unwrap(), vec![1, 3, 4, 5]);
+    assert_eq!(parse_cpu_list("0").unwrap(), vec![0]);
+    assert!(parse_cpu_list("5-3").is_err());
+    assert!(parse_cpu_list("a").is_err());
+    assert!(parse_cpu_list("").is_err());
+}
+
+#[test]
+fn cpu_lists_are_formatted_as_they_are_read() {
+    assert_eq!(format_cpu_list(&[0, 1, 2, 5]), "0-2,5");
+    assert_eq!(format_cpu_list(&[7]), "7");
+    assert_eq!(format_cpu_list(&[3, 1, 2, 2]), "1-3");
+    assert_eq!(format_cpu_list(&[]), "");
+    for list in ["0-3", "1,3-5", "0,2,4"] {
+        assert_eq!(format_cpu_list(&parse_cpu_list(list).unwrap()), list);
+    }
+}
+
+#[test]
+fn reports_every_problem_at_once() {
+    let args = Args {
+        cpus: Some("0".into()),
+        shards: Some(0),
+        max_headers: Some(0),
+        request_timeout_ms: Some(0),
+        kafka_topic: Some("bad topic!".into()),
+        ..Args::default()
+    };
+    let err = config(args).unwrap_err();
+    assert!(err.contains("--shards"), "{err}");
+    assert!(err.contains("--max-headers"), "{err}");
+    assert!(err.contains("--request-timeout-ms"), "{err}");
+    assert!(err.contains("--kafka-topic"), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+}
+
+#[test]
+fn kafka_core_is_taken_out_of_the_shards() {
+    let args = Args {
+        cpus: Some("0-3".into()),
+        kafka_brokers: Some("127.0.0.1:9092".into()),
+        ..Args::default()
+    };
+    let config = config(args).unwrap();
+    assert_eq!(config.shard_cpus, vec![0, 1, 2]);
+    assert_eq!(config.kafka.unwrap().core, 3);
+}
+
+#[test]
+fn cpus_must_be_in_the_affinity_mask() {
+    let args = Args {
+        cpus: Some("2-3".into()),
+        ..Args::default()
+    };
+    assert_eq!(config(args).unwrap().shard_cpus, vec![2, 3]);
+    for (list, named) in [("99", "CPU 99 is"), ("1,4-5,99", "CPUs 4-5,99 are")] {
+        let args = Args {
+            cpus: Some(list.into()),
+            ..Args::default()
+        };
+        let err = config(args).unwrap_err();
+        assert_eq!(
+            err,
+            format!("--cpus: {named} not among the CPUs this process may run on (0-3)")
+        );
+    }
+}
+
+#[test]
+fn kafka_core_must_be_in_the_affinity_mask() {
+    let args = Args {
+        kafka_brokers: Some("127.0.0.1:9092".into()),
+        kafka_core: Some(1),
+        ..Args::default()
+    };
+    let config = config(args).unwrap();
+    assert_eq!(config.kafka.unwrap().core, 1);
+    assert_eq!(config.shard_cpus, vec![0, 2, 3]);
+    for brokers in [Some("127.0.0.1:9092"), None] {
+        let args = Args {
+            kafka_brokers: brokers.map(Into::into),
+            kafka_core: Some(99),
+            ..Args::default()
+        };
+        let err = self::config(args).unwrap_err();
+        assert!(err.starts_with("--kafka-core: CPU 99 is not"), "{err}");
+    }
+}
+
+#[test]
+fn an_unreadable_affinity_mask_is_one_problem() {
+    let args = Args {
+        cpus: Some("0".into()),
+        kafka_core: Some(5),
+        ..Args::default()
+    };
+    let err = Config::from_args_on(args, Err(std::io::Error::other("nope"))).unwrap_err();
+    assert_eq!(err, "cannot read the CPU affinity mask: nope");
+}
+
+#[test]
+fn kafka_topic_names_follow_kafka() {
+    let longest = "t".repeat(MAX_KAFKA_TOPIC_LEN);
+    for ok in [
+        "switchyard.registry",
+        "a",
+        "A-b_c.9",
+        "...",
+        "_",
+        longest.as_str(),
+    ] {
+        assert_eq!(check_kafka_topic(ok), Ok(()), "{ok}");
+    }
+    let too_long = "t".repeat(MAX_KAFKA_TOPIC_LEN + 1);
+    for bad in [
+        "",
+        ".",
+        "..",
+        "bad topic!",
+        "a/b",
+        "ü",
+        "a,b",
+        too_long.as_str(),
+    ] {
+        assert!(check_kafka_topic(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn broker_lists_are_host_port_entries() {
+    for ok in [
+        "127.0.0.1:9092",
+        "a:1,b:2",
+        "[::1]:9092",
+        "kafka-0.kafka.svc.cluster.local:9092,10.0.0.1:9093",
+    ] {
+        assert_eq!(check_broker_list(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        ",",
+        "a:1,",
+        ",a:1",
+        "a:1,,b:2",
+        "a",
+        "a:0",
+        "a:99999",
+        "a:1, b:2",
+        "PLAINTEXT://a:1",
+        "a..b:1",
+    ] {
+        assert!(check_broker_list(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn empty_strings_are_bad_options() {
+    let cases = [
+        (
+            Args {
+                kafka_brokers: Some(String::new()),
+                ..Args::default()
+            },
+            "--kafka-brokers: must not be empty",
+        ),
+        (
+            Args {
+                kafka_brokers: Some("127.0.0.1:9092".into()),
+                kafka_topic: Some(String::new()),
+                ..Args::default()
+            },
+            "--kafka-topic: ",
+        ),
+        (
+            Args {
+                registry_token: Some(String::new()),
+                ..Args::default()
+            },
+            "--registry-token must not be empty",
+        ),
+        (
+            Args {
+                node_id: Some(String::new()),
+                ..Args::default()
+            },
+            "--node-id must be",
+        ),
+    ];
+    for (args, expected) in cases {
+        let err = config(args).unwrap_err();
+        assert!(err.starts_with(expected), "{expected}: {err}");
+    }
+}
