@@ -68,6 +68,8 @@ pub struct ShardMetrics {
     pub services_removed: Counter,
     /// Requests refused at the in-flight limit.
     pub overloaded: Counter,
+    /// Requests whose client went away before the answer (the backend call was cancelled).
+    pub client_aborts: Counter,
     /// Instances in this shard's registry copy.
     pub registry_instances: Counter,
     /// Duration histogram: cumulative counts per bucket (the last is +Inf).
@@ -217,6 +219,12 @@ pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> Strin
         "counter",
         "Requests refused at the in-flight limit.",
         sum(&|s| s.overloaded.get()),
+    );
+    simple(
+        "switchyard_client_aborts_total",
+        "counter",
+        "Requests whose client went away before the answer; their backend calls were cancelled.",
+        sum(&|s| s.client_aborts.get()),
     );
     simple(
         "switchyard_registry_instances",

@@ -233,6 +233,76 @@ fn sigterm_sends_goaway_to_http2_connections_and_finishes_their_streams() {
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
 
+/// A gateway whose calls may take a minute, with the echo backend registered.
+fn patient_gateway() -> (Gateway, Echo) {
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--request-timeout-ms", "120000"])
+        .start();
+    let echo = Echo::registered(&gw, "echo", "e1");
+    (gw, echo)
+}
+
+#[test]
+fn a_client_that_hangs_up_cancels_its_backend_call() {
+    let (gw, _echo) = patient_gateway();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(b"GET /echo/delay/60000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        poll_until(400, || in_flight(&gw) >= 1),
+        "the call never started"
+    );
+    drop(c);
+    // Without cancellation the slot stays taken for the minute the backend takes.
+    assert!(
+        poll_until(400, || in_flight(&gw) == 0),
+        "the call outlived its client"
+    );
+    assert_eq!(metric(&gw, "switchyard_client_aborts_total"), 1);
+}
+
+#[test]
+fn an_http2_stream_reset_by_its_client_cancels_its_backend_call() {
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw(&gw);
+    let path = b"/echo/delay/60000";
+    let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
+    block.extend_from_slice(path);
+    block.extend_from_slice(&[0x41, 1, b'x']);
+    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
+    headers.extend_from_slice(&block);
+    c.send(&headers);
+    assert!(
+        poll_until(400, || in_flight(&gw) >= 1),
+        "the call never started"
+    );
+    // RST_STREAM (type 3) on stream 1 with CANCEL (8); the connection stays open.
+    c.send(&[0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 8]);
+    assert!(
+        poll_until(400, || in_flight(&gw) == 0),
+        "the call outlived its stream"
+    );
+    assert_eq!(metric(&gw, "switchyard_client_aborts_total"), 1);
+}
+
+#[test]
+fn a_request_pipelined_while_the_previous_one_is_answered_is_served() {
+    let (gw, _echo) = patient_gateway();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(b"GET /echo/delay/300 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        poll_until(400, || in_flight(&gw) >= 1),
+        "the call never started"
+    );
+    // Arrives while the gateway watches the connection for a hang-up.
+    c.send(b"GET /echo/second HTTP/1.1\r\nHost: x\r\n\r\n");
+    let first = c.read_response(false);
+    let second = c.read_response(false);
+    assert_eq!((first.status, second.status), (200, 200));
+    assert!(second.text().contains("/second"), "{}", second.text());
+    assert_eq!(metric(&gw, "switchyard_client_aborts_total"), 0);
+}
+
 #[test]
 fn connections_over_the_limit_are_closed_at_once() {
     let gw = Gateway::builder()

@@ -115,7 +115,22 @@ async fn serve_stream(
     let head_request = request.method() == http::Method::HEAD;
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
     let response = match read_request(shard, request, remote).await {
-        Ok(request) => crate::router::handle(shard, &request).await,
+        Ok(request) => {
+            let answer = async { Some(crate::router::handle(shard, &request).await) };
+            // A client that resets the stream (or the connection) has gone away: dropping the
+            // call cancels it at the backend too.
+            let reset = async {
+                let _ = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
+                None
+            };
+            match futures_lite::future::or(answer, reset).await {
+                Some(response) => response,
+                None => {
+                    shard.metrics.client_aborts.inc();
+                    return;
+                }
+            }
+        }
         Err(e) => {
             let request_id = shard.new_request_id();
             shard.metrics.count_response(e.kind.status());

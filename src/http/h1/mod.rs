@@ -208,7 +208,25 @@ pub async fn serve(shard: &Rc<Shard>, stream: &mut TcpStream, buf: BytesMut, rem
                 break;
             }
         };
-        let (request, response) = reuse(&mut bufs.answering, answer(shard.clone(), request)).await;
+        let Buffers {
+            read, answering, ..
+        } = &mut bufs;
+        let answered = futures_lite::future::or(
+            async { Some(reuse(answering, answer(shard.clone(), request)).await) },
+            async {
+                hung_up(stream, read, limits.max_header_bytes).await;
+                None
+            },
+        )
+        .await;
+        let Some((request, response)) = answered else {
+            // The client went away: dropping the call now cancels it at the backend (h2 resets
+            // its stream), as nginx and Envoy do, instead of holding an in-flight slot until
+            // the backend answers.
+            bufs.answering = None;
+            shard.metrics.client_aborts.inc();
+            return;
+        };
         let close = response.close || !keep_alive || shard.is_draining();
         write::encode(&mut bufs.out, &response, head_only, close, http10);
         // The header list goes back to the connection for the next request.
@@ -232,6 +250,23 @@ pub async fn serve(shard: &Rc<Shard>, stream: &mut TcpStream, buf: BytesMut, rem
         linger(stream).await;
     }
     let _ = stream.close().await;
+}
+
+/// Resolves when the client closes the connection (or it fails) while its request is answered.
+/// Bytes that arrive meanwhile, a pipelined request, are kept in `buf`; past `limit` of them it
+/// stops reading and never resolves. An end of input counts as going away even if it is only
+/// the client's half of the connection, as nginx counts it (a client that half-closes and still
+/// waits for the answer is rare; one that hung up is not).
+async fn hung_up(stream: &mut TcpStream, buf: &mut BytesMut, limit: usize) {
+    // The wait for the answer has no read deadline of its own (the call has its deadline).
+    let _ = stream.set_read_timeout(None);
+    while buf.len() < limit {
+        match crate::io::read_append(stream, buf, HEAD_READ).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    std::future::pending().await
 }
 
 /// Lingering close (as nginx does): after an error answer the client may still be sending the
