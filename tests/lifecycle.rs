@@ -143,6 +143,17 @@ fn h2_raw(gw: &Gateway) -> RawConn {
     c
 }
 
+/// Sends `GET http://x{path}` as stream 1: one HEADERS frame with END_STREAM | END_HEADERS, its
+/// block HPACK literals without Huffman (`:path` and `:authority` with indexed names).
+fn h2_get_stream_1(c: &mut RawConn, path: &str) {
+    let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x41, 1, b'x']);
+    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
+    headers.extend_from_slice(&block);
+    c.send(&headers);
+}
+
 /// Reads frames until the gateway closes the connection (or `RAW_READ_LIMIT` passes), answering
 /// its PINGs as a client must (a graceful GOAWAY waits for one round trip).
 fn h2_frames_until_close(c: &mut RawConn) -> Vec<Frame> {
@@ -193,15 +204,7 @@ fn sigterm_sends_goaway_to_http2_connections_and_finishes_their_streams() {
     let _echo = Echo::registered(&gw, "echo", "e1");
     let mut idle = h2_raw(&gw);
     let mut busy = h2_raw(&gw);
-    // HEADERS on stream 1, END_STREAM | END_HEADERS: GET http://x/echo/delay/1500, HPACK literals
-    // without Huffman (`:path` and `:authority` with indexed names).
-    let path = b"/echo/delay/1500";
-    let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
-    block.extend_from_slice(path);
-    block.extend_from_slice(&[0x41, 1, b'x']);
-    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
-    headers.extend_from_slice(&block);
-    busy.send(&headers);
+    h2_get_stream_1(&mut busy, "/echo/delay/1500");
     assert!(
         poll_until(400, || in_flight(&gw) >= 1),
         "the HTTP/2 call never showed up as in flight"
@@ -265,13 +268,7 @@ fn a_client_that_hangs_up_cancels_its_backend_call() {
 fn an_http2_stream_reset_by_its_client_cancels_its_backend_call() {
     let (gw, _echo) = patient_gateway();
     let mut c = h2_raw(&gw);
-    let path = b"/echo/delay/60000";
-    let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
-    block.extend_from_slice(path);
-    block.extend_from_slice(&[0x41, 1, b'x']);
-    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
-    headers.extend_from_slice(&block);
-    c.send(&headers);
+    h2_get_stream_1(&mut c, "/echo/delay/60000");
     assert!(
         poll_until(400, || in_flight(&gw) >= 1),
         "the call never started"
