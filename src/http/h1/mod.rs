@@ -19,6 +19,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -208,17 +209,20 @@ pub async fn serve(shard: &Rc<Shard>, stream: &mut TcpStream, buf: BytesMut, rem
                 break;
             }
         };
-        let Buffers {
-            read, answering, ..
-        } = &mut bufs;
-        let answered = futures_lite::future::or(
-            async { Some(reuse(answering, answer(shard.clone(), request)).await) },
-            async {
-                hung_up(stream, read, limits.max_header_bytes).await;
-                None
-            },
-        )
-        .await;
+        let answered = {
+            let Buffers {
+                read, answering, ..
+            } = &mut bufs;
+            // The answer is polled in its box, the hang-up watch beside it (a combinator would
+            // move the answer's future through its own state first).
+            let mut answering = reuse(answering, answer(shard.clone(), request));
+            let mut hang_up = std::pin::pin!(hung_up(stream, read, limits.max_header_bytes));
+            std::future::poll_fn(|cx| match answering.as_mut().poll(cx) {
+                Poll::Ready(answered) => Poll::Ready(Some(answered)),
+                Poll::Pending => hang_up.as_mut().poll(cx).map(|()| None),
+            })
+            .await
+        };
         let Some((request, response)) = answered else {
             // The client went away: dropping the call now cancels it at the backend (h2 resets
             // its stream), as nginx and Envoy do, instead of holding an in-flight slot until
