@@ -141,6 +141,18 @@ fn backend_garbage_protobuf_is_502() {
 }
 
 #[test]
+fn backend_answer_that_is_not_grpc_is_502() {
+    let (gw, _echo) = setup_with(Gateway::start());
+    // A well-framed, decodable message under `content-type: text/html`.
+    let err = assert_error(&gw.get("/echo/not-grpc"), 502, "UPSTREAM_PROTOCOL_ERROR");
+    assert!(
+        err["message"].as_str().unwrap().contains("text/html"),
+        "{err}"
+    );
+    assert_echo_ok(&gw.get("/echo/after-not-grpc"));
+}
+
+#[test]
 fn backend_answer_over_max_grpc_message_is_502() {
     let gw = Gateway::builder()
         .args(&["--max-grpc-message-bytes", "4096"])

@@ -1,4 +1,4 @@
-//! `switchyard-echo`: the sample gRPC backend as a process (SPEC.md, "Binaries: switchyard-echo").
+//! `switchyard-echo`: the sample gRPC backend as a process (its routes: `sample_backend::routes`).
 //!
 //! A thin shell around [`switchyard::sample_backend`]: parse options, start the backend, print the
 //! listening line (tests start it with port 0 and read the port from stdout), optionally register

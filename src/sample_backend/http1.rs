@@ -70,7 +70,8 @@ pub(super) async fn serve_connection(mut stream: TcpStream, instance: Rc<Instanc
             }
         };
         let answer = match routes::respond(&parsed.req, instance.id()) {
-            Action::Reply(resp) => Some(resp),
+            // Over HTTP/1.1 there is no gRPC content-type to get wrong: the plain answer.
+            Action::Reply(resp) | Action::NotGrpc(resp) => Some(resp),
             Action::Delayed(wait, resp) => {
                 glommio::timer::sleep(wait).await;
                 Some(resp)

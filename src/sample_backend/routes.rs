@@ -1,4 +1,20 @@
-//! What the echo answers, chosen by `ForwardingReq.path` (SPEC.md, "Echo backend behaviour").
+//! What the echo answers, chosen by `ForwardingReq.path` (the path below the service):
+//!
+//! | path | answer |
+//! |---|---|
+//! | anything else | 200, the request described as JSON (instance, service, method, path, query, headers, body, body_len, request_id, remote_addr, graphql_field) |
+//! | `/status/{code}` | that status (200–599), the same JSON |
+//! | `/delay/{ms}` | the JSON after `ms` milliseconds (up to 60,000), or nothing if the caller gives up |
+//! | `/raw` | the request body back, with the request's `content-type` |
+//! | `/bytes/{n}` | `n` bytes of `x` (up to 64 MiB), `application/octet-stream` |
+//! | `/json/users`, `/json/users/{id}`, `/json/echo` | two users as JSON, one user (404 if unknown), the JSON body back (400 if not JSON) |
+//! | `/grpc-error/{code}` | a trailers-only answer with that `grpc-status` and `grpc-message: echo error {code}` |
+//! | `/rst` | the stream reset (`INTERNAL_ERROR`), no answer |
+//! | `/garbage` | status 200 with a gRPC message that is not a `ForwardingResp` |
+//! | `/not-grpc` | the JSON, framed as gRPC, but with `content-type: text/html` |
+//!
+//! A request header `x-echo-set: name=value` becomes a response header; every answer names the
+//! instance in `x-echo-instance`.
 //!
 //! Pure functions from a decoded request to an [`Action`]: no I/O, no clock, so every path and
 //! every refused parameter is unit-tested without a socket. The server carries the action out
@@ -37,7 +53,7 @@ pub const GARBAGE_PAYLOAD: &[u8] = b"\x0fnot a ForwardingResp";
 const JSON: &str = "application/json";
 const OCTET_STREAM: &str = "application/octet-stream";
 
-/// The two users `/json/users` serves, as literal JSON so the key order is exactly SPEC.md's.
+/// The two users `/json/users` serves, as literal JSON so the key order is fixed.
 const USERS: [(u64, &str); 2] = [
     (
         1,
@@ -67,6 +83,8 @@ pub enum Action {
     Reset,
     /// Answer status 200 with a gRPC message that is not a valid `ForwardingResp`.
     Garbage,
+    /// Answer with this message, but under a content-type that is not gRPC's.
+    NotGrpc(ForwardingResp),
 }
 
 /// The route a path selects, with its parsed parameter.
@@ -80,6 +98,7 @@ enum Route<'a> {
     Bytes(usize),
     Rst,
     Garbage,
+    NotGrpc,
     Users,
     User(&'a str),
     JsonEcho,
@@ -113,6 +132,7 @@ pub fn respond(req: &ForwardingReq, instance: &str) -> Action {
         }
         Route::Rst => Action::Reset,
         Route::Garbage => Action::Garbage,
+        Route::NotGrpc => Action::NotGrpc(echo_reply(req, instance, 200)),
         Route::Users => {
             let list = format!("[{}]", USERS.map(|(_, json)| json).join(","));
             Action::Reply(reply(req, instance, 200, Some(JSON), Bytes::from(list)))
@@ -154,6 +174,7 @@ fn parse_route(path: &str) -> Result<Route<'_>, BadParam> {
         ["raw"] => Route::Raw,
         ["rst"] => Route::Rst,
         ["garbage"] => Route::Garbage,
+        ["not-grpc"] => Route::NotGrpc,
         ["status", code] => Route::Status(
             code.parse()
                 .ok()
@@ -188,7 +209,7 @@ fn parse_route(path: &str) -> Result<Route<'_>, BadParam> {
 
 /// The default answer: the request described as JSON.
 fn echo_reply(req: &ForwardingReq, instance: &str, status: u16) -> ForwardingResp {
-    /// Field order is the order SPEC.md lists; serde keeps struct order.
+    /// Field order is the order the module docs list; serde keeps struct order.
     #[derive(Serialize)]
     struct Echo<'a> {
         instance: &'a str,

@@ -47,6 +47,7 @@ fn routes_parse_their_parameters() {
     assert_eq!(parse_route("/bytes/10"), Ok(Route::Bytes(10)));
     assert_eq!(parse_route("/rst"), Ok(Route::Rst));
     assert_eq!(parse_route("/garbage"), Ok(Route::Garbage));
+    assert_eq!(parse_route("/not-grpc"), Ok(Route::NotGrpc));
     assert_eq!(parse_route("/json/users"), Ok(Route::Users));
     assert_eq!(parse_route("/json/users/2"), Ok(Route::User("2")));
     assert_eq!(parse_route("/json/echo"), Ok(Route::JsonEcho));

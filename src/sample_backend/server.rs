@@ -204,6 +204,16 @@ async fn answer(
         Action::Garbage => {
             send_message(respond, instance, grpc_frame::encode(GARBAGE_PAYLOAD)).await
         }
+        Action::NotGrpc(resp) => {
+            let mut response = grpc_response(instance, StatusCode::OK);
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html"),
+            );
+            let mut stream = respond.send_response(response, false)?;
+            send_data(&mut stream, grpc_frame::encode_message(&resp)).await?;
+            stream.send_trailers(ok_trailers())
+        }
     }
 }
 
@@ -247,9 +257,14 @@ async fn send_message(
 ) -> Result<(), h2::Error> {
     let mut stream = respond.send_response(grpc_response(instance, StatusCode::OK), false)?;
     send_data(&mut stream, framed).await?;
+    stream.send_trailers(ok_trailers())
+}
+
+/// The trailers of a successful answer: `grpc-status: 0`.
+fn ok_trailers() -> HeaderMap {
     let mut trailers = HeaderMap::with_capacity(1);
     trailers.insert("grpc-status", HeaderValue::from(code::OK));
-    stream.send_trailers(trailers)
+    trailers
 }
 
 async fn send_data(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {

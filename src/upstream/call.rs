@@ -132,6 +132,15 @@ async fn read_answer(
             }),
         );
     }
+    // A gRPC answer says so (gRPC over HTTP/2, "Responses"); anything else is some other server
+    // at the backend's address, whatever its body happens to decode as.
+    let content_type = head.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+    if !content_type.is_some_and(is_grpc_content_type) {
+        return Err(GatewayError::upstream_protocol(format!(
+            "backend answered content-type `{}` instead of application/grpc",
+            String::from_utf8_lossy(content_type.unwrap_or_default()).escape_default()
+        )));
+    }
     let limit = max_message + GRPC_PREFIX_LEN;
     let mut message = BodyCollector::default();
     while let Some(chunk) = body.data().await {
@@ -156,6 +165,15 @@ async fn read_answer(
         return Err(error);
     }
     decode_framed(message.into_bytes()).map_err(|e| GatewayError::upstream_protocol(e.to_string()))
+}
+
+/// `application/grpc`, alone or with a `+format` suffix or parameters (media types are
+/// case-insensitive).
+fn is_grpc_content_type(value: &[u8]) -> bool {
+    const GRPC: &[u8] = b"application/grpc";
+    value.len() >= GRPC.len()
+        && value[..GRPC.len()].eq_ignore_ascii_case(GRPC)
+        && matches!(value.get(GRPC.len()), None | Some(b'+' | b';'))
 }
 
 /// `None` for grpc-status 0, the mapped error otherwise.
@@ -257,6 +275,21 @@ mod tests {
         assert_eq!(grpc_timeout_cached(Duration::from_micros(250_400)), "250m");
         assert_eq!(grpc_timeout_cached(Duration::from_secs(200_000)), "200000S");
         assert_eq!(grpc_timeout_cached(Duration::from_micros(10)), "1m");
+    }
+
+    #[test]
+    fn grpc_content_types() {
+        for ok in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC",
+            "application/grpc; charset=utf-8",
+        ] {
+            assert!(is_grpc_content_type(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["text/html", "application/grpc-web", "application/grp", ""] {
+            assert!(!is_grpc_content_type(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]
