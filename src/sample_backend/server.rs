@@ -205,14 +205,12 @@ async fn answer(
             send_message(respond, instance, grpc_frame::encode(GARBAGE_PAYLOAD)).await
         }
         Action::NotGrpc(resp) => {
-            let mut response = grpc_response(instance, StatusCode::OK);
-            response.headers_mut().insert(
+            let mut head = grpc_response(instance, StatusCode::OK);
+            head.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html"),
             );
-            let mut stream = respond.send_response(response, false)?;
-            send_data(&mut stream, grpc_frame::encode_message(&resp)).await?;
-            stream.send_trailers(ok_trailers())
+            send_answer(respond, head, grpc_frame::encode_message(&resp)).await
         }
     }
 }
@@ -255,16 +253,20 @@ async fn send_message(
     instance: &Instance,
     framed: Bytes,
 ) -> Result<(), h2::Error> {
-    let mut stream = respond.send_response(grpc_response(instance, StatusCode::OK), false)?;
-    send_data(&mut stream, framed).await?;
-    stream.send_trailers(ok_trailers())
+    send_answer(respond, grpc_response(instance, StatusCode::OK), framed).await
 }
 
-/// The trailers of a successful answer: `grpc-status: 0`.
-fn ok_trailers() -> HeaderMap {
+/// Sends `head`, the framed message, then `grpc-status: 0` trailers.
+async fn send_answer(
+    respond: &mut SendResponse<Bytes>,
+    head: Response<()>,
+    framed: Bytes,
+) -> Result<(), h2::Error> {
+    let mut stream = respond.send_response(head, false)?;
+    send_data(&mut stream, framed).await?;
     let mut trailers = HeaderMap::with_capacity(1);
     trailers.insert("grpc-status", HeaderValue::from(code::OK));
-    trailers
+    stream.send_trailers(trailers)
 }
 
 async fn send_data(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
