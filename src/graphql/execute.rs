@@ -24,7 +24,7 @@ use super::plan::{Plan, RootField, RootKind};
 use super::project::{project, write_json_str, write_key};
 use super::schema::{self, root_argument_default};
 use super::{Backend, FieldAnswer, FieldCall};
-use crate::upstream::{is_header_value, is_hop_by_hop};
+use crate::upstream::{is_header_value, is_hop_by_hop, is_token};
 
 /// Runs `plan` and returns the `data` object's JSON text and the field errors, in root-field order.
 pub(crate) async fn execute<B: Backend>(
@@ -147,7 +147,7 @@ pub(crate) fn call_for(
     };
     let default = |name: &str| root_argument_default(name, root).unwrap_or_default();
     let method = match string("method") {
-        Some(method) if is_token(method) => method.to_ascii_uppercase(),
+        Some(method) if is_token(method.as_bytes()) => method.to_ascii_uppercase(),
         Some(method) => return Err(bad(format!("\"{method}\" is not an HTTP method."))),
         None => default("method").to_owned(),
     };
@@ -187,7 +187,7 @@ pub(crate) fn call_for(
                 .get("value")
                 .and_then(Json::as_str)
                 .unwrap_or_default();
-            if !is_token(name) {
+            if !is_token(name.as_bytes()) {
                 return Err(bad(format!("\"{name}\" is not a header name.")));
             }
             if !is_header_value(value.as_bytes()) {
@@ -245,14 +245,6 @@ fn describe(c: char) -> String {
         c if c.is_whitespace() => format!("white space (U+{:04X})", u32::from(c)),
         c => format!("'{c}'"),
     }
-}
-
-/// An HTTP token (RFC 9110): method names and header names.
-fn is_token(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Turns a backend answer into the field's JSON text, or a field error.

@@ -283,9 +283,10 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
         || name.starts_with(b":")
 }
 
-/// A field name `http::HeaderName` would accept (RFC 9110 token), checked without building one:
-/// building it copies every name that is not a standard header into a new allocation.
-fn is_header_name(name: &[u8]) -> bool {
+/// An RFC 9110 token: a method, or a field name `http::HeaderName` would accept, checked without
+/// building one (building it copies every name that is not a standard header into a new
+/// allocation).
+pub fn is_token(name: &[u8]) -> bool {
     !name.is_empty()
         && name.iter().all(|&b| {
             b.is_ascii_alphanumeric()
@@ -357,7 +358,7 @@ pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
             Cow::Borrowed(name)
         };
         if forwards_response_header(&name)
-            && !(is_header_name(name.as_bytes()) && is_header_value(value.as_bytes()))
+            && !(is_token(name.as_bytes()) && is_header_value(value.as_bytes()))
         {
             return Err(invalid(&name));
         }
@@ -517,7 +518,7 @@ mod tests {
         ];
         for name in names {
             assert_eq!(
-                is_header_name(name),
+                is_token(name),
                 http::HeaderName::from_bytes(name).is_ok(),
                 "{name:?}"
             );
