@@ -17,14 +17,19 @@ fn in_flight(gw: &Gateway) -> u64 {
     metric(gw, "switchyard_in_flight_requests")
 }
 
+/// Waits until the gateway counts a call in flight (the one the test just sent).
+fn await_call_in_flight(gw: &Gateway) {
+    assert!(
+        poll_until(400, || in_flight(gw) >= 1),
+        "the call never showed up as in flight"
+    );
+}
+
 /// Starts a slow call (`/echo/delay/{ms}`) on its own thread and waits until the gateway counts it.
 fn slow_call_in_flight(gw: &Gateway, ms: u64) -> std::thread::JoinHandle<Resp> {
     let url = gw.url(&format!("/echo/delay/{ms}"));
     let call = std::thread::spawn(move || http("GET", url).send());
-    assert!(
-        poll_until(400, || in_flight(gw) >= 1),
-        "the slow call never showed up as in flight"
-    );
+    await_call_in_flight(gw);
     call
 }
 
@@ -205,10 +210,7 @@ fn sigterm_sends_goaway_to_http2_connections_and_finishes_their_streams() {
     let mut idle = h2_raw(&gw);
     let mut busy = h2_raw(&gw);
     h2_get_stream_1(&mut busy, "/echo/delay/1500");
-    assert!(
-        poll_until(400, || in_flight(&gw) >= 1),
-        "the HTTP/2 call never showed up as in flight"
-    );
+    await_call_in_flight(&gw);
 
     gw.proc.signal(libc::SIGTERM);
     let idle_frames = h2_frames_until_close(&mut idle);
@@ -251,10 +253,7 @@ fn a_client_that_hangs_up_cancels_its_backend_call() {
     let (gw, _echo) = patient_gateway();
     let mut c = RawConn::connect(gw.addr);
     c.send(b"GET /echo/delay/60000 HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(
-        poll_until(400, || in_flight(&gw) >= 1),
-        "the call never started"
-    );
+    await_call_in_flight(&gw);
     drop(c);
     assert_call_cancelled(&gw);
 }
@@ -274,10 +273,7 @@ fn an_http2_stream_reset_by_its_client_cancels_its_backend_call() {
     let (gw, _echo) = patient_gateway();
     let mut c = h2_raw(&gw);
     h2_get_stream_1(&mut c, "/echo/delay/60000");
-    assert!(
-        poll_until(400, || in_flight(&gw) >= 1),
-        "the call never started"
-    );
+    await_call_in_flight(&gw);
     // RST_STREAM (type 3) on stream 1 with CANCEL (8); the connection stays open.
     c.send(&[0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 8]);
     assert_call_cancelled(&gw);
@@ -288,10 +284,7 @@ fn a_request_pipelined_while_the_previous_one_is_answered_is_served() {
     let (gw, _echo) = patient_gateway();
     let mut c = RawConn::connect(gw.addr);
     c.send(b"GET /echo/delay/300 HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(
-        poll_until(400, || in_flight(&gw) >= 1),
-        "the call never started"
-    );
+    await_call_in_flight(&gw);
     // Arrives while the gateway watches the connection for a hang-up.
     c.send(b"GET /echo/second HTTP/1.1\r\nHost: x\r\n\r\n");
     let first = c.read_response(false);
