@@ -227,7 +227,7 @@ impl Timeout {
     }
 
     /// The operation completed: it has no deadline any more (its timer stays armed).
-    fn cancel_timer(&self, _reactor: &Reactor) {
+    fn cancel_timer(&self) {
         self.timer.set(None);
     }
 
@@ -329,7 +329,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         if no_pending_poll {
             if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
                 self.source_rx.take();
-                self.read_timeout.cancel_timer(reactor);
+                self.read_timeout.cancel_timer();
                 let result = poll_err!(result);
                 // Start an early poll if the buffer is not fully filled. So when
                 // the next time `poll_read` is called, it will be known immediately
@@ -363,8 +363,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         // out since the last `poll_write`, but it would not cost much more to
         // give it one last chance in this case.
         if let Some(result) = super::yolo_send(self.stream.as_raw_fd(), buf) {
-            let reactor = self.reactor.upgrade().unwrap();
-            self.write_timeout.cancel_timer(reactor.as_ref());
+            self.write_timeout.cancel_timer();
             self.source_tx.take();
             return Poll::Ready(result);
         }
