@@ -192,18 +192,23 @@ impl Timers {
 
     /// Return the duration until next event and the number of
     /// ready and woke timers.
-    fn process_timers(&mut self) -> (Option<Duration>, usize) {
+    fn process_timers(&mut self) -> (Option<Instant>, usize) {
         self.process_timers_at(Instant::now(), |waker| {
             wake!(waker);
         })
     }
 
-    /// Fires (hands to `fire`) every timer due before `now`, earliest first.
+    /// Fires (hands to `fire`) every timer due before `now`, earliest first; returns when the
+    /// next timer is due and how many fired.
+    ///
+    /// switchyard patch: the next deadline is returned as an instant rather than as the time
+    /// left until it, so that the reactor can tell whether the timeout it armed on the latency
+    /// ring for an earlier turn is still for the same deadline (see `Reactor::wait`).
     fn process_timers_at(
         &mut self,
         now: Instant,
         mut fire: impl FnMut(Waker),
-    ) -> (Option<Duration>, usize) {
+    ) -> (Option<Instant>, usize) {
         let mut woke = 0;
         while let Some(first) = self.heap.first().copied() {
             if self.entries[first.key].when >= now {
@@ -217,10 +222,7 @@ impl Timers {
             }
             woke += 1;
         }
-        let next = self
-            .heap
-            .first()
-            .map(|first| self.entries[first.key].when.saturating_duration_since(now));
+        let next = self.heap.first().map(|first| self.entries[first.key].when);
         (next, woke)
     }
 
@@ -954,7 +956,7 @@ impl Reactor {
     /// Processes ready timers and extends the list of wakers to wake.
     ///
     /// Returns the duration until the next timer
-    fn process_timers(&self) -> (Option<Duration>, usize) {
+    fn process_timers(&self) -> (Option<Instant>, usize) {
         let mut timers = self.timers.borrow_mut();
         timers.process_timers()
     }
@@ -995,7 +997,7 @@ impl Reactor {
         Ok(woke > 0)
     }
 
-    fn process_external_events(&self) -> (Option<Duration>, usize) {
+    fn process_external_events(&self) -> (Option<Instant>, usize) {
         let (next_timer, mut woke) = self.process_timers();
         woke += self.process_shared_channels();
         (next_timer, woke)
@@ -1119,10 +1121,7 @@ mod timer_heap_tests {
                     let (next, woke) = timers.process_timers_at(now, |w| w.wake());
                     assert_eq!(*fired.lock().unwrap(), due, "step {step}: fired in order");
                     assert_eq!(woke, due.len());
-                    let want_next = model
-                        .keys()
-                        .next()
-                        .map(|(w, _)| w.saturating_duration_since(now));
+                    let want_next = model.keys().next().map(|&(w, _)| w);
                     assert_eq!(next, want_next, "step {step}: next deadline");
                     total_fired += woke;
                 }

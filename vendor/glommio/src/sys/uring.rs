@@ -1279,9 +1279,9 @@ pub(crate) struct Reactor {
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
     // switchyard patch: whether `latency_preemption_timeout_src` holds a preemption timer (as
-    // opposed to the user timer armed before sleeping), and when that preemption timer expires.
+    // opposed to the user timer armed before sleeping), and when the timer it holds expires.
     latency_src_is_preempt: Cell<bool>,
-    latency_preempt_deadline: Cell<Option<Instant>>,
+    latency_timeout_deadline: Cell<Option<Instant>>,
 
     link_fd: RawFd,
     // switchyard patch: the armed poll that links the rings, kept across sleeps.
@@ -1416,7 +1416,7 @@ impl Reactor {
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             latency_src_is_preempt: Cell::new(false),
-            latency_preempt_deadline: Cell::new(None),
+            latency_timeout_deadline: Cell::new(None),
             blocking_thread,
             link_fd,
             link_src: Cell::new(None),
@@ -1874,7 +1874,7 @@ impl Reactor {
     pub(crate) fn wait<Preempt, F>(
         &self,
         preempt_timer: Preempt,
-        user_timer: Option<Duration>,
+        user_timer: Option<Instant>,
         mut woke: usize,
         process_remote_channels: F,
     ) -> io::Result<bool>
@@ -1891,27 +1891,33 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // switchyard patch: preemption timers armed by an earlier turn that have not fired yet
-        // are kept instead of being cancelled and re-armed on every turn (five submissions and
-        // a second io_uring_enter per turn; under load a shard turns once per request).
+        // switchyard patch: timers armed by an earlier turn that have not fired yet are kept
+        // instead of being cancelled and re-armed on every turn (a cancellation and a new
+        // timeout, each its own io_uring_enter; below saturation a shard sleeps about twice per
+        // request, and each sleep used to re-arm the latency ring's timeout for the next user
+        // timer even when that timer had not changed).
         // - The throughput timer counts completions and has no deadline, so it is kept whether
         //   or not this turn sleeps (upstream arms it before sleeping anyway).
-        // - The latency (time-slice) timer is kept by a polling turn, and by a turn about to
-        //   sleep when it expires no later than the next user timer: the sleep then ends at the
-        //   latest when it fires, so no user timer is late. The cost: an idle shard wakes once
-        //   per time slice (the wake-up's polling turn arms the next one), about ten times a
-        //   second, where upstream's never wakes for a preemption timer.
-        // Keeping them only means a time slice may end a little early, which is harmless.
-        let polling = preempt_timer().is_some();
-        let preempt_pending = self.latency_src_is_preempt.get()
-            && pending(&self.latency_preemption_timeout_src);
-        let keep_latency = preempt_pending
-            && (polling
-                || match (user_timer, self.latency_preempt_deadline.get()) {
-                    (None, _) => true,
-                    (Some(dur), Some(deadline)) => Instant::now() + dur >= deadline,
-                    (Some(_), None) => false,
-                });
+        // - The latency ring's timeout, whether armed as a time slice or for a user timer, is
+        //   kept by a turn about to sleep when it expires no later than the next user timer:
+        //   the sleep then ends at the latest when it fires, so no user timer is late. A polling
+        //   turn keeps a time slice, and a user timer's timeout that ends the slice no later
+        //   than a fresh one would.
+        // Keeping a timeout only means waking, or ending a time slice, earlier than needed; the
+        // turn after such a wake-up finds no timer due and arms the next one. The cost: an idle
+        // shard wakes once per time slice (about ten times a second, where upstream's never
+        // wakes for a preemption timer), and once at a cancelled user timer's old deadline.
+        let slice = preempt_timer();
+        let polling = slice.is_some();
+        let armed = pending(&self.latency_preemption_timeout_src)
+            .then(|| self.latency_timeout_deadline.get())
+            .flatten();
+        let keep_latency = armed.is_some_and(|deadline| match (slice, user_timer) {
+            (Some(_), _) if self.latency_src_is_preempt.get() => true,
+            (Some(slice), _) => deadline <= Instant::now() + slice,
+            (None, None) => true,
+            (None, Some(next)) => deadline <= next,
+        });
         let keep_throughput = pending(&self.throughput_preemption_timeout_src);
 
         // Cancel the old timer regardless of whether we can sleep:
@@ -1972,9 +1978,13 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             // (switchyard patch: not when the kept preemption timer fires first.)
-            if let Some(dur) = user_timer.filter(|_| !keep_latency) {
+            if let Some(next) = user_timer.filter(|_| !keep_latency) {
+                let dur = next.saturating_duration_since(Instant::now());
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                // The timer's own deadline, not now + dur: a later turn compares it with the
+                // next timer's deadline, and a few microseconds' drift would re-arm it.
+                self.latency_timeout_deadline.set(Some(next));
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -2008,7 +2018,7 @@ impl Reactor {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_src_is_preempt.set(true);
-                self.latency_preempt_deadline.set(Some(Instant::now() + preempt));
+                self.latency_timeout_deadline.set(Some(Instant::now() + preempt));
                 flush_rings!(lat_ring, main_ring)?;
             }
         }
@@ -2177,31 +2187,31 @@ mod tests {
 
     use super::*;
 
+    fn timeout_source(millis: u64) -> (Source, UringOpDescriptor) {
+        let source = Source::new(
+            IoRequirements::default(),
+            -1,
+            SourceType::Timeout(
+                TimeSpec64::try_from(Duration::from_millis(millis)).unwrap(),
+                0,
+            ),
+            None,
+            None,
+        );
+        let op = match &*source.source_type() {
+            SourceType::Timeout(ts, events) => {
+                UringOpDescriptor::Timeout(&ts.raw as *const _, *events)
+            }
+            _ => unreachable!(),
+        };
+        (source, op)
+    }
+
     #[test]
     fn timeout_smoke_test() {
         let notifier = sys::new_sleep_notifier().unwrap();
         let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
         let reactor = Reactor::new(notifier, 0, 128, pool).unwrap();
-
-        fn timeout_source(millis: u64) -> (Source, UringOpDescriptor) {
-            let source = Source::new(
-                IoRequirements::default(),
-                -1,
-                SourceType::Timeout(
-                    TimeSpec64::try_from(Duration::from_millis(millis)).unwrap(),
-                    0,
-                ),
-                None,
-                None,
-            );
-            let op = match &*source.source_type() {
-                SourceType::Timeout(ts, events) => {
-                    UringOpDescriptor::Timeout(&ts.raw as *const _, *events)
-                }
-                _ => unreachable!(),
-            };
-            (source, op)
-        }
 
         let (fast, op) = timeout_source(50);
         queue_request_into_ring(
@@ -2237,6 +2247,62 @@ mod tests {
         reactor.wait(|| None, None, 0, || 0).unwrap();
         let elapsed_ms = start.elapsed().as_millis();
         assert!((300..350).contains(&elapsed_ms));
+    }
+
+    /// switchyard patch: the latency ring's timeout armed before a sleep for the next user timer
+    /// is kept by later sleeps while that timer stays the next one, and armed anew (and ends the
+    /// sleep) when an earlier timer comes.
+    #[test]
+    fn user_timer_timeout_is_kept_until_an_earlier_timer() {
+        let notifier = sys::new_sleep_notifier().unwrap();
+        let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
+        let reactor = Reactor::new(notifier, 0, 128, pool).unwrap();
+        // A timeout on the main ring: what ends a sleep when the latency ring's does not.
+        let main_timeout = |millis| {
+            let (source, op) = timeout_source(millis);
+            queue_request_into_ring(
+                &mut *reactor.ring_for_source(&source),
+                &source,
+                op,
+                &mut reactor.source_map.borrow_mut(),
+            );
+            source
+        };
+        // The armed timeout (a handle on its source, which also keeps a new source from taking
+        // its address) and the deadline it was armed for.
+        let armed = || {
+            let source = reactor.latency_preemption_timeout_src.take();
+            let handle = source.as_ref().map(|s| s.inner.clone());
+            reactor.latency_preemption_timeout_src.set(source);
+            handle.map(|inner| (inner, reactor.latency_timeout_deadline.get()))
+        };
+        let same = |a: &(Pin<Rc<RefCell<InnerSource>>>, _), b: &(Pin<Rc<RefCell<InnerSource>>>, _)| {
+            std::ptr::eq(&*a.0, &*b.0)
+        };
+
+        let far = Instant::now() + Duration::from_secs(600);
+        let wake = main_timeout(10);
+        assert!(reactor.wait(|| None, Some(far), 0, || 0).unwrap());
+        assert!(wake.result().is_some(), "the main ring's timeout ended the sleep");
+        let first = armed().expect("a timeout armed for the user timer");
+        assert_eq!(first.1, Some(far));
+
+        let wake = main_timeout(10);
+        assert!(reactor.wait(|| None, Some(far), 0, || 0).unwrap());
+        assert!(wake.result().is_some());
+        let kept = armed().expect("a timeout armed for the user timer");
+        assert!(same(&kept, &first), "the same timer keeps its timeout");
+
+        let near = Instant::now() + Duration::from_millis(20);
+        let backstop = main_timeout(10_000);
+        assert!(reactor.wait(|| None, Some(near), 0, || 0).unwrap());
+        assert!(
+            backstop.result().is_none(),
+            "the timeout armed for the earlier timer ended the sleep"
+        );
+        let second = armed().expect("a timeout armed for the earlier timer");
+        assert!(!same(&second, &first));
+        assert_eq!(second.1, Some(near));
     }
 
     #[test]
