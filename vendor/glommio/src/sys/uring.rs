@@ -1967,6 +1967,13 @@ impl Reactor {
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
+        // switchyard patch: the timeout kept above may have fired since, its completion reaped
+        // just now (reaping a timeout wakes no task, so `woke` does not show it). It then no
+        // longer bounds a sleep: without this, the shard slept with no timeout in the kernel
+        // and a due user timer waited for unrelated I/O. Treated as not kept, it is replaced
+        // below like one that had fired before the turn.
+        let keep_latency = keep_latency && pending(&self.latency_preemption_timeout_src);
+
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
@@ -1982,6 +1989,7 @@ impl Reactor {
                 let dur = next.saturating_duration_since(Instant::now());
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.latency_src_is_preempt.set(false);
                 // The timer's own deadline, not now + dur: a later turn compares it with the
                 // next timer's deadline, and a few microseconds' drift would re-arm it.
                 self.latency_timeout_deadline.set(Some(next));
@@ -2303,6 +2311,68 @@ mod tests {
         let second = armed().expect("a timeout armed for the earlier timer");
         assert!(!same(&second, &first));
         assert_eq!(second.1, Some(near));
+    }
+
+    /// switchyard patch: a kept timeout that fires while the turn runs (between the decision to
+    /// keep it and the sleep) is replaced, not slept on: the sleep would otherwise have no
+    /// timeout left in the kernel and outlast the user timer it was kept for.
+    #[test]
+    fn a_kept_timeout_that_fires_during_the_turn_is_replaced() {
+        let notifier = sys::new_sleep_notifier().unwrap();
+        let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
+        let reactor = Reactor::new(notifier, 0, 128, pool).unwrap();
+        let main_timeout = |millis| {
+            let (source, op) = timeout_source(millis);
+            queue_request_into_ring(
+                &mut *reactor.ring_for_source(&source),
+                &source,
+                op,
+                &mut reactor.source_map.borrow_mut(),
+            );
+            source
+        };
+        let armed = || {
+            let source = reactor.latency_preemption_timeout_src.take();
+            let handle = source.as_ref().map(|s| s.inner.clone());
+            reactor.latency_preemption_timeout_src.set(source);
+            handle
+        };
+
+        // A sleep arms the latency ring's timeout for a user timer 20 ms away; the main ring's
+        // timeout ends that sleep first.
+        let next = Instant::now() + Duration::from_millis(20);
+        let wake = main_timeout(1);
+        assert!(reactor.wait(|| None, Some(next), 0, || 0).unwrap());
+        assert!(wake.result().is_some());
+        let first = armed().expect("a timeout armed for the user timer");
+
+        // The next turn decides to keep it, then (inside the turn, before its last reaping) the
+        // timeout fires: the time-slice callback, asked once before the decision, waits until
+        // the completion is in the latency ring (at most a second, in 1 ms steps).
+        let (head, tail) = reactor.preempt_pointers();
+        let asked = Cell::new(false);
+        let fire_during_turn = || {
+            if !asked.replace(true) {
+                for _ in 0..1000 {
+                    // SAFETY: the latency ring's completion queue indices, valid while the
+                    // reactor lives (as `need_preempt` reads them).
+                    let tail = tail as *const std::sync::atomic::AtomicU32;
+                    if unsafe { *head != (*tail).load(std::sync::atomic::Ordering::Acquire) } {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            None
+        };
+        let backstop = main_timeout(10_000);
+        assert!(reactor.wait(fire_during_turn, Some(next), 0, || 0).unwrap());
+        assert!(
+            backstop.result().is_none(),
+            "a fresh timeout for the due user timer ended the sleep, not the backstop"
+        );
+        let second = armed().expect("a new timeout armed for the user timer");
+        assert!(!std::ptr::eq(&*first, &*second));
     }
 
     #[test]
