@@ -121,13 +121,13 @@ pub async fn forward(
 /// Headers a `Connection` header nominates as hop-by-hop (RFC 9110 §7.6.1) are not forwarded either.
 /// Returns the headers without them, or `None` (no copy) in the usual case where none is nominated.
 pub fn without_nominated_headers(headers: &[Field]) -> Option<Vec<Field>> {
-    let nominated: Vec<String> = headers
-        .iter()
-        .filter(|h| h.name.as_ref() == b"connection")
-        .flat_map(|h| h.value_str().split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive")
-        .collect();
+    let nominated: Vec<String> = crate::upstream::nominated_names(
+        headers
+            .iter()
+            .filter(|h| h.name.as_ref() == b"connection")
+            .map(Field::value_str),
+    )
+    .collect();
     if nominated.is_empty() {
         return None;
     }

@@ -19,6 +19,7 @@ pub mod reply;
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ use crate::registry::view::ServiceEntry;
 use call::Reached;
 use codec::ForwardingParts;
 use pool::{ConnectFailure, InstancePool};
-use reply::Reply;
+use reply::{Reply, ReplyHeaders};
 
 /// Longest wait for a TCP connection and h2 handshake: a backend on the same network answers a SYN
 /// in well under a millisecond, so a second means it is not there.
@@ -327,9 +328,10 @@ pub fn forwards_response_header(name: &str) -> bool {
 /// Maps a backend's `ForwardingResp` to the client response, refusing anything that could not be
 /// written back safely (invalid status, header names or values that would split the response).
 ///
-/// The backend's headers stay in the answer's buffer. A name with upper-case letters (the
-/// contract asks for lower-case) is the one case that copies: all headers are then lower-cased
-/// into the gateway's own list.
+/// The backend's headers stay in the answer's buffer. Two rare cases copy them into the gateway's
+/// own list instead: a name with upper-case letters (the contract asks for lower-case; all names
+/// are then lower-cased), and a `connection` header that names other headers, which are then
+/// hop-by-hop for this answer (RFC 9110 §7.6.1) and are dropped with it.
 pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
     let status = match reply.status_code {
         0 => 200,
@@ -350,6 +352,7 @@ pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
     // One walk checks every header under its lower-case name; only a name with upper-case letters
     // is copied to get one.
     let mut upper_case = false;
+    let mut connection = false;
     for (name, value) in reply.headers.iter() {
         let name: Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
             upper_case = true;
@@ -357,17 +360,19 @@ pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
         } else {
             Cow::Borrowed(name)
         };
+        connection |= name == "connection" && nominated_names([value].into_iter()).next().is_some();
         if forwards_response_header(&name)
             && !(is_token(name.as_bytes()) && is_header_value(value.as_bytes()))
         {
             return Err(invalid(&name));
         }
     }
-    if upper_case {
+    if upper_case || connection {
         // Checked above; written from the gateway's own list under lower-case names.
+        let listed = connection_options(&reply.headers);
         for (name, value) in reply.headers.iter() {
             let name = name.to_ascii_lowercase();
-            if forwards_response_header(&name) {
+            if forwards_response_header(&name) && !listed.contains(&name) {
                 response.push_header(name, value.to_owned());
             }
         }
@@ -375,6 +380,29 @@ pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
         response.backend_headers = reply.headers;
     }
     Ok(response)
+}
+
+/// The header names an answer's `connection` headers nominate. A set, because the backend
+/// controls how many there are.
+fn connection_options(headers: &ReplyHeaders) -> HashSet<String> {
+    nominated_names(
+        headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+            .map(|(_, value)| value),
+    )
+    .collect()
+}
+
+/// The header names that `connection` header values nominate as hop-by-hop for their message
+/// (RFC 9110 §7.6.1), lower-cased; `close` and `keep-alive` are options rather than names.
+pub fn nominated_names<'a>(
+    connection_values: impl Iterator<Item = &'a str> + 'a,
+) -> impl Iterator<Item = String> + 'a {
+    connection_values
+        .flat_map(|value| value.split(','))
+        .map(|option| option.trim().to_ascii_lowercase())
+        .filter(|option| !option.is_empty() && option != "close" && option != "keep-alive")
 }
 
 #[cfg(test)]
@@ -466,6 +494,24 @@ mod tests {
             [("x-a", "1"), ("x-gw", "g"), ("x-request-id", id.as_str())]
         );
         assert_eq!(r.header("X-GW"), Some("g"));
+    }
+
+    #[test]
+    fn headers_a_connection_header_names_are_dropped_with_it() {
+        let r = into_response(ForwardingResp {
+            status_code: 200,
+            headers: vec![
+                header("x-keep", "1"),
+                header("connection", "X-Hop, close"),
+                header("x-hop", "dropped"),
+                header("Connection", " x-other ,"),
+                header("x-other", "dropped"),
+                header("x-keep", "2"),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(fields(&r), [("x-keep", "1"), ("x-keep", "2")]);
     }
 
     #[test]
