@@ -558,6 +558,42 @@ fn failing_services_beside_a_healthy_one_keep_partial_data() {
 }
 
 #[test]
+fn numbers_reach_the_backend_and_come_back_digit_for_digit() {
+    // Beyond 2^64, beyond i64's low end, and more decimal digits than an f64 holds: none of them
+    // may be rounded on the way to the backend (literal or variable) or back to the client.
+    let exact = [
+        "123456789012345678901",
+        "-9223372036854775809",
+        "0.10000000000000000001",
+    ];
+    let answer = format!(r#"{{"a":{},"b":{},"c":{}}}"#, exact[0], exact[1], exact[2]);
+    let backend = Mock::new(&["ledger"]).answer("ledger", 200, &answer);
+    let (status, body) = post_vars(
+        &backend,
+        &format!(
+            "query($v: JSON) {{ x: ledger(body: {{a: {}, b: {}, c: {}}}) y: ledger(body: $v) }}",
+            exact[0], exact[1], exact[2]
+        ),
+        serde_json::from_str(&format!(r#"{{"v": {answer}}}"#)).unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    for call in backend.calls() {
+        let sent = std::str::from_utf8(call.body.as_ref().unwrap()).unwrap();
+        for digits in exact {
+            assert!(sent.contains(digits), "{digits} in {sent}");
+        }
+    }
+    let answered = body.to_string();
+    for digits in exact {
+        assert_eq!(
+            answered.matches(digits).count(),
+            2,
+            "{digits} in {answered}"
+        );
+    }
+}
+
+#[test]
 fn projection_through_handle() {
     let backend = Mock::new(&["user-svc"]).answer(
         "user-svc",
