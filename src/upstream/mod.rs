@@ -195,14 +195,13 @@ impl Upstream {
         exclude: Option<usize>,
         rng: &Cell<u64>,
     ) -> Option<usize> {
-        let now = Instant::now();
         let pools = self.pools.borrow();
         // (available, in flight); an address that did not resolve is never available.
         let state = |i: usize| match service.instances[i].address.socket() {
             None => (false, 0),
-            Some(addr) => pools
-                .get(&addr)
-                .map_or((true, 0), |p| (p.health().available(now), p.in_flight())),
+            Some(addr) => pools.get(&addr).map_or((true, 0), |p| {
+                (p.health().available(Instant::now), p.in_flight())
+            }),
         };
         let candidates =
             || (0..service.instances.len()).filter(|&i| Some(i) != exclude && state(i).0);
@@ -237,7 +236,7 @@ impl Upstream {
     /// This shard's view of an instance's health: false while it is marked down.
     pub fn healthy(&self, addr: SocketAddr) -> bool {
         self.existing_pool(addr)
-            .is_none_or(|p| p.health().available(Instant::now()))
+            .is_none_or(|p| p.health().available(Instant::now))
     }
 }
 

@@ -374,11 +374,16 @@ async fn read_head<A>(
     limits: HeadLimits,
 ) -> Result<Option<Head>, GatewayError> {
     let config = &shard.config;
+    // The header deadline runs from the first bytes of the head; it is set only when those bytes
+    // did not hold the whole head (a head that arrives in one read costs no clock read for it).
     let mut deadline = None::<Instant>;
     loop {
         if !bufs.read.is_empty() {
             if let Some(head) = parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields)? {
                 return Ok(Some(head));
+            }
+            if deadline.is_none() {
+                deadline = Some(Instant::now() + config.header_timeout);
             }
         }
         // Nothing more to parse: answers to earlier pipelined requests go out before we wait.
@@ -388,23 +393,15 @@ async fn read_head<A>(
             }
             bufs.out.clear();
         }
-        let now = Instant::now();
-        let until = match deadline {
-            Some(d) => d,
-            None if bufs.read.is_empty() => now + config.idle_timeout,
-            None => *deadline.insert(now + config.header_timeout),
-        };
-        let read = if bufs.read.is_empty() && deadline.is_none() {
-            read_idle(stream, bufs, now, until).await
-        } else {
-            read_more(stream, &mut bufs.read, until).await
+        let read = match deadline {
+            Some(until) => read_more(stream, &mut bufs.read, until).await,
+            None => {
+                let now = Instant::now();
+                read_idle(stream, bufs, now, now + config.idle_timeout).await
+            }
         };
         match read {
-            Read::Data => {
-                if deadline.is_none() {
-                    deadline = Some(Instant::now() + config.header_timeout);
-                }
-            }
+            Read::Data => {}
             Read::Closed => return Ok(None),
             Read::TimedOut if bufs.read.is_empty() => return Ok(None),
             Read::TimedOut => {
