@@ -1984,7 +1984,7 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            // (switchyard patch: not when the kept preemption timer fires first.)
+            // (switchyard patch: not when the kept timeout fires first.)
             if let Some(next) = user_timer.filter(|_| !keep_latency) {
                 let dur = next.saturating_duration_since(Instant::now());
                 self.latency_preemption_timeout_src
