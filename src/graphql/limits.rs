@@ -144,7 +144,8 @@ pub(crate) fn count_tokens(document: &str, max: usize) -> Option<usize> {
 pub(crate) struct Shape {
     /// Deepest field nesting (a root field is 1).
     pub depth: usize,
-    /// Fields at the top level of the measured selection set (through fragments).
+    /// Fields at the top level of the measured selection set (through fragments), meta fields
+    /// (`__typename`, `__schema`, `__type`) left out: the ones that call a backend.
     pub root_fields: usize,
     /// Aliased fields anywhere.
     pub aliases: usize,
@@ -221,7 +222,8 @@ impl<'a> Measurer<'a> {
                     let children = self.set(&field.node.selection_set.node);
                     Shape {
                         depth: children.depth.saturating_add(1),
-                        root_fields: 1,
+                        // Meta fields (`__typename`, `__schema`, `__type`) call no backend.
+                        root_fields: usize::from(!field.node.name.node.starts_with("__")),
                         aliases: children
                             .aliases
                             .saturating_add(usize::from(field.node.alias.is_some())),

@@ -1272,6 +1272,20 @@ fn every_limit_has_its_own_error() {
         "3 root fields, more than the limit of 2",
         None,
     );
+    // Meta fields call no backend and do not count.
+    let backend = Mock::new(&["a"]);
+    let (status, body) = post_with(
+        &backend,
+        &json!({"query": "{ a b: a __typename t: __typename __type(name: \"JSON\") { name } }"}),
+        None,
+        &Limits {
+            max_root_fields: 2,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(backend.calls().len(), 2);
 
     let (_, body) = limited(
         "{ x: a { y: b z: c } }",
