@@ -16,12 +16,16 @@ pub const MAX_CLIENT_ID_LEN: usize = 128;
 /// Hex digits in a generated id: 128 random bits, as many as a UUID.
 const GENERATED_LEN: usize = 32;
 
-/// A request id.
+/// A request id: always visible ASCII, which [`RequestId::as_str`] relies on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestId {
+pub struct RequestId(Kind);
+
+/// Private, so that every id is made by [`RequestId::from_client`] or [`RequestId::generate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
     /// The client's `x-request-id`, checked by [`RequestId::from_client`].
     Client(Bytes),
-    /// Made up by the gateway.
+    /// Made up by the gateway: hex digits.
     Generated([u8; GENERATED_LEN]),
 }
 
@@ -32,7 +36,7 @@ impl RequestId {
         let usable = !value.is_empty()
             && value.len() <= MAX_CLIENT_ID_LEN
             && value.iter().all(|c| c.is_ascii_graphic());
-        usable.then(|| RequestId::Client(value.clone()))
+        usable.then(|| RequestId(Kind::Client(value.clone())))
     }
 
     /// The id for a request with `headers`: its first `x-request-id` if usable, else a fresh one.
@@ -55,17 +59,24 @@ impl RequestId {
                 bits >>= 4;
             }
         }
-        RequestId::Generated(id)
+        RequestId(Kind::Generated(id))
     }
 
-    /// The id as text.
+    /// The id as text. Read twice per request (the response header and the call), so it is not
+    /// validated again each time.
     pub fn as_str(&self) -> &str {
-        let bytes = match self {
-            RequestId::Client(b) => &b[..],
-            RequestId::Generated(b) => &b[..],
+        let bytes = match &self.0 {
+            Kind::Client(b) => &b[..],
+            Kind::Generated(b) => &b[..],
         };
-        // Both kinds are ASCII by construction.
-        std::str::from_utf8(bytes).unwrap_or_default()
+        // SAFETY: both kinds are ASCII, so UTF-8: `from_client` admits only visible ASCII and
+        // `generate` writes hex digits, and `Kind` is private to this module.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// Whether the gateway made this id up (the client sent none, or none it could use).
+    pub fn is_generated(&self) -> bool {
+        matches!(self.0, Kind::Generated(_))
     }
 }
 
@@ -98,9 +109,9 @@ mod tests {
             |v: &'static str| vec![Field::new("accept", "*/*"), Field::new("x-request-id", v)];
         assert_eq!(RequestId::for_request(&with("r-1"), &rng).as_str(), "r-1");
         let bad = RequestId::for_request(&with("has space"), &rng);
-        assert!(matches!(bad, RequestId::Generated(_)), "{bad}");
+        assert!(bad.is_generated(), "{bad}");
         let none = RequestId::for_request(&[], &rng);
-        assert!(matches!(none, RequestId::Generated(_)), "{none}");
+        assert!(none.is_generated(), "{none}");
     }
 
     #[test]
