@@ -196,12 +196,16 @@ impl Upstream {
         rng: &Cell<u64>,
     ) -> Option<usize> {
         let pools = self.pools.borrow();
+        // The clock is read once, and only if some instance is marked down (`state` runs several
+        // times per instance).
+        let now = std::cell::OnceCell::new();
+        let now = || *now.get_or_init(Instant::now);
         // (available, in flight); an address that did not resolve is never available.
         let state = |i: usize| match service.instances[i].address.socket() {
             None => (false, 0),
-            Some(addr) => pools.get(&addr).map_or((true, 0), |p| {
-                (p.health().available(Instant::now), p.in_flight())
-            }),
+            Some(addr) => pools
+                .get(&addr)
+                .map_or((true, 0), |p| (p.health().available(now), p.in_flight())),
         };
         let candidates =
             || (0..service.instances.len()).filter(|&i| Some(i) != exclude && state(i).0);
