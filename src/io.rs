@@ -9,6 +9,11 @@
 //! of fresh space each time, the HTTP/1.1 reader 4 KiB) cost more than the request's own bytes.
 //! Each shard thread instead keeps one buffer, zeroed once, that reads land in; only the bytes
 //! received are copied out.
+//!
+//! A read through [`TokioIo`] takes up to [`READ_AHEAD`] bytes even when the caller offered less
+//! room: tokio-util hands h2 the free tail of its buffer (often a few KiB), so a 4 KiB answer
+//! arrived in two `recv`s, the second for the couple of hundred bytes that did not fit. The
+//! overflow waits in the adapter and is handed out before the socket is read again.
 
 use std::cell::RefCell;
 use std::io;
@@ -27,6 +32,11 @@ const GATHER_KEEP: usize = 8 << 10;
 
 /// Size of a shard thread's read buffer: the largest single read (a body chunk).
 pub const SCRATCH_LEN: usize = 16 << 10;
+
+/// Least one read through [`TokioIo`] takes from the socket, whatever room the caller offered:
+/// a small answer (a few KiB of body with its frame heads and trailers) arrives in one read. The
+/// overflow's storage is kept for the next one, so a connection holds at most this much more.
+pub const READ_AHEAD: usize = 8 << 10;
 
 thread_local! {
     /// The shard thread's read buffer (see the module docs). Borrowed only within one poll.
@@ -67,11 +77,12 @@ pub async fn read_append<S: AsyncRead + Unpin>(
 /// Wraps a `futures-io` stream so that it implements tokio's I/O traits.
 ///
 /// Bytes already read from the stream (for example the HTTP/2 connection preface that was read to
-/// tell HTTP/1.1 from HTTP/2) are replayed first.
+/// tell HTTP/1.1 from HTTP/2, or what a read brought beyond the caller's room) are replayed first.
 #[derive(Debug)]
 pub struct TokioIo<S> {
     inner: S,
-    replay: Bytes,
+    /// Bytes read from `inner` and not yet handed out, oldest first.
+    replay: BytesMut,
     /// Where vectored writes are gathered into one `send` (see `poll_write_vectored`).
     gather: Vec<u8>,
 }
@@ -86,7 +97,7 @@ impl<S> TokioIo<S> {
     pub fn with_replay(inner: S, replay: Bytes) -> Self {
         Self {
             inner,
-            replay,
+            replay: BytesMut::from(&replay[..]),
             gather: Vec::new(),
         }
     }
@@ -110,10 +121,19 @@ impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for TokioIo<S> {
             this.replay.advance(n);
             return Poll::Ready(Ok(()));
         }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         // Not `buf.initialize_unfilled()`: h2 (through tokio-util) hands over a fresh `ReadBuf`
         // for every read, so that would zero all of its free space each time.
-        let max = buf.remaining();
-        poll_read_into(&mut this.inner, cx, max, |bytes| buf.put_slice(bytes)).map_ok(|_| ())
+        let max = buf.remaining().max(READ_AHEAD);
+        let replay = &mut this.replay;
+        poll_read_into(&mut this.inner, cx, max, |bytes| {
+            let (now, later) = bytes.split_at(bytes.len().min(buf.remaining()));
+            buf.put_slice(now);
+            replay.extend_from_slice(later);
+        })
+        .map_ok(|_| ())
     }
 }
 
@@ -278,9 +298,47 @@ mod tests {
         assert_eq!(append(&mut stream, &mut buf, 1 << 20), SCRATCH_LEN);
         assert_eq!(buf.len(), 5 + SCRATCH_LEN);
         assert_eq!(stream.0, [3, SCRATCH_LEN]);
-        // Through the adapter, a read is bounded by the caller's free space.
+    }
+
+    /// A stream that yields each of its chunks in one read, then ends; it counts the reads.
+    struct Chunks(Vec<&'static [u8]>, usize);
+
+    impl AsyncRead for Chunks {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            self.1 += 1;
+            if self.0.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            let chunk = self.0.remove(0);
+            buf[..chunk.len()].copy_from_slice(chunk);
+            Poll::Ready(Ok(chunk.len()))
+        }
+    }
+
+    #[test]
+    fn a_read_takes_what_arrived_and_hands_out_the_overflow_before_reading_again() {
+        let first: &'static [u8] = Box::leak(vec![b'a'; 100].into_boxed_slice());
+        let mut io = TokioIo::new(Chunks(vec![first, b"bc"], 0));
+        // The caller has room for 64 bytes: one read takes all 100 and keeps 36.
+        assert_eq!(read_once(&mut io).unwrap(), vec![b'a'; 64]);
+        assert_eq!(io.get_ref().1, 1);
+        assert_eq!(read_once(&mut io).unwrap(), vec![b'a'; 36]);
+        assert_eq!(io.get_ref().1, 1, "the overflow came without a read");
+        assert_eq!(read_once(&mut io).unwrap(), b"bc");
+        assert_eq!(
+            read_once(&mut io).unwrap(),
+            b"",
+            "then the end of the stream"
+        );
+        assert_eq!(io.get_ref().1, 3);
+        // A read never takes more than the read-ahead bound.
         let mut io = TokioIo::new(Offered::default());
         assert_eq!(read_once(&mut io).unwrap(), vec![b'z'; 64]);
+        assert_eq!(io.get_ref().0, [READ_AHEAD]);
     }
 
     /// A sink that records each write call.

@@ -202,7 +202,8 @@ pub async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream, remote: S
         if n >= H2_PREFACE.len() {
             break Some(true);
         }
-        match crate::io::read_append(&mut stream, &mut buf, h1::HEAD_READ).await {
+        let want = h1::head_read_size(&buf);
+        match crate::io::read_append(&mut stream, &mut buf, want).await {
             Ok(0) | Err(_) => break None,
             Ok(_) => {}
         }

@@ -33,8 +33,9 @@ use parse::{Framing, Head, HeadLimits};
 
 /// Largest read from the socket at a time (bodies, lingering close).
 const READ_CHUNK: usize = 16 << 10;
-/// Read size while a head is expected: a typical request head (and a small body behind it) fits.
-pub const HEAD_READ: usize = 4 << 10;
+/// Least read size while a head is expected (see [`head_read_size`]); also the read size while
+/// waiting for a client to hang up, where any bytes are a pipelined request.
+const HEAD_READ: usize = 4 << 10;
 /// A connection's read buffer when it starts and after an idle spell: a typical head and a body
 /// of a few KiB fit whole, so reading the body never has to move bytes the head still refers to
 /// (with a 4 KiB buffer, every 4 KiB POST reallocated mid-body). Larger requests grow it.
@@ -111,7 +112,15 @@ struct Incoming {
 
 /// Reads more bytes into `buf`, giving up at `deadline`.
 async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, deadline: Instant) -> Read {
-    read_up_to(stream, buf, HEAD_READ, deadline).await
+    read_up_to(stream, buf, head_read_size(buf), deadline).await
+}
+
+/// How much to read while a head is expected: the room left in a connection's buffer (at least
+/// [`HEAD_READ`]), so that a body of a few KiB sent with its head arrives in the same read; a
+/// 4 KiB POST took two. The bytes pass through the shard's read buffer, so a large read costs
+/// nothing when little arrives.
+pub fn head_read_size(buf: &BytesMut) -> usize {
+    (buf.capacity().max(READ_BUFFER) - buf.len()).max(HEAD_READ)
 }
 
 /// Reads at most `want` more bytes into `buf`, giving up at `deadline`. The bytes arrive through
@@ -463,6 +472,20 @@ async fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_read_fills_the_buffer_so_a_small_body_comes_with_its_head() {
+        let mut buf = BytesMut::with_capacity(READ_BUFFER);
+        assert_eq!(head_read_size(&buf), READ_BUFFER);
+        buf.extend_from_slice(&[b'x'; 100]);
+        assert_eq!(head_read_size(&buf), READ_BUFFER - 100);
+        // Freed while idle: the first read may fill what the buffer will be given back.
+        assert_eq!(head_read_size(&BytesMut::new()), READ_BUFFER);
+        // A full (grown) buffer still reads a head's worth.
+        let mut full = BytesMut::with_capacity(3 * READ_BUFFER);
+        full.resize(full.capacity(), b'x');
+        assert_eq!(head_read_size(&full), HEAD_READ);
+    }
 
     async fn double(x: u32) -> u32 {
         futures_lite::future::yield_now().await;
