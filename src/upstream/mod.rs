@@ -132,9 +132,10 @@ impl Upstream {
                 continue;
             };
             let pool = self.pool(addr);
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
             let lease = match pool
-                .checkout(CONNECT_TIMEOUT.min(left).max(MIN_CONNECT_TIMEOUT))
+                .checkout(CONNECT_TIMEOUT.min(left).max(MIN_CONNECT_TIMEOUT), now)
                 .await
             {
                 Err(failure) => {
