@@ -127,7 +127,8 @@ def main():
         f"direct call's. CPU/request is the proxy processes' user+sys time from /proc over the wrk "
         f"run ÷ requests (and over the fixed-rate run); *of which kernel* is the sys part of the "
         f"saturation figure. Idle RSS: with {a.idle_conns:.0f} idle "
-        f"keep-alive client connections, each after one request.",
+        f"keep-alive client connections, each after one request, read 3 s after the last "
+        f"one connected.",
         "",
     ]
     for v, title in VARIANTS.items():
