@@ -37,3 +37,4 @@ pub mod shard;
 pub mod sys;
 pub mod timeout;
 pub mod upstream;
+pub mod utf8;

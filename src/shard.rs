@@ -139,7 +139,7 @@ impl Shard {
             .split(|&c| c == b'/')
             .next()
             .unwrap_or_default();
-        let name = std::str::from_utf8(first).unwrap_or_default();
+        let name = crate::utf8::text(first).unwrap_or_default();
         self.config.service(name).max_body_bytes
     }
 

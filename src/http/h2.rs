@@ -166,7 +166,7 @@ async fn read_request(
         }
     }
     for (name, value) in &parts.headers {
-        if std::str::from_utf8(value.as_bytes()).is_err() {
+        if !crate::utf8::is_text(value.as_bytes()) {
             return Err(GatewayError::bad_request(format!(
                 "header `{name}` has a value that is not UTF-8"
             )));

@@ -39,12 +39,12 @@ impl Field {
 
     /// The name as text.
     pub fn name_str(&self) -> &str {
-        std::str::from_utf8(&self.name).unwrap_or_default()
+        crate::utf8::text(&self.name).unwrap_or_default()
     }
 
     /// The value as text.
     pub fn value_str(&self) -> &str {
-        std::str::from_utf8(&self.value).unwrap_or_default()
+        crate::utf8::text(&self.value).unwrap_or_default()
     }
 }
 
@@ -68,12 +68,12 @@ pub struct Request {
 impl Request {
     /// The path as text (the codecs only accept ASCII targets).
     pub fn path_str(&self) -> &str {
-        std::str::from_utf8(&self.path).unwrap_or("/")
+        crate::utf8::text(&self.path).unwrap_or("/")
     }
 
     /// The query as text.
     pub fn query_str(&self) -> &str {
-        std::str::from_utf8(&self.query).unwrap_or_default()
+        crate::utf8::text(&self.query).unwrap_or_default()
     }
 
     /// The first value of header `name` (lower-case).

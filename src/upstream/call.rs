@@ -178,9 +178,7 @@ fn is_grpc_content_type(value: &[u8]) -> bool {
 
 /// `None` for grpc-status 0, the mapped error otherwise.
 fn grpc_error(status: &HeaderValue, message: Option<&HeaderValue>) -> Option<GatewayError> {
-    let code = std::str::from_utf8(status.as_bytes())
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
+    let code = crate::utf8::text(status.as_bytes()).and_then(|s| s.trim().parse::<u32>().ok());
     let Some(code) = code else {
         return Some(GatewayError::upstream_protocol(
             "backend sent a malformed grpc-status",

@@ -292,28 +292,38 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
 /// building one (building it copies every name that is not a standard header into a new
 /// allocation).
 pub fn is_token(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    !name.is_empty() && name.iter().all(|&b| TOKEN[usize::from(b)])
 }
+
+/// Which bytes an RFC 9110 token may hold, one lookup per byte (a backend's header names are
+/// checked on every answer).
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 /// A field value `http::HeaderValue` would accept: no control characters but tab, so it cannot
 /// split the response; checked without the copy `HeaderValue::from_str` makes.
@@ -566,7 +576,12 @@ mod tests {
             b"a\"b",
             b"a(b",
         ];
-        for name in names {
+        let every_byte: Vec<[u8; 1]> = (0..=255u8).map(|b| [b]).collect();
+        for name in names
+            .iter()
+            .copied()
+            .chain(every_byte.iter().map(|b| &b[..]))
+        {
             assert_eq!(
                 is_token(name),
                 http::HeaderName::from_bytes(name).is_ok(),

@@ -155,7 +155,7 @@ impl<'a> Fields<'a> {
 /// (as prost requires), not only the one that wins.
 fn check_header(message: &[u8]) -> Result<(), Malformed> {
     header_bytes(message, |b| {
-        std::str::from_utf8(b).map(|_| ()).map_err(|_| Malformed)
+        crate::utf8::text(b).map(|_| ()).ok_or(Malformed)
     })
     .map(|_| ())
 }

@@ -164,7 +164,7 @@ pub fn parse_head_into(
             name: slice(name),
             value: slice(value),
         };
-        if std::str::from_utf8(&field.value).is_err() {
+        if !crate::utf8::is_text(&field.value) {
             return Err(GatewayError::bad_request(format!(
                 "header `{}` has a value that is not UTF-8",
                 field.name_str()
