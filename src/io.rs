@@ -20,7 +20,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use tokio::io::ReadBuf;
 
@@ -34,9 +34,13 @@ const GATHER_KEEP: usize = 8 << 10;
 pub const SCRATCH_LEN: usize = 16 << 10;
 
 /// Least one read through [`TokioIo`] takes from the socket, whatever room the caller offered:
-/// a small answer (a few KiB of body with its frame heads and trailers) arrives in one read. The
-/// overflow's storage is kept for the next one, so a connection holds at most this much more.
+/// a small answer (a few KiB of body with its frame heads and trailers) arrives in one read.
 pub const READ_AHEAD: usize = 8 << 10;
+
+/// Overflow storage a connection keeps once it is handed out: the usual overflow, an answer's
+/// last few hundred bytes, reuses it; a larger one's is freed, so an idle connection holds no
+/// more than this for it.
+const AHEAD_KEEP: usize = 1 << 10;
 
 thread_local! {
     /// The shard thread's read buffer (see the module docs). Borrowed only within one poll.
@@ -81,8 +85,9 @@ pub async fn read_append<S: AsyncRead + Unpin>(
 #[derive(Debug)]
 pub struct TokioIo<S> {
     inner: S,
-    /// Bytes read from `inner` and not yet handed out, oldest first.
-    replay: BytesMut,
+    /// Bytes read from `inner` (or handed over at the start), handed out from `replay_pos` on.
+    replay: Vec<u8>,
+    replay_pos: usize,
     /// Where vectored writes are gathered into one `send` (see `poll_write_vectored`).
     gather: Vec<u8>,
 }
@@ -97,7 +102,8 @@ impl<S> TokioIo<S> {
     pub fn with_replay(inner: S, replay: Bytes) -> Self {
         Self {
             inner,
-            replay: BytesMut::from(&replay[..]),
+            replay: replay.to_vec(),
+            replay_pos: 0,
             gather: Vec::new(),
         }
     }
@@ -115,10 +121,18 @@ impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for TokioIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.replay.has_remaining() {
-            let n = this.replay.len().min(buf.remaining());
-            buf.put_slice(&this.replay[..n]);
-            this.replay.advance(n);
+        if this.replay_pos < this.replay.len() {
+            let rest = &this.replay[this.replay_pos..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.replay_pos += n;
+            if this.replay_pos == this.replay.len() {
+                this.replay_pos = 0;
+                this.replay.clear();
+                if this.replay.capacity() > AHEAD_KEEP {
+                    this.replay = Vec::new();
+                }
+            }
             return Poll::Ready(Ok(()));
         }
         if buf.remaining() == 0 {
@@ -335,10 +349,22 @@ mod tests {
             "then the end of the stream"
         );
         assert_eq!(io.get_ref().1, 3);
-        // A read never takes more than the read-ahead bound.
+        // A small overflow's storage is kept for the next one.
+        assert!(io.replay.capacity() > 0);
+        // A read never takes more than the read-ahead bound; a large overflow's storage is
+        // freed once it has been handed out.
         let mut io = TokioIo::new(Offered::default());
         assert_eq!(read_once(&mut io).unwrap(), vec![b'z'; 64]);
         assert_eq!(io.get_ref().0, [READ_AHEAD]);
+        for _ in 0..(READ_AHEAD - 64).div_ceil(64) {
+            assert_eq!(read_once(&mut io).unwrap(), vec![b'z'; 64]);
+        }
+        assert_eq!(
+            io.get_ref().0,
+            [READ_AHEAD],
+            "all of it came from the overflow"
+        );
+        assert_eq!(io.replay.capacity(), 0);
     }
 
     /// A sink that records each write call.
