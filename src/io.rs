@@ -247,22 +247,37 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
-    /// A stream that yields some bytes, then fails.
-    struct Failing(Option<&'static [u8]>);
+    /// A stream that yields each of its chunks in one read, then ends (or fails with `end`); it
+    /// counts the reads.
+    struct Chunks {
+        chunks: Vec<&'static [u8]>,
+        end: Option<io::ErrorKind>,
+        reads: usize,
+    }
 
-    impl AsyncRead for Failing {
+    impl Chunks {
+        fn new(chunks: Vec<&'static [u8]>, end: Option<io::ErrorKind>) -> Self {
+            Chunks {
+                chunks,
+                end,
+                reads: 0,
+            }
+        }
+    }
+
+    impl AsyncRead for Chunks {
         fn poll_read(
             mut self: Pin<&mut Self>,
             _cx: &mut Context<'_>,
             buf: &mut [u8],
         ) -> Poll<io::Result<usize>> {
-            match self.0.take() {
-                Some(data) => {
-                    buf[..data.len()].copy_from_slice(data);
-                    Poll::Ready(Ok(data.len()))
-                }
-                None => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+            self.reads += 1;
+            if self.chunks.is_empty() {
+                return Poll::Ready(self.end.map_or(Ok(0), |kind| Err(kind.into())));
             }
+            let chunk = self.chunks.remove(0);
+            buf[..chunk.len()].copy_from_slice(chunk);
+            Poll::Ready(Ok(chunk.len()))
         }
     }
 
@@ -314,41 +329,22 @@ mod tests {
         assert_eq!(stream.0, [3, SCRATCH_LEN]);
     }
 
-    /// A stream that yields each of its chunks in one read, then ends; it counts the reads.
-    struct Chunks(Vec<&'static [u8]>, usize);
-
-    impl AsyncRead for Chunks {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            self.1 += 1;
-            if self.0.is_empty() {
-                return Poll::Ready(Ok(0));
-            }
-            let chunk = self.0.remove(0);
-            buf[..chunk.len()].copy_from_slice(chunk);
-            Poll::Ready(Ok(chunk.len()))
-        }
-    }
-
     #[test]
     fn a_read_takes_what_arrived_and_hands_out_the_overflow_before_reading_again() {
         let first: &'static [u8] = Box::leak(vec![b'a'; 100].into_boxed_slice());
-        let mut io = TokioIo::new(Chunks(vec![first, b"bc"], 0));
+        let mut io = TokioIo::new(Chunks::new(vec![first, b"bc"], None));
         // The caller has room for 64 bytes: one read takes all 100 and keeps 36.
         assert_eq!(read_once(&mut io).unwrap(), vec![b'a'; 64]);
-        assert_eq!(io.get_ref().1, 1);
+        assert_eq!(io.get_ref().reads, 1);
         assert_eq!(read_once(&mut io).unwrap(), vec![b'a'; 36]);
-        assert_eq!(io.get_ref().1, 1, "the overflow came without a read");
+        assert_eq!(io.get_ref().reads, 1, "the overflow came without a read");
         assert_eq!(read_once(&mut io).unwrap(), b"bc");
         assert_eq!(
             read_once(&mut io).unwrap(),
             b"",
             "then the end of the stream"
         );
-        assert_eq!(io.get_ref().1, 3);
+        assert_eq!(io.get_ref().reads, 3);
         // A small overflow's storage is kept for the next one.
         assert!(io.replay.capacity() > 0);
         // A read never takes more than the read-ahead bound; a large overflow's storage is
@@ -435,7 +431,10 @@ mod tests {
 
     #[test]
     fn replays_prefix_then_reads_inner_then_passes_errors_through() {
-        let mut io = TokioIo::with_replay(Failing(Some(b"world")), Bytes::from_static(b"hello "));
+        let mut io = TokioIo::with_replay(
+            Chunks::new(vec![b"world"], Some(io::ErrorKind::ConnectionReset)),
+            Bytes::from_static(b"hello "),
+        );
         assert_eq!(read_once(&mut io).unwrap(), b"hello ");
         assert_eq!(read_once(&mut io).unwrap(), b"world");
         let err = read_once(&mut io).unwrap_err();
