@@ -280,7 +280,6 @@ pub async fn run(start: ShardStart) {
     );
 }
 
-/// Applies registry changes and replies as the owner sends them; starts the drain when asked.
 /// Hands memory freed on this shard's thread back to the system once a second.
 ///
 /// mimalloc returns the pages of freed blocks to the system only after a delay, and only when the
@@ -297,6 +296,7 @@ async fn return_freed_memory() {
     }
 }
 
+/// Applies registry changes and replies as the owner sends them; starts the drain when asked.
 async fn mailbox_loop(shard: Rc<Shard>, mailbox: ShardMailbox, drain: oneshot::Sender<()>) {
     // SAFETY: the fd is the shard end of a socketpair that this task now owns.
     let mut doorbell =
