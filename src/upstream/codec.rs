@@ -14,6 +14,21 @@ use crate::upstream::reply::Reply;
 /// Length of the gRPC message prefix: compressed flag (1) + big-endian length (4).
 pub const GRPC_PREFIX_LEN: usize = 5;
 
+/// Storage a shard's request encoder starts with: see [`encode_buffer`].
+pub const ENCODE_CHUNK: usize = 64 << 10;
+
+/// The buffer a shard encodes its requests into ([`ForwardingParts::encode_framed`]).
+///
+/// Each frame goes to h2 as a slice of this buffer (no copy) and keeps its storage alive until
+/// the call ends, so once the frames in flight hold the rest, the next frame needs new storage.
+/// `bytes` sizes new storage by the capacity the buffer started with: started empty, it
+/// allocated exactly one frame's worth for every call at saturation (callgrind: ~550
+/// instructions per 4 KiB POST). Started at 64 KiB (the most `bytes` remembers), a chunk holds
+/// about 200 tiny requests or 15 of 4 KiB.
+pub fn encode_buffer() -> BytesMut {
+    BytesMut::with_capacity(ENCODE_CHUNK)
+}
+
 /// The parts of a `ForwardingReq`, borrowed from wherever they live.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardingParts<'a> {
@@ -209,6 +224,37 @@ mod tests {
         // The buffer is reused: a second encode starts from an empty buffer.
         let again = parts.encode_framed(&mut buf, keep_all);
         assert!(again.len() > framed.len());
+    }
+
+    #[test]
+    fn frames_in_flight_share_the_encoder_s_storage() {
+        let body = [7u8; 4096];
+        let parts = ForwardingParts {
+            method: "POST",
+            path: b"/",
+            query: b"",
+            headers: &[],
+            extra_headers: &[],
+            body: &body,
+            service: "s",
+            request_id: "r",
+            remote_addr: "127.0.0.1:1",
+            graphql_field: "",
+        };
+        let mut buf = encode_buffer();
+        let follows = |a: &Bytes, b: &Bytes| b.as_ptr() == a.as_ptr().wrapping_add(a.len());
+        // Every frame stays alive, as frames in flight do.
+        let mut frames = vec![parts.encode_framed(&mut buf, keep_all)];
+        for _ in 0..2 * ENCODE_CHUNK / body.len() {
+            frames.push(parts.encode_framed(&mut buf, keep_all));
+        }
+        let adjacent = frames.windows(2).filter(|w| follows(&w[0], &w[1])).count();
+        // New storage only when a chunk is full: two chunks' worth took two or three of them.
+        assert!(
+            adjacent >= frames.len() - 3,
+            "{adjacent} of {}",
+            frames.len() - 1
+        );
     }
 
     #[test]

@@ -63,10 +63,18 @@ impl From<GatewayError> for Unreachable {
 }
 
 /// One shard's upstream state: connection pools by instance address, and the encode buffer.
-#[derive(Default)]
 pub struct Upstream {
     pools: RefCell<FxHashMap<SocketAddr, Rc<InstancePool>>>,
     encode_buf: RefCell<BytesMut>,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            pools: RefCell::default(),
+            encode_buf: RefCell::new(codec::encode_buffer()),
+        }
+    }
 }
 
 impl Upstream {
