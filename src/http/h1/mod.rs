@@ -205,7 +205,8 @@ pub fn serve<'a>(
         };
         let mut refused = false;
         loop {
-            // The path of the request being read, so an error before routing can still name its service.
+            // The path of the request being read, so an error before routing can still name its
+            // service.
             let mut path: Option<Bytes> = None;
             let Incoming {
                 request,
@@ -229,8 +230,8 @@ pub fn serve<'a>(
                     break;
                 }
             };
-            // The request and its response live in this block only: held across the write below, they
-            // made every connection's task 320 bytes larger, idle ones included.
+            // The request and its response live in this block only: held across the write
+            // below, they made every connection's task 320 bytes larger, idle ones included.
             let close = {
                 let answered = {
                     let Buffers {
