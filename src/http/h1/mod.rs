@@ -220,7 +220,7 @@ pub fn serve<'a>(
                     let request_id = shard.new_request_id();
                     let service = path
                         .as_deref()
-                        .and_then(|p| std::str::from_utf8(p).ok())
+                        .and_then(crate::utf8::text)
                         .and_then(crate::rest::service_of);
                     let mut response = e.into_response(service, request_id.as_str());
                     shard.metrics.count_response(response.status);
