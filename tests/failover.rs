@@ -129,9 +129,14 @@ const MAX_REQUESTS_TO_REACH_DYING: usize = 60;
 
 /// A gateway with service `svc` on two instances: one that dies in every call, one that answers.
 fn dying_and_live() -> (Gateway, Echo, DyingBackend) {
+    dying_as_and_live(Ending::Reset)
+}
+
+/// As [`dying_and_live`], the dying instance ending each connection as `ending` says.
+fn dying_as_and_live(ending: Ending) -> (Gateway, Echo, DyingBackend) {
     let gw = Gateway::start();
     let live = Echo::start("alive");
-    let dying = DyingBackend::start();
+    let dying = DyingBackend::ending(ending);
     register(&gw, "svc", "dying", &dying.addr);
     register(&gw, "svc", "alive", &live.addr);
     (gw, live, dying)
@@ -186,4 +191,24 @@ fn post_whose_backend_dies_before_answering_is_502_and_not_sent_again() {
     );
     // Every POST the dying instance took failed; none was sent on to the live one.
     assert_eq!(failed, dying.calls());
+}
+
+#[test]
+fn post_left_out_of_a_backend_s_goaway_is_sent_to_another_instance() {
+    // A GOAWAY whose last stream id is below the call's says the backend never processed it
+    // (RFC 9113 §6.8), so even a POST may go to the other instance: no client sees an error.
+    let (gw, _live, dying) = dying_as_and_live(Ending::GoAway);
+    for _ in 0..MAX_REQUESTS_TO_REACH_DYING {
+        if dying.calls() >= 2 {
+            break;
+        }
+        let r = http("POST", gw.url("/svc/x")).body("post body").send();
+        assert_echo_ok(&r);
+        assert_eq!(r.header("x-echo-instance"), Some("alive"));
+    }
+    assert!(
+        dying.calls() >= 2,
+        "the going-away instance got {} calls",
+        dying.calls()
+    );
 }

@@ -25,7 +25,8 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reached {
     /// The backend did not process the call: the connection failed before its stream was
-    /// opened, or the backend refused the stream (`REFUSED_STREAM`, RFC 9113 §8.7). Safe to
+    /// opened, the backend refused the stream (`REFUSED_STREAM`, RFC 9113 §8.7), or its GOAWAY
+    /// left the stream out (a last stream id below it, §6.8: a backend shutting down). Safe to
     /// send again, whatever the method.
     NotProcessed,
     /// The connection broke (reset, closed, GOAWAY) after the call was sent and before any
@@ -55,8 +56,13 @@ impl From<GatewayError> for CallFailure {
 }
 
 /// How far a call got that failed with `e` before its answer's headers arrived.
+///
+/// h2 fails a stream with the backend's own GOAWAY error only when the frame's last stream id is
+/// below the stream (streams at or below it go on, and fail later with whatever ends the
+/// connection), so that error means the backend never processed the call.
 fn reached_before_answer(e: &h2::Error) -> Reached {
-    if e.is_reset() && e.is_remote() && e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+    let refused = e.is_reset() && e.reason() == Some(h2::Reason::REFUSED_STREAM);
+    if e.is_remote() && (refused || e.is_go_away()) {
         Reached::NotProcessed
     } else if e.is_io() || e.is_go_away() {
         Reached::MaybeProcessed

@@ -156,9 +156,8 @@ impl Default for DeadAddr {
     }
 }
 
-/// A gRPC backend that dies in the middle of every call: it accepts connections, reads HTTP/2
-/// frames until a call's HEADERS frame arrives, counts the call and resets the connection without
-/// answering, as a backend killed while a call is in flight does.
+/// A gRPC backend that never answers a call: it accepts connections, reads HTTP/2 frames until a
+/// call's HEADERS frame arrives, counts the call and ends the connection as its [`Ending`] says.
 pub struct DyingBackend {
     pub addr: String,
     calls: Arc<AtomicUsize>,
@@ -166,11 +165,29 @@ pub struct DyingBackend {
     acceptor: Option<std::thread::JoinHandle<()>>,
 }
 
-/// How long a dying backend's connection waits for a call before giving up on it.
+/// How a [`DyingBackend`] ends a connection once a call has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A reset without a word, as when the kernel reaps a backend killed with a call in flight:
+    /// the call may or may not have been processed.
+    Reset,
+    /// The HTTP/2 way of shutting down: SETTINGS, then GOAWAY (NO_ERROR) with last stream id 0,
+    /// which tells the client that none of its streams was processed, then a clean close.
+    GoAway,
+}
+
+/// How long a dying backend's connection waits for a call (or, after its GOAWAY, for the client
+/// to close) before giving up on it.
 const DYING_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl DyingBackend {
+    /// A backend that resets every connection a call arrives on.
     pub fn start() -> DyingBackend {
+        DyingBackend::ending(Ending::Reset)
+    }
+
+    /// A backend that ends every connection a call arrives on as `ending` says.
+    pub fn ending(ending: Ending) -> DyingBackend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local_addr").to_string();
         let calls = Arc::new(AtomicUsize::new(0));
@@ -188,8 +205,15 @@ impl DyingBackend {
                         if read_until_call(&conn) {
                             calls.fetch_add(1, Ordering::SeqCst);
                         }
-                        // Linger 0: the close is a reset, as when the kernel reaps a killed process.
-                        let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+                        match ending {
+                            // Linger 0: the close is a reset, as when the kernel reaps a killed
+                            // process.
+                            Ending::Reset => {
+                                let _ =
+                                    socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+                            }
+                            Ending::GoAway => go_away(&conn),
+                        }
                     });
                 }
             })
@@ -215,6 +239,24 @@ impl Drop for DyingBackend {
         let _ = TcpStream::connect(&self.addr);
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
+        }
+    }
+}
+
+/// Sends the server's SETTINGS and a GOAWAY that processed no stream, closes the sending side and
+/// waits for the client to close (so that the client reads the GOAWAY before any reset).
+fn go_away(mut conn: &TcpStream) {
+    const SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+    // Length 8, type 7, no flags, stream 0; last stream id 0, error code NO_ERROR.
+    const GOAWAY: [u8; 17] = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let _ = conn.write_all(&[&SETTINGS[..], &GOAWAY[..]].concat());
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    // A client that read the GOAWAY closes at once; each read ends within the read timeout.
+    const MAX_READS: usize = 64;
+    let mut sink = [0u8; 4096];
+    for _ in 0..MAX_READS {
+        if !matches!(conn.read(&mut sink), Ok(n) if n > 0) {
+            break;
         }
     }
 }
