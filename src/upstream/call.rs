@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::io::BodyCollector;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, TE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE};
 
 use crate::error::{ErrorKind, GatewayError, GrpcCode};
 use crate::upstream::codec::{decode_framed, GRPC_PREFIX_LEN};
@@ -97,10 +97,7 @@ pub async fn unary(
     let mut request = http::Request::post(lease.uri.clone())
         .body(())
         .expect("static request parts");
-    let headers = request.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert(TE, HeaderValue::from_static("trailers"));
-    headers.insert(GRPC_TIMEOUT, grpc_timeout_cached(deadline));
+    *request.headers_mut() = request_headers(deadline);
     let (response, mut stream) = send
         .send_request(request, false)
         .map_err(|e| failed("refused the call", e, Reached::NotProcessed))?;
@@ -130,17 +127,16 @@ async fn read_answer(
             head.status.as_u16()
         )));
     }
+    let fields = GrpcFields::of(&head.headers);
     // Trailers-only: the status is in the headers and there is no message.
-    if let Some(status) = head.headers.get(&GRPC_STATUS) {
-        return Err(
-            grpc_error(status, head.headers.get(&GRPC_MESSAGE)).unwrap_or_else(|| {
-                GatewayError::upstream_protocol("backend sent grpc-status 0 without a message")
-            }),
-        );
+    if let Some(status) = fields.status {
+        return Err(grpc_error(status, fields.message).unwrap_or_else(|| {
+            GatewayError::upstream_protocol("backend sent grpc-status 0 without a message")
+        }));
     }
     // A gRPC answer says so (gRPC over HTTP/2, "Responses"); anything else is some other server
     // at the backend's address, whatever its body happens to decode as.
-    let content_type = head.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+    let content_type = fields.content_type.map(HeaderValue::as_bytes);
     if !content_type.is_some_and(is_grpc_content_type) {
         return Err(GatewayError::upstream_protocol(format!(
             "backend answered content-type `{}` instead of application/grpc",
@@ -164,13 +160,43 @@ async fn read_answer(
         .await
         .map_err(|e| broken("reset the answer", &e))?
         .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no trailers"))?;
-    let status = trailers
-        .get(&GRPC_STATUS)
+    let fields = GrpcFields::of(&trailers);
+    let status = fields
+        .status
         .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no grpc-status"))?;
-    if let Some(error) = grpc_error(status, trailers.get(&GRPC_MESSAGE)) {
+    if let Some(error) = grpc_error(status, fields.message) {
         return Err(error);
     }
     decode_framed(message.into_bytes()).map_err(|e| GatewayError::upstream_protocol(e.to_string()))
+}
+
+/// The fields of an answer's headers or trailers the call reads, each its first value.
+#[derive(Default)]
+struct GrpcFields<'a> {
+    status: Option<&'a HeaderValue>,
+    message: Option<&'a HeaderValue>,
+    content_type: Option<&'a HeaderValue>,
+}
+
+impl<'a> GrpcFields<'a> {
+    /// One walk over `map`: an answer carries a handful of fields, and a lookup by name hashes
+    /// the name first (three or four lookups per call cost more than reading them all once).
+    fn of(map: &'a HeaderMap) -> GrpcFields<'a> {
+        let mut fields = GrpcFields::default();
+        for (name, value) in map {
+            let slot = if name == CONTENT_TYPE {
+                &mut fields.content_type
+            } else if name == GRPC_STATUS {
+                &mut fields.status
+            } else if name == GRPC_MESSAGE {
+                &mut fields.message
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        fields
+    }
 }
 
 /// `application/grpc`, alone or with a `+format` suffix or parameters (media types are
@@ -219,13 +245,14 @@ fn percent_decode(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The `grpc-timeout` header for `deadline`, reusing the last one this shard built when the value is
-/// the same: consecutive calls of a service with one timeout mostly send the same millisecond count,
-/// and a cached `HeaderValue` is a reference-count bump instead of two allocations.
-fn grpc_timeout_cached(deadline: Duration) -> HeaderValue {
+/// A call's request headers (`content-type`, `te`, and `grpc-timeout` for `deadline`), copied from
+/// the last set this shard built when the timeout is the same: consecutive calls of a service with
+/// one timeout mostly send the same millisecond count, and copying a built map skips hashing and
+/// placing three names on every call.
+fn request_headers(deadline: Duration) -> HeaderMap {
     thread_local! {
         // Per shard thread: nothing shared across cores.
-        static LAST: std::cell::RefCell<Option<(Duration, HeaderValue)>> =
+        static LAST: std::cell::RefCell<Option<(Duration, HeaderMap)>> =
             const { std::cell::RefCell::new(None) };
     }
     // The header carries whole milliseconds; round so that nearby deadlines share one value.
@@ -233,11 +260,14 @@ fn grpc_timeout_cached(deadline: Duration) -> HeaderValue {
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         match &*last {
-            Some((k, v)) if *k == key => v.clone(),
+            Some((k, headers)) if *k == key => headers.clone(),
             _ => {
-                let v = grpc_timeout(deadline);
-                *last = Some((key, v.clone()));
-                v
+                let mut headers = HeaderMap::with_capacity(3);
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                headers.insert(TE, HeaderValue::from_static("trailers"));
+                headers.insert(GRPC_TIMEOUT, grpc_timeout(deadline));
+                *last = Some((key, headers.clone()));
+                headers
             }
         }
     })
@@ -275,10 +305,35 @@ mod tests {
         assert_eq!(grpc_timeout(Duration::from_millis(250)), "250m");
         assert_eq!(grpc_timeout(Duration::from_micros(10)), "1m");
         assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
-        assert_eq!(grpc_timeout_cached(Duration::from_millis(250)), "250m");
-        assert_eq!(grpc_timeout_cached(Duration::from_micros(250_400)), "250m");
-        assert_eq!(grpc_timeout_cached(Duration::from_secs(200_000)), "200000S");
-        assert_eq!(grpc_timeout_cached(Duration::from_micros(10)), "1m");
+        for (deadline, timeout) in [
+            (Duration::from_millis(250), "250m"),
+            (Duration::from_micros(250_400), "250m"),
+            (Duration::from_secs(200_000), "200000S"),
+            (Duration::from_micros(10), "1m"),
+        ] {
+            let headers = request_headers(deadline);
+            assert_eq!(headers.len(), 3);
+            assert_eq!(headers[&GRPC_TIMEOUT], timeout, "{deadline:?}");
+            assert_eq!(headers[CONTENT_TYPE], "application/grpc");
+            assert_eq!(headers[TE], "trailers");
+        }
+    }
+
+    #[test]
+    fn grpc_fields_are_the_first_values_of_their_names() {
+        let mut map = HeaderMap::new();
+        map.insert("x-other", HeaderValue::from_static("1"));
+        map.append(&GRPC_STATUS, HeaderValue::from_static("5"));
+        map.append(&GRPC_STATUS, HeaderValue::from_static("0"));
+        map.append(&GRPC_MESSAGE, HeaderValue::from_static("gone"));
+        let fields = GrpcFields::of(&map);
+        assert_eq!(fields.status.unwrap(), map.get(&GRPC_STATUS).unwrap());
+        assert_eq!(fields.message.unwrap(), "gone");
+        assert!(fields.content_type.is_none());
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        let fields = GrpcFields::of(&map);
+        assert_eq!(fields.content_type.unwrap(), "application/grpc");
+        assert_eq!(fields.status.unwrap(), "5");
     }
 
     #[test]
