@@ -751,6 +751,22 @@ mod test {
         // Not sure what the best way to do this is.
     }
 
+    // switchyard patch: the test of `:path` indexing (hpack/header.rs).
+    #[test]
+    fn test_repeated_path_is_indexed() {
+        let path = || {
+            Header::Path(crate::hpack::BytesStr::from_static(
+                "/forwarding.v1.ForwardingService/Send",
+            ))
+        };
+        let mut encoder = Encoder::default();
+        let res = encode(&mut encoder, vec![path()]);
+        assert_eq!(res[0], 0b01000000 | 4); // Incremental indexing w/ name pulled from table
+        assert_eq!(encoder.table.len(), 1);
+        let res = encode(&mut encoder, vec![path()]);
+        assert_eq!(*res, [0x80 | 62]); // The first dynamic table entry
+    }
+
     fn encode(e: &mut Encoder, hdrs: Vec<Header<Option<HeaderName>>>) -> BytesMut {
         let mut dst = BytesMut::with_capacity(1024);
         e.encode(hdrs, &mut dst);

@@ -202,7 +202,9 @@ impl Header {
                     | header::COOKIE
                     | header::SET_COOKIE
             ),
-            Header::Path(..) => true,
+            // switchyard patch: `:path` is indexed like any other field. Upstream (after nghttp2)
+            // never indexes it, so every request Huffman-coded its path again; a gRPC client
+            // sends one path for every call, which indexing turns into a single byte.
             _ => false,
         }
     }

@@ -11,7 +11,10 @@ use std::ops;
 #[derive(Debug)]
 pub(super) struct Store {
     slab: slab::Slab<Stream>,
-    ids: IndexMap<StreamId, SlabIndex>,
+    // switchyard patch: stream ids hashed with FNV instead of SipHash. The map is looked up
+    // several times per stream; its size is bounded by the concurrent-stream and reset-stream
+    // limits, so collision flooding has nothing to grow into.
+    ids: IndexMap<StreamId, SlabIndex, fnv::FnvBuildHasher>,
 }
 
 /// "Pointer" to an entry in the store
@@ -82,7 +85,7 @@ impl Store {
     pub fn new() -> Self {
         Store {
             slab: slab::Slab::new(),
-            ids: IndexMap::new(),
+            ids: IndexMap::default(),
         }
     }
 
