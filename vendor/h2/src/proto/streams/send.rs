@@ -78,12 +78,17 @@ impl Send {
     }
 
     fn check_headers(fields: &http::HeaderMap) -> Result<(), UserError> {
+        // switchyard patch: the two names outside `http`'s standard set are built once; looked
+        // up by `&str`, each was parsed and classified again on every request.
+        const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
+        const PROXY_CONNECTION: http::HeaderName =
+            http::HeaderName::from_static("proxy-connection");
         // 8.1.2.2. Connection-Specific Header Fields
         if fields.contains_key(http::header::CONNECTION)
             || fields.contains_key(http::header::TRANSFER_ENCODING)
             || fields.contains_key(http::header::UPGRADE)
-            || fields.contains_key("keep-alive")
-            || fields.contains_key("proxy-connection")
+            || fields.contains_key(&KEEP_ALIVE)
+            || fields.contains_key(&PROXY_CONNECTION)
         {
             tracing::debug!("illegal connection-specific headers found");
             return Err(UserError::MalformedHeaders);
@@ -663,5 +668,29 @@ impl Send {
 
     pub(crate) fn is_extended_connect_protocol_enabled(&self) -> bool {
         self.is_extended_connect_protocol_enabled
+    }
+}
+
+// switchyard patch: the test of `check_headers` with its prebuilt names.
+#[cfg(test)]
+mod switchyard_tests {
+    use super::*;
+
+    #[test]
+    fn connection_specific_fields_are_refused() {
+        for name in ["connection", "transfer-encoding", "upgrade", "keep-alive", "proxy-connection"] {
+            let mut fields = http::HeaderMap::new();
+            fields.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_static("x"),
+            );
+            assert!(Send::check_headers(&fields).is_err(), "{name}");
+        }
+        let mut fields = http::HeaderMap::new();
+        fields.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+        fields.insert("keep-alive-not", http::HeaderValue::from_static("x"));
+        assert!(Send::check_headers(&fields).is_ok());
+        fields.insert(http::header::TE, http::HeaderValue::from_static("gzip"));
+        assert!(Send::check_headers(&fields).is_err());
     }
 }
