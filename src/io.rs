@@ -24,12 +24,6 @@ use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use tokio::io::ReadBuf;
 
-/// Largest vectored write gathered into one buffer; larger ones go out a buffer at a time.
-pub const GATHER_LIMIT: usize = 64 << 10;
-
-/// Gather buffer kept between writes: small frames (the common case) reuse it.
-const GATHER_KEEP: usize = 8 << 10;
-
 /// Size of a shard thread's read buffer: the largest single read (a body chunk).
 pub const SCRATCH_LEN: usize = 16 << 10;
 
@@ -88,8 +82,6 @@ pub struct TokioIo<S> {
     /// Bytes read from `inner` (or handed over at the start), handed out from `replay_pos` on.
     replay: Vec<u8>,
     replay_pos: usize,
-    /// Where vectored writes are gathered into one `send` (see `poll_write_vectored`).
-    gather: Vec<u8>,
 }
 
 impl<S> TokioIo<S> {
@@ -104,7 +96,6 @@ impl<S> TokioIo<S> {
             inner,
             replay: replay.to_vec(),
             replay_pos: 0,
-            gather: Vec::new(),
         }
     }
 
@@ -160,35 +151,15 @@ impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<S> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
-    /// glommio's sockets write only the first buffer of a vectored write, so h2 would send a DATA
-    /// frame's 9-byte head and its payload in two `send`s (two TCP segments on loopback). Buffers
-    /// up to [`GATHER_LIMIT`] in all are copied into one and sent at once: copying a few KiB costs
-    /// far less than a second system call and segment.
+    /// h2 hands a DATA frame's payload over beside the buffer holding the frames before it: the
+    /// stream sends them with one `sendmsg` (the vendored glommio's `TcpStream` does; a stream
+    /// without a vectored write of its own sends the first buffer).
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let parts = bufs.iter().filter(|b| !b.is_empty()).count();
-        if parts <= 1 || total > GATHER_LIMIT {
-            let first = bufs
-                .iter()
-                .find(|b| !b.is_empty())
-                .map_or(&[][..], |b| &b[..]);
-            return Pin::new(&mut this.inner).poll_write(cx, first);
-        }
-        this.gather.clear();
-        for b in bufs {
-            this.gather.extend_from_slice(b);
-        }
-        let result = Pin::new(&mut this.inner).poll_write(cx, &this.gather);
-        if this.gather.capacity() > GATHER_KEEP {
-            // A rare large write does not pin its buffer to an idle connection.
-            this.gather = Vec::new();
-        }
-        result
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -363,7 +334,7 @@ mod tests {
         assert_eq!(io.replay.capacity(), 0);
     }
 
-    /// A sink that records each write call.
+    /// A sink that records each write call, vectored ones as one.
     #[derive(Default)]
     struct Writes(Vec<Vec<u8>>);
 
@@ -376,6 +347,16 @@ mod tests {
             self.0.push(buf.to_vec());
             Poll::Ready(Ok(buf.len()))
         }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let n = all.len();
+            self.0.push(all);
+            Poll::Ready(Ok(n))
+        }
         fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
@@ -385,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn vectored_writes_are_gathered_into_one_send() {
+    fn vectored_writes_reach_the_stream_as_one() {
         use tokio::io::AsyncWrite as _;
         let mut io = TokioIo::new(Writes::default());
         assert!(io.is_write_vectored());
@@ -402,16 +383,11 @@ mod tests {
             Poll::Pending => panic!("sink never pends"),
         };
         assert_eq!(n, 9 + 4096);
-        assert_eq!(io.get_ref().0.len(), 1, "one send");
-        assert_eq!(io.get_ref().0[0].len(), 9 + 4096);
-        // Over the limit: one buffer at a time.
-        let big = vec![1u8; GATHER_LIMIT];
-        let bufs = [io::IoSlice::new(&head), io::IoSlice::new(&big)];
-        let n = match Pin::new(&mut io).poll_write_vectored(&mut cx, &bufs) {
-            Poll::Ready(r) => r.unwrap(),
-            Poll::Pending => panic!("sink never pends"),
-        };
-        assert_eq!(n, 9);
+        assert_eq!(
+            io.get_ref().0,
+            [[&head[..], &payload[..]].concat()],
+            "one send"
+        );
     }
 
     #[test]

@@ -367,7 +367,26 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             self.source_tx.take();
             return Poll::Ready(result);
         }
+        self.poll_write_ready(cx)
+    }
 
+    /// switchyard patch: `poll_write` for several buffers, sent with one `sendmsg`. Like
+    /// `poll_write` it writes synchronously or not at all, so writes never reorder.
+    pub(crate) fn poll_write_vectored(
+        &mut self,
+        cx: &Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(result) = super::yolo_send_vectored(self.stream.as_raw_fd(), bufs) {
+            self.write_timeout.cancel_timer();
+            self.source_tx.take();
+            return Poll::Ready(result);
+        }
+        self.poll_write_ready(cx)
+    }
+
+    /// Waits for the socket to take more (the part of `poll_write` after a send that would block).
+    fn poll_write_ready(&mut self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
         poll_err!(self.write_timeout.check(reactor));
@@ -517,6 +536,15 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
 
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.stream.poll_write(cx, buf)
+    }
+
+    /// switchyard patch: see `NonBufferedStream::poll_write_vectored`.
+    pub(crate) fn poll_write_vectored(
+        &mut self,
+        cx: &Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_vectored(cx, bufs)
     }
 
     pub(crate) fn poll_flush(&self, _cx: &Context<'_>) -> Poll<io::Result<()>> {

@@ -720,6 +720,16 @@ impl<B: RxBuf + Unpin> AsyncWrite for TcpStream<B> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
+    // switchyard patch: a vectored write is one `sendmsg` (the trait's default sends only the
+    // first non-empty buffer).
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
@@ -977,6 +987,36 @@ mod tests {
             let b = stream.write(&byte).await.unwrap();
             assert_eq!(b, 1);
             assert_eq!(listener_handle.await.unwrap().unwrap(), 65u8);
+        });
+    }
+
+    // switchyard patch: the test of `poll_write_vectored`.
+    #[test]
+    fn vectored_write_sends_every_buffer_at_once() {
+        test_executor!(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let reader = crate::spawn_local(async move {
+                let mut stream = listener.accept().await?;
+                let mut all = Vec::new();
+                stream.read_to_end(&mut all).await?;
+                io::Result::Ok(all)
+            })
+            .detach();
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let head = [1u8; 9];
+            let payload = vec![2u8; 4096];
+            let bufs = [
+                io::IoSlice::new(&head),
+                io::IoSlice::new(&[]),
+                io::IoSlice::new(&payload),
+            ];
+            // One call takes every buffer (the trait's default would take the first only).
+            let n = stream.write_vectored(&bufs).await.unwrap();
+            assert_eq!(n, head.len() + payload.len());
+            stream.close().await.unwrap();
+            let all = reader.await.unwrap().unwrap();
+            assert_eq!(all, [&head[..], &payload[..]].concat());
         });
     }
 
