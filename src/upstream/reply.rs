@@ -186,8 +186,10 @@ fn header_bytes(
 
 /// One `Header` message's (name, value) bytes when it has the shape every protobuf encoder gives
 /// a short header: the name field, then the value field, each with a one-byte length, nothing
-/// else. Read without the general field walk: the headers are iterated twice per answer (checked,
-/// then written), and the walk was ~130 instructions a header. `None` for any other shape.
+/// else. Read without the general field walk: after the check the headers are iterated twice per
+/// answer (mapped to the response, then written), and the walk was ~130 instructions a header.
+/// `None` for any other shape. (The check itself keeps the walk: reading the short shape there
+/// too measured within callgrind's run-to-run spread.)
 #[inline(always)]
 fn canonical_header(message: &[u8]) -> Option<(&[u8], &[u8])> {
     const NAME_KEY: u8 = (HEADER_NAME << 3 | 2) as u8;
@@ -418,6 +420,8 @@ mod tests {
             &[0x10, 0x01], // headers as a varint
             &[0x0a, 0x00], // status_code as bytes
             &[0x12, 0x03, 0x0a, 0x01, 0xff], // header name not UTF-8
+            &[0x12, 0x06, 0x0a, 0x01, 0xff, 0x12, 0x01, b'v'], // the same, beside a value
+            &[0x12, 0x06, 0x0a, 0x01, b'n', 0x12, 0x01, 0xff], // header value not UTF-8
             &[0x12, 0x02, 0x08, 0x01], // header name as a varint
             &[0x00, 0x01], // field number 0
             &[0x0c], // end group without a start
