@@ -5,11 +5,10 @@
 //! (no shared state, so it needs no coordination). A call is sent to a second instance, once, when
 //! the first did not process it: its connection could not be established, failed before the call's
 //! stream was opened, or the backend refused the stream or left it out of its GOAWAY (safe for any
-//! method); or the connection
-//! broke after the call was sent and before any answer arrived, when the method is idempotent
-//! (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice must not matter), as
-//! nginx's default `proxy_next_upstream` does. Once an answer has begun, or for a POST or PATCH
-//! whose backend connection broke, the client gets the error (502).
+//! method); or the connection broke after the call was sent and before any answer arrived, when
+//! the method is idempotent (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice
+//! must not matter), as nginx's default `proxy_next_upstream` does. Once an answer has begun, or
+//! for a POST or PATCH whose backend connection broke, the client gets the error (502).
 //! When every instance of a service refuses connections, the caller is told so it can have the
 //! service removed from the registry.
 
