@@ -172,17 +172,17 @@ pub(crate) fn sendmsg_syscall(
 }
 
 /// switchyard patch: `sendmsg` on a connected socket with the caller's buffers as its iovec (a
-/// vectored `send`). At most `IOV_MAX` buffers go in one call; the caller sees a short write.
+/// vectored `send`). At most the kernel's `UIO_MAXIOV` buffers go in one call; the caller sees a
+/// short write.
 pub(crate) fn send_vectored_syscall(
     fd: RawFd,
     bufs: &[std::io::IoSlice<'_>],
     flags: i32,
 ) -> io::Result<usize> {
-    const IOV_MAX: usize = 1024;
     let mut hdr = unsafe { std::mem::zeroed::<libc::msghdr>() };
     // `IoSlice` is guaranteed ABI-compatible with `iovec` on Unix; sendmsg does not write to it.
     hdr.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    hdr.msg_iovlen = bufs.len().min(IOV_MAX) as _;
+    hdr.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
     syscall!(sendmsg(fd, &hdr, flags)).map(|x| x as usize)
 }
 
