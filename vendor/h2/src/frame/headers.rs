@@ -64,7 +64,7 @@ pub struct Continuation {
 }
 
 // TODO: These fields shouldn't be `pub`
-#[derive(Debug, Default, Eq, PartialEq)]
+#[derive(Debug, Default, Clone, Eq, PartialEq)]
 pub struct Pseudo {
     // Request
     pub method: Option<Method>,
@@ -992,12 +992,23 @@ impl HeaderBlock {
     fn into_encoding(self, encoder: &mut hpack::Encoder) -> EncodingHeaderBlock {
         let mut hpack = encoder.take_scratch();
         hpack.clear();
+        // switchyard patch: a block sent again on an unchanged table is copied from its last
+        // encoding (see `hpack::Encoder::encode_repeated`).
+        if encoder.encode_repeated(&self.pseudo, &self.fields, &mut hpack) {
+            return EncodingHeaderBlock { hpack };
+        }
+        let copy = encoder
+            .wants_copy()
+            .then(|| (self.pseudo.clone(), self.fields.clone()));
         let headers = Iter {
             pseudo: Some(self.pseudo),
             fields: self.fields.into_iter(),
         };
 
         encoder.encode(headers, &mut hpack);
+        if let Some((pseudo, fields)) = copy {
+            encoder.remember(pseudo, fields, &hpack);
+        }
 
         EncodingHeaderBlock { hpack }
     }
@@ -1098,6 +1109,85 @@ mod test {
         assert_eq!("zomg", huff_decode(&dst[15..18]));
         assert_eq!(&[15, 47, 0x80 | 3], &dst[18..21]);
         assert_eq!("sup", huff_decode(&dst[21..]));
+    }
+
+    /// switchyard: a block sent again on an unchanged table is copied from its remembered
+    /// encoding, and the copy matches what encoding it field by field gives; any change to the
+    /// table, the fields, their order or a value's sensitivity encodes it afresh.
+    #[test]
+    fn switchyard_repeated_block_is_copied_when_the_table_has_not_changed() {
+        fn block(fields: &[(&'static str, &'static str, bool)]) -> HeaderBlock {
+            let mut map = HeaderMap::new();
+            for &(name, value, sensitive) in fields {
+                let mut value = HeaderValue::from_static(value);
+                value.set_sensitive(sensitive);
+                map.append(HeaderName::from_static(name), value);
+            }
+            HeaderBlock {
+                fields: map,
+                field_size: 0,
+                is_over_size: false,
+                pseudo: Pseudo::request(
+                    Method::POST,
+                    Uri::from_static("http://127.0.0.1:50051/forwarding.v1.ForwardingService/Send"),
+                    None,
+                ),
+            }
+        }
+        // Encodes with the remembered block (`cached`) and field by field (`plain`, which
+        // never remembers); both must give the same bytes.
+        fn both(cached: &mut Encoder, plain: &mut Encoder, block: HeaderBlock) -> (Vec<u8>, bool) {
+            let mut expected = BytesMut::new();
+            let headers = Iter {
+                pseudo: Some(block.pseudo.clone()),
+                fields: block.fields.clone().into_iter(),
+            };
+            plain.encode(headers, &mut expected);
+            let mut probe = BytesMut::new();
+            let hit = cached.encode_repeated(&block.pseudo, &block.fields, &mut probe);
+            let got = block.into_encoding(cached).hpack;
+            assert_eq!(got, expected);
+            (got.to_vec(), hit)
+        }
+        let grpc = [
+            ("content-type", "application/grpc", false),
+            ("te", "trailers", false),
+            ("grpc-timeout", "30000m", false),
+        ];
+        let (mut cached, mut plain) = (Encoder::default(), Encoder::default());
+
+        // First: inserts every field. Second: all indexed, remembered on the third.
+        let (first, hit) = both(&mut cached, &mut plain, block(&grpc));
+        assert!(!hit);
+        let (second, hit) = both(&mut cached, &mut plain, block(&grpc));
+        assert!(!hit && second.len() < first.len());
+        assert!(!both(&mut cached, &mut plain, block(&grpc)).1);
+        assert_eq!(
+            both(&mut cached, &mut plain, block(&grpc)),
+            (second.clone(), true)
+        );
+
+        // Another value inserts into the table: the remembered encoding is stale.
+        let other = [grpc[0], grpc[1], ("grpc-timeout", "5000m", false)];
+        assert!(!both(&mut cached, &mut plain, block(&other)).1);
+        let (again, hit) = both(&mut cached, &mut plain, block(&grpc));
+        assert!(!hit && again != second, "the dynamic indices moved");
+
+        // Remembered again, then refused for a reordered map and for a sensitive value.
+        assert!(!both(&mut cached, &mut plain, block(&grpc)).1);
+        assert!(both(&mut cached, &mut plain, block(&grpc)).1);
+        let reordered = [grpc[1], grpc[0], grpc[2]];
+        assert!(!both(&mut cached, &mut plain, block(&reordered)).1);
+        assert!(both(&mut cached, &mut plain, block(&reordered)).1);
+        let sensitive = [grpc[0], grpc[1], ("grpc-timeout", "30000m", true)];
+        assert!(!both(&mut cached, &mut plain, block(&sensitive)).1);
+
+        // A table size update is written before the block, so it cannot be a copy.
+        assert!(!both(&mut cached, &mut plain, block(&grpc)).1);
+        assert!(both(&mut cached, &mut plain, block(&grpc)).1);
+        cached.update_max_size(2048);
+        plain.update_max_size(2048);
+        assert!(!both(&mut cached, &mut plain, block(&grpc)).1);
     }
 
     fn huff_decode(src: &[u8]) -> BytesMut {

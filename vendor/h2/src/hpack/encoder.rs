@@ -1,8 +1,9 @@
 use super::table::{Index, Table};
 use super::{huffman, Header};
+use crate::frame::Pseudo;
 
 use bytes::{BufMut, BytesMut};
-use http::header::{HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 const DEFAULT_MAX_ALLOWED_SIZE: usize = 4 * 1024;
 
@@ -18,6 +19,28 @@ pub struct Encoder {
     /// across frames instead of being allocated and freed per frame. See
     /// `take_scratch` / `return_scratch`.
     scratch: BytesMut,
+    /// switchyard patch: the last header block whose encoding left the table as it was, with
+    /// that encoding.
+    ///
+    /// While the table does not change, the same block encodes to the same bytes, so a
+    /// connection that sends one set of request headers on every stream (a gRPC client's,
+    /// once each field sits in the dynamic table) encodes it once. See `encode_repeated`.
+    repeated: Option<RepeatedBlock>,
+    /// Counts the encodes that changed the table (an insert or a size update).
+    table_changes: u64,
+    /// Whether the last encode left the table unchanged; only then is the next block copied
+    /// aside to be remembered, so blocks that keep changing the table pay nothing for this.
+    last_left_table: bool,
+}
+
+/// A header block as given to the encoder and its encoding, valid while `table_changes` is
+/// what it was when the block was encoded.
+#[derive(Debug)]
+struct RepeatedBlock {
+    pseudo: Pseudo,
+    fields: HeaderMap,
+    encoded: Vec<u8>,
+    table_changes: u64,
 }
 
 #[derive(Debug, Copy, Clone, Eq, PartialEq)]
@@ -35,6 +58,9 @@ impl Encoder {
             max_allowed_size: DEFAULT_MAX_ALLOWED_SIZE,
             size_update: None,
             scratch: BytesMut::new(),
+            repeated: None,
+            table_changes: 0,
+            last_left_table: false,
         }
     }
 
@@ -60,6 +86,53 @@ impl Encoder {
     /// Returns a fully-written header block buffer for reuse.
     pub(crate) fn return_scratch(&mut self, scratch: BytesMut) {
         self.scratch = scratch;
+    }
+
+    /// Writes the encoding of the block `pseudo` + `fields` to `dst` if it is the remembered
+    /// block and the table has not changed since it was encoded; returns whether it did.
+    pub(crate) fn encode_repeated(
+        &mut self,
+        pseudo: &Pseudo,
+        fields: &HeaderMap,
+        dst: &mut BytesMut,
+    ) -> bool {
+        let Some(repeated) = &self.repeated else {
+            return false;
+        };
+        let same = self.size_update.is_none()
+            && repeated.table_changes == self.table_changes
+            && repeated.pseudo == *pseudo
+            && same_fields(&repeated.fields, fields);
+        if same {
+            dst.extend_from_slice(&repeated.encoded);
+        }
+        same
+    }
+
+    /// Whether the block about to be encoded is worth copying aside for `remember`: the last
+    /// encode left the table unchanged, so this one may too.
+    pub(crate) fn wants_copy(&self) -> bool {
+        self.last_left_table
+    }
+
+    /// Remembers the block just encoded to `encoded` if its encode left the table unchanged.
+    pub(crate) fn remember(&mut self, pseudo: Pseudo, fields: HeaderMap, encoded: &[u8]) {
+        if !self.last_left_table {
+            return;
+        }
+        let mut bytes = self
+            .repeated
+            .take()
+            .map(|old| old.encoded)
+            .unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(encoded);
+        self.repeated = Some(RepeatedBlock {
+            pseudo,
+            fields,
+            encoded: bytes,
+            table_changes: self.table_changes,
+        });
     }
 
     /// Queues a max size update.
@@ -105,6 +178,7 @@ impl Encoder {
         let span = tracing::trace_span!("hpack::encode");
         let _e = span.enter();
 
+        let changes_before = self.table_changes;
         self.encode_size_updates(dst);
 
         let mut last_index = None;
@@ -115,6 +189,9 @@ impl Encoder {
                 // index it in the table.
                 Ok(header) => {
                     let index = self.table.index(header);
+                    if matches!(index, Index::Inserted(_) | Index::InsertedValue(..)) {
+                        self.table_changes += 1;
+                    }
                     self.encode_header(&index, dst);
 
                     last_index = Some(index);
@@ -134,10 +211,15 @@ impl Encoder {
                 }
             }
         }
+        self.last_left_table = self.table_changes == changes_before;
     }
 
     fn encode_size_updates(&mut self, dst: &mut BytesMut) {
-        match self.size_update.take() {
+        let update = self.size_update.take();
+        if update.is_some() {
+            self.table_changes += 1;
+        }
+        match update {
             Some(SizeUpdate::One(val)) => {
                 self.table.resize(val);
                 encode_size_update(val, dst);
@@ -220,6 +302,19 @@ impl Encoder {
             }
         }
     }
+}
+
+/// Whether two header maps hold the same fields in the same order, sensitivity included: the
+/// order decides the encoding, and a sensitive value may be encoded unlike an equal plain one.
+fn same_fields(a: &HeaderMap, b: &HeaderMap) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b.iter())
+            .all(|((a_name, a_value), (b_name, b_value))| {
+                a_name == b_name
+                    && a_value == b_value
+                    && a_value.is_sensitive() == b_value.is_sensitive()
+            })
 }
 
 impl Default for Encoder {
