@@ -236,7 +236,12 @@ pub struct Connection<T, B: Buf = Bytes> {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct ResponseFuture {
-    inner: proto::OpaqueStreamRef,
+    /// switchyard patch: `None` once the response is out. The stream reference moves into the
+    /// response's `RecvStream` instead of being cloned for it and then dropped with this
+    /// future, each of which locks the connection and walks the stream's state.
+    inner: Option<proto::OpaqueStreamRef>,
+    /// The stream's id, for `stream_id` after the reference has moved on.
+    stream_id: StreamId,
     push_promise_consumed: bool,
 }
 
@@ -529,8 +534,10 @@ where
                     self.pending = Some(stream.clone_to_opaque());
                 }
 
+                let opaque = stream.clone_to_opaque();
                 let response = ResponseFuture {
-                    inner: stream.clone_to_opaque(),
+                    stream_id: opaque.id_unlocked(),
+                    inner: Some(opaque),
                     push_promise_consumed: false,
                 };
 
@@ -1505,8 +1512,13 @@ impl Future for ResponseFuture {
     type Output = Result<Response<RecvStream>, crate::Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (parts, _) = ready!(self.inner.poll_response(cx))?.into_parts();
-        let body = RecvStream::new(FlowControl::new(self.inner.clone()));
+        let inner = self
+            .inner
+            .as_mut()
+            .expect("ResponseFuture polled after completion");
+        let (parts, _) = ready!(inner.poll_response(cx))?.into_parts();
+        // switchyard patch: the reference moves on (see `inner`).
+        let body = RecvStream::new(FlowControl::new(self.inner.take().expect("checked above")));
 
         Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
@@ -1514,12 +1526,16 @@ impl Future for ResponseFuture {
 
 impl ResponseFuture {
     /// Returns the stream ID of the response stream.
-    ///
-    /// # Panics
-    ///
-    /// If the lock on the stream store has been poisoned.
     pub fn stream_id(&self) -> crate::StreamId {
-        crate::StreamId::from_internal(self.inner.stream_id())
+        // switchyard patch: kept aside (see `stream_id`), so no lock and no panic.
+        crate::StreamId::from_internal(self.stream_id)
+    }
+
+    /// The stream reference, which has moved into the response's body once the response is out.
+    fn opaque(&self) -> &proto::OpaqueStreamRef {
+        self.inner
+            .as_ref()
+            .expect("ResponseFuture used after its response was taken")
     }
 
     /// Polls for informational responses (1xx status codes).
@@ -1528,13 +1544,16 @@ impl ResponseFuture {
     /// to check for any informational responses that have been received.
     ///
     /// Returns `Poll::Ready(Some(response))` if an informational response is available,
-    /// `Poll::Ready(None)` if no more informational responses are expected,
-    /// or `Poll::Pending` if no informational response is currently available.
+    /// `Poll::Ready(None)` if no more informational responses are expected (as after the
+    /// final response), or `Poll::Pending` if no informational response is currently available.
     pub fn poll_informational(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Response<()>, crate::Error>>> {
-        self.inner.poll_informational(cx).map_err(Into::into)
+        match &mut self.inner {
+            Some(inner) => inner.poll_informational(cx).map_err(Into::into),
+            None => Poll::Ready(None),
+        }
     }
 
     /// Returns a stream of PushPromises
@@ -1542,14 +1561,15 @@ impl ResponseFuture {
     /// # Panics
     ///
     /// If this method has been called before
-    /// or the stream was itself was pushed
+    /// or the stream was itself was pushed,
+    /// or (switchyard patch) the response has already been taken
     pub fn push_promises(&mut self) -> PushPromises {
         if self.push_promise_consumed {
             panic!("Reference to push promises stream taken!");
         }
         self.push_promise_consumed = true;
         PushPromises {
-            inner: self.inner.clone(),
+            inner: self.opaque().clone(),
         }
     }
 }
@@ -1571,7 +1591,8 @@ impl PushPromises {
             Poll::Ready(Some(Ok((request, response)))) => {
                 let response = PushedResponseFuture {
                     inner: ResponseFuture {
-                        inner: response,
+                        stream_id: response.id_unlocked(),
+                        inner: Some(response),
                         push_promise_consumed: false,
                     },
                 };
@@ -1625,10 +1646,6 @@ impl Future for PushedResponseFuture {
 
 impl PushedResponseFuture {
     /// Returns the stream ID of the response stream.
-    ///
-    /// # Panics
-    ///
-    /// If the lock on the stream store has been poisoned.
     pub fn stream_id(&self) -> crate::StreamId {
         self.inner.stream_id()
     }
@@ -1746,5 +1763,77 @@ impl proto::Peer for Peer {
         *response.headers_mut() = fields;
 
         Ok(response)
+    }
+}
+
+// switchyard patch: the test of `ResponseFuture` handing its stream reference to the response.
+#[cfg(test)]
+mod switchyard_tests {
+    use bytes::Bytes;
+    use http::{HeaderMap, Request, Response};
+    use std::future::Future;
+    use std::pin::Pin;
+
+    /// Two calls on one connection, each answered with headers, a body and trailers. The
+    /// response takes the future's reference: the future still answers `stream_id` and
+    /// `poll_informational` afterwards, the body and trailers read to the end, and once every
+    /// handle is dropped the connection finishes (a lost or leaked reference would keep a stream
+    /// open or fail the reads).
+    #[tokio::test]
+    async fn the_response_takes_the_future_s_stream_reference() {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let mut conn = crate::server::handshake(server_io).await.unwrap();
+            while let Some(accepted) = conn.accept().await {
+                let (_request, mut respond) = accepted.unwrap();
+                let mut send = respond.send_response(Response::new(()), false).unwrap();
+                send.send_data(Bytes::from_static(b"answer"), false)
+                    .unwrap();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", "0".parse().unwrap());
+                send.send_trailers(trailers).unwrap();
+            }
+        });
+        let (client, conn) = crate::client::handshake(client_io).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let mut client = client.clone().ready().await.unwrap();
+            let request = Request::post("http://127.0.0.1/forwarding.v1.ForwardingService/Send")
+                .body(())
+                .unwrap();
+            let (mut response, mut stream) = client.send_request(request, false).unwrap();
+            stream.send_data(Bytes::from_static(b"call"), true).unwrap();
+            let id = response.stream_id();
+            let head = std::future::poll_fn(|cx| Pin::new(&mut response).poll(cx))
+                .await
+                .unwrap();
+            assert_eq!(response.stream_id(), id);
+            let informational = std::future::poll_fn(|cx| response.poll_informational(cx)).await;
+            assert!(informational.is_none());
+            drop(response);
+            let mut body = head.into_body();
+            assert_eq!(body.data().await.unwrap().unwrap(), "answer");
+            assert!(body.data().await.is_none());
+            let trailers = body.trailers().await.unwrap().unwrap();
+            assert_eq!(trailers["grpc-status"], "0");
+            ids.push(id);
+        }
+        assert_ne!(ids[0], ids[1]);
+        drop(client);
+        // On this single-threaded runtime each yield lets the connection task run; it needs a
+        // few turns to see the last handle go and close. Bounded, so a leak fails, not hangs.
+        for _ in 0..10_000 {
+            if conn.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            conn.is_finished(),
+            "a stream reference kept the connection open"
+        );
+        conn.await.unwrap().unwrap();
+        server.await.unwrap();
     }
 }

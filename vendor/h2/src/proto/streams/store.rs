@@ -32,6 +32,13 @@ pub(crate) struct Key {
     stream_id: StreamId,
 }
 
+impl Key {
+    /// switchyard patch: the stream's id, read without the store (and its lock).
+    pub(crate) fn stream_id(&self) -> StreamId {
+        self.stream_id
+    }
+}
+
 // We can never have more than `StreamId::MAX` streams in the store,
 // so we can save a smaller index (u32 vs usize).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

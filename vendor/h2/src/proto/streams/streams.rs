@@ -1595,6 +1595,11 @@ impl OpaqueStreamRef {
     pub fn stream_id(&self) -> StreamId {
         self.inner.lock().unwrap().store[self.key].id
     }
+
+    /// switchyard patch: the stream's id without locking the connection: the key holds it.
+    pub fn id_unlocked(&self) -> StreamId {
+        self.key.stream_id()
+    }
 }
 
 impl fmt::Debug for OpaqueStreamRef {
