@@ -137,7 +137,7 @@
 
 use crate::codec::{Codec, SendError, UserError};
 use crate::ext::Protocol;
-use crate::frame::{Headers, Pseudo, Reason, Settings, StreamId};
+use crate::frame::{self, Headers, Pseudo, Reason, Settings, StreamId};
 use crate::proto::{self, Error};
 use crate::{FlowControl, PingPong, RecvStream, SendStream};
 
@@ -150,6 +150,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
+
+/// switchyard patch: a client connection's read buffer starts at 64 KiB (the most `bytes` keeps
+/// as a buffer's first capacity), so it is reallocated once per ~15 answers of 4 KiB instead of
+/// about once per answer at the default 8 KiB. Clients are few (a gateway holds a couple per
+/// backend instance); servers keep the default, which idle connections hold.
+const CLIENT_READ_CAPACITY: usize = 64 * 1024;
 
 /// Initializes new HTTP/2 streams on a connection by sending a request.
 ///
@@ -1346,7 +1352,12 @@ where
         bind_connection(&mut io).await?;
 
         // Create the codec
-        let mut codec = Codec::new(io);
+        // switchyard patch: a larger read buffer (see `Codec::with_read_capacity`).
+        let mut codec = Codec::with_read_capacity(
+            io,
+            frame::DEFAULT_MAX_FRAME_SIZE as usize,
+            CLIENT_READ_CAPACITY,
+        );
 
         if let Some(max) = builder.settings.max_frame_size() {
             codec.set_max_recv_frame_size(max as usize);

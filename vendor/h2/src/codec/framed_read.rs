@@ -64,6 +64,12 @@ impl<T> FramedRead<T> {
         FramedRead { inner, decoder }
     }
 
+    /// switchyard patch: the read buffer's capacity, for the test of `Codec::with_read_capacity`.
+    #[cfg(test)]
+    pub(crate) fn read_capacity(&self) -> usize {
+        self.inner.read_buffer().capacity()
+    }
+
     pub fn get_ref(&self) -> &T {
         self.inner.get_ref()
     }

@@ -16,6 +16,10 @@ use futures_sink::Sink;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
+
+/// switchyard patch: the read buffer's first capacity unless told otherwise: tokio-util's
+/// default, what every connection used before.
+const DEFAULT_READ_CAPACITY: usize = 8 * 1024;
 use tokio_util::codec::length_delimited;
 
 use std::io;
@@ -38,16 +42,29 @@ where
 
     /// Returns a new `Codec` with the given maximum frame size
     pub fn with_max_recv_frame_size(io: T, max_frame_size: usize) -> Self {
+        Self::with_read_capacity(io, max_frame_size, DEFAULT_READ_CAPACITY)
+    }
+
+    /// switchyard patch: a `Codec` whose read buffer starts at `read_capacity` bytes.
+    ///
+    /// Received frames are split off the read buffer and stay referenced until the
+    /// application is done with them, so once the buffer is full it is rarely the sole owner
+    /// of its memory and the next frame's reservation allocates a new buffer of the size the
+    /// first one had. A client carrying many concurrent calls with bodies of some KiB (a
+    /// gateway's connection to a backend) allocated one per answer or two at 8 KiB.
+    pub fn with_read_capacity(io: T, max_frame_size: usize, read_capacity: usize) -> Self {
         // Wrap with writer
         let framed_write = FramedWrite::new(io);
 
         // Delimit the frames
-        let delimited = length_delimited::Builder::new()
+        let codec = length_delimited::Builder::new()
             .big_endian()
             .length_field_length(3)
             .length_adjustment(9)
             .num_skip(0) // Don't skip the header
-            .new_read(framed_write);
+            .new_codec();
+        let delimited =
+            tokio_util::codec::FramedRead::with_capacity(framed_write, codec, read_capacity);
 
         let mut inner = FramedRead::new(delimited);
 
@@ -208,5 +225,21 @@ where
 {
     fn from(src: T) -> Self {
         Self::new(src)
+    }
+}
+
+// switchyard patch: the test of `Codec::with_read_capacity`.
+#[cfg(test)]
+mod switchyard_tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_starts_at_the_capacity_asked_for() {
+        let (a, b) = tokio::io::duplex(64);
+        let client: Codec<_, bytes::Bytes> = Codec::with_read_capacity(a, 16_384, 64 * 1024);
+        assert!(client.inner.read_capacity() >= 64 * 1024);
+        let server: Codec<_, bytes::Bytes> = Codec::new(b);
+        let default = server.inner.read_capacity();
+        assert!((DEFAULT_READ_CAPACITY..64 * 1024).contains(&default));
     }
 }
