@@ -51,7 +51,7 @@ where
     /// application is done with them, so once the buffer is full it is rarely the sole owner
     /// of its memory and the next frame's reservation allocates a new buffer of the size the
     /// first one had. A client carrying many concurrent calls with bodies of some KiB (a
-    /// gateway's connection to a backend) allocated one per answer or two at 8 KiB.
+    /// gateway's connection to a backend) reallocated about once per 4 KiB answer at 8 KiB.
     pub fn with_read_capacity(io: T, max_frame_size: usize, read_capacity: usize) -> Self {
         // Wrap with writer
         let framed_write = FramedWrite::new(io);
