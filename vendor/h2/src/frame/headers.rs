@@ -871,6 +871,32 @@ impl HeaderBlock {
         max_header_list_size: usize,
         decoder: &mut hpack::Decoder,
     ) -> Result<(), Error> {
+        // switchyard patch: a fresh block whose bytes were decoded before, on the table as it
+        // is now, is what it was then (see `hpack::Decoder::repeated`); only a block under the
+        // list limit is taken from there, so the size checks below would have passed.
+        let fresh = self.fields.is_empty()
+            && self.field_size == 0
+            && !self.is_over_size
+            && self.pseudo == Pseudo::default();
+        if fresh {
+            if let Some(block) = decoder.repeated(src) {
+                if block.headers_size < max_header_list_size {
+                    self.pseudo = block.pseudo.clone();
+                    self.fields = block.fields.clone();
+                    self.field_size = block.field_size;
+                    src.advance(src.len());
+                    return Ok(());
+                }
+            }
+        }
+        let mut copy = [0u8; hpack::REPEATED_BLOCK_MAX];
+        let remembered = fresh && src.len() <= copy.len();
+        if remembered {
+            copy[..src.len()].copy_from_slice(src);
+        }
+        let copy = &copy[..if remembered { src.len() } else { 0 }];
+        let changes_before = decoder.table_changes();
+
         let mut reg = !self.fields.is_empty();
         let mut malformed = false;
         let mut header_list_way_too_large = false;
@@ -990,6 +1016,22 @@ impl HeaderBlock {
         if malformed {
             tracing::trace!("malformed message");
             return Err(Error::MalformedMessage);
+        }
+
+        // switchyard patch: remember a whole block that decoded cleanly and left the table as
+        // it was (see above).
+        if remembered
+            && !self.is_over_size
+            && decoder.table_changes() == changes_before
+            && decoder.repeated(copy).is_none()
+        {
+            decoder.remember(
+                copy,
+                self.pseudo.clone(),
+                self.fields.clone(),
+                self.field_size,
+                headers_size,
+            );
         }
 
         Ok(())
@@ -1201,6 +1243,115 @@ mod test {
     #[test]
     fn switchyard_frames_with_header_blocks_stay_small() {
         assert!(std::mem::size_of::<frame::Frame>() <= 64);
+    }
+
+    /// switchyard patch: a block received again on an unchanged table is taken from its last
+    /// decoding, and matches what decoding it field by field gives; a changed table, or a
+    /// list limit the block does not fit, decodes it afresh.
+    #[test]
+    fn switchyard_repeated_block_is_taken_from_its_last_decoding() {
+        use crate::hpack::Decoder;
+
+        fn answer(fields: &[(&'static str, &'static str)], status: bool) -> HeaderBlock {
+            let mut map = HeaderMap::new();
+            for &(name, value) in fields {
+                map.append(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+            }
+            HeaderBlock {
+                fields: map,
+                field_size: 0,
+                is_over_size: false,
+                pseudo: if status {
+                    Pseudo::response(StatusCode::OK)
+                } else {
+                    Pseudo::default()
+                },
+            }
+        }
+        // Loads `bytes` as a block; returns the block and whether its bytes were remembered.
+        fn load(decoder: &mut Decoder, bytes: &[u8], max: usize) -> (HeaderBlock, bool) {
+            let hit = decoder.repeated(bytes).is_some();
+            let mut block = answer(&[], false);
+            let mut src = BytesMut::from(bytes);
+            block.load(&mut src, max, decoder).unwrap();
+            assert!(src.is_empty());
+            (block, hit)
+        }
+        // Decodes `bytes` field by field.
+        fn reference(decoder: &mut Decoder, bytes: &[u8]) -> (Option<StatusCode>, HeaderMap) {
+            let mut src = BytesMut::from(bytes);
+            let (mut status, mut fields) = (None, HeaderMap::new());
+            decoder
+                .decode(&mut Cursor::new(&mut src), |header| {
+                    match header {
+                        hpack::Header::Status(s) => status = Some(s),
+                        hpack::Header::Field { name, value } => {
+                            fields.append(name, value);
+                        }
+                        _ => {}
+                    }
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+            (status, fields)
+        }
+        let mut encoder = Encoder::default();
+        let (mut cached, mut plain) = (Decoder::new(4096), Decoder::new(4096));
+        // Loads `bytes` into both; returns whether `cached` had them remembered, and whether
+        // the block was over the limit.
+        fn both(
+            cached: &mut Decoder,
+            plain: &mut Decoder,
+            bytes: &[u8],
+            max: usize,
+        ) -> (bool, bool) {
+            let (block, hit) = load(cached, bytes, max);
+            let (status, fields) = reference(plain, bytes);
+            assert_eq!(block.pseudo.status, status);
+            assert_eq!(block.fields, fields);
+            (hit, block.is_over_size)
+        }
+        let headers = [("content-type", "application/grpc")];
+        let trailers = [("grpc-status", "0")];
+
+        // The first answer inserts its fields; the second is all indexed and is remembered;
+        // from the third on both blocks are taken from there.
+        for round in 0..4 {
+            let h = answer(&headers, true).into_encoding(&mut encoder).hpack;
+            let t = answer(&trailers, false).into_encoding(&mut encoder).hpack;
+            assert_eq!(
+                both(&mut cached, &mut plain, &h, 1024),
+                (round >= 2, false),
+                "round {round}"
+            );
+            assert_eq!(
+                both(&mut cached, &mut plain, &t, 1024),
+                (round >= 2, false),
+                "round {round}"
+            );
+        }
+        let indexed = answer(&headers, true).into_encoding(&mut encoder).hpack;
+        assert!(cached.repeated(&indexed).is_some());
+
+        // A list limit the block does not fit: though remembered, it is decoded afresh and
+        // found over size (an over-size block keeps none of its fields, so it is not compared
+        // with the reference; a remembered one taken as it is would not be over size).
+        let (block, remembered) = load(&mut cached, &indexed, 40);
+        reference(&mut plain, &indexed);
+        assert!(remembered && block.is_over_size);
+
+        // Another trailer inserts into the table: the same bytes now name other entries.
+        let other = [("grpc-status", "0"), ("grpc-message", "busy")];
+        let t = answer(&other, false).into_encoding(&mut encoder).hpack;
+        assert_eq!(both(&mut cached, &mut plain, &t, 1024), (false, false));
+        assert!(cached.repeated(&indexed).is_none());
+        assert_eq!(
+            both(&mut cached, &mut plain, &indexed, 1024),
+            (false, false)
+        );
     }
 
     fn huff_decode(src: &[u8]) -> BytesMut {

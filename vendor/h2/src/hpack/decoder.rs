@@ -20,6 +20,36 @@ pub struct Decoder {
     last_max_update: usize,
     table: Table,
     buffer: BytesMut,
+    /// switchyard patch: the last blocks whose decoding left the table as it was, with what
+    /// they decoded to. While the table does not change, the same bytes decode to the same
+    /// fields, so a peer that answers every stream with the same indexed headers and trailers
+    /// (a gRPC server's, two blocks per call) is decoded once per block. See `repeated`. A
+    /// `Vec`, so that a connection that never repeats a block holds nothing for it.
+    repeated: Vec<DecodedBlock>,
+    /// The slot the next remembered block replaces.
+    next_repeated: usize,
+    /// Counts the changes to the table (an insert or a size update).
+    table_changes: u64,
+}
+
+/// How many decoded blocks are remembered: an answer's headers and its trailers.
+const REPEATED_BLOCKS: usize = 2;
+
+/// The longest block that is remembered: a block of indexed fields is a byte or two per field.
+pub(crate) const REPEATED_BLOCK_MAX: usize = 64;
+
+/// A header block's bytes and what they decoded to, valid while the decoder's `table_changes`
+/// is what it was when they were decoded.
+#[derive(Debug)]
+pub(crate) struct DecodedBlock {
+    bytes: [u8; REPEATED_BLOCK_MAX],
+    len: usize,
+    table_changes: u64,
+    pub(crate) pseudo: frame::Pseudo,
+    pub(crate) fields: header::HeaderMap,
+    pub(crate) field_size: usize,
+    /// The block's size as counted against the peer's header list limit.
+    pub(crate) headers_size: usize,
 }
 
 /// Represents all errors that can be encountered while performing the decoding
@@ -159,7 +189,55 @@ impl Decoder {
             last_max_update: size,
             table: Table::new(size),
             buffer: BytesMut::with_capacity(4096),
+            repeated: Vec::new(),
+            next_repeated: 0,
+            table_changes: 0,
         }
+    }
+
+    /// switchyard patch: what `bytes` decoded to when they were last decoded, if that left the
+    /// table unchanged and it has not changed since.
+    pub(crate) fn repeated(&self, bytes: &[u8]) -> Option<&DecodedBlock> {
+        if self.max_size_update.is_some() {
+            return None;
+        }
+        self.repeated.iter().find(|block| {
+            block.table_changes == self.table_changes && block.bytes[..block.len] == *bytes
+        })
+    }
+
+    /// switchyard patch: counts the changes to the table; a decode that leaves it equal left
+    /// the table as it was.
+    pub(crate) fn table_changes(&self) -> u64 {
+        self.table_changes
+    }
+
+    /// switchyard patch: remembers that `bytes` (at most `REPEATED_BLOCK_MAX` long) decoded to
+    /// `pseudo` and `fields` on the table as it is now.
+    pub(crate) fn remember(
+        &mut self,
+        bytes: &[u8],
+        pseudo: frame::Pseudo,
+        fields: header::HeaderMap,
+        field_size: usize,
+        headers_size: usize,
+    ) {
+        let mut block = DecodedBlock {
+            bytes: [0; REPEATED_BLOCK_MAX],
+            len: bytes.len(),
+            table_changes: self.table_changes,
+            pseudo,
+            fields,
+            field_size,
+            headers_size,
+        };
+        block.bytes[..bytes.len()].copy_from_slice(bytes);
+        if self.repeated.len() < REPEATED_BLOCKS {
+            self.repeated.push(block);
+        } else {
+            self.repeated[self.next_repeated] = block;
+        }
+        self.next_repeated = (self.next_repeated + 1) % REPEATED_BLOCKS;
     }
 
     /// Queues a potential size update
@@ -216,6 +294,7 @@ impl Decoder {
 
                     // Insert the header into the table
                     self.table.insert(entry.clone());
+                    self.table_changes += 1;
                     consume(src);
 
                     if f(entry).is_break() {
@@ -273,6 +352,7 @@ impl Decoder {
         );
 
         self.table.set_max_size(new_size);
+        self.table_changes += 1;
 
         Ok(())
     }

@@ -7,6 +7,7 @@ mod table;
 #[cfg(test)]
 mod test;
 
+pub(crate) use self::decoder::REPEATED_BLOCK_MAX;
 pub use self::decoder::{Decoder, DecoderError, NeedMore};
 pub use self::encoder::Encoder;
 pub use self::header::{BytesStr, Header};
