@@ -889,12 +889,12 @@ impl HeaderBlock {
                 }
             }
         }
-        let mut copy = [0u8; hpack::REPEATED_BLOCK_MAX];
-        let remembered = fresh && src.len() <= copy.len();
-        if remembered {
-            copy[..src.len()].copy_from_slice(src);
-        }
-        let copy = &copy[..if remembered { src.len() } else { 0 }];
+        // The bytes of a block that may be remembered, kept aside: decoding consumes them.
+        let copy = (fresh && src.len() <= hpack::REPEATED_BLOCK_MAX).then(|| {
+            let mut bytes = [0u8; hpack::REPEATED_BLOCK_MAX];
+            bytes[..src.len()].copy_from_slice(src);
+            (bytes, src.len())
+        });
         let changes_before = decoder.table_changes();
 
         let mut reg = !self.fields.is_empty();
@@ -1020,18 +1020,20 @@ impl HeaderBlock {
 
         // switchyard patch: remember a whole block that decoded cleanly and left the table as
         // it was (see above).
-        if remembered
-            && !self.is_over_size
-            && decoder.table_changes() == changes_before
-            && decoder.repeated(copy).is_none()
-        {
-            decoder.remember(
-                copy,
-                self.pseudo.clone(),
-                self.fields.clone(),
-                self.field_size,
-                headers_size,
-            );
+        if let Some((bytes, len)) = &copy {
+            let bytes = &bytes[..*len];
+            if !self.is_over_size
+                && decoder.table_changes() == changes_before
+                && decoder.repeated(bytes).is_none()
+            {
+                decoder.remember(
+                    bytes,
+                    self.pseudo.clone(),
+                    self.fields.clone(),
+                    self.field_size,
+                    headers_size,
+                );
+            }
         }
 
         Ok(())
