@@ -200,8 +200,7 @@ async fn read_request(
     }
     let mut collected = BodyCollector::default();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = match crate::timeout::within(left, body.data()).await {
+        let chunk = match crate::timeout::until(deadline, body.data()).await {
             None => {
                 return Err(GatewayError::new(
                     ErrorKind::RequestTimeout,
@@ -265,8 +264,7 @@ fn check_header_limits(
 async fn discard_rest(body: &mut RecvStream, deadline: Instant) {
     let mut discarded = 0;
     while discarded < MAX_DISCARD {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match crate::timeout::within(left, body.data()).await {
+        match crate::timeout::until(deadline, body.data()).await {
             Some(Some(Ok(chunk))) => {
                 discarded += chunk.len();
                 let _ = body.flow_control().release_capacity(chunk.len());

@@ -182,6 +182,74 @@ impl Future for Timer {
     }
 }
 
+/// switchyard patch: a timer for a fixed instant, for a deadline polled beside other work.
+///
+/// [`Timer`] reads the clock when it is made (to turn its duration into an instant) and again
+/// on every poll (to see whether that instant has passed), and keeps its state in an `Rc`
+/// allocation. A gateway puts a deadline on every call it forwards, and its caller already read
+/// the clock for the request: two more readings (each ~45 ns where the clock is virtualized) and
+/// an allocation per call. A `Deadline` takes the instant, reads no clock, and lives inline: the
+/// reactor, which reads the clock once per turn for all timers, tells it when it has fired.
+///
+/// An instant already past fires at the reactor's next turn.
+#[derive(Debug)]
+pub struct Deadline {
+    id: u64,
+    when: Instant,
+    /// Whether the reactor holds this timer (inserted and not yet fired or removed).
+    charged: bool,
+    reactor: Weak<Reactor>,
+}
+
+impl Deadline {
+    /// A timer that fires at `when`. Must be made on an executor's thread.
+    pub fn at(when: Instant) -> Deadline {
+        let reactor = crate::executor().reactor();
+        Deadline {
+            id: reactor.register_timer(),
+            when,
+            charged: false,
+            reactor: Rc::downgrade(&reactor),
+        }
+    }
+
+    /// The instant it fires at.
+    pub fn when(&self) -> Instant {
+        self.when
+    }
+}
+
+impl Future for Deadline {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(reactor) = this.reactor.upgrade() else {
+            // No reactor left to fire it: the executor is gone, and so is any wait.
+            return Poll::Ready(());
+        };
+        if this.charged && !reactor.timer_exists(&(this.when, this.id)) {
+            // The reactor fired it (and removed it).
+            this.charged = false;
+            return Poll::Ready(());
+        }
+        // First poll, or polled again before firing: (re-)armed with this task's waker.
+        reactor.insert_timer(this.id, this.when, cx.waker().clone());
+        this.charged = true;
+        Poll::Pending
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        if self.charged {
+            if let Some(reactor) = self.reactor.upgrade() {
+                reactor.remove_timer(self.id);
+            }
+        }
+    }
+}
+
 /// The TimerActionOnce struct provides an ergonomic way to fire an action at a
 /// later point in time.
 ///
@@ -866,6 +934,61 @@ mod test {
             .await
             .unwrap_err();
             assert_eq!(tracker.get(), 10);
+        });
+    }
+
+    // switchyard patch: `Deadline`.
+    #[test]
+    fn deadline_fires_at_its_instant() {
+        test_executor!(async move {
+            let start = Instant::now();
+            let when = start + Duration::from_millis(30);
+            let deadline = Deadline::at(when);
+            assert_eq!(deadline.when(), when);
+            deadline.await;
+            assert!(Instant::now() >= when);
+            // An instant already past fires too, at the reactor's next turn.
+            Deadline::at(start).await;
+        });
+    }
+
+    #[test]
+    fn deadline_bounds_a_future_and_leaves_no_timer_behind() {
+        test_executor!(async move {
+            let reactor = crate::executor().reactor();
+            // The work finishes first: the dropped deadline takes its timer out of the reactor.
+            let soon = Timer::new(Duration::from_millis(1));
+            let mut late = Deadline::at(Instant::now() + Duration::from_secs(60));
+            let (id, when) = (late.id, late.when);
+            let won = futures_lite::future::or(
+                async {
+                    soon.await;
+                    true
+                },
+                async {
+                    (&mut late).await;
+                    false
+                },
+            )
+            .await;
+            assert!(won);
+            assert!(reactor.timer_exists(&(when, id)), "armed while pending");
+            drop(late);
+            assert!(!reactor.timer_exists(&(when, id)), "removed when dropped");
+            // The deadline comes first: the work is left pending.
+            let early = Deadline::at(Instant::now() + Duration::from_millis(5));
+            let won = futures_lite::future::or(
+                async {
+                    Timer::new(Duration::from_secs(60)).await;
+                    true
+                },
+                async {
+                    early.await;
+                    false
+                },
+            )
+            .await;
+            assert!(!won);
         });
     }
 
