@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
@@ -133,7 +133,21 @@ async fn read_up_to(
     deadline: Instant,
 ) -> Read {
     let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+    if left.is_zero() {
+        return Read::TimedOut;
+    }
+    read_within(stream, buf, want, left).await
+}
+
+/// Reads at most `want` more bytes into `buf`, giving up after `limit` without any. glommio reads
+/// the clock for the limit only if the read has to wait.
+async fn read_within(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    want: usize,
+    limit: Duration,
+) -> Read {
+    if stream.set_read_timeout(Some(limit)).is_err() {
         return Read::TimedOut;
     }
     match crate::io::read_append(stream, buf, want).await {
@@ -154,21 +168,21 @@ async fn read_up_to(
 /// quiet for longer than [`BUFFER_HOLD`] has them freed while it idles, so ten thousand idle clients
 /// cost their sockets and tasks, not 12 KiB of buffers and a call's state each. When it speaks
 /// again, the buffers come back with its first bytes.
-async fn read_idle<A>(
-    stream: &mut TcpStream,
-    bufs: &mut Buffers<A>,
-    now: Instant,
-    until: Instant,
-) -> Read {
-    let hold = (now + BUFFER_HOLD).min(until);
-    match read_more(stream, &mut bufs.read, hold).await {
-        Read::TimedOut if hold < until => {}
+///
+/// The waits are durations, not deadlines: a request's turn reads no clock for them (glommio reads
+/// it only when a read has to wait), and the idle timeout counts from when the wait began.
+async fn read_idle<A>(stream: &mut TcpStream, bufs: &mut Buffers<A>, idle: Duration) -> Read {
+    let hold = BUFFER_HOLD.min(idle);
+    let want = head_read_size(&bufs.read);
+    match read_within(stream, &mut bufs.read, want, hold).await {
+        Read::TimedOut if hold < idle => {}
         other => return other,
     }
     bufs.free();
     // The bytes land in the shard's read buffer and only what arrived is copied into the
     // emptied `bufs.read`, so the wait itself holds no buffer.
-    let read = read_more(stream, &mut bufs.read, until).await;
+    let want = head_read_size(&bufs.read);
+    let read = read_within(stream, &mut bufs.read, want, idle - hold).await;
     if let Read::Data = read {
         bufs.read
             .reserve(READ_BUFFER.saturating_sub(bufs.read.len()));
@@ -369,7 +383,6 @@ fn read_request<'a, A: 'a>(
         // (held across two, it had a fixed place in this state: 160 bytes more while idle).
         let continue_first =
             head.expect_continue && head.framing != Framing::None && buf.is_empty();
-        let deadline = Instant::now() + config.body_timeout;
         let body = read_body(
             stream,
             buf,
@@ -377,7 +390,7 @@ fn read_request<'a, A: 'a>(
             head.framing,
             max_body,
             config.max_header_bytes,
-            deadline,
+            config.body_timeout,
         )
         .await?;
         let Head {
@@ -445,10 +458,7 @@ async fn read_head<A>(
         }
         let read = match deadline {
             Some(until) => read_more(stream, &mut bufs.read, until).await,
-            None => {
-                let now = Instant::now();
-                read_idle(stream, bufs, now, now + config.idle_timeout).await
-            }
+            None => read_idle(stream, bufs, config.idle_timeout).await,
         };
         match read {
             Read::Data => {}
@@ -464,7 +474,9 @@ async fn read_head<A>(
     }
 }
 
-/// Reads a body framed by `framing`; with `continue_to`, after writing `100 Continue` there.
+/// Reads a body framed by `framing`; with `continue_to`, after writing `100 Continue` there. The
+/// body has `limit` to arrive from the first time it is waited for (no body, or one that came with
+/// its head, reads no clock).
 async fn read_body(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
@@ -472,12 +484,14 @@ async fn read_body(
     framing: Framing,
     max_body: usize,
     max_trailer_bytes: usize,
-    deadline: Instant,
+    limit: Duration,
 ) -> Result<Bytes, GatewayError> {
     if let Some(out) = continue_to {
         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         flush(stream, out).await?;
     }
+    let mut deadline = None::<Instant>;
+    let mut deadline = || *deadline.get_or_insert_with(|| Instant::now() + limit);
     let timeout = || {
         GatewayError::new(
             ErrorKind::RequestTimeout,
@@ -491,7 +505,7 @@ async fn read_body(
             let n = n as usize;
             while buf.len() < n {
                 let want = (n - buf.len()).clamp(HEAD_READ, READ_CHUNK);
-                match read_up_to(stream, buf, want, deadline).await {
+                match read_up_to(stream, buf, want, deadline()).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
                     Read::TimedOut => return Err(timeout()),
@@ -506,7 +520,7 @@ async fn read_body(
                 if chunked::decode(buf, &mut state, &mut body, max_body, max_trailer_bytes)? {
                     return Ok(body.freeze());
                 }
-                match read_up_to(stream, buf, READ_CHUNK, deadline).await {
+                match read_up_to(stream, buf, READ_CHUNK, deadline()).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
                     Read::TimedOut => return Err(timeout()),
