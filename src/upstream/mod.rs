@@ -104,26 +104,35 @@ impl Upstream {
         settings: &ServiceSettings,
         rng: &Cell<u64>,
     ) -> Result<Response, Unreachable> {
-        let deadline = Instant::now() + settings.timeout;
+        // The call's one clock reading on its usual path: the deadline, the connection's
+        // health check and the backend's grpc-timeout all count from it.
+        let now = Instant::now();
+        let deadline = now + settings.timeout;
         let frame = parts.encode_framed(&mut self.encode_buf.borrow_mut(), keep_header);
         // One timer bounds the whole call (connecting, retrying, waiting for the answer): a
         // timer per step would cost an io_uring timeout op each on every request.
         let idempotent = is_idempotent(parts.method);
-        crate::timeout::within(
-            settings.timeout,
-            self.attempts(service, frame, idempotent, deadline, settings, rng),
+        crate::timeout::until(
+            deadline,
+            self.attempts(service, frame, idempotent, now, deadline, settings, rng),
         )
         .await
         .unwrap_or_else(|| Err(timed_out(settings)))
     }
 
     /// One attempt plus one on another instance when the first did not process the call (see the
-    /// module docs).
+    /// module docs). `now` is the clock as the call began; it is read again only after something
+    /// took time (a connect, an attempt).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private call site, in `forward`"
+    )]
     async fn attempts(
         &self,
         service: &ServiceEntry,
         frame: bytes::Bytes,
         idempotent: bool,
+        mut now: Instant,
         deadline: Instant,
         settings: &ServiceSettings,
         rng: &Cell<u64>,
@@ -131,7 +140,10 @@ impl Upstream {
         let mut tried: Option<usize> = None;
         let mut last_failure = None;
         let mut failed_call: Option<GatewayError> = None;
-        for _ in 0..2 {
+        for attempt in 0..2 {
+            if attempt > 0 {
+                now = Instant::now();
+            }
             let Some(index) = self.choose(service, tried, rng) else {
                 break;
             };
@@ -140,22 +152,32 @@ impl Upstream {
                 continue;
             };
             let pool = self.pool(addr);
-            let now = Instant::now();
-            let left = deadline.saturating_duration_since(now);
-            let lease = match pool
-                .checkout(CONNECT_TIMEOUT.min(left).max(MIN_CONNECT_TIMEOUT), now)
-                .await
-            {
-                Err(failure) => {
-                    last_failure = Some(failure);
-                    tried = Some(index);
-                    continue;
-                }
-                Ok(lease) => lease,
+            let connect_timeout = CONNECT_TIMEOUT
+                .min(deadline.saturating_duration_since(now))
+                .max(MIN_CONNECT_TIMEOUT);
+            // An open connection is lent at once; only a wait for one to open moves the clock.
+            let mut lease = match pool.lend(connect_timeout, now) {
+                Some(lease) => lease,
+                None => match pool.checkout(connect_timeout, now).await {
+                    Ok(lease) => {
+                        now = Instant::now();
+                        lease
+                    }
+                    Err(failure) => {
+                        last_failure = Some(failure);
+                        tried = Some(index);
+                        continue;
+                    }
+                },
             };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let answer =
-                call::unary(&lease, frame.clone(), left, settings.max_grpc_message_bytes).await;
+            let left = deadline.saturating_duration_since(now);
+            let answer = call::unary(
+                &mut lease,
+                frame.clone(),
+                left,
+                settings.max_grpc_message_bytes,
+            )
+            .await;
             let failure = match answer {
                 Ok(resp) => return into_response(resp).map_err(Unreachable::from),
                 Err(failure) => failure,

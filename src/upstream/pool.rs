@@ -215,8 +215,9 @@ impl InstancePool {
         Err(last)
     }
 
-    /// Lends the least-loaded open connection, starting a background connect when it is full.
-    fn lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Option<Lease> {
+    /// Lends the least-loaded open connection, starting a background connect when it is full;
+    /// `None` when there is none open ([`InstancePool::checkout`] then waits for one).
+    pub fn lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Option<Lease> {
         let (send, state, full, count) = {
             let mut conns = self.conns.borrow_mut();
             conns.retain(|c| c.usable(now));
