@@ -42,7 +42,7 @@ fn encode(c: &mut Criterion) {
             let remote = RemoteAddr::new(remote);
             let parts = rest_parts(
                 &head,
-                &path,
+                path,
                 "users",
                 "0123456789abcdef0123456789abcdef",
                 &remote,

@@ -147,13 +147,13 @@ impl Pipeline {
         assert!(!request_id.is_generated(), "the client's id");
         mark("request id");
         let (service, path) = split_path(&head.path);
-        let name = std::str::from_utf8(&service).expect("utf-8");
+        let name = std::str::from_utf8(service).expect("utf-8");
         let entry: Rc<ServiceEntry> = self.registry.get(name).cloned().expect("registered");
         mark("route + registry lookup");
         let remote = RemoteAddr::new(self.remote);
         let parts = rest_parts(
             &head,
-            &path,
+            path,
             entry.name.as_str(),
             request_id.as_str(),
             &remote,
