@@ -84,7 +84,7 @@ pub async fn unary(
     let sent = match futures_lite::future::poll_fn(|cx| lease.send.poll_ready(cx)).await {
         Err(e) => Err(("connection failed", e)),
         Ok(()) => {
-            let mut request = http::Request::post(lease.uri.clone())
+            let mut request = http::Request::post(lease.uri().clone())
                 .body(())
                 .expect("static request parts");
             *request.headers_mut() = request_headers(deadline);

@@ -142,8 +142,6 @@ pub struct InstancePool {
 pub struct Lease {
     /// The connection's request handle.
     pub send: SendRequest<Bytes>,
-    /// The `:scheme`/`:authority`/`:path` of the Send method on this instance.
-    pub uri: http::Uri,
     state: Rc<ConnState>,
     pool: Rc<InstancePool>,
 }
@@ -156,6 +154,12 @@ impl Drop for Lease {
 }
 
 impl Lease {
+    /// The `:scheme`/`:authority`/`:path` of the Send method on this instance (the pool's: a
+    /// copy per lease cost two atomic reference counts up and down per call).
+    pub fn uri(&self) -> &http::Uri {
+        &self.pool.uri
+    }
+
     /// Marks the connection unusable (after a protocol error) so no further call picks it.
     pub fn discard(&self) {
         self.state.closed.set(true);
@@ -237,7 +241,6 @@ impl InstancePool {
         self.in_flight.set(self.in_flight.get() + 1);
         Some(Lease {
             send,
-            uri: self.uri.clone(),
             state,
             pool: self.clone(),
         })
