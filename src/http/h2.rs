@@ -186,7 +186,7 @@ async fn read_request(
         ));
     }
     let target = Bytes::copy_from_slice(path_and_query.as_str().as_bytes());
-    let (path, query) = Request::split_target(&target);
+    let (path, query) = Request::split_target(target);
 
     let max_body = shard.max_body_bytes(&path);
     let declared = parts

@@ -84,11 +84,12 @@ impl Request {
             .map(Field::value_str)
     }
 
-    /// Splits a raw request target into path and query.
-    pub fn split_target(target: &Bytes) -> (Bytes, Bytes) {
+    /// Splits a raw request target into path and query. Takes the target: without a query it is
+    /// the path as it is (a `Bytes` clone and drop are an atomic count each).
+    pub fn split_target(target: Bytes) -> (Bytes, Bytes) {
         match target.iter().position(|&c| c == b'?') {
             Some(i) => (target.slice(..i), target.slice(i + 1..)),
-            None => (target.clone(), Bytes::new()),
+            None => (target, Bytes::new()),
         }
     }
 }

@@ -147,8 +147,8 @@ pub fn parse_head_into(
         .map_err(|_| GatewayError::bad_request("malformed method"))?;
     crate::http::check_method(&method)?;
     let target = slice(spans.target);
-    let target = origin_form(&target)?;
-    let (path, query) = crate::http::Request::split_target(&target);
+    let target = origin_form(target)?;
+    let (path, query) = crate::http::Request::split_target(target);
 
     let mut headers = std::mem::take(spare);
     headers.clear();
@@ -251,10 +251,10 @@ fn parse_content_length(value: &[u8]) -> Result<u64, GatewayError> {
 }
 
 /// Reduces a request target to origin form (`/path?query`); absolute-form targets (`http://host/p`)
-/// are accepted as RFC 9112 asks of servers.
-fn origin_form(target: &Bytes) -> Result<Bytes, GatewayError> {
+/// are accepted as RFC 9112 asks of servers. Takes the target, which is usually the result.
+fn origin_form(target: Bytes) -> Result<Bytes, GatewayError> {
     if target.first() == Some(&b'/') {
-        return Ok(target.clone());
+        return Ok(target);
     }
     for scheme in [&b"http://"[..], b"https://"] {
         if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
