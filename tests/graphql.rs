@@ -1357,6 +1357,16 @@ fn limit_root_fields() {
             "TOO_MANY_ROOT_FIELDS"
         )]),
     );
+    // A root field `@skip` leaves out calls no backend and does not count either.
+    let skipped = document(33).replacen(
+        r#"f0: echo(path: "/0")"#,
+        r#"f0: echo(path: "/0") @skip(if: true)"#,
+        1,
+    );
+    let data: serde_json::Map<String, Value> = (1..33)
+        .map(|i| (format!("f{i}"), json!({ "path": format!("/{i}") })))
+        .collect();
+    assert_data(&query(&s.gw, &skipped), &Value::Object(data));
 }
 
 #[test]

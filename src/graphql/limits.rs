@@ -7,11 +7,20 @@
 //!   fields (each is a backend call), number of aliases (each can repeat a field), and the number of
 //!   expanded fields (fragments spread twice per level would otherwise grow exponentially). The counts are
 //!   memoised per fragment, so the pass is linear in the document even for a "fragment bomb".
+//!
+//! The root fields are counted as the plan will call them: by response key (selections of one key
+//! merge into one call), leaving out meta fields and what `@skip`/`@include` leave out, with the
+//! request's variables (or their declared defaults) for the conditions. The other counts are of the
+//! document as written, since parsing and validating it costs the same whatever it selects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use async_graphql_parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql_parser::types::{
+    ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+};
 use async_graphql_parser::Pos;
+use async_graphql_value::ConstValue;
+use serde_json::{Map, Value as Json};
 
 use super::error::{Code, GraphQLError};
 
@@ -33,7 +42,8 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// Deepest accepted selection nesting; a root field is depth 1.
     pub max_depth: usize,
-    /// Most root fields in the executed operation (after fragment expansion).
+    /// Most root fields that call a backend in the executed operation (after fragment expansion,
+    /// `@skip`/`@include` and field merging).
     pub max_root_fields: usize,
     /// Most aliases in the executed operation (after fragment expansion).
     pub max_aliases: usize,
@@ -144,8 +154,8 @@ pub(crate) fn count_tokens(document: &str, max: usize) -> Option<usize> {
 pub(crate) struct Shape {
     /// Deepest field nesting (a root field is 1).
     pub depth: usize,
-    /// Fields at the top level of the measured selection set (through fragments), meta fields
-    /// (`__typename`, `__schema`, `__type`) left out: the ones that call a backend.
+    /// Backend calls at the root: distinct response keys of the root fields (through fragments),
+    /// meta fields (`__typename`, `__schema`, `__type`) and skipped selections left out.
     pub root_fields: usize,
     /// Aliased fields anywhere.
     pub aliases: usize,
@@ -153,13 +163,97 @@ pub(crate) struct Shape {
     pub fields: usize,
 }
 
-/// Measures `selection_set` as the root of an operation, expanding fragments with memoisation.
-pub(crate) fn measure(document: &ExecutableDocument, selection_set: &SelectionSet) -> Shape {
+/// Measures `operation`, expanding fragments with memoisation; `variables` are the request's.
+pub(crate) fn measure(
+    document: &ExecutableDocument,
+    operation: &OperationDefinition,
+    variables: Option<&Map<String, Json>>,
+) -> Shape {
     let mut measurer = Measurer {
         document,
         memo: HashMap::new(),
     };
-    measurer.set(selection_set)
+    let mut shape = measurer.set(&operation.selection_set.node);
+    shape.root_fields = root_calls(document, operation, variables);
+    shape
+}
+
+/// The backend calls `operation`'s root makes (see the module docs).
+fn root_calls(
+    document: &ExecutableDocument,
+    operation: &OperationDefinition,
+    variables: Option<&Map<String, Json>>,
+) -> usize {
+    // A variable's value as coercion will give it: the request's, or the declared default.
+    let variable = |name: &str| -> Option<bool> {
+        match variables.and_then(|v| v.get(name)) {
+            Some(value) => value.as_bool(),
+            None => operation
+                .variable_definitions
+                .iter()
+                .find(|d| d.node.name.node == name)
+                .and_then(|d| d.node.default_value.as_ref())
+                .and_then(|v| match v.node {
+                    ConstValue::Boolean(b) => Some(b),
+                    _ => None,
+                }),
+        }
+    };
+    let mut keys = HashSet::new();
+    let mut walked = HashSet::new();
+    root_keys(
+        document,
+        &operation.selection_set.node,
+        &variable,
+        &mut keys,
+        &mut walked,
+    );
+    keys.len()
+}
+
+/// Adds the response keys of `set`'s backend-calling fields (through fragments, each walked once)
+/// to `keys`.
+fn root_keys<'a>(
+    document: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    variable: &dyn Fn(&str) -> Option<bool>,
+    keys: &mut HashSet<&'a str>,
+    walked: &mut HashSet<&'a str>,
+) {
+    for selection in &set.items {
+        if !super::plan::included(selection.node.directives(), variable) {
+            continue;
+        }
+        match &selection.node {
+            Selection::Field(field) => {
+                if !field.node.name.node.starts_with("__") {
+                    keys.insert(field.node.response_key().node.as_str());
+                }
+            }
+            Selection::InlineFragment(fragment) => root_keys(
+                document,
+                &fragment.node.selection_set.node,
+                variable,
+                keys,
+                walked,
+            ),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                if !walked.insert(name) {
+                    continue;
+                }
+                if let Some(definition) = document.fragments.get(name) {
+                    root_keys(
+                        document,
+                        &definition.node.selection_set.node,
+                        variable,
+                        keys,
+                        walked,
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Checks the post-parse limits; every exceeded limit is reported.
@@ -222,8 +316,7 @@ impl<'a> Measurer<'a> {
                     let children = self.set(&field.node.selection_set.node);
                     Shape {
                         depth: children.depth.saturating_add(1),
-                        // Meta fields (`__typename`, `__schema`, `__type`) call no backend.
-                        root_fields: usize::from(!field.node.name.node.starts_with("__")),
+                        root_fields: 0, // counted by `root_calls`
                         aliases: children
                             .aliases
                             .saturating_add(usize::from(field.node.alias.is_some())),
@@ -234,7 +327,6 @@ impl<'a> Measurer<'a> {
                 Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node),
             };
             shape.depth = shape.depth.max(inner.depth);
-            shape.root_fields = shape.root_fields.saturating_add(inner.root_fields);
             shape.aliases = shape.aliases.saturating_add(inner.aliases);
             shape.fields = shape.fields.saturating_add(inner.fields);
         }

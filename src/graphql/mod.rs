@@ -9,10 +9,10 @@
 //!
 //! ```text
 //! http (decode GET/POST, media type) → limits (size, tokens: before parsing)
-//!   → parse (async-graphql-parser) → validate (operation selection, every rule, with locations)
-//!   → limits (depth, root fields, aliases, expanded fields) → plan (variables, fragments, skip/include)
-//!   → execute (queries concurrently, mutations in order) → project (each answer through its selection)
-//!   → http (status rules, encoding); introspect answers `__schema` / `__type` locally
+//!   → parse (async-graphql-parser) → operation selection
+//!   → limits (depth, root fields, aliases, expanded fields) → validate (every rule, with locations)
+//!   → plan (variables, fragments, skip/include) → execute (queries concurrently, mutations in order)
+//!   → project (each answer through its selection) → http (status rules, encoding); introspect answers `__schema` / `__type` locally
 //! ```
 //!
 //! # A deliberate extension: selections on `JSON`
@@ -211,7 +211,7 @@ fn prepare(
     limits::check_text(query, limits).map_err(|e| vec![e])?;
     let document = async_graphql_parser::parse_query(query).map_err(|e| vec![parse_error(e)])?;
     let operation = validate::select_operation(&document, operation_name).map_err(|e| vec![e])?;
-    let shape = limits::measure(&document, &operation.node.selection_set.node);
+    let shape = limits::measure(&document, &operation.node, variables);
     let exceeded = limits::check_shape(shape, limits, operation.pos);
     if !exceeded.is_empty() {
         return Err(exceeded);

@@ -265,23 +265,32 @@ impl<'d> Planner<'d> {
 
     /// `@skip(if:)` / `@include(if:)`.
     fn included(&self, directives: &[Positioned<Directive>]) -> bool {
-        directives.iter().all(|directive| {
-            let condition = directive
-                .node
-                .get_argument("if")
-                .and_then(|value| match &value.node {
-                    Value::Variable(name) => {
-                        self.variables.get(name.as_str()).and_then(Json::as_bool)
-                    }
-                    Value::Boolean(b) => Some(*b),
-                    _ => None,
-                })
-                .unwrap_or(false);
-            match directive.node.name.node.as_str() {
-                "skip" => !condition,
-                "include" => condition,
-                _ => true,
-            }
+        included(directives, &|name| {
+            self.variables.get(name).and_then(Json::as_bool)
         })
     }
+}
+
+/// Whether `@skip(if:)` / `@include(if:)` keep a selection; `variable` gives a variable's value.
+/// (Shared with the root-field limit, which applies them before the plan is built.)
+pub(crate) fn included(
+    directives: &[Positioned<Directive>],
+    variable: &dyn Fn(&str) -> Option<bool>,
+) -> bool {
+    directives.iter().all(|directive| {
+        let condition = directive
+            .node
+            .get_argument("if")
+            .and_then(|value| match &value.node {
+                Value::Variable(name) => variable(name.as_str()),
+                Value::Boolean(b) => Some(*b),
+                _ => None,
+            })
+            .unwrap_or(false);
+        match directive.node.name.node.as_str() {
+            "skip" => !condition,
+            "include" => condition,
+            _ => true,
+        }
+    })
 }

@@ -1286,6 +1286,37 @@ fn every_limit_has_its_own_error() {
     assert_eq!(status, 200, "{body}");
     assert!(body.get("errors").is_none(), "{body}");
     assert_eq!(backend.calls().len(), 2);
+    // Nor do fields `@skip`/`@include` leave out, literally or through a variable, nor a selection
+    // merged into another of the same response key: the limit counts backend calls.
+    let two = Limits {
+        max_root_fields: 2,
+        ..Limits::default()
+    };
+    let query = "query($s: Boolean!) { a b: a c: a @skip(if: $s) d: a @include(if: false) a }";
+    for (skip, refused) in [(true, false), (false, true)] {
+        let backend = Mock::new(&["a"]);
+        let request = json!({"query": query, "variables": {"s": skip}});
+        let (status, body) = post_with(&backend, &request, None, &two);
+        if refused {
+            assert_request_error(
+                &body,
+                "TOO_MANY_ROOT_FIELDS",
+                "3 root fields, more than the limit of 2",
+                None,
+            );
+            assert!(backend.calls().is_empty(), "nothing is called past a limit");
+        } else {
+            assert_eq!(status, 200, "{body}");
+            assert!(body.get("errors").is_none(), "{body}");
+            assert_eq!(backend.calls().len(), 2);
+        }
+    }
+    // An absent variable takes its declared default, as coercion will give it.
+    let backend = Mock::new(&["a"]);
+    let defaulted = "query($s: Boolean = true) { a b: a c: a @skip(if: $s) }";
+    let (status, body) = post_with(&backend, &json!({"query": defaulted}), None, &two);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(backend.calls().len(), 2);
 
     let (_, body) = limited(
         "{ x: a { y: b z: c } }",
