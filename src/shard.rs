@@ -133,13 +133,9 @@ impl Shard {
         if crate::admin::is_admin_path(path) {
             return crate::admin::MAX_BODY_BYTES;
         }
-        let first = path
-            .strip_prefix(b"/")
-            .unwrap_or(path)
-            .split(|&c| c == b'/')
-            .next()
-            .unwrap_or_default();
-        let name = crate::utf8::text(first).unwrap_or_default();
+        // The service segment exactly as the REST path will take it (paths start with `/`).
+        let (service, _) = crate::rest::split_path(path);
+        let name = crate::utf8::text(service).unwrap_or_default();
         self.config.service(name).max_body_bytes
     }
 
