@@ -4,7 +4,7 @@
 //! message once, as prost would (wire format, field types, UTF-8 of the `string` fields; unknown
 //! fields are skipped, a repeated scalar field keeps its last value), and keeps it: the body is a
 //! slice of the same buffer and [`ReplyHeaders`] walks the encoded headers again when the response
-//! is written. Nothing is copied and nothing is allocated per answer; prost's generated type
+//! is written (only the stretch of the message they lie in: the body after them is not walked). Nothing is copied and nothing is allocated per answer; prost's generated type
 //! allocated a `Vec` and two `String`s per header.
 //!
 //! The walk itself is [`Fields`], a reader over one message's fields; the checked decode and the
@@ -223,13 +223,25 @@ impl Reply {
         let mut status_code = 0;
         let mut body: &[u8] = b"";
         let mut headers = 0usize;
+        // Where the header fields lie (from the first one's key to the last one's end): later
+        // walks skip the status before them and the body after them.
+        let mut span = 0..0;
         let mut fields = Fields::new(&message);
-        while let Some((number, value)) = fields.next_field()? {
+        let offset = |fields: &Fields<'_>| message.len() - fields.rest.len();
+        loop {
+            let start = offset(&fields);
+            let Some((number, value)) = fields.next_field()? else {
+                break;
+            };
             match (number, value) {
                 // int32 travels as a varint of its 64-bit sign extension: truncation is the decode.
                 (RESP_STATUS_CODE, Value::Varint(v)) => status_code = v as i32,
                 (RESP_HEADERS, Value::Bytes(h)) => {
                     check_header(h)?;
+                    if headers == 0 {
+                        span.start = start;
+                    }
+                    span.end = offset(&fields);
                     headers += 1;
                 }
                 (RESP_BODY, Value::Bytes(b)) => body = b,
@@ -242,6 +254,7 @@ impl Reply {
             status_code,
             headers: ReplyHeaders {
                 message: if headers == 0 { Bytes::new() } else { message },
+                span,
                 len: headers,
             },
             body,
@@ -254,6 +267,8 @@ impl Reply {
 pub struct ReplyHeaders {
     /// The whole checked message (empty when it has no headers).
     message: Bytes,
+    /// The part of `message` from the first header field to the end of the last.
+    span: std::ops::Range<usize>,
     len: usize,
 }
 
@@ -271,7 +286,7 @@ impl ReplyHeaders {
     /// The headers as (name, value), in order.
     pub fn iter(&self) -> ReplyHeaderIter<'_> {
         ReplyHeaderIter {
-            fields: Fields::new(&self.message),
+            fields: Fields::new(&self.message[self.span.clone()]),
         }
     }
 }
