@@ -12,7 +12,8 @@
 //!   → parse (async-graphql-parser) → operation selection
 //!   → limits (depth, root fields, aliases, expanded fields) → validate (every rule, with locations)
 //!   → plan (variables, fragments, skip/include) → execute (queries concurrently, mutations in order)
-//!   → project (each answer through its selection) → http (status rules, encoding); introspect answers `__schema` / `__type` locally
+//!   → project (each answer through its selection) → http (status rules, encoding);
+//!   introspect answers `__schema` / `__type` locally
 //! ```
 //!
 //! # A deliberate extension: selections on `JSON`
