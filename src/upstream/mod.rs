@@ -107,36 +107,32 @@ impl Upstream {
         // The call's one clock reading on its usual path: the deadline, the connection's
         // health check and the backend's grpc-timeout all count from it.
         let now = Instant::now();
-        let deadline = now + settings.timeout;
         let frame = parts.encode_framed(&mut self.encode_buf.borrow_mut(), keep_header);
         // One timer bounds the whole call (connecting, retrying, waiting for the answer): a
         // timer per step would cost an io_uring timeout op each on every request.
         let idempotent = is_idempotent(parts.method);
         crate::timeout::until(
-            deadline,
-            self.attempts(service, frame, idempotent, now, deadline, settings, rng),
+            now + settings.timeout,
+            self.attempts(service, frame, idempotent, now, settings, rng),
         )
         .await
         .unwrap_or_else(|| Err(timed_out(settings)))
     }
 
     /// One attempt plus one on another instance when the first did not process the call (see the
-    /// module docs). `now` is the clock as the call began; it is read again only after something
-    /// took time (a connect, an attempt).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one private call site, in `forward`"
-    )]
+    /// module docs). `now` is the clock as the call began (its deadline is `settings.timeout`
+    /// from then, as `forward`'s timer); it is read again only after something took time (a
+    /// connect, an attempt).
     async fn attempts(
         &self,
         service: &ServiceEntry,
         frame: bytes::Bytes,
         idempotent: bool,
         mut now: Instant,
-        deadline: Instant,
         settings: &ServiceSettings,
         rng: &Cell<u64>,
     ) -> Result<Response, Unreachable> {
+        let deadline = now + settings.timeout;
         let mut tried: Option<usize> = None;
         let mut last_failure = None;
         let mut failed_call: Option<GatewayError> = None;
