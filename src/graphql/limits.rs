@@ -212,7 +212,9 @@ fn root_calls(
 }
 
 /// Adds the response keys of `set`'s backend-calling fields (through fragments, each walked once)
-/// to `keys`.
+/// to `keys`. The planner's `collect` walks the same selections, but with a stack of the
+/// fragments it is inside, so a fragment spread twice is walked twice; this runs before the
+/// expanded-field limit has refused a fragment bomb, so each fragment is walked once.
 fn root_keys<'a>(
     document: &'a ExecutableDocument,
     set: &'a SelectionSet,
