@@ -16,13 +16,13 @@ use futures_sink::Sink;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::length_delimited;
+
+use std::io;
 
 /// switchyard patch: the read buffer's first capacity unless told otherwise: tokio-util's
 /// default, what every connection used before.
 const DEFAULT_READ_CAPACITY: usize = 8 * 1024;
-use tokio_util::codec::length_delimited;
-
-use std::io;
 
 #[derive(Debug)]
 pub struct Codec<T, B> {
