@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use glommio::net::{TcpListener, TcpStream};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
+use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use prost::Message;
 
@@ -44,6 +45,12 @@ const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 /// Answers up to this size are handed to h2 in one piece; bigger ones wait for send capacity
 /// chunk by chunk, so a `/bytes/{n}` answer is not duplicated into h2's send queue.
 const UNCHUNKED_ANSWER: usize = 64 * 1024;
+
+/// gRPC's status field and message, and the instance id, as names built once: inserting by
+/// `&str` parses the name again on every answer.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+const INSTANCE: HeaderName = HeaderName::from_static(INSTANCE_HEADER);
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -265,7 +272,7 @@ async fn send_answer(
     let mut stream = respond.send_response(head, false)?;
     send_data(&mut stream, framed).await?;
     let mut trailers = HeaderMap::with_capacity(1);
-    trailers.insert("grpc-status", HeaderValue::from(code::OK));
+    trailers.insert(GRPC_STATUS, HeaderValue::from(code::OK));
     stream.send_trailers(trailers)
 }
 
@@ -296,10 +303,10 @@ fn send_error(
 ) -> Result<(), h2::Error> {
     let mut response = grpc_response(instance, status);
     let headers = response.headers_mut();
-    headers.insert("grpc-status", HeaderValue::from(grpc_code));
+    headers.insert(GRPC_STATUS, HeaderValue::from(grpc_code));
     let message = grpc_frame::encode_grpc_message(message);
     if let Ok(message) = HeaderValue::try_from(message) {
-        headers.insert("grpc-message", message);
+        headers.insert(GRPC_MESSAGE, message);
     }
     respond.send_response(response, true).map(drop)
 }
@@ -313,7 +320,7 @@ fn grpc_response(instance: &Instance, status: StatusCode) -> Response<()> {
         HeaderValue::from_static("application/grpc"),
     );
     if let Some(id) = &instance.header {
-        headers.insert(INSTANCE_HEADER, id.clone());
+        headers.insert(INSTANCE, id.clone());
     }
     response
 }

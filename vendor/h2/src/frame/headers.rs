@@ -1163,10 +1163,14 @@ mod test {
 
     /// switchyard: a block sent again on an unchanged table is copied from its remembered
     /// encoding, and the copy matches what encoding it field by field gives; any change to the
-    /// table, the fields, their order or a value's sensitivity encodes it afresh.
+    /// table, the fields, their order or a value's sensitivity encodes it afresh. A server's
+    /// headers and trailers, taking turns, are both copied.
     #[test]
     fn switchyard_repeated_block_is_copied_when_the_table_has_not_changed() {
-        fn block(fields: &[(&'static str, &'static str, bool)]) -> HeaderBlock {
+        fn block_with(
+            pseudo: Pseudo,
+            fields: &[(&'static str, &'static str, bool)],
+        ) -> HeaderBlock {
             let mut map = HeaderMap::new();
             for &(name, value, sensitive) in fields {
                 let mut value = HeaderValue::from_static(value);
@@ -1177,12 +1181,16 @@ mod test {
                 fields: map,
                 field_size: 0,
                 is_over_size: false,
-                pseudo: Pseudo::request(
-                    Method::POST,
-                    Uri::from_static("http://127.0.0.1:50051/forwarding.v1.ForwardingService/Send"),
-                    None,
-                ),
+                pseudo,
             }
+        }
+        fn block(fields: &[(&'static str, &'static str, bool)]) -> HeaderBlock {
+            let pseudo = Pseudo::request(
+                Method::POST,
+                Uri::from_static("http://127.0.0.1:50051/forwarding.v1.ForwardingService/Send"),
+                None,
+            );
+            block_with(pseudo, fields)
         }
         // Encodes with the remembered block (`cached`) and field by field (`plain`, which
         // never remembers); both must give the same bytes.
@@ -1238,6 +1246,24 @@ mod test {
         cached.update_max_size(2048);
         plain.update_max_size(2048);
         assert!(!both(&mut cached, &mut plain, block(&grpc)).1);
+
+        // A server's answers: the same headers and the same trailers take turns, and each is
+        // copied once remembered (one slot would hold only the last and never match).
+        let headers = || {
+            let fields = [("content-type", "application/grpc", false)];
+            block_with(Pseudo::response(http::StatusCode::OK), &fields)
+        };
+        let trailers = || block_with(Pseudo::default(), &[("grpc-status", "0", false)]);
+        let (mut cached, mut plain) = (Encoder::default(), Encoder::default());
+        let mut hits = Vec::new();
+        for _ in 0..4 {
+            hits.push(both(&mut cached, &mut plain, headers()).1);
+            hits.push(both(&mut cached, &mut plain, trailers()).1);
+        }
+        // The first pair inserts; the second is indexed and its trailers remembered (the
+        // headers followed an insert); the third's headers are remembered and its trailers
+        // copied; from the fourth on both are copied.
+        assert_eq!(hits, [false, false, false, false, false, true, true, true]);
     }
 
     /// switchyard patch: HEADERS and PUSH_PROMISE hold their header blocks boxed, so moving a

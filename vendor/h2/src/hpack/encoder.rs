@@ -19,19 +19,27 @@ pub struct Encoder {
     /// across frames instead of being allocated and freed per frame. See
     /// `take_scratch` / `return_scratch`.
     scratch: BytesMut,
-    /// switchyard patch: the last header block whose encoding left the table as it was, with
-    /// that encoding.
+    /// switchyard patch: the last header blocks whose encoding left the table as it was, with
+    /// those encodings.
     ///
     /// While the table does not change, the same block encodes to the same bytes, so a
     /// connection that sends one set of request headers on every stream (a gRPC client's,
-    /// once each field sits in the dynamic table) encodes it once. See `encode_repeated`.
-    repeated: Option<RepeatedBlock>,
+    /// once each field sits in the dynamic table) encodes it once, and one that answers every
+    /// stream with the same headers and then the same trailers (a gRPC server's: two blocks
+    /// that take turns) encodes each once. See `encode_repeated`. A `Vec`, so that a
+    /// connection that never repeats a block holds nothing for it.
+    repeated: Vec<RepeatedBlock>,
+    /// The slot the next remembered block replaces.
+    next_repeated: usize,
     /// Counts the encodes that changed the table (an insert or a size update).
     table_changes: u64,
     /// Whether the last encode left the table unchanged; only then is the next block copied
     /// aside to be remembered, so blocks that keep changing the table pay nothing for this.
     last_left_table: bool,
 }
+
+/// How many encoded blocks are remembered: an answer's headers and its trailers.
+const REPEATED_BLOCKS: usize = 2;
 
 /// A header block as given to the encoder and its encoding, valid while `table_changes` is
 /// what it was when the block was encoded.
@@ -58,7 +66,8 @@ impl Encoder {
             max_allowed_size: DEFAULT_MAX_ALLOWED_SIZE,
             size_update: None,
             scratch: BytesMut::new(),
-            repeated: None,
+            repeated: Vec::new(),
+            next_repeated: 0,
             table_changes: 0,
             last_left_table: false,
         }
@@ -88,7 +97,7 @@ impl Encoder {
         self.scratch = scratch;
     }
 
-    /// Writes the encoding of the block `pseudo` + `fields` to `dst` if it is the remembered
+    /// Writes the encoding of the block `pseudo` + `fields` to `dst` if it is a remembered
     /// block and the table has not changed since it was encoded; returns whether it did.
     pub(crate) fn encode_repeated(
         &mut self,
@@ -96,17 +105,18 @@ impl Encoder {
         fields: &HeaderMap,
         dst: &mut BytesMut,
     ) -> bool {
-        let Some(repeated) = &self.repeated else {
+        if self.size_update.is_some() {
             return false;
-        };
-        let same = self.size_update.is_none()
-            && repeated.table_changes == self.table_changes
-            && repeated.pseudo == *pseudo
-            && same_fields(&repeated.fields, fields);
-        if same {
+        }
+        let found = self.repeated.iter().find(|repeated| {
+            repeated.table_changes == self.table_changes
+                && repeated.pseudo == *pseudo
+                && same_fields(&repeated.fields, fields)
+        });
+        if let Some(repeated) = found {
             dst.extend_from_slice(&repeated.encoded);
         }
-        same
+        found.is_some()
     }
 
     /// Whether the block about to be encoded is worth copying aside for `remember`: the last
@@ -120,19 +130,18 @@ impl Encoder {
         if !self.last_left_table {
             return;
         }
-        let mut bytes = self
-            .repeated
-            .take()
-            .map(|old| old.encoded)
-            .unwrap_or_default();
-        bytes.clear();
-        bytes.extend_from_slice(encoded);
-        self.repeated = Some(RepeatedBlock {
+        let block = RepeatedBlock {
             pseudo,
             fields,
-            encoded: bytes,
+            encoded: encoded.to_vec(),
             table_changes: self.table_changes,
-        });
+        };
+        if self.repeated.len() < REPEATED_BLOCKS {
+            self.repeated.push(block);
+        } else {
+            self.repeated[self.next_repeated] = block;
+        }
+        self.next_repeated = (self.next_repeated + 1) % REPEATED_BLOCKS;
     }
 
     /// Queues a max size update.
