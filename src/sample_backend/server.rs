@@ -117,10 +117,17 @@ pub(super) async fn serve_connection(stream: TcpStream, instance: Rc<Instance>) 
             return;
         }
     };
+    // Stream tasks are queued behind this one instead of run at once, as `spawn_local` would:
+    // every `accept` flushes what h2 has queued, so a stream answered inside it went out in a
+    // write of its own (one `sendmsg` per call under load). Queued, the calls one read brought
+    // in are all accepted first, answered in turn, and written together.
+    let queue = glommio::executor().current_task_queue();
     while let Some(next) = connection.accept().await {
         match next {
             Ok((request, respond)) => {
-                glommio::spawn_local(serve_stream(request, respond, instance.clone())).detach();
+                glommio::spawn_local_into(serve_stream(request, respond, instance.clone()), queue)
+                    .expect("the connection's own task queue exists")
+                    .detach();
             }
             Err(error) => {
                 tracing::debug!(%error, "echo backend: connection ended");
