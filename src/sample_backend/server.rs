@@ -9,6 +9,7 @@
 
 use std::future::poll_fn;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -117,24 +118,46 @@ pub(super) async fn serve_connection(stream: TcpStream, instance: Rc<Instance>) 
             return;
         }
     };
-    // Stream tasks are queued behind this one instead of run at once, as `spawn_local` would:
-    // every `accept` flushes what h2 has queued, so a stream answered inside it went out in a
-    // write of its own (one `sendmsg` per call under load). Queued, the calls one read brought
-    // in are all accepted first, answered in turn, and written together.
-    let queue = glommio::executor().current_task_queue();
-    while let Some(next) = connection.accept().await {
-        match next {
-            Ok((request, respond)) => {
-                glommio::spawn_local_into(serve_stream(request, respond, instance.clone()), queue)
-                    .expect("the connection's own task queue exists")
-                    .detach();
+    // Calls are accepted in rounds. Every accept flushes what h2 has queued, and glommio runs a
+    // task it spawns at once, so a call answered as it was accepted went out in a write of its
+    // own (one `sendmsg` per call under load). A round accepts every call that has arrived, then
+    // starts their tasks (each answers at once when it can), and the next round's first accept
+    // writes those answers together. A lone call is accepted, answered and written as before.
+    // A round holds at most MAX_CONCURRENT_STREAMS calls.
+    let mut round = Vec::new();
+    loop {
+        let after = poll_fn(|cx| loop {
+            match connection.poll_accept(cx) {
+                Poll::Ready(Some(Ok(call))) => round.push(call),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(AfterRound::Failed(error)),
+                Poll::Ready(None) => return Poll::Ready(AfterRound::Closed),
+                Poll::Pending if round.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(AfterRound::More),
             }
-            Err(error) => {
+        })
+        .await;
+        for (request, respond) in round.drain(..) {
+            glommio::spawn_local(serve_stream(request, respond, instance.clone())).detach();
+        }
+        match after {
+            AfterRound::More => {}
+            AfterRound::Closed => return,
+            AfterRound::Failed(error) => {
                 tracing::debug!(%error, "echo backend: connection ended");
                 return;
             }
         }
     }
+}
+
+/// What follows a round of accepted calls.
+enum AfterRound {
+    /// The connection is open: accept the next round.
+    More,
+    /// The client closed the connection.
+    Closed,
+    /// The connection failed.
+    Failed(h2::Error),
 }
 
 async fn serve_stream(
