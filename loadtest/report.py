@@ -50,8 +50,13 @@ def main():
             if st:
                 r["sat_rps"] = st["rps"]
                 r["sat_errors"] = st["errors"]
+                if st["requests"] and "backend_ticks" in st:
+                    r["backend_us_per_req_sat"] = st["backend_ticks"] / a.ticks / st["requests"] * 1e6
                 if s != "direct" and st["requests"]:
                     r["cpu_us_per_req_sat"] = st["cpu_ticks"] / a.ticks / st["requests"] * 1e6
+                    # How much of its core the proxy used: below ~100 % it was not what set
+                    # the pace (the load core was, with the client and the backend on it).
+                    r["proxy_busy_pct_sat"] = st["cpu_ticks"] / a.ticks / a.sat_secs * 100
                     if "kernel_ticks" in st:
                         r["kernel_us_per_req_sat"] = st["kernel_ticks"] / a.ticks / st["requests"] * 1e6
             o = opn.get((s, v))
@@ -126,7 +131,10 @@ def main():
         f"from each request's scheduled send time; *added* is the scenario's percentile minus the "
         f"direct call's. CPU/request is the proxy processes' user+sys time from /proc over the wrk "
         f"run ÷ requests (and over the fixed-rate run); *of which kernel* is the sys part of the "
-        f"saturation figure. Idle RSS: with {a.idle_conns:.0f} idle "
+        f"saturation figure; *CPU 1 busy* is the proxy processes' share of their core over the wrk "
+        f"run (below ~100 % the proxy did not set the pace: CPU 0, with wrk and the backend, did); "
+        f"*backend* is the backend's CPU per request over the same run (gRPC for switchyard, "
+        f"HTTP/1.1 otherwise), spent on CPU 0. Idle RSS: with {a.idle_conns:.0f} idle "
         f"keep-alive client connections, each after one request, read 3 s after the last "
         f"one connected.",
         "",
@@ -135,15 +143,16 @@ def main():
         lines += [
             f"## {title}",
             "",
-            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU µs/req (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU 1 busy % (sat) | backend µs/req (sat) | CPU µs/req (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in SCENARIOS:
             r = row(s, v)
             o = r.get("open", {}).get("latency_us", {})
             lines.append(
                 f"| {s} | {f(r.get('sat_rps'))} | {f(r.get('cpu_us_per_req_sat'), '{:.1f}')} | "
-                f"{f(r.get('kernel_us_per_req_sat'), '{:.1f}')} | "
+                f"{f(r.get('kernel_us_per_req_sat'), '{:.1f}')} | {f(r.get('proxy_busy_pct_sat'))} | "
+                f"{f(r.get('backend_us_per_req_sat'), '{:.1f}')} | "
                 f"{f(r.get('cpu_us_per_req_open'), '{:.1f}')} | {f(o.get('p50'))} | {f(o.get('p99'))} | "
                 f"{f(r.get('added_p50_us'))} | {f(r.get('added_p99_us'))} | {f(o.get('p999'))} | "
                 f"{f(r.get('peak_rss_mib'), '{:.1f}')} | {f(r.get('idle_rss_mib'), '{:.1f}')} | "
