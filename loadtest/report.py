@@ -54,8 +54,9 @@ def main():
                     r["backend_us_per_req_sat"] = st["backend_ticks"] / a.ticks / st["requests"] * 1e6
                 if s != "direct" and st["requests"]:
                     r["cpu_us_per_req_sat"] = st["cpu_ticks"] / a.ticks / st["requests"] * 1e6
-                    # How much of its core the proxy used: below ~100 % it was not what set
-                    # the pace (the load core was, with the client and the backend on it).
+                    # How much of its core the proxy used: below ~100 % it waited part of the
+                    # run (for the load core, with the client and the backend on it, or for the
+                    # hand-offs between the cores), so it did not set the throughput alone.
                     r["proxy_busy_pct_sat"] = st["cpu_ticks"] / a.ticks / a.sat_secs * 100
                     if "kernel_ticks" in st:
                         r["kernel_us_per_req_sat"] = st["kernel_ticks"] / a.ticks / st["requests"] * 1e6
@@ -132,7 +133,8 @@ def main():
         f"direct call's. CPU/request is the proxy processes' user+sys time from /proc over the wrk "
         f"run ÷ requests (and over the fixed-rate run); *of which kernel* is the sys part of the "
         f"saturation figure; *CPU 1 busy* is the proxy processes' share of their core over the wrk "
-        f"run (below ~100 % the proxy did not set the pace: CPU 0, with wrk and the backend, did); "
+        f"run (below ~100 % the proxy spent part of the run waiting, for CPU 0, which runs wrk and "
+        f"the backend, or for the hand-offs between the cores); "
         f"*backend* is the backend's CPU per request over the same run (gRPC for switchyard, "
         f"HTTP/1.1 otherwise), spent on CPU 0. Idle RSS: with {a.idle_conns:.0f} idle "
         f"keep-alive client connections, each after one request, read 3 s after the last "
