@@ -10,6 +10,7 @@
 //! `allow: GET, POST` before anything is parsed or called.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -74,7 +75,7 @@ impl Backend for ShardBackend<'_> {
             remote_addr: self.remote.as_str(),
             graphql_field: &call.graphql_field,
         };
-        crate::rest::call_service(self.shard, &entry, &parts)
+        crate::rest::call_service(self.shard, &entry, &parts, Instant::now())
             .await
             .map(|r| FieldAnswer {
                 status: r.status,

@@ -2,6 +2,7 @@
 //! instance of `{service}`, and its answer the response.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Request, Response};
@@ -105,11 +106,12 @@ impl RemoteAddr {
     }
 }
 
-/// Forwards `request` to the service its path names.
+/// Forwards `request`, which arrived at `start`, to the service its path names.
 pub async fn forward(
     shard: &Rc<Shard>,
     request: &Request,
     request_id: &str,
+    start: Instant,
 ) -> Result<Response, GatewayError> {
     let (service, path) = split_path(&request.path);
     let name = crate::utf8::text(service).unwrap_or_default();
@@ -139,7 +141,7 @@ pub async fn forward(
         remote_addr: remote.as_str(),
         graphql_field: "",
     };
-    call_service(shard, &entry, &parts).await
+    call_service(shard, &entry, &parts, start).await
 }
 
 /// Headers a `Connection` header nominates as hop-by-hop (RFC 9110 §7.6.1) are not forwarded either.
@@ -165,17 +167,18 @@ pub fn without_nominated_headers(headers: &[Field]) -> Option<Vec<Field>> {
 }
 
 /// Calls one service (REST and GraphQL alike): counts the call, and when every instance refused the
-/// connection has the service removed from the registry.
+/// connection has the service removed from the registry. The call's deadline counts from `start`.
 pub async fn call_service(
     shard: &Rc<Shard>,
     entry: &ServiceEntry,
     parts: &ForwardingParts<'_>,
+    start: Instant,
 ) -> Result<Response, GatewayError> {
     let settings = shard.config.service(entry.name.as_str());
     shard.metrics.upstream_calls.inc();
     match shard
         .upstream
-        .forward(entry, parts, settings, &shard.rng)
+        .forward(entry, parts, settings, &shard.rng, start)
         .await
     {
         Ok(response) => Ok(response),

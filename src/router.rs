@@ -12,6 +12,7 @@ use crate::shard::Shard;
 
 /// Serves one request.
 pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Response {
+    // One clock reading serves the latency histogram and, for REST, the backend call's deadline.
     let start = Instant::now();
     let request_id = RequestId::for_request(&request.headers, &shard.rng);
     let path = request.path_str();
@@ -28,7 +29,7 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Response {
         ))
         .await
     } else {
-        crate::rest::forward(shard, request, request_id.as_str()).await
+        crate::rest::forward(shard, request, request_id.as_str(), start).await
     };
     let mut response = result.unwrap_or_else(|error| {
         tracing::debug!(%request_id, %error, "request failed");

@@ -96,17 +96,19 @@ impl Upstream {
         self.pools.borrow_mut().retain(|addr, _| keep(addr));
     }
 
-    /// Calls `service` with `parts` and maps the answer.
+    /// Calls `service` with `parts` and maps the answer. `start` is the clock as the call began
+    /// (for REST, the router's reading as the request arrived): the deadline, the connection's
+    /// health check and the backend's grpc-timeout all count from it, so the call reads the clock
+    /// again only after something took time (a connect, a second attempt).
     pub async fn forward(
         &self,
         service: &ServiceEntry,
         parts: &ForwardingParts<'_>,
         settings: &ServiceSettings,
         rng: &Cell<u64>,
+        start: Instant,
     ) -> Result<Response, Unreachable> {
-        // The call's one clock reading on its usual path: the deadline, the connection's
-        // health check and the backend's grpc-timeout all count from it.
-        let now = Instant::now();
+        let now = start;
         let frame = parts.encode_framed(&mut self.encode_buf.borrow_mut(), keep_header);
         // One timer bounds the whole call (connecting, retrying, waiting for the answer): a
         // timer per step would cost an io_uring timeout op each on every request.
