@@ -4,8 +4,9 @@
 //! message once, as prost would (wire format, field types, UTF-8 of the `string` fields; unknown
 //! fields are skipped, a repeated scalar field keeps its last value), and keeps it: the body is a
 //! slice of the same buffer and [`ReplyHeaders`] walks the encoded headers again when the response
-//! is written (only the stretch of the message they lie in: the body after them is not walked). Nothing is copied and nothing is allocated per answer; prost's generated type
-//! allocated a `Vec` and two `String`s per header.
+//! is written (only the stretch of the message they lie in: the body after them is not walked).
+//! Nothing is copied and nothing is allocated per answer; prost's generated type allocated a `Vec`
+//! and two `String`s per header.
 //!
 //! The walk itself is [`Fields`], a reader over one message's fields; the checked decode and the
 //! later iteration share it, so they cannot disagree about the encoding.
