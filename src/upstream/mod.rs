@@ -108,14 +108,13 @@ impl Upstream {
         rng: &Cell<u64>,
         start: Instant,
     ) -> Result<Response, Unreachable> {
-        let now = start;
         let frame = parts.encode_framed(&mut self.encode_buf.borrow_mut(), keep_header);
         // One timer bounds the whole call (connecting, retrying, waiting for the answer): a
         // timer per step would cost an io_uring timeout op each on every request.
         let idempotent = is_idempotent(parts.method);
         crate::timeout::until(
-            now + settings.timeout,
-            self.attempts(service, frame, idempotent, now, settings, rng),
+            start + settings.timeout,
+            self.attempts(service, frame, idempotent, start, settings, rng),
         )
         .await
         .unwrap_or_else(|| Err(timed_out(settings)))
