@@ -133,21 +133,18 @@ async fn read_up_to(
     deadline: Instant,
 ) -> Read {
     let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Read::TimedOut;
-    }
     read_within(stream, buf, want, left).await
 }
 
-/// Reads at most `want` more bytes into `buf`, giving up after `limit` without any. glommio reads
-/// the clock for the limit only if the read has to wait.
+/// Reads at most `want` more bytes into `buf`, giving up after `limit` without any (at once for a
+/// zero `limit`). glommio reads the clock for the limit only if the read has to wait.
 async fn read_within(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     want: usize,
     limit: Duration,
 ) -> Read {
-    if stream.set_read_timeout(Some(limit)).is_err() {
+    if limit.is_zero() || stream.set_read_timeout(Some(limit)).is_err() {
         return Read::TimedOut;
     }
     match crate::io::read_append(stream, buf, want).await {
@@ -490,8 +487,16 @@ async fn read_body(
         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         flush(stream, out).await?;
     }
+    // The time left for the body: all of `limit` at the first wait, which starts it, then what
+    // remains of it. One clock reading per wait.
     let mut deadline = None::<Instant>;
-    let mut deadline = || *deadline.get_or_insert_with(|| Instant::now() + limit);
+    let mut left = || match deadline {
+        None => {
+            deadline = Some(Instant::now() + limit);
+            limit
+        }
+        Some(at) => at.saturating_duration_since(Instant::now()),
+    };
     let timeout = || {
         GatewayError::new(
             ErrorKind::RequestTimeout,
@@ -505,7 +510,7 @@ async fn read_body(
             let n = n as usize;
             while buf.len() < n {
                 let want = (n - buf.len()).clamp(HEAD_READ, READ_CHUNK);
-                match read_up_to(stream, buf, want, deadline()).await {
+                match read_within(stream, buf, want, left()).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
                     Read::TimedOut => return Err(timeout()),
@@ -520,7 +525,7 @@ async fn read_body(
                 if chunked::decode(buf, &mut state, &mut body, max_body, max_trailer_bytes)? {
                     return Ok(body.freeze());
                 }
-                match read_up_to(stream, buf, READ_CHUNK, deadline()).await {
+                match read_within(stream, buf, READ_CHUNK, left()).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
                     Read::TimedOut => return Err(timeout()),
