@@ -42,6 +42,7 @@ fn encode(c: &mut Criterion) {
             let remote = RemoteAddr::new(remote);
             let parts = rest_parts(
                 &head,
+                &head.headers,
                 path,
                 "users",
                 "0123456789abcdef0123456789abcdef",

@@ -239,6 +239,16 @@ mod tests {
     }
 
     #[test]
+    fn connection_options_nominate_nothing_in_any_case() {
+        let options = [Field::new("connection", " Keep-Alive ,CLOSE, , close")];
+        assert!(without_nominated_headers(&options).is_none());
+        let names: Vec<String> =
+            crate::upstream::nominated_names(["Close, X-Private ,KEEP-ALIVE"].into_iter())
+                .collect();
+        assert_eq!(names, ["x-private"]);
+    }
+
+    #[test]
     fn remote_addresses_format_like_to_string() {
         for addr in [
             "127.0.0.1:5",

@@ -17,7 +17,7 @@ use switchyard::proto::{ForwardingResp, Header};
 use switchyard::registry::view::{RegistryView, ServiceEntry};
 use switchyard::registry::{Change, InstanceRecord};
 use switchyard::request_id::RequestId;
-use switchyard::rest::{split_path, RemoteAddr};
+use switchyard::rest::{split_path, without_nominated_headers, RemoteAddr};
 use switchyard::upstream::codec::{decode_framed, ForwardingParts};
 use switchyard::upstream::{into_response, keep_header};
 
@@ -81,9 +81,11 @@ pub fn registry(instances: usize) -> RegistryView {
 }
 
 /// The `ForwardingReq` parts of a parsed REST request without a body, as `rest::forward` fills
-/// them in.
+/// them in; `headers` are the head's, less those its `Connection` header nominates
+/// (`rest::without_nominated_headers`).
 pub fn rest_parts<'a>(
     head: &'a Head,
+    headers: &'a [Field],
     path: &'a [u8],
     service: &'a str,
     request_id: &'a str,
@@ -93,7 +95,7 @@ pub fn rest_parts<'a>(
         method: head.method.as_str(),
         path,
         query: &head.query,
-        headers: &head.headers,
+        headers,
         extra_headers: &[],
         body: &[],
         service,
@@ -151,8 +153,10 @@ impl Pipeline {
         let entry: Rc<ServiceEntry> = self.registry.get(name).cloned().expect("registered");
         mark("route + registry lookup");
         let remote = RemoteAddr::new(self.remote);
+        let nominated = without_nominated_headers(&head.headers);
         let parts = rest_parts(
             &head,
+            nominated.as_deref().unwrap_or(&head.headers),
             path,
             entry.name.as_str(),
             request_id.as_str(),

@@ -437,13 +437,20 @@ fn connection_options(headers: &ReplyHeaders) -> HashSet<String> {
 
 /// The header names that `connection` header values nominate as hop-by-hop for their message
 /// (RFC 9110 §7.6.1), lower-cased; `close` and `keep-alive` are options rather than names.
+/// They are skipped before anything is lower-cased, so the common `Connection: keep-alive`
+/// costs no allocation.
 pub fn nominated_names<'a>(
     connection_values: impl Iterator<Item = &'a str> + 'a,
 ) -> impl Iterator<Item = String> + 'a {
     connection_values
         .flat_map(|value| value.split(','))
-        .map(|option| option.trim().to_ascii_lowercase())
-        .filter(|option| !option.is_empty() && option != "close" && option != "keep-alive")
+        .map(str::trim)
+        .filter(|option| {
+            !option.is_empty()
+                && !option.eq_ignore_ascii_case("close")
+                && !option.eq_ignore_ascii_case("keep-alive")
+        })
+        .map(str::to_ascii_lowercase)
 }
 
 #[cfg(test)]
