@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::io::BodyCollector;
+use h2::client::RequestHead;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE};
 
 use crate::error::{ErrorKind, GatewayError, GrpcCode};
@@ -84,13 +85,12 @@ pub async fn unary(
     let sent = match futures_lite::future::poll_fn(|cx| lease.send.poll_ready(cx)).await {
         Err(e) => Err(("connection failed", e)),
         Ok(()) => {
-            let mut request = http::Request::post(lease.uri().clone())
-                .body(())
-                .expect("static request parts");
-            *request.headers_mut() = request_headers(deadline);
+            // The header carries whole milliseconds: nearby deadlines share one head.
+            let timeout = Duration::from_millis(deadline.as_millis() as u64);
+            let head = lease.request_head(timeout, |uri| request_head(uri, timeout));
             lease
                 .send
-                .send_request(request, false)
+                .send_request_head(&head, false)
                 .map_err(|e| ("refused the call", e))
         }
     };
@@ -251,32 +251,19 @@ fn percent_decode(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A call's request headers (`content-type`, `te`, and `grpc-timeout` for `deadline`), copied from
-/// the last set this shard built when the timeout is the same: consecutive calls of a service with
-/// one timeout mostly send the same millisecond count, and copying a built map skips hashing and
-/// placing three names on every call.
-fn request_headers(deadline: Duration) -> HeaderMap {
-    thread_local! {
-        // Per shard thread: nothing shared across cores.
-        static LAST: std::cell::RefCell<Option<(Duration, HeaderMap)>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    // The header carries whole milliseconds; round so that nearby deadlines share one value.
-    let key = Duration::from_millis(deadline.as_millis() as u64);
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        match &*last {
-            Some((k, headers)) if *k == key => headers.clone(),
-            _ => {
-                let mut headers = HeaderMap::with_capacity(3);
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-                headers.insert(TE, HeaderValue::from_static("trailers"));
-                headers.insert(GRPC_TIMEOUT, grpc_timeout(deadline));
-                *last = Some((key, headers.clone()));
-                headers
-            }
-        }
-    })
+/// The head of a call to `uri` (the Send method on one instance) carrying `timeout`: POST with
+/// `content-type`, `te` and `grpc-timeout`. Built when a pool's last head carried another
+/// timeout (`Lease::request_head`), and then sent on every call that carries the same.
+fn request_head(uri: &http::Uri, timeout: Duration) -> RequestHead {
+    let mut request = http::Request::post(uri.clone())
+        .body(())
+        .expect("static request parts");
+    let headers = request.headers_mut();
+    headers.reserve(3);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(TE, HeaderValue::from_static("trailers"));
+    headers.insert(GRPC_TIMEOUT, grpc_timeout(timeout));
+    RequestHead::new(request).expect("a valid request for the instance's URI")
 }
 
 /// The `grpc-timeout` header for `deadline`: milliseconds, or seconds when that would not fit the
@@ -311,18 +298,72 @@ mod tests {
         assert_eq!(grpc_timeout(Duration::from_millis(250)), "250m");
         assert_eq!(grpc_timeout(Duration::from_micros(10)), "1m");
         assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
-        for (deadline, timeout) in [
+    }
+
+    /// Calls through a pool to an h2 server in the same executor: every call carries the gRPC
+    /// request head for its deadline, whether the pool's last head is sent again (same whole
+    /// milliseconds) or a new one is built (another timeout, then back).
+    #[test]
+    fn calls_carry_the_grpc_request_head_for_their_deadline() {
+        use crate::io::TokioIo;
+        use crate::upstream::pool::InstancePool;
+        use std::time::Instant;
+
+        let deadlines = [
             (Duration::from_millis(250), "250m"),
             (Duration::from_micros(250_400), "250m"),
             (Duration::from_secs(200_000), "200000S"),
             (Duration::from_micros(10), "1m"),
-        ] {
-            let headers = request_headers(deadline);
-            assert_eq!(headers.len(), 3);
-            assert_eq!(headers[&GRPC_TIMEOUT], timeout, "{deadline:?}");
-            assert_eq!(headers[CONTENT_TYPE], "application/grpc");
-            assert_eq!(headers[TE], "trailers");
-        }
+            (Duration::from_millis(250), "250m"),
+        ];
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let server = glommio::spawn_local(async move {
+                    let stream = listener.accept().await.unwrap();
+                    let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
+                    let mut heads = Vec::new();
+                    for _ in 0..deadlines.len() {
+                        let (request, mut respond) = conn.accept().await.unwrap().unwrap();
+                        heads.push(request.into_parts().0);
+                        let answer = http::Response::builder()
+                            .header(CONTENT_TYPE, "application/grpc")
+                            .header(GRPC_STATUS, "12")
+                            .body(())
+                            .unwrap();
+                        respond.send_response(answer, true).unwrap();
+                    }
+                    // Writes the last answer; ends when the client closes the connection.
+                    let _ = conn.accept().await;
+                    heads
+                });
+                let pool = InstancePool::new(addr);
+                let connect = Duration::from_secs(5);
+                let mut lease = pool.checkout(connect, Instant::now()).await.unwrap();
+                for (deadline, _) in deadlines {
+                    let failure =
+                        unary(&mut lease, Bytes::from_static(b"\0\0\0\0\0"), deadline, 64)
+                            .await
+                            .expect_err("the server answers UNIMPLEMENTED");
+                    assert_eq!(failure.error.kind, ErrorKind::Grpc(GrpcCode::Unimplemented));
+                }
+                lease.discard();
+                drop((lease, pool));
+                let heads = server.await;
+                assert_eq!(heads.len(), deadlines.len());
+                for (head, (deadline, timeout)) in heads.iter().zip(deadlines) {
+                    assert_eq!(head.method, http::Method::POST);
+                    assert_eq!(head.uri.path(), crate::proto::SEND_PATH);
+                    assert_eq!(head.uri.authority().unwrap().as_str(), addr.to_string());
+                    assert_eq!(head.headers.len(), 3, "{deadline:?}");
+                    assert_eq!(head.headers[&GRPC_TIMEOUT], timeout, "{deadline:?}");
+                    assert_eq!(head.headers[CONTENT_TYPE], "application/grpc");
+                    assert_eq!(head.headers[TE], "trailers");
+                }
+            });
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use glommio::net::TcpStream;
+use h2::client::RequestHead;
 use h2::client::SendRequest;
 
 use crate::io::TokioIo;
@@ -132,6 +133,10 @@ type Connecting = Shared<LocalBoxFuture<'static, Result<(), ConnectFailure>>>;
 pub struct InstancePool {
     addr: SocketAddr,
     uri: http::Uri,
+    /// The request head of the last call to this instance from this shard, with the timeout it
+    /// carries: calls of one service mostly carry the same timeout, and a head built once is
+    /// sent without copying anything (`h2::client::RequestHead`).
+    last_head: RefCell<Option<(Duration, RequestHead)>>,
     conns: RefCell<Vec<Conn>>,
     connecting: RefCell<Option<Connecting>>,
     health: Cell<Health>,
@@ -154,10 +159,23 @@ impl Drop for Lease {
 }
 
 impl Lease {
-    /// The `:scheme`/`:authority`/`:path` of the Send method on this instance (the pool's: a
-    /// copy per lease cost two atomic reference counts up and down per call).
-    pub fn uri(&self) -> &http::Uri {
-        &self.pool.uri
+    /// The request head for a call carrying `timeout`: the last one built for this instance
+    /// when it carried the same, else the one `build` makes from the URI of the Send method on
+    /// this instance (`:scheme`/`:authority`/`:path`).
+    pub fn request_head(
+        &self,
+        timeout: Duration,
+        build: impl FnOnce(&http::Uri) -> RequestHead,
+    ) -> RequestHead {
+        let mut last = self.pool.last_head.borrow_mut();
+        match &*last {
+            Some((carried, head)) if *carried == timeout => head.clone(),
+            _ => {
+                let head = build(&self.pool.uri);
+                *last = Some((timeout, head.clone()));
+                head
+            }
+        }
     }
 
     /// Marks the connection unusable (after a protocol error) so no further call picks it.
@@ -175,6 +193,7 @@ impl InstancePool {
         Rc::new(InstancePool {
             addr,
             uri,
+            last_head: RefCell::default(),
             conns: RefCell::default(),
             connecting: RefCell::default(),
             health: Cell::default(),

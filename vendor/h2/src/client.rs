@@ -157,6 +157,37 @@ use tracing::Instrument;
 /// backend instance); servers keep the default, which idle connections hold.
 const CLIENT_READ_CAPACITY: usize = 64 * 1024;
 
+/// switchyard patch: a request's head (method, URI, header fields, and the `Protocol` extension
+/// if any), built once to be sent on many streams with [`SendRequest::send_request_head`].
+///
+/// A client that sends the same head on every stream (a gRPC client calling one method with
+/// one set of metadata) otherwise builds an owned `Request` per stream, and `h2` turns each
+/// into a header block: a `HeaderMap` copy, `:path` and `:authority` copied out of the `Uri`,
+/// a box for the block, all freed once the frame is encoded. A shared head is reference
+/// counted; the frame that carries it allocates nothing, and the encoder compares it with the
+/// blocks it remembers in place.
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    block: frame::SharedBlock,
+    is_head: bool,
+}
+
+impl RequestHead {
+    /// The head of `request`, as `send_request` would send it. The checks `send_request` makes
+    /// (connection-specific header fields, a URI without scheme and authority) are made here
+    /// for the URI and again on each send for the fields, so a head that would fail fails.
+    pub fn new(mut request: Request<()>) -> Result<RequestHead, crate::Error> {
+        let protocol = request.extensions_mut().remove::<Protocol>();
+        let is_head = request.method() == Method::HEAD;
+        let frame = Peer::convert_send_message(StreamId::zero(), request, protocol, false)
+            .map_err(crate::Error::from)?;
+        Ok(RequestHead {
+            block: frame.into_shared_block(),
+            is_head,
+        })
+    }
+}
+
 /// Initializes new HTTP/2 streams on a connection by sending a request.
 ///
 /// This type does no work itself. Instead, it is a handle to the inner
@@ -530,27 +561,53 @@ where
         request: Request<()>,
         end_of_stream: bool,
     ) -> Result<(ResponseFuture, SendStream<B>), crate::Error> {
-        self.inner
-            .send_request(request, end_of_stream, self.pending.as_ref())
-            .map_err(Into::into)
-            .map(|(stream, is_full)| {
-                if stream.is_pending_open() && is_full {
-                    // Only prevent sending another request when the request queue
-                    // is not full.
-                    self.pending = Some(stream.clone_to_opaque());
-                }
+        let opened = self
+            .inner
+            .send_request(request, end_of_stream, self.pending.as_ref());
+        self.opened(opened)
+    }
 
-                let opaque = stream.clone_to_opaque();
-                let response = ResponseFuture {
-                    stream_id: opaque.id_unlocked(),
-                    inner: Some(opaque),
-                    push_promise_consumed: false,
-                };
+    /// switchyard patch: sends a request whose head was built once with [`RequestHead::new`],
+    /// as [`send_request`](Self::send_request) sends the request it was built from (same
+    /// checks, same frame on the wire), without building the head again.
+    pub fn send_request_head(
+        &mut self,
+        head: &RequestHead,
+        end_of_stream: bool,
+    ) -> Result<(ResponseFuture, SendStream<B>), crate::Error> {
+        let opened = self.inner.send_request_head(
+            &head.block,
+            head.is_head,
+            end_of_stream,
+            self.pending.as_ref(),
+        );
+        self.opened(opened)
+    }
 
-                let stream = SendStream::new(stream);
+    /// The caller's handles on a stream just opened (the tail of `send_request`, shared with
+    /// `send_request_head`: switchyard patch).
+    fn opened(
+        &mut self,
+        opened: Result<(proto::StreamRef<B>, bool), SendError>,
+    ) -> Result<(ResponseFuture, SendStream<B>), crate::Error> {
+        opened.map_err(Into::into).map(|(stream, is_full)| {
+            if stream.is_pending_open() && is_full {
+                // Only prevent sending another request when the request queue
+                // is not full.
+                self.pending = Some(stream.clone_to_opaque());
+            }
 
-                (response, stream)
-            })
+            let opaque = stream.clone_to_opaque();
+            let response = ResponseFuture {
+                stream_id: opaque.id_unlocked(),
+                inner: Some(opaque),
+                push_promise_consumed: false,
+            };
+
+            let stream = SendStream::new(stream);
+
+            (response, stream)
+        })
     }
 
     /// Returns whether the [extended CONNECT protocol][1] is enabled or not.
@@ -1846,5 +1903,100 @@ mod switchyard_tests {
         );
         conn.await.unwrap().unwrap();
         server.await.unwrap();
+    }
+
+    /// switchyard patch: a `RequestHead` sent on several streams, taking turns with the whole
+    /// request it was built from sent by `send_request`: the server receives the same request
+    /// every time. A HEAD head keeps HEAD's rule (a `content-length` without a body is the
+    /// complete answer), and a head with a connection-specific field fails to send, as
+    /// `send_request` fails with that request.
+    #[tokio::test]
+    async fn a_request_head_is_sent_as_the_request_it_was_built_from() {
+        use super::RequestHead;
+        use http::Method;
+
+        fn request(method: Method) -> Request<()> {
+            Request::builder()
+                .method(method)
+                .uri("http://127.0.0.1:50051/forwarding.v1.ForwardingService/Send")
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("grpc-timeout", "250m")
+                .body(())
+                .unwrap()
+        }
+        const CALLS: usize = 6;
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let mut conn = crate::server::handshake(server_io).await.unwrap();
+            let mut seen = Vec::new();
+            while let Some(accepted) = conn.accept().await {
+                let (request, mut respond) = accepted.unwrap();
+                let head = request.method() == Method::HEAD;
+                seen.push(request.into_parts().0);
+                let answer = Response::builder()
+                    .header("content-length", "5")
+                    .body(())
+                    .unwrap();
+                let mut send = respond.send_response(answer, head).unwrap();
+                if !head {
+                    send.send_data(Bytes::from_static(b"hello"), true).unwrap();
+                }
+            }
+            seen
+        });
+        let (client, conn) = crate::client::handshake(client_io).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let post = RequestHead::new(request(Method::POST)).unwrap();
+        for call in 0..CALLS {
+            let mut client = client.clone().ready().await.unwrap();
+            let (response, mut stream) = if call % 2 == 0 {
+                client.send_request_head(&post, false).unwrap()
+            } else {
+                client.send_request(request(Method::POST), false).unwrap()
+            };
+            stream.send_data(Bytes::from_static(b"call"), true).unwrap();
+            let mut body = response.await.unwrap().into_body();
+            assert_eq!(body.data().await.unwrap().unwrap(), "hello");
+            assert!(body.data().await.is_none());
+        }
+        let mut client = client.ready().await.unwrap();
+        let head = RequestHead::new(request(Method::HEAD)).unwrap();
+        let (response, _) = client.send_request_head(&head, true).unwrap();
+        let mut body = response.await.unwrap().into_body();
+        assert!(body.data().await.is_none(), "HEAD's answer has no body");
+        drop(body);
+        let mut illegal = request(Method::POST);
+        illegal
+            .headers_mut()
+            .insert("connection", "close".parse().unwrap());
+        let illegal = RequestHead::new(illegal).unwrap();
+        let refused = client.send_request_head(&illegal, true).unwrap_err();
+        assert!(
+            refused.to_string().contains("malformed headers"),
+            "{refused}"
+        );
+        drop(client);
+        // Bounded, as above: a leaked stream reference fails the test instead of hanging it.
+        for _ in 0..10_000 {
+            if conn.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            conn.is_finished(),
+            "a stream reference kept the connection open"
+        );
+        conn.await.unwrap().unwrap();
+        let seen = server.await.unwrap();
+        assert_eq!(seen.len(), CALLS + 1);
+        let expected = request(Method::POST).into_parts().0;
+        for parts in &seen[..CALLS] {
+            assert_eq!(parts.method, expected.method);
+            assert_eq!(parts.uri, expected.uri);
+            assert_eq!(parts.headers, expected.headers);
+        }
+        assert_eq!(seen[CALLS].method, Method::HEAD);
     }
 }

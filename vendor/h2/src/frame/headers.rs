@@ -10,7 +10,8 @@ use bytes::{Buf, BufMut, BytesMut};
 
 use std::fmt;
 use std::io::Cursor;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Deref};
+use std::sync::Arc;
 
 type EncodeBuf<'a> = bytes::buf::Limit<&'a mut BytesMut>;
 
@@ -34,10 +35,64 @@ pub struct Headers {
     /// and written (into a stream's send queue, out of it, into the codec), each move a
     /// `memcpy` of the whole enum; boxed, a `Frame` is 64 bytes, for one allocation per
     /// HEADERS frame.
-    header_block: Box<HeaderBlock>,
+    ///
+    /// switchyard patch, later: or shared with other frames (see `SharedBlock`).
+    header_block: Block,
 
     /// The associated flags
     flags: HeadersFlag,
+}
+
+/// switchyard patch: a HEADERS frame's block, its own or shared.
+#[derive(Debug, PartialEq, Eq)]
+enum Block {
+    Own(Box<HeaderBlock>),
+    Shared(Arc<HeaderBlock>),
+}
+
+/// switchyard patch: a request's header block (pseudo-header fields and header fields), built
+/// once and sent on many streams: `Headers::shared` makes a frame of it with no allocation, and
+/// the encoder compares it with its remembered blocks in place. A client that sends the same
+/// request headers on every stream (a gRPC client's) otherwise rebuilds them per stream: a
+/// `HeaderMap` clone, the `:path` and `:authority` copied out of the `Uri`, a box for the block,
+/// and the frees of all of them once it is encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedBlock(Arc<HeaderBlock>);
+
+impl Deref for Block {
+    type Target = HeaderBlock;
+
+    fn deref(&self) -> &HeaderBlock {
+        match self {
+            Block::Own(block) => block,
+            Block::Shared(block) => block,
+        }
+    }
+}
+
+impl Block {
+    /// The block, to change: a shared block is copied first (only a frame being received is
+    /// changed, and those have their own).
+    fn to_mut(&mut self) -> &mut HeaderBlock {
+        match self {
+            Block::Own(block) => block,
+            Block::Shared(block) => Arc::make_mut(block),
+        }
+    }
+
+    fn into_inner(self) -> HeaderBlock {
+        match self {
+            Block::Own(block) => *block,
+            Block::Shared(block) => Arc::unwrap_or_clone(block),
+        }
+    }
+
+    fn into_encoding(self, encoder: &mut hpack::Encoder) -> EncodingHeaderBlock {
+        match self {
+            Block::Own(block) => block.into_encoding(encoder),
+            Block::Shared(block) => HeaderBlock::shared_into_encoding(block, encoder),
+        }
+    }
 }
 
 #[derive(Copy, Clone, Eq, PartialEq)]
@@ -92,7 +147,7 @@ pub struct Iter {
     fields: header::IntoIter<HeaderValue>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct HeaderBlock {
     /// The decoded header fields
     fields: HeaderMap,
@@ -127,13 +182,31 @@ impl Headers {
         Headers {
             stream_id,
             stream_dep: None,
-            header_block: Box::new(HeaderBlock {
+            header_block: Block::Own(Box::new(HeaderBlock {
                 field_size: calculate_headermap_size(&fields),
                 fields,
                 is_over_size: false,
                 pseudo,
-            }),
+            })),
             flags: HeadersFlag::default(),
+        }
+    }
+
+    /// switchyard patch: a HEADERS frame on `stream_id` carrying `block` (see `SharedBlock`).
+    pub fn shared(stream_id: StreamId, block: &SharedBlock) -> Self {
+        Headers {
+            stream_id,
+            stream_dep: None,
+            header_block: Block::Shared(block.0.clone()),
+            flags: HeadersFlag::default(),
+        }
+    }
+
+    /// switchyard patch: this frame's block, to be sent again with `Headers::shared`.
+    pub fn into_shared_block(self) -> SharedBlock {
+        match self.header_block {
+            Block::Own(block) => SharedBlock(Arc::new(*block)),
+            Block::Shared(block) => SharedBlock(block),
         }
     }
 
@@ -144,12 +217,12 @@ impl Headers {
         Headers {
             stream_id,
             stream_dep: None,
-            header_block: Box::new(HeaderBlock {
+            header_block: Block::Own(Box::new(HeaderBlock {
                 field_size: calculate_headermap_size(&fields),
                 fields,
                 is_over_size: false,
                 pseudo: Pseudo::default(),
-            }),
+            })),
             flags,
         }
     }
@@ -209,12 +282,12 @@ impl Headers {
         let headers = Headers {
             stream_id: head.stream_id(),
             stream_dep,
-            header_block: Box::new(HeaderBlock {
+            header_block: Block::Own(Box::new(HeaderBlock {
                 fields: HeaderMap::new(),
                 field_size: 0,
                 is_over_size: false,
                 pseudo: Pseudo::default(),
-            }),
+            })),
             flags,
         };
 
@@ -227,7 +300,9 @@ impl Headers {
         max_header_list_size: usize,
         decoder: &mut hpack::Decoder,
     ) -> Result<(), Error> {
-        self.header_block.load(src, max_header_list_size, decoder)
+        self.header_block
+            .to_mut()
+            .load(src, max_header_list_size, decoder)
     }
 
     pub fn stream_id(&self) -> StreamId {
@@ -255,12 +330,13 @@ impl Headers {
     }
 
     pub fn into_parts(self) -> (Pseudo, HeaderMap) {
-        (self.header_block.pseudo, self.header_block.fields)
+        let block = self.header_block.into_inner();
+        (block.pseudo, block.fields)
     }
 
     #[cfg(feature = "unstable")]
     pub fn pseudo_mut(&mut self) -> &mut Pseudo {
-        &mut self.header_block.pseudo
+        &mut self.header_block.to_mut().pseudo
     }
 
     pub(crate) fn pseudo(&self) -> &Pseudo {
@@ -277,7 +353,7 @@ impl Headers {
     }
 
     pub fn into_fields(self) -> HeaderMap {
-        self.header_block.fields
+        self.header_block.into_inner().fields
     }
 
     pub fn encode(
@@ -1037,6 +1113,22 @@ impl HeaderBlock {
         }
 
         Ok(())
+    }
+
+    /// switchyard patch: `into_encoding` for a shared block: copied from the encoder's remembered
+    /// encoding when it is one (the usual case once the table holds its fields), else encoded
+    /// from a copy.
+    fn shared_into_encoding(
+        block: Arc<HeaderBlock>,
+        encoder: &mut hpack::Encoder,
+    ) -> EncodingHeaderBlock {
+        let mut hpack = encoder.take_scratch();
+        hpack.clear();
+        if encoder.encode_repeated(&block.pseudo, &block.fields, &mut hpack) {
+            return EncodingHeaderBlock { hpack };
+        }
+        encoder.return_scratch(hpack);
+        Arc::unwrap_or_clone(block).into_encoding(encoder)
     }
 
     fn into_encoding(self, encoder: &mut hpack::Encoder) -> EncodingHeaderBlock {

@@ -268,13 +268,44 @@ where
         end_of_stream: bool,
         pending: Option<&OpaqueStreamRef>,
     ) -> Result<(StreamRef<B>, bool), SendError> {
-        use super::stream::ContentLength;
-        use http::Method;
-
         let protocol = request.extensions_mut().remove::<Protocol>();
 
         // Clear before taking lock, incase extensions contain a StreamRef.
         request.extensions_mut().clear();
+
+        let is_head = *request.method() == http::Method::HEAD;
+        self.open_request(is_head, pending, |stream_id| {
+            client::Peer::convert_send_message(stream_id, request, protocol, end_of_stream)
+        })
+    }
+
+    /// switchyard patch: `send_request` for a request head built once (see
+    /// `client::RequestHead`): the same steps, with the frame made from the shared block.
+    pub fn send_request_head(
+        &mut self,
+        block: &frame::SharedBlock,
+        is_head: bool,
+        end_of_stream: bool,
+        pending: Option<&OpaqueStreamRef>,
+    ) -> Result<(StreamRef<B>, bool), SendError> {
+        self.open_request(is_head, pending, |stream_id| {
+            let mut frame = frame::Headers::shared(stream_id, block);
+            if end_of_stream {
+                frame.set_end_stream();
+            }
+            Ok(frame)
+        })
+    }
+
+    /// switchyard patch: the body of `send_request` (unchanged), with the request's HEADERS
+    /// frame made by `headers` for the stream id it is given.
+    fn open_request(
+        &mut self,
+        is_head: bool,
+        pending: Option<&OpaqueStreamRef>,
+        headers: impl FnOnce(StreamId) -> Result<frame::Headers, SendError>,
+    ) -> Result<(StreamRef<B>, bool), SendError> {
+        use super::stream::ContentLength;
 
         // TODO: There is a hazard with assigning a stream ID before the
         // prioritize layer. If prioritization reorders new streams, this
@@ -315,13 +346,12 @@ where
             me.actions.recv.init_window_sz(),
         );
 
-        if *request.method() == Method::HEAD {
+        if is_head {
             stream.content_length = ContentLength::Head;
         }
 
         // Convert the message
-        let headers =
-            client::Peer::convert_send_message(stream_id, request, protocol, end_of_stream)?;
+        let headers = headers(stream_id)?;
 
         let mut stream = me.store.insert(stream.id, stream);
 
