@@ -47,7 +47,7 @@ pub struct Headers {
 #[derive(Debug, PartialEq, Eq)]
 enum Block {
     Own(Box<HeaderBlock>),
-    Shared(Arc<HeaderBlock>),
+    Shared(SharedBlock),
 }
 
 /// switchyard patch: a request's header block (pseudo-header fields and header fields), built
@@ -59,13 +59,21 @@ enum Block {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedBlock(Arc<HeaderBlock>);
 
+impl SharedBlock {
+    /// Whether both are the same block (the same allocation; a block never changes while
+    /// shared, so the same block has the same fields).
+    pub(crate) fn ptr_eq(&self, other: &SharedBlock) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 impl Deref for Block {
     type Target = HeaderBlock;
 
     fn deref(&self) -> &HeaderBlock {
         match self {
             Block::Own(block) => block,
-            Block::Shared(block) => block,
+            Block::Shared(block) => &block.0,
         }
     }
 }
@@ -76,14 +84,14 @@ impl Block {
     fn to_mut(&mut self) -> &mut HeaderBlock {
         match self {
             Block::Own(block) => block,
-            Block::Shared(block) => Arc::make_mut(block),
+            Block::Shared(block) => Arc::make_mut(&mut block.0),
         }
     }
 
     fn into_inner(self) -> HeaderBlock {
         match self {
             Block::Own(block) => *block,
-            Block::Shared(block) => Arc::unwrap_or_clone(block),
+            Block::Shared(block) => Arc::unwrap_or_clone(block.0),
         }
     }
 
@@ -197,7 +205,7 @@ impl Headers {
         Headers {
             stream_id,
             stream_dep: None,
-            header_block: Block::Shared(block.0.clone()),
+            header_block: Block::Shared(block.clone()),
             flags: HeadersFlag::default(),
         }
     }
@@ -206,7 +214,7 @@ impl Headers {
     pub fn into_shared_block(self) -> SharedBlock {
         match self.header_block {
             Block::Own(block) => SharedBlock(Arc::new(*block)),
-            Block::Shared(block) => SharedBlock(block),
+            Block::Shared(block) => block,
         }
     }
 
@@ -1116,19 +1124,20 @@ impl HeaderBlock {
     }
 
     /// switchyard patch: `into_encoding` for a shared block: copied from the encoder's remembered
-    /// encoding when it is one (the usual case once the table holds its fields), else encoded
-    /// from a copy.
+    /// encoding when it is one (the usual case once the table holds its fields; found by
+    /// identity once it has been), else encoded from a copy.
     fn shared_into_encoding(
-        block: Arc<HeaderBlock>,
+        block: SharedBlock,
         encoder: &mut hpack::Encoder,
     ) -> EncodingHeaderBlock {
         let mut hpack = encoder.take_scratch();
         hpack.clear();
-        if encoder.encode_repeated(&block.pseudo, &block.fields, &mut hpack) {
+        let HeaderBlock { pseudo, fields, .. } = &*block.0;
+        if encoder.encode_repeated(pseudo, fields, Some(&block), &mut hpack) {
             return EncodingHeaderBlock { hpack };
         }
         encoder.return_scratch(hpack);
-        Arc::unwrap_or_clone(block).into_encoding(encoder)
+        Arc::unwrap_or_clone(block.0).into_encoding(encoder)
     }
 
     fn into_encoding(self, encoder: &mut hpack::Encoder) -> EncodingHeaderBlock {
@@ -1136,7 +1145,7 @@ impl HeaderBlock {
         hpack.clear();
         // switchyard patch: a block sent again on an unchanged table is copied from its last
         // encoding (see `hpack::Encoder::encode_repeated`).
-        if encoder.encode_repeated(&self.pseudo, &self.fields, &mut hpack) {
+        if encoder.encode_repeated(&self.pseudo, &self.fields, None, &mut hpack) {
             return EncodingHeaderBlock { hpack };
         }
         let copy = encoder
@@ -1294,7 +1303,7 @@ mod test {
             };
             plain.encode(headers, &mut expected);
             let mut probe = BytesMut::new();
-            let hit = cached.encode_repeated(&block.pseudo, &block.fields, &mut probe);
+            let hit = cached.encode_repeated(&block.pseudo, &block.fields, None, &mut probe);
             let got = block.into_encoding(cached).hpack;
             assert_eq!(got, expected);
             (got.to_vec(), hit)
@@ -1356,6 +1365,60 @@ mod test {
         // headers followed an insert); the third's headers are remembered and its trailers
         // copied; from the fourth on both are copied.
         assert_eq!(hits, [false, false, false, false, false, true, true, true]);
+    }
+
+    /// switchyard patch: a shared block (a client's `RequestHead`) encodes to what the same
+    /// block owned encodes to, every time: afresh while the table changes, then copied, found
+    /// by identity once it has matched; a change to the table makes the identity stale with the
+    /// bytes, and an equal block shared separately is still found by its fields.
+    #[test]
+    fn switchyard_a_shared_block_is_copied_by_identity_while_the_table_stands() {
+        fn block(timeout: &'static str) -> HeaderBlock {
+            let mut fields = HeaderMap::new();
+            fields.append("content-type", HeaderValue::from_static("application/grpc"));
+            fields.append("grpc-timeout", HeaderValue::from_static(timeout));
+            let uri = "http://127.0.0.1:50051/forwarding.v1.ForwardingService/Send";
+            HeaderBlock {
+                fields,
+                field_size: 0,
+                is_over_size: false,
+                pseudo: Pseudo::request(Method::POST, Uri::from_static(uri), None),
+            }
+        }
+        fn expected(plain: &mut Encoder, block: &HeaderBlock) -> BytesMut {
+            let mut expected = BytesMut::new();
+            let headers = Iter {
+                pseudo: Some(block.pseudo.clone()),
+                fields: block.fields.clone().into_iter(),
+            };
+            plain.encode(headers, &mut expected);
+            expected
+        }
+        fn shared(cached: &mut Encoder, plain: &mut Encoder, block: &SharedBlock) {
+            let expected = expected(plain, &block.0);
+            let got = HeaderBlock::shared_into_encoding(block.clone(), cached).hpack;
+            assert_eq!(got, expected);
+        }
+        let (mut cached, mut plain) = (Encoder::default(), Encoder::default());
+        let head = SharedBlock(Arc::new(block("30000m")));
+        for _ in 0..4 {
+            shared(&mut cached, &mut plain, &head);
+        }
+        assert!(cached.knows(&head), "matched by its fields, then known");
+        shared(&mut cached, &mut plain, &head);
+
+        // Another value inserts into the table: the block is encoded afresh, then known again.
+        let other = block("5000m");
+        let expected_other = expected(&mut plain, &other);
+        assert_eq!(other.into_encoding(&mut cached).hpack, expected_other);
+        for _ in 0..3 {
+            shared(&mut cached, &mut plain, &head);
+        }
+        assert!(cached.knows(&head));
+
+        // The same fields shared separately: copied, found by comparing them.
+        let twin = SharedBlock(Arc::new(block("30000m")));
+        shared(&mut cached, &mut plain, &twin);
     }
 
     /// switchyard patch: HEADERS and PUSH_PROMISE hold their header blocks boxed, so moving a

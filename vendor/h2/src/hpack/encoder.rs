@@ -1,6 +1,6 @@
 use super::table::{Index, Table};
 use super::{huffman, Header};
-use crate::frame::Pseudo;
+use crate::frame::{Pseudo, SharedBlock};
 
 use bytes::{BufMut, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -49,6 +49,8 @@ struct RepeatedBlock {
     fields: HeaderMap,
     encoded: Vec<u8>,
     table_changes: u64,
+    /// A shared block found equal to this one, found again by identity without comparing.
+    shared: Option<SharedBlock>,
 }
 
 #[derive(Debug, Copy, Clone, Eq, PartialEq)]
@@ -99,24 +101,43 @@ impl Encoder {
 
     /// Writes the encoding of the block `pseudo` + `fields` to `dst` if it is a remembered
     /// block and the table has not changed since it was encoded; returns whether it did.
+    /// `shared` is the block's `SharedBlock` if it has one: once it matched a remembered block
+    /// it is found again by identity, without comparing the fields.
     pub(crate) fn encode_repeated(
         &mut self,
         pseudo: &Pseudo,
         fields: &HeaderMap,
+        shared: Option<&SharedBlock>,
         dst: &mut BytesMut,
     ) -> bool {
         if self.size_update.is_some() {
             return false;
         }
-        let found = self.repeated.iter().find(|repeated| {
-            repeated.table_changes == self.table_changes
-                && repeated.pseudo == *pseudo
-                && same_fields(&repeated.fields, fields)
-        });
+        let table_changes = self.table_changes;
+        let same = |repeated: &RepeatedBlock| {
+            let known = repeated.shared.as_ref();
+            matches!((known, shared), (Some(known), Some(shared)) if known.ptr_eq(shared))
+                || (repeated.pseudo == *pseudo && same_fields(&repeated.fields, fields))
+        };
+        let found = self
+            .repeated
+            .iter_mut()
+            .find(|repeated| repeated.table_changes == table_changes && same(repeated));
         if let Some(repeated) = found {
             dst.extend_from_slice(&repeated.encoded);
+            if repeated.shared.is_none() {
+                repeated.shared = shared.cloned();
+            }
+            return true;
         }
-        found.is_some()
+        false
+    }
+
+    /// switchyard patch: whether `block` is known by identity (for tests).
+    #[cfg(test)]
+    pub(crate) fn knows(&self, block: &SharedBlock) -> bool {
+        let known = |repeated: &RepeatedBlock| repeated.shared.as_ref().map(|s| s.ptr_eq(block));
+        self.repeated.iter().any(|r| known(r) == Some(true))
     }
 
     /// Whether the block about to be encoded is worth copying aside for `remember`: the last
@@ -135,6 +156,7 @@ impl Encoder {
             fields,
             encoded: encoded.to_vec(),
             table_changes: self.table_changes,
+            shared: None,
         };
         if self.repeated.len() < REPEATED_BLOCKS {
             self.repeated.push(block);
