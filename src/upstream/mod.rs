@@ -322,14 +322,27 @@ pub fn is_token(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|&b| TOKEN[usize::from(b)])
 }
 
+/// A token without upper-case letters: a header name as the contract asks backends to send it.
+pub fn is_lower_case_token(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&b| LOWER_CASE_TOKEN[usize::from(b)])
+}
+
 /// Which bytes an RFC 9110 token may hold, one lookup per byte (a backend's header names are
 /// checked on every answer).
-static TOKEN: [bool; 256] = {
+static TOKEN: [bool; 256] = token_bytes(true);
+
+/// [`TOKEN`] without the upper-case letters.
+static LOWER_CASE_TOKEN: [bool; 256] = token_bytes(false);
+
+/// The token bytes, with the upper-case letters or without.
+const fn token_bytes(upper_case: bool) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
+        table[b] = c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || (upper_case && c.is_ascii_uppercase())
             || matches!(
                 c,
                 b'!' | b'#'
@@ -350,7 +363,7 @@ static TOKEN: [bool; 256] = {
         b += 1;
     }
     table
-};
+}
 
 /// A field value `http::HeaderValue` would accept: no control characters but tab, so it cannot
 /// split the response; checked without the copy `HeaderValue::from_str` makes.
@@ -390,6 +403,12 @@ pub fn into_response(reply: Reply) -> Result<Response, GatewayError> {
         ))
     };
     let mut response = Response::new(status, reply.body);
+    if reply.headers.are_plain() {
+        // Checked when the answer was: lower-case token names, none `connection`, printable
+        // values. Nothing to copy, nothing to refuse.
+        response.backend_headers = reply.headers;
+        return Ok(response);
+    }
     // One walk checks every header under its lower-case name; only a name with upper-case letters
     // is copied to get one.
     let mut upper_case = false;

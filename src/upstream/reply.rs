@@ -154,11 +154,35 @@ impl<'a> Fields<'a> {
 
 /// Checks one `Header` message: well-formed, and every occurrence of its name and value UTF-8
 /// (as prost requires), not only the one that wins.
-fn check_header(message: &[u8]) -> Result<(), Malformed> {
-    header_bytes(message, |b| {
-        crate::utf8::text(b).map(|_| ()).ok_or(Malformed)
-    })
-    .map(|_| ())
+fn check_header(message: &[u8]) -> Result<bool, Malformed> {
+    let utf8 = |b: &[u8]| crate::utf8::text(b).map(|_| ()).ok_or(Malformed);
+    // The usual shape: whichever of name and value is plain is ASCII, so UTF-8 already.
+    if let Some((name, value)) = canonical_header(message) {
+        let (plain_name, plain_value) = (is_plain_name(name), is_plain_value(value));
+        if !plain_name {
+            utf8(name)?;
+        }
+        if !plain_value {
+            utf8(value)?;
+        }
+        return Ok(plain_name && plain_value);
+    }
+    header_bytes(message, utf8)?;
+    Ok(false)
+}
+
+/// A header name the client's response takes as it is: a lower-case token (so ASCII), and not
+/// `connection`, which may name other headers to drop.
+fn is_plain_name(name: &[u8]) -> bool {
+    super::is_lower_case_token(name) && name != b"connection"
+}
+
+/// A header value the client's response takes as it is: printable ASCII and tabs (a field value
+/// that is UTF-8 too; others, obs-text included, are looked at when mapped).
+fn is_plain_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| (b' '..=b'~').contains(&b) || b == b'\t')
 }
 
 /// One `Header` message's (name, value) bytes; `check` sees every occurrence of either.
@@ -227,6 +251,7 @@ impl Reply {
         // Where the header fields lie (from the first one's key to the last one's end): later
         // walks skip the status before them and the body after them.
         let mut span = 0..0;
+        let mut plain = true;
         let mut fields = Fields::new(&message);
         let offset = |fields: &Fields<'_>| message.len() - fields.rest.len();
         loop {
@@ -238,7 +263,7 @@ impl Reply {
                 // int32 travels as a varint of its 64-bit sign extension: truncation is the decode.
                 (RESP_STATUS_CODE, Value::Varint(v)) => status_code = v as i32,
                 (RESP_HEADERS, Value::Bytes(h)) => {
-                    check_header(h)?;
+                    plain &= check_header(h)?;
                     if headers == 0 {
                         span.start = start;
                     }
@@ -257,6 +282,7 @@ impl Reply {
                 message: if headers == 0 { Bytes::new() } else { message },
                 span,
                 len: headers,
+                plain,
             },
             body,
         })
@@ -264,13 +290,28 @@ impl Reply {
 }
 
 /// The headers of a checked `ForwardingResp`, still in their encoding.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyHeaders {
     /// The whole checked message (empty when it has no headers).
     message: Bytes,
     /// The part of `message` from the first header field to the end of the last.
     span: std::ops::Range<usize>,
     len: usize,
+    /// Every header has a lower-case token for a name, other than `connection`, and a printable
+    /// ASCII value: the response can take them without another look (`into_response`).
+    plain: bool,
+}
+
+impl Default for ReplyHeaders {
+    /// No headers (plain: there is nothing to look at).
+    fn default() -> Self {
+        ReplyHeaders {
+            message: Bytes::new(),
+            span: 0..0,
+            len: 0,
+            plain: true,
+        }
+    }
 }
 
 impl ReplyHeaders {
@@ -282,6 +323,12 @@ impl ReplyHeaders {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether every header has a lower-case token for a name, other than `connection`, and a
+    /// value of printable ASCII and tabs, as seen when the answer was checked.
+    pub fn are_plain(&self) -> bool {
+        self.plain
     }
 
     /// The headers as (name, value), in order.
@@ -387,6 +434,44 @@ mod tests {
             .encode_to_vec(),
         );
         same_as_prost(&[]);
+    }
+
+    #[test]
+    fn headers_are_plain_only_when_the_response_can_take_them_as_they_are() {
+        let plain = |headers: &[(&str, &str)]| {
+            let headers = headers.iter().map(|(n, v)| h(n, v)).collect();
+            let resp = ForwardingResp {
+                headers,
+                ..Default::default()
+            };
+            let reply = Reply::decode(resp.encode_to_vec().into()).unwrap();
+            reply.headers.are_plain()
+        };
+        assert!(plain(&[]));
+        assert!(ReplyHeaders::default().are_plain());
+        assert!(plain(&[
+            ("content-type", "application/json"),
+            ("x-a", "\t~ !")
+        ]));
+        for odd in [
+            ("Content-Type", "x"),
+            ("connection", "close"),
+            ("x a", "1"),
+            ("", "1"),
+            ("x-a", "caf\u{e9}"),
+            ("x-a", "a\r\nb"),
+            ("x-a", "\u{7f}"),
+        ] {
+            assert!(!plain(&[("x-b", "1"), odd]), "{odd:?}");
+        }
+        // Another encoding of a header (value before name) is checked, and not plain.
+        let reversed = [0x12, 1, b'v', 0x0a, 1, b'n'];
+        let mut message = vec![0x12, reversed.len() as u8];
+        message.extend_from_slice(&reversed);
+        assert!(same_as_prost(&message));
+        let reply = Reply::decode(message.into()).unwrap();
+        assert_eq!(reply.headers.iter().collect::<Vec<_>>(), [("n", "v")]);
+        assert!(!reply.headers.are_plain());
     }
 
     #[test]
