@@ -4,19 +4,23 @@
 //! adapter lets it run on glommio's io_uring sockets. Errors are passed through unchanged: a read error
 //! must reach h2 as an error (and so become a 502 or a closed stream), never a silent end of stream.
 //!
-//! Reads go through [`poll_read_into`]: safe Rust cannot hand a reader uninitialised memory, and
-//! zeroing the destination's free space before every read (h2's read buffer hands over up to 8 KiB
-//! of fresh space each time, the HTTP/1.1 reader 4 KiB) cost more than the request's own bytes.
-//! Each shard thread instead keeps one buffer, zeroed once, that reads land in; only the bytes
-//! received are copied out.
+//! Reads land straight in the caller's memory where it has room for the whole read: glommio's
+//! socket reads into memory not yet initialised ([`ReadUninit`]), so neither the reader's spare
+//! capacity is zeroed nor the received bytes copied. Safe Rust cannot hand a `futures-io` reader
+//! uninitialised memory, and zeroing the destination's free space before every read (h2's read
+//! buffer hands over up to 64 KiB of fresh space each time, the HTTP/1.1 reader 8 KiB) cost more
+//! than the request's own bytes; hence the trait.
 //!
+//! A read with less room than it wants goes through [`poll_read_into`]: each shard thread keeps
+//! one buffer, zeroed once, that such reads land in, and only the bytes received are copied out.
 //! A read through [`TokioIo`] takes up to [`READ_AHEAD`] bytes even when the caller offered less
-//! room: tokio-util hands h2 the free tail of its buffer (often a few KiB), so a 4 KiB answer
-//! arrived in two `recv`s, the second for the couple of hundred bytes that did not fit. The
-//! overflow waits in the adapter and is handed out before the socket is read again.
+//! room: tokio-util hands h2 the free tail of its buffer, so a 4 KiB answer arrived in two `recv`s,
+//! the second for the couple of hundred bytes that did not fit. The overflow waits in the adapter
+//! and is handed out before the socket is read again.
 
 use std::cell::RefCell;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -35,6 +39,41 @@ pub const READ_AHEAD: usize = 8 << 10;
 /// last few hundred bytes, reuses it; a larger one's is freed, so an idle connection holds no
 /// more than this for it.
 const AHEAD_KEEP: usize = 1 << 10;
+
+/// A stream whose reads can land in memory that is not initialised yet.
+///
+/// # Safety
+///
+/// `poll_read_uninit` returning `Ready(Ok(n))` must have written the first `n` bytes of `buf`
+/// (`n <= buf.len()`): callers take them as initialised.
+pub unsafe trait ReadUninit: AsyncRead + Unpin {
+    /// Reads into `buf` as [`AsyncRead::poll_read`] does. The default zeroes `buf` first and
+    /// then reads into it; a stream that can do better overrides it.
+    fn poll_read_uninit(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        for byte in buf.iter_mut() {
+            byte.write(0);
+        }
+        // SAFETY: every byte was just initialised.
+        let buf = unsafe { &mut *(buf as *mut [MaybeUninit<u8>] as *mut [u8]) };
+        let len = buf.len();
+        Pin::new(self).poll_read(cx, buf).map_ok(|n| n.min(len))
+    }
+}
+
+// SAFETY: glommio's `poll_read_uninit` writes the bytes it reports received, and only those.
+unsafe impl ReadUninit for glommio::net::TcpStream {
+    fn poll_read_uninit(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        glommio::net::TcpStream::poll_read_uninit(self, cx, buf)
+    }
+}
 
 thread_local! {
     /// The shard thread's read buffer (see the module docs). Borrowed only within one poll.
@@ -62,14 +101,25 @@ pub fn poll_read_into<S: AsyncRead + Unpin>(
     })
 }
 
-/// Reads at most `max` bytes from `stream` and appends them to `buf`.
-pub async fn read_append<S: AsyncRead + Unpin>(
+/// Reads at most `max` bytes from `stream` and appends them to `buf`: straight into `buf`'s spare
+/// capacity when it has room for `max` bytes, else through the shard's read buffer (so that a
+/// read that finds little never grows `buf` by `max`).
+pub async fn read_append<S: ReadUninit>(
     stream: &mut S,
     buf: &mut BytesMut,
     max: usize,
 ) -> io::Result<usize> {
-    std::future::poll_fn(|cx| poll_read_into(stream, cx, max, |bytes| buf.extend_from_slice(bytes)))
-        .await
+    std::future::poll_fn(|cx| {
+        if buf.capacity() - buf.len() < max {
+            return poll_read_into(stream, cx, max, |bytes| buf.extend_from_slice(bytes));
+        }
+        let n =
+            std::task::ready!(stream.poll_read_uninit(cx, &mut buf.spare_capacity_mut()[..max]))?;
+        // SAFETY: the stream wrote the first `n` bytes of the spare capacity (`ReadUninit`).
+        unsafe { buf.set_len(buf.len() + n) };
+        Poll::Ready(Ok(n))
+    })
+    .await
 }
 
 /// Wraps a `futures-io` stream so that it implements tokio's I/O traits.
@@ -105,7 +155,7 @@ impl<S> TokioIo<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for TokioIo<S> {
+impl<S: ReadUninit> tokio::io::AsyncRead for TokioIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -127,6 +177,15 @@ impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for TokioIo<S> {
             return Poll::Ready(Ok(()));
         }
         if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() >= READ_AHEAD {
+            // SAFETY: the read only writes received bytes into the unfilled part.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            let n = std::task::ready!(this.inner.poll_read_uninit(cx, unfilled))?;
+            // SAFETY: the stream wrote the first `n` unfilled bytes (`ReadUninit`).
+            unsafe { buf.assume_init(n) };
+            buf.advance(n);
             return Poll::Ready(Ok(()));
         }
         // Not `buf.initialize_unfilled()`: h2 (through tokio-util) hands over a fresh `ReadBuf`
@@ -216,14 +275,16 @@ impl BodyCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future as _;
     use std::task::Waker;
 
     /// A stream that yields each of its chunks in one read, then ends (or fails with `end`); it
-    /// counts the reads.
+    /// counts the reads, and of them those into the caller's memory.
     struct Chunks {
         chunks: Vec<&'static [u8]>,
         end: Option<io::ErrorKind>,
         reads: usize,
+        in_place: usize,
     }
 
     impl Chunks {
@@ -232,6 +293,7 @@ mod tests {
                 chunks,
                 end,
                 reads: 0,
+                in_place: 0,
             }
         }
     }
@@ -252,7 +314,26 @@ mod tests {
         }
     }
 
-    fn read_once<S: AsyncRead + Unpin>(io: &mut TokioIo<S>) -> io::Result<Vec<u8>> {
+    // SAFETY: writes exactly the bytes it reports, as `poll_read` does.
+    unsafe impl ReadUninit for Chunks {
+        fn poll_read_uninit(
+            &mut self,
+            cx: &mut Context<'_>,
+            buf: &mut [MaybeUninit<u8>],
+        ) -> Poll<io::Result<usize>> {
+            self.in_place += 1;
+            let mut staged = vec![0; buf.len()];
+            let read = Pin::new(&mut *self).poll_read(cx, &mut staged);
+            if let Poll::Ready(Ok(n)) = read {
+                for (to, from) in buf.iter_mut().zip(&staged[..n]) {
+                    to.write(*from);
+                }
+            }
+            read
+        }
+    }
+
+    fn read_once<S: ReadUninit>(io: &mut TokioIo<S>) -> io::Result<Vec<u8>> {
         let mut storage = [0u8; 64];
         let mut buf = ReadBuf::new(&mut storage);
         let mut cx = Context::from_waker(Waker::noop());
@@ -277,6 +358,9 @@ mod tests {
             Poll::Ready(Ok(buf.len()))
         }
     }
+
+    // SAFETY: the default read zeroes the buffer first.
+    unsafe impl ReadUninit for Offered {}
 
     #[test]
     fn reads_append_what_arrived_and_never_more_than_asked() {
@@ -332,6 +416,86 @@ mod tests {
             "all of it came from the overflow"
         );
         assert_eq!(io.replay.capacity(), 0);
+    }
+
+    #[test]
+    fn a_read_with_room_for_the_read_ahead_goes_straight_into_the_callers_memory() {
+        let mut io = TokioIo::new(Offered::default());
+        let mut storage = vec![MaybeUninit::<u8>::uninit(); 3 * READ_AHEAD];
+        let mut buf = ReadBuf::uninit(&mut storage);
+        let mut cx = Context::from_waker(Waker::noop());
+        match tokio::io::AsyncRead::poll_read(Pin::new(&mut io), &mut cx, &mut buf) {
+            Poll::Ready(r) => r.unwrap(),
+            Poll::Pending => panic!("test stream never pends"),
+        }
+        assert_eq!(buf.filled(), vec![b'z'; 3 * READ_AHEAD]);
+        assert_eq!(io.get_ref().0, [3 * READ_AHEAD], "one read, all the room");
+        assert_eq!(
+            io.replay.capacity(),
+            0,
+            "nothing passed through the adapter"
+        );
+    }
+
+    #[test]
+    fn an_append_with_room_reads_into_the_spare_capacity_and_one_without_grows_by_what_came() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut stream = Chunks::new(vec![b"abc", b"defg"], None);
+        let mut buf = BytesMut::with_capacity(64);
+        let at = buf.as_ptr();
+        let read = std::pin::pin!(read_append(&mut stream, &mut buf, 64)).poll(&mut cx);
+        assert!(matches!(read, Poll::Ready(Ok(3))));
+        assert_eq!((&buf[..], buf.as_ptr()), (&b"abc"[..], at));
+        assert_eq!(stream.in_place, 1, "read in place");
+        // 61 bytes of room for a 100-byte read: through the shard's buffer, growing `buf` by
+        // the 4 bytes that came, not by 100.
+        let read = std::pin::pin!(read_append(&mut stream, &mut buf, 100)).poll(&mut cx);
+        assert!(matches!(read, Poll::Ready(Ok(4))));
+        assert_eq!((&buf[..], buf.capacity()), (&b"abcdefg"[..], 64));
+        assert_eq!((stream.reads, stream.in_place), (2, 1));
+    }
+
+    #[test]
+    fn socket_reads_land_in_place_and_pass_a_reset_through() {
+        use std::io::Write as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let stream = glommio::net::TcpStream::connect(addr).await.unwrap();
+                let (mut peer, _) = listener.accept().unwrap();
+                peer.write_all(b"hello").unwrap();
+                let mut stream = stream;
+                let mut buf = BytesMut::with_capacity(64);
+                assert_eq!(read_append(&mut stream, &mut buf, 64).await.unwrap(), 5);
+                assert_eq!(&buf[..], b"hello");
+
+                peer.write_all(b"world").unwrap();
+                let mut io = TokioIo::new(stream);
+                let mut storage = vec![MaybeUninit::<u8>::uninit(); READ_AHEAD];
+                let mut out = ReadBuf::uninit(&mut storage);
+                std::future::poll_fn(|cx| {
+                    tokio::io::AsyncRead::poll_read(Pin::new(&mut io), cx, &mut out)
+                })
+                .await
+                .unwrap();
+                assert_eq!(out.filled(), b"world");
+
+                // A close with a zero linger resets the connection: the read reports the reset,
+                // not an end of stream.
+                socket2::SockRef::from(&peer)
+                    .set_linger(Some(std::time::Duration::ZERO))
+                    .unwrap();
+                drop(peer);
+                let mut out = ReadBuf::uninit(&mut storage);
+                let read = std::future::poll_fn(|cx| {
+                    tokio::io::AsyncRead::poll_read(Pin::new(&mut io), cx, &mut out)
+                })
+                .await;
+                assert_eq!(read.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
+            });
     }
 
     /// A sink that records each write call, vectored ones as one.

@@ -117,15 +117,14 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, deadline: Instant
 
 /// How much to read while a head is expected: the room left in a connection's buffer (at least
 /// [`HEAD_READ`]), so that a body of a few KiB sent with its head arrives in the same read; a
-/// 4 KiB POST took two. The bytes pass through the shard's read buffer, so a large read costs
-/// nothing when little arrives.
+/// 4 KiB POST took two. The bytes go straight into the buffer's spare capacity, so a large read
+/// costs nothing when little arrives.
 pub fn head_read_size(buf: &BytesMut) -> usize {
     (buf.capacity().max(READ_BUFFER) - buf.len()).max(HEAD_READ)
 }
 
-/// Reads at most `want` more bytes into `buf`, giving up at `deadline`. The bytes arrive through
-/// the shard's read buffer ([`crate::io::read_append`]), so only what was received is copied and
-/// nothing is zeroed per read.
+/// Reads at most `want` more bytes into `buf`, giving up at `deadline`. Nothing is zeroed per
+/// read, and `buf` grows only by what arrived ([`crate::io::read_append`]).
 async fn read_up_to(
     stream: &mut TcpStream,
     buf: &mut BytesMut,

@@ -64,9 +64,19 @@ fn yolo_peek(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
 }
 
 fn yolo_recv(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    // SAFETY: `recv` only writes received bytes into the buffer, so viewing initialised bytes as
+    // possibly uninitialised ones loses nothing.
+    yolo_recv_uninit(fd, unsafe {
+        &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>])
+    })
+}
+
+/// switchyard patch: `yolo_recv` into memory that need not be initialised (`yolo_recv` now
+/// calls it): the kernel writes the bytes it returns, and only those.
+fn yolo_recv_uninit(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
     match sys::recv_syscall(
         fd,
-        buf.as_mut_ptr(),
+        buf.as_mut_ptr().cast(),
         buf.len(),
         MsgFlags::MSG_DONTWAIT.bits(),
     ) {

@@ -12,6 +12,7 @@ use nix::sys::socket::MsgFlags;
 use std::{
     cell::{Cell, RefCell},
     io,
+    mem::MaybeUninit,
     net::Shutdown,
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
     rc::{Rc, Weak},
@@ -317,6 +318,20 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        // SAFETY: `poll_read_uninit` only writes received bytes into the buffer.
+        self.poll_read_uninit(cx, unsafe {
+            &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>])
+        })
+    }
+
+    /// switchyard patch: `poll_read` into memory that need not be initialised (it was
+    /// `poll_read`'s body). `Ready(Ok(n))` means the first `n`
+    /// bytes of `buf` were written (and so are initialised); nothing else is written.
+    pub(crate) fn poll_read_uninit(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
@@ -327,7 +342,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             .unwrap_or(true);
 
         if no_pending_poll {
-            if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
+            if let Some(result) = super::yolo_recv_uninit(self.stream.as_raw_fd(), buf) {
                 self.source_rx.take();
                 self.read_timeout.cancel_timer();
                 let result = poll_err!(result);
@@ -468,6 +483,18 @@ where
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
         GlommioStream::from(socket)
+    }
+}
+
+impl<S: AsRawFd> GlommioStream<S, NonBuffered> {
+    /// switchyard patch: reads into memory that need not be initialised (an unbuffered stream reads straight from
+    /// the socket); see `NonBufferedStream::poll_read_uninit`.
+    pub(crate) fn poll_read_uninit(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_read_uninit(cx, buf)
     }
 }
 

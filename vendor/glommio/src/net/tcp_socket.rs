@@ -484,6 +484,18 @@ impl TcpStream {
         })
     }
 
+    /// switchyard patch: reads from the socket into memory that need not be initialised, as
+    /// [`AsyncRead::poll_read`] does into initialised memory: the bytes go straight from the
+    /// kernel to `buf`, with no zeroing or copy. `Ready(Ok(n))` means the first `n` bytes of
+    /// `buf` hold what was received (and are initialised); nothing else in `buf` is written.
+    pub fn poll_read_uninit(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_read_uninit(cx, buf)
+    }
+
     /// Creates a buffered TCP connection with default receive buffer.
     pub fn buffered(self) -> TcpStream<Preallocated> {
         self.buffered_with(Preallocated::default())
@@ -1017,6 +1029,35 @@ mod tests {
             stream.close().await.unwrap();
             let all = reader.await.unwrap().unwrap();
             assert_eq!(all, [&head[..], &payload[..]].concat());
+        });
+    }
+
+    // switchyard patch: the test of `poll_read_uninit`.
+    #[test]
+    fn a_read_into_uninitialised_memory_writes_what_arrived_and_nothing_else() {
+        test_executor!(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let writer = crate::spawn_local(async move {
+                let mut stream = listener.accept().await?;
+                stream.write_all(b"hello").await?;
+                stream.close().await
+            })
+            .detach();
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            // Marked bytes: a read must leave the ones past what arrived alone.
+            let mut buf = [std::mem::MaybeUninit::new(b'#'); 16];
+            let n = futures_lite::future::poll_fn(|cx| stream.poll_read_uninit(cx, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(n, 5);
+            let bytes: Vec<u8> = buf.iter().map(|b| unsafe { b.assume_init() }).collect();
+            assert_eq!(&bytes[..], b"hello###########");
+            writer.await.unwrap().unwrap();
+            let n = futures_lite::future::poll_fn(|cx| stream.poll_read_uninit(cx, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(n, 0, "then the end of the stream");
         });
     }
 
