@@ -174,13 +174,14 @@ pub struct RequestHead {
 
 impl RequestHead {
     /// The head of `request`, as `send_request` would send it. The checks `send_request` makes
-    /// (connection-specific header fields, a URI without scheme and authority) are made here
-    /// for the URI and again on each send for the fields, so a head that would fail fails.
+    /// (a URI without scheme and authority, connection-specific header fields) are made here,
+    /// once, so a head that `send_request` would refuse is refused; sends of the head skip them.
     pub fn new(mut request: Request<()>) -> Result<RequestHead, crate::Error> {
         let protocol = request.extensions_mut().remove::<Protocol>();
         let is_head = request.method() == Method::HEAD;
         let frame = Peer::convert_send_message(StreamId::zero(), request, protocol, false)
             .map_err(crate::Error::from)?;
+        proto::check_headers(frame.fields())?;
         Ok(RequestHead {
             block: frame.into_shared_block(),
             is_head,
@@ -1908,7 +1909,7 @@ mod switchyard_tests {
     /// switchyard patch: a `RequestHead` sent on several streams, taking turns with the whole
     /// request it was built from sent by `send_request`: the server receives the same request
     /// every time. A HEAD head keeps HEAD's rule (a `content-length` without a body is the
-    /// complete answer), and a head with a connection-specific field fails to send, as
+    /// complete answer), and a head with a connection-specific field is refused when built, as
     /// `send_request` fails with that request.
     #[tokio::test]
     async fn a_request_head_is_sent_as_the_request_it_was_built_from() {
@@ -1970,8 +1971,7 @@ mod switchyard_tests {
         illegal
             .headers_mut()
             .insert("connection", "close".parse().unwrap());
-        let illegal = RequestHead::new(illegal).unwrap();
-        let refused = client.send_request_head(&illegal, true).unwrap_err();
+        let refused = RequestHead::new(illegal).unwrap_err();
         assert!(
             refused.to_string().contains("malformed headers"),
             "{refused}"

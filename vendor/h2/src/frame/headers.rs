@@ -210,6 +210,12 @@ impl Headers {
         }
     }
 
+    /// switchyard patch: whether this frame sends a shared block (`Headers::shared`), whose
+    /// fields were checked once when it was shared.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.header_block, Block::Shared(_))
+    }
+
     /// switchyard patch: this frame's block, to be sent again with `Headers::shared`.
     pub fn into_shared_block(self) -> SharedBlock {
         match self.header_block {

@@ -31,6 +31,12 @@ use crate::proto::*;
 use bytes::Bytes;
 use std::time::Duration;
 
+/// switchyard patch: the check of a sent head's fields for connection-specific names, for
+/// `client::RequestHead::new`, which makes it once for every send of its shared block.
+pub(crate) fn check_headers(fields: &http::HeaderMap) -> Result<(), crate::codec::UserError> {
+    Send::check_headers(fields)
+}
+
 #[derive(Debug, Eq, PartialEq)]
 pub(super) enum BufferStatus {
     Complete,

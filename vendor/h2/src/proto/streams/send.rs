@@ -77,7 +77,7 @@ impl Send {
         Ok(stream_id)
     }
 
-    fn check_headers(fields: &http::HeaderMap) -> Result<(), UserError> {
+    pub(super) fn check_headers(fields: &http::HeaderMap) -> Result<(), UserError> {
         // switchyard patch: the two names outside `http`'s standard set are built once; looked
         // up by `&str`, each was parsed and classified again on every request. And the names
         // are compared while walking the map's names once, where six lookups hashed each
@@ -142,7 +142,11 @@ impl Send {
             self.init_window_sz
         );
 
-        Self::check_headers(frame.fields())?;
+        // switchyard patch: a shared block's fields were checked when it was shared
+        // (`client::RequestHead::new`), so its sends skip the walk.
+        if !frame.is_shared() {
+            Self::check_headers(frame.fields())?;
+        }
 
         let end_stream = frame.is_end_stream();
 
