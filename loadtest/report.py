@@ -1,26 +1,146 @@
 #!/usr/bin/env python3
 """Turns loadtest/run's raw measurements into latest.md, latest.json and a gnuplot script for
-latest.png. Exits 1 if any scenario had errors. Standard library only."""
+latest.png. Exits 1 if any scenario had errors in any round. Standard library only.
+
+The raw measurements come in rounds (every scenario once per round); the tables show the median
+over the rounds of each figure, and each ratio is the median of the per-round ratios, switchyard
+and its peer taken from the same round."""
 
 import argparse
 import glob
 import json
 import os
+import re
+import statistics
 import sys
 
 SCENARIOS = ["direct", "nginx", "haproxy", "switchyard", "ha+2sw"]
 VARIANTS = {"tiny": "tiny GET", "4k": "4 KiB POST echo"}
+# Per-row figures that the table shows as their median over the rounds.
+MEDIAN_METRICS = ["sat_rps", "backend_us_per_req_sat", "cpu_us_per_req_sat", "proxy_busy_pct_sat",
+                  "kernel_us_per_req_sat", "cpu_us_per_req_open", "added_p50_us", "added_p99_us"]
+# Ratios of switchyard's figure to a peer's: name, metric, peer.
+RATIOS = [
+    ("throughput_sw_nginx", "sat_rps", "nginx"),
+    ("throughput_sw_haproxy", "sat_rps", "haproxy"),
+    ("cpu_sw_nginx", "cpu_us_per_req_sat", "nginx"),
+    ("cpu_sw_haproxy", "cpu_us_per_req_sat", "haproxy"),
+    ("cpu_open_sw_nginx", "cpu_us_per_req_open", "nginx"),
+    ("cpu_open_sw_haproxy", "cpu_us_per_req_open", "haproxy"),
+]
+ROUND_IN_NAME = re.compile(r"-r(\d+)\.json$")
 
 
 def load(pattern):
+    """Raw rows as {(scenario, variant): {round: row}}. The round is the row's "round" field, else
+    the -rN of the file name (switchyard-load's reports have no round field), else 1, so that raw
+    directories from before the rounds still load."""
     rows = {}
-    for path in glob.glob(pattern):
+    for path in sorted(glob.glob(pattern)):
         with open(path) as f:
             row = json.load(f)
         key = (row.get("scenario") or row["label"].split("/")[0],
                row.get("variant") or row["label"].split("/")[1])
-        rows[key] = row
+        in_name = ROUND_IN_NAME.search(os.path.basename(path))
+        rnd = int(row.get("round") or (in_name.group(1) if in_name else 1))
+        rows.setdefault(key, {})[rnd] = row
     return rows
+
+
+def median(values):
+    """Median of the values that are there (None for a missing one); None if none are."""
+    present = [x for x in values if x is not None]
+    return statistics.median(present) if present else None
+
+
+def ratio(x, y):
+    return x / y if x and y else None
+
+
+def round_row(a, s, v, st, o, oc, direct):
+    """One scenario's figures in one round: st, o and oc are that round's saturation, fixed-rate
+    and fixed-rate CPU rows (None where missing), direct the direct call's fixed-rate row of the
+    same round."""
+    r = {"scenario": s, "variant": v}
+    if st:
+        r["sat_rps"] = st["rps"]
+        r["sat_errors"] = st["errors"]
+        if st["requests"] and "backend_ticks" in st:
+            r["backend_us_per_req_sat"] = st["backend_ticks"] / a.ticks / st["requests"] * 1e6
+        if s != "direct" and st["requests"]:
+            r["cpu_us_per_req_sat"] = st["cpu_ticks"] / a.ticks / st["requests"] * 1e6
+            # How much of its core the proxy used: below ~100 % it waited part of the
+            # run (for the load core, with the client and the backend on it, or for the
+            # hand-offs between the cores), so it did not set the throughput alone.
+            r["proxy_busy_pct_sat"] = st["cpu_ticks"] / a.ticks / a.sat_secs * 100
+            if "kernel_ticks" in st:
+                r["kernel_us_per_req_sat"] = st["kernel_ticks"] / a.ticks / st["requests"] * 1e6
+    if o:
+        r["open"] = o
+        r["open_errors"] = o["errors"]
+        if oc and s != "direct" and o["requests"]:
+            # Warm-up requests ran too: divide by all requests sent during the window.
+            sent = a.rate * (a.open_secs + 2)
+            r["cpu_us_per_req_open"] = oc["cpu_ticks"] / a.ticks / sent * 1e6
+        if direct and s != "direct":
+            r["added_p50_us"] = o["latency_us"]["p50"] - direct["latency_us"]["p50"]
+            r["added_p99_us"] = o["latency_us"]["p99"] - direct["latency_us"]["p99"]
+    return r
+
+
+def median_row(s, v, per_round):
+    """The row the table shows: each figure's median over the rounds (each latency percentile on
+    its own), errors summed over the rounds."""
+    r = {"scenario": s, "variant": v}
+    for key in MEDIAN_METRICS:
+        m = median(x.get(key) for x in per_round)
+        if m is not None:
+            r[key] = m
+    for key in ("sat_errors", "open_errors"):
+        if any(key in x for x in per_round):
+            r[key] = sum(x.get(key) or 0 for x in per_round)
+    opens = [x["open"] for x in per_round if "open" in x]
+    if opens:
+        # The run's settings from the first round (the same in every round), its results as
+        # medians; each round's own report is in latest.json's "rounds".
+        o = dict(opens[0])
+        for key in ("rate_achieved", "requests"):
+            o[key] = median(x.get(key) for x in opens)
+        o["errors"] = sum(x.get("errors") or 0 for x in opens)
+        o["latency_us"] = {p: median(x["latency_us"].get(p) for x in opens)
+                           for p in opens[0]["latency_us"]}
+        o["rounds"] = len(opens)
+        r["open"] = o
+    return r
+
+
+def round_ratios(rows_of_variant):
+    """switchyard's ratios to its peers from one round's rows, by scenario."""
+    sw = rows_of_variant["switchyard"]
+    return {name: ratio(sw.get(metric), rows_of_variant[peer].get(metric))
+            for name, metric, peer in RATIOS}
+
+
+def targets(rv, sw, ng):
+    """(target, met) for one variant, from its ratios rv and switchyard's and nginx's rows."""
+    def at_most(x, limit):
+        return x is not None and x <= limit
+
+    return [
+        ("CPU/request ≤ 0.8× nginx", at_most(rv["cpu_sw_nginx"], 0.8)),
+        ("CPU/request ≤ 0.8× HAProxy", at_most(rv["cpu_sw_haproxy"], 0.8)),
+        ("saturation throughput ≥ 1.2× nginx",
+         rv["throughput_sw_nginx"] is not None and rv["throughput_sw_nginx"] >= 1.2),
+        ("added p99 ≤ nginx's added p99",
+         sw.get("added_p99_us") is not None and ng.get("added_p99_us") is not None
+         and at_most(sw["added_p99_us"], max(ng["added_p99_us"], 0))),
+    ]
+
+
+def round_errors(rows, tag):
+    """Error messages for rows (one round's); tag names the round, or is empty."""
+    return [f"{r['scenario']}/{r['variant']}{tag}: {r[key]} errors ({key})"
+            for r in rows for key in ("sat_errors", "open_errors") if r.get(key)]
 
 
 def main():
@@ -29,6 +149,7 @@ def main():
         p.add_argument("--" + name, required=True)
     for name in ["ticks", "rate", "sat-secs", "open-secs", "sat-conns", "open-conns", "idle-conns"]:
         p.add_argument("--" + name, type=float, required=True)
+    p.add_argument("--rounds", type=int, help="rounds loadtest/run measured (checked against the raw files)")
     a = p.parse_args()
 
     sat = load(os.path.join(a.raw, "sat-*.json"))
@@ -39,91 +160,93 @@ def main():
         with open(path) as f:
             row = json.load(f)
         mem[row["scenario"]] = row
+    rounds = sorted({n for d in (sat, opn, opncpu) for per in d.values() for n in per}) or [1]
+    if a.rounds is not None and a.rounds != len(rounds):
+        print(f"report.py: asked for {a.rounds} rounds, found {len(rounds)} in {a.raw}", file=sys.stderr)
+    multi = len(rounds) > 1
 
-    result = {"machine": a.machine, "versions": a.versions, "rate": a.rate, "rows": []}
-    errors = []
+    # Per round: {round: {variant: {scenario: row}}}.
+    per_round = {}
+    for n in rounds:
+        per_round[n] = {}
+        for v in VARIANTS:
+            direct = opn.get(("direct", v), {}).get(n)
+            per_round[n][v] = {
+                s: dict(round_row(a, s, v, sat.get((s, v), {}).get(n), opn.get((s, v), {}).get(n),
+                                  opncpu.get((s, v), {}).get(n), direct), round=n)
+                for s in SCENARIOS}
+
+    result = {"machine": a.machine, "versions": a.versions, "rate": a.rate,
+              "rounds_measured": len(rounds), "rows": [], "rounds": []}
+    medians = {}
     for v in VARIANTS:
-        direct = opn.get(("direct", v))
+        medians[v] = {}
         for s in SCENARIOS:
-            r = {"scenario": s, "variant": v}
-            st = sat.get((s, v))
-            if st:
-                r["sat_rps"] = st["rps"]
-                r["sat_errors"] = st["errors"]
-                if st["requests"] and "backend_ticks" in st:
-                    r["backend_us_per_req_sat"] = st["backend_ticks"] / a.ticks / st["requests"] * 1e6
-                if s != "direct" and st["requests"]:
-                    r["cpu_us_per_req_sat"] = st["cpu_ticks"] / a.ticks / st["requests"] * 1e6
-                    # How much of its core the proxy used: below ~100 % it waited part of the
-                    # run (for the load core, with the client and the backend on it, or for the
-                    # hand-offs between the cores), so it did not set the throughput alone.
-                    r["proxy_busy_pct_sat"] = st["cpu_ticks"] / a.ticks / a.sat_secs * 100
-                    if "kernel_ticks" in st:
-                        r["kernel_us_per_req_sat"] = st["kernel_ticks"] / a.ticks / st["requests"] * 1e6
-            o = opn.get((s, v))
-            if o:
-                r["open"] = o
-                r["open_errors"] = o["errors"]
-                oc = opncpu.get((s, v))
-                if oc and s != "direct" and o["requests"]:
-                    # Warm-up requests ran too: divide by all requests sent during the window.
-                    sent = a.rate * (a.open_secs + 2)
-                    r["cpu_us_per_req_open"] = oc["cpu_ticks"] / a.ticks / sent * 1e6
-                if direct and s != "direct":
-                    r["added_p50_us"] = o["latency_us"]["p50"] - direct["latency_us"]["p50"]
-                    r["added_p99_us"] = o["latency_us"]["p99"] - direct["latency_us"]["p99"]
+            r = median_row(s, v, [per_round[n][v][s] for n in rounds])
             if s in mem:
                 r["peak_rss_mib"] = mem[s]["peak_rss_kib"] / 1024
                 r["idle_rss_mib"] = mem[s]["idle_rss_kib"] / 1024
-            for key in ("sat_errors", "open_errors"):
-                if r.get(key):
-                    errors.append(f"{s}/{v}: {r[key]} errors ({key})")
+            medians[v][s] = r
             result["rows"].append(r)
+    result["rounds"] = [per_round[n][v][s] for n in rounds for v in VARIANTS for s in SCENARIOS]
+
+    errors_by_round = {n: round_errors([per_round[n][v][s] for v in VARIANTS for s in SCENARIOS],
+                                       f" round {n}" if multi else "")
+                       for n in rounds}
+    errors = [e for n in rounds for e in errors_by_round[n]]
 
     def row(s, v):
-        return next(r for r in result["rows"] if r["scenario"] == s and r["variant"] == v)
+        return medians[v][s]
 
-    def ratio(x, y):
-        return x / y if x and y else None
-
-    checks = []
-    ratios = {}
+    # Ratios are paired: switchyard's and the peer's figure from the same round, then the median.
+    ratios, ratios_per_round, checks = {}, {}, []
     for v in VARIANTS:
-        sw, ng, ha = row("switchyard", v), row("nginx", v), row("haproxy", v)
-        ratios[v] = {
-            "throughput_sw_nginx": ratio(sw.get("sat_rps"), ng.get("sat_rps")),
-            "throughput_sw_haproxy": ratio(sw.get("sat_rps"), ha.get("sat_rps")),
-            "cpu_sw_nginx": ratio(sw.get("cpu_us_per_req_sat"), ng.get("cpu_us_per_req_sat")),
-            "cpu_sw_haproxy": ratio(sw.get("cpu_us_per_req_sat"), ha.get("cpu_us_per_req_sat")),
-            "cpu_open_sw_nginx": ratio(sw.get("cpu_us_per_req_open"), ng.get("cpu_us_per_req_open")),
-            "cpu_open_sw_haproxy": ratio(sw.get("cpu_us_per_req_open"), ha.get("cpu_us_per_req_open")),
-        }
-        rv = ratios[v]
-
-        def check(name, ok):
-            checks.append((f"{VARIANTS[v]}: {name}", ok))
-
-        check("CPU/request ≤ 0.8× nginx", rv["cpu_sw_nginx"] is not None and rv["cpu_sw_nginx"] <= 0.8)
-        check("CPU/request ≤ 0.8× HAProxy", rv["cpu_sw_haproxy"] is not None and rv["cpu_sw_haproxy"] <= 0.8)
-        check("saturation throughput ≥ 1.2× nginx",
-              rv["throughput_sw_nginx"] is not None and rv["throughput_sw_nginx"] >= 1.2)
-        check("added p99 ≤ nginx's added p99",
-              sw.get("added_p99_us") is not None and ng.get("added_p99_us") is not None
-              and sw["added_p99_us"] <= max(ng["added_p99_us"], 0))
-    checks.append(("zero errors in every scenario", not errors))
+        each = {n: round_ratios(per_round[n][v]) for n in rounds}
+        ratios_per_round[v] = {name: [each[n][name] for n in rounds] for name, _, _ in RATIOS}
+        ratios[v] = {name: median(values) for name, values in ratios_per_round[v].items()}
+        met = targets(ratios[v], row("switchyard", v), row("nginx", v))
+        met_in_round = [targets(each[n], per_round[n][v]["switchyard"], per_round[n][v]["nginx"])
+                        for n in rounds]
+        for i, (name, ok) in enumerate(met):
+            checks.append((f"{VARIANTS[v]}: {name}", ok, sum(m[i][1] for m in met_in_round)))
+    checks.append(("zero errors in every scenario", not errors,
+                   sum(not errors_by_round[n] for n in rounds)))
     result["ratios"] = ratios
-    result["checks"] = [{"target": t, "met": ok} for t, ok in checks]
+    result["ratios_per_round"] = ratios_per_round
+    result["checks"] = [{"target": t, "met": ok, "rounds_met": k, "rounds": len(rounds)}
+                        for t, ok, k in checks]
     result["errors"] = errors
 
     def f(x, fmt="{:.0f}"):
         return "—" if x is None else fmt.format(x)
 
+    def ratio_text(v, name, bold=True):
+        """The median ratio, then (with several rounds) each round's in round order."""
+        text = f(ratios[v][name], "{:.2f}")
+        text = f"**{text}**" if bold else text
+        if multi:
+            text += " (" + ", ".join(f(x, "{:.2f}") for x in ratios_per_round[v][name]) + ")"
+        return text
+
+    rounds_text = ""
+    if multi:
+        rounds_text = (
+            f"Measured in {len(rounds)} interleaved rounds, so that every scenario sees the same "
+            f"spread of the machine's noise: in each round every scenario ran its saturation runs "
+            f"once (both variants, one scenario after the other), and, after the last saturation "
+            f"round, its fixed-rate runs likewise once per round. Table values are medians over the "
+            f"rounds (each latency percentile on its own; *added* against the direct call of the "
+            f"same round; errors summed over the rounds); ratios are medians of the per-round "
+            f"ratios (switchyard and its peer from the same round), the per-round values following "
+            f"in round order. Targets are checked on the medians; *rounds met* counts the rounds "
+            f"whose own figures met the target. Memory is measured once, after the last round. ")
     lines = [
         "# switchyard load test: latest results",
         "",
         f"Machine: {a.machine}. {a.versions}.",
         "",
-        f"Every proxy runs on CPU 1 alone (nginx: 1 worker; HAProxy: 1 thread; switchyard: 1 shard); "
+        f"{rounds_text}Every proxy runs on CPU 1 alone (nginx: 1 worker; HAProxy: 1 thread; "
+        f"switchyard: 1 shard); "
         f"the backend (switchyard-echo: HTTP/1.1 for the peers, gRPC for switchyard, same routes) and "
         f"the load generators run on CPU 0. *ha+2sw* is HAProxy (tuning/haproxy.cfg) in front of two "
         f"switchyard gateways, all three on CPU 1. Saturation: wrk, {a.sat_conns:.0f} connections, "
@@ -159,18 +282,20 @@ def main():
                 f"{f(r.get('added_p50_us'))} | {f(r.get('added_p99_us'))} | {f(o.get('p999'))} | "
                 f"{f(r.get('peak_rss_mib'), '{:.1f}')} | {f(r.get('idle_rss_mib'), '{:.1f}')} | "
                 f"{(r.get('sat_errors') or 0) + (r.get('open_errors') or 0)} |")
-        rv = ratios[v]
+        # Already in parentheses with one round; with several, the per-round lists bring their own.
+        fixed = (f"{ratio_text(v, 'cpu_open_sw_nginx', bold=False)} and "
+                 f"{ratio_text(v, 'cpu_open_sw_haproxy', bold=False)}")
+        fixed_rate = f"; at the fixed rate: {fixed}" if multi else f" (at the fixed rate: {fixed})"
         lines += [
             "",
-            f"Ratios: throughput switchyard/nginx **{f(rv['throughput_sw_nginx'], '{:.2f}')}**, "
-            f"switchyard/HAProxy **{f(rv['throughput_sw_haproxy'], '{:.2f}')}**; CPU per request "
-            f"switchyard/nginx **{f(rv['cpu_sw_nginx'], '{:.2f}')}**, switchyard/HAProxy "
-            f"**{f(rv['cpu_sw_haproxy'], '{:.2f}')}** (at the fixed rate: "
-            f"{f(rv['cpu_open_sw_nginx'], '{:.2f}')} and {f(rv['cpu_open_sw_haproxy'], '{:.2f}')}).",
+            f"Ratios: throughput switchyard/nginx {ratio_text(v, 'throughput_sw_nginx')}, "
+            f"switchyard/HAProxy {ratio_text(v, 'throughput_sw_haproxy')}; CPU per request "
+            f"switchyard/nginx {ratio_text(v, 'cpu_sw_nginx')}, switchyard/HAProxy "
+            f"{ratio_text(v, 'cpu_sw_haproxy')}{fixed_rate}.",
             "",
         ]
-    lines += ["## Targets", "", "| target | met |", "|---|---|"]
-    lines += [f"| {t} | {'yes' if ok else '**no**'} |" for t, ok in checks]
+    lines += ["## Targets", "", "| target | met | rounds met |", "|---|---|---|"]
+    lines += [f"| {t} | {'yes' if ok else '**no**'} | {k} of {len(rounds)} |" for t, ok, k in checks]
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]
     lines += ["", "![latest](latest.png)", ""]
