@@ -111,18 +111,22 @@ pub async fn unary(
         let reached = reached_before_answer(&e);
         failed("refused the request body", e, reached)
     })?;
-    let response = response.await.map_err(|e| {
+    // Its fields as received: a backend repeats the same header block and trailers on every
+    // call, and h2 shares one decoding of each instead of copying it into a map per call.
+    let (response, fields) = response.received().await.map_err(|e| {
         let reached = reached_before_answer(&e);
         failed("reset the call", e, reached)
     })?;
-    read_answer(response, max_message, broken)
+    read_answer(response, &fields, max_message, broken)
         .await
         .map_err(CallFailure::from)
 }
 
-/// Reads and checks the answer whose headers arrived; `broken` maps an h2 error to the client's.
+/// Reads and checks the answer whose headers (`fields`, as received) arrived; `broken` maps an h2
+/// error to the client's.
 async fn read_answer(
     response: http::Response<h2::RecvStream>,
+    fields: &HeaderMap,
     max_message: usize,
     broken: impl Fn(&str, &h2::Error) -> GatewayError,
 ) -> Result<Reply, GatewayError> {
@@ -133,7 +137,7 @@ async fn read_answer(
             head.status.as_u16()
         )));
     }
-    let fields = GrpcFields::of(&head.headers);
+    let fields = GrpcFields::of(fields);
     // Trailers-only: the status is in the headers and there is no message.
     if let Some(status) = fields.status {
         return Err(grpc_error(status, fields.message).unwrap_or_else(|| {
@@ -162,7 +166,7 @@ async fn read_answer(
         message.push(chunk);
     }
     let trailers = body
-        .trailers()
+        .received_trailers()
         .await
         .map_err(|e| broken("reset the answer", &e))?
         .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no trailers"))?;

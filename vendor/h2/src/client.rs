@@ -139,7 +139,7 @@ use crate::codec::{Codec, SendError, UserError};
 use crate::ext::Protocol;
 use crate::frame::{self, Headers, Pseudo, Reason, Settings, StreamId};
 use crate::proto::{self, Error};
-use crate::{FlowControl, PingPong, RecvStream, SendStream};
+use crate::{FlowControl, PingPong, ReceivedFields, RecvStream, SendStream};
 
 use bytes::{Buf, Bytes};
 use http::{uri, HeaderMap, Method, Request, Response, Version};
@@ -1580,20 +1580,45 @@ where
 impl Future for ResponseFuture {
     type Output = Result<Response<RecvStream>, crate::Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self
-            .inner
-            .as_mut()
-            .expect("ResponseFuture polled after completion");
-        let (parts, _) = ready!(inner.poll_response(cx))?.into_parts();
-        // switchyard patch: the reference moves on (see `inner`).
-        let body = RecvStream::new(FlowControl::new(self.inner.take().expect("checked above")));
-
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // switchyard patch: the fields come as received (see `received`) and are made the
+        // response's own here.
+        let (response, fields) = ready!(self.get_mut().poll_received(cx))?;
+        let (mut parts, body) = response.into_parts();
+        parts.headers = fields.into_map();
         Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
 }
 
 impl ResponseFuture {
+    /// switchyard patch: the response, with its header fields as received instead of in the
+    /// response's own map, which is left empty. A server that answers every stream with the
+    /// same header block (a gRPC server) has each answer's fields shared with the decoder's
+    /// memory of that block, so reading them this way copies nothing; awaiting the future
+    /// itself gives a map of the response's own, a copy.
+    pub async fn received(
+        mut self,
+    ) -> Result<(Response<RecvStream>, ReceivedFields), crate::Error> {
+        crate::poll_fn(move |cx| self.poll_received(cx)).await
+    }
+
+    /// The poll behind `received` (switchyard patch).
+    fn poll_received(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(Response<RecvStream>, ReceivedFields), crate::Error>> {
+        let inner = self
+            .inner
+            .as_mut()
+            .expect("ResponseFuture polled after completion");
+        let (response, fields) = ready!(inner.poll_response(cx))?;
+        let (parts, _) = response.into_parts();
+        // switchyard patch: the reference moves on (see `inner`).
+        let body = RecvStream::new(FlowControl::new(self.inner.take().expect("checked above")));
+
+        Poll::Ready(Ok((Response::from_parts(parts, body), fields)))
+    }
+
     /// Returns the stream ID of the response stream.
     pub fn stream_id(&self) -> crate::StreamId {
         // switchyard patch: kept aside (see `stream_id`), so no lock and no panic.
@@ -1902,6 +1927,79 @@ mod switchyard_tests {
             conn.is_finished(),
             "a stream reference kept the connection open"
         );
+        conn.await.unwrap().unwrap();
+        server.await.unwrap();
+    }
+
+    /// switchyard patch: answers with the same header block and trailers on every stream, read
+    /// as received (`ResponseFuture::received`, `RecvStream::received_trailers`): the fields are
+    /// right, the response's own map is empty, and once the blocks repeat, every answer's
+    /// fields are the decoder's one decoding of them, not copies; the plain API still gives
+    /// maps of the caller's own with the same fields.
+    #[tokio::test]
+    async fn repeated_answers_are_read_in_place() {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let mut conn = crate::server::handshake(server_io).await.unwrap();
+            while let Some(accepted) = conn.accept().await {
+                let (_request, mut respond) = accepted.unwrap();
+                let answer = Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(())
+                    .unwrap();
+                let mut send = respond.send_response(answer, false).unwrap();
+                send.send_data(Bytes::from_static(b"answer"), false)
+                    .unwrap();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", "0".parse().unwrap());
+                send.send_trailers(trailers).unwrap();
+            }
+        });
+        let (client, conn) = crate::client::handshake(client_io).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let mut kept = Vec::new();
+        for call in 0..5 {
+            let mut client = client.clone().ready().await.unwrap();
+            let request = Request::post("http://127.0.0.1/forwarding.v1.ForwardingService/Send")
+                .body(())
+                .unwrap();
+            let (response, mut stream) = client.send_request(request, false).unwrap();
+            stream.send_data(Bytes::from_static(b"call"), true).unwrap();
+            if call == 4 {
+                // The plain API: maps of the caller's own.
+                let (head, mut body) = response.await.unwrap().into_parts();
+                assert_eq!(head.headers["content-type"], "application/grpc");
+                assert_eq!(body.data().await.unwrap().unwrap(), "answer");
+                let trailers = body.trailers().await.unwrap().unwrap();
+                assert_eq!(trailers["grpc-status"], "0");
+                break;
+            }
+            let (response, fields) = response.received().await.unwrap();
+            assert!(response.headers().is_empty());
+            assert_eq!(fields["content-type"], "application/grpc");
+            let mut body = response.into_body();
+            assert_eq!(body.data().await.unwrap().unwrap(), "answer");
+            let trailers = body.received_trailers().await.unwrap().unwrap();
+            assert_eq!(trailers["grpc-status"], "0");
+            assert!(body.received_trailers().await.unwrap().is_none());
+            kept.push((fields, trailers));
+        }
+        // The first answer's blocks insert into the table, the second's are indexed and
+        // remembered; from then on every answer shares them.
+        let same = |a: &HeaderMap, b: &HeaderMap| std::ptr::eq(a, b);
+        assert!(!same(&kept[0].0, &kept[1].0) && !same(&kept[0].1, &kept[1].1));
+        for later in &kept[2..] {
+            assert!(same(&kept[1].0, &later.0), "the answer's fields are shared");
+            assert!(same(&kept[1].1, &later.1), "the trailers are shared");
+        }
+        drop((client, kept));
+        for _ in 0..10_000 {
+            if conn.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(conn.is_finished(), "a stream kept the connection open");
         conn.await.unwrap().unwrap();
         server.await.unwrap();
     }

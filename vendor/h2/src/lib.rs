@@ -136,6 +136,8 @@ mod share;
 pub mod fuzz_bridge;
 
 pub use crate::error::{Error, Reason};
+// switchyard patch: received header fields, read in place (see `client::ResponseFuture::received`).
+pub use crate::frame::ReceivedFields;
 pub use crate::share::{FlowControl, Ping, PingPong, Pong, RecvStream, SendStream, StreamId};
 
 #[cfg(feature = "unstable")]

@@ -1,5 +1,5 @@
 use crate::codec::UserError;
-use crate::frame::Reason;
+use crate::frame::{Reason, ReceivedFields};
 use crate::proto::{self, WindowSize};
 
 use bytes::{Buf, Bytes};
@@ -423,13 +423,29 @@ impl RecvStream {
         self.inner.inner.poll_data(cx).map_err(Into::into)
     }
 
+    /// switchyard patch: the trailers as received (see `client::ResponseFuture::received`):
+    /// trailers a server repeats on every stream (a gRPC server's status) are read in place;
+    /// `trailers` gives a map of one's own, a copy of those.
+    pub async fn received_trailers(&mut self) -> Result<Option<ReceivedFields>, crate::Error> {
+        crate::poll_fn(move |cx| self.poll_received_trailers(cx)).await
+    }
+
     #[doc(hidden)]
     pub fn poll_trailers(
         &mut self,
         cx: &mut Context,
     ) -> Poll<Result<Option<HeaderMap>, crate::Error>> {
+        self.poll_received_trailers(cx)
+            .map_ok(|trailers| trailers.map(ReceivedFields::into_map))
+    }
+
+    /// The poll behind `received_trailers` (switchyard patch).
+    fn poll_received_trailers(
+        &mut self,
+        cx: &mut Context,
+    ) -> Poll<Result<Option<ReceivedFields>, crate::Error>> {
         match ready!(self.inner.inner.poll_trailers(cx)) {
-            Some(Ok(map)) => Poll::Ready(Ok(Some(map))),
+            Some(Ok(fields)) => Poll::Ready(Ok(Some(fields))),
             Some(Err(e)) => Poll::Ready(Err(e.into())),
             None => Poll::Ready(Ok(None)),
         }

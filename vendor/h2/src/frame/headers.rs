@@ -43,12 +43,24 @@ pub struct Headers {
     flags: HeadersFlag,
 }
 
-/// switchyard patch: a HEADERS frame's block, its own or shared.
-#[derive(Debug, PartialEq, Eq)]
+/// switchyard patch: a HEADERS frame's block, its own or shared; or, for a received frame not
+/// decoded yet, none: a frame whose bytes repeat a remembered block shares that block, and
+/// would only free a box made for it.
+#[derive(Debug)]
 enum Block {
     Own(Box<HeaderBlock>),
     Shared(SharedBlock),
+    Empty,
 }
+
+/// Blocks are equal when what they hold is, however they hold it.
+impl PartialEq for Block {
+    fn eq(&self, other: &Block) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Block {}
 
 /// switchyard patch: a request's header block (pseudo-header fields and header fields), built
 /// once and sent on many streams: `Headers::shared` makes a frame of it with no allocation, and
@@ -71,20 +83,64 @@ impl Deref for Block {
     type Target = HeaderBlock;
 
     fn deref(&self) -> &HeaderBlock {
+        static EMPTY: std::sync::LazyLock<HeaderBlock> =
+            std::sync::LazyLock::new(HeaderBlock::empty);
         match self {
             Block::Own(block) => block,
             Block::Shared(block) => &block.0,
+            Block::Empty => &EMPTY,
         }
     }
 }
 
+/// switchyard patch: the header fields of a received HEADERS frame (a response's or trailers),
+/// read in place. A peer that answers every stream with the same indexed blocks (a gRPC server)
+/// sends the same bytes again and again; the decoder remembers what they decoded to, and every
+/// frame of those bytes shares that one decoding. Reading through this type costs nothing more;
+/// a `HeaderMap` of one's own (`into_map`) is a copy of a shared decoding.
+#[derive(Debug)]
+pub struct ReceivedFields(Block);
+
+impl ReceivedFields {
+    /// The fields as a map of one's own (copied if shared).
+    pub fn into_map(self) -> HeaderMap {
+        self.0.into_inner().fields
+    }
+}
+
+impl Deref for ReceivedFields {
+    type Target = HeaderMap;
+
+    fn deref(&self) -> &HeaderMap {
+        &self.0.fields
+    }
+}
+
 impl Block {
+    /// switchyard patch: the block, shared from now on (it is moved into a reference-counted
+    /// allocation if it was the frame's own).
+    fn share(&mut self) -> SharedBlock {
+        let block = match self {
+            Block::Shared(block) => return block.clone(),
+            Block::Own(own) => std::mem::replace(&mut **own, HeaderBlock::empty()),
+            Block::Empty => HeaderBlock::empty(),
+        };
+        let shared = SharedBlock(Arc::new(block));
+        *self = Block::Shared(shared.clone());
+        shared
+    }
+
     /// The block, to change: a shared block is copied first (only a frame being received is
-    /// changed, and those have their own).
+    /// changed, and it shares its block only once its decoding is remembered, so only a
+    /// CONTINUATION after a remembered first fragment copies).
     fn to_mut(&mut self) -> &mut HeaderBlock {
+        if let Block::Empty = self {
+            *self = Block::Own(Box::new(HeaderBlock::empty()));
+        }
         match self {
             Block::Own(block) => block,
             Block::Shared(block) => Arc::make_mut(&mut block.0),
+            Block::Empty => unreachable!("made its own above"),
         }
     }
 
@@ -92,6 +148,7 @@ impl Block {
         match self {
             Block::Own(block) => *block,
             Block::Shared(block) => Arc::unwrap_or_clone(block.0),
+            Block::Empty => HeaderBlock::empty(),
         }
     }
 
@@ -99,6 +156,7 @@ impl Block {
         match self {
             Block::Own(block) => block.into_encoding(encoder),
             Block::Shared(block) => HeaderBlock::shared_into_encoding(block, encoder),
+            Block::Empty => HeaderBlock::empty().into_encoding(encoder),
         }
     }
 }
@@ -210,18 +268,16 @@ impl Headers {
         }
     }
 
-    /// switchyard patch: whether this frame sends a shared block (`Headers::shared`), whose
-    /// fields were checked once when it was shared.
+    /// switchyard patch: whether this frame's block is shared. A frame to send shares one only
+    /// if made by `Headers::shared`, from a `RequestHead`, whose fields were checked once when
+    /// it was built; a received frame, with the decoder's memory of a repeated block.
     pub fn is_shared(&self) -> bool {
         matches!(self.header_block, Block::Shared(_))
     }
 
     /// switchyard patch: this frame's block, to be sent again with `Headers::shared`.
-    pub fn into_shared_block(self) -> SharedBlock {
-        match self.header_block {
-            Block::Own(block) => SharedBlock(Arc::new(*block)),
-            Block::Shared(block) => block,
-        }
+    pub fn into_shared_block(mut self) -> SharedBlock {
+        self.header_block.share()
     }
 
     pub fn trailers(stream_id: StreamId, fields: HeaderMap) -> Self {
@@ -296,12 +352,8 @@ impl Headers {
         let headers = Headers {
             stream_id: head.stream_id(),
             stream_dep,
-            header_block: Block::Own(Box::new(HeaderBlock {
-                fields: HeaderMap::new(),
-                field_size: 0,
-                is_over_size: false,
-                pseudo: Pseudo::default(),
-            })),
+            // switchyard patch: no block until decoded (see `Block::Empty`).
+            header_block: Block::Empty,
             flags,
         };
 
@@ -314,9 +366,29 @@ impl Headers {
         max_header_list_size: usize,
         decoder: &mut hpack::Decoder,
     ) -> Result<(), Error> {
-        self.header_block
+        // switchyard patch: a fresh block whose bytes were decoded before, on the table as it
+        // is now, is what it was then (see `hpack::Decoder::repeated`), and this frame shares
+        // that decoding instead of copying it; only a block under the list limit is taken from
+        // there, so the size checks of a decoding would have passed.
+        if self.header_block.is_fresh() {
+            if let Some(block) = decoder.repeated(src) {
+                if block.headers_size < max_header_list_size {
+                    self.header_block = Block::Shared(block.block.clone());
+                    src.advance(src.len());
+                    return Ok(());
+                }
+            }
+        }
+        let decoded = self
+            .header_block
             .to_mut()
-            .load(src, max_header_list_size, decoder)
+            .load(src, max_header_list_size, decoder)?;
+        // A block worth remembering is shared with the decoder's memory of it.
+        if let Some(decoded) = decoded {
+            let block = self.header_block.share();
+            decoder.remember(decoded.bytes(), block, decoded.headers_size);
+        }
+        Ok(())
     }
 
     pub fn stream_id(&self) -> StreamId {
@@ -343,6 +415,9 @@ impl Headers {
         self.header_block.is_over_size
     }
 
+    // switchyard patch: for the `unstable` frame API only; h2 takes received frames apart with
+    // `into_received`.
+    #[cfg(feature = "unstable")]
     pub fn into_parts(self) -> (Pseudo, HeaderMap) {
         let block = self.header_block.into_inner();
         (block.pseudo, block.fields)
@@ -366,8 +441,22 @@ impl Headers {
         &self.header_block.fields
     }
 
+    // switchyard patch: as `into_parts`.
+    #[cfg(feature = "unstable")]
     pub fn into_fields(self) -> HeaderMap {
         self.header_block.into_inner().fields
+    }
+
+    /// switchyard patch: a received frame's pseudo-header fields, and its header fields as
+    /// they are (shared with the decoder's memory of a repeated block, or the frame's own).
+    pub(crate) fn into_received(self) -> (Pseudo, ReceivedFields) {
+        let mut block = self.header_block;
+        let pseudo = match &mut block {
+            Block::Own(own) => std::mem::take(&mut own.pseudo),
+            Block::Shared(shared) => shared.0.pseudo.clone(),
+            Block::Empty => Pseudo::default(),
+        };
+        (pseudo, ReceivedFields(block))
     }
 
     pub fn encode(
@@ -568,7 +657,10 @@ impl PushPromise {
         max_header_list_size: usize,
         decoder: &mut hpack::Decoder,
     ) -> Result<(), Error> {
-        self.header_block.load(src, max_header_list_size, decoder)
+        // switchyard patch: a push promise's block is not remembered (see `Headers::load_hpack`).
+        self.header_block
+            .load(src, max_header_list_size, decoder)
+            .map(|_| ())
     }
 
     pub fn stream_id(&self) -> StreamId {
@@ -954,33 +1046,52 @@ impl fmt::Debug for PushPromiseFlag {
 
 // ===== HeaderBlock =====
 
+/// switchyard patch: the bytes of a whole block that decoded cleanly and left the decoder's table
+/// as it was, with the block's size against the header list limit: what the decoder remembers
+/// (see `Headers::load_hpack`).
+struct Decoded {
+    bytes: [u8; hpack::REPEATED_BLOCK_MAX],
+    len: usize,
+    headers_size: usize,
+}
+
+impl Decoded {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 impl HeaderBlock {
+    /// switchyard patch: a block with nothing in it (what a received frame starts from).
+    fn empty() -> HeaderBlock {
+        HeaderBlock {
+            fields: HeaderMap::new(),
+            field_size: 0,
+            is_over_size: false,
+            pseudo: Pseudo::default(),
+        }
+    }
+
+    /// switchyard patch: whether nothing was decoded into the block yet (a received frame's
+    /// first fragment).
+    fn is_fresh(&self) -> bool {
+        self.fields.is_empty()
+            && self.field_size == 0
+            && !self.is_over_size
+            && self.pseudo == Pseudo::default()
+    }
+
+    /// Decodes `src` into the block. switchyard patch: returns the block's bytes if the
+    /// decoder may remember what they decoded to (a fresh, whole block that decoded cleanly and
+    /// left the table as it was, and that the decoder does not remember yet).
     fn load(
         &mut self,
         src: &mut BytesMut,
         max_header_list_size: usize,
         decoder: &mut hpack::Decoder,
-    ) -> Result<(), Error> {
-        // switchyard patch: a fresh block whose bytes were decoded before, on the table as it
-        // is now, is what it was then (see `hpack::Decoder::repeated`); only a block under the
-        // list limit is taken from there, so the size checks below would have passed.
-        let fresh = self.fields.is_empty()
-            && self.field_size == 0
-            && !self.is_over_size
-            && self.pseudo == Pseudo::default();
-        if fresh {
-            if let Some(block) = decoder.repeated(src) {
-                if block.headers_size < max_header_list_size {
-                    self.pseudo = block.pseudo.clone();
-                    self.fields = block.fields.clone();
-                    self.field_size = block.field_size;
-                    src.advance(src.len());
-                    return Ok(());
-                }
-            }
-        }
+    ) -> Result<Option<Decoded>, Error> {
         // The bytes of a block that may be remembered, kept aside: decoding consumes them.
-        let copy = (fresh && src.len() <= hpack::REPEATED_BLOCK_MAX).then(|| {
+        let copy = (self.is_fresh() && src.len() <= hpack::REPEATED_BLOCK_MAX).then(|| {
             let mut bytes = [0u8; hpack::REPEATED_BLOCK_MAX];
             bytes[..src.len()].copy_from_slice(src);
             (bytes, src.len())
@@ -1108,25 +1219,18 @@ impl HeaderBlock {
             return Err(Error::MalformedMessage);
         }
 
-        // switchyard patch: remember a whole block that decoded cleanly and left the table as
-        // it was (see above).
-        if let Some((bytes, len)) = &copy {
-            let bytes = &bytes[..*len];
-            if !self.is_over_size
+        // switchyard patch: a whole block that decoded cleanly and left the table as it was
+        // may be remembered (see `Headers::load_hpack`).
+        Ok(copy.and_then(|(bytes, len)| {
+            let remember = !self.is_over_size
                 && decoder.table_changes() == changes_before
-                && decoder.repeated(bytes).is_none()
-            {
-                decoder.remember(
-                    bytes,
-                    self.pseudo.clone(),
-                    self.fields.clone(),
-                    self.field_size,
-                    headers_size,
-                );
-            }
-        }
-
-        Ok(())
+                && decoder.repeated(&bytes[..len]).is_none();
+            remember.then_some(Decoded {
+                bytes,
+                len,
+                headers_size,
+            })
+        }))
     }
 
     /// switchyard patch: `into_encoding` for a shared block: copied from the encoder's remembered
@@ -1434,9 +1538,10 @@ mod test {
         assert!(std::mem::size_of::<frame::Frame>() <= 64);
     }
 
-    /// switchyard patch: a block received again on an unchanged table is taken from its last
-    /// decoding, and matches what decoding it field by field gives; a changed table, or a
-    /// list limit the block does not fit, decodes it afresh.
+    /// switchyard patch: a block received again on an unchanged table shares its last decoding
+    /// (and a received frame hands its fields out in place), and matches what decoding it field
+    /// by field gives; a changed table, or a list limit the block does not fit, decodes it
+    /// afresh.
     #[test]
     fn switchyard_repeated_block_is_taken_from_its_last_decoding() {
         use crate::hpack::Decoder;
@@ -1460,14 +1565,26 @@ mod test {
                 },
             }
         }
-        // Loads `bytes` as a block; returns the block and whether its bytes were remembered.
-        fn load(decoder: &mut Decoder, bytes: &[u8], max: usize) -> (HeaderBlock, bool) {
-            let hit = decoder.repeated(bytes).is_some();
-            let mut block = answer(&[], false);
-            let mut src = BytesMut::from(bytes);
-            block.load(&mut src, max, decoder).unwrap();
+        // Loads `bytes` as a received frame's block; returns the frame and whether its bytes
+        // were remembered. A frame taken from the decoder's memory shares the remembered block,
+        // and hands out its fields in place.
+        fn load(decoder: &mut Decoder, bytes: &[u8], max: usize) -> (Headers, bool) {
+            let hit = decoder.repeated(bytes).map(|b| b.block.clone());
+            // As the codec receives it: a frame with no block yet, then its block decoded.
+            let head = Head::new(Kind::Headers, 0x4, StreamId::from(1));
+            let (mut frame, mut src) = Headers::load(head, BytesMut::from(bytes)).unwrap();
+            assert!(frame.is_end_headers());
+            frame.load_hpack(&mut src, max, decoder).unwrap();
             assert!(src.is_empty());
-            (block, hit)
+            if let Some(remembered) = &hit {
+                let shared = std::ptr::eq(frame.fields(), &remembered.0.fields);
+                assert_eq!(
+                    shared,
+                    !frame.is_over_size(),
+                    "shared unless decoded afresh"
+                );
+            }
+            (frame, hit.is_some())
         }
         // Decodes `bytes` field by field.
         fn reference(decoder: &mut Decoder, bytes: &[u8]) -> (Option<StatusCode>, HeaderMap) {
@@ -1497,11 +1614,17 @@ mod test {
             bytes: &[u8],
             max: usize,
         ) -> (bool, bool) {
-            let (block, hit) = load(cached, bytes, max);
+            let (frame, hit) = load(cached, bytes, max);
             let (status, fields) = reference(plain, bytes);
-            assert_eq!(block.pseudo.status, status);
-            assert_eq!(block.fields, fields);
-            (hit, block.is_over_size)
+            assert_eq!(frame.pseudo().status, status);
+            assert_eq!(*frame.fields(), fields);
+            let over_size = frame.is_over_size();
+            // Taken apart as a received frame: the fields are handed out in place.
+            let at = frame.fields() as *const HeaderMap;
+            let (pseudo, received) = frame.into_received();
+            assert_eq!((pseudo.status, &*received), (status, &fields));
+            assert!(std::ptr::eq(&*received, at), "handed out without a copy");
+            (hit, over_size)
         }
         let headers = [("content-type", "application/grpc")];
         let trailers = [("grpc-status", "0")];
@@ -1528,9 +1651,9 @@ mod test {
         // A list limit the block does not fit: though remembered, it is decoded afresh and
         // found over size (an over-size block keeps none of its fields, so it is not compared
         // with the reference; a remembered one taken as it is would not be over size).
-        let (block, remembered) = load(&mut cached, &indexed, 40);
+        let (frame, remembered) = load(&mut cached, &indexed, 40);
         reference(&mut plain, &indexed);
-        assert!(remembered && block.is_over_size);
+        assert!(remembered && frame.is_over_size());
 
         // Another trailer inserts into the table: the same bytes now name other entries.
         let other = [("grpc-status", "0"), ("grpc-message", "busy")];

@@ -52,7 +52,8 @@ pub use self::data::Data;
 pub use self::go_away::GoAway;
 pub use self::head::{Head, Kind};
 pub use self::headers::{
-    parse_u64, Continuation, Headers, Pseudo, PushPromise, PushPromiseHeaderError, SharedBlock,
+    parse_u64, Continuation, Headers, Pseudo, PushPromise, PushPromiseHeaderError, ReceivedFields,
+    SharedBlock,
 };
 pub use self::ping::Ping;
 pub use self::priority::{Priority, StreamDependency};

@@ -39,15 +39,14 @@ const REPEATED_BLOCKS: usize = 2;
 pub(crate) const REPEATED_BLOCK_MAX: usize = 64;
 
 /// A header block's bytes and what they decoded to, valid while the decoder's `table_changes`
-/// is what it was when they were decoded.
+/// is what it was when they were decoded. The decoding is shared with every frame that
+/// carries the same bytes.
 #[derive(Debug)]
 pub(crate) struct DecodedBlock {
     bytes: [u8; REPEATED_BLOCK_MAX],
     len: usize,
     table_changes: u64,
-    pub(crate) pseudo: frame::Pseudo,
-    pub(crate) fields: header::HeaderMap,
-    pub(crate) field_size: usize,
+    pub(crate) block: frame::SharedBlock,
     /// The block's size as counted against the peer's header list limit.
     pub(crate) headers_size: usize,
 }
@@ -213,22 +212,18 @@ impl Decoder {
     }
 
     /// switchyard patch: remembers that `bytes` (at most `REPEATED_BLOCK_MAX` long) decoded to
-    /// `pseudo` and `fields` on the table as it is now.
+    /// `block` on the table as it is now.
     pub(crate) fn remember(
         &mut self,
         bytes: &[u8],
-        pseudo: frame::Pseudo,
-        fields: header::HeaderMap,
-        field_size: usize,
+        block: frame::SharedBlock,
         headers_size: usize,
     ) {
         let mut block = DecodedBlock {
             bytes: [0; REPEATED_BLOCK_MAX],
             len: bytes.len(),
             table_changes: self.table_changes,
-            pseudo,
-            fields,
-            field_size,
+            block,
             headers_size,
         };
         block.bytes[..bytes.len()].copy_from_slice(bytes);

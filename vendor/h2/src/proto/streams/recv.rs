@@ -61,8 +61,12 @@ pub(super) struct Recv {
 #[derive(Debug)]
 pub(super) enum Event {
     Headers(peer::PollMessage),
+    /// switchyard patch: a client's final response, its header fields beside it as received
+    /// (`frame::ReceivedFields`) and the response's own map left empty until it is polled.
+    Response(Response<()>, frame::ReceivedFields),
     Data(DataEvent),
-    Trailers(HeaderMap),
+    /// switchyard patch: as received, see `Response`.
+    Trailers(frame::ReceivedFields),
     InformationalHeaders(peer::PollMessage),
 }
 
@@ -239,7 +243,8 @@ impl Recv {
         }
 
         let stream_id = frame.stream_id();
-        let (pseudo, fields) = frame.into_parts();
+        // switchyard patch: the fields as received (see `Event::Response`).
+        let (pseudo, fields) = frame.into_received();
 
         if pseudo.protocol.is_some()
             && counts.peer().is_server()
@@ -255,14 +260,25 @@ impl Recv {
         }
 
         if !pseudo.is_informational() {
-            let message = counts
-                .peer()
-                .convert_poll_message(pseudo, fields, stream_id)?;
+            // switchyard patch: a client's response keeps its fields as received, beside it.
+            let event = if counts.peer().is_server() {
+                let message =
+                    counts
+                        .peer()
+                        .convert_poll_message(pseudo, fields.into_map(), stream_id)?;
+                Event::Headers(message)
+            } else {
+                match counts
+                    .peer()
+                    .convert_poll_message(pseudo, HeaderMap::new(), stream_id)?
+                {
+                    peer::PollMessage::Client(response) => Event::Response(response, fields),
+                    peer::PollMessage::Server(_) => unreachable!("a client's peer is a server"),
+                }
+            };
 
             // Push the frame onto the stream's recv buffer
-            stream
-                .pending_recv
-                .push_back(&mut self.buffer, Event::Headers(message));
+            stream.pending_recv.push_back(&mut self.buffer, event);
             stream.notify_recv();
 
             // Only servers can receive a headers frame that initiates the stream.
@@ -275,9 +291,10 @@ impl Recv {
         } else {
             // This is an informational response (1xx status code)
             // Convert to response and store it for polling
-            let message = counts
-                .peer()
-                .convert_poll_message(pseudo, fields, stream_id)?;
+            let message =
+                counts
+                    .peer()
+                    .convert_poll_message(pseudo, fields.into_map(), stream_id)?;
 
             tracing::trace!("Received informational response: stream_id={:?}", stream_id);
 
@@ -339,18 +356,19 @@ impl Recv {
         }
     }
 
-    /// Called by the client to get the response
+    /// Called by the client to get the response. switchyard patch: the response's own header
+    /// map is empty; its fields come beside it as received.
     pub fn poll_response(
         &mut self,
         cx: &Context,
         stream: &mut store::Ptr,
-    ) -> Poll<Result<Response<()>, proto::Error>> {
-        use super::peer::PollMessage::*;
-
+    ) -> Poll<Result<(Response<()>, frame::ReceivedFields), proto::Error>> {
         // Skip over any interim informational headers to find the main response
         loop {
             match stream.pending_recv.pop_front(&mut self.buffer) {
-                Some(Event::Headers(Client(response))) => return Poll::Ready(Ok(response)),
+                Some(Event::Response(response, fields)) => {
+                    return Poll::Ready(Ok((response, fields)))
+                }
                 Some(Event::InformationalHeaders(_)) => {
                     tracing::trace!("Skipping informational response in poll_response - should be consumed via poll_informational; stream_id={:?}", stream.id);
                     continue;
@@ -384,11 +402,11 @@ impl Recv {
         // If it's not, we put it back
         if let Some(event) = stream.pending_recv.pop_front(&mut self.buffer) {
             match event {
-                Event::Headers(Client(response)) => {
+                Event::Response(response, fields) => {
                     // Final response
                     stream
                         .pending_recv
-                        .push_front(&mut self.buffer, Event::Headers(Client(response)));
+                        .push_front(&mut self.buffer, Event::Response(response, fields));
                     return Poll::Ready(None);
                 }
                 Event::InformationalHeaders(Client(response)) => {
@@ -427,7 +445,8 @@ impl Recv {
             return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
         }
 
-        let trailers = frame.into_fields();
+        // switchyard patch: the fields as received (see `Event::Response`).
+        let trailers = frame.into_received().1;
 
         // Push the frame onto the stream's recv buffer
         stream
@@ -1240,7 +1259,7 @@ impl Recv {
         &mut self,
         cx: &Context,
         stream: &mut Stream,
-    ) -> Poll<Option<Result<HeaderMap, proto::Error>>> {
+    ) -> Poll<Option<Result<frame::ReceivedFields, proto::Error>>> {
         match stream.pending_recv.pop_front(&mut self.buffer) {
             Some(Event::Trailers(trailers)) => Poll::Ready(Some(Ok(trailers))),
             Some(event) => {

@@ -1500,8 +1500,12 @@ impl OpaqueStreamRef {
             key: stream.key(),
         }
     }
-    /// Called by a client to check for a received response.
-    pub fn poll_response(&mut self, cx: &Context) -> Poll<Result<Response<()>, proto::Error>> {
+    /// Called by a client to check for a received response (switchyard patch: its fields
+    /// beside it, as received).
+    pub fn poll_response(
+        &mut self,
+        cx: &Context,
+    ) -> Poll<Result<(Response<()>, frame::ReceivedFields), proto::Error>> {
         let mut me = self.inner.lock().unwrap();
         let me = &mut *me;
 
@@ -1572,7 +1576,10 @@ impl OpaqueStreamRef {
             })
     }
 
-    pub fn poll_trailers(&mut self, cx: &Context) -> Poll<Option<Result<HeaderMap, proto::Error>>> {
+    pub fn poll_trailers(
+        &mut self,
+        cx: &Context,
+    ) -> Poll<Option<Result<frame::ReceivedFields, proto::Error>>> {
         let mut me = self.inner.lock().unwrap();
         let me = &mut *me;
 
