@@ -447,8 +447,14 @@ impl Headers {
         self.header_block.into_inner().fields
     }
 
-    /// switchyard patch: a received frame's pseudo-header fields, and its header fields as
-    /// they are (shared with the decoder's memory of a repeated block, or the frame's own).
+    /// switchyard patch: a received frame's header fields as they are (shared with the
+    /// decoder's memory of a repeated block, or the frame's own), e.g. trailers'.
+    pub(crate) fn into_received_fields(self) -> ReceivedFields {
+        ReceivedFields(self.header_block)
+    }
+
+    /// switchyard patch: `into_received_fields` with the pseudo-header fields (a copy of a
+    /// shared block's).
     pub(crate) fn into_received(self) -> (Pseudo, ReceivedFields) {
         let mut block = self.header_block;
         let pseudo = match &mut block {

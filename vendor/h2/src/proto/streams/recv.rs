@@ -446,7 +446,7 @@ impl Recv {
         }
 
         // switchyard patch: the fields as received (see `Event::Response`).
-        let trailers = frame.into_received().1;
+        let trailers = frame.into_received_fields();
 
         // Push the frame onto the stream's recv buffer
         stream
