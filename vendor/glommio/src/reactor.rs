@@ -572,6 +572,20 @@ impl Reactor {
         source
     }
 
+    /// switchyard patch: `poll_read_ready` into `slot`, reusing the source there when its last
+    /// poll has completed (see `Source::rearm`): the same submission, without allocating a
+    /// source and freeing the old one. A stream arms a poll for every read that finds its
+    /// socket empty, so this was one allocation and free per read that had to wait.
+    pub(crate) fn rearm_poll_read_ready(&self, slot: &mut Option<Source>, fd: RawFd) {
+        let task_queue = Some(crate::executor().current_task_queue());
+        match slot {
+            Some(source) if source.rearm(fd, self.io_scheduler.requirements(), task_queue) => {
+                self.sys.poll_ready(source, common_flags() | read_flags());
+            }
+            _ => *slot = Some(self.poll_read_ready(fd)),
+        }
+    }
+
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys

@@ -343,14 +343,15 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         if no_pending_poll {
             if let Some(result) = super::yolo_recv_uninit(self.stream.as_raw_fd(), buf) {
-                self.source_rx.take();
+                // switchyard patch: a completed poll is kept to be armed again (see
+                // `Reactor::rearm_poll_read_ready`).
                 self.read_timeout.cancel_timer();
                 let result = poll_err!(result);
                 // Start an early poll if the buffer is not fully filled. So when
                 // the next time `poll_read` is called, it will be known immediately
                 // whether the underlying stream is ready for reading.
                 if result > 0 && result < buf.len() {
-                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
+                    reactor.rearm_poll_read_ready(&mut self.source_rx, self.stream.as_raw_fd());
                     // The `rush_dispatch`s here and after could be removed to
                     // improve performance if #458 is handled appropriately.
                     // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
@@ -362,7 +363,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         poll_err!(self.read_timeout.check(reactor));
 
         if no_pending_poll {
-            self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
+            reactor.rearm_poll_read_ready(&mut self.source_rx, self.stream.as_raw_fd());
             // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
         }
 

@@ -1032,6 +1032,51 @@ mod tests {
         });
     }
 
+    // switchyard patch: the test of `Reactor::rearm_poll_read_ready`. A poll still in flight is
+    // never reused (its slot gets a fresh source); a completed one is armed again in place and
+    // completes again when the socket is readable.
+    #[test]
+    fn a_completed_read_poll_is_armed_again_in_place() {
+        test_executor!(async move {
+            use std::io::Write as _;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let socket = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (mut peer, _) = listener.accept().unwrap();
+            let fd = socket.as_raw_fd();
+            let reactor = crate::executor().reactor();
+            let identity = |slot: &Option<crate::sys::Source>| {
+                &*slot.as_ref().unwrap().inner as *const std::cell::RefCell<_>
+            };
+            async fn completion(slot: &Option<crate::sys::Source>) -> io::Result<usize> {
+                let source = slot.as_ref().unwrap();
+                futures_lite::future::poll_fn(|cx| match source.result() {
+                    Some(result) => Poll::Ready(result),
+                    None => {
+                        source.add_waiter_single(cx.waker());
+                        Poll::Pending
+                    }
+                })
+                .await
+            }
+            let mut slot = None;
+            reactor.rearm_poll_read_ready(&mut slot, fd);
+            let first = identity(&slot);
+            // In flight (nothing to read yet): a new source takes the slot.
+            reactor.rearm_poll_read_ready(&mut slot, fd);
+            let second = identity(&slot);
+            assert_ne!(first, second);
+            peer.write_all(b"x").unwrap();
+            completion(&slot).await.unwrap();
+            // Completed: the same source, armed again; the unread byte completes it again.
+            reactor.rearm_poll_read_ready(&mut slot, fd);
+            assert_eq!(identity(&slot), second);
+            assert!(slot.as_ref().unwrap().result().is_none(), "armed, not done");
+            completion(&slot).await.unwrap();
+            drop(slot);
+            drop(socket);
+        });
+    }
+
     // switchyard patch: the test of `poll_read_uninit`.
     #[test]
     fn a_read_into_uninitialised_memory_writes_what_arrived_and_nothing_else() {

@@ -185,6 +185,27 @@ impl Source {
         }
     }
 
+    /// switchyard patch: readies a readiness poll on `raw` whose last submission has completed
+    /// to be submitted again, as a fresh one would be; false (and nothing changed) for any
+    /// other source. Completed means neither queued nor in flight (the reactor has consumed
+    /// it and holds no reference) and its result taken, so no stale completion can reach it.
+    pub(crate) fn rearm(
+        &self,
+        raw: RawFd,
+        ioreq: IoRequirements,
+        task_queue: Option<TaskQueueHandle>,
+    ) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        let completed = inner.enqueued.is_none() && inner.wakers.result.is_some();
+        if !completed || inner.raw != raw || !matches!(inner.source_type, SourceType::PollAdd) {
+            return false;
+        }
+        inner.wakers = Wakers::new();
+        inner.io_requirements = ioreq;
+        inner.task_queue = task_queue;
+        true
+    }
+
     pub(crate) fn set_timeout(&self, d: Duration) -> Option<Duration> {
         let mut inner = self.inner.borrow_mut();
         let t = &mut inner.timeout;
