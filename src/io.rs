@@ -102,15 +102,17 @@ pub fn poll_read_into<S: AsyncRead + Unpin>(
 }
 
 /// Reads at most `max` bytes from `stream` and appends them to `buf`: straight into `buf`'s spare
-/// capacity when it has room for `max` bytes, else through the shard's read buffer (so that a
-/// read that finds little never grows `buf` by `max`).
+/// capacity when it has room for `max` bytes, or can take it back from its allocation without
+/// allocating (`BytesMut::try_reclaim`: a connection's buffer whose earlier requests were split
+/// off and have been dropped), else through the shard's read buffer (so that a read that finds
+/// little never grows `buf` by `max`).
 pub async fn read_append<S: ReadUninit>(
     stream: &mut S,
     buf: &mut BytesMut,
     max: usize,
 ) -> io::Result<usize> {
     std::future::poll_fn(|cx| {
-        if buf.capacity() - buf.len() < max {
+        if buf.capacity() - buf.len() < max && !buf.try_reclaim(max) {
             return poll_read_into(stream, cx, max, |bytes| buf.extend_from_slice(bytes));
         }
         let n =
@@ -440,7 +442,7 @@ mod tests {
     #[test]
     fn an_append_with_room_reads_into_the_spare_capacity_and_one_without_grows_by_what_came() {
         let mut cx = Context::from_waker(Waker::noop());
-        let mut stream = Chunks::new(vec![b"abc", b"defg"], None);
+        let mut stream = Chunks::new(vec![b"abc", b"defg", b"hi"], None);
         let mut buf = BytesMut::with_capacity(64);
         let at = buf.as_ptr();
         let read = std::pin::pin!(read_append(&mut stream, &mut buf, 64)).poll(&mut cx);
@@ -453,6 +455,18 @@ mod tests {
         assert!(matches!(read, Poll::Ready(Ok(4))));
         assert_eq!((&buf[..], buf.capacity()), (&b"abcdefg"[..], 64));
         assert_eq!((stream.reads, stream.in_place), (2, 1));
+        // The bytes so far split off (a request taken out of a connection's buffer) and
+        // dropped: the buffer takes its room back without allocating, and reads in place.
+        drop(buf.split());
+        assert!(buf.capacity() < 64);
+        let read = std::pin::pin!(read_append(&mut stream, &mut buf, 64)).poll(&mut cx);
+        assert!(matches!(read, Poll::Ready(Ok(2))));
+        assert_eq!(
+            (&buf[..], buf.as_ptr()),
+            (&b"hi"[..], at),
+            "the same allocation"
+        );
+        assert_eq!((stream.reads, stream.in_place), (3, 2));
     }
 
     #[test]
