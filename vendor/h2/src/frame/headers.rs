@@ -117,6 +117,15 @@ impl Deref for ReceivedFields {
 }
 
 impl Block {
+    /// switchyard patch: whether nothing was decoded into the block yet; asked of every received
+    /// frame, so an empty one answers without reaching the process-wide empty block.
+    fn is_fresh(&self) -> bool {
+        match self {
+            Block::Empty => true,
+            block => HeaderBlock::is_fresh(block),
+        }
+    }
+
     /// switchyard patch: the block, shared from now on (it is moved into a reference-counted
     /// allocation if it was the frame's own).
     fn share(&mut self) -> SharedBlock {
