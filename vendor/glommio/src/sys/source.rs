@@ -188,7 +188,7 @@ impl Source {
     /// switchyard patch: readies a readiness poll on `raw` whose last submission has completed
     /// to be submitted again, as a fresh one would be; false (and nothing changed) for any
     /// other source. Completed means neither queued nor in flight (the reactor has consumed
-    /// it and holds no reference) and its result taken, so no stale completion can reach it.
+    /// it and holds no reference) and its result in, so no stale completion can reach it.
     pub(crate) fn rearm(
         &self,
         raw: RawFd,
