@@ -390,27 +390,6 @@ impl<'a> Iterator for ReplyHeaderIter<'a> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn plain_values_are_found_eight_bytes_at_a_time_as_byte_by_byte() {
-        let bytewise = |v: &[u8]| v.iter().all(|&b| (b' '..=b'~').contains(&b) || b == b'\t');
-        // Every byte value at every position of values of every length up to three words, in a
-        // run of `a`s: the word check and its fallback must agree with the byte rule.
-        for len in 1..=24 {
-            for at in 0..len {
-                for b in 0..=255u8 {
-                    let mut value = vec![b'a'; len];
-                    value[at] = b;
-                    assert_eq!(super::is_plain_value(&value), bytewise(&value), "{value:?}");
-                }
-            }
-        }
-        assert!(super::is_plain_value(b""));
-        assert!(super::is_plain_value(b"application/json; charset=utf-8"));
-        assert!(!super::is_plain_value(
-            "caf\u{e9} au lait, tr\u{e8}s".as_bytes()
-        ));
-    }
-
     use super::*;
     use crate::proto::{ForwardingResp, Header};
     use prost::Message;
@@ -474,6 +453,25 @@ mod tests {
             .encode_to_vec(),
         );
         same_as_prost(&[]);
+    }
+
+    #[test]
+    fn plain_values_are_found_eight_bytes_at_a_time_as_byte_by_byte() {
+        let bytewise = |v: &[u8]| v.iter().all(|&b| (b' '..=b'~').contains(&b) || b == b'\t');
+        // Every byte value at every position of values of every length up to three words, in a
+        // run of `a`s: the word check and its fallback must agree with the byte rule.
+        for len in 1..=24 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut value = vec![b'a'; len];
+                    value[at] = b;
+                    assert_eq!(is_plain_value(&value), bytewise(&value), "{value:?}");
+                }
+            }
+        }
+        assert!(is_plain_value(b""));
+        assert!(is_plain_value(b"application/json; charset=utf-8"));
+        assert!(!is_plain_value("caf\u{e9} au lait, tr\u{e8}s".as_bytes()));
     }
 
     #[test]
