@@ -85,8 +85,9 @@ pub fn parse_head_into(
     }
     let slots = (limits.max_headers + 1).min(HEADER_SLOTS);
     // Header spans live on the stack for the usual request; only one with more headers than
-    // INLINE_HEADERS pays for a heap buffer.
-    let mut inline = [((0, 0), (0, 0)); INLINE_HEADERS];
+    // INLINE_HEADERS pays for a heap buffer. The stack array is left uninitialised: zeroing its
+    // 1 KiB cost more than parsing a tiny request's few headers.
+    let mut inline = [const { MaybeUninit::<HeaderSpan>::uninit() }; INLINE_HEADERS];
     let mut spilled: Vec<HeaderSpan> = Vec::new();
     let spans = {
         let base = buf.as_ptr() as usize;
@@ -113,14 +114,16 @@ pub fn parse_head_into(
                     return Err(GatewayError::headers_too_large("header count"));
                 }
                 let n = req.headers.len();
-                let out: &mut [HeaderSpan] = if n <= INLINE_HEADERS {
-                    &mut inline[..n]
+                let found = req
+                    .headers
+                    .iter()
+                    .map(|h| (span(h.name.as_bytes()), span(h.value)));
+                if n <= INLINE_HEADERS {
+                    for (slot, span) in inline.iter_mut().zip(found) {
+                        slot.write(span);
+                    }
                 } else {
-                    spilled.resize(n, ((0, 0), (0, 0)));
-                    &mut spilled
-                };
-                for (slot, h) in out.iter_mut().zip(req.headers.iter()) {
-                    *slot = (span(h.name.as_bytes()), span(h.value));
+                    spilled.extend(found);
                 }
                 Spans {
                     method: span(req.method.unwrap_or_default().as_bytes()),
@@ -133,7 +136,10 @@ pub fn parse_head_into(
         }
     };
     let header_spans: &[HeaderSpan] = if spans.headers <= INLINE_HEADERS {
-        &inline[..spans.headers]
+        let written = &inline[..spans.headers];
+        // SAFETY: the loop above wrote the first `spans.headers` slots (one per header, and
+        // there are that many), and `MaybeUninit<T>` has the layout of `T`.
+        unsafe { &*(std::ptr::from_ref(written) as *const [HeaderSpan]) }
     } else {
         &spilled
     };
@@ -309,6 +315,29 @@ mod tests {
         assert_eq!(head.framing, Framing::Length(3));
         assert!(head.keep_alive);
         assert_eq!(&buf[..], b"abcGET");
+    }
+
+    #[test]
+    fn heads_at_and_past_the_inline_spans_read_every_header() {
+        let limits = HeadLimits {
+            max_header_bytes: 4096,
+            max_headers: 64,
+        };
+        for count in [INLINE_HEADERS - 1, INLINE_HEADERS, INLINE_HEADERS + 1, 64] {
+            let mut text = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+            for i in 1..count {
+                text.extend_from_slice(format!("X-Field-{i}: value {i}\r\n").as_bytes());
+            }
+            text.extend_from_slice(b"\r\n");
+            let head = parse_head(&mut BytesMut::from(&text[..]), limits)
+                .unwrap()
+                .unwrap();
+            assert_eq!(head.headers.len(), count);
+            for (i, field) in head.headers.iter().enumerate().skip(1) {
+                assert_eq!(field.name_str(), format!("x-field-{i}"));
+                assert_eq!(field.value_str(), format!("value {i}"));
+            }
+        }
     }
 
     #[test]
