@@ -50,10 +50,10 @@ impl RemoteAddr {
         match addr {
             std::net::SocketAddr::V4(v4) => {
                 let [a, b, c, d] = v4.ip().octets();
-                remote.push_decimal(a.into());
+                remote.push_octet(a);
                 for octet in [b, c, d] {
                     remote.push_byte(b'.');
-                    remote.push_decimal(octet.into());
+                    remote.push_octet(octet);
                 }
                 remote.push_byte(b':');
                 remote.push_decimal(v4.port());
@@ -71,7 +71,15 @@ impl RemoteAddr {
 
     // An IPv4 `ip:port` is at most 21 bytes, well within the capacity. Each byte is stored in
     // place: itoa's buffer and a `copy_from_slice` per number (a `memcpy` call each) cost ~280
-    // instructions per request, formatted afresh for every request on the connection.
+    // instructions per request, formatted afresh for every request on the connection; a division
+    // per digit still cost ~240, so an octet's digits come from a table (~60 with it).
+
+    /// Appends `octet` in decimal.
+    fn push_octet(&mut self, octet: u8) {
+        let [digits @ .., count] = OCTET_TEXT[usize::from(octet)];
+        self.text[self.len..self.len + 3].copy_from_slice(&digits);
+        self.len += usize::from(count);
+    }
 
     /// Appends `b`.
     fn push_byte(&mut self, b: u8) {
@@ -104,6 +112,25 @@ impl RemoteAddr {
         // request (~90 instructions).
         unsafe { std::str::from_utf8_unchecked(&self.text[..self.len]) }
     }
+}
+
+/// Each octet value's decimal digits (left-aligned in three bytes) and their count: an IPv4
+/// address is written with a load and a store per octet.
+static OCTET_TEXT: [[u8; 4]; 256] = octet_text();
+
+const fn octet_text() -> [[u8; 4]; 256] {
+    let mut table = [[0u8; 4]; 256];
+    let mut n = 0;
+    while n < 256 {
+        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = match n {
+            0..=9 => [b'0' + ones, 0, 0, 1],
+            10..=99 => [b'0' + tens, b'0' + ones, 0, 2],
+            _ => [b'0' + hundreds, b'0' + tens, b'0' + ones, 3],
+        };
+        n += 1;
+    }
+    table
 }
 
 /// Forwards `request`, which arrived at `start`, to the service its path names.
