@@ -237,7 +237,7 @@ impl Timeout {
         let Some(at) = self.armed.get() else {
             return Ok(());
         };
-        if reactor.timer_exists(&(at, self.id)) {
+        if !reactor.timer_fired(at, self.id) {
             return Ok(());
         }
         // The timer fired: disarmed now, and armed again by `maybe_set_timer` if still needed.

@@ -228,7 +228,7 @@ impl Future for Deadline {
             // No reactor left to fire it: the executor is gone, and so is any wait.
             return Poll::Ready(());
         };
-        if this.charged && !reactor.timer_exists(&(this.when, this.id)) {
+        if this.charged && reactor.timer_fired(this.when, this.id) {
             // The reactor fired it (and removed it).
             this.charged = false;
             return Poll::Ready(());
