@@ -4,7 +4,7 @@ mod framed_write;
 
 pub use self::error::{SendError, UserError};
 
-use self::framed_read::FramedRead;
+use self::framed_read::{FrameSplitter, FramedRead};
 use self::framed_write::FramedWrite;
 
 use crate::frame::{self, Data, Frame};
@@ -16,7 +16,6 @@ use futures_sink::Sink;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::length_delimited;
 
 use std::io;
 
@@ -56,13 +55,9 @@ where
         // Wrap with writer
         let framed_write = FramedWrite::new(io);
 
-        // Delimit the frames
-        let codec = length_delimited::Builder::new()
-            .big_endian()
-            .length_field_length(3)
-            .length_adjustment(9)
-            .num_skip(0) // Don't skip the header
-            .new_codec();
+        // Delimit the frames (switchyard patch: with h2's own splitter, see `FrameSplitter`;
+        // the limit is set below).
+        let codec = FrameSplitter::new(frame::DEFAULT_MAX_FRAME_SIZE as usize);
         let delimited =
             tokio_util::codec::FramedRead::with_capacity(framed_write, codec, read_capacity);
 
@@ -232,6 +227,67 @@ where
 #[cfg(test)]
 mod switchyard_tests {
     use super::*;
+
+    /// A frame head: payload length, type, flags, stream id.
+    fn head(payload: usize, kind: u8, stream: u32) -> Vec<u8> {
+        let mut head = (payload as u32).to_be_bytes()[1..].to_vec();
+        head.extend([kind, 0]);
+        head.extend(stream.to_be_bytes());
+        head
+    }
+
+    #[test]
+    fn frames_are_cut_whole_and_the_buffer_grows_for_the_next() {
+        use tokio_util::codec::Decoder;
+        let mut splitter = FrameSplitter::new(16_384);
+        let mut buf = bytes::BytesMut::new();
+        buf.extend_from_slice(&head(0, 4, 0));
+        buf.extend_from_slice(&head(5, 0, 1));
+        buf.extend_from_slice(b"hello");
+        buf.extend_from_slice(&head(10_000, 0, 3)[..2]);
+        let first = splitter.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(&first[..], &head(0, 4, 0)[..]);
+        let second = splitter.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(&second[9..], b"hello");
+        // Two bytes of the next length: wait for the third.
+        assert!(splitter.decode(&mut buf).unwrap().is_none());
+        buf.clear();
+        buf.extend_from_slice(&head(10_000, 0, 3));
+        assert!(splitter.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() >= 9 + 10_000, "room for the whole frame");
+        buf.extend_from_slice(&[7; 9_999]);
+        assert!(splitter.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&[7]);
+        let third = splitter.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(third.len(), 9 + 10_000);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_frame_over_the_maximum_size_is_a_frame_size_error() {
+        use tokio::io::AsyncWriteExt;
+        let (mut peer, ours) = tokio::io::duplex(1024);
+        let mut codec: Codec<_, bytes::Bytes> = Codec::new(ours);
+        codec.set_max_recv_frame_size(16_384);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Exactly the limit is accepted (its payload has not arrived yet).
+            peer.write_all(&head(16_384, 0, 1)).await.unwrap();
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            assert!(Pin::new(&mut codec).poll_next(&mut cx).is_pending());
+            let (mut peer, ours) = tokio::io::duplex(1024);
+            let mut codec: Codec<_, bytes::Bytes> = Codec::new(ours);
+            peer.write_all(&head(16_385, 0, 1)).await.unwrap();
+            match Pin::new(&mut codec).poll_next(&mut cx) {
+                Poll::Ready(Some(Err(Error::GoAway(_, reason, _)))) => {
+                    assert_eq!(reason, crate::frame::Reason::FRAME_SIZE_ERROR)
+                }
+                other => panic!("expected a FRAME_SIZE_ERROR, got {other:?}"),
+            }
+        });
+    }
 
     #[test]
     fn the_read_buffer_starts_at_the_capacity_asked_for() {
