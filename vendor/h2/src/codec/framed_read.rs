@@ -32,11 +32,13 @@ pub struct FramedRead<T> {
 /// used tokio-util's `LengthDelimitedCodec` configured for the frame head: that general codec
 /// (any field width, offset, endianness and adjustment) cost ~150 instructions per frame, this
 /// ~20. Same behaviour: a payload longer than the maximum frame size is refused before it is
-/// buffered, the buffer is grown to hold a frame whose head has arrived, and then to hold the
-/// next head.
+/// buffered, a frame whose head has arrived is held to the limit it was checked against, and the
+/// buffer is grown to hold that frame, then to hold the next head.
 #[derive(Debug)]
 pub(crate) struct FrameSplitter {
     max_frame_length: usize,
+    /// The length (head included) of the frame whose head has arrived but not all its payload.
+    pending: Option<usize>,
 }
 
 /// The bytes of a frame head that carry the payload's length.
@@ -44,14 +46,17 @@ const LENGTH_FIELD: usize = 3;
 
 impl FrameSplitter {
     pub(crate) fn new(max_frame_length: usize) -> FrameSplitter {
-        FrameSplitter { max_frame_length }
+        FrameSplitter {
+            max_frame_length,
+            pending: None,
+        }
     }
 
-    fn max_frame_length(&self) -> usize {
+    pub(crate) fn max_frame_length(&self) -> usize {
         self.max_frame_length
     }
 
-    fn set_max_frame_length(&mut self, val: usize) {
+    pub(crate) fn set_max_frame_length(&mut self, val: usize) {
         self.max_frame_length = val;
     }
 }
@@ -61,18 +66,25 @@ impl Decoder for FrameSplitter {
     type Error = io::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        let Some(&[a, b, c]) = src.get(..LENGTH_FIELD) else {
-            return Ok(None);
+        let len = match self.pending {
+            Some(len) => len,
+            None => {
+                let Some(&[a, b, c]) = src.get(..LENGTH_FIELD) else {
+                    return Ok(None);
+                };
+                let payload = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+                if payload > self.max_frame_length {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, FrameTooBig));
+                }
+                frame::HEADER_LEN + payload
+            }
         };
-        let payload = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
-        if payload > self.max_frame_length {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, FrameTooBig));
-        }
-        let len = frame::HEADER_LEN + payload;
         if src.len() < len {
             src.reserve(len - src.len());
+            self.pending = Some(len);
             return Ok(None);
         }
+        self.pending = None;
         let frame = src.split_to(len);
         src.reserve(LENGTH_FIELD.saturating_sub(src.len()));
         Ok(Some(frame))

@@ -255,12 +255,19 @@ mod switchyard_tests {
         buf.extend_from_slice(&head(10_000, 0, 3));
         assert!(splitter.decode(&mut buf).unwrap().is_none());
         assert!(buf.capacity() >= 9 + 10_000, "room for the whole frame");
+        // A lower limit from now on does not refuse the frame already under way.
+        splitter.set_max_frame_length(1_000);
         buf.extend_from_slice(&[7; 9_999]);
         assert!(splitter.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&[7]);
         let third = splitter.decode(&mut buf).unwrap().unwrap();
         assert_eq!(third.len(), 9 + 10_000);
         assert!(buf.is_empty());
+        buf.extend_from_slice(&head(1_001, 0, 5));
+        assert!(
+            splitter.decode(&mut buf).is_err(),
+            "the next frame meets the new limit"
+        );
     }
 
     #[test]
