@@ -11,6 +11,9 @@
 //! counted); HTTP/2 (prior knowledge) multiplexes every scheduled request as its own stream. Latencies
 //! go into an HDR histogram (1 µs to 60 s, 3 significant digits); the run always ends after
 //! `--duration`, and requests still unanswered `--timeout-ms` after their scheduled time are errors.
+//! With `--grpc` it calls a backend's `ForwardingService/Send` directly (HTTP/2), carrying the
+//! `ForwardingReq` a gateway would send for the URL's `/{service}/{rest}`: the backend's gRPC face
+//! measured the way `loadtest/run` measures its HTTP/1.1 face for the direct call.
 //!
 //! `idle`: opens N keep-alive connections, makes one request on each (so the proxy has set up
 //! whatever per-connection state it keeps), prints `idle: N connections open`, and holds them for
@@ -81,6 +84,11 @@ struct OpenArgs {
     /// Use HTTP/2 with prior knowledge instead of HTTP/1.1.
     #[arg(long)]
     http2: bool,
+    /// Call a backend directly over gRPC (`ForwardingService/Send`, HTTP/2 with prior knowledge)
+    /// with the `ForwardingReq` a gateway sends for the URL's path (`/{service}/{rest}`): the
+    /// gateway's request without the gateway, as a baseline for its own share of the latency.
+    #[arg(long)]
+    grpc: bool,
     /// A request unanswered this long after its scheduled time is an error.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
@@ -251,6 +259,11 @@ fn run_open(args: OpenArgs) -> Result<(), String> {
 async fn open_loop(args: OpenArgs, target: Target) -> Result<(), String> {
     let body = Bytes::from(vec![b'x'; args.body_bytes]);
     let request = Rc::new(h1_request(&target, &body));
+    let call = if args.grpc {
+        H2Call::grpc(&target, &body)
+    } else {
+        H2Call::plain(&target, body.clone())
+    };
     let start = Instant::now() + Duration::from_millis(200);
     let warmup = Duration::from_secs_f64(args.warmup);
     let run = Rc::new(Run {
@@ -270,8 +283,8 @@ async fn open_loop(args: OpenArgs, target: Target) -> Result<(), String> {
     for conn in 0..args.connections {
         let run = run.clone();
         let target = target.clone();
-        let task = if args.http2 {
-            glommio::spawn_local(h2_connection(run, conn, target, body.clone())).detach()
+        let task = if args.http2 || args.grpc {
+            glommio::spawn_local(h2_connection(run, conn, target, call.clone())).detach()
         } else {
             glommio::spawn_local(h1_connection(run, conn, target.addr, request.clone())).detach()
         };
@@ -285,7 +298,11 @@ async fn open_loop(args: OpenArgs, target: Target) -> Result<(), String> {
     let report = Report {
         label: args.label.clone(),
         url: args.url.clone(),
-        protocol: if args.http2 { "h2" } else { "http/1.1" },
+        protocol: match (args.grpc, args.http2) {
+            (true, _) => "grpc",
+            (false, true) => "h2",
+            (false, false) => "http/1.1",
+        },
         connections: args.connections,
         body_bytes: args.body_bytes,
         rate_offered: args.rate,
@@ -424,7 +441,7 @@ async fn read_h1_response(
 
 /// One HTTP/2 connection's share of the schedule: each request is its own stream, started at its
 /// scheduled time, however many are still in flight.
-async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, body: Bytes) {
+async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, call: H2Call) {
     let mut k = 0u64;
     'connect: loop {
         let stream = match TcpStream::connect(target.addr).await {
@@ -446,9 +463,6 @@ async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, body: Bytes) {
             let _ = connection.await;
         })
         .detach();
-        let uri: http::Uri = format!("http://{}{}", target.authority, target.path_and_query)
-            .parse()
-            .expect("valid uri");
         let mut calls = Vec::new();
         loop {
             let Some(scheduled) = run.next_slot(conn, &mut k).await else {
@@ -456,13 +470,12 @@ async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, body: Bytes) {
             };
             let send = send.clone();
             let run2 = run.clone();
-            let uri = uri.clone();
-            let body = body.clone();
+            let call = call.clone();
             let call = glommio::spawn_local(async move {
                 let timeout = scheduled + run2.timeout;
                 let ok = glommio::timer::timeout(
                     timeout.saturating_duration_since(Instant::now()),
-                    async move { Ok(h2_call(send, uri, body).await) },
+                    async move { Ok(h2_call(send, call).await) },
                 )
                 .await
                 .unwrap_or(Err(()));
@@ -490,29 +503,118 @@ async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, body: Bytes) {
     }
 }
 
-async fn h2_call(
-    send: h2::client::SendRequest<Bytes>,
+/// What every HTTP/2 call of a run sends.
+#[derive(Debug, Clone)]
+struct H2Call {
     uri: http::Uri,
+    method: http::Method,
+    /// `content-type: application/grpc` and `te: trailers`, and success needs `grpc-status: 0`.
+    grpc: bool,
     body: Bytes,
-) -> Result<bool, ()> {
+}
+
+impl H2Call {
+    /// The URL's request: GET, or POST with `body`.
+    fn plain(target: &Target, body: Bytes) -> H2Call {
+        H2Call {
+            uri: format!("http://{}{}", target.authority, target.path_and_query)
+                .parse()
+                .expect("valid uri"),
+            method: if body.is_empty() {
+                http::Method::GET
+            } else {
+                http::Method::POST
+            },
+            grpc: false,
+            body,
+        }
+    }
+
+    /// The `ForwardingService/Send` call a gateway makes for the URL's request (contract §2:
+    /// `/{service}/{rest}?{query}`), in one gRPC message.
+    fn grpc(target: &Target, body: &Bytes) -> H2Call {
+        use prost::Message;
+        let (path, query) = target
+            .path_and_query
+            .split_once('?')
+            .unwrap_or((&target.path_and_query, ""));
+        let (service, rest) = switchyard::rest::split_path(path.as_bytes());
+        let header = |name: &str, value: &str| switchyard::proto::Header {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        };
+        let mut headers = vec![
+            header("host", &target.authority),
+            header("user-agent", "switchyard-load"),
+        ];
+        if !body.is_empty() {
+            headers.push(header("content-type", "application/octet-stream"));
+            headers.push(header("content-length", &body.len().to_string()));
+        }
+        let message = switchyard::proto::ForwardingReq {
+            method: if body.is_empty() { "GET" } else { "POST" }.to_owned(),
+            path: String::from_utf8_lossy(rest).into_owned(),
+            query: query.to_owned(),
+            headers,
+            body: body.clone(),
+            service: String::from_utf8_lossy(service).into_owned(),
+            request_id: "0".repeat(32),
+            remote_addr: "127.0.0.1:1".to_owned(),
+            graphql_field: String::new(),
+        }
+        .encode_to_vec();
+        let mut framed = Vec::with_capacity(5 + message.len());
+        framed.push(0);
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        H2Call {
+            uri: format!(
+                "http://{}{}",
+                target.authority,
+                switchyard::proto::SEND_PATH
+            )
+            .parse()
+            .expect("valid uri"),
+            method: http::Method::POST,
+            grpc: true,
+            body: Bytes::from(framed),
+        }
+    }
+}
+
+async fn h2_call(send: h2::client::SendRequest<Bytes>, call: H2Call) -> Result<bool, ()> {
     let mut send = send.ready().await.map_err(drop)?;
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    let request = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("user-agent", "switchyard-load")
-        .body(())
+    let mut request = http::Request::builder()
+        .method(call.method)
+        .uri(call.uri)
+        .header("user-agent", "switchyard-load");
+    if call.grpc {
+        request = request
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+    }
+    let request = request.body(()).map_err(drop)?;
+    let (response, mut stream) = send
+        .send_request(request, call.body.is_empty())
         .map_err(drop)?;
-    let (response, mut stream) = send.send_request(request, body.is_empty()).map_err(drop)?;
-    if !body.is_empty() {
-        stream.send_data(body, true).map_err(drop)?;
+    if !call.body.is_empty() {
+        stream.send_data(call.body, true).map_err(drop)?;
     }
     let response = response.await.map_err(drop)?;
-    let ok = response.status().is_success();
+    let mut ok = response.status().is_success();
+    let grpc_status =
+        |fields: &http::HeaderMap| fields.get("grpc-status").map(|v| v.as_bytes() == b"0");
+    let mut answered = grpc_status(response.headers());
     let mut body = response.into_body();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(drop)?;
         let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    if call.grpc {
+        if let Some(trailers) = body.trailers().await.map_err(drop)? {
+            answered = answered.or(grpc_status(&trailers));
+        }
+        ok &= answered == Some(true);
     }
     Ok(ok)
 }
@@ -567,4 +669,41 @@ fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
         .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn a_grpc_call_carries_the_request_a_gateway_would_send() {
+        let target = Target::parse("http://127.0.0.1:9/echo/hello/there?x=1").unwrap();
+        let call = H2Call::grpc(&target, &Bytes::from_static(b"abc"));
+        assert_eq!(call.uri.path(), switchyard::proto::SEND_PATH);
+        assert_eq!(call.method, http::Method::POST);
+        assert!(call.grpc);
+        // One uncompressed, length-prefixed message.
+        assert_eq!(call.body[0], 0);
+        let len = u32::from_be_bytes(call.body[1..5].try_into().unwrap()) as usize;
+        assert_eq!(len, call.body.len() - 5);
+        let req = switchyard::proto::ForwardingReq::decode(&call.body[5..]).unwrap();
+        assert_eq!(
+            (
+                &req.method[..],
+                &req.service[..],
+                &req.path[..],
+                &req.query[..]
+            ),
+            ("POST", "echo", "/hello/there", "x=1")
+        );
+        assert_eq!(&req.body[..], b"abc");
+        assert!(req.headers.iter().any(|h| h.name == "host"));
+        let get = H2Call::grpc(
+            &Target::parse("http://127.0.0.1:9/echo").unwrap(),
+            &Bytes::new(),
+        );
+        let req = switchyard::proto::ForwardingReq::decode(&get.body[5..]).unwrap();
+        assert_eq!((&req.method[..], &req.path[..]), ("GET", "/"));
+    }
 }
