@@ -68,6 +68,17 @@ async fn call(
     grpc_path: &str,
     req: &ForwardingReq,
 ) -> Result<Answer, h2::Error> {
+    call_in_frames(client, addr, grpc_path, req, &[]).await
+}
+
+/// `call`, with the framed message cut at `cuts` (ascending offsets) into DATA frames.
+async fn call_in_frames(
+    client: &SendRequest<Bytes>,
+    addr: SocketAddr,
+    grpc_path: &str,
+    req: &ForwardingReq,
+    cuts: &[usize],
+) -> Result<Answer, h2::Error> {
     let mut client = client.clone().ready().await?;
     let http_request = Request::post(format!("http://{addr}{grpc_path}"))
         .header("content-type", "application/grpc")
@@ -75,7 +86,13 @@ async fn call(
         .body(())
         .unwrap();
     let (response, mut send) = client.send_request(http_request, false)?;
-    send.send_data(grpc_frame::encode_message(req), true)?;
+    let mut message = grpc_frame::encode_message(req);
+    let mut sent = 0;
+    for &cut in cuts {
+        send.send_data(message.split_to(cut - sent), false)?;
+        sent = cut;
+    }
+    send.send_data(message, true)?;
     let (parts, mut body) = response.await?.into_parts();
     if body.is_end_stream() {
         return Ok(Answer {
@@ -157,6 +174,18 @@ async fn check_calls(client: &SendRequest<Bytes>, addr: SocketAddr) {
     assert_eq!(json["path"], "/a/b");
     assert_eq!(json["body"], "ping");
     assert_eq!(json["request_id"], "rid-7");
+
+    // A message split over DATA frames (inside the 5-byte prefix, then inside the message) is
+    // gathered and answered as one sent whole.
+    let answer = call_in_frames(client, addr, SEND_PATH, &request("/a/b", &[]), &[3, 20])
+        .await
+        .unwrap();
+    assert_eq!(answer.grpc_status(), Some("0"));
+    let json: serde_json::Value = serde_json::from_slice(&answer.message().body).unwrap();
+    assert_eq!(
+        (&json["path"], &json["body"]),
+        (&"/a/b".into(), &"ping".into())
+    );
 
     // gRPC error: trailers-only, status and message in the one HEADERS frame.
     let answer = call(client, addr, SEND_PATH, &request("/grpc-error/7", &[]))

@@ -255,19 +255,62 @@ async fn answer(
 /// Collects the request body and returns the payload of its one gRPC message. The outer error
 /// is the stream failing; the inner one a body that is not one acceptable message.
 async fn read_body(mut body: RecvStream) -> Result<Result<Bytes, FrameError>, h2::Error> {
-    let mut received = BytesMut::new();
+    let mut received = Received::Nothing;
     while let Some(chunk) = body.data().await {
         let chunk = chunk?;
         // Bytes are counted against MAX_REQUEST_MESSAGE below, so the window can reopen at once.
         body.flow_control().release_capacity(chunk.len())?;
-        received.extend_from_slice(&chunk);
-        if let Err(error) = grpc_frame::check_prefix(&received, MAX_REQUEST_MESSAGE) {
+        received.push(chunk);
+        if let Err(error) = grpc_frame::check_prefix(received.bytes(), MAX_REQUEST_MESSAGE) {
             return Ok(Err(error));
         }
     }
     let received = received.freeze();
     Ok(grpc_frame::decode_unary(&received, MAX_REQUEST_MESSAGE)
         .map(|payload| received.slice_ref(payload)))
+}
+
+/// A request body as its DATA frames arrive. A gateway sends a call's message in one frame,
+/// which is kept as h2 handed it over (the HTTP/1.1 face, too, takes a body without copying it);
+/// only a message split over frames is gathered into a buffer of its own.
+enum Received {
+    Nothing,
+    One(Bytes),
+    Gathered(BytesMut),
+}
+
+impl Received {
+    fn push(&mut self, chunk: Bytes) {
+        *self = match std::mem::replace(self, Received::Nothing) {
+            Received::Nothing => Received::One(chunk),
+            Received::One(first) => {
+                let mut gathered = BytesMut::with_capacity(first.len() + chunk.len());
+                gathered.extend_from_slice(&first);
+                gathered.extend_from_slice(&chunk);
+                Received::Gathered(gathered)
+            }
+            Received::Gathered(mut gathered) => {
+                gathered.extend_from_slice(&chunk);
+                Received::Gathered(gathered)
+            }
+        };
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Received::Nothing => &[],
+            Received::One(bytes) => bytes,
+            Received::Gathered(bytes) => bytes,
+        }
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Received::Nothing => Bytes::new(),
+            Received::One(bytes) => bytes,
+            Received::Gathered(bytes) => bytes.freeze(),
+        }
+    }
 }
 
 /// Sleeps for `wait`, returning `false` early if the caller resets the stream (a gateway whose
@@ -353,4 +396,29 @@ fn grpc_response(instance: &Instance, status: StatusCode) -> Response<()> {
         headers.insert(INSTANCE, id.clone());
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_in_one_frame_is_kept_and_one_in_several_is_gathered() {
+        let one = Bytes::from_static(b"\0\0\0\0\x02hi");
+        let mut received = Received::Nothing;
+        assert!(received.bytes().is_empty());
+        received.push(one.clone());
+        let kept = received.freeze();
+        assert_eq!(
+            kept.as_ptr(),
+            one.as_ptr(),
+            "one frame's bytes are not copied"
+        );
+        let mut received = Received::Nothing;
+        for piece in [&b"\0\0"[..], b"\0\0\x02", b"h", b"i"] {
+            received.push(Bytes::copy_from_slice(piece));
+        }
+        assert_eq!(received.bytes(), &one[..]);
+        assert_eq!(received.freeze(), one);
+    }
 }
