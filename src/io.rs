@@ -268,6 +268,11 @@ impl BodyCollector {
         }
     }
 
+    /// The bytes collected so far.
+    pub fn as_slice(&self) -> &[u8] {
+        self.single.as_deref().unwrap_or(&self.joined)
+    }
+
     /// The whole body.
     pub fn into_bytes(self) -> Bytes {
         self.single.unwrap_or_else(|| self.joined.freeze())
@@ -577,10 +582,15 @@ mod tests {
         let body = c.into_bytes();
         assert_eq!(body.as_ptr(), one.as_ptr(), "a single frame is not copied");
         let mut c = BodyCollector::default();
+        assert!(c.as_slice().is_empty());
         for part in [&b"ab"[..], b"c", b"de"] {
             c.push(Bytes::copy_from_slice(part));
         }
+        assert_eq!(c.as_slice(), b"abcde");
         assert_eq!((c.len(), &c.into_bytes()[..]), (5, &b"abcde"[..]));
+        let mut c = BodyCollector::default();
+        c.push(one.clone());
+        assert_eq!(c.as_slice(), b"abc");
     }
 
     #[test]

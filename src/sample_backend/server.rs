@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use glommio::net::{TcpListener, TcpStream};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
@@ -22,7 +22,7 @@ use prost::Message;
 
 use super::grpc_frame::{self, code, FrameError};
 use super::routes::{self, Action, GARBAGE_PAYLOAD, INSTANCE_HEADER};
-use crate::io::TokioIo;
+use crate::io::{BodyCollector, TokioIo};
 use crate::proto::{ForwardingReq, SEND_PATH};
 
 /// Largest request message accepted: four times the gateway's default body limit, so any
@@ -255,62 +255,21 @@ async fn answer(
 /// Collects the request body and returns the payload of its one gRPC message. The outer error
 /// is the stream failing; the inner one a body that is not one acceptable message.
 async fn read_body(mut body: RecvStream) -> Result<Result<Bytes, FrameError>, h2::Error> {
-    let mut received = Received::Nothing;
+    // A gateway sends a call's message in one DATA frame, kept as h2 handed it over (the HTTP/1.1
+    // face, too, takes a body without copying it); only a message split over frames is joined.
+    let mut received = BodyCollector::default();
     while let Some(chunk) = body.data().await {
         let chunk = chunk?;
         // Bytes are counted against MAX_REQUEST_MESSAGE below, so the window can reopen at once.
         body.flow_control().release_capacity(chunk.len())?;
         received.push(chunk);
-        if let Err(error) = grpc_frame::check_prefix(received.bytes(), MAX_REQUEST_MESSAGE) {
+        if let Err(error) = grpc_frame::check_prefix(received.as_slice(), MAX_REQUEST_MESSAGE) {
             return Ok(Err(error));
         }
     }
-    let received = received.freeze();
+    let received = received.into_bytes();
     Ok(grpc_frame::decode_unary(&received, MAX_REQUEST_MESSAGE)
         .map(|payload| received.slice_ref(payload)))
-}
-
-/// A request body as its DATA frames arrive. A gateway sends a call's message in one frame,
-/// which is kept as h2 handed it over (the HTTP/1.1 face, too, takes a body without copying it);
-/// only a message split over frames is gathered into a buffer of its own.
-enum Received {
-    Nothing,
-    One(Bytes),
-    Gathered(BytesMut),
-}
-
-impl Received {
-    fn push(&mut self, chunk: Bytes) {
-        *self = match std::mem::replace(self, Received::Nothing) {
-            Received::Nothing => Received::One(chunk),
-            Received::One(first) => {
-                let mut gathered = BytesMut::with_capacity(first.len() + chunk.len());
-                gathered.extend_from_slice(&first);
-                gathered.extend_from_slice(&chunk);
-                Received::Gathered(gathered)
-            }
-            Received::Gathered(mut gathered) => {
-                gathered.extend_from_slice(&chunk);
-                Received::Gathered(gathered)
-            }
-        };
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Received::Nothing => &[],
-            Received::One(bytes) => bytes,
-            Received::Gathered(bytes) => bytes,
-        }
-    }
-
-    fn freeze(self) -> Bytes {
-        match self {
-            Received::Nothing => Bytes::new(),
-            Received::One(bytes) => bytes,
-            Received::Gathered(bytes) => bytes.freeze(),
-        }
-    }
 }
 
 /// Sleeps for `wait`, returning `false` early if the caller resets the stream (a gateway whose
@@ -396,29 +355,4 @@ fn grpc_response(instance: &Instance, status: StatusCode) -> Response<()> {
         headers.insert(INSTANCE, id.clone());
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_body_in_one_frame_is_kept_and_one_in_several_is_gathered() {
-        let one = Bytes::from_static(b"\0\0\0\0\x02hi");
-        let mut received = Received::Nothing;
-        assert!(received.bytes().is_empty());
-        received.push(one.clone());
-        let kept = received.freeze();
-        assert_eq!(
-            kept.as_ptr(),
-            one.as_ptr(),
-            "one frame's bytes are not copied"
-        );
-        let mut received = Received::Nothing;
-        for piece in [&b"\0\0"[..], b"\0\0\x02", b"h", b"i"] {
-            received.push(Bytes::copy_from_slice(piece));
-        }
-        assert_eq!(received.bytes(), &one[..]);
-        assert_eq!(received.freeze(), one);
-    }
 }
