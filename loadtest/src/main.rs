@@ -534,11 +534,10 @@ impl H2Call {
     /// `/{service}/{rest}?{query}`), in one gRPC message.
     fn grpc(target: &Target, body: &Bytes) -> H2Call {
         use prost::Message;
-        let (path, query) = target
-            .path_and_query
-            .split_once('?')
-            .unwrap_or((&target.path_and_query, ""));
-        let (service, rest) = switchyard::rest::split_path(path.as_bytes());
+        // Split as the gateway splits a request target.
+        let (path, query) =
+            switchyard::http::Request::split_target(Bytes::from(target.path_and_query.clone()));
+        let (service, rest) = switchyard::rest::split_path(&path);
         let header = |name: &str, value: &str| switchyard::proto::Header {
             name: name.to_owned(),
             value: value.to_owned(),
@@ -554,7 +553,7 @@ impl H2Call {
         let message = switchyard::proto::ForwardingReq {
             method: if body.is_empty() { "GET" } else { "POST" }.to_owned(),
             path: String::from_utf8_lossy(rest).into_owned(),
-            query: query.to_owned(),
+            query: String::from_utf8_lossy(&query).into_owned(),
             headers,
             body: body.clone(),
             service: String::from_utf8_lossy(service).into_owned(),
