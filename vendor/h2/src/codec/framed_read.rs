@@ -31,9 +31,9 @@ pub struct FramedRead<T> {
 /// switchyard patch: cuts the read buffer into whole frames (9-byte head and payload), where h2
 /// used tokio-util's `LengthDelimitedCodec` configured for the frame head: that general codec
 /// (any field width, offset, endianness and adjustment) cost ~150 instructions per frame, this
-/// ~45 with its buffer reservations. Same behaviour: a payload longer than the maximum frame size is refused before it is
-/// buffered, a frame whose head has arrived is held to the limit it was checked against, and the
-/// buffer is grown to hold that frame, then to hold the next head.
+/// ~45 with its buffer reservations. Same behaviour: a payload longer than the maximum frame size
+/// is refused before it is buffered, a frame whose head has arrived is held to the limit it was
+/// checked against, and the buffer is grown to hold that frame, then to hold the next head.
 #[derive(Debug)]
 pub(crate) struct FrameSplitter {
     max_frame_length: usize,
