@@ -18,7 +18,8 @@ SCENARIOS = ["direct", "nginx", "haproxy", "switchyard", "ha+2sw"]
 VARIANTS = {"tiny": "tiny GET", "4k": "4 KiB POST echo"}
 # Per-row figures that the table shows as their median over the rounds.
 MEDIAN_METRICS = ["sat_rps", "backend_us_per_req_sat", "cpu_us_per_req_sat", "proxy_busy_pct_sat",
-                  "kernel_us_per_req_sat", "cpu_us_per_req_open", "added_p50_us", "added_p99_us"]
+                  "kernel_us_per_req_sat", "cpu_us_per_req_open", "backend_us_per_req_open",
+                  "load_busy_pct_open", "added_p50_us", "added_p99_us"]
 # Ratios of switchyard's figure to a peer's: name, metric, peer.
 RATIOS = [
     ("throughput_sw_nginx", "sat_rps", "nginx"),
@@ -78,10 +79,17 @@ def round_row(a, s, v, st, o, oc, direct):
     if o:
         r["open"] = o
         r["open_errors"] = o["errors"]
+        # Warm-up requests ran too: divide by all requests sent during the window.
+        sent = a.rate * (a.open_secs + 2)
         if oc and s != "direct" and o["requests"]:
-            # Warm-up requests ran too: divide by all requests sent during the window.
-            sent = a.rate * (a.open_secs + 2)
             r["cpu_us_per_req_open"] = oc["cpu_ticks"] / a.ticks / sent * 1e6
+        if oc and "backend_ticks" in oc:
+            r["backend_us_per_req_open"] = oc["backend_ticks"] / a.ticks / sent * 1e6
+            # The load core runs the client and the backend: the busier it is, the longer
+            # each waits for the other, and the tail of every latency grows with it.
+            ticks = oc["load_core_busy_ticks"] + oc["load_core_idle_ticks"]
+            if ticks:
+                r["load_busy_pct_open"] = oc["load_core_busy_ticks"] / ticks * 100
         if direct and s != "direct":
             r["added_p50_us"] = o["latency_us"]["p50"] - direct["latency_us"]["p50"]
             r["added_p99_us"] = o["latency_us"]["p99"] - direct["latency_us"]["p99"]
@@ -259,7 +267,10 @@ def main():
         f"run (below ~100 % the proxy spent part of the run waiting, for CPU 0, which runs wrk and "
         f"the backend, or for the hand-offs between the cores); "
         f"*backend* is the backend's CPU per request over the same run (gRPC for switchyard, "
-        f"HTTP/1.1 otherwise), spent on CPU 0. Idle RSS: with {a.idle_conns:.0f} idle "
+        f"HTTP/1.1 otherwise), spent on CPU 0, and at the fixed rate likewise over the "
+        f"open-loop run; *CPU 0 busy* is that core's busy share over the open-loop run (the "
+        f"client and the backend wait for each other there, so the busier it is, the longer the "
+        f"tail). Idle RSS: with {a.idle_conns:.0f} idle "
         f"keep-alive client connections, each after one request, read 3 s after the last "
         f"one connected.",
         "",
@@ -268,8 +279,8 @@ def main():
         lines += [
             f"## {title}",
             "",
-            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU 1 busy % (sat) | backend µs/req (sat) | CPU µs/req (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU 1 busy % (sat) | backend µs/req (sat) | CPU µs/req (fixed rate) | backend µs/req (fixed rate) | CPU 0 busy % (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in SCENARIOS:
             r = row(s, v)
@@ -278,7 +289,9 @@ def main():
                 f"| {s} | {f(r.get('sat_rps'))} | {f(r.get('cpu_us_per_req_sat'), '{:.1f}')} | "
                 f"{f(r.get('kernel_us_per_req_sat'), '{:.1f}')} | {f(r.get('proxy_busy_pct_sat'))} | "
                 f"{f(r.get('backend_us_per_req_sat'), '{:.1f}')} | "
-                f"{f(r.get('cpu_us_per_req_open'), '{:.1f}')} | {f(o.get('p50'))} | {f(o.get('p99'))} | "
+                f"{f(r.get('cpu_us_per_req_open'), '{:.1f}')} | "
+                f"{f(r.get('backend_us_per_req_open'), '{:.1f}')} | {f(r.get('load_busy_pct_open'))} | "
+                f"{f(o.get('p50'))} | {f(o.get('p99'))} | "
                 f"{f(r.get('added_p50_us'))} | {f(r.get('added_p99_us'))} | {f(o.get('p999'))} | "
                 f"{f(r.get('peak_rss_mib'), '{:.1f}')} | {f(r.get('idle_rss_mib'), '{:.1f}')} | "
                 f"{(r.get('sat_errors') or 0) + (r.get('open_errors') or 0)} |")
