@@ -85,8 +85,8 @@ def round_row(a, s, v, st, o, oc, direct):
             r["cpu_us_per_req_open"] = oc["cpu_ticks"] / a.ticks / sent * 1e6
         if oc and "backend_ticks" in oc:
             r["backend_us_per_req_open"] = oc["backend_ticks"] / a.ticks / sent * 1e6
-            # The load core runs the client and the backend: the busier it is, the longer
-            # each waits for the other, and the tail of every latency grows with it.
+            # The load core runs the client and the backend, and each waits while the other
+            # runs: its load is part of every latency measured at the fixed rate.
             ticks = oc["load_core_busy_ticks"] + oc["load_core_idle_ticks"]
             if ticks:
                 r["load_busy_pct_open"] = oc["load_core_busy_ticks"] / ticks * 100
@@ -269,8 +269,7 @@ def main():
         f"*backend* is the backend's CPU per request over the same run (gRPC for switchyard, "
         f"HTTP/1.1 otherwise), spent on CPU 0, and at the fixed rate likewise over the "
         f"open-loop run; *CPU 0 busy* is that core's busy share over the open-loop run (the "
-        f"client and the backend wait for each other there, so the busier it is, the longer the "
-        f"tail). Idle RSS: with {a.idle_conns:.0f} idle "
+        f"client and the backend share it, and each waits while the other runs). Idle RSS: with {a.idle_conns:.0f} idle "
         f"keep-alive client connections, each after one request, read 3 s after the last "
         f"one connected.",
         "",

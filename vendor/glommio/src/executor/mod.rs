@@ -1464,6 +1464,8 @@ impl LocalExecutor {
             pin!(future);
 
             let mut pre_time = Instant::now();
+            // switchyard patch: whether the last turn ended in a park (see below).
+            let mut parked = false;
             loop {
                 if let Poll::Ready(t) = future.as_mut().poll(cx) {
                     // can't be canceled, and join handle is None only upon
@@ -1478,9 +1480,20 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
-                this.parker
-                    .poll_io(|| Some(this.preempt_timer_duration()))
-                    .expect("Failed to poll io! This is actually pretty bad!");
+                //
+                // switchyard patch: not right after a park, when a time slice is armed. The park
+                // has just done what this polling pass would (timers, remote channels, every
+                // ring's submissions, cancellations and completions), and nothing has run since
+                // to queue new I/O; the pass would only find the latency ring's timeout armed
+                // and keep it. Below saturation a shard parks about twice per request, and the
+                // redundant pass cost ~500 instructions each time.
+                let slice = this.preempt_timer_duration();
+                if !(parked && this.reactor.sys.time_slice_armed(slice)) {
+                    this.parker
+                        .poll_io(|| Some(slice))
+                        .expect("Failed to poll io! This is actually pretty bad!");
+                }
+                parked = false;
 
                 // run user code
                 let run = this.run_task_queues();
@@ -1505,6 +1518,7 @@ impl LocalExecutor {
                         this.parker
                             .park()
                             .expect("Failed to park! This is actually pretty bad!");
+                        parked = true;
                         pre_time = Instant::now();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
@@ -3195,6 +3209,31 @@ mod test {
             getrusage() - start < Duration::from_millis(10),
             "expected user time on LE is less than 10 millisecond"
         );
+    }
+
+    // switchyard patch: the run loop skips its polling pass after a park only while a time slice
+    // is armed. A task woken by a user timer (whose timeout was the latency ring's only one) must
+    // still run under a time slice: spinning on `need_preempt` ends once the slice's timer fires,
+    // and the bound only stops a failing run.
+    #[test]
+    fn a_task_woken_from_a_park_runs_under_a_time_slice() {
+        let ex = LocalExecutorBuilder::default()
+            .preempt_timer(Duration::from_millis(10))
+            .make()
+            .unwrap();
+        ex.run(async {
+            for _ in 0..3 {
+                timer::sleep(Duration::from_millis(20)).await;
+                let woke = Instant::now();
+                while !crate::executor().need_preempt() {
+                    assert!(
+                        woke.elapsed() < Duration::from_secs(5),
+                        "no time slice armed after the park"
+                    );
+                }
+                crate::executor().yield_task_queue_now().await;
+            }
+        });
     }
 
     #[test]

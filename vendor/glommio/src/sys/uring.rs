@@ -1909,15 +1909,16 @@ impl Reactor {
         // wakes for a preemption timer), and once at a cancelled user timer's old deadline.
         let slice = preempt_timer();
         let polling = slice.is_some();
-        let armed = pending(&self.latency_preemption_timeout_src)
-            .then(|| self.latency_timeout_deadline.get())
-            .flatten();
-        let keep_latency = armed.is_some_and(|deadline| match (slice, user_timer) {
-            (Some(_), _) if self.latency_src_is_preempt.get() => true,
-            (Some(slice), _) => deadline <= Instant::now() + slice,
-            (None, None) => true,
-            (None, Some(next)) => deadline <= next,
-        });
+        let keep_latency = match slice {
+            Some(slice) => self.time_slice_armed(slice),
+            None => {
+                pending(&self.latency_preemption_timeout_src)
+                    && self
+                        .latency_timeout_deadline
+                        .get()
+                        .is_some_and(|deadline| user_timer.is_none_or(|next| deadline <= next))
+            }
+        };
         let keep_throughput = pending(&self.throughput_preemption_timeout_src);
 
         // Cancel the old timer regardless of whether we can sleep:
@@ -2039,6 +2040,19 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// switchyard patch: whether the latency ring's armed timeout ends a time slice of `slice`
+    /// from now at the latest: a time-slice timer (armed at most a slice ago), or a user timer's
+    /// timeout due within the slice. A polling turn keeps such a timeout (see `wait`), and the
+    /// run loop skips the polling turn after a park when it would do no more than that.
+    pub(crate) fn time_slice_armed(&self, slice: Duration) -> bool {
+        pending(&self.latency_preemption_timeout_src)
+            && (self.latency_src_is_preempt.get()
+                || self
+                    .latency_timeout_deadline
+                    .get()
+                    .is_some_and(|deadline| deadline <= Instant::now() + slice))
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
