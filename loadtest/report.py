@@ -2,6 +2,9 @@
 """Turns loadtest/run's raw measurements into latest.md, latest.json and a gnuplot script for
 latest.png. Exits 1 if any scenario had errors in any round. Standard library only.
 
+`report.py min-saturation RAW` prints the lowest median saturation throughput of any proxy in
+RAW, from which loadtest/run sets the fixed rate.
+
 The raw measurements come in rounds (every scenario once per round); the tables show the median
 over the rounds of each figure, and each ratio is the median of the per-round ratios, switchyard
 and its peer taken from the same round."""
@@ -19,7 +22,7 @@ VARIANTS = {"tiny": "tiny GET", "4k": "4 KiB POST echo"}
 # Per-row figures that the table shows as their median over the rounds.
 MEDIAN_METRICS = ["sat_rps", "backend_us_per_req_sat", "cpu_us_per_req_sat", "proxy_busy_pct_sat",
                   "kernel_us_per_req_sat", "cpu_us_per_req_open", "backend_us_per_req_open",
-                  "load_busy_pct_open", "added_p50_us", "added_p99_us"]
+                  "added_p50_us", "added_p99_us"]
 # Ratios of switchyard's figure to a peer's: name, metric, peer.
 RATIOS = [
     ("throughput_sw_nginx", "sat_rps", "nginx"),
@@ -58,6 +61,15 @@ def ratio(x, y):
     return x / y if x and y else None
 
 
+def min_saturation(raw):
+    """The lowest saturation throughput of any proxy (the direct call is not one), each taken as
+    its median over the rounds so that one noisy round does not set it: loadtest/run halves it
+    for the fixed rate."""
+    sat = load(os.path.join(raw, "sat-*.json"))
+    return int(min(median(row["rps"] for row in per_round.values())
+                   for (scenario, _), per_round in sat.items() if scenario != "direct"))
+
+
 def round_row(a, s, v, st, o, oc, direct):
     """One scenario's figures in one round: st, o and oc are that round's saturation, fixed-rate
     and fixed-rate CPU rows (None where missing), direct the direct call's fixed-rate row of the
@@ -84,12 +96,9 @@ def round_row(a, s, v, st, o, oc, direct):
         if oc and s != "direct" and o["requests"]:
             r["cpu_us_per_req_open"] = oc["cpu_ticks"] / a.ticks / sent * 1e6
         if oc and "backend_ticks" in oc:
+            # The backend shares CPU 0 with the client, and each waits while the other runs:
+            # what it spends there is part of every latency measured at the fixed rate.
             r["backend_us_per_req_open"] = oc["backend_ticks"] / a.ticks / sent * 1e6
-            # The load core runs the client and the backend, and each waits while the other
-            # runs: its load is part of every latency measured at the fixed rate.
-            ticks = oc["load_core_busy_ticks"] + oc["load_core_idle_ticks"]
-            if ticks:
-                r["load_busy_pct_open"] = oc["load_core_busy_ticks"] / ticks * 100
         if direct and s != "direct":
             r["added_p50_us"] = o["latency_us"]["p50"] - direct["latency_us"]["p50"]
             r["added_p99_us"] = o["latency_us"]["p99"] - direct["latency_us"]["p99"]
@@ -268,8 +277,8 @@ def main():
         f"the backend, or for the hand-offs between the cores); "
         f"*backend* is the backend's CPU per request over the same run (gRPC for switchyard, "
         f"HTTP/1.1 otherwise), spent on CPU 0, and at the fixed rate likewise over the "
-        f"open-loop run; *CPU 0 busy* is that core's busy share over the open-loop run (the "
-        f"client and the backend share it, and each waits while the other runs). Idle RSS: with {a.idle_conns:.0f} idle "
+        f"open-loop run (the client and the backend share that core, and each waits while the "
+        f"other runs). Idle RSS: with {a.idle_conns:.0f} idle "
         f"keep-alive client connections, each after one request, read 3 s after the last "
         f"one connected.",
         "",
@@ -278,8 +287,8 @@ def main():
         lines += [
             f"## {title}",
             "",
-            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU 1 busy % (sat) | backend µs/req (sat) | CPU µs/req (fixed rate) | backend µs/req (fixed rate) | CPU 0 busy % (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU 1 busy % (sat) | backend µs/req (sat) | CPU µs/req (fixed rate) | backend µs/req (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in SCENARIOS:
             r = row(s, v)
@@ -289,8 +298,8 @@ def main():
                 f"{f(r.get('kernel_us_per_req_sat'), '{:.1f}')} | {f(r.get('proxy_busy_pct_sat'))} | "
                 f"{f(r.get('backend_us_per_req_sat'), '{:.1f}')} | "
                 f"{f(r.get('cpu_us_per_req_open'), '{:.1f}')} | "
-                f"{f(r.get('backend_us_per_req_open'), '{:.1f}')} | {f(r.get('load_busy_pct_open'))} | "
-                f"{f(o.get('p50'))} | {f(o.get('p99'))} | "
+                f"{f(r.get('backend_us_per_req_open'), '{:.1f}')} | {f(o.get('p50'))} | "
+                f"{f(o.get('p99'))} | "
                 f"{f(r.get('added_p50_us'))} | {f(r.get('added_p99_us'))} | {f(o.get('p999'))} | "
                 f"{f(r.get('peak_rss_mib'), '{:.1f}')} | {f(r.get('idle_rss_mib'), '{:.1f}')} | "
                 f"{(r.get('sat_errors') or 0) + (r.get('open_errors') or 0)} |")
@@ -359,4 +368,7 @@ unset multiplot
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["min-saturation"] and len(sys.argv) == 3:
+        print(min_saturation(sys.argv[2]))
+        sys.exit(0)
     sys.exit(main())
