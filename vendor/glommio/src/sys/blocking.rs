@@ -249,6 +249,13 @@ impl BlockingThreadPool {
     pub(super) fn flush(&self) -> usize {
         let mut woke = 0;
         let mut waiters = self.sources.borrow_mut();
+        // switchyard patch: a result comes back only for an operation `push` registered first,
+        // so with none registered there is nothing to collect; looking costs the channel's lock.
+        // The executor flushes several times per turn, and a network shard has no blocking
+        // operation in flight.
+        if waiters.is_empty() {
+            return 0;
+        }
         for x in self.rx.try_iter() {
             let id = x.id;
             let res = x.res;
