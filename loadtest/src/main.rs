@@ -520,11 +520,7 @@ impl H2Call {
             uri: format!("http://{}{}", target.authority, target.path_and_query)
                 .parse()
                 .expect("valid uri"),
-            method: if body.is_empty() {
-                http::Method::GET
-            } else {
-                http::Method::POST
-            },
+            method: method_for(&body),
             grpc: false,
             body,
         }
@@ -533,7 +529,6 @@ impl H2Call {
     /// The `ForwardingService/Send` call a gateway makes for the URL's request (contract §2:
     /// `/{service}/{rest}?{query}`), in one gRPC message.
     fn grpc(target: &Target, body: &Bytes) -> H2Call {
-        use prost::Message;
         // Split as the gateway splits a request target.
         let (path, query) =
             switchyard::http::Request::split_target(Bytes::from(target.path_and_query.clone()));
@@ -551,7 +546,7 @@ impl H2Call {
             headers.push(header("content-length", &body.len().to_string()));
         }
         let message = switchyard::proto::ForwardingReq {
-            method: if body.is_empty() { "GET" } else { "POST" }.to_owned(),
+            method: method_for(body).as_str().to_owned(),
             path: String::from_utf8_lossy(rest).into_owned(),
             query: String::from_utf8_lossy(&query).into_owned(),
             headers,
@@ -560,12 +555,7 @@ impl H2Call {
             request_id: "0".repeat(32),
             remote_addr: "127.0.0.1:1".to_owned(),
             graphql_field: String::new(),
-        }
-        .encode_to_vec();
-        let mut framed = Vec::with_capacity(5 + message.len());
-        framed.push(0);
-        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        framed.extend_from_slice(&message);
+        };
         H2Call {
             uri: format!(
                 "http://{}{}",
@@ -576,8 +566,17 @@ impl H2Call {
             .expect("valid uri"),
             method: http::Method::POST,
             grpc: true,
-            body: Bytes::from(framed),
+            body: switchyard::sample_backend::grpc_frame::encode_message(&message),
         }
+    }
+}
+
+/// The method of the run's requests: GET, or POST when they carry a body.
+fn method_for(body: &[u8]) -> http::Method {
+    if body.is_empty() {
+        http::Method::GET
+    } else {
+        http::Method::POST
     }
 }
 
