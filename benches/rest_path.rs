@@ -10,7 +10,7 @@ mod pipeline;
 
 use std::hint::black_box;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use switchyard::error::{ErrorKind, GatewayError, GrpcCode};
 use switchyard::http::h1::parse::parse_head;
@@ -48,7 +48,7 @@ fn encode(c: &mut Criterion) {
                 "0123456789abcdef0123456789abcdef",
                 &remote,
             );
-            black_box(parts.encode_framed(&mut encode_buf, keep_header)).len()
+            black_box(parts.encode_framed(&mut encode_buf, keep_header)).remaining()
         })
     });
 }

@@ -80,6 +80,9 @@ pub fn registry(instances: usize) -> RegistryView {
     view
 }
 
+/// An empty body, borrowed for as long as the benchmark runs.
+static NO_BODY: Bytes = Bytes::new();
+
 /// The `ForwardingReq` parts of a parsed REST request without a body, as `rest::forward` fills
 /// them in; `headers` are the head's, less those its `Connection` header nominates
 /// (`rest::without_nominated_headers`).
@@ -97,7 +100,7 @@ pub fn rest_parts<'a>(
         query: &head.query,
         headers,
         extra_headers: &[],
-        body: &[],
+        body: &NO_BODY,
         service,
         request_id,
         remote_addr: remote.as_str(),

@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::io::BodyCollector;
 use h2::client::RequestHead;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE};
 
 use crate::error::{ErrorKind, GatewayError, GrpcCode};
-use crate::upstream::codec::{decode_framed, GRPC_PREFIX_LEN};
+use crate::upstream::codec::{decode_framed, RequestMessage, GRPC_PREFIX_LEN};
 use crate::upstream::pool::Lease;
 use crate::upstream::reply::Reply;
 
@@ -78,7 +76,7 @@ fn reached_before_answer(e: &h2::Error) -> Reached {
 /// lent): cloning it once more here cost two atomic reference counts up and down per call.
 pub async fn unary(
     lease: &mut Lease,
-    frame: Bytes,
+    frame: RequestMessage,
     deadline: Duration,
     max_message: usize,
 ) -> Result<Reply, CallFailure> {
@@ -348,10 +346,14 @@ mod tests {
                 let connect = Duration::from_secs(5);
                 let mut lease = pool.checkout(connect, Instant::now()).await.unwrap();
                 for (deadline, _) in deadlines {
-                    let failure =
-                        unary(&mut lease, Bytes::from_static(b"\0\0\0\0\0"), deadline, 64)
-                            .await
-                            .expect_err("the server answers UNIMPLEMENTED");
+                    let failure = unary(
+                        &mut lease,
+                        RequestMessage::from_static(b"\0\0\0\0\0"),
+                        deadline,
+                        64,
+                    )
+                    .await
+                    .expect_err("the server answers UNIMPLEMENTED");
                     assert_eq!(failure.error.kind, ErrorKind::Grpc(GrpcCode::Unimplemented));
                 }
                 lease.discard();

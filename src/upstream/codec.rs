@@ -2,10 +2,15 @@
 //!
 //! Requests are encoded by hand, straight from the borrowed pieces of the client request into one
 //! reused buffer that already holds the 5-byte gRPC prefix: no intermediate `ForwardingReq` with
-//! owned strings, one pass, one buffer. Answers are read in place by [`Reply`]. Unit tests check
-//! both against prost.
+//! owned strings, one pass, one buffer. The body is not copied into that buffer: it is the last
+//! field, and the message goes to h2 as the encoded head followed by the client's body as it was
+//! read ([`RequestMessage`]; protobuf decoders take fields in any order). h2 copies both into its
+//! write buffer, so a body is copied once on its way to the backend instead of twice. Answers are
+//! read in place by [`Reply`]. Unit tests check both against prost.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 
 use crate::http::Field;
@@ -19,12 +24,12 @@ pub const ENCODE_CHUNK: usize = 64 << 10;
 
 /// The buffer a shard encodes its requests into ([`ForwardingParts::encode_framed`]).
 ///
-/// Each frame goes to h2 as a slice of this buffer (no copy) and keeps its storage alive until
-/// the call ends, so once the frames in flight hold the rest, the next frame needs new storage.
-/// `bytes` sizes new storage by the capacity the buffer started with: started empty, it
-/// allocated exactly one frame's worth for every call at saturation (callgrind: ~550
-/// instructions per 4 KiB POST). Started at 64 KiB (the most `bytes` remembers), a chunk holds
-/// about 200 tiny requests or 15 of 4 KiB.
+/// Each message's head goes to h2 as a slice of this buffer (no copy) and keeps its storage alive
+/// until the call ends, so once the heads in flight hold the rest, the next one needs new
+/// storage. `bytes` sizes new storage by the capacity the buffer started with: started empty, it
+/// allocated exactly one head's worth for every call at saturation (callgrind: ~550
+/// instructions per call). Started at 64 KiB (the most `bytes` remembers), a chunk holds the
+/// heads of about 200 requests, whatever their bodies.
 pub fn encode_buffer() -> BytesMut {
     BytesMut::with_capacity(ENCODE_CHUNK)
 }
@@ -42,8 +47,8 @@ pub struct ForwardingParts<'a> {
     pub headers: &'a [Field],
     /// Extra headers appended after the client's (GraphQL `headers` argument).
     pub extra_headers: &'a [Field],
-    /// Request body.
-    pub body: &'a [u8],
+    /// Request body: sent as it is, after the encoded fields (see the module docs).
+    pub body: &'a Bytes,
     /// Service name.
     pub service: &'a str,
     /// Request id.
@@ -103,10 +108,12 @@ impl ForwardingParts<'_> {
             + bytes_field_len(9, self.graphql_field.len())
     }
 
-    /// Encodes the gRPC-framed `ForwardingReq` into `buf` (reused across requests) and returns it.
-    pub fn encode_framed(&self, buf: &mut BytesMut, keep: fn(&Field) -> bool) -> Bytes {
+    /// Encodes the gRPC-framed `ForwardingReq` into `buf` (reused across requests) but for the
+    /// body's bytes, and returns the message: that head, then the body.
+    pub fn encode_framed(&self, buf: &mut BytesMut, keep: fn(&Field) -> bool) -> RequestMessage {
         let len = self.encoded_len(keep);
-        buf.reserve(GRPC_PREFIX_LEN + len);
+        let head_len = GRPC_PREFIX_LEN + len - self.body.len();
+        buf.reserve(head_len);
         buf.put_u8(0);
         buf.put_u32(len as u32);
         put_bytes_field(buf, 1, self.method.as_bytes());
@@ -118,13 +125,70 @@ impl ForwardingParts<'_> {
             put_bytes_field(buf, 1, &h.name);
             put_bytes_field(buf, 2, &h.value);
         }
-        put_bytes_field(buf, 5, self.body);
         put_bytes_field(buf, 6, self.service.as_bytes());
         put_bytes_field(buf, 7, self.request_id.as_bytes());
         put_bytes_field(buf, 8, self.remote_addr.as_bytes());
         put_bytes_field(buf, 9, self.graphql_field.as_bytes());
-        debug_assert_eq!(buf.len(), GRPC_PREFIX_LEN + len);
-        buf.split().freeze()
+        if !self.body.is_empty() {
+            encode_key(5, WireType::LengthDelimited, buf);
+            encode_varint(self.body.len() as u64, buf);
+        }
+        debug_assert_eq!(buf.len(), head_len);
+        RequestMessage {
+            head: buf.split().freeze(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// A gRPC-framed `ForwardingReq` as it goes to h2: the encoded head (prefix and every field, the
+/// body's key and length last) followed by the body, which is not copied. Cloning it (for a
+/// second attempt) shares both.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMessage {
+    head: Bytes,
+    body: Bytes,
+}
+
+impl RequestMessage {
+    /// A message already framed in one piece.
+    pub fn from_static(framed: &'static [u8]) -> RequestMessage {
+        RequestMessage {
+            head: Bytes::from_static(framed),
+            body: Bytes::new(),
+        }
+    }
+}
+
+impl Buf for RequestMessage {
+    fn remaining(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    fn chunk(&self) -> &[u8] {
+        if self.head.is_empty() {
+            &self.body
+        } else {
+            &self.head
+        }
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        let from_head = cnt.min(self.head.len());
+        self.head.advance(from_head);
+        self.body.advance(cnt - from_head);
+    }
+
+    /// Both pieces, so that a write of a message h2 did not copy is one `writev`.
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for piece in [&self.head, &self.body] {
+            if n < dst.len() && !piece.is_empty() {
+                dst[n] = IoSlice::new(piece);
+                n += 1;
+            }
+        }
+        n
     }
 }
 
@@ -171,6 +235,11 @@ mod tests {
         h.name.as_ref() != b"te"
     }
 
+    /// The message's bytes in one piece, as they go on the wire.
+    fn contiguous(mut message: RequestMessage) -> Bytes {
+        message.copy_to_bytes(message.remaining())
+    }
+
     #[test]
     fn hand_encoding_decodes_with_prost() {
         let headers = vec![
@@ -180,20 +249,21 @@ mod tests {
             Field::new("x-r", ""),
         ];
         let extra = vec![Field::new("x-extra", "é")];
+        let body = Bytes::from_static(&[0, 1, 2, 255]);
         let parts = ForwardingParts {
             method: "POST",
             path: b"/a/b%20c",
             query: b"x=1&y",
             headers: &headers,
             extra_headers: &extra,
-            body: &[0, 1, 2, 255],
+            body: &body,
             service: "users",
             request_id: "rid",
             remote_addr: "127.0.0.1:5555",
             graphql_field: "",
         };
         let mut buf = BytesMut::new();
-        let framed = parts.encode_framed(&mut buf, keep_not_te);
+        let framed = contiguous(parts.encode_framed(&mut buf, keep_not_te));
         assert_eq!(framed[0], 0);
         let len = u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize;
         assert_eq!(len, framed.len() - 5);
@@ -223,12 +293,45 @@ mod tests {
         );
         // The buffer is reused: a second encode starts from an empty buffer.
         let again = parts.encode_framed(&mut buf, keep_all);
-        assert!(again.len() > framed.len());
+        assert!(again.remaining() > framed.len());
+    }
+
+    #[test]
+    fn the_body_goes_to_h2_as_it_was_read() {
+        let body = Bytes::from(vec![9u8; 300]);
+        let parts = ForwardingParts {
+            method: "PUT",
+            path: b"/x",
+            query: b"",
+            headers: &[],
+            extra_headers: &[],
+            body: &body,
+            service: "s",
+            request_id: "r",
+            remote_addr: "127.0.0.1:1",
+            graphql_field: "g",
+        };
+        let message = parts.encode_framed(&mut encode_buffer(), keep_all);
+        assert_eq!(message.body.as_ptr(), body.as_ptr(), "the body was copied");
+        // The head ends with the body's key (field 5, length-delimited) and its length.
+        assert!(message.head.ends_with(&[5 << 3 | 2, 0xac, 0x02]));
+        let mut slices = [IoSlice::new(&[]); 3];
+        assert_eq!(message.chunks_vectored(&mut slices), 2);
+        assert_eq!(slices[1].len(), 300);
+        // Read across the seam, as h2 does when a frame is split by the flow-control window.
+        let mut rest = message.clone();
+        rest.advance(message.head.len() - 1);
+        assert_eq!(rest.chunk(), &message.head[message.head.len() - 1..]);
+        rest.advance(2);
+        assert_eq!((rest.chunk().len(), rest.remaining()), (299, 299));
+        assert_eq!(rest.chunks_vectored(&mut slices), 1);
+        let req = ForwardingReq::decode(&contiguous(message)[GRPC_PREFIX_LEN..]).unwrap();
+        assert_eq!((req.body, req.graphql_field.as_str()), (body, "g"));
     }
 
     #[test]
     fn frames_in_flight_share_the_encoder_s_storage() {
-        let body = [7u8; 4096];
+        let body = Bytes::from(vec![7u8; 4096]);
         let parts = ForwardingParts {
             method: "POST",
             path: b"/",
@@ -242,10 +345,12 @@ mod tests {
             graphql_field: "",
         };
         let mut buf = encode_buffer();
-        let follows = |a: &Bytes, b: &Bytes| b.as_ptr() == a.as_ptr().wrapping_add(a.len());
+        let follows = |a: &RequestMessage, b: &RequestMessage| {
+            b.head.as_ptr() == a.head.as_ptr().wrapping_add(a.head.len())
+        };
         // Every frame stays alive, as frames in flight do.
         let mut frames = vec![parts.encode_framed(&mut buf, keep_all)];
-        for _ in 0..2 * ENCODE_CHUNK / body.len() {
+        for _ in 0..2 * ENCODE_CHUNK / frames[0].head.len() {
             frames.push(parts.encode_framed(&mut buf, keep_all));
         }
         let adjacent = frames.windows(2).filter(|w| follows(&w[0], &w[1])).count();

@@ -127,7 +127,7 @@ impl Upstream {
     async fn attempts(
         &self,
         service: &ServiceEntry,
-        frame: bytes::Bytes,
+        frame: codec::RequestMessage,
         idempotent: bool,
         mut now: Instant,
         settings: &ServiceSettings,

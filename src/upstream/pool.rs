@@ -25,7 +25,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use crate::upstream::codec::RequestMessage;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use glommio::net::TcpStream;
 use h2::client::RequestHead;
@@ -101,7 +101,7 @@ struct ConnState {
 }
 
 struct Conn {
-    send: SendRequest<Bytes>,
+    send: SendRequest<RequestMessage>,
     state: Rc<ConnState>,
     /// The socket, for the liveness probe. Valid while `state.closed` is false: the driver task
     /// owns the stream and sets `closed` in the same step that drops it, with no await between.
@@ -146,7 +146,7 @@ pub struct InstancePool {
 /// A connection lent to one call; gives its stream slot back when dropped.
 pub struct Lease {
     /// The connection's request handle.
-    pub send: SendRequest<Bytes>,
+    pub send: SendRequest<RequestMessage>,
     state: Rc<ConnState>,
     pool: Rc<InstancePool>,
 }
@@ -313,13 +313,13 @@ impl InstancePool {
     }
 }
 
-type Driver = h2::client::Connection<TokioIo<TcpStream>, Bytes>;
+type Driver = h2::client::Connection<TokioIo<TcpStream>, RequestMessage>;
 
 /// Opens one h2c connection (prior knowledge) to `addr`; also returns its socket.
 async fn open(
     addr: SocketAddr,
     connect_timeout: Duration,
-) -> Result<(SendRequest<Bytes>, Driver, RawFd), ConnectFailure> {
+) -> Result<(SendRequest<RequestMessage>, Driver, RawFd), ConnectFailure> {
     let stream = TcpStream::connect_timeout(addr, connect_timeout)
         .await
         .map_err(|e| match std::io::Error::from(e).kind() {
@@ -333,7 +333,7 @@ async fn open(
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .enable_push(false)
-        .handshake::<_, Bytes>(TokioIo::new(stream));
+        .handshake::<_, RequestMessage>(TokioIo::new(stream));
     match crate::timeout::within(connect_timeout, handshake).await {
         Some(Ok((send, driver))) => Ok((send, driver, fd)),
         Some(Err(_)) => Err(ConnectFailure::Failed),
