@@ -144,7 +144,7 @@ impl ForwardingParts<'_> {
 /// A gRPC-framed `ForwardingReq` as it goes to h2: the encoded head (prefix and every field, the
 /// body's key and length last) followed by the body, which is not copied. Cloning it (for a
 /// second attempt) shares both.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RequestMessage {
     head: Bytes,
     body: Bytes,
