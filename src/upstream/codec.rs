@@ -240,6 +240,22 @@ mod tests {
         message.copy_to_bytes(message.remaining())
     }
 
+    /// A POST of `body` with no headers and one-letter names.
+    fn bare_parts(body: &Bytes) -> ForwardingParts<'_> {
+        ForwardingParts {
+            method: "POST",
+            path: b"/",
+            query: b"",
+            headers: &[],
+            extra_headers: &[],
+            body,
+            service: "s",
+            request_id: "r",
+            remote_addr: "127.0.0.1:1",
+            graphql_field: "",
+        }
+    }
+
     #[test]
     fn hand_encoding_decodes_with_prost() {
         let headers = vec![
@@ -300,16 +316,8 @@ mod tests {
     fn the_body_goes_to_h2_as_it_was_read() {
         let body = Bytes::from(vec![9u8; 300]);
         let parts = ForwardingParts {
-            method: "PUT",
-            path: b"/x",
-            query: b"",
-            headers: &[],
-            extra_headers: &[],
-            body: &body,
-            service: "s",
-            request_id: "r",
-            remote_addr: "127.0.0.1:1",
             graphql_field: "g",
+            ..bare_parts(&body)
         };
         let message = parts.encode_framed(&mut encode_buffer(), keep_all);
         assert_eq!(message.body.as_ptr(), body.as_ptr(), "the body was copied");
@@ -332,18 +340,7 @@ mod tests {
     #[test]
     fn frames_in_flight_share_the_encoder_s_storage() {
         let body = Bytes::from(vec![7u8; 4096]);
-        let parts = ForwardingParts {
-            method: "POST",
-            path: b"/",
-            query: b"",
-            headers: &[],
-            extra_headers: &[],
-            body: &body,
-            service: "s",
-            request_id: "r",
-            remote_addr: "127.0.0.1:1",
-            graphql_field: "",
-        };
+        let parts = bare_parts(&body);
         let mut buf = encode_buffer();
         let follows = |a: &RequestMessage, b: &RequestMessage| {
             b.head.as_ptr() == a.head.as_ptr().wrapping_add(a.head.len())
