@@ -5,8 +5,8 @@
 //! owned strings, one pass, one buffer. The body is not copied into that buffer: it is the last
 //! field, and the message goes to h2 as the encoded head followed by the client's body as it was
 //! read ([`RequestMessage`]; protobuf decoders take fields in any order). h2 copies both into its
-//! write buffer, so a body is copied once on its way to the backend instead of twice. Answers are
-//! read in place by [`Reply`]. Unit tests check both against prost.
+//! write buffer, so a body is copied once in user space on its way to the backend, not twice.
+//! Answers are read in place by [`Reply`]. Unit tests check both against prost.
 
 use std::io::IoSlice;
 
