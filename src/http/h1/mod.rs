@@ -490,9 +490,10 @@ fn body_at_hand(buf: &mut BytesMut, framing: Framing) -> Option<Bytes> {
     }
 }
 
-/// Reads a body framed by `framing`; with `continue_to`, after writing `100 Continue` there. The
-/// body has `limit` to arrive from the first time it is waited for (no body, or one that came with
-/// its head, reads no clock).
+/// Reads a body framed by `framing` that [`body_at_hand`] could not take (still on its way, or
+/// chunked); with `continue_to`, after writing `100 Continue` there. The body has `limit` to
+/// arrive from the first time it is waited for (a chunked body already buffered whole reads no
+/// clock). `Framing::None` never comes here, but answers an empty body all the same.
 async fn read_body(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
