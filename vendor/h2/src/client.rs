@@ -1868,6 +1868,12 @@ mod switchyard_tests {
     use std::future::Future;
     use std::pin::Pin;
 
+    /// Runs `test` in a `LocalSet`, whose `spawn_local` takes the connection tasks whether or
+    /// not they are `Send` (with the `unsync` feature they are not).
+    async fn on_one_thread<F: Future>(test: F) -> F::Output {
+        tokio::task::LocalSet::new().run_until(test).await
+    }
+
     /// Two calls on one connection, each answered with headers, a body and trailers. The
     /// response takes the future's reference: the future still answers `stream_id` and
     /// `poll_informational` afterwards, the body and trailers read to the end, and once every
@@ -1875,60 +1881,65 @@ mod switchyard_tests {
     /// open or fail the reads).
     #[tokio::test]
     async fn the_response_takes_the_future_s_stream_reference() {
-        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let server = tokio::spawn(async move {
-            let mut conn = crate::server::handshake(server_io).await.unwrap();
-            while let Some(accepted) = conn.accept().await {
-                let (_request, mut respond) = accepted.unwrap();
-                let mut send = respond.send_response(Response::new(()), false).unwrap();
-                send.send_data(Bytes::from_static(b"answer"), false)
+        on_one_thread(async {
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let server = tokio::task::spawn_local(async move {
+                let mut conn = crate::server::handshake(server_io).await.unwrap();
+                while let Some(accepted) = conn.accept().await {
+                    let (_request, mut respond) = accepted.unwrap();
+                    let mut send = respond.send_response(Response::new(()), false).unwrap();
+                    send.send_data(Bytes::from_static(b"answer"), false)
+                        .unwrap();
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    send.send_trailers(trailers).unwrap();
+                }
+            });
+            let (client, conn) = crate::client::handshake(client_io).await.unwrap();
+            let conn = tokio::task::spawn_local(conn);
+            let mut ids = Vec::new();
+            for _ in 0..2 {
+                let mut client = client.clone().ready().await.unwrap();
+                let request =
+                    Request::post("http://127.0.0.1/forwarding.v1.ForwardingService/Send")
+                        .body(())
+                        .unwrap();
+                let (mut response, mut stream) = client.send_request(request, false).unwrap();
+                stream.send_data(Bytes::from_static(b"call"), true).unwrap();
+                let id = response.stream_id();
+                let head = std::future::poll_fn(|cx| Pin::new(&mut response).poll(cx))
+                    .await
                     .unwrap();
-                let mut trailers = HeaderMap::new();
-                trailers.insert("grpc-status", "0".parse().unwrap());
-                send.send_trailers(trailers).unwrap();
+                assert_eq!(response.stream_id(), id);
+                let informational =
+                    std::future::poll_fn(|cx| response.poll_informational(cx)).await;
+                assert!(informational.is_none());
+                drop(response);
+                let mut body = head.into_body();
+                assert_eq!(body.data().await.unwrap().unwrap(), "answer");
+                assert!(body.data().await.is_none());
+                let trailers = body.trailers().await.unwrap().unwrap();
+                assert_eq!(trailers["grpc-status"], "0");
+                ids.push(id);
             }
-        });
-        let (client, conn) = crate::client::handshake(client_io).await.unwrap();
-        let conn = tokio::spawn(conn);
-        let mut ids = Vec::new();
-        for _ in 0..2 {
-            let mut client = client.clone().ready().await.unwrap();
-            let request = Request::post("http://127.0.0.1/forwarding.v1.ForwardingService/Send")
-                .body(())
-                .unwrap();
-            let (mut response, mut stream) = client.send_request(request, false).unwrap();
-            stream.send_data(Bytes::from_static(b"call"), true).unwrap();
-            let id = response.stream_id();
-            let head = std::future::poll_fn(|cx| Pin::new(&mut response).poll(cx))
-                .await
-                .unwrap();
-            assert_eq!(response.stream_id(), id);
-            let informational = std::future::poll_fn(|cx| response.poll_informational(cx)).await;
-            assert!(informational.is_none());
-            drop(response);
-            let mut body = head.into_body();
-            assert_eq!(body.data().await.unwrap().unwrap(), "answer");
-            assert!(body.data().await.is_none());
-            let trailers = body.trailers().await.unwrap().unwrap();
-            assert_eq!(trailers["grpc-status"], "0");
-            ids.push(id);
-        }
-        assert_ne!(ids[0], ids[1]);
-        drop(client);
-        // On this single-threaded runtime each yield lets the connection task run; it needs a
-        // few turns to see the last handle go and close. Bounded, so a leak fails, not hangs.
-        for _ in 0..10_000 {
-            if conn.is_finished() {
-                break;
+            assert_ne!(ids[0], ids[1]);
+            drop(client);
+            // On this single-threaded runtime each yield lets the connection task run; it needs a
+            // few turns to see the last handle go and close. Bounded, so a leak fails, not hangs.
+            for _ in 0..10_000 {
+                if conn.is_finished() {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        }
-        assert!(
-            conn.is_finished(),
-            "a stream reference kept the connection open"
-        );
-        conn.await.unwrap().unwrap();
-        server.await.unwrap();
+            assert!(
+                conn.is_finished(),
+                "a stream reference kept the connection open"
+            );
+            conn.await.unwrap().unwrap();
+            server.await.unwrap();
+        })
+        .await;
     }
 
     /// switchyard patch: answers with the same header block and trailers on every stream, read
@@ -1938,70 +1949,74 @@ mod switchyard_tests {
     /// maps of the caller's own with the same fields.
     #[tokio::test]
     async fn repeated_answers_are_read_in_place() {
-        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let server = tokio::spawn(async move {
-            let mut conn = crate::server::handshake(server_io).await.unwrap();
-            while let Some(accepted) = conn.accept().await {
-                let (_request, mut respond) = accepted.unwrap();
-                let answer = Response::builder()
-                    .header("content-type", "application/grpc")
-                    .body(())
-                    .unwrap();
-                let mut send = respond.send_response(answer, false).unwrap();
-                send.send_data(Bytes::from_static(b"answer"), false)
-                    .unwrap();
-                let mut trailers = HeaderMap::new();
-                trailers.insert("grpc-status", "0".parse().unwrap());
-                send.send_trailers(trailers).unwrap();
-            }
-        });
-        let (client, conn) = crate::client::handshake(client_io).await.unwrap();
-        let conn = tokio::spawn(conn);
-        let mut kept = Vec::new();
-        for call in 0..5 {
-            let mut client = client.clone().ready().await.unwrap();
-            let request = Request::post("http://127.0.0.1/forwarding.v1.ForwardingService/Send")
-                .body(())
-                .unwrap();
-            let (response, mut stream) = client.send_request(request, false).unwrap();
-            stream.send_data(Bytes::from_static(b"call"), true).unwrap();
-            if call == 4 {
-                // The plain API: maps of the caller's own.
-                let (head, mut body) = response.await.unwrap().into_parts();
-                assert_eq!(head.headers["content-type"], "application/grpc");
+        on_one_thread(async {
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let server = tokio::task::spawn_local(async move {
+                let mut conn = crate::server::handshake(server_io).await.unwrap();
+                while let Some(accepted) = conn.accept().await {
+                    let (_request, mut respond) = accepted.unwrap();
+                    let answer = Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(())
+                        .unwrap();
+                    let mut send = respond.send_response(answer, false).unwrap();
+                    send.send_data(Bytes::from_static(b"answer"), false)
+                        .unwrap();
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    send.send_trailers(trailers).unwrap();
+                }
+            });
+            let (client, conn) = crate::client::handshake(client_io).await.unwrap();
+            let conn = tokio::task::spawn_local(conn);
+            let mut kept = Vec::new();
+            for call in 0..5 {
+                let mut client = client.clone().ready().await.unwrap();
+                let request =
+                    Request::post("http://127.0.0.1/forwarding.v1.ForwardingService/Send")
+                        .body(())
+                        .unwrap();
+                let (response, mut stream) = client.send_request(request, false).unwrap();
+                stream.send_data(Bytes::from_static(b"call"), true).unwrap();
+                if call == 4 {
+                    // The plain API: maps of the caller's own.
+                    let (head, mut body) = response.await.unwrap().into_parts();
+                    assert_eq!(head.headers["content-type"], "application/grpc");
+                    assert_eq!(body.data().await.unwrap().unwrap(), "answer");
+                    let trailers = body.trailers().await.unwrap().unwrap();
+                    assert_eq!(trailers["grpc-status"], "0");
+                    break;
+                }
+                let (response, fields) = response.received().await.unwrap();
+                assert!(response.headers().is_empty());
+                assert_eq!(fields["content-type"], "application/grpc");
+                let mut body = response.into_body();
                 assert_eq!(body.data().await.unwrap().unwrap(), "answer");
-                let trailers = body.trailers().await.unwrap().unwrap();
+                let trailers = body.received_trailers().await.unwrap().unwrap();
                 assert_eq!(trailers["grpc-status"], "0");
-                break;
+                assert!(body.received_trailers().await.unwrap().is_none());
+                kept.push((fields, trailers));
             }
-            let (response, fields) = response.received().await.unwrap();
-            assert!(response.headers().is_empty());
-            assert_eq!(fields["content-type"], "application/grpc");
-            let mut body = response.into_body();
-            assert_eq!(body.data().await.unwrap().unwrap(), "answer");
-            let trailers = body.received_trailers().await.unwrap().unwrap();
-            assert_eq!(trailers["grpc-status"], "0");
-            assert!(body.received_trailers().await.unwrap().is_none());
-            kept.push((fields, trailers));
-        }
-        // The first answer's blocks insert into the table, the second's are indexed and
-        // remembered; from then on every answer shares them.
-        let same = |a: &HeaderMap, b: &HeaderMap| std::ptr::eq(a, b);
-        assert!(!same(&kept[0].0, &kept[1].0) && !same(&kept[0].1, &kept[1].1));
-        for later in &kept[2..] {
-            assert!(same(&kept[1].0, &later.0), "the answer's fields are shared");
-            assert!(same(&kept[1].1, &later.1), "the trailers are shared");
-        }
-        drop((client, kept));
-        for _ in 0..10_000 {
-            if conn.is_finished() {
-                break;
+            // The first answer's blocks insert into the table, the second's are indexed and
+            // remembered; from then on every answer shares them.
+            let same = |a: &HeaderMap, b: &HeaderMap| std::ptr::eq(a, b);
+            assert!(!same(&kept[0].0, &kept[1].0) && !same(&kept[0].1, &kept[1].1));
+            for later in &kept[2..] {
+                assert!(same(&kept[1].0, &later.0), "the answer's fields are shared");
+                assert!(same(&kept[1].1, &later.1), "the trailers are shared");
             }
-            tokio::task::yield_now().await;
-        }
-        assert!(conn.is_finished(), "a stream kept the connection open");
-        conn.await.unwrap().unwrap();
-        server.await.unwrap();
+            drop((client, kept));
+            for _ in 0..10_000 {
+                if conn.is_finished() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert!(conn.is_finished(), "a stream kept the connection open");
+            conn.await.unwrap().unwrap();
+            server.await.unwrap();
+        })
+        .await;
     }
 
     /// switchyard patch: a `RequestHead` sent on several streams, taking turns with the whole
@@ -2011,90 +2026,93 @@ mod switchyard_tests {
     /// `send_request` fails with that request.
     #[tokio::test]
     async fn a_request_head_is_sent_as_the_request_it_was_built_from() {
-        use super::RequestHead;
-        use http::Method;
+        on_one_thread(async {
+            use super::RequestHead;
+            use http::Method;
 
-        fn request(method: Method) -> Request<()> {
-            Request::builder()
-                .method(method)
-                .uri("http://127.0.0.1:50051/forwarding.v1.ForwardingService/Send")
-                .header("content-type", "application/grpc")
-                .header("te", "trailers")
-                .header("grpc-timeout", "250m")
-                .body(())
-                .unwrap()
-        }
-        const CALLS: usize = 6;
-        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let server = tokio::spawn(async move {
-            let mut conn = crate::server::handshake(server_io).await.unwrap();
-            let mut seen = Vec::new();
-            while let Some(accepted) = conn.accept().await {
-                let (request, mut respond) = accepted.unwrap();
-                let head = request.method() == Method::HEAD;
-                seen.push(request.into_parts().0);
-                let answer = Response::builder()
-                    .header("content-length", "5")
+            fn request(method: Method) -> Request<()> {
+                Request::builder()
+                    .method(method)
+                    .uri("http://127.0.0.1:50051/forwarding.v1.ForwardingService/Send")
+                    .header("content-type", "application/grpc")
+                    .header("te", "trailers")
+                    .header("grpc-timeout", "250m")
                     .body(())
-                    .unwrap();
-                let mut send = respond.send_response(answer, head).unwrap();
-                if !head {
-                    send.send_data(Bytes::from_static(b"hello"), true).unwrap();
+                    .unwrap()
+            }
+            const CALLS: usize = 6;
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let server = tokio::task::spawn_local(async move {
+                let mut conn = crate::server::handshake(server_io).await.unwrap();
+                let mut seen = Vec::new();
+                while let Some(accepted) = conn.accept().await {
+                    let (request, mut respond) = accepted.unwrap();
+                    let head = request.method() == Method::HEAD;
+                    seen.push(request.into_parts().0);
+                    let answer = Response::builder()
+                        .header("content-length", "5")
+                        .body(())
+                        .unwrap();
+                    let mut send = respond.send_response(answer, head).unwrap();
+                    if !head {
+                        send.send_data(Bytes::from_static(b"hello"), true).unwrap();
+                    }
                 }
+                seen
+            });
+            let (client, conn) = crate::client::handshake(client_io).await.unwrap();
+            let conn = tokio::task::spawn_local(conn);
+            let post = RequestHead::new(request(Method::POST)).unwrap();
+            for call in 0..CALLS {
+                let mut client = client.clone().ready().await.unwrap();
+                let (response, mut stream) = if call % 2 == 0 {
+                    client.send_request_head(&post, false).unwrap()
+                } else {
+                    client.send_request(request(Method::POST), false).unwrap()
+                };
+                stream.send_data(Bytes::from_static(b"call"), true).unwrap();
+                let mut body = response.await.unwrap().into_body();
+                assert_eq!(body.data().await.unwrap().unwrap(), "hello");
+                assert!(body.data().await.is_none());
             }
-            seen
-        });
-        let (client, conn) = crate::client::handshake(client_io).await.unwrap();
-        let conn = tokio::spawn(conn);
-        let post = RequestHead::new(request(Method::POST)).unwrap();
-        for call in 0..CALLS {
-            let mut client = client.clone().ready().await.unwrap();
-            let (response, mut stream) = if call % 2 == 0 {
-                client.send_request_head(&post, false).unwrap()
-            } else {
-                client.send_request(request(Method::POST), false).unwrap()
-            };
-            stream.send_data(Bytes::from_static(b"call"), true).unwrap();
+            let mut client = client.ready().await.unwrap();
+            let head = RequestHead::new(request(Method::HEAD)).unwrap();
+            let (response, _) = client.send_request_head(&head, true).unwrap();
             let mut body = response.await.unwrap().into_body();
-            assert_eq!(body.data().await.unwrap().unwrap(), "hello");
-            assert!(body.data().await.is_none());
-        }
-        let mut client = client.ready().await.unwrap();
-        let head = RequestHead::new(request(Method::HEAD)).unwrap();
-        let (response, _) = client.send_request_head(&head, true).unwrap();
-        let mut body = response.await.unwrap().into_body();
-        assert!(body.data().await.is_none(), "HEAD's answer has no body");
-        drop(body);
-        let mut illegal = request(Method::POST);
-        illegal
-            .headers_mut()
-            .insert("connection", "close".parse().unwrap());
-        let refused = RequestHead::new(illegal).unwrap_err();
-        assert!(
-            refused.to_string().contains("malformed headers"),
-            "{refused}"
-        );
-        drop(client);
-        // Bounded, as above: a leaked stream reference fails the test instead of hanging it.
-        for _ in 0..10_000 {
-            if conn.is_finished() {
-                break;
+            assert!(body.data().await.is_none(), "HEAD's answer has no body");
+            drop(body);
+            let mut illegal = request(Method::POST);
+            illegal
+                .headers_mut()
+                .insert("connection", "close".parse().unwrap());
+            let refused = RequestHead::new(illegal).unwrap_err();
+            assert!(
+                refused.to_string().contains("malformed headers"),
+                "{refused}"
+            );
+            drop(client);
+            // Bounded, as above: a leaked stream reference fails the test instead of hanging it.
+            for _ in 0..10_000 {
+                if conn.is_finished() {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        }
-        assert!(
-            conn.is_finished(),
-            "a stream reference kept the connection open"
-        );
-        conn.await.unwrap().unwrap();
-        let seen = server.await.unwrap();
-        assert_eq!(seen.len(), CALLS + 1);
-        let expected = request(Method::POST).into_parts().0;
-        for parts in &seen[..CALLS] {
-            assert_eq!(parts.method, expected.method);
-            assert_eq!(parts.uri, expected.uri);
-            assert_eq!(parts.headers, expected.headers);
-        }
-        assert_eq!(seen[CALLS].method, Method::HEAD);
+            assert!(
+                conn.is_finished(),
+                "a stream reference kept the connection open"
+            );
+            conn.await.unwrap().unwrap();
+            let seen = server.await.unwrap();
+            assert_eq!(seen.len(), CALLS + 1);
+            let expected = request(Method::POST).into_parts().0;
+            for parts in &seen[..CALLS] {
+                assert_eq!(parts.method, expected.method);
+                assert_eq!(parts.uri, expected.uri);
+                assert_eq!(parts.headers, expected.headers);
+            }
+            assert_eq!(seen[CALLS].method, Method::HEAD);
+        })
+        .await;
     }
 }

@@ -4,6 +4,8 @@ mod flow_control;
 mod prioritize;
 mod recv;
 mod send;
+// switchyard patch: the `unsync` feature's Rc/RefCell in place of Arc/Mutex.
+mod shared;
 mod state;
 mod store;
 mod stream;

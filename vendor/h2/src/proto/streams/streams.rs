@@ -12,7 +12,8 @@ use http::{HeaderMap, Request, Response};
 use std::task::{Context, Poll, Waker};
 use tokio::io::AsyncWrite;
 
-use std::sync::{Arc, Mutex};
+// switchyard patch: `Arc` and `Mutex`, or `Rc` and a `RefCell` under `unsync` (shared.rs).
+use super::shared::{Lock, Shared};
 use std::{fmt, io};
 
 #[derive(Debug)]
@@ -22,7 +23,7 @@ where
 {
     /// Holds most of the connection and stream related state for processing
     /// HTTP/2 frames associated with streams.
-    inner: Arc<Mutex<Inner>>,
+    inner: Shared<Lock<Inner>>,
 
     /// This is the queue of frames to be written to the wire. This is split out
     /// to avoid requiring a `B` generic on all public API types even if `B` is
@@ -32,7 +33,7 @@ where
     /// However, it should be possible to avoid this duplication with a little
     /// bit of unsafe code. This optimization has been postponed until it has
     /// been shown to be necessary.
-    send_buffer: Arc<SendBuffer<B>>,
+    send_buffer: Shared<SendBuffer<B>>,
 
     _p: ::std::marker::PhantomData<P>,
 }
@@ -41,7 +42,7 @@ where
 // Ensures that the methods only get one instantiation, instead of two (client and server)
 #[derive(Debug)]
 pub(crate) struct DynStreams<'a, B> {
-    inner: &'a Mutex<Inner>,
+    inner: &'a Lock<Inner>,
 
     send_buffer: &'a SendBuffer<B>,
 
@@ -62,12 +63,12 @@ pub(crate) enum RecvOutcome {
 #[derive(Debug)]
 pub(crate) struct StreamRef<B> {
     opaque: OpaqueStreamRef,
-    send_buffer: Arc<SendBuffer<B>>,
+    send_buffer: Shared<SendBuffer<B>>,
 }
 
 /// Reference to the stream state that hides the send data chunk generic
 pub(crate) struct OpaqueStreamRef {
-    inner: Arc<Mutex<Inner>>,
+    inner: Shared<Lock<Inner>>,
     key: store::Key,
 }
 
@@ -108,7 +109,7 @@ struct Actions {
 /// Contains the buffer of frames to be written to the wire.
 #[derive(Debug)]
 struct SendBuffer<B> {
-    inner: Mutex<Buffer<Frame<B>>>,
+    inner: Lock<Buffer<Frame<B>>>,
 }
 
 // ===== impl Streams =====
@@ -123,7 +124,7 @@ where
 
         Streams {
             inner: Inner::new(peer, config),
-            send_buffer: Arc::new(SendBuffer::new()),
+            send_buffer: Shared::new(SendBuffer::new()),
             _p: ::std::marker::PhantomData,
         }
     }
@@ -483,8 +484,8 @@ impl<B> DynStreams<'_, B> {
 }
 
 impl Inner {
-    fn new(peer: peer::Dyn, config: Config) -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(Inner {
+    fn new(peer: peer::Dyn, config: Config) -> Shared<Lock<Self>> {
+        Shared::new(Lock::new(Inner {
             counts: Counts::new(peer, &config),
             actions: Actions {
                 recv: Recv::new(peer, &config),
@@ -1493,7 +1494,7 @@ impl<B> Clone for StreamRef<B> {
 // ===== impl OpaqueStreamRef =====
 
 impl OpaqueStreamRef {
-    fn new(inner: Arc<Mutex<Inner>>, stream: &mut store::Ptr) -> OpaqueStreamRef {
+    fn new(inner: Shared<Lock<Inner>>, stream: &mut store::Ptr) -> OpaqueStreamRef {
         stream.ref_inc();
         OpaqueStreamRef {
             inner,
@@ -1641,7 +1642,7 @@ impl OpaqueStreamRef {
 
 impl fmt::Debug for OpaqueStreamRef {
     fn fmt(&self, fmt: &mut fmt::Formatter) -> fmt::Result {
-        use std::sync::TryLockError::*;
+        use super::shared::TryLockError::*;
 
         match self.inner.try_lock() {
             Ok(me) => {
@@ -1684,7 +1685,7 @@ impl Drop for OpaqueStreamRef {
 }
 
 // TODO: Move back in fn above
-fn drop_stream_ref(inner: &Mutex<Inner>, key: store::Key) {
+fn drop_stream_ref(inner: &Lock<Inner>, key: store::Key) {
     let mut me = match inner.lock() {
         Ok(inner) => inner,
         Err(_) => {
@@ -1764,7 +1765,7 @@ fn maybe_cancel(stream: &mut store::Ptr, actions: &mut Actions, counts: &mut Cou
 
 impl<B> SendBuffer<B> {
     fn new() -> Self {
-        let inner = Mutex::new(Buffer::new());
+        let inner = Lock::new(Buffer::new());
         SendBuffer { inner }
     }
 
