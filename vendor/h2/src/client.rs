@@ -1867,11 +1867,66 @@ mod switchyard_tests {
     use http::{HeaderMap, Request, Response};
     use std::future::Future;
     use std::pin::Pin;
+    use std::task::Poll;
 
     /// Runs `test` in a `LocalSet`, whose `spawn_local` takes the connection tasks whether or
     /// not they are `Send` (with the `unsync` feature they are not).
     async fn on_one_thread<F: Future>(test: F) -> F::Output {
         tokio::task::LocalSet::new().run_until(test).await
+    }
+
+    /// switchyard patch: the test of the receive queue's look before it takes
+    /// (`Deque::front`). Trailers polled while the body's data is still queued in front of them
+    /// wait, and neither the data nor the trailers are lost or reordered by the look.
+    #[tokio::test]
+    async fn trailers_polled_before_the_body_wait_behind_it() {
+        on_one_thread(async {
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let server = tokio::task::spawn_local(async move {
+                let mut conn = crate::server::handshake(server_io).await.unwrap();
+                while let Some(accepted) = conn.accept().await {
+                    let (_request, mut respond) = accepted.unwrap();
+                    let mut send = respond.send_response(Response::new(()), false).unwrap();
+                    // Data and trailers queued in one turn go out in one write, so the client
+                    // connection decodes both in the pass that brings the data.
+                    send.send_data(Bytes::from_static(b"answer"), false)
+                        .unwrap();
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    send.send_trailers(trailers).unwrap();
+                }
+            });
+            let (client, conn) = crate::client::handshake(client_io).await.unwrap();
+            let conn = tokio::task::spawn_local(conn);
+            let mut client = client.ready().await.unwrap();
+            let request = Request::post("http://127.0.0.1/forwarding.v1.ForwardingService/Send")
+                .body(())
+                .unwrap();
+            let (response, stream) = client.send_request(request, true).unwrap();
+            let mut body = response.await.unwrap().into_body();
+            // Bounded: each yield lets the connection task read; a lost frame fails, not hangs.
+            for _ in 0..10_000 {
+                if body.flow_control().used_capacity() > 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(body.flow_control().used_capacity(), 6, "the data arrived");
+            let early = std::future::poll_fn(|cx| Poll::Ready(body.poll_trailers(cx))).await;
+            assert!(
+                early.is_pending(),
+                "trailers were handed out before the data"
+            );
+            assert_eq!(body.data().await.unwrap().unwrap(), "answer");
+            assert!(body.data().await.is_none());
+            let trailers = body.trailers().await.unwrap().unwrap();
+            assert_eq!(trailers["grpc-status"], "0");
+            assert!(body.is_end_stream());
+            drop((body, stream, client));
+            conn.await.unwrap().unwrap();
+            server.await.unwrap();
+        })
+        .await;
     }
 
     /// Two calls on one connection, each answered with headers, a body and trailers. The

@@ -1232,11 +1232,15 @@ impl Recv {
         cx: &Context,
         stream: &mut Stream,
     ) -> Poll<Option<Result<DataEvent, proto::Error>>> {
-        match stream.pending_recv.pop_front(&mut self.buffer) {
-            Some(Event::Data(data)) => Poll::Ready(Some(Ok(data))),
-            Some(event) => {
+        // switchyard patch: the front event is looked at and taken only if it is data; any
+        // other is left in place rather than popped and pushed back (`Deque::front`).
+        match stream.pending_recv.front(&self.buffer) {
+            Some(Event::Data(_)) => match stream.pending_recv.pop_front(&mut self.buffer) {
+                Some(Event::Data(data)) => Poll::Ready(Some(Ok(data))),
+                _ => unreachable!("the front event was data"),
+            },
+            Some(_) => {
                 // Frame is trailer
-                stream.pending_recv.push_front(&mut self.buffer, event);
 
                 // Notify the recv task. This is done just in case
                 // `poll_trailers` was called.
@@ -1260,11 +1264,14 @@ impl Recv {
         cx: &Context,
         stream: &mut Stream,
     ) -> Poll<Option<Result<frame::ReceivedFields, proto::Error>>> {
-        match stream.pending_recv.pop_front(&mut self.buffer) {
-            Some(Event::Trailers(trailers)) => Poll::Ready(Some(Ok(trailers))),
-            Some(event) => {
+        // switchyard patch: looked at before it is taken, as in `poll_data`.
+        match stream.pending_recv.front(&self.buffer) {
+            Some(Event::Trailers(_)) => match stream.pending_recv.pop_front(&mut self.buffer) {
+                Some(Event::Trailers(trailers)) => Poll::Ready(Some(Ok(trailers))),
+                _ => unreachable!("the front event was trailers"),
+            },
+            Some(_) => {
                 // Frame is not trailers.. not ready to poll trailers yet.
-                stream.pending_recv.push_front(&mut self.buffer, event);
                 stream.recv_task = Some(cx.waker().clone());
                 Poll::Pending
             }
