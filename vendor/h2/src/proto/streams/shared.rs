@@ -8,7 +8,9 @@
 //! thread-per-core runtime), where every lock and handle clone was an atomic read-modify-write
 //! that could never be contended, plus a poison check on each lock and unlock. The handles are
 //! then neither `Send` nor `Sync`, so the compiler refuses any use that would cross threads. A
-//! lock taken while it is held panics ("already mutably borrowed") where the mutex would deadlock.
+//! lock taken while it is held panics ("already mutably borrowed") where the mutex would deadlock,
+//! and a panic while it is held does not poison it: the state stays as the panic left it (moot in a
+//! build with `panic = "abort"`, as switchyard's release build is).
 
 #[cfg(not(feature = "unsync"))]
 pub(crate) use std::sync::{Arc as Shared, Mutex as Lock, TryLockError};
