@@ -71,9 +71,14 @@ fn put_bytes_field(buf: &mut BytesMut, tag: u32, value: &[u8]) {
     if value.is_empty() {
         return;
     }
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(value.len() as u64, buf);
+    put_field_head(buf, tag, value.len());
     buf.put_slice(value);
+}
+
+/// A length-delimited field's key and length, the `len` bytes of its value to follow.
+fn put_field_head(buf: &mut BytesMut, tag: u32, len: usize) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
 }
 
 fn header_len(h: &Field) -> usize {
@@ -130,8 +135,7 @@ impl ForwardingParts<'_> {
         put_bytes_field(buf, 8, self.remote_addr.as_bytes());
         put_bytes_field(buf, 9, self.graphql_field.as_bytes());
         if !self.body.is_empty() {
-            encode_key(5, WireType::LengthDelimited, buf);
-            encode_varint(self.body.len() as u64, buf);
+            put_field_head(buf, 5, self.body.len());
         }
         debug_assert_eq!(buf.len(), head_len);
         RequestMessage {

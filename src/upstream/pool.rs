@@ -25,13 +25,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::upstream::codec::RequestMessage;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use glommio::net::TcpStream;
 use h2::client::RequestHead;
 use h2::client::SendRequest;
 
 use crate::io::TokioIo;
+use crate::upstream::codec::RequestMessage;
 
 /// Connections per instance per shard: two keep a backend busy while one is being replaced, and
 /// `shards × 2` connections per backend stays small for backends with per-connection cost.
