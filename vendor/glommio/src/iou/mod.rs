@@ -95,6 +95,10 @@ bitflags::bitflags! {
         /// Deliver completions at the next kernel entry instead of interrupting the task
         /// (Linux 5.19+; switchyard patch).
         const COOP_TASKRUN = 1 << 8;
+        /// With `COOP_TASKRUN`: the kernel raises `IORING_SQ_TASKRUN` in the submission
+        /// queue's flags while completions wait for a kernel entry (Linux 5.19+; switchyard
+        /// patch).
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

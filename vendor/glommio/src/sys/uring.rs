@@ -904,6 +904,19 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// switchyard patch: how this ring delivers completions (see `deliver_deferred`).
+    delivery: Delivery,
+}
+
+/// switchyard patch: how a ring's completions reach its completion queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// The kernel posts them as they happen (interrupting the thread if it must).
+    Immediate,
+    /// Cooperative task running: they wait for this thread's next kernel entry.
+    AtKernelEntry,
+    /// As `AtKernelEntry`, and the kernel flags `IORING_SQ_TASKRUN` while some wait.
+    AtKernelEntryFlagged,
 }
 
 impl SleepableRing {
@@ -914,25 +927,32 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        // switchyard patch: the main ring (network I/O) asks for cooperative task
+        // running. Without it, every completion that arrives while this thread runs
+        // user code is delivered by a reschedule IPI to this core; with it, completions
+        // are posted when the thread next returns from any system call, at the latest
+        // when the executor parks (a sleeping thread is still woken).
+        // The latency ring keeps the default: its preemption timer must interrupt a
+        // task that makes no system call. Kernels before 5.19 refuse the flag; we
+        // then fall back to the default. The flag that tells when completions wait lets
+        // a spinning executor enter the kernel only then (also 5.19+, asked for first).
+        let (ring, delivery) = if name == "main" {
+            let coop =
+                |flags| iou::IoUring::new_with_flags(size as _, flags, iou::SetupFeatures::empty());
+            let flagged = iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG;
+            match coop(flagged) {
+                Ok(ring) => (ring, Delivery::AtKernelEntryFlagged),
+                Err(_) => match coop(iou::SetupFlags::COOP_TASKRUN) {
+                    Ok(ring) => (ring, Delivery::AtKernelEntry),
+                    Err(_) => (iou::IoUring::new(size as _)?, Delivery::Immediate),
+                },
+            }
+        } else {
+            (iou::IoUring::new(size as _)?, Delivery::Immediate)
+        };
         Ok(SleepableRing {
-            // switchyard patch: the main ring (network I/O) asks for cooperative task
-            // running. Without it, every completion that arrives while this thread runs
-            // user code is delivered by a reschedule IPI to this core; with it, completions
-            // are posted when the thread next returns from any system call, at the latest
-            // when the executor parks (a sleeping thread is still woken).
-            // The latency ring keeps the default: its preemption timer must interrupt a
-            // task that makes no system call. Kernels before 5.19 refuse the flag; we
-            // then fall back to the default.
-            ring: if name == "main" {
-                iou::IoUring::new_with_flags(
-                    size as _,
-                    iou::SetupFlags::COOP_TASKRUN,
-                    iou::SetupFeatures::empty(),
-                )
-                .or_else(|_| iou::IoUring::new(size as _))?
-            } else {
-                iou::IoUring::new(size as _)?
-            },
+            ring,
+            delivery,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -946,6 +966,39 @@ impl SleepableRing {
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    /// switchyard patch: has the kernel post the completions that cooperative task running
+    /// holds back until this thread enters the kernel. A spinning executor makes no system
+    /// call while it finds nothing to do, so without this it never sees a readiness poll
+    /// complete and spins in vain until it parks. With `TASKRUN_FLAG` the kernel says when
+    /// some are held; without it every call enters the kernel (`io_uring_enter` with
+    /// `GETEVENTS` and nothing to wait for only runs the held work and returns).
+    fn deliver_deferred(&mut self) {
+        let held = match self.delivery {
+            Delivery::Immediate => false,
+            Delivery::AtKernelEntry => true,
+            Delivery::AtKernelEntryFlagged => {
+                // SAFETY: `kflags` points into the submission ring the kernel shares with us
+                // for as long as the ring lives; it is read as the kernel writes it, atomically.
+                let flags =
+                    unsafe { &*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32) };
+                flags.load(std::sync::atomic::Ordering::Relaxed) & uring_sys::IORING_SQ_TASKRUN != 0
+            }
+        };
+        if held {
+            // SAFETY: a plain system call on our own ring's fd; nothing is submitted.
+            // An error (EINTR, EBUSY) only means the completions come with a later call.
+            unsafe {
+                uring_sys::syscalls::io_uring_enter(
+                    self.ring_fd(),
+                    0,
+                    0,
+                    uring_sys::IORING_ENTER_GETEVENTS,
+                    ptr::null(),
+                );
+            }
+        }
     }
 
     /// This function prepares a timer that fires unconditionally after a
@@ -1813,6 +1866,11 @@ impl Reactor {
         slept.or_else(Self::busy_ok).map(|_| {})
     }
 
+    /// switchyard patch: see `SleepableRing::deliver_deferred`; only the main ring defers.
+    pub(crate) fn deliver_deferred_completions(&self) {
+        self.main_ring.borrow_mut().deliver_deferred();
+    }
+
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
@@ -2027,7 +2085,8 @@ impl Reactor {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_src_is_preempt.set(true);
-                self.latency_timeout_deadline.set(Some(Instant::now() + preempt));
+                self.latency_timeout_deadline
+                    .set(Some(Instant::now() + preempt));
                 flush_rings!(lat_ring, main_ring)?;
             }
         }
@@ -2193,7 +2252,6 @@ impl Drop for Reactor {
     fn drop(&mut self) {}
 }
 
-
 /// switchyard patch: whether the timer in `slot` is armed and has not fired.
 fn pending(slot: &Cell<Option<Source>>) -> bool {
     let source = slot.take();
@@ -2271,6 +2329,84 @@ mod tests {
         assert!((300..350).contains(&elapsed_ms));
     }
 
+    /// switchyard patch: a readiness poll completed from another thread is held for this thread's
+    /// next kernel entry (cooperative task running), flagged in the submission queue, and posted by
+    /// `deliver_deferred` without any other system call. The completion can also be posted by an
+    /// interrupt that happens to return to this thread while it waits in user space; such an
+    /// attempt shows nothing and the next one is made.
+    #[test]
+    fn held_completions_are_flagged_and_delivered_on_request() {
+        use std::io::Write;
+        use std::os::unix::io::AsRawFd;
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        use std::sync::Arc;
+
+        /// Attempts before concluding that completions are never held.
+        const ATTEMPTS: usize = 100;
+
+        let notifier = sys::new_sleep_notifier().unwrap();
+        let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
+        let reactor = Reactor::new(notifier, 0, 128, pool).unwrap();
+        if reactor.main_ring.borrow().delivery != Delivery::AtKernelEntryFlagged {
+            eprintln!("kernel without IORING_SETUP_TASKRUN_FLAG: nothing is held");
+            return;
+        }
+        let taskrun_flagged = || {
+            let ring = reactor.main_ring.borrow();
+            let flags = unsafe { &*(ring.ring.raw().sq.kflags as *const AtomicU32) };
+            flags.load(Ordering::Relaxed) & uring_sys::IORING_SQ_TASKRUN != 0
+        };
+        for _ in 0..ATTEMPTS {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            let source = Source::new(
+                IoRequirements::default(),
+                ours.as_raw_fd(),
+                SourceType::PollAdd,
+                None,
+                None,
+            );
+            reactor.poll_ready(&source, common_flags() | read_flags());
+            let mut woke = 0;
+            // Submits the poll (a kernel entry); the socket is empty, so it waits.
+            reactor.main_ring.borrow_mut().poll(&mut woke).unwrap();
+            assert!(source.result().is_none());
+
+            let written = Arc::new(AtomicBool::new(false));
+            let writer = {
+                let written = written.clone();
+                std::thread::spawn(move || {
+                    (&theirs).write_all(b"x").unwrap();
+                    written.store(true, Ordering::Release);
+                    theirs
+                })
+            };
+            // Wait in user space only: a system call here would post the completion.
+            while !written.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let posted = reactor
+                .main_ring
+                .borrow_mut()
+                .consume_completion_queue(&mut woke);
+            let held = posted == 0 && taskrun_flagged();
+            if held {
+                reactor.main_ring.borrow_mut().deliver_deferred();
+                let posted = reactor
+                    .main_ring
+                    .borrow_mut()
+                    .consume_completion_queue(&mut woke);
+                assert_eq!(posted, 1, "deliver_deferred posts the held completion");
+                assert!(source.result().is_some());
+                assert!(!taskrun_flagged(), "nothing is held any more");
+            }
+            drop(writer.join().unwrap());
+            if held {
+                return;
+            }
+        }
+        panic!("no completion was held in {ATTEMPTS} attempts: is the ring cooperative?");
+    }
+
     /// switchyard patch: the latency ring's timeout armed before a sleep for the next user timer
     /// is kept by later sleeps while that timer stays the next one, and armed anew (and ends the
     /// sleep) when an earlier timer comes.
@@ -2298,14 +2434,18 @@ mod tests {
             reactor.latency_preemption_timeout_src.set(source);
             handle.map(|inner| (inner, reactor.latency_timeout_deadline.get()))
         };
-        let same = |a: &(Pin<Rc<RefCell<InnerSource>>>, _), b: &(Pin<Rc<RefCell<InnerSource>>>, _)| {
+        let same = |a: &(Pin<Rc<RefCell<InnerSource>>>, _),
+                    b: &(Pin<Rc<RefCell<InnerSource>>>, _)| {
             std::ptr::eq(&*a.0, &*b.0)
         };
 
         let far = Instant::now() + Duration::from_secs(600);
         let wake = main_timeout(10);
         assert!(reactor.wait(|| None, Some(far), 0, || 0).unwrap());
-        assert!(wake.result().is_some(), "the main ring's timeout ended the sleep");
+        assert!(
+            wake.result().is_some(),
+            "the main ring's timeout ended the sleep"
+        );
         let first = armed().expect("a timeout armed for the user timer");
         assert_eq!(first.1, Some(far));
 
