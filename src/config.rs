@@ -44,6 +44,12 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
 /// SIGTERM drain: long enough for the default request deadline to run out.
 pub const DEFAULT_GRACE_PERIOD_MS: u64 = 10_000;
+/// Default idle polling: none. A shard that runs out of work sleeps at once, so an idle gateway
+/// costs no CPU; polling is a latency-for-CPU trade an operator makes for dedicated cores.
+pub const DEFAULT_IDLE_POLL_US: u64 = 0;
+/// Longest idle poll: a wake-up costs tens of microseconds even on a VM, so polling for longer than
+/// this cannot pay for itself and a larger value is taken for a unit mistake (milliseconds).
+pub const MAX_IDLE_POLL_US: u64 = 10_000;
 /// Default registry log topic (contract §6).
 pub const DEFAULT_KAFKA_TOPIC: &str = "switchyard.registry";
 /// Longest Kafka topic name: Kafka's own limit (`Topic.MAX_NAME_LENGTH`), so that a partition's
@@ -119,6 +125,11 @@ pub struct Args {
     /// How long SIGTERM waits for in-flight requests, in ms [default: 10000]
     #[arg(long, env = "SWITCHYARD_GRACE_PERIOD_MS")]
     pub grace_period_ms: Option<u64>,
+    /// Time a shard that ran out of work keeps polling for I/O before it sleeps, in µs: saves the
+    /// wake-up when the next event comes sooner, at the cost of that much busy CPU (0: sleep at
+    /// once) [default: 0]
+    #[arg(long, env = "SWITCHYARD_IDLE_POLL_US")]
+    pub idle_poll_us: Option<u64>,
     /// Also start the sample backend in-process and register it (services `echo` and `users`)
     #[arg(long, env = "SWITCHYARD_DEMO")]
     pub demo: bool,
@@ -147,6 +158,7 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
     grace_period_ms: Option<u64>,
+    idle_poll_us: Option<u64>,
     #[serde(default)]
     services: HashMap<String, FileServiceConfig>,
 }
@@ -214,6 +226,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// SIGTERM drain period.
     pub grace_period: Duration,
+    /// How long a shard that ran out of work polls before it sleeps; zero sleeps at once.
+    pub idle_poll: Duration,
     /// GraphQL document limits.
     pub graphql_limits: crate::graphql::Limits,
     /// Start the in-process sample backend.
@@ -396,6 +410,15 @@ impl Config {
             file.grace_period_ms,
             DEFAULT_GRACE_PERIOD_MS,
         );
+        let idle_poll_us = args
+            .idle_poll_us
+            .or(file.idle_poll_us)
+            .unwrap_or(DEFAULT_IDLE_POLL_US);
+        if idle_poll_us > MAX_IDLE_POLL_US {
+            problems.push(format!(
+                "--idle-poll-us must be at most {MAX_IDLE_POLL_US} (microseconds)"
+            ));
+        }
 
         let mut services = HashMap::new();
         for (name, s) in file.services {
@@ -442,6 +465,7 @@ impl Config {
             idle_timeout,
             body_timeout,
             grace_period,
+            idle_poll: Duration::from_micros(idle_poll_us),
             graphql_limits: crate::graphql::Limits::default(),
             demo: args.demo,
         })

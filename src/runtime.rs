@@ -81,9 +81,13 @@ pub fn run(config: Config) -> Result<(), String> {
             mailbox,
             started: started_tx.clone(),
         };
-        let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
-            .io_memory(SHARD_IO_MEMORY)
+            .io_memory(SHARD_IO_MEMORY);
+        if !config.idle_poll.is_zero() {
+            builder = builder.spin_before_park(config.idle_poll);
+        }
+        let executor = builder
             .spawn(move || crate::shard::run(start))
             .map_err(|e| format!("cannot start shard {id} on CPU {cpu}: {e}"))?;
         executors.push(executor);

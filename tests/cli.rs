@@ -46,6 +46,8 @@ fn bad_option_values_exit_2_with_one_line() {
     assert_bad_invocation(&["--listen", &listen, "--shards", "-1"], &[]);
     assert_bad_invocation(&["--listen", "not-an-address"], &[]);
     assert_bad_invocation(&["--listen", &listen, "--request-timeout-ms"], &[]);
+    // Milliseconds given where microseconds are meant: past the ceiling, refused.
+    assert_bad_invocation(&["--listen", &listen, "--idle-poll-us", "20000"], &[]);
 }
 
 /// A CPU number no machine has: `parse_cpu_list` accepts it, the kernel's CPU sets stop at 1024.

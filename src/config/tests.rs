@@ -207,3 +207,45 @@ fn empty_strings_are_bad_options() {
         assert!(err.starts_with(expected), "{expected}: {err}");
     }
 }
+
+#[test]
+fn idle_polling_is_off_unless_asked_for_and_bounded() {
+    let off = config(Args::default()).unwrap();
+    assert!(off.idle_poll.is_zero());
+
+    let on = config(Args {
+        idle_poll_us: Some(50),
+        ..Args::default()
+    })
+    .unwrap();
+    assert_eq!(on.idle_poll, Duration::from_micros(50));
+
+    let err = config(Args {
+        idle_poll_us: Some(MAX_IDLE_POLL_US + 1),
+        ..Args::default()
+    })
+    .unwrap_err();
+    assert!(err.contains("--idle-poll-us"), "{err}");
+}
+
+#[test]
+fn idle_polling_can_come_from_the_file() {
+    let dir = std::env::temp_dir().join(format!("switchyard-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("idle-poll.toml");
+    std::fs::write(&path, "idle_poll_us = 30\n").unwrap();
+    let from_file = config(Args {
+        config: Some(path.clone()),
+        ..Args::default()
+    })
+    .unwrap();
+    let flag_wins = config(Args {
+        config: Some(path.clone()),
+        idle_poll_us: Some(0),
+        ..Args::default()
+    })
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(from_file.idle_poll, Duration::from_micros(30));
+    assert!(flag_wins.idle_poll.is_zero());
+}
