@@ -1,5 +1,6 @@
 # loadtest/common.sh — what loadtest/run and loadtest/hops share; sourced, not run.
-# The caller sets LOADTEST (its name, for messages).
+# The caller sets LOADTEST (its name, for messages) and, before starting gateways, BIN, WORK,
+# PROXY_CPU, ECHO_GRPC (the backend's gRPC face) and the array PIDS (what it stops on exit).
 
 # Installs from Debian what is missing. Arguments: COMMAND or COMMAND:PACKAGE, the command looked
 # for on PATH and in /usr/sbin (where Debian puts nginx and haproxy, off a non-root PATH).
@@ -41,4 +42,23 @@ wait_http() {
     done
     echo "$LOADTEST: $1 did not answer" >&2
     exit 1
+}
+
+# Starts a one-shard gateway pinned to PROXY_CPU, listening on the address given; more options may
+# follow it. Its pid goes into PIDS and LAST_PID. The in-flight limit is raised so that no run's
+# burst is refused with 503 (the default bounds memory, which a measurement does not need).
+start_switchyard() {
+    local listen=$1
+    shift
+    taskset -c "$PROXY_CPU" "$BIN/switchyard" --listen "$listen" --shards 1 --cpus "$PROXY_CPU" \
+        --max-in-flight 100000 "$@" >>"$WORK/switchyard-$listen.log" 2>&1 &
+    PIDS+=($!)
+    LAST_PID=$!
+}
+
+# Registers the backend's gRPC face as service `echo` (instance e1) once the gateway is ready.
+register() {
+    wait_http "http://$1/-/ready"
+    curl -fsS -o /dev/null -X PUT -H 'content-type: application/json' \
+        -d "{\"address\":\"$ECHO_GRPC\"}" "http://$1/-/services/echo/instances/e1"
 }
