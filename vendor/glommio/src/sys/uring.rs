@@ -978,13 +978,7 @@ impl SleepableRing {
         let held = match self.delivery {
             Delivery::Immediate => false,
             Delivery::AtKernelEntry => true,
-            Delivery::AtKernelEntryFlagged => {
-                // SAFETY: `kflags` points into the submission ring the kernel shares with us
-                // for as long as the ring lives; it is read as the kernel writes it, atomically.
-                let flags =
-                    unsafe { &*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32) };
-                flags.load(std::sync::atomic::Ordering::Relaxed) & uring_sys::IORING_SQ_TASKRUN != 0
-            }
+            Delivery::AtKernelEntryFlagged => self.taskrun_flagged(),
         };
         if held {
             // SAFETY: a plain system call on our own ring's fd; nothing is submitted.
@@ -999,6 +993,15 @@ impl SleepableRing {
                 );
             }
         }
+    }
+
+    /// switchyard patch: whether the kernel flags completions it holds for this thread's next
+    /// kernel entry (`IORING_SQ_TASKRUN`, raised only on rings set up with `TASKRUN_FLAG`).
+    fn taskrun_flagged(&self) -> bool {
+        // SAFETY: `kflags` points into the submission ring the kernel shares with us for as long
+        // as the ring lives; it is read as the kernel writes it, atomically.
+        let flags = unsafe { &*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32) };
+        flags.load(std::sync::atomic::Ordering::Relaxed) & uring_sys::IORING_SQ_TASKRUN != 0
     }
 
     /// This function prepares a timer that fires unconditionally after a
@@ -2338,7 +2341,7 @@ mod tests {
     fn held_completions_are_flagged_and_delivered_on_request() {
         use std::io::Write;
         use std::os::unix::io::AsRawFd;
-        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
 
         /// Attempts before concluding that completions are never held.
@@ -2351,11 +2354,7 @@ mod tests {
             eprintln!("kernel without IORING_SETUP_TASKRUN_FLAG: nothing is held");
             return;
         }
-        let taskrun_flagged = || {
-            let ring = reactor.main_ring.borrow();
-            let flags = unsafe { &*(ring.ring.raw().sq.kflags as *const AtomicU32) };
-            flags.load(Ordering::Relaxed) & uring_sys::IORING_SQ_TASKRUN != 0
-        };
+        let taskrun_flagged = || reactor.main_ring.borrow().taskrun_flagged();
         for _ in 0..ATTEMPTS {
             let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
             let source = Source::new(
