@@ -1875,6 +1875,27 @@ mod switchyard_tests {
         tokio::task::LocalSet::new().run_until(test).await
     }
 
+    /// A server on `io` (spawned on the current `LocalSet`) that answers every call with
+    /// `head()`, the body "answer" and `grpc-status: 0` trailers. All three are queued in one
+    /// turn, so they go out in one write and the client decodes them in one pass.
+    fn spawn_answering_server(
+        io: tokio::io::DuplexStream,
+        head: impl Fn() -> Response<()> + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::task::spawn_local(async move {
+            let mut conn = crate::server::handshake(io).await.unwrap();
+            while let Some(accepted) = conn.accept().await {
+                let (_request, mut respond) = accepted.unwrap();
+                let mut send = respond.send_response(head(), false).unwrap();
+                send.send_data(Bytes::from_static(b"answer"), false)
+                    .unwrap();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", "0".parse().unwrap());
+                send.send_trailers(trailers).unwrap();
+            }
+        })
+    }
+
     /// switchyard patch: the test of the receive queue's look before it takes
     /// (`Deque::front`). Trailers polled while the body's data is still queued in front of them
     /// wait, and neither the data nor the trailers are lost or reordered by the look.
@@ -1882,20 +1903,9 @@ mod switchyard_tests {
     async fn trailers_polled_before_the_body_wait_behind_it() {
         on_one_thread(async {
             let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-            let server = tokio::task::spawn_local(async move {
-                let mut conn = crate::server::handshake(server_io).await.unwrap();
-                while let Some(accepted) = conn.accept().await {
-                    let (_request, mut respond) = accepted.unwrap();
-                    let mut send = respond.send_response(Response::new(()), false).unwrap();
-                    // Data and trailers queued in one turn go out in one write, so the client
-                    // connection decodes both in the pass that brings the data.
-                    send.send_data(Bytes::from_static(b"answer"), false)
-                        .unwrap();
-                    let mut trailers = HeaderMap::new();
-                    trailers.insert("grpc-status", "0".parse().unwrap());
-                    send.send_trailers(trailers).unwrap();
-                }
-            });
+            // Data and trailers go out in one write, so the client connection decodes both in
+            // the pass that brings the data.
+            let server = spawn_answering_server(server_io, || Response::new(()));
             let (client, conn) = crate::client::handshake(client_io).await.unwrap();
             let conn = tokio::task::spawn_local(conn);
             let mut client = client.ready().await.unwrap();
@@ -1938,18 +1948,7 @@ mod switchyard_tests {
     async fn the_response_takes_the_future_s_stream_reference() {
         on_one_thread(async {
             let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-            let server = tokio::task::spawn_local(async move {
-                let mut conn = crate::server::handshake(server_io).await.unwrap();
-                while let Some(accepted) = conn.accept().await {
-                    let (_request, mut respond) = accepted.unwrap();
-                    let mut send = respond.send_response(Response::new(()), false).unwrap();
-                    send.send_data(Bytes::from_static(b"answer"), false)
-                        .unwrap();
-                    let mut trailers = HeaderMap::new();
-                    trailers.insert("grpc-status", "0".parse().unwrap());
-                    send.send_trailers(trailers).unwrap();
-                }
-            });
+            let server = spawn_answering_server(server_io, || Response::new(()));
             let (client, conn) = crate::client::handshake(client_io).await.unwrap();
             let conn = tokio::task::spawn_local(conn);
             let mut ids = Vec::new();
@@ -2006,21 +2005,11 @@ mod switchyard_tests {
     async fn repeated_answers_are_read_in_place() {
         on_one_thread(async {
             let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-            let server = tokio::task::spawn_local(async move {
-                let mut conn = crate::server::handshake(server_io).await.unwrap();
-                while let Some(accepted) = conn.accept().await {
-                    let (_request, mut respond) = accepted.unwrap();
-                    let answer = Response::builder()
-                        .header("content-type", "application/grpc")
-                        .body(())
-                        .unwrap();
-                    let mut send = respond.send_response(answer, false).unwrap();
-                    send.send_data(Bytes::from_static(b"answer"), false)
-                        .unwrap();
-                    let mut trailers = HeaderMap::new();
-                    trailers.insert("grpc-status", "0".parse().unwrap());
-                    send.send_trailers(trailers).unwrap();
-                }
+            let server = spawn_answering_server(server_io, || {
+                Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(())
+                    .unwrap()
             });
             let (client, conn) = crate::client::handshake(client_io).await.unwrap();
             let conn = tokio::task::spawn_local(conn);
