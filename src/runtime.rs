@@ -81,13 +81,11 @@ pub fn run(config: Config) -> Result<(), String> {
             mailbox,
             started: started_tx.clone(),
         };
-        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        // A zero idle poll parks at once (the vendored glommio's run loop checks for it).
+        let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
-            .io_memory(SHARD_IO_MEMORY);
-        if !config.idle_poll.is_zero() {
-            builder = builder.spin_before_park(config.idle_poll);
-        }
-        let executor = builder
+            .io_memory(SHARD_IO_MEMORY)
+            .spin_before_park(config.idle_poll)
             .spawn(move || crate::shard::run(start))
             .map_err(|e| format!("cannot start shard {id} on CPU {cpu}: {e}"))?;
         executors.push(executor);
