@@ -14,6 +14,10 @@ segment's first transmission on lo, taken in the sender's context before the rec
   backend  the call -> the backend's answer (delivery, the backend's wake-up and work)
   out      the answer -> the proxy's answer to the client
   total    the client's request -> the proxy's answer
+It then splits the hop in by how many calls the proxy's segment to the backend carried, and the
+hop out by how many answers the backend's segment carried: calls that share a segment (a
+multiplexed connection's writer sending several at once) left together, the first waiting for
+the others, and answers that share a segment are answered by the proxy one after the other.
 """
 
 import re
@@ -25,6 +29,11 @@ REQUEST_ID = re.compile(rb"[0-9a-f]{32}")
 PCAP_NANO = 0xA1B23C4D
 PCAP_MICRO = 0xA1B2C3D4
 ETHERNET_HEADER = 14
+# Calls or answers per segment from which the splits group them together.
+BATCH_CAP = 3
+# The splits: hop, its boundaries, the segment whose number of requests it is split by.
+SPLITS = (("in", "client", "call", "call", "calls in the proxy's segment"),
+          ("out", "answer", "reply", "answer", "answers in the backend's segment"))
 HOPS = (("in", "client", "call"), ("backend", "call", "answer"), ("out", "answer", "reply"),
         ("total", "client", "reply"))
 
@@ -65,7 +74,8 @@ def segments(path, proxy_port, backend_port):
 
 
 def requests(segs):
-    """{request id: {hop boundary: time}} for the requests seen whole."""
+    """{request id: {hop boundary: time, ("batch", boundary): requests in that segment}} for
+    the requests seen whole."""
     seen, waiting = {}, {}
     for t, kind, client, payload in segs:
         if kind == "client":
@@ -73,7 +83,10 @@ def requests(segs):
             continue
         ids = set(REQUEST_ID.findall(payload))
         for rid in ids:
-            seen.setdefault(rid, {}).setdefault(kind, t)
+            r = seen.setdefault(rid, {})
+            if kind not in r:
+                r[kind] = t
+                r[("batch", kind)] = len(ids)
         if kind == "reply":
             sent = waiting.pop(client, None)
             for rid in ids:
@@ -88,6 +101,14 @@ def percentile(sorted_values, q):
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+def summary(xs):
+    """Percentiles and mean of a list of µs, as one line's tail."""
+    xs = sorted(xs)
+    return (f"p10 {percentile(xs, .1):7.1f}  p50 {percentile(xs, .5):7.1f}  "
+            f"p90 {percentile(xs, .9):7.1f}  p99 {percentile(xs, .99):7.1f}  "
+            f"mean {statistics.mean(xs):7.1f} µs")
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
@@ -98,10 +119,16 @@ def main():
         sys.exit("hops.py: no request was seen whole (are the ports right?)")
     print(f"{len(reqs)} of {len(ids)} answered requests followed through every hop")
     for name, start, end in HOPS:
-        xs = sorted(r[end] - r[start] for r in reqs.values())
-        print(f"  {name:8s} p10 {percentile(xs, .1):7.1f}  p50 {percentile(xs, .5):7.1f}  "
-              f"p90 {percentile(xs, .9):7.1f}  p99 {percentile(xs, .99):7.1f}  "
-              f"mean {statistics.mean(xs):7.1f} µs")
+        print(f"  {name:8s} {summary(r[end] - r[start] for r in reqs.values())}")
+    for name, start, end, segment, by in SPLITS:
+        groups = {}
+        for r in reqs.values():
+            batch = min(r[("batch", segment)], BATCH_CAP)
+            groups.setdefault(batch, []).append(r[end] - r[start])
+        print(f"  {name}, by {by}:")
+        for batch, xs in sorted(groups.items()):
+            label = f"{batch}+" if batch == BATCH_CAP else f"{batch}"
+            print(f"    {label:2s} {len(xs):6d} ({100 * len(xs) / len(reqs):4.1f} %)  {summary(xs)}")
 
 
 if __name__ == "__main__":
