@@ -41,11 +41,15 @@ impl RequestId {
 
     /// The id for a request with `headers`: its first `x-request-id` if usable, else a fresh one.
     pub fn for_request(headers: &[Field], rng: &Cell<u64>) -> RequestId {
+        RequestId::sent_in(headers).unwrap_or_else(|| RequestId::generate(rng))
+    }
+
+    /// The client's id among `headers` (names lower-case): the first `x-request-id`, if usable.
+    pub fn sent_in(headers: &[Field]) -> Option<RequestId> {
         headers
             .iter()
             .find(|f| f.name.as_ref() == b"x-request-id")
             .and_then(|f| RequestId::from_client(&f.value))
-            .unwrap_or_else(|| RequestId::generate(rng))
     }
 
     /// A fresh id from the shard's generator.

@@ -43,6 +43,68 @@ fn error_keeps_the_client_request_id() {
 }
 
 #[test]
+fn a_request_refused_while_it_is_read_keeps_the_client_request_id() {
+    let gw = Gateway::builder()
+        .args(&["--max-body-bytes", "1000"])
+        .start();
+    let (gw, _echo) = setup_with(gw);
+    // Refused for its body, after the head was read: over HTTP/1.1 and HTTP/2.
+    for h2 in [false, true] {
+        let mut req = http("POST", gw.url("/echo/raw"))
+            .header("x-request-id", "rid-413")
+            .body(vec![b'a'; 5000]);
+        if h2 {
+            req = req.h2();
+        }
+        let r = req.send();
+        let err = assert_error(&r, 413, "BODY_TOO_LARGE");
+        assert_eq!(err["request_id"], "rid-413", "h2 {h2}");
+        assert_eq!(err["service"], "echo", "h2 {h2}");
+    }
+    // Refused for its framing, as its head is checked: the head was read whole, so its id and
+    // its service are known.
+    let reply = raw_exchange(
+        gw.addr,
+        b"POST /echo/a HTTP/1.1\r\nHost: gw\r\nX-Request-Id: rid-smuggle\r\n\
+          Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let err = assert_error(&reply.response(), 400, "BAD_REQUEST");
+    assert_eq!(err["request_id"], "rid-smuggle");
+    assert_eq!(err["service"], "echo");
+    // An id that is not usable (control characters) is replaced, as on any other answer.
+    let reply = raw_exchange(
+        gw.addr,
+        b"POST /echo/a HTTP/1.1\r\nHost: gw\r\nX-Request-Id: a\tb\r\n\
+          Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let err = assert_error(&reply.response(), 400, "BAD_REQUEST");
+    assert_ne!(err["request_id"], "a\tb");
+}
+
+#[test]
+fn a_head_request_refused_while_it_is_read_gets_no_body() {
+    let gw = Gateway::builder()
+        .args(&["--max-body-bytes", "1000"])
+        .start();
+    let (gw, _echo) = setup_with(gw);
+    let reply = raw_exchange(
+        gw.addr,
+        b"HEAD /echo/a HTTP/1.1\r\nHost: gw\r\nContent-Length: 99999\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&reply.bytes);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "a HEAD answer ends with its head: {text:?}"
+    );
+    assert!(
+        text.to_ascii_lowercase().contains("content-length: "),
+        "the length the body would have had is kept: {text:?}"
+    );
+    assert!(reply.closed, "a refused request closes the connection");
+}
+
+#[test]
 fn backend_down_is_503_no_healthy_instance() {
     let gw = Gateway::start();
     let dead = DeadAddr::new();

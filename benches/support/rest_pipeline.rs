@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use switchyard::http::h1::parse::{parse_head_into, Head, HeadLimits};
+use switchyard::http::h1::parse::{parse_head_into, Head, HeadLimits, Seen};
 use switchyard::http::h1::write;
 use switchyard::http::Field;
 use switchyard::names::{Address, InstanceId, ServiceName};
@@ -144,9 +144,14 @@ impl Pipeline {
     /// [`Pipeline::one`], calling `mark` with each stage's name once it is done.
     pub fn one_staged(&mut self, request: &[u8], mark: &mut dyn FnMut(&'static str)) -> usize {
         self.read_buf.extend_from_slice(request);
-        let head = parse_head_into(&mut self.read_buf, LIMITS, &mut self.spare_fields)
-            .expect("valid request")
-            .expect("complete request");
+        let head = parse_head_into(
+            &mut self.read_buf,
+            LIMITS,
+            &mut self.spare_fields,
+            &mut Seen::default(),
+        )
+        .expect("valid request")
+        .expect("complete request");
         mark("parse head");
         let request_id = RequestId::for_request(&head.headers, &self.rng);
         assert!(!request_id.is_generated(), "the client's id");

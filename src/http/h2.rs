@@ -18,6 +18,7 @@ use h2::RecvStream;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Request, Response};
 use crate::io::{BodyCollector, TokioIo};
+use crate::request_id::RequestId;
 use crate::shard::Shard;
 
 /// Streams a client may have open at once on one connection (Envoy's default is 2^31; nginx uses 128).
@@ -131,10 +132,10 @@ async fn serve_stream(
                 }
             }
         }
-        Err(e) => {
-            let request_id = shard.new_request_id();
-            shard.metrics.count_response(e.kind.status());
-            let mut r = e.into_response(service.as_deref(), request_id.as_str());
+        Err(Refused { error, request_id }) => {
+            let request_id = request_id.unwrap_or_else(|| shard.new_request_id());
+            shard.metrics.count_response(error.kind.status());
+            let mut r = error.into_response(service.as_deref(), request_id.as_str());
             r.request_id = Some(request_id);
             r
         }
@@ -142,14 +143,39 @@ async fn serve_stream(
     let _ = send_response(&mut respond, response, head_request);
 }
 
+/// A request refused while it was read, with the client's own request id if it sent a usable one.
+struct Refused {
+    error: GatewayError,
+    request_id: Option<RequestId>,
+}
+
 async fn read_request(
     shard: &Shard,
     request: http::Request<RecvStream>,
     remote: SocketAddr,
+) -> Result<Request, Refused> {
+    let (parts, body) = request.into_parts();
+    match read_parts(shard, &parts, body, remote).await {
+        Ok(request) => Ok(request),
+        Err(error) => Err(Refused {
+            error,
+            request_id: parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| RequestId::from_client(&Bytes::copy_from_slice(v.as_bytes()))),
+        }),
+    }
+}
+
+/// The request of `parts` and `body`, checked against the limits.
+async fn read_parts(
+    shard: &Shard,
+    parts: &http::request::Parts,
+    mut body: RecvStream,
+    remote: SocketAddr,
 ) -> Result<Request, GatewayError> {
-    let (parts, mut body) = request.into_parts();
     let deadline = Instant::now() + shard.config.body_timeout;
-    if let Err(e) = check_header_limits(&parts, &shard.config)
+    if let Err(e) = check_header_limits(parts, &shard.config)
         .and_then(|()| crate::http::check_method(&parts.method))
     {
         discard_rest(&mut body, deadline).await;
@@ -222,7 +248,7 @@ async fn read_request(
     }
     let body = collected.into_bytes();
     Ok(Request {
-        method: parts.method,
+        method: parts.method.clone(),
         path,
         query,
         headers,

@@ -29,7 +29,7 @@ use glommio::net::TcpStream;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Request, Response};
 use crate::shard::Shard;
-use parse::{Framing, Head, HeadLimits};
+use parse::{Framing, Head, HeadLimits, Seen};
 
 /// Largest read from the socket at a time (bodies, lingering close).
 const READ_CHUNK: usize = 16 << 10;
@@ -215,27 +215,31 @@ pub fn serve<'a>(
         };
         let mut refused = false;
         loop {
-            // The path of the request being read, so an error before routing can still name its
-            // service.
-            let mut path: Option<Bytes> = None;
+            // What is known of a request refused before routing, for its answer: its service,
+            // the client's request id, whether it was a HEAD.
+            let mut seen = Seen::default();
             let Incoming {
                 request,
                 head_only,
                 keep_alive,
                 http10,
-            } = match read_request(shard, stream, &mut bufs, limits, remote, &mut path).await {
+            } = match read_request(shard, stream, &mut bufs, limits, remote, &mut seen).await {
                 Ok(Some(incoming)) => incoming,
                 Ok(None) => break,
                 Err(e) => {
-                    let request_id = shard.new_request_id();
-                    let service = path
+                    let request_id = seen
+                        .request_id
+                        .take()
+                        .unwrap_or_else(|| shard.new_request_id());
+                    let service = seen
+                        .path
                         .as_deref()
                         .and_then(crate::utf8::text)
                         .and_then(crate::rest::service_of);
                     let mut response = e.into_response(service, request_id.as_str());
                     shard.metrics.count_response(response.status);
                     response.request_id = Some(request_id);
-                    write::encode(&mut bufs.out, &response, false, true, false);
+                    write::encode(&mut bufs.out, &response, seen.head_only, true, false);
                     refused = true;
                     break;
                 }
@@ -357,18 +361,18 @@ fn read_request<'a, A: 'a>(
     bufs: &'a mut Buffers<A>,
     limits: HeadLimits,
     remote: SocketAddr,
-    path_seen: &'a mut Option<Bytes>,
+    seen: &'a mut Seen,
 ) -> impl Future<Output = Result<Option<Incoming>, GatewayError>> + 'a {
     async move {
         let config = &shard.config;
-        let Some(head) = read_head(shard, stream, bufs, limits).await? else {
+        let Some(head) = read_head(shard, stream, bufs, limits, seen).await? else {
             return Ok(None);
         };
         let Buffers { read: buf, out, .. } = bufs;
-        *path_seen = Some(head.path.clone());
         let max_body = shard.max_body_bytes(&head.path);
         if let Framing::Length(n) = head.framing {
             if n > max_body as u64 {
+                *seen = Seen::of(&head);
                 return Err(GatewayError::new(
                     ErrorKind::BodyTooLarge,
                     "request body is over the limit",
@@ -384,7 +388,7 @@ fn read_request<'a, A: 'a>(
             // Boxed: its state beside the head was this future's largest, and so every idle
             // connection's task size (see `body_at_hand`).
             None => {
-                Box::pin(read_body(
+                let body = Box::pin(read_body(
                     stream,
                     buf,
                     continue_first.then_some(out),
@@ -393,7 +397,8 @@ fn read_request<'a, A: 'a>(
                     config.max_header_bytes,
                     config.body_timeout,
                 ))
-                .await?
+                .await;
+                body.inspect_err(|_| *seen = Seen::of(&head))?
             }
         };
         let Head {
@@ -438,6 +443,7 @@ async fn read_head<A>(
     stream: &mut TcpStream,
     bufs: &mut Buffers<A>,
     limits: HeadLimits,
+    seen: &mut Seen,
 ) -> Result<Option<Head>, GatewayError> {
     let config = &shard.config;
     // The header deadline runs from the first bytes of the head; it is set only when those bytes
@@ -445,7 +451,9 @@ async fn read_head<A>(
     let mut deadline = None::<Instant>;
     loop {
         if !bufs.read.is_empty() {
-            if let Some(head) = parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields)? {
+            if let Some(head) =
+                parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields, seen)?
+            {
                 return Ok(Some(head));
             }
             if deadline.is_none() {

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::GatewayError;
 use crate::http::Field;
+use crate::request_id::RequestId;
 
 /// How the body of a request is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,30 @@ pub struct Head {
     pub http10: bool,
 }
 
+/// What is known of a request whose head or body was refused, for its error answer: the path
+/// (which names its service), the client's `x-request-id`, and whether it was a HEAD (answered
+/// without a body). Each is `None`/`false` when the head did not parse far enough to tell.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The request's path, percent-encoding kept.
+    pub path: Option<Bytes>,
+    /// The client's own request id, if it sent a usable one.
+    pub request_id: Option<RequestId>,
+    /// The request was a HEAD.
+    pub head_only: bool,
+}
+
+impl Seen {
+    /// What a parsed head tells.
+    pub fn of(head: &Head) -> Seen {
+        Seen {
+            path: Some(head.path.clone()),
+            request_id: RequestId::sent_in(&head.headers),
+            head_only: head.method == http::Method::HEAD,
+        }
+    }
+}
+
 /// Limits the parser enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadLimits {
@@ -64,18 +89,19 @@ const MAX_CONTENT_LENGTH_DIGITS: usize = 19;
 /// Parses the head at the start of `buf`. `Ok(None)` means more bytes are needed; on success the
 /// head's bytes are split off `buf` (names lower-cased in place, values shared, not copied).
 pub fn parse_head(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>, GatewayError> {
-    parse_head_into(buf, limits, &mut Vec::new())
+    parse_head_into(buf, limits, &mut Vec::new(), &mut Seen::default())
 }
 
 /// [`parse_head`], collecting the headers into `spare` (an empty list kept by the connection from
 /// its last request, so a request reuses its predecessor's allocation); a complete head takes it.
+/// A head refused after it was read whole (its framing, a header value) leaves what it told in
+/// `seen`; nothing is written there otherwise.
 pub fn parse_head_into(
     buf: &mut BytesMut,
     limits: HeadLimits,
     spare: &mut Vec<Field>,
+    seen: &mut Seen,
 ) -> Result<Option<Head>, GatewayError> {
-    /// Where a header's name and value lie in `buf`: (start, len) each.
-    type HeaderSpan = ((usize, usize), (usize, usize));
     struct Spans {
         method: (usize, usize),
         target: (usize, usize),
@@ -147,6 +173,55 @@ pub fn parse_head_into(
         buf[start..start + len].make_ascii_lowercase();
     }
     let head = buf.split_to(spans.len).freeze();
+    let spans = HeadSpans {
+        method: spans.method,
+        target: spans.target,
+        headers: header_spans,
+        http10: spans.http10,
+    };
+    let parsed = read_fields(&head, &spans, spare);
+    if parsed.is_err() {
+        *seen = spans.seen(&head);
+    }
+    parsed.map(Some)
+}
+
+/// Where a header's name and value lie in a head: (start, len) each.
+type HeaderSpan = ((usize, usize), (usize, usize));
+
+/// Where a complete head's parts lie in its bytes: (start, len) each.
+struct HeadSpans<'a> {
+    method: (usize, usize),
+    target: (usize, usize),
+    headers: &'a [HeaderSpan],
+    http10: bool,
+}
+
+impl HeadSpans<'_> {
+    /// What a refused head tells (the error path only: it slices and scans again).
+    fn seen(&self, head: &Bytes) -> Seen {
+        let slice = |(start, len): (usize, usize)| head.slice(start..start + len);
+        Seen {
+            path: origin_form(slice(self.target))
+                .ok()
+                .map(|t| crate::http::Request::split_target(t).0),
+            request_id: self
+                .headers
+                .iter()
+                .find(|&&(name, _)| &slice(name)[..] == b"x-request-id")
+                .and_then(|&(_, value)| RequestId::from_client(&slice(value))),
+            head_only: slice(self.method).as_ref() == b"HEAD",
+        }
+    }
+}
+
+/// The head's request line and fields, checked: the framing rules of the module docs.
+fn read_fields(
+    head: &Bytes,
+    spans: &HeadSpans<'_>,
+    spare: &mut Vec<Field>,
+) -> Result<Head, GatewayError> {
+    let header_spans = spans.headers;
     let slice = |(start, len): (usize, usize)| head.slice(start..start + len);
 
     let method = http::Method::from_bytes(&head[spans.method.0..][..spans.method.1])
@@ -226,7 +301,7 @@ pub fn parse_head_into(
         (false, Some(0)) | (false, None) => Framing::None,
         (false, Some(n)) => Framing::Length(n),
     };
-    Ok(Some(Head {
+    Ok(Head {
         method,
         path,
         query,
@@ -239,7 +314,7 @@ pub fn parse_head_into(
         },
         expect_continue: expect_continue && !spans.http10,
         http10: spans.http10,
-    }))
+    })
 }
 
 fn parse_content_length(value: &[u8]) -> Result<u64, GatewayError> {
@@ -315,6 +390,45 @@ mod tests {
         assert_eq!(head.framing, Framing::Length(3));
         assert!(head.keep_alive);
         assert_eq!(&buf[..], b"abcGET");
+    }
+
+    #[test]
+    fn a_head_refused_after_it_was_read_tells_its_path_id_and_method() {
+        let mut seen = Seen::default();
+        let text = b"HEAD http://gw/users/a?x=1 HTTP/1.1\r\nHost: h\r\nX-Request-ID: rid-7\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        let refused = parse_head_into(
+            &mut BytesMut::from(&text[..]),
+            LIMITS,
+            &mut Vec::new(),
+            &mut seen,
+        );
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::BadRequest);
+        assert_eq!(seen.path.as_deref(), Some(&b"/users/a"[..]));
+        assert_eq!(
+            seen.request_id.as_ref().map(RequestId::as_str),
+            Some("rid-7")
+        );
+        assert!(seen.head_only);
+
+        // A head that parses, or one refused before it was read whole, tells nothing here.
+        let mut seen = Seen::default();
+        let ok = b"GET /users HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-8\r\n\r\n";
+        parse_head_into(
+            &mut BytesMut::from(&ok[..]),
+            LIMITS,
+            &mut Vec::new(),
+            &mut seen,
+        )
+        .unwrap();
+        let garbage = b"HELLO THERE\r\n\r\n";
+        parse_head_into(
+            &mut BytesMut::from(&garbage[..]),
+            LIMITS,
+            &mut Vec::new(),
+            &mut seen,
+        )
+        .unwrap_err();
+        assert!(seen.path.is_none() && seen.request_id.is_none() && !seen.head_only);
     }
 
     #[test]
