@@ -186,6 +186,14 @@ impl<L: RegistryLog + 'static> Owner<L> {
         self.publish(changes);
     }
 
+    /// Whether every shard has applied every change batch published so far (a shard that has
+    /// exited counts as caught up). [`flush`](Self::flush) only sends a batch: the shards apply it
+    /// in their own time, so the Kafka core waits for this before it reports ready, lest a request
+    /// routed just after `/-/ready` turns 200 find a shard without the services from the log.
+    pub fn shards_caught_up(&self) -> bool {
+        self.applied.iter().all(|&a| a >= self.seq)
+    }
+
     /// Applies one write; the changes it causes are published as batch `self.seq`.
     fn write(&mut self, op: WriteOp, deadline: Instant) -> Result<WriteOutcome, RegistryError> {
         if let Some(reason) = &self.refuse_writes {
@@ -294,4 +302,56 @@ pub fn spawn_standalone(
     let (tx, rx) = crossbeam_channel::unbounded();
     let handle = Owner::new(node, InProcessLog, links, metrics).spawn(rx)?;
     Ok((tx, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::state::Event;
+
+    /// An owner with `n` shards, and their mailboxes (kept so that sends to them succeed).
+    fn owner(n: usize) -> (Owner<InProcessLog>, Vec<crate::registry::ShardMailbox>) {
+        let (links, mailboxes): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| crate::registry::mailbox().unwrap()).unzip();
+        let owner = Owner::new(
+            "node-a".into(),
+            InProcessLog,
+            links.into(),
+            Arc::new(RegistryMetrics::default()),
+        );
+        (owner, mailboxes)
+    }
+
+    #[test]
+    fn shards_are_caught_up_only_once_every_one_has_applied_the_last_batch() {
+        let (mut owner, shards) = owner(2);
+        assert!(owner.shards_caught_up(), "nothing published yet");
+
+        assert!(owner.apply_remote(Event::users_u1(1, "node-b", Some("127.0.0.1:1"))));
+        owner.flush();
+        let seq = match shards[0].rx.try_recv() {
+            Ok(ShardMsg::Changes { seq, .. }) => seq,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert!(!owner.shards_caught_up(), "sent but applied by no shard");
+        owner.handle(OwnerMsg::Applied { shard: 0, seq });
+        assert!(!owner.shards_caught_up(), "shard 1 has not applied it");
+        owner.handle(OwnerMsg::Applied { shard: 1, seq });
+        assert!(owner.shards_caught_up());
+
+        // An empty flush publishes nothing and changes nothing.
+        owner.flush();
+        assert!(owner.shards_caught_up());
+    }
+
+    #[test]
+    fn a_shard_that_has_exited_does_not_hold_the_others_back() {
+        let (mut owner, mut shards) = owner(2);
+        drop(shards.pop());
+        assert!(owner.apply_remote(Event::users_u1(1, "node-b", Some("127.0.0.1:1"))));
+        owner.flush();
+        assert!(!owner.shards_caught_up());
+        owner.handle(OwnerMsg::Applied { shard: 0, seq: 1 });
+        assert!(owner.shards_caught_up());
+    }
 }

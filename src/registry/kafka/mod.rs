@@ -14,10 +14,11 @@
 //! is fetched, and a batch of remote changes reaches the shards as one message. Shards never talk
 //! to Kafka and a lookup never waits for this thread.
 //!
-//! Lifecycle: until the broker is reached and the log read up to the end offsets seen at start,
-//! `/-/ready` answers 503 and writes are refused (their versions could not be ordered yet). After
-//! that, a broker outage only fails writes (503 within [`log::KAFKA_WRITE_TIMEOUT`]): routing
-//! goes on with the registry held, readiness stays 200, and librdkafka reconnects by itself.
+//! Lifecycle: until the broker is reached, the log read up to the end offsets seen at start and
+//! every shard has applied what was read, `/-/ready` answers 503 and writes are refused (their
+//! versions could not be ordered yet). After that, a broker outage only fails writes (503 within
+//! [`log::KAFKA_WRITE_TIMEOUT`]): routing goes on with the registry held, readiness stays 200, and
+//! librdkafka reconnects by itself.
 
 pub mod consumer;
 pub mod event;
@@ -227,7 +228,11 @@ impl KafkaCore {
         if let Some(e) = outage {
             self.warn_outage(&e);
         }
-        if !ready && caught_up {
+        // Ready once the log is caught up *and* every shard has applied what was flushed from it
+        // (`flush` only sends it). `run` hands the shards' acknowledgements to the owner before
+        // each call here, and each call waits at most KAFKA_POLL_INTERVAL for a record, so
+        // readiness follows the last acknowledgement within one poll interval.
+        if !ready && caught_up && self.owner.shards_caught_up() {
             self.owner.refuse_writes(None);
             self.process.ready.store(true, Ordering::Relaxed);
             tracing::info!("registry caught up with the cluster log: ready");

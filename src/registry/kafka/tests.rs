@@ -165,6 +165,8 @@ struct CoreHarness {
     shard: crate::registry::ShardMailbox,
     process: std::sync::Arc<crate::shard::Process>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The change batches the fake shard has applied, in order.
+    applied: Vec<Vec<crate::registry::Change>>,
 }
 
 impl CoreHarness {
@@ -183,12 +185,34 @@ impl CoreHarness {
             shard,
             process,
             thread: Some(thread),
+            applied: Vec::new(),
         }
+    }
+
+    /// Plays the shard for `msg`: a change batch is kept in `applied` and acknowledged; any other
+    /// message is handed back.
+    fn play(&mut self, msg: crate::registry::ShardMsg) -> Option<crate::registry::ShardMsg> {
+        match msg {
+            crate::registry::ShardMsg::Changes { seq, changes } => {
+                self.applied.push(changes);
+                self.owner
+                    .send(crate::registry::OwnerMsg::Applied { shard: 0, seq })
+                    .unwrap();
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.process
+            .ready
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends a write and plays the shard until its reply comes (bounded).
     fn write(
-        &self,
+        &mut self,
         op: crate::registry::WriteOp,
         limit: Duration,
     ) -> Result<crate::registry::WriteOutcome, RegistryError> {
@@ -206,24 +230,23 @@ impl CoreHarness {
                 .rx
                 .recv_timeout(limit + Duration::from_secs(10))
                 .expect("the Kafka core answers every write");
-            match msg {
-                crate::registry::ShardMsg::Changes { seq, .. } => self
-                    .owner
-                    .send(crate::registry::OwnerMsg::Applied { shard: 0, seq })
-                    .unwrap(),
-                crate::registry::ShardMsg::Reply { token: 7, result } => return result,
-                other => panic!("unexpected {other:?}"),
+            match self.play(msg) {
+                None => {}
+                Some(crate::registry::ShardMsg::Reply { token: 7, result }) => return result,
+                Some(other) => panic!("unexpected {other:?}"),
             }
         }
     }
 
-    fn wait_ready(&self) {
+    /// Plays the shard (applying the catch-up batches) until the core reports ready (bounded).
+    fn wait_ready(&mut self) {
         for _ in 0..TRIES {
-            if self
-                .process
-                .ready
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
+            while let Ok(msg) = self.shard.rx.try_recv() {
+                if let Some(other) = self.play(msg) {
+                    panic!("unexpected {other:?}");
+                }
+            }
+            if self.is_ready() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -253,7 +276,7 @@ fn upsert_op(port: u16) -> crate::registry::WriteOp {
 fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down() {
     use crate::registry::WriteOutcome;
     let cluster = mock();
-    let core = CoreHarness::start(&cluster.bootstrap_servers(), "node-a");
+    let mut core = CoreHarness::start(&cluster.bootstrap_servers(), "node-a");
     core.wait_ready();
     assert_eq!(
         core.write(upsert_op(1), Duration::from_secs(5)),
@@ -264,10 +287,7 @@ fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down()
     let r = core.write(upsert_op(2), Duration::from_millis(500));
     assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
     // Still ready: routing works with the registry held.
-    assert!(core
-        .process
-        .ready
-        .load(std::sync::atomic::Ordering::Relaxed));
+    assert!(core.is_ready());
     assert_eq!(
         core.process.registry_metrics.log_write_failures.get(),
         1,
@@ -285,21 +305,57 @@ fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down()
     assert_eq!(outcome, Some(WriteOutcome::Updated), "writes work again");
 
     // A second gateway rebuilds the same state from the log: port 3 (port 2 was never written).
-    let other = CoreHarness::start(&cluster.bootstrap_servers(), "node-b");
+    let mut other = CoreHarness::start(&cluster.bootstrap_servers(), "node-b");
     other.wait_ready();
     assert_eq!(
         other.process.registry_metrics.events_applied.get(),
         2,
         "both acknowledged writes, nothing else"
     );
-    let mut latest = None;
-    while let Ok(msg) = other.shard.rx.try_recv() {
-        if let crate::registry::ShardMsg::Changes { changes, .. } = msg {
-            latest = changes.into_iter().last().or(latest);
-        }
-    }
-    match latest {
+    match other.applied.iter().flatten().last() {
         Some(crate::registry::Change::Upsert(r)) => assert_eq!(r.address.as_str(), "127.0.0.1:3"),
         other => panic!("unexpected last change {other:?}"),
     }
+}
+
+#[test]
+fn the_kafka_core_is_ready_only_once_its_shards_have_applied_the_catch_up() {
+    use crate::registry::{Change, OwnerMsg, ShardMsg, WriteOutcome};
+    let cluster = mock();
+    let mut a = CoreHarness::start(&cluster.bootstrap_servers(), "node-a");
+    a.wait_ready();
+    assert_eq!(
+        a.write(upsert_op(1), Duration::from_secs(5)),
+        Ok(WriteOutcome::Created)
+    );
+
+    // A second gateway catches up with the log; its shard receives the batch but sits on it.
+    let mut b = CoreHarness::start(&cluster.bootstrap_servers(), "node-b");
+    let seq = match b.shard.rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(ShardMsg::Changes { seq, changes }) => {
+            match changes.as_slice() {
+                [Change::Upsert(r)] => assert_eq!(r.address.as_str(), "127.0.0.1:1"),
+                other => panic!("unexpected catch-up {other:?}"),
+            }
+            seq
+        }
+        other => panic!("no catch-up batch: {other:?}"),
+    };
+    // A core that did not wait for the shard set ready in the same read_log call that sent this
+    // batch, so it would be set already; these checks give a wrong core time to show itself.
+    for _ in 0..20 {
+        assert!(
+            !b.is_ready(),
+            "ready while the shard has not applied the log"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    b.owner.send(OwnerMsg::Applied { shard: 0, seq }).unwrap();
+    b.wait_ready();
+    // And writes are accepted again.
+    assert_eq!(
+        b.write(upsert_op(2), Duration::from_secs(5)),
+        Ok(WriteOutcome::Updated)
+    );
 }
