@@ -253,8 +253,7 @@ impl Config {
             None => FileConfig::default(),
             Some(path) => match std::fs::read_to_string(path) {
                 Err(e) => return Err(format!("cannot read config file {}: {e}", path.display())),
-                Ok(text) => toml::from_str(&text)
-                    .map_err(|e| format!("config file {}: {}", path.display(), e.message()))?,
+                Ok(text) => toml::from_str(&text).map_err(|e| toml_problem(path, &text, &e))?,
             },
         };
         let listen = args
@@ -292,7 +291,10 @@ impl Config {
         let kafka = kafka_brokers.map(|brokers| KafkaConfig {
             brokers,
             topic: kafka_topic.unwrap_or_else(|| DEFAULT_KAFKA_TOPIC.to_string()),
-            core: kafka_core.or_else(|| cpus.last().copied()).unwrap_or(0),
+            // The contract's default: the last CPU of the affinity mask, whatever --cpus names,
+            // so that `--cpus` choosing the shards' CPUs leaves the Kafka thread off them when
+            // the mask has a CPU to spare.
+            core: kafka_core.or_else(|| allowed.last().copied()).unwrap_or(0),
         });
         // With Kafka on, the Kafka core is taken out of the shard CPUs when there is more than one.
         let mut shard_cpus: Vec<usize> = match &kafka {
@@ -573,6 +575,25 @@ pub fn check_broker_list(list: &str) -> Result<(), String> {
         crate::names::Address::check(entry).map_err(|e| format!("{e} (entries are host:port)"))?;
     }
     Ok(())
+}
+
+/// A config file's TOML error as one line (the exit-status-2 message is one line, and the TOML
+/// parser's messages run over several): where it is, then what.
+fn toml_problem(path: &std::path::Path, text: &str, e: &toml::de::Error) -> String {
+    let what = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("config file {}, line {line}: {what}", path.display())
+        }
+        None => format!("config file {}: {what}", path.display()),
+    }
 }
 
 /// Parses a CPU list such as `1,3-5` into `[1, 3, 4, 5]`.

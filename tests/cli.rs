@@ -157,12 +157,19 @@ fn bad_environment_value_exits_2_with_one_line() {
 #[test]
 fn bad_config_file_exits_2_with_one_line() {
     let dir = TempDir::new("cli-config");
-    let cfg = dir.write("bad.toml", b"this is = = not toml\n");
     let listen = format!("127.0.0.1:{}", free_port());
-    assert_bad_invocation(
-        &["--listen", &listen, "--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    // The TOML parser's own messages for these run over two lines.
+    for (name, text) in [
+        ("bad.toml", &b"this is = = not toml\n"[..]),
+        ("unfinished.toml", b"shards = 1\nlisten = \n"),
+        ("unquoted.toml", b"listen = \"x\n"),
+    ] {
+        let cfg = dir.write(name, text);
+        assert_bad_invocation(
+            &["--listen", &listen, "--config", cfg.to_str().unwrap()],
+            &[],
+        );
+    }
 }
 
 #[test]

@@ -63,6 +63,20 @@ fn kafka_core_is_taken_out_of_the_shards() {
 }
 
 #[test]
+fn the_default_kafka_core_is_the_last_cpu_of_the_affinity_mask() {
+    // --cpus names the shards' CPUs; the Kafka thread goes to the mask's last CPU (contract §7),
+    // not onto one of them.
+    let args = Args {
+        cpus: Some("0-1".into()),
+        kafka_brokers: Some("127.0.0.1:9092".into()),
+        ..Args::default()
+    };
+    let config = config(args).unwrap();
+    assert_eq!(config.kafka.unwrap().core, 3);
+    assert_eq!(config.shard_cpus, vec![0, 1]);
+}
+
+#[test]
 fn cpus_must_be_in_the_affinity_mask() {
     let args = Args {
         cpus: Some("2-3".into()),
@@ -248,4 +262,13 @@ fn idle_polling_can_come_from_the_file() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(from_file.idle_poll, Duration::from_micros(30));
     assert!(flag_wins.idle_poll.is_zero());
+}
+
+#[test]
+fn a_toml_error_is_one_line_that_says_where() {
+    let text = "shards = 1\nlisten = \n";
+    let e = toml::from_str::<FileConfig>(text).unwrap_err();
+    let line = toml_problem(std::path::Path::new("gw.toml"), text, &e);
+    assert!(line.starts_with("config file gw.toml, line 2: "), "{line}");
+    assert!(!line.contains('\n'), "{line}");
 }
