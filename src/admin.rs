@@ -125,12 +125,18 @@ fn authorize(shard: &Shard, request: &Request) -> Result<(), GatewayError> {
                 ))
             }
         }
-        None if request.remote.ip().is_loopback() => Ok(()),
+        None if is_loopback(request.remote) => Ok(()),
         None => Err(GatewayError::new(
             ErrorKind::Forbidden,
             "without a registry token, registry writes are accepted from loopback clients only",
         )),
     }
+}
+
+/// Whether a client connected from loopback, an IPv4 one on an IPv6 listener (`[::]`, where it
+/// shows as `::ffff:127.0.0.1`) included.
+fn is_loopback(remote: std::net::SocketAddr) -> bool {
+    remote.ip().to_canonical().is_loopback()
 }
 
 /// The token of an `authorization: Bearer <token>` value. The scheme is case-insensitive and
@@ -227,6 +233,21 @@ mod tests {
         }
         for path in ["/", "/-x", "/--/health", "/users/-/x", "/graphql"] {
             assert!(!is_admin_path(path.as_bytes()), "{path}");
+        }
+    }
+
+    #[test]
+    fn loopback_clients_include_ipv4_ones_on_an_ipv6_listener() {
+        for local in [
+            "127.0.0.1:5",
+            "127.9.9.9:5",
+            "[::1]:5",
+            "[::ffff:127.0.0.1]:5",
+        ] {
+            assert!(is_loopback(local.parse().unwrap()), "{local}");
+        }
+        for remote in ["10.0.0.5:5", "[::ffff:10.0.0.5]:5", "[2001:db8::1]:5"] {
+            assert!(!is_loopback(remote.parse().unwrap()), "{remote}");
         }
     }
 

@@ -418,7 +418,7 @@ fn parse_and_validation_errors_are_200_for_json_and_400_for_graphql_response_jso
 }
 
 #[test]
-fn unsupported_content_type_is_415() {
+fn unsupported_content_type_is_400() {
     let s = setup();
     let body = r#"{"query":"{ __typename }"}"#;
     for (content_type, message) in [
@@ -444,9 +444,9 @@ fn unsupported_content_type_is_415() {
             let r = finish(req, Opts { h2, accept: None });
             assert_errors(
                 &r,
-                415,
+                400,
                 JSON_CT,
-                &json!([{ "message": message, "extensions": { "code": "BAD_REQUEST", "status": 415 } }]),
+                &json!([{ "message": message, "extensions": { "code": "BAD_REQUEST", "status": 400 } }]),
             );
         }
     }

@@ -5,7 +5,10 @@
 //! - not a GraphQL request at all (POST body not JSON or nested deeper than serde_json's limit (127), no
 //!   `query` string, parameters of the wrong type; GET without `query`): 400 with `{"errors":[...]}`
 //!   and no `data`, whatever the media type;
-//! - POST with a `content-type` other than `application/json`: 415;
+//! - POST with a `content-type` other than `application/json`: 400 as well, as Apollo Server answers
+//!   (the contract's status for a POST that is not a GraphQL request; GraphQL-over-HTTP allows 415,
+//!   which the contract does not list). Refused rather than parsed anyway: a form or `text/plain`
+//!   POST is what a browser sends cross-site without a preflight;
 //! - GET of a mutation: 405 (the lead's listener adds `allow: POST`);
 //! - request errors (limits, parse, validation, variables): 200 with `application/json`, but 400 when
 //!   the client accepts `application/graphql-response+json` (preferred over `application/json`),
@@ -88,21 +91,14 @@ pub(crate) fn decode(
             let content_type = request.content_type.unwrap_or_default();
             let essence = content_type.split(';').next().unwrap_or_default().trim();
             if !essence.eq_ignore_ascii_case("application/json") {
-                let message = if content_type.is_empty() {
+                Err(if content_type.is_empty() {
                     "A POST to /graphql needs content-type: application/json.".to_owned()
                 } else {
                     format!("Unsupported content-type \"{content_type}\": a POST to /graphql needs application/json.")
-                };
-                return Err(errors_response(
-                    media,
-                    415,
-                    &[GraphQLError {
-                        status: 415,
-                        ..GraphQLError::request(Code::BadRequest, message)
-                    }],
-                ));
+                })
+            } else {
+                decode_post(request.body)
             }
-            decode_post(request.body)
         }
     }
     .map_err(|message| {

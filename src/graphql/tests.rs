@@ -1090,7 +1090,7 @@ fn get_and_post_status_rules() {
             accept: None,
             body: br#"{"query":"{a}"}"#,
         };
-        assert_eq!(run(&backend, request, &Limits::default()).0, 415);
+        assert_eq!(run(&backend, request, &Limits::default()).0, 400);
     }
 }
 
