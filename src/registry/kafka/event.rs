@@ -101,9 +101,6 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEven
             "node must be 1 to {MAX_NODE_ID_LEN} characters"
         )));
     }
-    if wire.version == 0 {
-        return Err(bad("version must be at least 1".into()));
-    }
     let address = match (wire.op, &wire.address) {
         (Op::Upsert, Some(a)) => Some(Address::parse(a).map_err(|e| bad(e.0))?),
         (Op::Upsert, None) => return Err(bad("an upsert needs an address".into())),
@@ -207,7 +204,6 @@ mod tests {
             ),
             (b"a/b", ok.replace(r#""op":"upsert""#, r#""op":"remove""#)),
             (b"a/b", ok.replace(r#""node":"n""#, r#""node":"""#)),
-            (b"a/b", ok.replace(r#""version":1"#, r#""version":0"#)),
             (b"a/b", ok.replace(r#""version":1"#, r#""version":-1"#)),
             (b"a/b", ok.replace(r#""ts_ms":1,"#, "")),
         ];
@@ -219,5 +215,8 @@ mod tests {
             );
         }
         assert!(decode(None, Some(ok.as_bytes())).is_err());
+        // Any u64 is a version (contract §6), zero included: a key never written is older still.
+        let zero = ok.replace(r#""version":1"#, r#""version":0"#);
+        assert!(decode(Some(b"a/b"), Some(zero.as_bytes())).is_ok(), "{zero}");
     }
 }
