@@ -62,23 +62,26 @@ fn a_request_refused_while_it_is_read_keeps_the_client_request_id() {
         assert_eq!(err["service"], "echo", "h2 {h2}");
     }
     // Refused for its framing, as its head is checked: the head was read whole, so its id and
-    // its service are known.
-    let reply = raw_exchange(
-        gw.addr,
-        b"POST /echo/a HTTP/1.1\r\nHost: gw\r\nX-Request-Id: rid-smuggle\r\n\
-          Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    );
-    let err = assert_error(&reply.response(), 400, "BAD_REQUEST");
-    assert_eq!(err["request_id"], "rid-smuggle");
-    assert_eq!(err["service"], "echo");
-    // An id that is not usable (control characters) is replaced, as on any other answer.
-    let reply = raw_exchange(
-        gw.addr,
-        b"POST /echo/a HTTP/1.1\r\nHost: gw\r\nX-Request-Id: a\tb\r\n\
-          Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    );
-    let err = assert_error(&reply.response(), 400, "BAD_REQUEST");
-    assert_ne!(err["request_id"], "a\tb");
+    // its service are known. An id that is not usable (a control character) is replaced by a
+    // generated one, as on any other answer.
+    for (sent, kept) in [("rid-smuggle", true), ("a\tb", false)] {
+        let req = format!(
+            "POST /echo/a HTTP/1.1\r\nHost: gw\r\nX-Request-Id: {sent}\r\n\
+             Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        );
+        let reply = raw_exchange(gw.addr, req.as_bytes());
+        let err = assert_error(&reply.response(), 400, "BAD_REQUEST");
+        let id = err["request_id"].as_str().unwrap_or_default();
+        if kept {
+            assert_eq!(id, sent);
+        } else {
+            assert!(
+                id.len() == 32 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+                "{id:?}"
+            );
+        }
+        assert_eq!(err["service"], "echo", "{sent:?}");
+    }
 }
 
 #[test]

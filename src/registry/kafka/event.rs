@@ -217,6 +217,9 @@ mod tests {
         assert!(decode(None, Some(ok.as_bytes())).is_err());
         // Any u64 is a version (contract §6), zero included: a key never written is older still.
         let zero = ok.replace(r#""version":1"#, r#""version":0"#);
-        assert!(decode(Some(b"a/b"), Some(zero.as_bytes())).is_ok(), "{zero}");
+        assert!(
+            decode(Some(b"a/b"), Some(zero.as_bytes())).is_ok(),
+            "{zero}"
+        );
     }
 }
