@@ -1,10 +1,16 @@
-//! The start of a shard's drain, as something connection tasks can await.
+//! A shard's drain, in two steps that connection tasks can await.
 //!
 //! A draining shard stops accepting and finishes its in-flight requests (see `shard::run`). An
 //! HTTP/1.1 connection learns of the drain when it next answers (`connection: close`); an HTTP/2
 //! connection may sit idle in `accept` with no request to answer, so it awaits [`Drain::started`]
 //! beside its next stream and sends GOAWAY as soon as the drain begins (RFC 9113 §6.8: the client
 //! then knows which streams were not processed and opens new ones elsewhere).
+//!
+//! An idle HTTP/1.1 keep-alive connection stays open while the process drains, so that a request
+//! sent on it (a client's `/-/ready`, seeing 503) is still answered; when every shard has finished,
+//! each shard [closes](Drain::close) and the connections idle between requests, which await
+//! [`Drain::closing`], close (FIN) instead of being left open with no one to answer them until
+//! the process exits.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -13,11 +19,21 @@ use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
-/// One shard's drain flag and the tasks waiting for it (single-threaded: lives in the shard).
+/// One shard's drain steps and the tasks waiting for them (single-threaded: lives in the shard).
 #[derive(Default)]
 pub struct Drain {
     started: Cell<bool>,
-    waiters: RefCell<Slab<Waker>>,
+    closing: Cell<bool>,
+    /// Waiting for the start, and waiting for the close: apart, so that a slot is never reused
+    /// under a waiter of the other step.
+    waiters: [RefCell<Slab<Waker>>; 2],
+}
+
+/// The two steps, as indexes into [`Drain::waiters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Started = 0,
+    Closing = 1,
 }
 
 impl Drain {
@@ -26,10 +42,34 @@ impl Drain {
         self.started.get()
     }
 
+    /// Whether the shard is closing its idle connections (its drain is over).
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
     /// Starts the drain and wakes every task waiting for it.
     pub fn start(&self) {
         self.started.set(true);
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        self.wake(Step::Started);
+    }
+
+    /// Tells the connections idle between requests to close (the drain is over).
+    pub fn close(&self) {
+        self.started.set(true);
+        self.closing.set(true);
+        self.wake(Step::Started);
+        self.wake(Step::Closing);
+    }
+
+    fn reached(&self, step: Step) -> bool {
+        match step {
+            Step::Started => self.is_started(),
+            Step::Closing => self.is_closing(),
+        }
+    }
+
+    fn wake(&self, step: Step) {
+        let waiters = std::mem::take(&mut *self.waiters[step as usize].borrow_mut());
         for (_, waker) in waiters {
             waker.wake();
         }
@@ -37,30 +77,41 @@ impl Drain {
 
     /// Resolves once the drain has started. A task may keep one and poll it again and again: it
     /// holds a single waiter slot, freed when it is dropped.
-    pub fn started(&self) -> Started<'_> {
-        Started {
+    pub fn started(&self) -> Reached<'_> {
+        Reached {
             drain: self,
+            step: Step::Started,
+            slot: None,
+        }
+    }
+
+    /// Resolves once the shard closes its idle connections, as [`started`](Self::started) does.
+    pub fn closing(&self) -> Reached<'_> {
+        Reached {
+            drain: self,
+            step: Step::Closing,
             slot: None,
         }
     }
 }
 
-/// The future returned by [`Drain::started`].
+/// The future returned by [`Drain::started`] and [`Drain::closing`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct Started<'a> {
+pub struct Reached<'a> {
     drain: &'a Drain,
+    step: Step,
     slot: Option<usize>,
 }
 
-impl Future for Started<'_> {
+impl Future for Reached<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.drain.is_started() {
+        if self.drain.reached(self.step) {
             self.slot = None;
             return Poll::Ready(());
         }
-        let mut waiters = self.drain.waiters.borrow_mut();
+        let mut waiters = self.drain.waiters[self.step as usize].borrow_mut();
         match self.slot.and_then(|slot| waiters.get_mut(slot)) {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             Some(waker) => waker.clone_from(cx.waker()),
@@ -74,11 +125,13 @@ impl Future for Started<'_> {
     }
 }
 
-impl Drop for Started<'_> {
+impl Drop for Reached<'_> {
     fn drop(&mut self) {
-        // Once the drain has started the slab is empty and every slot is stale.
-        if let (Some(slot), false) = (self.slot, self.drain.is_started()) {
-            self.drain.waiters.borrow_mut().try_remove(slot);
+        // Once its step is reached its slab is empty and every slot is stale.
+        if let (Some(slot), false) = (self.slot, self.drain.reached(self.step)) {
+            self.drain.waiters[self.step as usize]
+                .borrow_mut()
+                .try_remove(slot);
         }
     }
 }
@@ -108,12 +161,12 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(kept.as_mut().poll(&mut cx), Poll::Pending);
         }
-        assert_eq!(drain.waiters.borrow().len(), 1);
+        assert_eq!(drain.waiters[0].borrow().len(), 1);
         // A dropped waiter gives its slot back.
         let mut other = Box::pin(drain.started());
         assert_eq!(other.as_mut().poll(&mut cx), Poll::Pending);
         drop(other);
-        assert_eq!(drain.waiters.borrow().len(), 1);
+        assert_eq!(drain.waiters[0].borrow().len(), 1);
 
         drain.start();
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
@@ -122,5 +175,29 @@ mod tests {
             Box::pin(drain.started()).as_mut().poll(&mut cx),
             Poll::Ready(())
         );
+    }
+
+    #[test]
+    fn closing_waiters_sleep_through_the_start_and_wake_at_the_close() {
+        let drain = Drain::default();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut closing = Box::pin(drain.closing());
+        assert_eq!(closing.as_mut().poll(&mut cx), Poll::Pending);
+        drain.start();
+        assert_eq!(count.0.load(Ordering::Relaxed), 0, "not woken by the start");
+        assert_eq!(closing.as_mut().poll(&mut cx), Poll::Pending);
+        // A start waiter taken after the start resolves at once; its slab stays empty, so no
+        // slot of the other step is ever touched by it.
+        assert_eq!(
+            Box::pin(drain.started()).as_mut().poll(&mut cx),
+            Poll::Ready(())
+        );
+        assert_eq!(drain.waiters[1].borrow().len(), 1);
+        drain.close();
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(closing.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert!(drain.is_started() && drain.is_closing());
     }
 }

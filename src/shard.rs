@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,10 @@ pub struct Process {
     pub registry_metrics: Arc<RegistryMetrics>,
     /// The registry has caught up with the cluster log.
     pub ready: AtomicBool,
+    /// While draining: shards that still have requests in flight or HTTP/2 connections open (as
+    /// each last looked, every [`DRAIN_POLL`]). Every shard keeps its idle connections open, and
+    /// answering, until this is zero (see [`crate::drain`]). Touched only while draining.
+    pub busy_shards: AtomicUsize,
 }
 
 impl Process {
@@ -47,6 +51,7 @@ impl Process {
             metrics: (0..shards).map(|_| Arc::default()).collect(),
             registry_metrics: Arc::default(),
             ready: AtomicBool::new(false),
+            busy_shards: AtomicUsize::new(shards),
         }
     }
 }
@@ -110,8 +115,19 @@ impl Shard {
     }
 
     /// Resolves once the shard starts draining (see [`crate::drain`]).
-    pub fn drain_started(&self) -> crate::drain::Started<'_> {
+    pub fn drain_started(&self) -> crate::drain::Reached<'_> {
         self.drain.started()
+    }
+
+    /// Whether the shard is closing its idle connections: its drain, and every other shard's, is
+    /// over.
+    pub fn is_closing(&self) -> bool {
+        self.drain.is_closing()
+    }
+
+    /// Resolves once the shard closes its idle connections (see [`crate::drain`]).
+    pub fn drain_closing(&self) -> crate::drain::Reached<'_> {
+        self.drain.closing()
     }
 
     /// Counts an open HTTP/2 client connection until the guard drops: a draining shard waits for
@@ -268,9 +284,31 @@ pub async fn run(start: ShardStart) {
     .await;
     drop(listener);
     let deadline = Instant::now() + shard.config.grace_period;
-    while (shard.in_flight.get() > 0 || shard.h2_open.get() > 0) && Instant::now() < deadline {
+    // Every shard counts itself busy until it first finds itself idle; the process is done when
+    // none is busy. A shard that is idle goes on answering requests on its open connections (with
+    // `connection: close`) until then, and becomes busy again if one arrives.
+    let busy_shards = &shard.process.busy_shards;
+    let mut counted_busy = true;
+    loop {
+        let busy = shard.in_flight.get() > 0 || shard.h2_open.get() > 0;
+        if busy != counted_busy {
+            if busy {
+                busy_shards.fetch_add(1, Ordering::AcqRel);
+            } else {
+                busy_shards.fetch_sub(1, Ordering::AcqRel);
+            }
+            counted_busy = busy;
+        }
+        let all_idle = !busy && busy_shards.load(Ordering::Acquire) == 0;
+        if all_idle || Instant::now() >= deadline {
+            break;
+        }
         glommio::timer::sleep(DRAIN_POLL).await;
     }
+    // Idle keep-alive connections close now (FIN), rather than stay open unanswered until the
+    // process exits; yielding once lets their tasks, woken by the close, run before this returns.
+    shard.drain.close();
+    futures_lite::future::yield_now().await;
     tracing::debug!(
         shard = shard.id,
         left = shard.in_flight.get(),

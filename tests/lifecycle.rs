@@ -238,6 +238,82 @@ fn sigterm_sends_goaway_to_http2_connections_and_finishes_their_streams() {
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
 
+#[test]
+fn a_draining_gateway_answers_on_every_idle_connection_then_closes_them() {
+    // Two shards: the kernel spreads the connections over both, so some idle connections sit on
+    // a shard with nothing in flight while the other shard's call keeps the process draining.
+    let mut gw = Gateway::builder().shards(Some(2)).start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let open = |n| -> Vec<RawConn> {
+        (0..n)
+            .map(|_| {
+                let mut c = RawConn::connect(gw.addr);
+                c.send(b"GET /-/health HTTP/1.1\r\nHost: x\r\n\r\n");
+                assert_eq!(c.read_response(false).status, 200);
+                c
+            })
+            .collect()
+    };
+    let (asking, silent) = (open(8), open(8));
+    let slow = slow_call_in_flight(&gw, 3000);
+    gw.proc.signal(libc::SIGTERM);
+    // Every kept-alive connection still gets an answer while the process drains: 503 from
+    // /-/ready once its shard has seen the drain, and the connection closed after it.
+    for mut c in asking {
+        let mut answered = None;
+        for _ in 0..400 {
+            c.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
+            let r = c.read_response(false);
+            if r.status == 503 {
+                answered = Some(r);
+                break;
+            }
+            assert_eq!(r.status, 200);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let r = answered.expect("/-/ready never turned 503 during the drain");
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(c.expect_closed(), "closed after its answer");
+    }
+    assert_eq!(slow.join().expect("slow call").status, 200);
+    // Once the drain is over the connections that stayed idle are closed, with nothing sent.
+    for mut c in silent {
+        assert!(c.expect_closed(), "an idle connection was left open");
+    }
+    let status = gw.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
+}
+
+#[test]
+fn an_http2_call_longer_than_the_idle_timeout_is_answered_then_the_connection_idles_out() {
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--idle-timeout-ms", "300"])
+        .start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let mut c = h2_raw(&gw);
+    // Four idle timeouts long: the connection is busy, not idle, while its stream is open.
+    h2_get_stream_1(&mut c, "/echo/delay/1200");
+    let frames = h2_frames_until_close(&mut c);
+    let answer = frames
+        .iter()
+        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
+        .expect("response headers on stream 1");
+    assert_eq!(answer.payload.first(), Some(&0x88), "status 200");
+    let end = frames.iter().position(|f| {
+        f.stream == 1
+            && f.flags & FLAG_END_STREAM != 0
+            && (f.kind == FRAME_DATA || f.kind == FRAME_HEADERS)
+    });
+    let goaway = frames.iter().position(|f| f.kind == FRAME_GOAWAY);
+    assert!(end.is_some(), "stream 1 ended");
+    // Then idle: closed with GOAWAY, not cut off.
+    assert!(
+        goaway > end,
+        "GOAWAY after the answer: {goaway:?} vs {end:?}"
+    );
+}
+
 /// A gateway whose calls may take a minute, with the echo backend registered.
 fn patient_gateway() -> (Gateway, Echo) {
     let gw = Gateway::builder()

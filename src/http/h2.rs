@@ -8,6 +8,7 @@
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -61,46 +62,100 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
         _ => return,
     };
     let _open = shard.h2_connection();
-    let active = Rc::new(Cell::new(0usize));
+    let streams = Rc::new(OpenStreams::default());
     let mut shutting_down = false;
     // Kept across turns: one waiter slot for the connection's life.
     let mut drain = std::pin::pin!(shard.drain_started());
     loop {
-        // `None`: time to send GOAWAY (idle for the idle timeout, or the shard is draining).
-        let next: Option<Accepted> = if shutting_down {
+        let turn = if shutting_down {
             // GOAWAY is out: let the open streams finish; `accept` ends when they have.
-            Some(conn.accept().await)
+            Turn::Stream(conn.accept().await)
         } else {
-            let accept = async { Some(conn.accept().await) };
+            let accept = async { Turn::Stream(conn.accept().await) };
             let drain = async {
                 drain.as_mut().await;
-                None
+                Turn::GoAway
             };
             let next = futures_lite::future::or(accept, drain);
-            // While streams are open the connection is busy; otherwise it may idle out.
-            if active.get() == 0 {
+            // While streams are open the connection is busy; once none is, it may idle out.
+            if streams.open.get() == 0 {
                 crate::timeout::within(config.idle_timeout, next)
                     .await
-                    .flatten()
+                    .unwrap_or(Turn::GoAway)
             } else {
-                next.await
+                let idle = async {
+                    streams.all_closed().await;
+                    Turn::Idle
+                };
+                futures_lite::future::or(next, idle).await
             }
         };
-        let Some(next) = next else {
-            conn.graceful_shutdown();
-            shutting_down = true;
-            continue;
+        let (request, respond) = match turn {
+            Turn::Idle => continue,
+            Turn::GoAway => {
+                conn.graceful_shutdown();
+                shutting_down = true;
+                continue;
+            }
+            Turn::Stream(Some(Ok(stream))) => stream,
+            Turn::Stream(_) => break,
         };
-        let Some(Ok((request, respond))) = next else {
-            break;
-        };
-        active.set(active.get() + 1);
-        let (shard, active) = (shard.clone(), active.clone());
+        streams.opened();
+        let (shard, streams) = (shard.clone(), streams.clone());
         glommio::spawn_local(async move {
             serve_stream(&shard, request, respond, remote).await;
-            active.set(active.get() - 1);
+            streams.closed();
         })
         .detach();
+    }
+}
+
+/// What ends one wait of a connection's loop.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one turn's outcome, matched at once; boxing the stream would allocate per request"
+)]
+enum Turn {
+    /// A new stream, the connection's end (`None`) or its failure.
+    Stream(Accepted),
+    /// Time to send GOAWAY: idle for the idle timeout, or the shard is draining.
+    GoAway,
+    /// The last open stream ended: the idle timer starts.
+    Idle,
+}
+
+/// The streams a connection is serving, and its task, waiting for the last one to end so that
+/// its idle timer starts then (not only when the next stream or frame arrives).
+#[derive(Default)]
+struct OpenStreams {
+    open: Cell<usize>,
+    waiting: Cell<Option<Waker>>,
+}
+
+impl OpenStreams {
+    fn opened(&self) {
+        self.open.set(self.open.get() + 1);
+    }
+
+    fn closed(&self) {
+        self.open.set(self.open.get() - 1);
+        if self.open.get() == 0 {
+            if let Some(waker) = self.waiting.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Resolves once no stream is open.
+    fn all_closed(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.open.get() == 0 {
+                Poll::Ready(())
+            } else {
+                self.waiting.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
     }
 }
 

@@ -237,7 +237,14 @@ pub fn serve_connection(
             // Boxed (one allocation per HTTP/2 connection, not per request): the HTTP/2 server's
             // state is the largest branch and would otherwise size every connection's task, idle
             // HTTP/1.1 keep-alive connections included.
-            Some(true) => Box::pin(h2::serve(shard, stream, buf.freeze(), remote)).await,
+            Some(true) => {
+                // The HTTP/2 server has its own idle timer, which counts only time without open
+                // streams and ends with GOAWAY; this one would cut a long call off mid-stream.
+                if stream.set_read_timeout(None).is_err() {
+                    return;
+                }
+                Box::pin(h2::serve(shard, stream, buf.freeze(), remote)).await
+            }
             Some(false) => h1::serve(&shard, &mut stream, buf, remote).await,
             None => {}
         }

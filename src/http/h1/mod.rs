@@ -469,7 +469,18 @@ async fn read_head<A>(
         }
         let read = match deadline {
             Some(until) => read_more(stream, &mut bufs.read, until).await,
-            None => read_idle(stream, bufs, config.idle_timeout).await,
+            // Between requests a connection closes once the drain is over (see `crate::drain`):
+            // left open, it would get no answer until the process exited (a pooled client,
+            // HAProxy, would lose the request it sent on it).
+            None if shard.is_closing() => return Ok(None),
+            None => {
+                let closing = async {
+                    shard.drain_closing().await;
+                    Read::Closed
+                };
+                futures_lite::future::or(read_idle(stream, bufs, config.idle_timeout), closing)
+                    .await
+            }
         };
         match read {
             Read::Data => {}
