@@ -131,7 +131,7 @@ pub struct Args {
     #[arg(long, env = "SWITCHYARD_IDLE_POLL_US")]
     pub idle_poll_us: Option<u64>,
     /// Also start the sample backend in-process and register it (services `echo` and `users`)
-    #[arg(long, env = "SWITCHYARD_DEMO")]
+    #[arg(long, env = "SWITCHYARD_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
 }
 

@@ -305,3 +305,37 @@ fn too_little_locked_memory_says_which_ulimit_is_needed() {
         "ulimit -l",
     );
 }
+
+/// The README's first command (`cargo run --release -- --demo`): the gateway with the sample
+/// backend registered as `echo` and `users`, answering REST over HTTP/1.1 and HTTP/2 and GraphQL,
+/// no Kafka. Started through its environment variable, which takes 1 as well as true.
+#[test]
+fn the_demo_answers_rest_and_graphql_at_once() {
+    let gw = Gateway::builder().env("SWITCHYARD_DEMO", "1").start();
+    let registered = || {
+        let r = gw.get("/-/services");
+        r.status == 200 && r.text().contains("\"echo\"") && r.text().contains("\"users\"")
+    };
+    assert!(
+        poll_until(500, registered),
+        "the demo backend was never registered"
+    );
+    let r = gw.get("/echo/hello?name=world");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["query"], "name=world");
+    let r = gw.get_h2("/users/json/users/1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = http("POST", gw.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ users(path: \"/json/users\") { name } }"}"#)
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let users = &r.json()["data"]["users"];
+    assert!(
+        users
+            .as_array()
+            .is_some_and(|u| !u.is_empty() && u[0]["name"].is_string()),
+        "{}",
+        r.text()
+    );
+}
