@@ -7,9 +7,10 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Accept queue length asked of the kernel (capped by `net.core.somaxconn`; see tuning/sysctl.conf):
-/// deep enough to absorb a reconnect storm from HAProxy.
-const LISTEN_BACKLOG: i32 = 4096;
+/// Accept queue length asked of the kernel, which caps it at `net.core.somaxconn` (4096 by
+/// default; tuning/sysctl.conf raises it to this): deep enough to absorb a reconnect storm from
+/// HAProxy. Asking for no more than the default made the sysctl a no-op.
+const LISTEN_BACKLOG: i32 = 65535;
 
 /// Fails with a clear message when `addr` is taken by anything, even another SO_REUSEPORT socket:
 /// binding without SO_REUSEPORT first means two gateways never silently share a port.
