@@ -223,17 +223,7 @@ fn sigterm_sends_goaway_to_http2_connections_and_finishes_their_streams() {
     assert!(goaway.is_some(), "the busy connection gets GOAWAY too");
     // The stream opened before the drain is answered in full: `:status 200` (static index 8) and
     // its body, ended.
-    let answer = frames
-        .iter()
-        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
-        .expect("response headers on stream 1");
-    assert_eq!(answer.payload.first(), Some(&0x88), "status 200");
-    assert!(
-        frames.iter().any(|f| f.stream == 1
-            && f.flags & FLAG_END_STREAM != 0
-            && (f.kind == FRAME_DATA || f.kind == FRAME_HEADERS)),
-        "stream 1 ended"
-    );
+    stream_1_answered(&frames);
     let status = gw.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
@@ -295,23 +285,31 @@ fn an_http2_call_longer_than_the_idle_timeout_is_answered_then_the_connection_id
     // Four idle timeouts long: the connection is busy, not idle, while its stream is open.
     h2_get_stream_1(&mut c, "/echo/delay/1200");
     let frames = h2_frames_until_close(&mut c);
+    let end = stream_1_answered(&frames);
+    // Then idle: closed with GOAWAY, not cut off.
+    let goaway = frames.iter().position(|f| f.kind == FRAME_GOAWAY);
+    assert!(
+        goaway > Some(end),
+        "GOAWAY after the answer: {goaway:?} vs {end}"
+    );
+}
+
+/// Checks that stream 1 was answered `:status 200` (static index 8) and ended among `frames`;
+/// returns the index of the frame that ended it.
+fn stream_1_answered(frames: &[Frame]) -> usize {
     let answer = frames
         .iter()
         .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
         .expect("response headers on stream 1");
     assert_eq!(answer.payload.first(), Some(&0x88), "status 200");
-    let end = frames.iter().position(|f| {
-        f.stream == 1
-            && f.flags & FLAG_END_STREAM != 0
-            && (f.kind == FRAME_DATA || f.kind == FRAME_HEADERS)
-    });
-    let goaway = frames.iter().position(|f| f.kind == FRAME_GOAWAY);
-    assert!(end.is_some(), "stream 1 ended");
-    // Then idle: closed with GOAWAY, not cut off.
-    assert!(
-        goaway > end,
-        "GOAWAY after the answer: {goaway:?} vs {end:?}"
-    );
+    frames
+        .iter()
+        .position(|f| {
+            f.stream == 1
+                && f.flags & FLAG_END_STREAM != 0
+                && (f.kind == FRAME_DATA || f.kind == FRAME_HEADERS)
+        })
+        .expect("stream 1 ended")
 }
 
 /// A gateway whose calls may take a minute, with the echo backend registered.
