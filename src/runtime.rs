@@ -113,21 +113,25 @@ pub fn run(config: Config) -> Result<(), String> {
         "switchyard listening on {} (shards: {})",
         config.listen, shards
     );
+    let mut early_signal = None;
     if config.demo {
-        // In a cluster, registrations are refused until the registry has caught up.
+        // In a cluster, registrations are refused until the registry has caught up. A SIGTERM
+        // meanwhile stops the wait (and the gateway) at once.
         let deadline = std::time::Instant::now() + DEMO_READY_WAIT;
-        while !process.ready.load(Ordering::Relaxed) {
+        while !process.ready.load(Ordering::Relaxed) && early_signal.is_none() {
             if std::time::Instant::now() >= deadline {
                 return Err(format!(
                     "--demo: the registry did not catch up with the cluster log within {} s",
                     DEMO_READY_WAIT.as_secs()
                 ));
             }
-            std::thread::sleep(DEMO_READY_POLL);
+            early_signal = crate::sys::termination_within(DEMO_READY_POLL);
         }
-        start_demo(&config)?;
+        if early_signal.is_none() {
+            start_demo(&config)?;
+        }
     }
-    let signal = crate::sys::wait_for_termination();
+    let signal = early_signal.unwrap_or_else(crate::sys::wait_for_termination);
     tracing::info!(signal, "draining");
     for link in links.iter() {
         link.send(ShardMsg::Drain);

@@ -168,6 +168,24 @@ pub fn wait_for_termination() -> i32 {
     }
 }
 
+/// Waits up to `limit` for SIGTERM or SIGINT (blocked beforehand): the signal, or `None` if none
+/// came.
+pub fn termination_within(limit: std::time::Duration) -> Option<i32> {
+    let timeout = libc::timespec {
+        tv_sec: limit.as_secs() as libc::time_t,
+        tv_nsec: limit.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: as above; sigtimedwait reads the set and the timeout, and writes no siginfo (null).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        let sig = libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout);
+        (sig > 0).then_some(sig)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::peer_closed;

@@ -339,3 +339,20 @@ fn the_demo_answers_rest_and_graphql_at_once() {
         r.text()
     );
 }
+
+/// `--demo` waits for the registry to catch up before it registers the sample backend; a SIGTERM
+/// during that wait (here: a cluster whose broker is not there) stops the gateway at once, with
+/// status 0, instead of after the wait's 30 s with an error.
+#[test]
+fn sigterm_while_the_demo_waits_for_the_cluster_exits_0() {
+    let dead = DeadAddr::new();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut cmd = Command::new(GATEWAY_BIN);
+    cmd.args(["--demo", "--shards", "1", "--listen", &listen])
+        .args(["--kafka-brokers", &dead.addr]);
+    let mut p = Proc::spawn("switchyard", cmd);
+    p.wait_stdout_line("switchyard listening on");
+    p.signal(libc::SIGTERM);
+    let status = p.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", p.describe());
+}
