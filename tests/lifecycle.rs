@@ -151,9 +151,19 @@ fn h2_raw(gw: &Gateway) -> RawConn {
 /// Sends `GET http://x{path}` as stream 1: one HEADERS frame with END_STREAM | END_HEADERS, its
 /// block HPACK literals without Huffman (`:path` and `:authority` with indexed names).
 fn h2_get_stream_1(c: &mut RawConn, path: &str) {
+    h2_get_stream_1_with_host(c, path, None);
+}
+
+/// [`h2_get_stream_1`], with a `host` header beside `:authority` when `host` is given.
+fn h2_get_stream_1_with_host(c: &mut RawConn, path: &str, host: Option<&str>) {
     let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
     block.extend_from_slice(path.as_bytes());
     block.extend_from_slice(&[0x41, 1, b'x']);
+    if let Some(host) = host {
+        // Literal without indexing, indexed name `host` (static index 38).
+        block.extend_from_slice(&[0x0f, 38 - 15, host.len() as u8]);
+        block.extend_from_slice(host.as_bytes());
+    }
     let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
     headers.extend_from_slice(&block);
     c.send(&headers);
@@ -292,6 +302,35 @@ fn an_http2_call_longer_than_the_idle_timeout_is_answered_then_the_connection_id
         goaway > Some(end),
         "GOAWAY after the answer: {goaway:?} vs {end}"
     );
+}
+
+#[test]
+fn over_http2_the_authority_is_the_host_the_backend_sees() {
+    // The connection idles out after the answer, which ends the read below.
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--idle-timeout-ms", "300"])
+        .start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let mut c = h2_raw(&gw);
+    // RFC 9113 §8.3.1: :authority stands over a `host` header that differs.
+    h2_get_stream_1_with_host(&mut c, "/echo/hello", Some("b.example"));
+    let frames = h2_frames_until_close(&mut c);
+    stream_1_answered(&frames);
+    let body: Vec<u8> = frames
+        .iter()
+        .filter(|f| f.kind == FRAME_DATA && f.stream == 1)
+        .flat_map(|f| f.payload.iter().copied())
+        .collect();
+    let seen: serde_json::Value = serde_json::from_slice(&body).expect("the echo's JSON");
+    let hosts: Vec<_> = seen["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == "host")
+        .map(|h| h[1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hosts, ["x"]);
 }
 
 /// Checks that stream 1 was answered `:status 200` (static index 8) and ended among `frames`;

@@ -430,3 +430,26 @@ fn headers_nominated_by_connection_are_not_forwarded() {
     assert!(!names.contains(&"x-private".to_string()), "{names:?}");
     assert!(names.contains(&"x-public".to_string()), "{names:?}");
 }
+
+#[test]
+fn an_absolute_form_target_names_the_host_the_backend_sees() {
+    let (gw, _echo) = setup();
+    // RFC 9112 §3.2.2: a server takes the host from an absolute-form target, not from Host.
+    let reply = raw_exchange(
+        gw.addr,
+        b"GET http://other.example:81/echo/hello?x=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let r = reply.response();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = r.json();
+    assert_eq!(seen["path"], "/hello");
+    assert_eq!(seen["query"], "x=1");
+    let hosts: Vec<_> = seen["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == "host")
+        .map(|h| h[1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hosts, ["other.example:81"]);
+}

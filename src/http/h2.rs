@@ -237,16 +237,23 @@ async fn read_parts(
         return Err(e);
     }
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
-    // HTTP/1.1 backends and the REST contract both expect a Host; HTTP/2 carries it as :authority.
-    if let Some(authority) = parts.uri.authority() {
-        if !parts.headers.contains_key(http::header::HOST) {
-            headers.push(Field::new(
-                Bytes::from_static(b"host"),
-                Bytes::copy_from_slice(authority.as_str().as_bytes()),
-            ));
-        }
+    // HTTP/1.1 backends and the REST contract both expect a Host; HTTP/2 carries it as :authority,
+    // which stands over a `host` header that differs (RFC 9113 §8.3.1; userinfo dropped).
+    let authority = parts.uri.authority().map(|a| {
+        a.as_str()
+            .rsplit_once('@')
+            .map_or(a.as_str(), |(_, host)| host)
+    });
+    if let Some(authority) = authority {
+        headers.push(Field::new(
+            Bytes::from_static(b"host"),
+            Bytes::copy_from_slice(authority.as_bytes()),
+        ));
     }
     for (name, value) in &parts.headers {
+        if authority.is_some() && name == http::header::HOST {
+            continue;
+        }
         if !crate::utf8::is_text(value.as_bytes()) {
             return Err(GatewayError::bad_request(format!(
                 "header `{name}` has a value that is not UTF-8"

@@ -228,7 +228,7 @@ fn read_fields(
         .map_err(|_| GatewayError::bad_request("malformed method"))?;
     crate::http::check_method(&method)?;
     let target = slice(spans.target);
-    let target = origin_form(target)?;
+    let (authority, target) = split_target(target)?;
     let (path, query) = crate::http::Request::split_target(target);
 
     let mut headers = std::mem::take(spare);
@@ -280,6 +280,16 @@ fn read_fields(
             _ => {}
         }
         headers.push(field);
+    }
+    // An absolute-form target's authority is the request's host, whatever Host said.
+    if let Some(authority) = authority {
+        match headers.iter_mut().find(|f| f.name.as_ref() == b"host") {
+            Some(host) => host.value = authority,
+            None => headers.push(Field {
+                name: Bytes::from_static(b"host"),
+                value: authority,
+            }),
+        }
     }
     if chunked && content_length.is_some() {
         return Err(GatewayError::bad_request(
@@ -334,22 +344,38 @@ fn parse_content_length(value: &[u8]) -> Result<u64, GatewayError> {
 /// Reduces a request target to origin form (`/path?query`); absolute-form targets (`http://host/p`)
 /// are accepted as RFC 9112 asks of servers. Takes the target, which is usually the result.
 fn origin_form(target: Bytes) -> Result<Bytes, GatewayError> {
+    split_target(target).map(|(_, target)| target)
+}
+
+/// [`origin_form`], and the authority of an absolute-form target (userinfo dropped), which
+/// stands for the Host header (RFC 9112 §3.2.2: a server ignores Host then).
+fn split_target(target: Bytes) -> Result<(Option<Bytes>, Bytes), GatewayError> {
     if target.first() == Some(&b'/') {
-        return Ok(target);
+        return Ok((None, target));
     }
     for scheme in [&b"http://"[..], b"https://"] {
         if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
             let rest = target.slice(scheme.len()..);
-            return Ok(match rest.iter().position(|&c| c == b'/' || c == b'?') {
-                Some(i) if rest[i] == b'/' => rest.slice(i..),
-                Some(i) => {
-                    let mut t = BytesMut::with_capacity(rest.len() - i + 1);
+            let end = rest
+                .iter()
+                .position(|&c| c == b'/' || c == b'?')
+                .unwrap_or(rest.len());
+            let authority = rest.slice(..end);
+            let host = match authority.iter().rposition(|&c| c == b'@') {
+                Some(at) => authority.slice(at + 1..),
+                None => authority,
+            };
+            let path = match rest.get(end) {
+                Some(b'/') => rest.slice(end..),
+                Some(_) => {
+                    let mut t = BytesMut::with_capacity(rest.len() - end + 1);
                     t.extend_from_slice(b"/");
-                    t.extend_from_slice(&rest[i..]);
+                    t.extend_from_slice(&rest[end..]);
                     t.freeze()
                 }
                 None => Bytes::from_static(b"/"),
-            });
+            };
+            return Ok(((!host.is_empty()).then_some(host), path));
         }
     }
     Err(GatewayError::bad_request(
@@ -535,5 +561,35 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((&h.path[..], &h.query[..]), (&b"/"[..], &b"q"[..]));
+    }
+
+    #[test]
+    fn an_absolute_form_target_names_the_host() {
+        let host = |text: &[u8]| {
+            let h = parse(text).unwrap().unwrap();
+            let hosts: Vec<_> = h
+                .headers
+                .iter()
+                .filter(|f| f.name_str() == "host")
+                .map(|f| f.value_str().to_string())
+                .collect();
+            hosts
+        };
+        // RFC 9112 §3.2.2: the target's authority, not Host.
+        assert_eq!(
+            host(b"GET http://other.example:81/a HTTP/1.1\r\nHost: gw\r\n\r\n"),
+            ["other.example:81"]
+        );
+        assert_eq!(
+            host(b"GET https://u:p@h.example?q HTTP/1.1\r\nHost: gw\r\n\r\n"),
+            ["h.example"]
+        );
+        // HTTP/1.0 needs no Host: the authority becomes one.
+        assert_eq!(
+            host(b"GET http://h.example/ HTTP/1.0\r\n\r\n"),
+            ["h.example"]
+        );
+        // Origin form keeps Host as sent.
+        assert_eq!(host(b"GET /a HTTP/1.1\r\nHost: gw\r\n\r\n"), ["gw"]);
     }
 }
