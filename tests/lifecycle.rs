@@ -286,11 +286,7 @@ fn a_draining_gateway_answers_on_every_idle_connection_then_closes_them() {
 
 #[test]
 fn an_http2_call_longer_than_the_idle_timeout_is_answered_then_the_connection_idles_out() {
-    let gw = Gateway::builder()
-        .shards(Some(1))
-        .args(&["--idle-timeout-ms", "300"])
-        .start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
+    let (gw, _echo) = quickly_idle_gateway();
     let mut c = h2_raw(&gw);
     // Four idle timeouts long: the connection is busy, not idle, while its stream is open.
     h2_get_stream_1(&mut c, "/echo/delay/1200");
@@ -307,11 +303,7 @@ fn an_http2_call_longer_than_the_idle_timeout_is_answered_then_the_connection_id
 #[test]
 fn over_http2_the_authority_is_the_host_the_backend_sees() {
     // The connection idles out after the answer, which ends the read below.
-    let gw = Gateway::builder()
-        .shards(Some(1))
-        .args(&["--idle-timeout-ms", "300"])
-        .start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
+    let (gw, _echo) = quickly_idle_gateway();
     let mut c = h2_raw(&gw);
     // RFC 9113 §8.3.1: :authority stands over a `host` header that differs.
     h2_get_stream_1_with_host(&mut c, "/echo/hello", Some("b.example"));
@@ -323,14 +315,17 @@ fn over_http2_the_authority_is_the_host_the_backend_sees() {
         .flat_map(|f| f.payload.iter().copied())
         .collect();
     let seen: serde_json::Value = serde_json::from_slice(&body).expect("the echo's JSON");
-    let hosts: Vec<_> = seen["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == "host")
-        .map(|h| h[1].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(hosts, ["x"]);
+    assert_eq!(echoed_values(&seen, "host"), ["x"]);
+}
+
+/// A one-shard gateway whose connections idle out after 300 ms, with the echo backend registered.
+fn quickly_idle_gateway() -> (Gateway, Echo) {
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--idle-timeout-ms", "300"])
+        .start();
+    let echo = Echo::registered(&gw, "echo", "e1");
+    (gw, echo)
 }
 
 /// Checks that stream 1 was answered `:status 200` (static index 8) and ended among `frames`;

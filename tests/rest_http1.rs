@@ -444,12 +444,5 @@ fn an_absolute_form_target_names_the_host_the_backend_sees() {
     let seen = r.json();
     assert_eq!(seen["path"], "/hello");
     assert_eq!(seen["query"], "x=1");
-    let hosts: Vec<_> = seen["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == "host")
-        .map(|h| h[1].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(hosts, ["other.example:81"]);
+    assert_eq!(echoed_values(&seen, "host"), ["other.example:81"]);
 }

@@ -1486,6 +1486,15 @@ pub fn echoed_headers(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The values of the headers named `name` in an echoed ForwardingReq, in order.
+pub fn echoed_values(v: &Value, name: &str) -> Vec<String> {
+    echoed_headers(v)
+        .into_iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, value)| value)
+        .collect()
+}
+
 /// `0x00..=0xff` repeated to `len` bytes: a body that catches any text mangling.
 pub fn binary_body(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 256) as u8).collect()
