@@ -141,49 +141,50 @@ pub fn check_io_uring() -> Result<(), String> {
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread and in every thread it starts afterwards, so that
-/// only [`wait_for_termination`] receives them.
-pub fn block_termination_signals() {
-    // SAFETY: the set is initialised by sigemptyset before use.
+/// The signals that stop the gateway: SIGTERM and SIGINT.
+fn termination_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before sigaddset adds to it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        set
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread and in every thread it starts afterwards, so that
+/// only [`wait_for_termination`] receives them.
+pub fn block_termination_signals() {
+    let set = termination_signals();
+    // SAFETY: an initialised set; the old mask is not asked for (null).
+    unsafe {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
 /// Waits for SIGTERM or SIGINT (blocked beforehand by [`block_termination_signals`]).
 pub fn wait_for_termination() -> i32 {
-    // SAFETY: as above; sigwait writes the signal number into sig.
+    let set = termination_signals();
+    let mut sig = 0;
+    // SAFETY: an initialised set; sigwait writes the signal number into sig.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        let mut sig = 0;
         libc::sigwait(&set, &mut sig);
-        sig
     }
+    sig
 }
 
 /// Waits up to `limit` for SIGTERM or SIGINT (blocked beforehand): the signal, or `None` if none
 /// came.
 pub fn termination_within(limit: std::time::Duration) -> Option<i32> {
+    let set = termination_signals();
     let timeout = libc::timespec {
         tv_sec: limit.as_secs() as libc::time_t,
         tv_nsec: limit.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: as above; sigtimedwait reads the set and the timeout, and writes no siginfo (null).
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        let sig = libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout);
-        (sig > 0).then_some(sig)
-    }
+    // SAFETY: an initialised set and timeout; no siginfo is asked for (null).
+    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
+    (sig > 0).then_some(sig)
 }
 
 #[cfg(test)]
