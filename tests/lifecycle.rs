@@ -320,10 +320,12 @@ fn over_http2_the_authority_is_the_host_the_backend_sees() {
 
 /// A one-shard gateway whose connections idle out after 300 ms, with the echo backend registered.
 fn quickly_idle_gateway() -> (Gateway, Echo) {
-    let gw = Gateway::builder()
-        .shards(Some(1))
-        .args(&["--idle-timeout-ms", "300"])
-        .start();
+    one_shard_gateway(&["--idle-timeout-ms", "300"])
+}
+
+/// A one-shard gateway started with `args`, with the echo backend registered.
+fn one_shard_gateway(args: &[&str]) -> (Gateway, Echo) {
+    let gw = Gateway::builder().shards(Some(1)).args(args).start();
     let echo = Echo::registered(&gw, "echo", "e1");
     (gw, echo)
 }
@@ -348,12 +350,7 @@ fn stream_1_answered(frames: &[Frame]) -> usize {
 
 /// A gateway whose calls may take a minute, with the echo backend registered.
 fn patient_gateway() -> (Gateway, Echo) {
-    let gw = Gateway::builder()
-        .shards(Some(1))
-        .args(&["--request-timeout-ms", "120000"])
-        .start();
-    let echo = Echo::registered(&gw, "echo", "e1");
-    (gw, echo)
+    one_shard_gateway(&["--request-timeout-ms", "120000"])
 }
 
 #[test]
