@@ -19,60 +19,76 @@ use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
-/// One shard's drain steps and the tasks waiting for them (single-threaded: lives in the shard).
+/// One shard's drain phase and the tasks waiting for its steps (single-threaded: lives in the
+/// shard).
 #[derive(Default)]
 pub struct Drain {
-    started: Cell<bool>,
-    closing: Cell<bool>,
+    phase: Cell<Step>,
     /// Waiting for the start, and waiting for the close: apart, so that a slot is never reused
     /// under a waiter of the other step.
     waiters: [RefCell<Slab<Waker>>; 2],
 }
 
-/// The two steps, as indexes into [`Drain::waiters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a drain stands; each later step implies the earlier ones.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
-    Started = 0,
-    Closing = 1,
+    #[default]
+    Serving,
+    Started,
+    Closing,
+}
+
+impl Step {
+    /// The waiter list of a step that can be awaited.
+    fn waiters(self) -> usize {
+        match self {
+            Step::Serving => unreachable!("nobody waits for the drain not to have started"),
+            Step::Started => 0,
+            Step::Closing => 1,
+        }
+    }
 }
 
 impl Drain {
     /// Whether the drain has started.
     pub fn is_started(&self) -> bool {
-        self.started.get()
+        self.reached(Step::Started)
     }
 
     /// Whether the shard is closing its idle connections (its drain is over).
     pub fn is_closing(&self) -> bool {
-        self.closing.get()
+        self.reached(Step::Closing)
     }
 
     /// Starts the drain and wakes every task waiting for it.
     pub fn start(&self) {
-        self.started.set(true);
-        self.wake(Step::Started);
+        self.advance(Step::Started);
     }
 
     /// Tells the connections idle between requests to close (the drain is over).
     pub fn close(&self) {
-        self.started.set(true);
-        self.closing.set(true);
-        self.wake(Step::Started);
-        self.wake(Step::Closing);
+        self.advance(Step::Closing);
+    }
+
+    /// Moves the drain forward to `step` (never back), waking whoever waits for a step passed.
+    fn advance(&self, step: Step) {
+        let before = self.phase.get();
+        if step <= before {
+            return;
+        }
+        self.phase.set(step);
+        for passed in [Step::Started, Step::Closing] {
+            if before < passed && passed <= step {
+                let waiters = std::mem::take(&mut *self.waiters[passed.waiters()].borrow_mut());
+                for (_, waker) in waiters {
+                    waker.wake();
+                }
+            }
+        }
     }
 
     fn reached(&self, step: Step) -> bool {
-        match step {
-            Step::Started => self.is_started(),
-            Step::Closing => self.is_closing(),
-        }
-    }
-
-    fn wake(&self, step: Step) {
-        let waiters = std::mem::take(&mut *self.waiters[step as usize].borrow_mut());
-        for (_, waker) in waiters {
-            waker.wake();
-        }
+        self.phase.get() >= step
     }
 
     /// Resolves once the drain has started. A task may keep one and poll it again and again: it
@@ -111,7 +127,7 @@ impl Future for Reached<'_> {
             self.slot = None;
             return Poll::Ready(());
         }
-        let mut waiters = self.drain.waiters[self.step as usize].borrow_mut();
+        let mut waiters = self.drain.waiters[self.step.waiters()].borrow_mut();
         match self.slot.and_then(|slot| waiters.get_mut(slot)) {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             Some(waker) => waker.clone_from(cx.waker()),
@@ -129,7 +145,7 @@ impl Drop for Reached<'_> {
     fn drop(&mut self) {
         // Once its step is reached its slab is empty and every slot is stale.
         if let (Some(slot), false) = (self.slot, self.drain.reached(self.step)) {
-            self.drain.waiters[self.step as usize]
+            self.drain.waiters[self.step.waiters()]
                 .borrow_mut()
                 .try_remove(slot);
         }
