@@ -151,14 +151,17 @@ fn h2_raw(gw: &Gateway) -> RawConn {
 /// Sends `GET http://x{path}` as stream 1: one HEADERS frame with END_STREAM | END_HEADERS, its
 /// block HPACK literals without Huffman (`:path` and `:authority` with indexed names).
 fn h2_get_stream_1(c: &mut RawConn, path: &str) {
-    h2_get_stream_1_with_host(c, path, None);
+    h2_get_stream_1_named(c, path, Some("x"), None);
 }
 
-/// [`h2_get_stream_1`], with a `host` header beside `:authority` when `host` is given.
-fn h2_get_stream_1_with_host(c: &mut RawConn, path: &str, host: Option<&str>) {
+/// [`h2_get_stream_1`] with the given `:authority` and `host` header, each left out when `None`.
+fn h2_get_stream_1_named(c: &mut RawConn, path: &str, authority: Option<&str>, host: Option<&str>) {
     let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
     block.extend_from_slice(path.as_bytes());
-    block.extend_from_slice(&[0x41, 1, b'x']);
+    if let Some(authority) = authority {
+        block.extend_from_slice(&[0x41, authority.len() as u8]);
+        block.extend_from_slice(authority.as_bytes());
+    }
     if let Some(host) = host {
         // Literal without indexing, indexed name `host` (static index 38).
         block.extend_from_slice(&[0x0f, 38 - 15, host.len() as u8]);
@@ -306,16 +309,46 @@ fn over_http2_the_authority_is_the_host_the_backend_sees() {
     let (gw, _echo) = quickly_idle_gateway();
     let mut c = h2_raw(&gw);
     // RFC 9113 §8.3.1: :authority stands over a `host` header that differs.
-    h2_get_stream_1_with_host(&mut c, "/echo/hello", Some("b.example"));
+    h2_get_stream_1_named(&mut c, "/echo/hello", Some("x"), Some("b.example"));
     let frames = h2_frames_until_close(&mut c);
     stream_1_answered(&frames);
-    let body: Vec<u8> = frames
+    let seen: serde_json::Value =
+        serde_json::from_slice(&stream_1_body(&frames)).expect("the echo's JSON");
+    assert_eq!(echoed_values(&seen, "host"), ["x"]);
+}
+
+#[test]
+fn over_http2_a_request_needs_an_authority_or_one_host() {
+    let (gw, _echo) = quickly_idle_gateway();
+    // A host header alone names the authority, as in HTTP/1.1.
+    let mut c = h2_raw(&gw);
+    h2_get_stream_1_named(&mut c, "/echo/hello", None, Some("h.example"));
+    let frames = h2_frames_until_close(&mut c);
+    stream_1_answered(&frames);
+    let seen: serde_json::Value =
+        serde_json::from_slice(&stream_1_body(&frames)).expect("the echo's JSON");
+    assert_eq!(echoed_values(&seen, "host"), ["h.example"]);
+    // Neither: malformed (RFC 9113 §8.3.1), refused as nginx refuses it.
+    let mut c = h2_raw(&gw);
+    h2_get_stream_1_named(&mut c, "/echo/hello", None, None);
+    let frames = h2_frames_until_close(&mut c);
+    let answer = frames
+        .iter()
+        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
+        .expect("response headers on stream 1");
+    assert_eq!(answer.payload.first(), Some(&0x8c), "status 400");
+    let error: serde_json::Value =
+        serde_json::from_slice(&stream_1_body(&frames)).expect("the error's JSON");
+    assert_eq!(error["error"]["service"], "echo");
+}
+
+/// The DATA payload of stream 1 among `frames`.
+fn stream_1_body(frames: &[Frame]) -> Vec<u8> {
+    frames
         .iter()
         .filter(|f| f.kind == FRAME_DATA && f.stream == 1)
         .flat_map(|f| f.payload.iter().copied())
-        .collect();
-    let seen: serde_json::Value = serde_json::from_slice(&body).expect("the echo's JSON");
-    assert_eq!(echoed_values(&seen, "host"), ["x"]);
+        .collect()
 }
 
 /// A one-shard gateway whose connections idle out after 300 ms, with the echo backend registered.

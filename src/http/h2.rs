@@ -244,11 +244,19 @@ async fn read_parts(
             .rsplit_once('@')
             .map_or(a.as_str(), |(_, host)| host)
     });
-    if let Some(authority) = authority {
-        headers.push(Field::new(
+    match authority {
+        Some(authority) => headers.push(Field::new(
             Bytes::from_static(b"host"),
             Bytes::copy_from_slice(authority.as_bytes()),
-        ));
+        )),
+        // RFC 9113 §8.3.1: an http request names its authority one way or the other; nginx
+        // refuses one that does not (as HTTP/1.1 refuses a missing or repeated Host).
+        None if parts.headers.get_all(http::header::HOST).iter().count() != 1 => {
+            return Err(GatewayError::bad_request(
+                "HTTP/2 requests need :authority or exactly one host header",
+            ))
+        }
+        None => {}
     }
     for (name, value) in &parts.headers {
         if authority.is_some() && name == http::header::HOST {
