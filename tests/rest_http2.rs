@@ -217,18 +217,32 @@ fn h2_preface_gets_a_settings_frame() {
     assert_eq!(&head[5..9], &[0, 0, 0, 0], "stream 0: {head:?}");
 }
 
+/// h2load's `-N`: how long a connection may go without any frame (a request takes milliseconds).
+const H2LOAD_QUIET_LIMIT: &str = "10s";
+/// h2load's `-T`: how long a connection may stay open at all.
+const H2LOAD_CONNECTION_LIMIT: &str = "60s";
+/// Bound of the whole h2load process, above `-T`.
+const H2LOAD_RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
 #[test]
 fn many_multiplexed_streams_with_h2load() {
     let (gw, _echo) = setup();
     // h2load (nghttp2-client, installed by .ci/install-deps): 200 requests over 2 connections,
-    // up to 20 concurrent streams each. Bounded by -n, not by time.
-    let out = std::process::Command::new("h2load")
-        .args(["-n", "200", "-c", "2", "-m", "20", "-t", "1"])
-        .arg(gw.url("/echo/load"))
-        .output()
-        .unwrap_or_else(|e| panic!("h2load not runnable ({e}); install nghttp2-client"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "h2load failed: {text}");
+    // up to 20 concurrent streams each. The work is bounded by -n; the waits by -N (a connection
+    // quiet that long is closed and its outstanding requests fail) and -T (no connection is kept
+    // longer), so a lost stream fails the test instead of hanging it; and the process by its own
+    // bound in case h2load itself hangs.
+    let mut cmd = std::process::Command::new("h2load");
+    cmd.args(["-n", "200", "-c", "2", "-m", "20", "-t", "1"])
+        .args(["-N", H2LOAD_QUIET_LIMIT, "-T", H2LOAD_CONNECTION_LIMIT])
+        .arg(gw.url("/echo/load"));
+    let out = run_bounded("h2load", cmd, H2LOAD_RUN_LIMIT);
+    let text = &out.stdout;
+    assert!(
+        out.status.success(),
+        "h2load failed: {text}\n{}",
+        out.stderr
+    );
     let line = text
         .lines()
         .find(|l| l.starts_with("requests:"))

@@ -3,6 +3,7 @@
     kafka_peer.py --bootstrap HOST:PORT --topic T read
         Reads the topic from the beginning to its current end and prints one JSON line per record:
         {"partition":..,"offset":..,"key":str|null,"value":str|null,"headers":{name:str}}
+        Fails (exit 1, the partitions left on stderr) if the end is not reached in READ_LIMIT_S.
     kafka_peer.py --bootstrap HOST:PORT --topic T produce KEY VALUE [NODE_ID]
         Produces one record (VALUE "-" means a tombstone) with acks=all and prints
         `produced PARTITION OFFSET` once the broker acknowledged it.
@@ -11,8 +12,15 @@
 import argparse
 import json
 import sys
+import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+# How long `read` may take to reach the end offsets it found: a broker that stops serving the
+# records must fail the test, not hang it (each poll returns {} then, and the loop would go on).
+READ_LIMIT_S = 30.0
+# How long `produce` waits for the broker's acknowledgement.
+PRODUCE_LIMIT_S = 30.0
 
 
 def read(args):
@@ -28,7 +36,13 @@ def read(args):
     consumer.seek_to_beginning(*tps)
     ends = consumer.end_offsets(tps)
     remaining = {tp for tp in tps if ends[tp] > consumer.position(tp)}
+    deadline = time.monotonic() + READ_LIMIT_S
     while remaining:
+        if time.monotonic() >= deadline:
+            left = ", ".join("partition %d at %d of %d" % (tp.partition, consumer.position(tp), ends[tp])
+                             for tp in sorted(remaining))
+            sys.exit("kafka_peer.py read: the end of %s not reached within %.0f s (%s)"
+                     % (args.topic, READ_LIMIT_S, left))
         batch = consumer.poll(timeout_ms=1000)
         for tp, records in batch.items():
             for r in records:
@@ -47,7 +61,7 @@ def produce(args):
     producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks="all")
     headers = [("node-id", args.node_id.encode())] if args.node_id else []
     value = None if args.value == "-" else args.value.encode()
-    meta = producer.send(args.topic, key=args.key.encode(), value=value, headers=headers).get(timeout=30)
+    meta = producer.send(args.topic, key=args.key.encode(), value=value, headers=headers).get(timeout=PRODUCE_LIMIT_S)
     print(f"produced {meta.partition} {meta.offset}", flush=True)
     producer.close()
 

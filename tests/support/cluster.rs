@@ -13,11 +13,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{free_port, http, poll_until, Gateway, Proc, TempDir, POLL_INTERVAL};
+use super::{
+    free_port, http, poll_until, run_bounded, Gateway, Proc, TempDir, POLL_INTERVAL,
+    PYTHON_IMPORT_LIMIT,
+};
 
 /// Bound of a wait for something that needs the broker (start-up, catch-up, propagation): 60 s
 /// in polls, since on a loaded 2-core CI machine a fresh broker and three gateways start together.
 pub const CLUSTER_TRIES: u32 = 2400;
+
+/// Bound of one run of `tests/peers/kafka_peer.py`: above its own 30 s limits (reading to the end
+/// offsets, waiting for an acknowledgement) plus a Python start and a broker connection.
+const KAFKA_PEER_LIMIT: Duration = Duration::from_secs(120);
 
 /// The tansu binary: on PATH, or where `cargo install` puts it.
 pub fn tansu_bin() -> PathBuf {
@@ -218,36 +225,31 @@ pub fn metric(gw: &Gateway, name: &str) -> u64 {
 
 /// Fails the test with a clear message unless `python3` can import kafka-python.
 pub fn require_kafka_python() {
-    let out = Command::new("python3")
-        .args(["-c", "import kafka"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "python3 cannot import kafka-python (run `pip install kafka-python`, as \
-             .ci/install-deps does): {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("python3 not runnable ({e}); the foreign Kafka client test needs it"),
-    }
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", "import kafka"]);
+    let ran = run_bounded("python3", cmd, PYTHON_IMPORT_LIMIT);
+    assert!(
+        ran.status.success(),
+        "python3 cannot import kafka-python (run `.ci/install-deps`, as CI does): {}",
+        ran.stderr
+    );
 }
 
 fn kafka_peer(broker: &Broker, topic: &str, args: &[&str]) -> String {
     require_kafka_python();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .arg(root.join("tests/peers/kafka_peer.py"))
+    let mut cmd = Command::new("python3");
+    cmd.arg(root.join("tests/peers/kafka_peer.py"))
         .args(["--bootstrap", &broker.addr(), "--topic", topic])
-        .args(args)
-        .output()
-        .expect("run kafka_peer.py");
+        .args(args);
+    let ran = run_bounded("kafka_peer.py", cmd, KAFKA_PEER_LIMIT);
     assert!(
-        out.status.success(),
+        ran.status.success(),
         "kafka_peer.py {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        ran.stdout,
+        ran.stderr
     );
-    String::from_utf8(out.stdout).expect("utf-8 output")
+    ran.stdout
 }
 
 /// Every record of `topic`, read by kafka-python from the beginning to the current end.

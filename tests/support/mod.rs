@@ -438,6 +438,27 @@ impl Proc {
     }
 }
 
+/// What a child run by [`run_bounded`] left: its exit status and its output.
+#[derive(Debug)]
+pub struct Ran {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end (stdin closed, output captured) and returns what it left. A child still
+/// running after `limit` is killed and the test fails with its output: for tools that can wait
+/// forever (h2load for a lost stream, a Kafka client for a broker).
+pub fn run_bounded(name: &str, cmd: Command, limit: Duration) -> Ran {
+    let mut proc = Proc::spawn(name, cmd);
+    let status = proc.wait_exit(limit);
+    Ran {
+        status,
+        stdout: proc.stdout(),
+        stderr: proc.stderr(),
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
@@ -762,19 +783,18 @@ fn has_established(port: u16) -> bool {
 /// Fails the test with a clear message unless `python3` can import grpcio and grpcio-tools.
 /// (CI installs them in `.ci/install-deps`; a missing peer must not look like a passing test.)
 pub fn require_python_grpc() {
-    let out = Command::new("python3")
-        .args(["-c", "import grpc, grpc_tools.protoc"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "python3 cannot import grpcio/grpcio-tools (run `pip install grpcio grpcio-tools`, \
-             as .ci/install-deps does): {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("python3 not runnable ({e}); the grpcio peer test needs python3 + grpcio"),
-    }
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", "import grpc, grpc_tools.protoc"]);
+    let ran = run_bounded("python3", cmd, PYTHON_IMPORT_LIMIT);
+    assert!(
+        ran.status.success(),
+        "python3 cannot import grpcio/grpcio-tools (run `.ci/install-deps`, as CI does): {}",
+        ran.stderr
+    );
 }
+
+/// Bound of a `python3 -c "import …"` check (a cold start on a loaded machine takes seconds).
+pub const PYTHON_IMPORT_LIMIT: Duration = Duration::from_secs(60);
 
 /// The grpcio (Python) ForwardingService peer of `tests/peers/grpc_peer.py`.
 pub struct GrpcPeer {
