@@ -1,12 +1,12 @@
 //! Starts the real `switchyard-echo` binary and checks what scripts and tests rely on: the
 //! listening line on stdout with the real port, registration with a gateway, exit statuses.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the binary may take to print a line or exit before the test fails.
 const WAIT: Duration = Duration::from_secs(10);
@@ -54,15 +54,22 @@ fn listening_addr(line: &str) -> SocketAddr {
 }
 
 /// A one-shot fake gateway: answers the first request with `status`, hands back what it got.
+/// Fails (its thread panics, so the join does) if no request comes whole within `WAIT`.
 fn fake_gateway(status: u16) -> (String, thread::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let handle = thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
+        let deadline = Instant::now() + WAIT;
+        let mut conn = accept_by(&listener, deadline);
         conn.set_read_timeout(Some(WAIT)).unwrap();
         let mut request = Vec::new();
         let mut chunk = [0u8; 1024];
         while !request.ends_with(b"}") && request.len() < 64 * 1024 {
+            assert!(
+                Instant::now() < deadline,
+                "the request did not come whole within {WAIT:?}: {:?}",
+                String::from_utf8_lossy(&request)
+            );
             let n = conn.read(&mut chunk).unwrap();
             assert_ne!(n, 0, "client closed before sending its body");
             request.extend_from_slice(&chunk[..n]);
@@ -72,6 +79,29 @@ fn fake_gateway(status: u16) -> (String, thread::JoinHandle<String>) {
         String::from_utf8(request).unwrap()
     });
     (url, handle)
+}
+
+/// Accepts one connection on `listener` before `deadline`; panics if none comes (an echo that
+/// never registers must fail the test, not hang it).
+fn accept_by(listener: &TcpListener, deadline: Instant) -> TcpStream {
+    const POLL: Duration = Duration::from_millis(20);
+    listener.set_nonblocking(true).unwrap();
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false).unwrap();
+                return conn;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no connection to the fake gateway within {WAIT:?}"
+                );
+                thread::sleep(POLL);
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
 }
 
 #[test]
@@ -103,7 +133,7 @@ fn registers_with_the_gateway_after_listening() {
         lines.recv_timeout(WAIT).expect("registered line"),
         format!("registered users/bin-2 at {url}")
     );
-    let request = gateway.join().unwrap();
+    let request = gateway.join().expect("the fake gateway got a request");
     assert!(request.starts_with("PUT /-/services/users/instances/bin-2 HTTP/1.1\r\n"));
     assert!(request.contains("authorization: Bearer tk\r\n"));
     assert!(request.ends_with(&format!("{{\"address\":\"{addr}\"}}")));
@@ -113,7 +143,7 @@ fn registers_with_the_gateway_after_listening() {
 fn exits_1_when_registration_is_refused() {
     let (url, gateway) = fake_gateway(403);
     let (mut echo, _lines) = start(&["--listen", "127.0.0.1:0", "--register", &url]);
-    gateway.join().unwrap();
+    gateway.join().expect("the fake gateway got a request");
     let status = wait_for_exit(&mut echo.0);
     assert_eq!(status.code(), Some(1));
     let mut stderr = String::new();
