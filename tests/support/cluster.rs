@@ -14,13 +14,15 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{
-    free_port, http, poll_until, run_bounded, Gateway, Proc, TempDir, POLL_INTERVAL,
+    free_port, http, poll_for, poll_until, run_bounded, Gateway, Proc, TempDir, POLL_INTERVAL,
     PYTHON_IMPORT_LIMIT,
 };
 
-/// Bound of a wait for something that needs the broker (start-up, catch-up, propagation): 60 s
-/// in polls, since on a loaded 2-core CI machine a fresh broker and three gateways start together.
-pub const CLUSTER_TRIES: u32 = 2400;
+/// Bound of a wait for something that needs the broker (start-up, catch-up, propagation), by the
+/// clock: one check may itself wait (a registry write up to the gateway's 5 s Kafka write timeout,
+/// a request up to curl's limit), so a count of checks would not bound it. 60 s, since on a loaded
+/// 2-core CI machine a fresh broker and three gateways start together.
+pub const CLUSTER_WAIT: Duration = Duration::from_secs(60);
 
 /// Bound of one run of `tests/peers/kafka_peer.py`: above its own 30 s limits (reading to the end
 /// offsets, waiting for an acknowledgement) plus a Python start and a broker connection.
@@ -104,7 +106,7 @@ impl Broker {
             .arg("--storage-engine")
             .arg("sqlite://tansu.db");
         let mut proc = Proc::spawn("tansu", cmd);
-        let up = poll_until(CLUSTER_TRIES, || {
+        let up = poll_for(CLUSTER_WAIT, || {
             proc.try_exit().is_some()
                 || TcpStream::connect_timeout(
                     &self.addr().parse().unwrap(),
@@ -150,7 +152,7 @@ pub fn cluster_gateway(broker: &Broker, topic: &str, node: &str) -> Gateway {
 
 /// Polls `GET /-/ready` until 200 (bounded).
 pub fn wait_ready(gw: &Gateway) {
-    let ok = poll_until(CLUSTER_TRIES, || gw.get("/-/ready").status == 200);
+    let ok = poll_for(CLUSTER_WAIT, || gw.get("/-/ready").status == 200);
     assert!(
         ok,
         "gateway {} never became ready\n{}",
@@ -195,7 +197,7 @@ pub fn address_at(gw: &Gateway, svc: &str, id: &str) -> Option<String> {
 
 /// Waits (bounded) until `cond` holds on `gw`, panicking with `what` and the gateway's output.
 pub fn wait_for(gw: &Gateway, what: &str, mut cond: impl FnMut(&Gateway) -> bool) {
-    let ok = poll_until(CLUSTER_TRIES, || cond(gw));
+    let ok = poll_for(CLUSTER_WAIT, || cond(gw));
     assert!(
         ok,
         "gateway {}: {what} never happened\n{}",
@@ -207,7 +209,7 @@ pub fn wait_for(gw: &Gateway, what: &str, mut cond: impl FnMut(&Gateway) -> bool
 /// Waits (bounded) until every gateway lists the same registry, and returns it.
 pub fn converged(gws: &[&Gateway]) -> Vec<(String, Vec<(String, String)>)> {
     let mut last = Vec::new();
-    let ok = poll_until(CLUSTER_TRIES, || {
+    let ok = poll_for(CLUSTER_WAIT, || {
         last = gws.iter().map(|g| registry_of(g)).collect::<Vec<_>>();
         last.windows(2).all(|w| w[0] == w[1])
     });

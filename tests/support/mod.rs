@@ -301,6 +301,22 @@ pub fn poll_until(tries: u32, mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Polls `cond` `POLL_INTERVAL` apart until it holds (true) or `limit` has passed by the clock
+/// (false). For conditions whose one check may itself take long (a write that waits for a broker
+/// up to its own timeout), where a count of tries would multiply that time.
+pub fn poll_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child processes
 // ---------------------------------------------------------------------------------------------
