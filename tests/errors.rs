@@ -156,6 +156,25 @@ fn request_timeout_from_environment_is_504() {
     assert_error(&gw.get("/echo/delay/5000"), 504, "UPSTREAM_TIMEOUT");
 }
 
+/// The tests keep a `SWITCHYARD_*` variable exported in the developer's shell from the gateways
+/// they start, but a variable a test sets itself is the test's: the test above, run by a copy of
+/// this test binary whose own environment exports another value, still gets its 200 ms.
+#[test]
+fn a_variable_the_test_sets_wins_over_the_same_one_exported() {
+    const TEST: &str = "request_timeout_from_environment_is_504";
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("this test binary"));
+    cmd.args(["--exact", TEST, "--test-threads", "1"])
+        .env("SWITCHYARD_REQUEST_TIMEOUT_MS", "60000");
+    let ran = run_bounded(TEST, cmd, std::time::Duration::from_secs(120));
+    assert!(
+        ran.status.success() && ran.stdout.contains("test result: ok. 1 passed"),
+        "{TEST} with SWITCHYARD_REQUEST_TIMEOUT_MS=60000 exported: {:?}\n{}\n{}",
+        ran.status,
+        ran.stdout,
+        ran.stderr
+    );
+}
+
 // ----- backend gRPC errors -------------------------------------------------------------------
 
 #[test]

@@ -340,9 +340,16 @@ impl Proc {
         let stderr_path = dir.path().join("stderr");
         let out = fs::File::create(&stdout_path).expect("create stdout file");
         let err = fs::File::create(&stderr_path).expect("create stderr file");
-        // A SWITCHYARD_* variable in the developer's environment must not change what a test sees.
+        // A SWITCHYARD_* variable in the developer's environment must not change what a test sees;
+        // one the test set on `cmd` itself is what the test wants, so it stays (removing it here,
+        // after the test's `env`, would cancel the test's own setting).
+        let set_by_test: HashSet<std::ffi::OsString> = cmd
+            .get_envs()
+            .filter(|(_, value)| value.is_some())
+            .map(|(k, _)| k.to_os_string())
+            .collect();
         for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SWITCHYARD_") {
+            if k.to_string_lossy().starts_with("SWITCHYARD_") && !set_by_test.contains(&k) {
                 cmd.env_remove(&k);
             }
         }
