@@ -785,6 +785,24 @@ impl Echo {
 /// Whether any established TCP connection has local port `port` (from /proc/net/tcp and tcp6).
 fn has_established(port: u16) -> bool {
     const ESTABLISHED: &str = "01";
+    has_socket_in(port, &[ESTABLISHED])
+}
+
+/// Whether a connection to local port `port` still counts for the process listening there: one
+/// established (accepted or waiting to be), being set up, or closed by the client but not yet by
+/// the process (from /proc/net/tcp and tcp6). A socket the process has closed (it lingers in
+/// FIN_WAIT, LAST_ACK or TIME_WAIT) does not count. Reading the kernel's table takes none of the
+/// connection slots a check over a connection would.
+pub fn connections_held(port: u16) -> bool {
+    const ESTABLISHED: &str = "01";
+    const SYN_RECV: &str = "03";
+    const CLOSE_WAIT: &str = "08";
+    has_socket_in(port, &[ESTABLISHED, SYN_RECV, CLOSE_WAIT])
+}
+
+/// Whether a TCP socket with local port `port` is in one of `states` (hex, as the kernel prints
+/// them).
+fn has_socket_in(port: u16, states: &[&str]) -> bool {
     ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
         std::fs::read_to_string(table)
             .unwrap_or_default()
@@ -798,7 +816,7 @@ fn has_established(port: u16) -> bool {
                     .rsplit(':')
                     .next()
                     .and_then(|p| u16::from_str_radix(p, 16).ok());
-                local_port == Some(port) && state == ESTABLISHED
+                local_port == Some(port) && states.contains(&state)
             })
     })
 }
