@@ -107,12 +107,14 @@ fn a_broker_that_is_down_fails_the_write_by_its_deadline_and_writes_resume_when_
     log.append(&[event(1, Some("127.0.0.1:1"))], soon())
         .expect("first write");
     cluster.broker_down(1).unwrap();
+    // The broker comes back only after the call has returned: so the call ends without it, and
+    // what ends it is its deadline (no acknowledgement), not an answer from the broker.
     let deadline = Instant::now() + Duration::from_millis(500);
     let r = log.append(&[event(2, Some("127.0.0.1:2"))], deadline);
-    assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
-    // The call returns at its deadline, not when the broker comes back (generous slack: this
-    // checks for a hang, not for speed).
-    assert!(Instant::now() < deadline + Duration::from_secs(5));
+    assert!(
+        matches!(&r, Err(RegistryError::Unavailable(m)) if m.contains("no acknowledgement within")),
+        "{r:?}"
+    );
 
     cluster.broker_up(1).unwrap();
     let mut ok = false;
