@@ -109,8 +109,9 @@ fn services(shard: &Shard) -> Response {
     Response::json(200, json!({ "services": services }).to_string())
 }
 
-fn authorize(shard: &Shard, request: &Request) -> Result<(), GatewayError> {
-    match &shard.config.registry_token {
+/// Whether `request` may write to the registry, `token` being the configured registry token.
+fn authorize(token: Option<&str>, request: &Request) -> Result<(), GatewayError> {
+    match token {
         Some(token) => {
             let given = request
                 .header("authorization")
@@ -170,7 +171,7 @@ async fn instance_write(
             "this endpoint accepts PUT and DELETE",
         ));
     }
-    authorize(shard, request)?;
+    authorize(shard.config.registry_token.as_deref(), request)?;
     let bad = |e: crate::names::InvalidName| GatewayError::bad_request(e.0);
     let service = ServiceName::parse(service).map_err(bad)?;
     let instance = InstanceId::parse(instance).map_err(bad)?;
@@ -234,6 +235,63 @@ mod tests {
         for path in ["/", "/-x", "/--/health", "/users/-/x", "/graphql"] {
             assert!(!is_admin_path(path.as_bytes()), "{path}");
         }
+    }
+
+    /// A registry write from `remote` with the given `authorization` header.
+    fn write_from(remote: &str, authorization: Option<&str>) -> Request {
+        Request {
+            method: http::Method::PUT,
+            path: bytes::Bytes::from_static(b"/-/services/users/instances/u1"),
+            query: bytes::Bytes::new(),
+            headers: authorization
+                .map(|v| crate::http::Field::new("authorization", v.to_owned()))
+                .into_iter()
+                .collect(),
+            body: bytes::Bytes::from_static(br#"{"address":"127.0.0.1:1"}"#),
+            remote: remote.parse().unwrap(),
+        }
+    }
+
+    fn refusal(token: Option<&str>, request: &Request) -> Option<ErrorKind> {
+        authorize(token, request).err().map(|e| e.kind)
+    }
+
+    /// The 403 the integration tests cannot provoke (they only talk from 127.0.0.1).
+    #[test]
+    fn without_a_token_only_loopback_clients_may_write() {
+        for remote in ["127.0.0.1:5", "[::1]:5", "[::ffff:127.0.0.1]:5"] {
+            assert_eq!(refusal(None, &write_from(remote, None)), None, "{remote}");
+        }
+        for remote in ["10.0.0.5:5", "[::ffff:10.0.0.5]:5", "[2001:db8::1]:5"] {
+            let refused = refusal(None, &write_from(remote, None));
+            assert_eq!(refused, Some(ErrorKind::Forbidden), "{remote}");
+            // A bearer token means nothing when none is configured.
+            let with_token = write_from(remote, Some("Bearer s3cret"));
+            assert_eq!(refused, refusal(None, &with_token), "{remote}");
+        }
+        assert_eq!(ErrorKind::Forbidden.status(), 403);
+    }
+
+    #[test]
+    fn with_a_token_every_client_needs_it_and_loopback_is_no_exception() {
+        let token = Some("s3cret");
+        for remote in ["127.0.0.1:5", "10.0.0.5:5", "[2001:db8::1]:5"] {
+            for wrong in [
+                None,
+                Some("Bearer s3creT"),
+                Some("Bearer"),
+                Some("Basic s3cret"),
+            ] {
+                assert_eq!(
+                    refusal(token, &write_from(remote, wrong)),
+                    Some(ErrorKind::Unauthorized),
+                    "{remote} {wrong:?}"
+                );
+            }
+            let right = write_from(remote, Some("Bearer s3cret"));
+            assert_eq!(refusal(token, &right), None, "{remote}");
+        }
+        assert_eq!(ErrorKind::Unauthorized.status(), 401);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The loopback rule ("without a configured token, registry writes are accepted from loopback
 //! clients only, 403 otherwise") can only be tested from its accepting side here: every test
 //! talks to 127.0.0.1, and the contract forbids traffic to other addresses, so the 403 for a
-//! non-loopback client is left to the gateway's unit tests.
+//! non-loopback client is left to the unit tests of `src/admin.rs` (`authorize` given a
+//! non-loopback client address).
 
 mod support;
 
