@@ -1,7 +1,7 @@
 //! REST over HTTP/2 cleartext with prior knowledge, on the same listener as HTTP/1.1
 //! (CONTRACT §2): the core round trips of rest_http1.rs with `curl --http2-prior-knowledge`,
 //! bodies larger than the default flow-control window both ways, and concurrent streams on
-//! one connection.
+//! one connection (proved with the grpcio peer's barrier, not by timing).
 
 mod support;
 
@@ -151,10 +151,11 @@ fn head_h2() {
     assert_eq!(r.header("content-length"), Some("777"));
 }
 
+/// Many streams on one connection, slow and fast mixed: each gets its own answer. (That they are
+/// served concurrently is the next test's.)
 #[test]
-fn concurrent_streams_on_one_connection() {
+fn streams_on_one_connection_get_their_own_answers() {
     let (gw, _echo) = setup();
-    // Slow and fast requests mixed, all in flight together on one multiplexed connection.
     let urls: Vec<String> = (0..10)
         .map(|i| {
             if i % 3 == 0 {
@@ -186,6 +187,30 @@ fn concurrent_streams_on_one_connection() {
         1,
         "all streams came over one connection: {remotes:?}"
     );
+}
+
+/// The streams of one client connection are served concurrently, proved without timing: each of
+/// `STREAMS` streams calls the grpcio peer's barrier of `STREAMS` (tests/peers/grpc_peer.py), which
+/// answers only once that many calls are at the backend together. A gateway serving one stream
+/// at a time would leave the first call waiting alone until the peer gives up on it with a 504.
+#[test]
+fn streams_on_one_connection_reach_the_backend_together() {
+    // Below the peer's 16 worker threads, so the peer itself can hold them all.
+    const STREAMS: usize = 8;
+    let gw = Gateway::start();
+    let peer = GrpcPeer::start();
+    register(&gw, "peer", "py1", &peer.addr);
+    let paths = vec![format!("/peer/barrier/h2-streams/{STREAMS}"); STREAMS];
+    for (i, (status, body)) in h2_parallel(gw.addr, &paths).iter().enumerate() {
+        let text = String::from_utf8_lossy(body);
+        assert_eq!(*status, 200, "stream {i}: {text}");
+        let v: serde_json::Value = serde_json::from_slice(body).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"barrier": "h2-streams", "arrived": STREAMS}),
+            "stream {i}"
+        );
+    }
 }
 
 #[test]
