@@ -821,6 +821,35 @@ fn has_socket_in(port: u16, states: &[&str]) -> bool {
     })
 }
 
+/// The queues of the IPv4 TCP socket from `local` to `remote` in /proc/net/tcp, in bytes:
+/// (sent and not yet acknowledged, received and not yet read by its process). `None` if there is
+/// no such socket.
+fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u32, u32)> {
+    // The kernel prints an IPv4 address as the hex of its four bytes (network order) read as one
+    // number in host order, and the port in hex.
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(a) => format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        ),
+        SocketAddr::V6(_) => panic!("tcp_queues: {a} is not IPv4"),
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    let table = fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&local.as_str()) || fields.get(2) != Some(&remote.as_str()) {
+            return None;
+        }
+        let (tx, rx) = fields.get(4)?.split_once(':')?;
+        Some((
+            u32::from_str_radix(tx, 16).ok()?,
+            u32::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
 /// Fails the test with a clear message unless `python3` can import grpcio and grpcio-tools.
 /// (CI installs them in `.ci/install-deps`; a missing peer must not look like a passing test.)
 pub fn require_python_grpc() {
@@ -1272,6 +1301,24 @@ impl RawConn {
         self.stream
             .write_all(bytes)
             .unwrap_or_else(|e| panic!("raw write: {e}"));
+    }
+
+    /// Waits (bounded) until the gateway has read every byte sent so far on this connection: the
+    /// kernel has them acknowledged, and the gateway's socket holds none of them unread. A test
+    /// that sends a request in pieces calls this between them, so the gateway reads them apart.
+    pub fn wait_read_by_peer(&self) {
+        let ours = self.stream.local_addr().expect("local_addr");
+        let theirs = self.stream.peer_addr().expect("peer_addr");
+        let mut last = (None, None);
+        let read = poll_until(READY_TRIES, || {
+            last = (tcp_queues(ours, theirs), tcp_queues(theirs, ours));
+            matches!(last, (Some((0, _)), Some((_, 0))))
+        });
+        assert!(
+            read,
+            "the gateway never read what was sent ({ours} → {theirs}; (unacknowledged, unread) \
+             bytes of our socket, then of the gateway's: {last:?})"
+        );
     }
 
     /// Reads more bytes into the buffer until `deadline`; false on EOF/reset/deadline.
