@@ -10,7 +10,8 @@
 //! one request in flight per connection (a late answer delays the next send, and that delay is
 //! counted); HTTP/2 (prior knowledge) multiplexes every scheduled request as its own stream. Latencies
 //! go into an HDR histogram (1 µs to 60 s, 3 significant digits); the run always ends after
-//! `--duration`, and requests still unanswered `--timeout-ms` after their scheduled time are errors.
+//! `--duration`, and a request still unanswered `--timeout-ms` after its scheduled time is an error
+//! (every connect, write and read for it ends then).
 //! With `--grpc` it calls a backend's `ForwardingService/Send` directly (HTTP/2), carrying the
 //! `ForwardingReq` a gateway would send for the URL's `/{service}/{rest}`: the backend's gRPC face
 //! measured the way `loadtest/run` measures its HTTP/1.1 face for the direct call.
@@ -23,6 +24,7 @@
 //! gateway itself: no locks, the histogram is the executor's own.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream as StdStream, ToSocketAddrs};
 use std::rc::Rc;
@@ -360,44 +362,54 @@ async fn sleep_until(at: Instant) {
     }
 }
 
-/// One HTTP/1.1 connection's share of the schedule: request `k` goes at `scheduled(conn, k)`.
+/// One HTTP/1.1 connection's share of the schedule: request `k` goes at `scheduled(conn, k)`, or
+/// as soon as the answer to the one before it is in. Each request's connect, write and reads end
+/// by its deadline (its scheduled time plus the timeout): one that misses it is an error, and its
+/// connection, which may still bring the late answer, is closed.
 async fn h1_connection(run: Rc<Run>, conn: usize, addr: SocketAddr, request: Rc<Vec<u8>>) {
     let mut stream: Option<TcpStream> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let mut have = 0usize;
     let mut k = 0u64;
-    loop {
-        let Some(scheduled) = run.next_slot(conn, &mut k).await else {
-            break;
-        };
-        if stream.is_none() {
-            match TcpStream::connect(addr).await {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    stream = Some(s);
-                    have = 0;
-                }
-                Err(_) => {
-                    run.record(scheduled, false);
-                    continue;
-                }
-            }
+    while let Some(scheduled) = run.next_slot(conn, &mut k).await {
+        let deadline = scheduled + run.timeout;
+        // One request in flight per connection: a late answer to the one before may have used up
+        // this one's time already.
+        if Instant::now() >= deadline {
+            run.record(scheduled, false);
+            continue;
         }
-        let s = stream.as_mut().expect("connected above");
-        let left = (scheduled + run.timeout).saturating_duration_since(Instant::now());
-        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-        let ok = match s.write_all(&request).await {
-            Ok(()) => read_h1_response(s, &mut buf, &mut have).await,
-            Err(_) => Err(()),
+        let exchange = async {
+            if stream.is_none() {
+                let s = TcpStream::connect(addr).await.map_err(drop)?;
+                let _ = s.set_nodelay(true);
+                stream = Some(s);
+                have = 0;
+            }
+            let s = stream.as_mut().expect("connected above");
+            s.write_all(&request).await.map_err(drop)?;
+            read_h1_response(s, &mut buf, &mut have).await
         };
-        match ok {
-            Ok(status_ok) => run.record(scheduled, status_ok),
-            Err(()) => {
+        let outcome = within(deadline, exchange).await;
+        match outcome {
+            Some(Ok(status_ok)) => run.record(scheduled, status_ok),
+            Some(Err(())) | None => {
                 run.record(scheduled, false);
                 stream = None;
             }
         }
     }
+}
+
+/// Runs `work` until `deadline`: its output, or `None` when the deadline came first (the work is
+/// dropped unfinished).
+async fn within<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    glommio::timer::timeout(left, async {
+        Ok::<_, glommio::GlommioError<()>>(work.await)
+    })
+    .await
+    .ok()
 }
 
 /// Reads one response; `Ok(true)` for a 2xx, `Ok(false)` for another status, `Err` when the
