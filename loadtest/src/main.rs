@@ -8,10 +8,12 @@
 //! that scheduled time, not from when it was actually written. A server that stalls therefore shows
 //! the full delay its clients would have seen (no coordinated omission, as in wrk2). HTTP/1.1 keeps
 //! one request in flight per connection (a late answer delays the next send, and that delay is
-//! counted); HTTP/2 (prior knowledge) multiplexes every scheduled request as its own stream. Latencies
-//! go into an HDR histogram (1 µs to 60 s, 3 significant digits); the run always ends after
-//! `--duration`, and a request still unanswered `--timeout-ms` after its scheduled time is an error
-//! (every connect, write and read for it ends then).
+//! counted); HTTP/2 (prior knowledge) multiplexes every scheduled request as its own stream, makes
+//! the connection again when the server ends it (GOAWAY, close) and sends a request the server did
+//! not take (a refused stream, one beyond a GOAWAY's last stream) again. Latencies go into an HDR
+//! histogram (1 µs to 60 s, 3 significant digits); the run always ends after `--duration`, and a
+//! request still unanswered `--timeout-ms` after its scheduled time is an error (every connect,
+//! write and read for it ends then).
 //! With `--grpc` it calls a backend's `ForwardingService/Send` directly (HTTP/2), carrying the
 //! `ForwardingReq` a gateway would send for the URL's `/{service}/{rest}`: the backend's gRPC face
 //! measured the way `loadtest/run` measures its HTTP/1.1 face for the direct call.
@@ -452,66 +454,142 @@ async fn read_h1_response(
 }
 
 /// One HTTP/2 connection's share of the schedule: each request is its own stream, started at its
-/// scheduled time, however many are still in flight.
+/// scheduled time, however many are still in flight, and ended by its deadline (its scheduled
+/// time plus the timeout). The connection is made again whenever it is over: the server ended it
+/// (GOAWAY, as nginx does after `keepalive_requests`, or a close) or it could not be made.
 async fn h2_connection(run: Rc<Run>, conn: usize, target: Target, call: H2Call) {
+    let link = Rc::new(H2Link::new(target.addr));
+    let calls = glommio::sync::Gate::new();
     let mut k = 0u64;
-    'connect: loop {
-        let stream = match TcpStream::connect(target.addr).await {
-            Ok(s) => s,
-            Err(_) => {
-                // Count the next scheduled request as failed and try again at the one after.
-                let Some(scheduled) = run.next_slot(conn, &mut k).await else {
-                    return;
-                };
-                run.record(scheduled, false);
-                continue;
-            }
+    while let Some(scheduled) = run.next_slot(conn, &mut k).await {
+        let (run, link, call) = (run.clone(), link.clone(), call.clone());
+        calls
+            .spawn(async move {
+                let answered = within(scheduled + run.timeout, h2_request(&link, call)).await;
+                run.record(scheduled, answered == Some(true));
+            })
+            .expect("the gate stays open until the schedule is over")
+            .detach();
+    }
+    // Every call ends by its deadline.
+    let _ = calls.close().await;
+}
+
+/// How many times one request may be tried: a connection that did not take it (it could not be
+/// made, the server refused the stream or excluded it with a GOAWAY) left it unprocessed, so it is
+/// sent again, on a new connection where the old one is over; a server's routine connection
+/// turnover costs no request. Every try ends by the request's deadline.
+const H2_TRIES: usize = 3;
+
+/// One request: true for a 2xx (with `grpc-status: 0` for gRPC), false for another answer or a
+/// failure.
+async fn h2_request(link: &H2Link, call: H2Call) -> bool {
+    for _ in 0..H2_TRIES {
+        let Ok(live) = link.live().await else {
+            continue;
         };
+        match h2_call(live.send.clone(), call.clone()).await {
+            Ok(ok) => return ok,
+            Err(Unanswered::ConnectionGone) => live.over.set(true),
+            Err(Unanswered::StreamRefused) => {}
+            Err(Unanswered::Failed) => return false,
+        }
+    }
+    false
+}
+
+/// The HTTP/2 connection of one share of the schedule, made when a request finds none live.
+struct H2Link {
+    addr: SocketAddr,
+    live: RefCell<Option<H2Live>>,
+    /// One connection attempt at a time: requests that find none live wait for it.
+    connecting: glommio::sync::Semaphore,
+}
+
+/// A connection requests can be started on.
+#[derive(Clone)]
+struct H2Live {
+    send: h2::client::SendRequest<Bytes>,
+    /// Set once it takes no more requests: its driver ended (the connection is closed), or a
+    /// request could not start a stream on it or was excluded by a GOAWAY.
+    over: Rc<Cell<bool>>,
+}
+
+impl H2Link {
+    fn new(addr: SocketAddr) -> H2Link {
+        H2Link {
+            addr,
+            live: RefCell::new(None),
+            connecting: glommio::sync::Semaphore::new(1),
+        }
+    }
+
+    fn current(&self) -> Option<H2Live> {
+        self.live
+            .borrow()
+            .as_ref()
+            .filter(|live| !live.over.get())
+            .cloned()
+    }
+
+    /// The live connection, made if there is none: connected, and the handshake over (see below),
+    /// so that a connection the server drops at once takes no request.
+    async fn live(&self) -> Result<H2Live, ()> {
+        if let Some(live) = self.current() {
+            return Ok(live);
+        }
+        let _only_one = self.connecting.acquire_permit(1).await.map_err(drop)?;
+        // Made while this request waited for the permit?
+        if let Some(live) = self.current() {
+            return Ok(live);
+        }
+        let stream = TcpStream::connect(self.addr).await.map_err(drop)?;
         let _ = stream.set_nodelay(true);
-        let Ok((send, connection)) = h2::client::handshake(TokioIo::new(stream)).await else {
-            return;
-        };
-        let driver = glommio::spawn_local(async move {
+        let (send, mut connection) = h2::client::handshake(TokioIo::new(stream))
+            .await
+            .map_err(drop)?;
+        let mut ping = connection.ping_pong().ok_or(())?;
+        let over = Rc::new(Cell::new(false));
+        let ended = over.clone();
+        glommio::spawn_local(async move {
             let _ = connection.await;
+            ended.set(true);
         })
         .detach();
-        let mut calls = Vec::new();
-        loop {
-            let Some(scheduled) = run.next_slot(conn, &mut k).await else {
-                break;
-            };
-            let send = send.clone();
-            let run2 = run.clone();
-            let call = call.clone();
-            let call = glommio::spawn_local(async move {
-                let timeout = scheduled + run2.timeout;
-                let ok = glommio::timer::timeout(
-                    timeout.saturating_duration_since(Instant::now()),
-                    async move { Ok(h2_call(send, call).await) },
-                )
-                .await
-                .unwrap_or(Err(()));
-                run2.record(scheduled, ok == Ok(true));
-                ok.is_ok()
-            })
-            .detach();
-            calls.push(call);
-            if calls.len() >= 4096 {
-                let mut broken = false;
-                for call in calls.drain(..) {
-                    broken |= call.await != Some(true);
-                }
-                if broken {
-                    drop(driver);
-                    continue 'connect;
-                }
-            }
+        // h2's handshake only writes the client's preface. Ours is over once the server has
+        // answered a PING, which it does after its own preface (SETTINGS): a request started
+        // before that could fail with the connection without its having been taken.
+        ping.ping(h2::Ping::opaque()).await.map_err(drop)?;
+        let live = H2Live { send, over };
+        *self.live.borrow_mut() = Some(live.clone());
+        Ok(live)
+    }
+}
+
+/// Why an HTTP/2 request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unanswered {
+    /// The connection takes no more requests, and did not take this one: it never left (no
+    /// new stream could be started), or a GOAWAY's last stream id is below its stream. It was not
+    /// processed (RFC 9113 §6.8) and may go on another connection.
+    ConnectionGone,
+    /// The server refused its stream (REFUSED_STREAM): not processed (RFC 9113 §8.7), and the
+    /// connection may take the next one.
+    StreamRefused,
+    /// It was sent and then failed: it may have been processed.
+    Failed,
+}
+
+impl Unanswered {
+    /// What a failure of a request already sent says.
+    fn of(e: &h2::Error) -> Unanswered {
+        if e.is_remote() && e.is_go_away() {
+            Unanswered::ConnectionGone
+        } else if e.is_remote() && e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+            Unanswered::StreamRefused
+        } else {
+            Unanswered::Failed
         }
-        for call in calls {
-            call.await;
-        }
-        drop(driver);
-        return;
     }
 }
 
@@ -592,8 +670,11 @@ fn method_for(body: &[u8]) -> http::Method {
     }
 }
 
-async fn h2_call(send: h2::client::SendRequest<Bytes>, call: H2Call) -> Result<bool, ()> {
-    let mut send = send.ready().await.map_err(drop)?;
+/// Sends one request and reads its answer: `Ok(true)` for a success (see [`h2_request`]), or why
+/// there was none.
+async fn h2_call(send: h2::client::SendRequest<Bytes>, call: H2Call) -> Result<bool, Unanswered> {
+    // Until a stream is started, a failure means the connection starts no more.
+    let mut send = send.ready().await.map_err(|_| Unanswered::ConnectionGone)?;
     let mut request = http::Request::builder()
         .method(call.method)
         .uri(call.uri)
@@ -603,25 +684,28 @@ async fn h2_call(send: h2::client::SendRequest<Bytes>, call: H2Call) -> Result<b
             .header("content-type", "application/grpc")
             .header("te", "trailers");
     }
-    let request = request.body(()).map_err(drop)?;
+    let request = request.body(()).map_err(|_| Unanswered::Failed)?;
     let (response, mut stream) = send
         .send_request(request, call.body.is_empty())
-        .map_err(drop)?;
+        .map_err(|_| Unanswered::ConnectionGone)?;
     if !call.body.is_empty() {
-        stream.send_data(call.body, true).map_err(drop)?;
+        stream
+            .send_data(call.body, true)
+            .map_err(|e| Unanswered::of(&e))?;
     }
-    let response = response.await.map_err(drop)?;
+    let response = response.await.map_err(|e| Unanswered::of(&e))?;
     let mut ok = response.status().is_success();
     let grpc_status =
         |fields: &http::HeaderMap| fields.get("grpc-status").map(|v| v.as_bytes() == b"0");
     let mut answered = grpc_status(response.headers());
     let mut body = response.into_body();
+    // An answer has begun: the request was processed, whatever happens to the rest.
     while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(drop)?;
+        let chunk = chunk.map_err(|_| Unanswered::Failed)?;
         let _ = body.flow_control().release_capacity(chunk.len());
     }
     if call.grpc {
-        if let Some(trailers) = body.trailers().await.map_err(drop)? {
+        if let Some(trailers) = body.trailers().await.map_err(|_| Unanswered::Failed)? {
             answered = answered.or(grpc_status(&trailers));
         }
         ok &= answered == Some(true);

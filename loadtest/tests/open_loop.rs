@@ -1,6 +1,7 @@
 //! `switchyard-load open` against servers on 127.0.0.1 that misbehave on purpose: an answer that
-//! comes in time piece by piece but late as a whole. The real binary runs each schedule; its JSON
-//! report is checked.
+//! comes in time piece by piece but late as a whole, an HTTP/2 server that sends GOAWAY every few
+//! requests (as nginx does after `keepalive_requests`), and one whose first connection fails its
+//! handshake. The real binary runs each schedule; its JSON report is checked.
 //!
 //! Each server stops by itself (a bound on its life); each run of the binary is bounded and
 //! killed past it. The outcomes do not depend on the machine's speed: a late answer is late by
@@ -13,8 +14,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use switchyard::io::TokioIo;
 
 const LOAD_BIN: &str = env!("CARGO_BIN_EXE_switchyard-load");
 /// Bound of one run of the binary: its schedule lasts a second, its requests end by their
@@ -188,4 +192,114 @@ fn an_answer_complete_after_the_deadline_is_an_error_though_each_read_was_in_tim
         "2000",
     ]);
     assert_eq!(counts, Counts { ok: 1, errors: 1 });
+}
+
+/// An HTTP/2 server on a glommio executor of its own: it fails the handshake of its first
+/// connection (closes it at once) when `close_first`, and ends every connection gracefully (GOAWAY)
+/// after `per_connection` requests, as nginx does after `keepalive_requests`. Returns its address
+/// and the count of requests it answered.
+fn h2_server(close_first: bool, per_connection: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let served = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let counter = served.clone();
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(256 << 10)
+        .spawn(move || async move {
+            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            tx.send(listener.local_addr().expect("local_addr"))
+                .expect("the test waits for the address");
+            let serve = async {
+                let mut first = close_first;
+                while let Ok(stream) = listener.accept().await {
+                    if std::mem::take(&mut first) {
+                        drop(stream);
+                        continue;
+                    }
+                    glommio::spawn_local(serve_h2(stream, per_connection, counter.clone()))
+                        .detach();
+                }
+            };
+            futures_lite::future::or(serve, glommio::timer::sleep(SERVER_LIFE)).await;
+        })
+        .expect("server executor");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the HTTP/2 server listens");
+    (addr, served)
+}
+
+async fn serve_h2(
+    stream: glommio::net::TcpStream,
+    per_connection: usize,
+    served: Arc<AtomicUsize>,
+) {
+    let Ok(mut conn) = h2::server::handshake(TokioIo::new(stream)).await else {
+        return;
+    };
+    let mut here = 0;
+    while let Some(Ok((_request, mut respond))) = conn.accept().await {
+        let answer = http::Response::builder().status(200).body(()).unwrap();
+        if respond.send_response(answer, true).is_err() {
+            return;
+        }
+        served.fetch_add(1, Ordering::SeqCst);
+        here += 1;
+        if here == per_connection {
+            conn.graceful_shutdown();
+        }
+    }
+}
+
+/// Arguments of an HTTP/2 run of 100 requests over one connection, 5 s each to be answered.
+fn h2_run(addr: SocketAddr) -> Vec<String> {
+    [
+        "--url",
+        &format!("http://{addr}/h2"),
+        "--http2",
+        "--rate",
+        "100",
+        "--connections",
+        "1",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--timeout-ms",
+        "5000",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A GOAWAY ends the connection, not the run: the generator connects again, and a request the
+/// server did not take (started after the GOAWAY, or beyond its last stream) goes on the new
+/// connection. So every request is answered, once, though the server takes only 25 per connection.
+/// (25, not fewer: a request is tried on at most three connections, and a generator that fell
+/// behind on a loaded machine may start many at once.)
+#[test]
+fn h2_connects_again_after_a_goaway_and_loses_no_request() {
+    let (addr, served) = h2_server(false, 25);
+    let args = h2_run(addr);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(open(&args), Counts { ok: 100, errors: 0 });
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        100,
+        "requests the server answered"
+    );
+}
+
+/// A connection whose handshake fails leaves none of its share of the schedule unsent or
+/// uncounted: the requests go on the next connection.
+#[test]
+fn h2_connects_again_after_a_failed_handshake_and_counts_every_request() {
+    let (addr, served) = h2_server(true, usize::MAX);
+    let args = h2_run(addr);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(open(&args), Counts { ok: 100, errors: 0 });
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        100,
+        "requests the server answered"
+    );
 }
