@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns loadtest/run's raw measurements into latest.md, latest.json and a gnuplot script for
-latest.png. Exits 1 if any scenario had errors in any round. Standard library only.
+latest.png. Exits 1 if any scenario had errors in any round, or its idle clients failed (their RSS
+is then missing: null in the raw file, "—" in the table). Standard library only.
 
 `report.py min-saturation RAW` prints the lowest median saturation throughput of any proxy in
 RAW, from which loadtest/run sets the fixed rate.
@@ -225,7 +226,8 @@ def main():
             r = median_row(s, v, [per_round[n][v][s] for n in rounds])
             if s in mem:
                 r["peak_rss_mib"] = mem[s]["peak_rss_kib"] / 1024
-                r["idle_rss_mib"] = mem[s]["idle_rss_kib"] / 1024
+                idle = mem[s].get("idle_rss_kib")
+                r["idle_rss_mib"] = None if idle is None else idle / 1024
             medians[v][s] = r
             result["rows"].append(r)
     result["rounds"] = [per_round[n][v][s] for n in rounds for v in VARIANTS for s in SCENARIOS]
@@ -233,7 +235,11 @@ def main():
     errors_by_round = {n: round_errors([per_round[n][v][s] for v in VARIANTS for s in SCENARIOS],
                                        f" round {n}" if multi else "")
                        for n in rounds}
-    errors = [e for n in rounds for e in errors_by_round[n]]
+    # Memory is measured once, after the rounds: a failed run of idle clients is an error of no
+    # round, but an error of the run all the same.
+    idle_failed = [f"{s}: the idle clients failed (no RSS with idle clients)"
+                   for s in SCENARIOS if s in mem and mem[s].get("idle_rss_kib") is None]
+    errors = [e for n in rounds for e in errors_by_round[n]] + idle_failed
 
     def row(s, v):
         return medians[v][s]
