@@ -290,7 +290,8 @@ fn address_in_use_is_a_clear_start_up_error() {
 #[test]
 fn too_little_locked_memory_says_which_ulimit_is_needed() {
     // An unprivileged user cannot raise RLIMIT_MEMLOCK past 64 KiB, so the gateway must refuse
-    // to start and say what to set (root would simply raise it).
+    // to start and say what to set (root would simply raise it). Becoming that user takes root:
+    // the suite runs as root, as CI does (README, "Tests").
     let port = free_port().to_string();
     assert_start_failure(
         &[

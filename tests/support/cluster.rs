@@ -2,13 +2,14 @@
 //! foreign Kafka client (kafka-python) of `tests/peers/kafka_peer.py`.
 //!
 //! The broker keeps its data in a sqlite file in its own temporary directory, so it can be stopped
-//! and started again on the same port with nothing lost. A missing tansu binary fails the test with
-//! the command that installs it (CI runs `.ci/install-tansu`): a cluster test must never pass by
-//! not running.
+//! and started again on the same port with nothing lost. A missing tansu binary, or a release other
+//! than [`TANSU_VERSION`], fails the test with the command that installs it (CI runs
+//! `.ci/install-tansu`): a cluster test must never pass by not running.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,32 +25,63 @@ use super::{
 /// 2-core CI machine a fresh broker and three gateways start together.
 pub const CLUSTER_WAIT: Duration = Duration::from_secs(60);
 
+/// The tansu release the cluster tests are written against (its command line: [`Broker::restart`]);
+/// `.ci/install-tansu` installs it.
+pub const TANSU_VERSION: &str = "0.6.0";
+
 /// Bound of one run of `tests/peers/kafka_peer.py`: above its own 30 s limits (reading to the end
 /// offsets, waiting for an acknowledgement) plus a Python start and a broker connection.
 const KAFKA_PEER_LIMIT: Duration = Duration::from_secs(120);
 
-/// The tansu binary: on PATH, or where `cargo install` puts it.
+/// The tansu binary: on PATH, or where `cargo install` puts it; fails the test unless it is
+/// [`TANSU_VERSION`] (another release may take other options or store differently).
 pub fn tansu_bin() -> PathBuf {
+    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
+    CHECKED.get_or_init(checked_tansu).clone()
+}
+
+fn checked_tansu() -> PathBuf {
+    let install = format!(
+        "run `.ci/install-tansu` (cargo install tansu --locked --version {TANSU_VERSION} \
+         --features dynostore,libsql)"
+    );
+    let Some(bin) = find_tansu() else {
+        panic!(
+            "the cluster tests need the tansu Kafka broker {TANSU_VERSION}, which is not \
+             installed: {install}"
+        );
+    };
+    let mut cmd = Command::new(&bin);
+    cmd.arg("--version");
+    let ran = run_bounded("tansu --version", cmd, TANSU_VERSION_LIMIT);
+    assert_eq!(
+        ran.stdout.split_whitespace().nth(1),
+        Some(TANSU_VERSION),
+        "the cluster tests are written against tansu {TANSU_VERSION}; {} says {:?}: {install}",
+        bin.display(),
+        ran.stdout.trim()
+    );
+    bin
+}
+
+/// Bound of `tansu --version`.
+const TANSU_VERSION_LIMIT: Duration = Duration::from_secs(30);
+
+fn find_tansu() -> Option<PathBuf> {
     if let Some(paths) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&paths) {
             let p = dir.join("tansu");
             if p.is_file() {
-                return p;
+                return Some(p);
             }
         }
     }
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
-    if let Some(p) = cargo_home.map(|h| h.join("bin/tansu")) {
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "the cluster tests need the tansu Kafka broker, which is not installed: run \
-         `.ci/install-tansu` (cargo install tansu --locked --features dynostore,libsql)"
-    );
+    cargo_home
+        .map(|h| h.join("bin/tansu"))
+        .filter(|p| p.is_file())
 }
 
 /// A tansu broker on 127.0.0.1:<free port> storing into a sqlite file; killed on drop.
@@ -232,7 +264,8 @@ pub fn require_kafka_python() {
     let ran = run_bounded("python3", cmd, PYTHON_IMPORT_LIMIT);
     assert!(
         ran.status.success(),
-        "python3 cannot import kafka-python (run `.ci/install-deps`, as CI does): {}",
+        "python3 cannot import kafka-python (run `.ci/install-deps`, which installs the version \
+         of .ci/requirements.txt): {}",
         ran.stderr
     );
 }

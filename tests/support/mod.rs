@@ -858,7 +858,8 @@ pub fn require_python_grpc() {
     let ran = run_bounded("python3", cmd, PYTHON_IMPORT_LIMIT);
     assert!(
         ran.status.success(),
-        "python3 cannot import grpcio/grpcio-tools (run `.ci/install-deps`, as CI does): {}",
+        "python3 cannot import grpcio/grpcio-tools (run `.ci/install-deps`, which installs the \
+         versions of .ci/requirements.txt): {}",
         ran.stderr
     );
 }
