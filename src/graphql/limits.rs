@@ -87,16 +87,24 @@ pub(crate) fn check_text(document: &str, limits: &Limits) -> Result<(), GraphQLE
     Ok(())
 }
 
-/// Counts GraphQL tokens (punctuators, names, numbers, strings), skipping ignored tokens
-/// (white space, commas, comments, BOM). Returns `Some(count)` as soon as the count exceeds `max`,
-/// `None` when the document stays within it. Malformed input is counted loosely: the parser reports it.
+/// Counts GraphQL tokens, lexed as the GraphQL spec lexes them so that spacing never changes the
+/// count: punctuators (`...` is one), names (`[_A-Za-z][_0-9A-Za-z]*`), numbers (`-?` digits, an
+/// optional `.` fraction and `e`/`E` exponent) and strings (block strings included), skipping
+/// ignored tokens (white space, commas, comments, BOM). Returns `Some(count)` as soon as the count
+/// exceeds `max`, `None` when the document stays within it. Malformed input is counted loosely (a
+/// stray byte is one token): the parser reports it.
 pub(crate) fn count_tokens(document: &str, max: usize) -> Option<usize> {
     let bytes = document.as_bytes();
+    let digits = |mut i: usize| {
+        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
     let mut i = 0;
     let mut count = 0usize;
     while i < bytes.len() {
-        let b = bytes[i];
-        match b {
+        match bytes[i] {
             b' ' | b'\t' | b'\n' | b'\r' | b',' => {
                 i += 1;
                 continue;
@@ -105,6 +113,10 @@ pub(crate) fn count_tokens(document: &str, max: usize) -> Option<usize> {
                 while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
                 }
+                continue;
+            }
+            0xEF if bytes[i..].starts_with("\u{feff}".as_bytes()) => {
+                i += 3;
                 continue;
             }
             b'"' => {
@@ -127,18 +139,29 @@ pub(crate) fn count_tokens(document: &str, max: usize) -> Option<usize> {
                 }
             }
             b'.' if bytes[i..].starts_with(b"...") => i += 3,
-            b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'0'..=b'9' => {
+            b'_' | b'a'..=b'z' | b'A'..=b'Z' => {
                 i += 1;
-                while i < bytes.len()
-                    && matches!(bytes[i], b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'+' | b'-')
+                while bytes
+                    .get(i)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
                 {
                     i += 1;
                 }
             }
-            0xEF if bytes[i..].starts_with("\u{feff}".as_bytes()) => {
-                i += 3;
-                continue;
+            b'-' | b'0'..=b'9' => {
+                // IntValue / FloatValue: `-`? digits (`.` digits)? ([eE] [+-]? digits)?
+                i = digits(i + 1);
+                if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    i = digits(i + 1);
+                }
+                if matches!(bytes.get(i), Some(b'e' | b'E')) {
+                    let sign = usize::from(matches!(bytes.get(i + 1), Some(b'+' | b'-')));
+                    if bytes.get(i + 1 + sign).is_some_and(u8::is_ascii_digit) {
+                        i = digits(i + 1 + sign);
+                    }
+                }
             }
+            // Every other punctuator (`! $ & ( ) : = @ [ ] { | }`) and any stray byte.
             _ => i += 1,
         }
         count += 1;

@@ -1380,6 +1380,39 @@ fn token_counting_skips_ignored_tokens() {
     );
 }
 
+#[test]
+fn token_counting_does_not_depend_on_spacing() {
+    let count = |document: &str| limits::count_tokens(document, 0).map(|_| ());
+    let exact = |document: &str| {
+        (1..100)
+            .find(|max| limits::count_tokens(document, *max).is_none())
+            .unwrap()
+    };
+    assert_eq!(count(""), None);
+    // `...` is one token and a name stops at anything but `[_0-9A-Za-z]`.
+    for (dense, spaced, tokens) in [
+        ("...F...F", "... F ... F", 4),
+        ("{a...on JSON{b}}", "{ a ... on JSON { b } }", 9),
+        ("f(x:-1.5e+3,y:0.25E-1)", "f ( x : -1.5e+3 y : 0.25E-1 )", 9),
+        ("a-b+c", "a -b + c", 5),
+        ("$v:[String!]=[\"a\"]", "$ v : [ String ! ] = [ \"a\" ]", 11),
+    ] {
+        assert_eq!(exact(dense), tokens, "{dense}");
+        assert_eq!(exact(spaced), tokens, "{spaced}");
+    }
+    // The reviewer's case: 6000 spreads written without spaces were one token each name run.
+    let dense = format!(
+        "{{ echo {{ {} }} }} fragment F on JSON {{ a }}",
+        "...F".repeat(6000)
+    );
+    let spaced = dense.replace("...F", "...F ");
+    assert_eq!(
+        limits::count_tokens(&dense, 10_000),
+        limits::count_tokens(&spaced, 10_000)
+    );
+    assert_eq!(limits::count_tokens(&dense, 10_000), Some(10_001));
+}
+
 // ---- introspection -----------------------------------------------------------------------------
 
 /// graphql-js 16 `getIntrospectionQuery()` (descriptions on), which `buildClientSchema` consumes.
