@@ -37,6 +37,7 @@
 
 mod error;
 mod execute;
+mod fragments;
 mod http;
 mod input_fields;
 mod introspect;

@@ -1192,6 +1192,97 @@ fn media_type_decides_the_status_of_request_errors() {
     assert_eq!(body["data"], json!({"a": null}));
 }
 
+// ---- cost of validation ------------------------------------------------------------------------
+
+/// Validates `document` against a schema with the service `echo`, returning the error messages
+/// and what the validation did.
+fn validation_work(document: &str) -> (Vec<String>, validate::Work) {
+    let parsed = async_graphql_parser::parse_query(document).unwrap();
+    let schema = schema::Schema::new(vec!["echo".to_owned()]);
+    let (errors, work) = validate::validate_counting(document, &parsed, &schema);
+    (errors.into_iter().map(|e| e.message).collect(), work)
+}
+
+/// `fragment F0 on Query { <f0> }` and `k` fragments each spreading the previous one twice:
+/// `F<k>` stands for 2^k copies of `F0`.
+fn doubling_fragments(k: usize, f0: &str) -> String {
+    let mut text = format!("fragment F0 on Query {{ {f0} }}");
+    for i in 1..=k {
+        text.push_str(&format!(
+            " fragment F{i} on Query {{ ...F{j} ...F{j} }}",
+            j = i - 1
+        ));
+    }
+    text
+}
+
+#[test]
+fn variable_uses_cost_what_is_written_not_what_fragments_expand_to() {
+    // The reviewer's repro B (950 bytes): an operation that is not even selected reaches 2^22
+    // spreads of a fragment using `$v`. Each fragment's uses are a set, checked once per
+    // operation: one use, not four million.
+    let document = format!(
+        "query A {{ __typename }} query B($v: Boolean!) {{ ...F22 }} {}",
+        doubling_fragments(22, "echo @skip(if: $v)")
+    );
+    let (errors, work) = validation_work(&document);
+    assert_eq!(errors, Vec::<String>::new());
+    assert_eq!(work.variable_uses, 1);
+
+    // Repro A (12.5 KB): 3000 uses of `$v` in one fragment, reached 2^12 times.
+    let uses = vec!["$v"; 3000].join(", ");
+    let document = format!(
+        "query B($v: Boolean) {{ ...F12 }} {}",
+        doubling_fragments(12, &format!("echo(body: [{uses}]) {{ path }}"))
+    );
+    let (errors, work) = validation_work(&document);
+    assert_eq!(errors, Vec::<String>::new());
+    assert_eq!(work.variable_uses, 1);
+    // And through the engine it is within every limit and plans.
+    assert!(plan(
+        vec!["echo".into()],
+        &document,
+        None,
+        None,
+        &Limits::default()
+    )
+    .is_ok());
+
+    // A variable used in several positions is checked once per type expected there, and an
+    // undefined one is reported once per operation that reaches it.
+    let (errors, work) = validation_work(
+        "query A($v: Boolean!) { ...F } query B { ...F } \
+         fragment F on Query { echo @skip(if: $v) e: echo(body: [$v, $v]) @include(if: $v) }",
+    );
+    // `Boolean!` (both directives) and inside a `JSON` value (`[$v, $v]`).
+    assert_eq!(work.variable_uses, 4);
+    assert_eq!(
+        errors,
+        vec!["Variable \"$v\" is not defined by operation \"B\"."; 2]
+    );
+}
+
+#[test]
+fn validation_stops_at_the_error_limit() {
+    // 1000 operations reaching one fragment that uses 1000 undefined variables would be a million
+    // errors (about 100 MB of response).
+    let ops: String = (0..1000)
+        .map(|i| format!("query Q{i} {{ ...F }} "))
+        .collect();
+    let vars: Vec<String> = (0..1000).map(|i| format!("$v{i}")).collect();
+    let document = format!(
+        "{ops} fragment F on Query {{ echo(body: [{}]) }}",
+        vars.join(" ")
+    );
+    let (errors, work) = validation_work(&document);
+    assert_eq!(errors.len(), validate::MAX_ERRORS + 1);
+    assert_eq!(
+        errors.last().unwrap(),
+        "Too many validation errors, error limit reached. Validation aborted."
+    );
+    assert!(work.variable_uses <= validate::MAX_ERRORS + 1, "{work:?}");
+}
+
 // ---- limits ------------------------------------------------------------------------------------
 
 fn limited(query: &str, limits: Limits) -> (u16, Json) {
