@@ -1321,6 +1321,54 @@ fn limit_depth() {
 }
 
 #[test]
+fn limit_depth_applies_to_every_operation_and_unused_fragment() {
+    let s = setup();
+    // The reviewer's repro: 15 fragments of 60 nested fields each, chained, in an operation that is
+    // not the one selected. It used to overflow a shard's stack and abort the process.
+    let mut document = String::from("query A { __typename } query B { echo { ...F0 } }");
+    for i in 0..15 {
+        document.push_str(&format!(
+            " fragment F{i} on JSON {{ {}...F{} {} }}",
+            "a{".repeat(60),
+            i + 1,
+            "}".repeat(60)
+        ));
+    }
+    document.push_str(" fragment F15 on JSON { z }");
+    let request = json!({ "query": document, "operationName": "A" });
+    let error = json!({
+        "message": "The operation \"B\" is 902 levels deep, more than the limit of 16.",
+        "locations": [at(&document, "query B")],
+        "extensions": { "code": "QUERY_TOO_DEEP", "status": 400 } });
+    assert_errors(&post(&s.gw, &request, H1), 200, JSON_CT, &json!([error]));
+    assert_errors(
+        &post(&s.gw, &request, STRICT),
+        400,
+        GRAPHQL_CT,
+        &json!([error]),
+    );
+    // Fragments that nothing uses are measured too, at the one nothing spreads.
+    let mut unused = String::from("{ __typename }");
+    for i in 0..700 {
+        unused.push_str(&format!(
+            " fragment F{i} on JSON {{ a {{ ...F{} }} }}",
+            i + 1
+        ));
+    }
+    unused.push_str(" fragment F700 on JSON { z }");
+    let error = json!({
+        "message": "The fragment \"F0\" is 701 levels deep, more than the limit of 16.",
+        "locations": [at(&unused, "fragment F0 ")],
+        "extensions": { "code": "QUERY_TOO_DEEP", "status": 400 } });
+    assert_errors(&query(&s.gw, &unused), 200, JSON_CT, &json!([error]));
+    // The gateway is still there.
+    assert_data(
+        &query(&s.gw, "{ __typename }"),
+        &json!({ "__typename": "Query" }),
+    );
+}
+
+#[test]
 fn limit_root_fields() {
     let s = setup();
     let document = |n: usize| {

@@ -11,8 +11,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use async_graphql_parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql_parser::Pos;
+use async_graphql_parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql_parser::{Pos, Positioned};
 
 /// The spreads of every fragment definition of a document, and what follows from them.
 pub(crate) struct Graph<'d> {
@@ -59,7 +59,6 @@ impl<'d> Graph<'d> {
     }
 
     /// Defined fragments, each after the fragments it spreads (cycles broken where they close).
-    #[allow(dead_code)] // for the limits pass
     pub fn dependency_order(&self) -> &[&'d str] {
         &self.order
     }
@@ -144,6 +143,45 @@ impl<'d> Graph<'d> {
                             name: target,
                             next: 0,
                         });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Calls `field` for every field of `sets`, in document order, with inline fragments and fragment
+/// spreads flattened and the selections `keep` refuses left out: GraphQL's CollectFields, which
+/// enters each fragment once per collection (a second spread of it adds the same fields again).
+/// Iterative, with a stack of the selection lists being walked, so a chain of spreads costs no
+/// call stack.
+pub(crate) fn collect_fields<'d>(
+    document: &'d ExecutableDocument,
+    sets: &[&'d SelectionSet],
+    mut keep: impl FnMut(&'d Positioned<Selection>) -> bool,
+    mut field: impl FnMut(&'d Positioned<Field>),
+) {
+    let mut entered: HashSet<&'d str> = HashSet::new();
+    let mut stack: Vec<std::slice::Iter<'d, Positioned<Selection>>> =
+        sets.iter().rev().map(|set| set.items.iter()).collect();
+    while let Some(top) = stack.last_mut() {
+        let Some(selection) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        if !keep(selection) {
+            continue;
+        }
+        match &selection.node {
+            Selection::Field(f) => field(f),
+            Selection::InlineFragment(fragment) => {
+                stack.push(fragment.node.selection_set.node.items.iter())
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                if let Some((name, definition)) = document.fragments.get_key_value(name) {
+                    if entered.insert(name.as_str()) {
+                        stack.push(definition.node.selection_set.node.items.iter());
                     }
                 }
             }

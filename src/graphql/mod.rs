@@ -8,9 +8,10 @@
 //! wired to the listener elsewhere. A request goes through the files in this order:
 //!
 //! ```text
-//! http (decode GET/POST, media type) → limits (size, tokens: before parsing)
-//!   → parse (async-graphql-parser) → operation selection
-//!   → limits (depth, root fields, aliases, expanded fields) → validate (every rule, with locations)
+//! http (decode GET/POST, media type) → limits (size, tokens, nesting: before parsing)
+//!   → parse (async-graphql-parser) → operation selection → fragments (the spread graph)
+//!   → limits (every operation and fragment: depth, expanded fields; the selected operation:
+//!     root fields, aliases) → validate (every rule, with locations)
 //!   → plan (variables, fragments, skip/include) → execute (queries concurrently, mutations in order)
 //!   → project (each answer through its selection) → http (status rules, encoding);
 //!   introspect answers `__schema` / `__type` locally
@@ -32,8 +33,12 @@
 //!   nothing is spawned and futures need not be `Send` ([`Backend::call`] returns a plain future).
 //! - Backend answers are projected from their raw text without building a `serde_json::Value`: what is
 //!   not selected is skipped and what is selected whole is copied byte for byte.
-//! - Limits are checked before the work they bound: size and tokens before the parser allocates,
-//!   depth/fan-out/expansion before anything is planned or called.
+//! - Limits are checked before the work they bound: size, tokens and nesting before the parser
+//!   allocates, depth and expansion of every definition before validation walks them, fan-out
+//!   before anything is planned or called.
+//! - Nothing recurses along a chain of fragment spreads (the document decides how long it is):
+//!   spreads are followed with explicit stacks ([`fragments`]); what recursion there is follows the
+//!   syntax of one definition (the parser bounds it) or the selection depth (limited first).
 
 mod error;
 mod execute;
@@ -213,12 +218,12 @@ fn prepare(
     limits::check_text(query, limits).map_err(|e| vec![e])?;
     let document = async_graphql_parser::parse_query(query).map_err(|e| vec![parse_error(e)])?;
     let operation = validate::select_operation(&document, operation_name).map_err(|e| vec![e])?;
-    let shape = limits::measure(&document, &operation.node, variables);
-    let exceeded = limits::check_shape(shape, limits, operation.pos);
+    let graph = fragments::Graph::new(&document);
+    let exceeded = limits::check_document(&document, &graph, operation, variables, limits);
     if !exceeded.is_empty() {
         return Err(exceeded);
     }
-    let errors = validate::validate(query, &document, schema);
+    let errors = validate::validate(query, &document, &graph, schema);
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -4,19 +4,21 @@
 //!
 //! Execution then needs neither the document nor the variables, and projection walks a plain tree of
 //! response keys, which is what makes it cheap. Fragment expansion is bounded beforehand by the
-//! limits pass (fields after expansion), so flattening here needs no memoisation.
+//! limits pass (fields after expansion), so flattening here needs no memoisation; it follows
+//! spreads without recursion ([`collect_fields`]) and recurses only per selection level, which the
+//! depth limit bounds.
 
 use std::collections::HashMap;
 
 use async_graphql_parser::types::{
-    Directive, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet,
+    Directive, ExecutableDocument, Field, OperationDefinition, OperationType, SelectionSet,
 };
 use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::Value;
 use serde_json::{Map, Value as Json};
 
 use super::error::{Code, GraphQLError};
+use super::fragments::collect_fields;
 use super::schema::{check_json, const_to_json, value_to_json, Schema};
 
 /// Coerced variable values of one request.
@@ -193,52 +195,22 @@ impl<'d> Planner<'d> {
     fn group(&self, sets: &[&'d SelectionSet]) -> Vec<(String, Vec<&'d Positioned<Field>>)> {
         let mut groups: Vec<(String, Vec<&'d Positioned<Field>>)> = Vec::new();
         let mut index: HashMap<&'d str, usize> = HashMap::new();
-        let mut visited = Vec::new();
-        for set in sets {
-            self.collect(set, &mut groups, &mut index, &mut visited);
-        }
+        collect_fields(
+            self.document,
+            sets,
+            |selection| self.included(selection.node.directives()),
+            |field| {
+                let key = field.node.response_key().node.as_str();
+                match index.get(key) {
+                    Some(&i) => groups[i].1.push(field),
+                    None => {
+                        index.insert(key, groups.len());
+                        groups.push((key.to_owned(), vec![field]));
+                    }
+                }
+            },
+        );
         groups
-    }
-
-    fn collect(
-        &self,
-        set: &'d SelectionSet,
-        groups: &mut Vec<(String, Vec<&'d Positioned<Field>>)>,
-        index: &mut HashMap<&'d str, usize>,
-        visited: &mut Vec<&'d str>,
-    ) {
-        for selection in &set.items {
-            if !self.included(selection.node.directives()) {
-                continue;
-            }
-            match &selection.node {
-                Selection::Field(field) => {
-                    let key = field.node.response_key().node.as_str();
-                    match index.get(key) {
-                        Some(&i) => groups[i].1.push(field),
-                        None => {
-                            index.insert(key, groups.len());
-                            groups.push((key.to_owned(), vec![field]));
-                        }
-                    }
-                }
-                Selection::InlineFragment(fragment) => {
-                    self.collect(&fragment.node.selection_set.node, groups, index, visited)
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    // Validation refuses cycles; the stack keeps this loop finite regardless.
-                    if visited.contains(&name) {
-                        continue;
-                    }
-                    if let Some(definition) = self.document.fragments.get(name) {
-                        visited.push(name);
-                        self.collect(&definition.node.selection_set.node, groups, index, visited);
-                        visited.pop();
-                    }
-                }
-            }
-        }
     }
 
     /// The merged sub-selection of fields sharing a response key; `None` if none has a selection set.

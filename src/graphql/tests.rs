@@ -1199,7 +1199,8 @@ fn media_type_decides_the_status_of_request_errors() {
 fn validation_work(document: &str) -> (Vec<String>, validate::Work) {
     let parsed = async_graphql_parser::parse_query(document).unwrap();
     let schema = schema::Schema::new(vec!["echo".to_owned()]);
-    let (errors, work) = validate::validate_counting(document, &parsed, &schema);
+    let graph = fragments::Graph::new(&parsed);
+    let (errors, work) = validate::validate_counting(document, &parsed, &graph, &schema);
     (errors.into_iter().map(|e| e.message).collect(), work)
 }
 
@@ -1436,6 +1437,101 @@ fn every_limit_has_its_own_error() {
     let (_, body) = limited(&bomb, Limits::default());
     assert_request_error(&body, "TOO_MANY_TOKENS", "With fragments expanded", None);
     assert_request_error(&body, "TOO_MANY_ALIASES", "aliases", None);
+}
+
+#[test]
+fn depth_and_expansion_are_limited_in_every_operation_and_unused_fragment() {
+    // The reviewer's repro (3.2 KB): 15 fragments of 60 nested fields each, chained, in an
+    // operation that is not selected. Validation recursed through all 900 levels and overflowed
+    // the stack; now the operation is measured (without recursion) and refused first.
+    let mut document = String::from("query A { __typename } query B { echo { ...F0 } }");
+    for i in 0..15 {
+        document.push_str(&format!(
+            " fragment F{i} on JSON {{ {}...F{} {} }}",
+            "a{".repeat(60),
+            i + 1,
+            "}".repeat(60)
+        ));
+    }
+    document.push_str(" fragment F15 on JSON { z }");
+    let request = json!({"query": document, "operationName": "A"});
+    let (_, body) = post_with(&Mock::new(&["echo"]), &request, None, &Limits::default());
+    assert_eq!(
+        body,
+        json!({"errors": [{
+            "message": "The operation \"B\" is 902 levels deep, more than the limit of 16.",
+            "locations": [{"line": 1, "column": 24}],
+            "extensions": {"code": "QUERY_TOO_DEEP", "status": 400}}]})
+    );
+
+    // 700 unused fragments, each nesting the next one level deeper: reported once, at the one
+    // that nothing spreads.
+    let mut document = String::from("{ __typename }");
+    for i in 0..700 {
+        document.push_str(&format!(
+            " fragment F{i} on JSON {{ a {{ ...F{} }} }}",
+            i + 1
+        ));
+    }
+    document.push_str(" fragment F700 on JSON { z }");
+    let (_, body) = post(&Mock::new(&["echo"]), &document);
+    assert_eq!(
+        body,
+        json!({"errors": [{
+            "message": "The fragment \"F0\" is 701 levels deep, more than the limit of 16.",
+            "locations": [{"line": 1, "column": 16}],
+            "extensions": {"code": "QUERY_TOO_DEEP", "status": 400}}]})
+    );
+
+    // A fragment bomb in an operation that is not selected.
+    let document = format!(
+        "query A {{ __typename }} query B {{ ...F20 }} {}",
+        doubling_fragments(20, "echo")
+    );
+    let request = json!({"query": document, "operationName": "A"});
+    let (_, body) = post_with(&Mock::new(&["echo"]), &request, None, &Limits::default());
+    assert_request_error(
+        &body,
+        "TOO_MANY_TOKENS",
+        "With fragments expanded the operation \"B\" selects 1048576 fields",
+        Some((1, 24)),
+    );
+}
+
+#[test]
+fn a_long_chain_of_spreads_costs_no_stack() {
+    // Far longer than the limits allow, and than a stack frame per spread would survive: nothing
+    // (limits, validation, planning) recurses along spreads.
+    let n = 5_000;
+    let mut document = String::from("{ ...F0 }");
+    for i in 0..n {
+        document.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", i + 1));
+    }
+    document.push_str(&format!(" fragment F{n} on Query {{ echo {{ a }} }}"));
+    let limits = Limits {
+        max_document_bytes: usize::MAX,
+        max_tokens: usize::MAX,
+        ..Limits::default()
+    };
+    let plan = plan(vec!["echo".into()], &document, None, None, &limits).unwrap();
+    assert_eq!(plan.fields.len(), 1);
+    assert_eq!(plan.fields[0].key, "echo");
+}
+
+#[test]
+fn brackets_are_nested_at_most_128_levels() {
+    let document = |n: usize| format!("{{ echo(body: {}{}) }}", "[".repeat(n), "]".repeat(n));
+    // `{` and `(` are two levels already.
+    let backend = Mock::new(&["echo"]);
+    let (_, body) = post(&backend, &document(126));
+    assert_eq!(body["errors"], Json::Null, "{body}");
+    let (_, body) = post(&backend, &document(127));
+    assert_eq!(
+        body,
+        json!({"errors": [{
+            "message": "The document nests brackets more than 128 levels deep.",
+            "extensions": {"code": "QUERY_TOO_DEEP", "status": 400}}]})
+    );
 }
 
 #[test]

@@ -33,7 +33,7 @@ use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::{Name, Value};
 
 use super::error::{Code, GraphQLError};
-use super::fragments::{spreads_in, Graph};
+use super::fragments::{collect_fields, spreads_in, Graph};
 use super::input_fields;
 use super::introspect::{introspection_field, is_introspection_object, is_known_type};
 use super::schema::{
@@ -87,9 +87,10 @@ pub(crate) const MAX_ERRORS: usize = 100;
 pub(crate) fn validate(
     text: &str,
     document: &ExecutableDocument,
+    graph: &Graph<'_>,
     schema: &Schema,
 ) -> Vec<GraphQLError> {
-    validate_counting(text, document, schema).0
+    validate_counting(text, document, graph, schema).0
 }
 
 /// Counts of what one validation did, so that tests can bound its cost without timing it.
@@ -100,12 +101,12 @@ pub(crate) struct Work {
 }
 
 /// [`validate`], also returning what the validation did.
-pub(crate) fn validate_counting(
+pub(crate) fn validate_counting<'d>(
     text: &str,
-    document: &ExecutableDocument,
+    document: &'d ExecutableDocument,
+    graph: &Graph<'d>,
     schema: &Schema,
 ) -> (Vec<GraphQLError>, Work) {
-    let graph = Graph::new(document);
     let mut validator = Validator {
         document,
         schema,
@@ -123,9 +124,9 @@ pub(crate) fn validate_counting(
         document.operations.iter().collect();
     operations.sort_by_key(|(_, op)| op.pos);
     for (name, operation) in operations {
-        validator.operation(name.map(Name::as_str), operation, &graph);
+        validator.operation(name.map(Name::as_str), operation, graph);
     }
-    validator.fragment_use(&graph);
+    validator.fragment_use(graph);
     let Validator {
         mut errors,
         mut truncated,
@@ -611,10 +612,7 @@ impl<'d> Validator<'d> {
 
     fn conflicts_in(&mut self, sets: &[&'d SelectionSet]) {
         let mut fields: Vec<&'d Positioned<Field>> = Vec::new();
-        let mut seen = HashSet::new();
-        for set in sets {
-            self.collect_fields(set, &mut fields, &mut seen);
-        }
+        collect_fields(self.document, sets, |_| true, |field| fields.push(field));
         let mut groups: Vec<(&'d str, Vec<&'d Positioned<Field>>)> = Vec::new();
         let mut index: HashMap<&'d str, usize> = HashMap::new();
         for field in fields {
@@ -671,30 +669,6 @@ impl<'d> Validator<'d> {
                     let merged = group.iter().map(|f| f.pos).collect();
                     if subsets.len() > 1 && self.merges_checked.insert(merged) {
                         self.conflicts_in(&subsets);
-                    }
-                }
-            }
-        }
-    }
-
-    fn collect_fields(
-        &self,
-        set: &'d SelectionSet,
-        out: &mut Vec<&'d Positioned<Field>>,
-        seen: &mut HashSet<&'d str>,
-    ) {
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => out.push(field),
-                Selection::InlineFragment(f) => {
-                    self.collect_fields(&f.node.selection_set.node, out, seen)
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    if seen.insert(name) {
-                        if let Some(def) = self.document.fragments.get(name) {
-                            self.collect_fields(&def.node.selection_set.node, out, seen);
-                        }
                     }
                 }
             }
