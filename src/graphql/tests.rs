@@ -1264,6 +1264,32 @@ fn variable_uses_cost_what_is_written_not_what_fragments_expand_to() {
 }
 
 #[test]
+fn merge_checking_costs_the_expanded_fields_once() {
+    // The reviewer's case (36 KB): 800 fragments, each selecting `echo { a }` and spreading the
+    // next, from two operations. Checking each selection set with every fragment it reaches
+    // expanded cost 800 * 800 / 2 fields per operation; checking from the top down, each group of
+    // same-key fields once, collects the 801 `echo`s of each operation and their 801 `a`s once.
+    let n = 800;
+    let mut fragments = String::new();
+    for i in 0..n {
+        fragments.push_str(&format!(
+            " fragment F{i} on Query {{ echo {{ a }} ...F{} }}",
+            i + 1
+        ));
+    }
+    fragments.push_str(&format!(" fragment F{n} on Query {{ echo {{ a }} }}"));
+    let document = format!("query A {{ ...F0 }} query B {{ ...F0 }}{fragments}");
+    let (errors, work) = validation_work(&document);
+    assert_eq!(errors, Vec::<String>::new());
+    assert_eq!(work.merged_fields, 3 * (n + 1));
+    // Conflicts are still found however deep in the chain they are.
+    let document = format!("{{ ...F0 echo(path: \"/x\") {{ a }} }}{fragments}");
+    let (errors, _) = validation_work(&document);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("differing arguments"), "{errors:?}");
+}
+
+#[test]
 fn validation_stops_at_the_error_limit() {
     // 1000 operations reaching one fragment that uses 1000 undefined variables would be a million
     // errors (about 100 MB of response).
@@ -1502,7 +1528,7 @@ fn depth_and_expansion_are_limited_in_every_operation_and_unused_fragment() {
 fn a_long_chain_of_spreads_costs_no_stack() {
     // Far longer than the limits allow, and than a stack frame per spread would survive: nothing
     // (limits, validation, planning) recurses along spreads.
-    let n = 5_000;
+    let n = 20_000;
     let mut document = String::from("{ ...F0 }");
     for i in 0..n {
         document.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", i + 1));

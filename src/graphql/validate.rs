@@ -20,7 +20,10 @@
 //! builds. What a fragment contributes to the operations that reach it is its set of variable
 //! uses, recorded while it is validated: each variable once per type its positions expect, so a
 //! fragment used many times, or reaching many others, costs its distinct uses once per operation
-//! (the fragments an operation reaches come from [`Graph`], walked without recursion). At most
+//! (the fragments an operation reaches come from [`Graph`], walked without recursion). Whether
+//! fields merge is checked from the top of each operation (and each unused fragment) down, with
+//! fragments expanded: each group of same-key fields once, so the work is bounded by the expanded
+//! fields the limits pass has counted, and the recursion by the depth it has limited. At most
 //! [`MAX_ERRORS`] errors are reported, as graphql-js does.
 
 use std::collections::{HashMap, HashSet};
@@ -98,6 +101,8 @@ pub(crate) fn validate(
 pub(crate) struct Work {
     /// Variable uses checked against an operation's declarations.
     pub variable_uses: usize,
+    /// Fields collected by the merge check.
+    pub merged_fields: usize,
 }
 
 /// [`validate`], also returning what the validation did.
@@ -127,6 +132,9 @@ pub(crate) fn validate_counting<'d>(
         validator.operation(name.map(Name::as_str), operation, graph);
     }
     validator.fragment_use(graph);
+    if graph.cycles().is_empty() {
+        validator.merge_roots(graph);
+    }
     let Validator {
         mut errors,
         mut truncated,
@@ -344,7 +352,6 @@ impl<'d> Validator<'d> {
     }
 
     fn selection_set(&mut self, set: &'d SelectionSet, parent: &'static str, uses: &mut Uses<'d>) {
-        self.conflicts(set);
         for selection in &set.items {
             match &selection.node {
                 Selection::Field(field) => {
@@ -602,17 +609,21 @@ impl<'d> Validator<'d> {
         }
     }
 
-    /// "Field selections must merge": fields under one response key must be the same field with
-    /// the same arguments, and either all select subfields or none do (a projection and the whole
-    /// value cannot share a key). The subfields of fields that share a key are merged and checked
-    /// the same way, one level down, so conflicts between fragments and nested ones are found too.
-    fn conflicts(&mut self, set: &'d SelectionSet) {
-        self.conflicts_in(&[set]);
-    }
-
-    fn conflicts_in(&mut self, sets: &[&'d SelectionSet]) {
+    /// "Field selections must merge", for the selections of `sets` taken together (an operation's
+    /// or an unused fragment's own set to begin with): fields under one response key must be the
+    /// same field with the same arguments, and either all select subfields or none do (a
+    /// projection and the whole value cannot share a key). Then the subfields of each key's fields
+    /// are checked together the same way, one level down, so conflicts between fragments and
+    /// nested ones are found at any depth.
+    ///
+    /// Each group of fields is checked once (a fragment reached along two paths brings the same
+    /// group twice), and fields are collected with each fragment entered once per level, so the
+    /// work is at most the expanded fields the limits pass counted; the recursion is the selection
+    /// depth it limited. Documents with fragment cycles are not checked (the cycle is the error).
+    fn merges(&mut self, sets: &[&'d SelectionSet]) {
         let mut fields: Vec<&'d Positioned<Field>> = Vec::new();
         collect_fields(self.document, sets, |_| true, |field| fields.push(field));
+        self.work.merged_fields += fields.len();
         let mut groups: Vec<(&'d str, Vec<&'d Positioned<Field>>)> = Vec::new();
         let mut index: HashMap<&'d str, usize> = HashMap::new();
         for field in fields {
@@ -626,8 +637,8 @@ impl<'d> Validator<'d> {
             }
         }
         for (key, group) in groups {
-            if group.len() < 2 {
-                continue;
+            if self.truncated {
+                return;
             }
             let first = group[0];
             let conflict = group[1..].iter().find_map(|field| {
@@ -646,31 +657,30 @@ impl<'d> Validator<'d> {
                 };
                 Some((*field, why))
             });
-            match conflict {
-                Some((field, why)) => {
-                    // The same pair is met again when its own selection set is checked.
-                    if self.conflicts_reported.insert((first.pos, field.pos)) {
-                        self.push(
-                            GraphQLError::validation(
-                                format!("Fields \"{key}\" conflict because {why}. Use different aliases on the fields to fetch both if this was intentional."),
-                                first.pos,
-                            )
-                            .at(field.pos),
-                        );
-                    }
+            if let Some((field, why)) = conflict {
+                // Two operations spreading one fragment meet the same pair.
+                if self.conflicts_reported.insert((first.pos, field.pos)) {
+                    self.push(
+                        GraphQLError::validation(
+                            format!("Fields \"{key}\" conflict because {why}. Use different aliases on the fields to fetch both if this was intentional."),
+                            first.pos,
+                        )
+                        .at(field.pos),
+                    );
                 }
-                None => {
-                    let subsets: Vec<&'d SelectionSet> = group
-                        .iter()
-                        .map(|f| &f.node.selection_set.node)
-                        .filter(|s| !s.items.is_empty())
-                        .collect();
-                    // Each merge is checked once: that also ends the walk through fragment cycles.
-                    let merged = group.iter().map(|f| f.pos).collect();
-                    if subsets.len() > 1 && self.merges_checked.insert(merged) {
-                        self.conflicts_in(&subsets);
-                    }
-                }
+                continue;
+            }
+            let subsets: Vec<&'d SelectionSet> = group
+                .iter()
+                .map(|f| &f.node.selection_set.node)
+                .filter(|s| !s.items.is_empty())
+                .collect();
+            if !subsets.is_empty()
+                && self
+                    .merges_checked
+                    .insert(group.iter().map(|f| f.pos).collect())
+            {
+                self.merges(&subsets);
             }
         }
     }
@@ -704,6 +714,37 @@ impl<'d> Validator<'d> {
                 }
             }
             self.fragment_uses.insert(name, uses);
+        }
+    }
+
+    /// The merge check from every operation, and from every fragment that no operation reaches
+    /// and no fragment spreads (the others are inside one of those).
+    fn merge_roots(&mut self, graph: &Graph<'d>) {
+        let mut roots: Vec<(Pos, &'d SelectionSet)> = self
+            .document
+            .operations
+            .iter()
+            .map(|(_, operation)| (operation.pos, &operation.node.selection_set.node))
+            .collect();
+        let spread: HashSet<&str> = self
+            .document
+            .fragments
+            .keys()
+            .flat_map(|name| graph.spreads_of(name))
+            .map(|(target, _)| *target)
+            .collect();
+        roots.extend(
+            self.document
+                .fragments
+                .iter()
+                .filter(|(name, _)| {
+                    !self.reached.contains(name.as_str()) && !spread.contains(name.as_str())
+                })
+                .map(|(_, definition)| (definition.pos, &definition.node.selection_set.node)),
+        );
+        roots.sort_by_key(|(pos, _)| *pos);
+        for (_, set) in roots {
+            self.merges(&[set]);
         }
     }
 
