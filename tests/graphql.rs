@@ -806,6 +806,44 @@ fn projection_keeps_selected_keys_maps_lists_and_nulls_missing_keys() {
 // ----- variables, fragments, directives, operationName ------------------------------------------
 
 #[test]
+fn an_answer_nested_too_deep_for_its_selection_is_a_bad_backend_response() {
+    let s = setup();
+    // The reviewer's answers: `[[[...]]]` 3,000 levels deep aborted the process, 100,000 levels
+    // cost 13 s of CPU first. The field fails; the others, and the gateway, carry on.
+    for depth in [129, 3_000, 100_000] {
+        let document = format!(
+            r#"{{ deep: echo(path: "/json/nested/{depth}") {{ x }} ok: echo {{ path }} }}"#
+        );
+        let r = query(&s.gw, &document);
+        assert_body(
+            &r,
+            200,
+            JSON_CT,
+            &json!({
+                "errors": [{
+                    "message": "Service \"echo\" answered with JSON nested more than 128 levels deep where the selection reads it.",
+                    "locations": [at(&document, "deep:")],
+                    "path": ["deep"],
+                    "extensions": { "code": "BAD_BACKEND_RESPONSE", "status": 502 } }],
+                "data": { "deep": null, "ok": { "path": "/" } } }),
+        );
+    }
+    // Up to the limit the arrays are mapped over; without a selection any depth passes through.
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let r = query(&s.gw, r#"{ echo(path: "/json/nested/128") { x } }"#);
+    assert_eq!(
+        r.text(),
+        format!(r#"{{"data":{{"echo":{}}}}}"#, nested(128))
+    );
+    let r = query(&s.gw, r#"{ echo(path: "/json/nested/100000") }"#);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        format!(r#"{{"data":{{"echo":{}}}}}"#, nested(100_000))
+    );
+}
+
+#[test]
 fn variables_with_defaults_and_required_ones() {
     let s = setup();
     let document = r#"query ($path: String = "/json/users/1", $want: Boolean!, $m: String) { users(path: $path, method: $m) { name email @include(if: $want) } }"#;

@@ -21,7 +21,7 @@ use serde_json::Value as Json;
 use super::error::{Code, GraphQLError};
 use super::introspect::Introspection;
 use super::plan::{Plan, RootField, RootKind};
-use super::project::{project, write_json_str, write_key};
+use super::project::{project, write_json_str, write_key, ProjectError, MAX_PROJECTED_DEPTH};
 use super::schema::{self, root_argument_default};
 use super::{Backend, FieldAnswer, FieldCall};
 use crate::upstream::{is_header_value, is_hop_by_hop, is_token};
@@ -274,17 +274,24 @@ fn answer_to_json(
         out.extend_from_slice(b"null");
         return Ok(());
     }
-    let not_json = |e: serde_json::Error| {
+    let bad_answer = |why: String| {
         GraphQLError::field(
             &field.key,
             field.pos,
             Code::BadBackendResponse,
             502,
-            format!("Service \"{service}\" answered with a body that is not JSON: {e}."),
+            format!("Service \"{service}\" answered with {why}."),
         )
     };
-    let raw: &RawValue = serde_json::from_slice(&answer.body).map_err(not_json)?;
-    project(raw, field.selection.as_deref(), out).map_err(not_json)
+    // serde_json checks a `RawValue` without recursion, however deep the answer nests.
+    let raw: &RawValue = serde_json::from_slice(&answer.body)
+        .map_err(|e| bad_answer(format!("a body that is not JSON: {e}")))?;
+    project(raw, field.selection.as_deref(), out).map_err(|e| match e {
+        ProjectError::TooDeep => bad_answer(format!(
+            "JSON nested more than {MAX_PROJECTED_DEPTH} levels deep where the selection reads it"
+        )),
+        ProjectError::Malformed => bad_answer("a body that is not JSON".to_owned()),
+    })
 }
 
 struct BackendError {

@@ -31,8 +31,9 @@
 //!
 //! - Each shard runs single-threaded, so concurrency is polling all query root fields in one task;
 //!   nothing is spawned and futures need not be `Send` ([`Backend::call`] returns a plain future).
-//! - Backend answers are projected from their raw text without building a `serde_json::Value`: what is
-//!   not selected is skipped and what is selected whole is copied byte for byte.
+//! - Backend answers are projected from their raw text without building a `serde_json::Value`, in
+//!   one pass per selection level with no recursion per array level: what is not selected is
+//!   skipped and what is selected whole is copied byte for byte.
 //! - Limits are checked before the work they bound: size, tokens and nesting before the parser
 //!   allocates, depth and expansion of every definition before validation walks them, fan-out
 //!   before anything is planned or called.
@@ -67,7 +68,7 @@ pub use limits::{
     DEFAULT_MAX_ROOT_FIELDS, DEFAULT_MAX_TOKENS,
 };
 pub use plan::{Plan, Proj, RootField, RootKind};
-pub use project::project;
+pub use project::{project, ProjectError, MAX_PROJECTED_DEPTH};
 
 /// What the gateway gives the engine: the registry view of this shard and a way to call a service.
 pub trait Backend {
