@@ -228,7 +228,9 @@ pub struct Config {
     pub grace_period: Duration,
     /// How long a shard that ran out of work polls before it sleeps; zero sleeps at once.
     pub idle_poll: Duration,
-    /// GraphQL document limits.
+    /// GraphQL limits: the document ones at their defaults, the response at
+    /// [`crate::graphql::RESPONSE_ANSWERS`] times `--max-grpc-message-bytes`, the forwarded bodies
+    /// at `--max-body-bytes`.
     pub graphql_limits: crate::graphql::Limits,
     /// Start the in-process sample backend.
     pub demo: bool,
@@ -468,7 +470,12 @@ impl Config {
             body_timeout,
             grace_period,
             idle_poll: Duration::from_micros(idle_poll_us),
-            graphql_limits: crate::graphql::Limits::default(),
+            graphql_limits: crate::graphql::Limits {
+                max_response_bytes: max_grpc_message_bytes
+                    .saturating_mul(crate::graphql::RESPONSE_ANSWERS),
+                max_forwarded_body_bytes: max_body_bytes,
+                ..crate::graphql::Limits::default()
+            },
             demo: args.demo,
         })
     }

@@ -53,8 +53,21 @@ impl Backend for ShardBackend<'_> {
                 format!("no service named `{}`", call.service),
             )));
         };
-        let mut extra: Vec<Field> = Vec::with_capacity(call.headers.len() + 1);
         let body = call.body.unwrap_or_default();
+        // The service's own body limit holds for a call as for a REST request (the engine has
+        // bounded all the calls' bodies together by `--max-body-bytes` already).
+        let max_body = self.shard.config.service(&call.service).max_body_bytes;
+        if body.len() > max_body {
+            return Err(field_error(GatewayError::new(
+                ErrorKind::BodyTooLarge,
+                format!(
+                    "the body for `{}` is {} bytes, more than its limit of {max_body} bytes",
+                    call.service,
+                    body.len()
+                ),
+            )));
+        }
+        let mut extra: Vec<Field> = Vec::with_capacity(call.headers.len() + 1);
         if !body.is_empty() {
             extra.push(Field::new("content-type", "application/json"));
         }

@@ -1478,6 +1478,103 @@ fn limit_aliases() {
     );
 }
 
+/// A gateway whose answers may be 64 KiB (so responses 256 KiB) and request bodies 100,000 bytes,
+/// with `users` allowed bodies of 1,000 bytes only; `echo` and `users` registered.
+fn small_limits() -> Setup {
+    let gw = Gateway::builder()
+        .args(&[
+            "--max-grpc-message-bytes",
+            "65536",
+            "--max-body-bytes",
+            "100000",
+        ])
+        .config("[services.users]\nmax_body_bytes = 1000\n")
+        .start();
+    let echo = Echo::start("e1");
+    for service in ["echo", "users"] {
+        register(&gw, service, "e1", &echo.addr);
+    }
+    Setup { gw, _echo: echo }
+}
+
+#[test]
+fn limit_response_size() {
+    let s = small_limits();
+    // The reviewer's amplification, scaled down: one 60 KB answer through 62 aliases would be
+    // 3.7 MB; the response may hold 4 x 64 KiB. The field fails, the others are kept.
+    let aliases: String = (0..62).map(|i| format!(" a{i}: s")).collect();
+    let document = format!(
+        r#"mutation($b: JSON) {{ big: echo(path: "/json/echo", body: $b) {{{aliases} }} small: echo {{ method }} }}"#
+    );
+    let request = json!({ "query": document, "variables": { "b": { "s": "x".repeat(60_000) } } });
+    assert_body(
+        &post(&s.gw, &request, H1),
+        200,
+        JSON_CT,
+        &json!({
+            "errors": [{
+                "message": "The value of \"big\" would take the response over its limit of 262144 bytes.",
+                "locations": [at(&document, "big:")],
+                "path": ["big"],
+                "extensions": { "code": "RESPONSE_TOO_LARGE", "status": 500 } }],
+            "data": { "big": null, "small": { "method": "POST" } } }),
+    );
+    // Four aliases fit.
+    let document =
+        r#"mutation($b: JSON) { echo(path: "/json/echo", body: $b) { a: s b: s c: s d: s } }"#;
+    let request = json!({ "query": document, "variables": { "b": { "s": "x".repeat(60_000) } } });
+    let r = post(&s.gw, &request, H2);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["data"]["echo"]["d"].as_str().map(str::len),
+        Some(60_000)
+    );
+}
+
+#[test]
+fn limit_forwarded_bodies() {
+    let s = small_limits();
+    // Two calls of 60 KB each forward more than --max-body-bytes together: refused, nothing called.
+    let document =
+        "mutation($b: JSON) { a: echo(body: $b) { body_len } b: echo(body: $b) { body_len } }";
+    let request = json!({ "query": document, "variables": { "b": "x".repeat(60_000) } });
+    let error = json!({
+        "message": "The operation's calls would forward 120004 bytes of request bodies, more than the limit of 100000 bytes.",
+        "extensions": { "code": "BODY_TOO_LARGE", "status": 413 } });
+    assert_errors(&post(&s.gw, &request, H1), 200, JSON_CT, &json!([error]));
+    assert_errors(
+        &post(&s.gw, &request, STRICT),
+        400,
+        GRAPHQL_CT,
+        &json!([error]),
+    );
+    // One is fine.
+    let document = "mutation($b: JSON) { a: echo(body: $b) { body_len } }";
+    let request = json!({ "query": document, "variables": { "b": "x".repeat(60_000) } });
+    assert_data(
+        &post(&s.gw, &request, H1),
+        &json!({ "a": { "body_len": 60_002 } }),
+    );
+    // A service's own body limit holds for its calls, as for REST.
+    let document = r#"mutation { users(body: "0123456789012345678901234567890123456789") { body_len } echo(body: 1) { body_len } }"#;
+    let long = document.replace(
+        "0123456789012345678901234567890123456789",
+        &"0123456789".repeat(100),
+    );
+    assert_body(
+        &query(&s.gw, &long),
+        200,
+        JSON_CT,
+        &json!({
+            "errors": [{
+                "message": "the body for `users` is 1002 bytes, more than its limit of 1000 bytes",
+                "locations": [at(&long, "users")],
+                "path": ["users"],
+                "extensions": { "code": "BODY_TOO_LARGE", "status": 413 } }],
+            "data": { "users": null, "echo": { "body_len": 1 } } }),
+    );
+}
+
 #[test]
 fn several_limits_are_reported_together() {
     let s = setup();

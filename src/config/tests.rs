@@ -272,3 +272,27 @@ fn a_toml_error_is_one_line_that_says_where() {
     assert!(line.starts_with("config file gw.toml, line 2: "), "{line}");
     assert!(!line.contains('\n'), "{line}");
 }
+
+#[test]
+fn graphql_limits_follow_the_body_and_answer_limits() {
+    // At the defaults they are the engine's documented defaults.
+    let config = config(Args::default()).unwrap();
+    assert_eq!(config.graphql_limits, crate::graphql::Limits::default());
+    let config = config_with(&[
+        "--max-body-bytes",
+        "1000",
+        "--max-grpc-message-bytes",
+        "5000",
+    ]);
+    assert_eq!(config.graphql_limits.max_forwarded_body_bytes, 1000);
+    assert_eq!(
+        config.graphql_limits.max_response_bytes,
+        crate::graphql::RESPONSE_ANSWERS * 5000
+    );
+}
+
+fn config_with(flags: &[&str]) -> Config {
+    let args =
+        Args::try_parse_from(std::iter::once("switchyard").chain(flags.iter().copied())).unwrap();
+    config(args).unwrap()
+}

@@ -42,6 +42,15 @@ pub const DEFAULT_MAX_ROOT_FIELDS: usize = 32;
 pub const DEFAULT_MAX_ALIASES: usize = 64;
 /// 10 000 tokens: about 60 KiB of dense GraphQL, a bound on parser allocations and on fragment expansion.
 pub const DEFAULT_MAX_TOKENS: usize = 10_000;
+/// 16 MiB: four backend answers of the default 4 MiB answer limit. The gateway sets it to
+/// [`RESPONSE_ANSWERS`] times `--max-grpc-message-bytes`, so a response holds a few whole answers
+/// (or one projected through a few aliases) while one request's memory stays bounded.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = RESPONSE_ANSWERS * (4 << 20);
+/// How many backend answers of the largest accepted size one GraphQL response may hold.
+pub const RESPONSE_ANSWERS: usize = 4;
+/// 4 MiB: the default `--max-body-bytes`, which the gateway sets it to, so all the calls of one
+/// GraphQL request together forward no more request body than one REST request can.
+pub const DEFAULT_MAX_FORWARDED_BODY_BYTES: usize = 4 << 20;
 /// Deepest nesting of brackets (`{`, `[` and `(` together) in a document, checked before parsing:
 /// the parser, and the walkers of argument values after it, recurse once per level. 128 is
 /// serde_json's recursion limit, which already bounds the JSON of variables; selection sets cannot
@@ -62,6 +71,12 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Most lexical tokens in the document; also the most fields after fragment expansion.
     pub max_tokens: usize,
+    /// Largest response: the fields' values and error messages together. A field whose value
+    /// would cross it is an error instead (`RESPONSE_TOO_LARGE`), checked while it is projected.
+    pub max_response_bytes: usize,
+    /// Most request body bytes all the calls of one request forward together; more is refused
+    /// before anything is called (`BODY_TOO_LARGE`).
+    pub max_forwarded_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +87,8 @@ impl Default for Limits {
             max_root_fields: DEFAULT_MAX_ROOT_FIELDS,
             max_aliases: DEFAULT_MAX_ALIASES,
             max_tokens: DEFAULT_MAX_TOKENS,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_forwarded_body_bytes: DEFAULT_MAX_FORWARDED_BODY_BYTES,
         }
     }
 }

@@ -65,7 +65,8 @@ pub use error::{Code, GraphQLError};
 pub use http::{APPLICATION_JSON, GRAPHQL_RESPONSE_JSON};
 pub use limits::{
     Limits, DEFAULT_MAX_ALIASES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_DOCUMENT_BYTES,
-    DEFAULT_MAX_ROOT_FIELDS, DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_FORWARDED_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_ROOT_FIELDS,
+    DEFAULT_MAX_TOKENS, RESPONSE_ANSWERS,
 };
 pub use plan::{Plan, Proj, RootField, RootKind};
 pub use project::{project, ProjectError, MAX_PROJECTED_DEPTH};
@@ -186,8 +187,13 @@ pub async fn handle<B: Backend>(
         };
         return http::errors_response(media, 405, &[error]);
     }
-    let (data, errors) =
-        execute::execute(backend, &plan, || introspect::Introspection::new(&schema)).await;
+    if let Err(error) = execute::check_forwarded(&plan, limits.max_forwarded_body_bytes) {
+        return http::request_errors(media, &[error]);
+    }
+    let (data, errors) = execute::execute(backend, &plan, limits.max_response_bytes, || {
+        introspect::Introspection::new(&schema)
+    })
+    .await;
     http::executed(media, &data, &errors)
 }
 

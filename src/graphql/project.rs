@@ -40,6 +40,8 @@ pub const MAX_PROJECTED_DEPTH: usize = 128;
 pub enum ProjectError {
     /// The selection walks into arrays and objects nested deeper than [`MAX_PROJECTED_DEPTH`].
     TooDeep,
+    /// The output would be longer than the limit it was given.
+    TooLarge,
     /// The text is not JSON. A `RawValue` always is; this keeps a walker bug a field error rather
     /// than a panic.
     Malformed,
@@ -56,29 +58,51 @@ pub(crate) fn write_key(out: &mut Vec<u8>, key: &str) {
     out.push(b':');
 }
 
-/// Writes `value` projected through `selection` (`None`: the whole value) into `out`.
+/// Writes `value` projected through `selection` (`None`: the whole value) into `out`, which may
+/// not grow beyond `max_len` bytes: the projection stops with [`ProjectError::TooLarge`] as soon
+/// as it would (having written at most a key and some punctuation more), and what it wrote is to
+/// be thrown away.
 pub fn project(
     value: &RawValue,
     selection: Option<&[Proj]>,
     out: &mut Vec<u8>,
+    max_len: usize,
 ) -> Result<(), ProjectError> {
     let text = value.get().as_bytes();
+    let mut projector = Projector { text, out, max_len };
     match selection {
-        None => out.extend_from_slice(text),
-        Some(selection) => {
-            Projector { text, out }.value(0, selection, 0)?;
-        }
+        None => projector.copy(0, text.len()),
+        Some(selection) => projector.value(0, selection, 0).map(drop),
     }
-    Ok(())
 }
 
-/// One projection: the answer's text and the output.
+/// One projection: the answer's text, the output and its size limit.
 struct Projector<'a> {
     text: &'a [u8],
     out: &'a mut Vec<u8>,
+    max_len: usize,
 }
 
 impl Projector<'_> {
+    /// Copies `text[start..end]` to the output, if it fits.
+    fn copy(&mut self, start: usize, end: usize) -> Result<(), ProjectError> {
+        if self.out.len() + (end - start) > self.max_len {
+            return Err(ProjectError::TooLarge);
+        }
+        self.out.extend_from_slice(&self.text[start..end]);
+        Ok(())
+    }
+
+    /// Fails once the output has grown past its limit (keys and punctuation are written first
+    /// and checked here, so it is never passed by more than one key).
+    fn check_len(&self) -> Result<(), ProjectError> {
+        if self.out.len() > self.max_len {
+            Err(ProjectError::TooLarge)
+        } else {
+            Ok(())
+        }
+    }
+
     fn at(&self, i: usize) -> Option<u8> {
         self.text.get(i).copied()
     }
@@ -157,6 +181,7 @@ impl Projector<'_> {
         let mut open = 0usize;
         loop {
             // At the start of a value (the whole one, or an element of the innermost array).
+            self.check_len()?;
             i = self.skip_ws(i);
             match self.at(i) {
                 Some(b'[') => {
@@ -182,7 +207,7 @@ impl Projector<'_> {
                 // A scalar (or null) has no keys to select: it is the answer as it is.
                 Some(_) => {
                     let end = self.skip_value(i)?;
-                    self.out.extend_from_slice(&self.text[i..end]);
+                    self.copy(i, end)?;
                     i = end;
                 }
                 None => return Err(ProjectError::Malformed),
@@ -258,19 +283,21 @@ impl Projector<'_> {
                 self.out.push(b',');
             }
             write_key(self.out, &proj.key);
+            self.check_len()?;
             if proj.name == "__typename" {
                 write_json_str(self.out, JSON_TYPENAME);
                 continue;
             }
             match (slot, proj.children.as_deref()) {
                 (None, _) => self.out.extend_from_slice(b"null"),
-                (Some((start, end)), None) => self.out.extend_from_slice(&self.text[start..end]),
+                (Some((start, end)), None) => self.copy(start, end)?,
                 (Some((start, _)), Some(children)) => {
                     self.value(start, children, depth)?;
                 }
             }
         }
         self.out.push(b'}');
+        self.check_len()?;
         Ok(i)
     }
 }
@@ -303,7 +330,7 @@ mod tests {
     fn run(json: &str, selection: Option<Vec<Proj>>) -> String {
         let raw: &RawValue = serde_json::from_str(json).unwrap();
         let mut out = Vec::new();
-        project(raw, selection.as_deref(), &mut out).unwrap();
+        project(raw, selection.as_deref(), &mut out, usize::MAX).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -380,7 +407,7 @@ mod tests {
             let raw: &RawValue = serde_json::from_str(&text).unwrap();
             let mut out = Vec::new();
             assert_eq!(
-                project(raw, sel().as_deref(), &mut out),
+                project(raw, sel().as_deref(), &mut out, usize::MAX),
                 Err(ProjectError::TooDeep)
             );
         }
@@ -397,11 +424,44 @@ mod tests {
         let deeper = format!("[{}]", objects(MAX_PROJECTED_DEPTH));
         let raw: &RawValue = serde_json::from_str(&deeper).unwrap();
         assert_eq!(
-            project(raw, sel.as_deref(), &mut Vec::new()),
+            project(raw, sel.as_deref(), &mut Vec::new(), usize::MAX),
             Err(ProjectError::TooDeep)
         );
         // Without a selection a value is copied, not walked, at any depth.
         assert_eq!(run(&nested(100_000), None), nested(100_000));
+    }
+
+    #[test]
+    fn output_stops_at_its_limit() {
+        let text = format!(r#"{{"s":"{}","n":[1,2,3]}}"#, "x".repeat(1000));
+        let raw: &RawValue = serde_json::from_str(&text).unwrap();
+        // 8 aliases of a 1002-byte value: refused once the 5th would pass 5,000 bytes.
+        let sel: Vec<Proj> = (0..8).map(|i| proj(&format!("a{i}"), "s", None)).collect();
+        let mut out = Vec::new();
+        assert_eq!(
+            project(raw, Some(&sel), &mut out, 5_000),
+            Err(ProjectError::TooLarge)
+        );
+        assert!(out.len() <= 5_000, "{}", out.len());
+        // The whole value is refused before anything is copied; a fitting one passes.
+        let mut out = Vec::new();
+        assert_eq!(
+            project(raw, None, &mut out, text.len() - 1),
+            Err(ProjectError::TooLarge)
+        );
+        assert!(out.is_empty());
+        let mut out = Vec::new();
+        assert_eq!(project(raw, None, &mut out, text.len()), Ok(()));
+        // Lists of small values are counted as they go.
+        let list = format!("[{}]", vec![r#"{"n":[1,2,3]}"#; 1000].join(","));
+        let raw: &RawValue = serde_json::from_str(&list).unwrap();
+        let sel = vec![proj("n", "n", None)];
+        let mut out = Vec::new();
+        assert_eq!(
+            project(raw, Some(&sel), &mut out, 1_000),
+            Err(ProjectError::TooLarge)
+        );
+        assert!(out.len() <= 1_000 + 4, "{}", out.len());
     }
 
     #[test]

@@ -1561,6 +1561,71 @@ fn brackets_are_nested_at_most_128_levels() {
 }
 
 #[test]
+fn the_response_stays_within_its_size_limit() {
+    // Each answer is 1,008 bytes; projected through 8 aliases it would be 8 KB.
+    let big = format!(r#"{{"s":"{}"}}"#, "x".repeat(1000));
+    let limits = Limits {
+        max_response_bytes: 5_000,
+        ..Limits::default()
+    };
+    let aliases: String = (0..8).map(|i| format!(" a{i}: s")).collect();
+    let too_large = |key: &str, line_column: (u64, u64)| {
+        json!({"message": format!("The value of \"{key}\" would take the response over its limit of 5000 bytes."),
+               "locations": [{"line": line_column.0, "column": line_column.1}], "path": [key],
+               "extensions": {"code": "RESPONSE_TOO_LARGE", "status": 500}})
+    };
+    // The field that does not fit is an error; the others are kept.
+    let backend = Mock::new(&["big", "small"])
+        .answer("big", 200, &big)
+        .answer("small", 200, r#"{"k":1}"#);
+    let document = format!("{{ big {{{aliases} }} small {{ k }} }}");
+    let (_, body) = post_with(&backend, &json!({"query": document}), None, &limits);
+    assert_eq!(
+        body,
+        json!({"errors": [too_large("big", (1, 3))], "data": {"big": null, "small": {"k": 1}}})
+    );
+    // In a mutation fields are counted in document order: four whole answers fit, the fifth does
+    // not, and a small one after it still does.
+    let backend = Mock::new(&["big", "small"])
+        .answer("big", 200, &big)
+        .answer("small", 200, r#"{"k":1}"#);
+    let document = "mutation { a: big b: big c: big d: big e: big small { k } }";
+    let (_, body) = post_with(&backend, &json!({"query": document}), None, &limits);
+    assert_eq!(body["errors"], json!([too_large("e", (1, 40))]));
+    assert_eq!(body["data"]["d"]["s"].as_str().unwrap().len(), 1000);
+    assert_eq!(body["data"]["e"], Json::Null);
+    assert_eq!(body["data"]["small"], json!({"k": 1}));
+}
+
+#[test]
+fn the_bodies_one_request_forwards_are_bounded_together() {
+    let limits = Limits {
+        max_forwarded_body_bytes: 5_000,
+        ..Limits::default()
+    };
+    let body = json!({"s": "x".repeat(2000)});
+    let document = "mutation($b: JSON) { a: echo(body: $b) b: echo(body: $b) c: echo(body: $b) }";
+    // Three calls of 2,008 bytes each: refused before any of them is made.
+    let backend = Mock::new(&["echo"]);
+    let request = json!({"query": document, "variables": {"b": body}});
+    let (status, response) = post_with(&backend, &request, None, &limits);
+    assert_eq!(status, 200);
+    assert_eq!(
+        response,
+        json!({"errors": [{
+            "message": "The operation's calls would forward 6024 bytes of request bodies, more than the limit of 5000 bytes.",
+            "extensions": {"code": "BODY_TOO_LARGE", "status": 413}}]})
+    );
+    assert!(backend.calls().is_empty());
+    // Two are within the limit.
+    let document = "mutation($b: JSON) { a: echo(body: $b) b: echo(body: $b) }";
+    let request = json!({"query": document, "variables": {"b": body}});
+    let (_, response) = post_with(&backend, &request, None, &limits);
+    assert_eq!(response["errors"], Json::Null, "{response}");
+    assert_eq!(backend.calls().len(), 2);
+}
+
+#[test]
 fn defaults_are_the_documented_constants() {
     let limits = Limits::default();
     assert_eq!(limits.max_document_bytes, 64 * 1024);
@@ -1572,6 +1637,10 @@ fn defaults_are_the_documented_constants() {
             limits.max_tokens
         ),
         (16, 32, 64, 10_000)
+    );
+    assert_eq!(
+        (limits.max_response_bytes, limits.max_forwarded_body_bytes),
+        (16 << 20, 4 << 20)
     );
 }
 
