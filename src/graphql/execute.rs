@@ -202,6 +202,15 @@ impl<B: Backend> Context<'_, B> {
                     &mut out,
                 );
             }
+            RootKind::BadArgument(message) => {
+                return Err(GraphQLError::field(
+                    &field.key,
+                    field.pos,
+                    Code::BadRequest,
+                    400,
+                    message.clone(),
+                ))
+            }
             RootKind::Service { service, arguments } => {
                 let call = call_for(field, service, arguments, self.operation)?;
                 let answer = self.backend.call(call).await.map_err(|e| {
@@ -282,11 +291,13 @@ pub(crate) fn call_for(
             single => vec![single],
         };
         for entry in entries {
-            let name = entry.get("name").and_then(Json::as_str).unwrap_or_default();
-            let value = entry
-                .get("value")
-                .and_then(Json::as_str)
-                .unwrap_or_default();
+            // The plan has checked both against `String!`: nothing here stands in for a value.
+            let text = |field: &str| entry.get(field).and_then(Json::as_str);
+            let (Some(name), Some(value)) = (text("name"), text("value")) else {
+                return Err(bad(format!(
+                    "Argument \"headers\" has an entry without a name or value: {entry}."
+                )));
+            };
             if !is_token(name.as_bytes()) {
                 return Err(bad(format!("\"{name}\" is not a header name.")));
             }

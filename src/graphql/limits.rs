@@ -340,7 +340,7 @@ fn root_calls(
     collect_fields(
         document,
         &[&operation.selection_set.node],
-        |selection| super::plan::included(selection.node.directives(), &variable),
+        |selection| super::plan::included(selection.node.directives(), &variable).unwrap_or(true),
         |field| {
             if !field.node.name.node.starts_with("__") {
                 keys.insert(field.node.response_key().node.as_str());

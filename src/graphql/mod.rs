@@ -235,7 +235,7 @@ fn prepare(
         return Err(errors);
     }
     let variables = plan::coerce_variables(&operation.node, variables)?;
-    Ok(plan::build(&document, &operation.node, schema, &variables))
+    plan::build(&document, &operation.node, schema, &variables)
 }
 
 /// Maps a parser error: syntax errors keep the parser's expectation, the document-level ones use the

@@ -670,6 +670,95 @@ fn variables_with_defaults_and_coercion() {
 }
 
 #[test]
+fn an_explicit_null_where_a_value_is_required_is_an_error_not_a_default() {
+    // Validation lets a nullable variable with a default into a non-null position; an explicit
+    // `null` then reaches it, which graphql-js refuses at execution.
+    let if_null = |location: (u64, u64)| {
+        json!({"errors": [{
+            "message": "Argument \"if\" of non-null type \"Boolean!\" must not be null.",
+            "locations": [{"line": location.0, "column": location.1}],
+            "extensions": {"code": "BAD_USER_INPUT", "status": 400}}]})
+    };
+    for (document, location) in [
+        (
+            "query($s: Boolean = true) { echo @skip(if: $s) { path } }",
+            (1, 44),
+        ),
+        (
+            "query($s: Boolean = true) { echo @include(if: $s) { path } }",
+            (1, 47),
+        ),
+        // Inside a value as well, and through a fragment.
+        (
+            "query($s: Boolean = true) { echo { ...F } } fragment F on JSON { a @include(if: $s) }",
+            (1, 81),
+        ),
+        // `@skip(if: true)` decides first, as in graphql-js; otherwise `@include` is looked at.
+        (
+            "query($s: Boolean = true) { echo @include(if: $s) @skip(if: false) }",
+            (1, 47),
+        ),
+    ] {
+        let backend = Mock::new(&["echo"]);
+        let (status, body) = post_vars(&backend, document, json!({"s": null}));
+        assert_eq!((status, body), (200, if_null(location)), "{document}");
+        assert!(backend.calls().is_empty());
+    }
+    let backend = Mock::new(&["echo"]);
+    let (_, body) = post_vars(
+        &backend,
+        "query($s: Boolean = true) { echo @include(if: $s) @skip(if: true) }",
+        json!({"s": null}),
+    );
+    assert_eq!(body, json!({"data": {}}));
+    // Left out, the default applies.
+    let (_, body) = post_vars(
+        &backend,
+        "query($s: Boolean = true) { echo @skip(if: $s) t: __typename }",
+        json!({}),
+    );
+    assert_eq!(body, json!({"data": {"t": "Query"}}));
+
+    // A field argument: a field error, and no call for that field.
+    let backend = Mock::new(&["echo"]);
+    let (_, body) = post_vars(
+        &backend,
+        r#"query($h: String = "v", $i: HeaderInput = {name: "a", value: "b"}) { echo(headers: [{name: "x-h", value: $h}]) two: echo(headers: [$i]) ok: echo(headers: {name: "x-h", value: "w"}) }"#,
+        json!({"h": null, "i": null}),
+    );
+    let invalid = |message: &str, column: u64, key: &str| {
+        json!({"message": message, "locations": [{"line": 1, "column": column}], "path": [key],
+               "extensions": {"code": "BAD_REQUEST", "status": 400}})
+    };
+    assert_eq!(
+        body,
+        json!({
+            "errors": [
+                invalid("Argument \"headers\" has invalid value [{name: \"x-h\", value: $h}].", 70, "echo"),
+                invalid("Argument \"headers\" has invalid value [$i].", 112, "two"),
+            ],
+            "data": {"echo": null, "two": null, "ok": {}}})
+    );
+    assert_eq!(backend.calls().len(), 1);
+    assert_eq!(
+        backend.calls()[0].headers,
+        [("x-h".to_owned(), "w".to_owned())]
+    );
+    // And the root `__type(name:)`.
+    let (_, body) = post_vars(
+        &backend,
+        r#"query($n: String = "Query") { __type(name: $n) { name } }"#,
+        json!({"n": null}),
+    );
+    assert_eq!(
+        body,
+        json!({
+            "errors": [invalid("Argument \"name\" of non-null type \"String!\" must not be null.", 31, "__type")],
+            "data": {"__type": null}})
+    );
+}
+
+#[test]
 fn fragments_named_and_inline_with_skip_and_include() {
     let backend = Mock::new(&["a", "b"]).answer("a", 200, r#"{"x":1,"y":2,"z":3}"#);
     let (status, body) = post_vars(
