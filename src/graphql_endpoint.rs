@@ -3,8 +3,9 @@
 //!
 //! Each root field's call carries the client's headers (hop-by-hop ones, and those its `Connection`
 //! header nominates, dropped as for REST, and the GraphQL request's own framing headers
-//! `content-length`/`content-type` dropped since the call has its own body), then the field's
-//! `headers` argument (whose hop-by-hop entries the engine has already dropped).
+//! `content-length`/`content-type` dropped since the call has its own body), then the headers the
+//! engine adds: the body's `content-type` (the `headers` argument's, or `application/json`) and
+//! the `headers` argument (whose hop-by-hop entries the engine has already dropped).
 //!
 //! Only GET and POST are GraphQL requests; any other method, HEAD included, is answered 405 with
 //! `allow: GET, POST` before anything is parsed or called.
@@ -67,15 +68,11 @@ impl Backend for ShardBackend<'_> {
                 ),
             )));
         }
-        let mut extra: Vec<Field> = Vec::with_capacity(call.headers.len() + 1);
-        if !body.is_empty() {
-            extra.push(Field::new("content-type", "application/json"));
-        }
-        extra.extend(
-            call.headers
-                .into_iter()
-                .map(|(n, v)| Field::new(Bytes::from(n), Bytes::from(v))),
-        );
+        let extra: Vec<Field> = call
+            .headers
+            .into_iter()
+            .map(|(n, v)| Field::new(Bytes::from(n), Bytes::from(v)))
+            .collect();
         let parts = ForwardingParts {
             method: &call.method,
             path: call.path.as_bytes(),

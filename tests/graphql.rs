@@ -576,6 +576,41 @@ fn arguments_reach_the_backend() {
 }
 
 #[test]
+fn a_content_type_in_headers_replaces_the_bodys() {
+    let s = setup();
+    // The reviewer's case: the backend saw application/json and text/plain.
+    let r = query(
+        &s.gw,
+        r#"mutation { echo(body: {a: 1}, headers: [{name: "content-type", value: "text/plain"}]) { headers body } }"#,
+    );
+    assert_eq!(r.status, 200, "body {}", r.text());
+    let echo = &r.json()["data"]["echo"];
+    let content_types: Vec<(String, String)> = echoed_headers(echo)
+        .into_iter()
+        .filter(|(n, _)| n == "content-type")
+        .collect();
+    assert_eq!(
+        content_types,
+        [("content-type".to_owned(), "text/plain".to_owned())]
+    );
+    assert_eq!(echo["body"], r#"{"a":1}"#);
+    // Naming it twice is refused.
+    let document = r#"mutation { echo(body: {a: 1}, headers: [{name: "content-type", value: "a/b"}, {name: "Content-Type", value: "c/d"}]) { headers } }"#;
+    assert_body(
+        &query(&s.gw, document),
+        200,
+        JSON_CT,
+        &json!({
+            "errors": [{
+                "message": "The header \"content-type\" is given more than once in \"headers\".",
+                "locations": [at(document, "echo")],
+                "path": ["echo"],
+                "extensions": { "code": "BAD_REQUEST", "status": 400 } }],
+            "data": { "echo": null } }),
+    );
+}
+
+#[test]
 fn hop_by_hop_headers_never_reach_the_backend() {
     let s = setup();
     // In the `headers` argument: hop-by-hop ones and content-length (the gateway frames the body).

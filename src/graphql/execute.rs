@@ -17,6 +17,9 @@
 //! value with control characters are field errors (BAD_REQUEST, 400); a leading `?` of `query` is
 //! dropped; entries of `headers` that are hop-by-hop (the REST rule,
 //! [`crate::upstream::is_hop_by_hop`]) or `content-length` are dropped, as REST drops the client's.
+//! A call with a `body` carries `content-type: application/json` unless `headers` names a
+//! `content-type`, which then replaces it (so a call has one; `headers` naming two is a
+//! BAD_REQUEST field error).
 
 use std::cell::Cell;
 
@@ -319,6 +322,18 @@ pub(crate) fn call_for(
         .find(|(n, _)| n == "body")
         .filter(|(_, v)| !v.is_null())
         .map(|(_, v)| Bytes::from(serde_json::to_vec(v).expect("a JSON value serialises")));
+    // One content-type: the argument's replaces the one the body brings.
+    match headers.iter().filter(|(n, _)| n == "content-type").count() {
+        0 if body.is_some() => {
+            headers.insert(0, ("content-type".to_owned(), BODY_CONTENT_TYPE.to_owned()))
+        }
+        0 | 1 => {}
+        _ => {
+            return Err(bad(
+                "The header \"content-type\" is given more than once in \"headers\".".to_owned(),
+            ))
+        }
+    }
     Ok(FieldCall {
         service: service.to_owned(),
         method,
@@ -329,6 +344,10 @@ pub(crate) fn call_for(
         graphql_field: field.key.clone(),
     })
 }
+
+/// The `content-type` of a call with a `body` (which is sent as JSON), unless the `headers`
+/// argument names one.
+const BODY_CONTENT_TYPE: &str = "application/json";
 
 /// Whether a `headers` argument entry (lower-case name) is sent: hop-by-hop headers are dropped
 /// with the same rule as REST's client headers (contract §1), and `content-length` because the

@@ -90,8 +90,9 @@ pub struct FieldCall {
     pub path: String,
     /// The `query` argument, or "".
     pub query: String,
-    /// The `headers` argument's entries {name, value}, names lower-cased, hop-by-hop ones and
-    /// `content-length` left out.
+    /// The headers the call adds to the client's: `content-type: application/json` when there is
+    /// a body and the `headers` argument names no `content-type`, then the argument's entries
+    /// {name, value}, names lower-cased, hop-by-hop ones and `content-length` left out.
     pub headers: Vec<(String, String)>,
     /// The `body` argument serialised as JSON (`None` when absent or null).
     pub body: Option<bytes::Bytes>,

@@ -307,6 +307,7 @@ fn call_carries_every_argument() {
     assert_eq!(
         call.headers,
         [
+            ("content-type".into(), "application/json".into()),
             ("x-trace".into(), "t1".into()),
             ("accept".into(), "text/plain".into())
         ]
@@ -394,6 +395,41 @@ fn field_names_map_back_to_service_names() {
     for field in ["__schema", "_x", "a_", "Upper", "_", "_9_"] {
         assert_eq!(schema::service_name(field), None, "{field}");
     }
+}
+
+#[test]
+fn a_content_type_in_headers_replaces_the_one_the_body_brings() {
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        r#"mutation { x: a(body: {a: 1}, headers: [{name: "x-h", value: "1"}, {name: "Content-Type", value: "text/plain"}])
+                      y: a(body: {a: 1})
+                      z: a(headers: {name: "content-type", value: "text/csv"}) }"#,
+    );
+    assert_eq!(body["errors"], Json::Null, "{body}");
+    let headers: Vec<Vec<(String, String)>> =
+        backend.calls().into_iter().map(|c| c.headers).collect();
+    let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    assert_eq!(
+        headers,
+        [
+            vec![pair("x-h", "1"), pair("content-type", "text/plain")],
+            vec![pair("content-type", "application/json")],
+            vec![pair("content-type", "text/csv")],
+        ]
+    );
+    // Two are one too many.
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        r#"{ a(headers: [{name: "content-type", value: "a/b"}, {name: "Content-Type", value: "c/d"}]) }"#,
+    );
+    assert_eq!(
+        body["errors"][0]["message"],
+        "The header \"content-type\" is given more than once in \"headers\"."
+    );
+    assert_eq!(body["errors"][0]["extensions"]["status"], 400);
+    assert!(backend.calls().is_empty());
 }
 
 #[test]
