@@ -7,6 +7,11 @@
 //! engine adds: the body's `content-type` (the `headers` argument's, or `application/json`) and
 //! the `headers` argument (whose hop-by-hop entries the engine has already dropped).
 //!
+//! A call is held to the limits a REST request is: its header count and head size (the client's
+//! headers plus the call's, path and query as the request line) as `--max-headers` and
+//! `--max-header-bytes` bound them, and its body as the service's body limit does; beyond them
+//! the field fails with the error the REST request would get (431, 413).
+//!
 //! Only GET and POST are GraphQL requests; any other method, HEAD included, is answered 405 with
 //! `allow: GET, POST` before anything is parsed or called.
 
@@ -54,6 +59,7 @@ impl Backend for ShardBackend<'_> {
                 format!("no service named `{}`", call.service),
             )));
         };
+        check_header_limits(&self.shard.config, &call, &self.headers).map_err(field_error)?;
         let body = call.body.unwrap_or_default();
         // The service's own body limit holds for a call as for a REST request (the engine has
         // bounded all the calls' bodies together by `--max-body-bytes` already).
@@ -73,6 +79,7 @@ impl Backend for ShardBackend<'_> {
             .into_iter()
             .map(|(n, v)| Field::new(Bytes::from(n), Bytes::from(v)))
             .collect();
+
         let parts = ForwardingParts {
             method: &call.method,
             path: call.path.as_bytes(),
@@ -93,6 +100,53 @@ impl Backend for ShardBackend<'_> {
             })
             .map_err(field_error)
     }
+}
+
+/// The header limits of a REST request (`--max-headers`, `--max-header-bytes`) for one call: the
+/// client's forwarded headers and the call's own (`headers` argument, body content-type) together,
+/// measured as the HTTP/1.1 request head that would make the same call through REST would be
+/// (request line `METHOD /service/path?query HTTP/1.1`, then one line per header). Beyond either
+/// the field is a `HEADERS_TOO_LARGE` error (431), as the REST request would be.
+fn check_header_limits(
+    config: &crate::config::Config,
+    call: &FieldCall,
+    client: &[Field],
+) -> Result<(), GatewayError> {
+    let count = client.len() + call.headers.len();
+    if count > config.max_headers {
+        return Err(GatewayError::new(
+            ErrorKind::HeadersTooLarge,
+            format!(
+                "the call to `{}` would carry {count} headers (the client's and the `headers` argument's), more than the limit of {}",
+                call.service, config.max_headers
+            ),
+        ));
+    }
+    const REQUEST_LINE_FRAMING: usize = "  HTTP/1.1\r\n".len() + "/".len() + "?".len();
+    const HEADER_LINE_FRAMING: usize = ": \r\n".len();
+    let request_line = call.method.len()
+        + call.service.len()
+        + call.path.len()
+        + call.query.len()
+        + REQUEST_LINE_FRAMING;
+    let size = client
+        .iter()
+        .map(|h| h.name.len() + h.value.len())
+        .chain(call.headers.iter().map(|(n, v)| n.len() + v.len()))
+        .map(|len| len + HEADER_LINE_FRAMING)
+        .sum::<usize>()
+        + request_line
+        + "\r\n".len();
+    if size > config.max_header_bytes {
+        return Err(GatewayError::new(
+            ErrorKind::HeadersTooLarge,
+            format!(
+                "the call to `{}` would have a {size}-byte request head (its request line, the client's headers and the `headers` argument's), more than the limit of {} bytes",
+                call.service, config.max_header_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Serves a `/graphql` request.

@@ -611,6 +611,89 @@ fn a_content_type_in_headers_replaces_the_bodys() {
 }
 
 #[test]
+fn a_call_is_held_to_the_header_limits_of_a_rest_request() {
+    let s = setup();
+    let too_large = |document: &str, key: &str, message: String| {
+        json!({
+            "message": message,
+            "locations": [at(document, &format!("{key}: echo"))],
+            "path": [key],
+            "extensions": { "code": "HEADERS_TOO_LARGE", "status": 431 } })
+    };
+    // --max-headers (100): the client's forwarded headers (curl sends host, user-agent and
+    // accept) and the argument's count together. The reviewer sent 30,000.
+    let document =
+        "query($h: [HeaderInput!]) { many: echo(headers: $h) { body_len } ok: echo { body_len } }";
+    let headers = |n: usize| -> Value {
+        (0..n)
+            .map(|i| json!({ "name": format!("x-h{i}"), "value": "v" }))
+            .collect()
+    };
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "h": headers(97) } }),
+        H1,
+    );
+    assert_data(
+        &r,
+        &json!({ "many": { "body_len": 0 }, "ok": { "body_len": 0 } }),
+    );
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "h": headers(98) } }),
+        H1,
+    );
+    assert_body(
+        &r,
+        200,
+        JSON_CT,
+        &json!({
+            "errors": [too_large(document, "many", "the call to `echo` would carry 101 headers (the client's and the `headers` argument's), more than the limit of 100".to_owned())],
+            "data": { "many": null, "ok": { "body_len": 0 } } }),
+    );
+    // --max-header-bytes (32 KiB): one big value, or a long path, as REST would count them.
+    let document = r#"query($v: String!, $p: String) { big: echo(path: $p, headers: {name: "x-big", value: $v}) { body_len } }"#;
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "v": "v".repeat(40_000) } }),
+        H1,
+    );
+    let error = r.json()["errors"][0].clone();
+    assert_eq!(
+        error["extensions"],
+        json!({ "code": "HEADERS_TOO_LARGE", "status": 431 }),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("more than the limit of 32768 bytes"),
+        "{error}"
+    );
+    let path = format!("/{}", "p".repeat(40_000));
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "v": "v", "p": path } }),
+        H2,
+    );
+    assert_eq!(
+        r.json()["errors"][0]["extensions"]["status"],
+        431,
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["data"], json!({ "big": null }));
+    // Within the limits the same call goes through.
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "v": "v".repeat(20_000), "p": "/x" } }),
+        H1,
+    );
+    assert_data(&r, &json!({ "big": { "body_len": 0 } }));
+}
+
+#[test]
 fn hop_by_hop_headers_never_reach_the_backend() {
     let s = setup();
     // In the `headers` argument: hop-by-hop ones and content-length (the gateway frames the body).
