@@ -12,9 +12,10 @@
 //!   → parse (async-graphql-parser) → operation selection → fragments (the spread graph)
 //!   → limits (every operation and fragment: depth, expanded fields; the selected operation:
 //!     root fields, aliases) → validate (every rule, with locations)
-//!   → plan (variables, fragments, skip/include) → execute (queries concurrently, mutations in order)
-//!   → project (each answer through its selection) → http (status rules, encoding);
-//!   introspect answers `__schema` / `__type` locally
+//!   → plan (variables, fragments, skip/include, arguments with their values)
+//!   → execute (the calls' bodies bounded together; queries concurrently, mutations in order)
+//!   → project (each answer through its selection, within the response size limit)
+//!   → http (status rules, encoding); introspect answers `__schema` / `__type` locally
 //! ```
 //!
 //! # A deliberate extension: selections on `JSON`
@@ -37,9 +38,14 @@
 //! - Limits are checked before the work they bound: size, tokens and nesting before the parser
 //!   allocates, depth and expansion of every definition before validation walks them, fan-out
 //!   before anything is planned or called.
+//! - What one request costs beyond parsing is bounded too: validation's work by the limits on
+//!   every definition (and at most 100 errors), the calls by the root-field limit, what they
+//!   forward by `--max-body-bytes` and the REST header limits, and the response by a size limit
+//!   checked while each answer is projected.
 //! - Nothing recurses along a chain of fragment spreads (the document decides how long it is):
-//!   spreads are followed with explicit stacks ([`fragments`]); what recursion there is follows the
-//!   syntax of one definition (the parser bounds it) or the selection depth (limited first).
+//!   spreads are followed with explicit stacks (the `fragments` module); what recursion there is
+//!   follows the syntax of one definition (the parser bounds it) or the selection depth (limited
+//!   first).
 
 mod error;
 mod execute;
