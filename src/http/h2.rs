@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use glommio::net::TcpStream;
 use h2::server::SendResponse;
 use h2::RecvStream;
@@ -188,14 +188,34 @@ async fn serve_stream(
             }
         }
         Err(Refused { error, request_id }) => {
-            let request_id = request_id.unwrap_or_else(|| shard.new_request_id());
             shard.metrics.count_response(error.kind.status());
-            let mut r = error.into_response(service.as_deref(), request_id.as_str());
-            r.request_id = Some(request_id);
-            r
+            error_answer(shard, error, service.as_deref(), request_id)
         }
     };
-    let _ = send_response(&mut respond, response, head_request);
+    if let Err(SendFailure::Head(e, request_id)) =
+        send_response(&mut respond, response, head_request)
+    {
+        // Header text is checked before it gets here (`upstream::into_response`); whatever
+        // still does not fit an HTTP/2 head is the backend's answer failing, told as such.
+        let error = GatewayError::upstream_protocol(format!(
+            "the backend's answer cannot be sent over HTTP/2: {e}"
+        ));
+        let answer = error_answer(shard, error, service.as_deref(), request_id);
+        let _ = send_response(&mut respond, answer, head_request);
+    }
+}
+
+/// The answer to `error`, under the client's request id or a new one.
+fn error_answer(
+    shard: &Shard,
+    error: GatewayError,
+    service: Option<&str>,
+    request_id: Option<RequestId>,
+) -> Response {
+    let request_id = request_id.unwrap_or_else(|| shard.new_request_id());
+    let mut answer = error.into_response(service, request_id.as_str());
+    answer.request_id = Some(request_id);
+    answer
 }
 
 /// A request refused while it was read, with the client's own request id if it sent a usable one.
@@ -258,6 +278,9 @@ async fn read_parts(
         }
         None => {}
     }
+    // Where the first `cookie` field went: HTTP/2 may split a cookie header into crumbs, which
+    // are joined again before leaving HTTP/2 (RFC 9113 §8.2.3), so a backend sees one header.
+    let mut cookie: Option<usize> = None;
     for (name, value) in &parts.headers {
         if authority.is_some() && name == http::header::HOST {
             continue;
@@ -266,6 +289,18 @@ async fn read_parts(
             return Err(GatewayError::bad_request(format!(
                 "header `{name}` has a value that is not UTF-8"
             )));
+        }
+        if name == http::header::COOKIE {
+            if let Some(first) = cookie {
+                let joined = &mut headers[first].value;
+                let mut crumbs = BytesMut::with_capacity(joined.len() + 2 + value.len());
+                crumbs.extend_from_slice(joined);
+                crumbs.extend_from_slice(b"; ");
+                crumbs.extend_from_slice(value.as_bytes());
+                *joined = crumbs.freeze();
+                continue;
+            }
+            cookie = Some(headers.len());
         }
         headers.push(Field::new(
             Bytes::copy_from_slice(name.as_str().as_bytes()),
@@ -378,29 +413,38 @@ fn send_response(
     respond: &mut SendResponse<Bytes>,
     response: Response,
     head_request: bool,
-) -> Result<(), h2::Error> {
-    let mut builder = http::Response::builder().status(response.status);
+) -> Result<(), SendFailure> {
+    let bodiless = head_request || response.body.is_empty() || response.bodiless_status();
+    let mut head = http::Response::builder().status(response.status);
     for (name, value) in response.fields() {
-        builder = builder.header(name, value);
+        head = head.header(name, value);
     }
-    let bodiless = head_request
-        || response.body.is_empty()
-        || response.status == 204
-        || response.status == 304;
-    if !bodiless || head_request {
-        builder = builder.header(http::header::CONTENT_LENGTH, response.body.len());
+    if !response.bodiless_status() {
+        head = head.header(
+            http::header::CONTENT_LENGTH,
+            response.content_length(head_request),
+        );
     }
-    let head = match builder.body(()) {
+    let head = match head.body(()) {
         Ok(head) => head,
-        // Header text is validated before it gets here; a failure is a gateway bug, answered as 502.
-        Err(_) => http::Response::builder()
-            .status(502)
-            .body(())
-            .expect("static response"),
+        Err(e) => return Err(SendFailure::Head(e, response.request_id)),
     };
-    let mut stream = respond.send_response(head, bodiless)?;
+    let mut stream = respond
+        .send_response(head, bodiless)
+        .map_err(|_| SendFailure::Stream)?;
     if !bodiless {
-        stream.send_data(response.body, true)?;
+        stream
+            .send_data(response.body, true)
+            .map_err(|_| SendFailure::Stream)?;
     }
     Ok(())
+}
+
+/// Why a response did not go out.
+enum SendFailure {
+    /// The response has a header HTTP/2 cannot carry (the `http` crate refused it): nothing was
+    /// sent, so an error answer can be (under the response's request id).
+    Head(http::Error, Option<RequestId>),
+    /// The stream is gone (the client reset it, or the connection failed).
+    Stream,
 }

@@ -28,11 +28,14 @@ pub fn encode(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
-    let bodiless_status = status < 200 || status == 204 || status == 304;
+    let bodiless_status = response.bodiless_status();
     if !bodiless_status {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(digits.format(response.body.len()).as_bytes());
+        out.extend_from_slice(
+            digits
+                .format(response.content_length(head_request))
+                .as_bytes(),
+        );
         out.extend_from_slice(b"\r\n");
     }
     if close {
