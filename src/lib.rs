@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod alloc_count;
 pub mod config;
 pub mod drain;
 pub mod error;

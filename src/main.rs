@@ -2,10 +2,12 @@
 
 use clap::Parser;
 
+use switchyard::alloc_count::CountingAllocator;
 use switchyard::config::{Args, Config};
 
+/// mimalloc, counting each shard's allocations for `/-/metrics` (see `alloc_count`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: CountingAllocator<mimalloc::MiMalloc> = CountingAllocator(mimalloc::MiMalloc);
 
 /// Exit status for bad options (contract §7).
 const EXIT_USAGE: i32 = 2;

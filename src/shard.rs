@@ -241,6 +241,7 @@ pub async fn run(start: ShardStart) {
         start.process,
         start.registry_client,
     ));
+    let _counting = crate::alloc_count::count_into(shard.metrics.clone());
     let (drain_tx, drain_rx) = oneshot::channel();
     glommio::spawn_local(mailbox_loop(shard.clone(), start.mailbox, drain_tx)).detach();
     glommio::spawn_local(return_freed_memory()).detach();
