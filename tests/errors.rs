@@ -427,6 +427,14 @@ fn bad_chunk_size_is_400() {
         b"POST /echo/a HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
           zz\r\nhello\r\n0\r\n\r\n",
     );
+    // A size near overflow (2^60 and up) is malformed, as nginx has it, however many leading
+    // zeros it has.
+    assert_rejected_and_closed(
+        &gw,
+        "chunk size 2^60",
+        b"POST /echo/a HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
+          00000001000000000000000\r\nhello\r\n0\r\n\r\n",
+    );
 }
 
 #[test]

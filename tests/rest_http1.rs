@@ -215,6 +215,22 @@ fn chunked_body_with_extensions_and_trailers() {
 }
 
 #[test]
+fn chunk_sizes_with_leading_zeros_are_accepted() {
+    // RFC 9112 §7.1 allows any number of hex digits, and nginx takes them: the size is capped by
+    // its value, not its digit count.
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(
+        b"POST /echo/raw HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
+          00000000000000000003\r\nabc\r\n0000000000000000000000002;x=1\r\nde\r\n\
+          00000000000000000000\r\n\r\n",
+    );
+    let r = c.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"abcde");
+}
+
+#[test]
 fn chunked_body_via_curl() {
     let (gw, _echo) = setup();
     let body = binary_body(70_000);
