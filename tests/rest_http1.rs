@@ -75,6 +75,24 @@ fn path_and_query_mapping() {
 }
 
 #[test]
+fn a_fragment_in_the_target_is_not_forwarded() {
+    // `#` has no place in a request target (RFC 9112 §3.2); the fragment is dropped, as the http
+    // crate drops it from an HTTP/2 `:path`, so both protocols forward the same path and query.
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    for (target, path, query) in [
+        ("/echo/a#frag", "/a", ""),
+        ("/echo/a?x=1#frag", "/a", "x=1"),
+        ("/echo#frag?x=1", "/", ""),
+    ] {
+        c.send(format!("GET {target} HTTP/1.1\r\nHost: gw\r\n\r\n").as_bytes());
+        let v = assert_echo_ok(&c.read_response(false));
+        assert_eq!(v["path"], path, "path for {target}");
+        assert_eq!(v["query"], query, "query for {target}");
+    }
+}
+
+#[test]
 fn request_id_generated_when_absent_and_echoed() {
     let (gw, _echo) = setup();
     let r = gw.get("/echo/id");
