@@ -292,6 +292,44 @@ fn body_over_limit_with_expect_gets_413_instead_of_100() {
 }
 
 #[test]
+fn a_trickled_http2_preface_gets_408_like_a_trickled_head() {
+    // The header timeout counts from the connection's first byte whatever the bytes turn out to
+    // be: a client sending the HTTP/2 preface a byte at a time, each byte well within the idle
+    // timeout, is cut off as one trickling an HTTP/1.1 head is. Before, every byte got the idle
+    // timeout afresh: the trickle below took all 24 bytes (2.4 s) and became an HTTP/2 connection.
+    const TRICKLE_GAP: std::time::Duration = std::time::Duration::from_millis(100);
+    let gw = Gateway::builder()
+        .args(&["--header-timeout-ms", "300"])
+        .start();
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut c = RawConn::connect(gw.addr);
+    let mut sent = 0;
+    for byte in preface.chunks(1) {
+        if !c.try_send(byte) {
+            break;
+        }
+        sent += 1;
+        if c.answered_within(TRICKLE_GAP) {
+            break;
+        }
+    }
+    let (bytes, closed) = c.read_to_close();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        sent < preface.len(),
+        "the whole preface was taken: {text:?}"
+    );
+    // The bytes so far are answered as the HTTP/1.1 head they might begin: 408. (Had the trickle
+    // outrun a very slow machine's timer up to `PRI * HTTP/2`, that request line's version is
+    // refused with 400: still refused, still before the preface is complete.)
+    assert!(
+        text.starts_with("HTTP/1.1 408 ") || text.starts_with("HTTP/1.1 400 "),
+        "{text:?}"
+    );
+    assert!(closed, "connection closed after the refusal");
+}
+
+#[test]
 fn header_section_over_limit_is_431() {
     let gw = Gateway::builder()
         .args(&["--max-header-bytes", "1024"])

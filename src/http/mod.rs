@@ -13,6 +13,7 @@ use crate::upstream::reply::ReplyHeaders;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use glommio::net::TcpStream;
@@ -244,7 +245,13 @@ pub fn serve_connection(
         {
             return;
         }
-        // Read until the bytes so far either differ from the preface or complete it.
+        // Read until the bytes so far either differ from the preface or complete it. Once the
+        // first bytes are in, the rest of the preface, or of the HTTP/1.1 head they begin, has
+        // what is left of the header timeout, counted from the first read (each read waiting the
+        // idle timeout, a client trickling the preface a byte at a time kept the connection for
+        // as long as it liked). The usual first read holds a whole head or preface, and reads
+        // no clock for it.
+        let mut head_deadline = None::<Instant>;
         let is_h2 = loop {
             let n = buf.len();
             let common = n.min(H2_PREFACE.len());
@@ -254,9 +261,25 @@ pub fn serve_connection(
             if n >= H2_PREFACE.len() {
                 break Some(true);
             }
+            if n > 0 {
+                let left = match head_deadline {
+                    None => {
+                        head_deadline = Some(Instant::now() + shard.config.header_timeout);
+                        shard.config.header_timeout
+                    }
+                    Some(at) => at.saturating_duration_since(Instant::now()),
+                };
+                // Out of time: the bytes so far go to the HTTP/1.1 codec, which finds its
+                // deadline passed and answers 408 as it does to a slow head.
+                if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                    break Some(false);
+                }
+            }
             let want = h1::head_read_size(&buf);
             match crate::io::read_append(&mut stream, &mut buf, want).await {
-                Ok(0) | Err(_) => break None,
+                Ok(0) => break None,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && n > 0 => break Some(false),
+                Err(_) => break None,
                 Ok(_) => {}
             }
         };
@@ -272,7 +295,7 @@ pub fn serve_connection(
                 }
                 Box::pin(h2::serve(shard, stream, buf.freeze(), remote)).await
             }
-            Some(false) => h1::serve(&shard, &mut stream, buf, remote).await,
+            Some(false) => h1::serve(&shard, &mut stream, buf, head_deadline, remote).await,
             None => {}
         }
     }

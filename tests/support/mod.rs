@@ -1289,6 +1289,22 @@ impl RawConn {
         }
     }
 
+    /// Writes `bytes`; false when the gateway has closed the connection (a trickling client
+    /// stops there), where [`RawConn::send`] panics.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Waits up to `limit` for the gateway to send something or close the connection; true if it
+    /// did (what it sent stays buffered for the read methods). Paces a trickling client: it asserts
+    /// nothing about time.
+    pub fn answered_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let before = self.buf.len();
+        while self.buf.len() == before && self.fill(deadline) {}
+        self.buf.len() > before || self.closed
+    }
+
     /// Reads until the gateway closes the connection (true) or `RAW_READ_LIMIT` passes (false);
     /// returns everything not consumed yet.
     pub fn read_to_close(&mut self) -> (Vec<u8>, bool) {

@@ -67,6 +67,10 @@ struct Buffers<A> {
     out: Vec<u8>,
     /// The last request's header list, emptied, for the next head.
     fields: Vec<Field>,
+    /// When the head whose first bytes are in `read` must be complete: set when they arrive
+    /// without the rest of it (or by `serve_connection`, for bytes read while it told HTTP/2
+    /// apart), cleared when the head is complete.
+    head_deadline: Option<Instant>,
     /// Where a request is answered: the state of the upstream call is most of a connection's
     /// state, so it lives here, boxed once and reused for every request (see [`reuse`]), instead
     /// of sizing the connection's task for the whole time the client idles.
@@ -187,7 +191,9 @@ async fn read_idle<A>(stream: &mut TcpStream, bufs: &mut Buffers<A>, idle: Durat
     read
 }
 
-/// Serves HTTP/1.x on `stream`; `buf` holds bytes already read. (The stream is borrowed from the
+/// Serves HTTP/1.x on `stream`; `buf` holds bytes already read, whose head must be complete by
+/// `head_deadline` when that is known (the header timeout counts from the connection's first
+/// bytes, however long telling HTTP/2 apart took). (The stream is borrowed from the
 /// connection's task rather than moved in, so the task does not hold it twice; and not an `async
 /// fn`, which would also hold each argument twice, see `serve_connection`.)
 #[allow(
@@ -198,20 +204,25 @@ pub fn serve<'a>(
     shard: &'a Rc<Shard>,
     stream: &'a mut TcpStream,
     buf: BytesMut,
+    head_deadline: Option<Instant>,
     remote: SocketAddr,
 ) -> impl Future<Output = ()> + 'a {
+    // Made before the block and captured, so the task holds the buffers once: made inside it,
+    // they sat beside the arguments they were made of (`buf`, `head_deadline`), 32 bytes more
+    // per connection.
+    let mut bufs = Buffers {
+        read: buf,
+        out: Vec::with_capacity(OUT_CAPACITY),
+        fields: Vec::new(),
+        head_deadline,
+        answering: None,
+    };
     async move {
         let config = shard.config.clone();
         let _ = stream.set_write_timeout(Some(config.idle_timeout));
         let limits = HeadLimits {
             max_header_bytes: config.max_header_bytes,
             max_headers: config.max_headers,
-        };
-        let mut bufs = Buffers {
-            read: buf,
-            out: Vec::with_capacity(OUT_CAPACITY),
-            fields: Vec::new(),
-            answering: None,
         };
         let mut refused = false;
         loop {
@@ -266,7 +277,7 @@ pub fn serve<'a>(
                     // The client went away: dropping the call now cancels it at the backend (h2
                     // resets its stream), as nginx and Envoy do, instead of holding an in-flight
                     // slot until the backend answers.
-                    bufs.answering = None;
+                    drop(bufs.answering.take());
                     shard.metrics.client_aborts.inc();
                     return;
                 };
@@ -448,16 +459,16 @@ async fn read_head<A>(
     let config = &shard.config;
     // The header deadline runs from the first bytes of the head; it is set only when those bytes
     // did not hold the whole head (a head that arrives in one read costs no clock read for it).
-    let mut deadline = None::<Instant>;
     loop {
         if !bufs.read.is_empty() {
             if let Some(head) =
                 parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields, seen)?
             {
+                bufs.head_deadline = None;
                 return Ok(Some(head));
             }
-            if deadline.is_none() {
-                deadline = Some(Instant::now() + config.header_timeout);
+            if bufs.head_deadline.is_none() {
+                bufs.head_deadline = Some(Instant::now() + config.header_timeout);
             }
         }
         // Nothing more to parse: answers to earlier pipelined requests go out before we wait.
@@ -467,7 +478,7 @@ async fn read_head<A>(
             }
             bufs.out.clear();
         }
-        let read = match deadline {
+        let read = match bufs.head_deadline {
             Some(until) => read_more(stream, &mut bufs.read, until).await,
             // Between requests a connection closes once the drain is over (see `crate::drain`):
             // left open, it would get no answer until the process exited (a pooled client,
