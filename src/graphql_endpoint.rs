@@ -17,6 +17,7 @@ use bytes::Bytes;
 use crate::error::{ErrorKind, GatewayError};
 use crate::graphql::{self, Backend, FieldAnswer, FieldCall, FieldError};
 use crate::http::{Field, Request, Response};
+use crate::request_id::Assigned;
 use crate::rest::RemoteAddr;
 use crate::shard::Shard;
 use crate::upstream::codec::ForwardingParts;
@@ -85,12 +86,13 @@ impl Backend for ShardBackend<'_> {
     }
 }
 
-/// Serves a `/graphql` request.
+/// Serves a `/graphql` request under the id `assigned` to it.
 pub async fn handle(
     shard: &Rc<Shard>,
     request: &Request,
-    request_id: &str,
+    assigned: &Assigned,
 ) -> Result<Response, GatewayError> {
+    let request_id = assigned.id.as_str();
     // HEAD is refused like any other method: it would run the query (and its backend calls) only
     // to throw the answer away.
     let method = match request.method {
@@ -111,11 +113,16 @@ pub async fn handle(
         )
     })?;
     let nominated = crate::rest::without_nominated_headers(&request.headers);
+    let headers = nominated.as_deref().unwrap_or(&request.headers);
+    // The backend sees one `x-request-id`, the id in use, as for REST.
+    let rewritten = assigned
+        .rewrite
+        .then(|| crate::request_id::with_request_id(headers, &assigned.id));
     let backend = ShardBackend {
         shard,
-        headers: nominated
+        headers: rewritten
             .as_deref()
-            .unwrap_or(&request.headers)
+            .unwrap_or(headers)
             .iter()
             .filter(|h| !matches!(h.name.as_ref(), b"content-length" | b"content-type"))
             .cloned()

@@ -9,6 +9,7 @@ use crate::http::{Field, Request, Response};
 use crate::names::is_service_name;
 use crate::registry::view::ServiceEntry;
 use crate::registry::WriteOp;
+use crate::request_id::Assigned;
 use crate::shard::Shard;
 use crate::upstream::codec::ForwardingParts;
 
@@ -133,11 +134,12 @@ const fn octet_text() -> [[u8; 4]; 256] {
     table
 }
 
-/// Forwards `request`, which arrived at `start`, to the service its path names.
+/// Forwards `request`, which arrived at `start`, to the service its path names, under the id
+/// `assigned` to it.
 pub async fn forward(
     shard: &Rc<Shard>,
     request: &Request,
-    request_id: &str,
+    assigned: &Assigned,
     start: Instant,
 ) -> Result<Response, GatewayError> {
     let (service, path) = split_path(&request.path);
@@ -156,15 +158,21 @@ pub async fn forward(
     })?;
     let remote = RemoteAddr::new(request.remote);
     let nominated = without_nominated_headers(&request.headers);
+    let headers = nominated.as_deref().unwrap_or(&request.headers);
+    // A client id the gateway could not use, or several, would reach the backend beside the id
+    // in use: replaced (the only case that copies the list for it).
+    let rewritten = assigned
+        .rewrite
+        .then(|| crate::request_id::with_request_id(headers, &assigned.id));
     let parts = ForwardingParts {
         method: request.method.as_str(),
         path,
         query: &request.query,
-        headers: nominated.as_deref().unwrap_or(&request.headers),
+        headers: rewritten.as_deref().unwrap_or(headers),
         extra_headers: &[],
         body: &request.body,
         service: name,
-        request_id,
+        request_id: assigned.id.as_str(),
         remote_addr: remote.as_str(),
         graphql_field: "",
     };

@@ -14,7 +14,7 @@ use crate::shard::Shard;
 pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Response {
     // One clock reading serves the latency histogram and, for REST, the backend call's deadline.
     let start = Instant::now();
-    let request_id = RequestId::for_request(&request.headers, &shard.rng);
+    let assigned = RequestId::for_request(&request.headers, &shard.rng);
     let path = request.path_str();
     let result = if crate::admin::is_admin_path(&request.path) {
         crate::admin::handle(shard, request).await
@@ -22,15 +22,11 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Response {
         // Boxed: its state is the largest of the three (2.5 KB against REST's 1.5 KB) and would
         // otherwise size every connection's task. A GraphQL request allocates plenty anyway; the
         // REST branch stays inline and allocation-free.
-        Box::pin(crate::graphql_endpoint::handle(
-            shard,
-            request,
-            request_id.as_str(),
-        ))
-        .await
+        Box::pin(crate::graphql_endpoint::handle(shard, request, &assigned)).await
     } else {
-        crate::rest::forward(shard, request, request_id.as_str(), start).await
+        crate::rest::forward(shard, request, &assigned, start).await
     };
+    let request_id = assigned.id;
     let mut response = result.unwrap_or_else(|error| {
         tracing::debug!(%request_id, %error, "request failed");
         error.into_response(crate::rest::service_of(path), request_id.as_str())

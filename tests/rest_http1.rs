@@ -117,6 +117,49 @@ fn request_id_from_client_is_kept() {
 }
 
 #[test]
+fn the_backend_sees_the_request_id_in_use_in_its_headers_too() {
+    // An unusable client id (a space, or over 128 characters) is replaced by a generated one; the
+    // forwarded `x-request-id` header must carry that one too, not the client's, or the backend
+    // sees two ids. Several ids: the first is used and is the only one forwarded. Over HTTP/1.1
+    // and HTTP/2, which share the path.
+    let (gw, _echo) = setup();
+    let long = "x".repeat(300);
+    for h2 in [false, true] {
+        for sent in [
+            vec!["my id"],
+            vec![long.as_str()],
+            vec!["r-1", "r-2"],
+            vec!["bad id", "r-3"],
+        ] {
+            let mut req = http("GET", gw.url("/echo/id"));
+            for id in &sent {
+                req = req.header("x-request-id", id);
+            }
+            if h2 {
+                req = req.h2();
+            }
+            let r = req.send();
+            let v = assert_echo_ok(&r);
+            let in_use = r.header("x-request-id").expect("x-request-id").to_string();
+            if sent[0] == "r-1" {
+                assert_eq!(in_use, "r-1");
+            } else {
+                assert!(
+                    in_use.len() == 32 && in_use.bytes().all(|c| c.is_ascii_hexdigit()),
+                    "generated for {sent:?}: {in_use}"
+                );
+            }
+            assert_eq!(v["request_id"], in_use.as_str(), "h2 {h2}, {sent:?}");
+            assert_eq!(
+                echoed_values(&v, "x-request-id"),
+                [in_use.as_str()],
+                "h2 {h2}, {sent:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn remote_addr_is_the_client_socket() {
     let (gw, _echo) = setup();
     let mut c = RawConn::connect(gw.addr);
