@@ -325,6 +325,26 @@ fn expect_100_continue_raw() {
 }
 
 #[test]
+fn expect_is_answered_here_and_not_forwarded() {
+    // `Expect: 100-continue` asks this hop for an interim answer; the gateway gives it, and the
+    // backend, which has the whole body by then, never sees the header (nginx drops it too).
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(
+        b"POST /echo/e HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nX-Kept: 1\r\n\
+          Content-Length: 5\r\n\r\n",
+    );
+    let interim = c.read_head();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim:?}");
+    c.send(b"hello");
+    let v = assert_echo_ok(&c.read_response(false));
+    assert_eq!(v["body"], "hello");
+    let names: Vec<String> = echoed_headers(&v).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.contains(&"expect".to_string()), "{names:?}");
+    assert!(names.contains(&"x-kept".to_string()), "{names:?}");
+}
+
+#[test]
 fn expect_100_continue_curl_large_body() {
     let (gw, _echo) = setup();
     let body = binary_body(2 * 1024 * 1024);

@@ -301,9 +301,10 @@ pub fn is_idempotent(method: &str) -> bool {
     )
 }
 
-/// Hop-by-hop headers are not forwarded (contract §1); the rest are, in order.
+/// Client headers forwarded to a backend, in order: all but hop-by-hop ones (contract §1) and
+/// `expect`, which asks this hop for `100 Continue` and is answered here (nginx drops it too).
 pub fn keep_header(h: &Field) -> bool {
-    !is_hop_by_hop(&h.name)
+    !(is_hop_by_hop(&h.name) || h.name.as_ref() == b"expect")
 }
 
 /// Connection-specific headers (RFC 9110 §7.6.1), plus `proxy-*` and `host`'s HTTP/2 twins.
@@ -673,6 +674,20 @@ mod tests {
         }
         for h in ["host", "accept", "content-length", "x-request-id"] {
             assert!(!is_hop_by_hop(h.as_bytes()), "{h}");
+        }
+    }
+
+    #[test]
+    fn client_headers_kept_for_the_backend() {
+        for (name, kept) in [
+            ("expect", false),
+            ("connection", false),
+            ("proxy-authorization", false),
+            ("x-expect", true),
+            ("accept", true),
+            ("x-request-id", true),
+        ] {
+            assert_eq!(keep_header(&Field::new(name, "v")), kept, "{name}");
         }
     }
 }
