@@ -329,6 +329,126 @@ fn a_trickled_http2_preface_gets_408_like_a_trickled_head() {
     assert!(closed, "connection closed after the refusal");
 }
 
+/// Sends `head`, which asks for `100 Continue` before a 3-byte body, and not the body: the
+/// gateway must answer the final `status` at once, without inviting the body, and close the
+/// connection (the body may or may not follow). Before, it sent 100, waited for the body and
+/// answered only then: no final answer came within the read limit.
+fn assert_refused_without_continue(gw: &Gateway, head: &str, status: u16, code: &str) -> Resp {
+    let mut c = RawConn::connect(gw.addr);
+    c.send(head.as_bytes());
+    let r = c.read_response(false);
+    assert!(
+        r.informational.is_empty(),
+        "{head:?}: 100 Continue for a request that is refused"
+    );
+    assert_error(&r, status, code);
+    assert_eq!(r.header("connection"), Some("close"), "{head:?}");
+    assert!(c.expect_closed(), "{head:?}: connection not closed");
+    r
+}
+
+/// A request head that expects `100 Continue` before a 3-byte body, with `extra` header lines.
+fn expecting(request_line: &str, extra: &str) -> String {
+    format!(
+        "{request_line} HTTP/1.1\r\nHost: gw\r\n{extra}Expect: 100-continue\r\n\
+         Content-Length: 3\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_request_that_will_be_refused_is_answered_without_100_continue() {
+    // RFC 9110 §10.1.1: the expectation lets a client avoid sending a body that will be refused.
+    // Whatever the router can refuse from the head alone is answered at once, as nginx does.
+    let gw = Gateway::builder()
+        .args(&["--registry-token", "s3cret"])
+        .start();
+    let r = assert_refused_without_continue(
+        &gw,
+        &expecting("POST /nosuch/a", "X-Request-Id: rid-early\r\n"),
+        404,
+        "SERVICE_NOT_FOUND",
+    );
+    // Told like any other refusal after the head: the client's id, the service its path names.
+    let err = r.json()["error"].clone();
+    assert_eq!(
+        (&err["request_id"], &err["service"]),
+        (&"rid-early".into(), &"nosuch".into())
+    );
+    assert_eq!(r.header("x-request-id"), Some("rid-early"));
+    assert_refused_without_continue(&gw, &expecting("POST /", ""), 404, "SERVICE_NOT_FOUND");
+    assert_refused_without_continue(&gw, &expecting("POST /-/nothing", ""), 404, "NOT_FOUND");
+    let r = assert_refused_without_continue(
+        &gw,
+        &expecting("POST /-/health", ""),
+        405,
+        "METHOD_NOT_ALLOWED",
+    );
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = assert_refused_without_continue(
+        &gw,
+        &expecting("PUT /graphql", ""),
+        405,
+        "METHOD_NOT_ALLOWED",
+    );
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+    // Registry writes: not authorised (401), or naming no valid service (400).
+    let r = assert_refused_without_continue(
+        &gw,
+        &expecting("PUT /-/services/web/instances/w1", ""),
+        401,
+        "UNAUTHORIZED",
+    );
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_refused_without_continue(
+        &gw,
+        &expecting(
+            "PUT /-/services/Web/instances/w1",
+            "Authorization: Bearer s3cret\r\n",
+        ),
+        400,
+        "BAD_REQUEST",
+    );
+    // One that will be taken is invited as before: an authorised registration.
+    let mut c = RawConn::connect(gw.addr);
+    let body = br#"{"address":"127.0.0.1:1"}"#;
+    c.send(
+        format!(
+            "PUT /-/services/web/instances/w1 HTTP/1.1\r\nHost: gw\r\n\
+             Authorization: Bearer s3cret\r\nExpect: 100-continue\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let interim = c.read_head();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim:?}");
+    c.send(body);
+    assert_eq!(c.read_response(false).status, 201);
+}
+
+#[test]
+fn the_in_flight_limit_refuses_an_expecting_request_before_its_body() {
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--max-in-flight", "1"])
+        .start();
+    let (gw, _echo) = setup_with(gw);
+    // One slow call takes the only slot; the refusal comes while it is in flight.
+    let url = gw.url("/echo/delay/3000");
+    let slow = std::thread::spawn(move || http("GET", url).send());
+    assert!(
+        poll_until(400, || support::cluster::metric(
+            &gw,
+            "switchyard_in_flight_requests"
+        ) >= 1),
+        "the slow call never showed up as in flight"
+    );
+    let r =
+        assert_refused_without_continue(&gw, &expecting("POST /echo/raw", ""), 503, "OVERLOADED");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(slow.join().expect("slow call").status, 200);
+}
+
 #[test]
 fn header_section_over_limit_is_431() {
     let gw = Gateway::builder()

@@ -79,10 +79,17 @@ impl Request {
 
     /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|f| f.name.as_ref() == name.as_bytes())
-            .map(Field::value_str)
+        self.head().header(name)
+    }
+
+    /// The request but for its body: what routing looks at.
+    pub fn head(&self) -> RequestHead<'_> {
+        RequestHead {
+            method: &self.method,
+            path: &self.path,
+            headers: &self.headers,
+            remote: self.remote,
+        }
     }
 
     /// Splits a raw request target into path and query. Takes the target: without a query it is
@@ -92,6 +99,35 @@ impl Request {
             Some(i) => (target.slice(..i), target.slice(i + 1..)),
             None => (target, Bytes::new()),
         }
+    }
+}
+
+/// A request without its body, borrowed: all [`crate::router::route`] needs to tell where a
+/// request goes, so a codec can ask before it reads (or invites) the body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// Method.
+    pub method: &'a http::Method,
+    /// Raw path, percent-encoding kept, starting with `/`.
+    pub path: &'a [u8],
+    /// Headers in the order received (see [`Request::headers`]).
+    pub headers: &'a [Field],
+    /// The client's address.
+    pub remote: SocketAddr,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The path as text (the codecs only accept ASCII targets).
+    pub fn path_str(&self) -> &'a str {
+        crate::utf8::text(self.path).unwrap_or("/")
+    }
+
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|f| f.name.as_ref() == name.as_bytes())
+            .map(Field::value_str)
     }
 }
 

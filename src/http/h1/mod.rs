@@ -1,6 +1,7 @@
 //! HTTP/1.1 connections: keep-alive, pipelining, Content-Length and chunked bodies,
-//! `Expect: 100-continue`, HEAD, and the timeouts and limits that keep a slow or hostile client
-//! from holding a shard's memory or connections.
+//! `Expect: 100-continue` (invited only when the router would take the request: one it refuses is
+//! answered at once), HEAD, and the timeouts and limits that keep a slow or hostile client from
+//! holding a shard's memory or connections.
 //!
 //! Requests on one connection are served in order (as HTTP/1.1 requires of pipelined requests);
 //! responses to pipelined requests are batched into one write until the input runs dry.
@@ -27,7 +28,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::{Field, Request, Response};
+use crate::http::{Field, Request, RequestHead, Response};
 use crate::shard::Shard;
 use parse::{Framing, Head, HeadLimits, Seen};
 
@@ -394,6 +395,25 @@ fn read_request<'a, A: 'a>(
         // (held across two, it had a fixed place in this state: 160 bytes more while idle).
         let continue_first =
             head.expect_continue && head.framing != Framing::None && buf.is_empty();
+        // A request the router will refuse whatever its body (an unknown service, a method or
+        // registry write an endpoint refuses, the in-flight limit) is answered now, without
+        // `100 Continue`: the point of the expectation is that the client need not upload a
+        // body that will be refused (RFC 9110 §10.1.1; nginx answers so). As after any refusal
+        // while a request is read, the connection then closes after a lingering close, since
+        // the body may follow or not. A request that will not wait for the interim answer
+        // (its body came along) is routed once, after it is read, as usual.
+        if continue_first {
+            let request_head = RequestHead {
+                method: &head.method,
+                path: &head.path,
+                headers: &head.headers,
+                remote,
+            };
+            if let Err(refused) = crate::router::route(shard, &request_head) {
+                *seen = Seen::of(&head);
+                return Err(refused);
+            }
+        }
         let body = match body_at_hand(buf, head.framing) {
             Some(body) => body,
             // Boxed: its state beside the head was this future's largest, and so every idle
