@@ -5,6 +5,7 @@
 
 mod support;
 
+use support::scripted::{Answer, ScriptedBackend};
 use support::*;
 
 fn setup_with(gw: Gateway) -> (Gateway, Echo) {
@@ -187,6 +188,62 @@ fn grpc_status_codes_map_like_grpc_gateway() {
     }
     // Same mapping over HTTP/2.
     assert_error(&gw.get_h2("/echo/grpc-error/7"), 403, "PERMISSION_DENIED");
+}
+
+/// A backend (or a proxy in front of it) that answers an HTTP status of its own: `/{http}` is
+/// answered with that `:status` and no gRPC fields, `/{http}/{grpc-status}` with that status and
+/// a `grpc-status` too.
+fn http_status_backend() -> ScriptedBackend {
+    ScriptedBackend::start(|call| {
+        let mut parts = call.path.trim_start_matches('/').split('/');
+        let http: u16 = parts.next().unwrap().parse().expect("an HTTP status");
+        let fields = match parts.next() {
+            None => vec![("content-type".into(), "text/plain".into())],
+            Some(code) => vec![
+                ("content-type".into(), "application/grpc".into()),
+                ("grpc-status".into(), code.into()),
+                ("grpc-message".into(), "from%20the%20backend".into()),
+            ],
+        };
+        Answer::Head(http, fields)
+    })
+}
+
+#[test]
+fn backend_http_statuses_map_like_grpc_then_like_grpc_gateway() {
+    let gw = Gateway::start();
+    let backend = http_status_backend();
+    register(&gw, "svc", "s1", &backend.addr);
+    // gRPC's mapping for answers without grpc-status, then contract §3's.
+    let table = [
+        (400, 500, "INTERNAL"),
+        (401, 401, "UNAUTHENTICATED"),
+        (403, 403, "PERMISSION_DENIED"),
+        (404, 501, "UNIMPLEMENTED"),
+        (429, 503, "UNAVAILABLE"),
+        (502, 503, "UNAVAILABLE"),
+        (503, 503, "UNAVAILABLE"),
+        (504, 503, "UNAVAILABLE"),
+        (418, 500, "UNKNOWN"),
+        (500, 500, "UNKNOWN"),
+    ];
+    for (http, status, code) in table {
+        for h2 in [false, true] {
+            let path = format!("/svc/{http}");
+            let r = if h2 { gw.get_h2(&path) } else { gw.get(&path) };
+            let err = assert_error(&r, status, code);
+            assert_eq!(
+                err["message"],
+                format!("backend answered HTTP {http} instead of a gRPC response")
+            );
+            assert_eq!(err["service"], "svc");
+        }
+    }
+    // A grpc-status beside the HTTP status is the answer (the mapping is for answers without one).
+    let err = assert_error(&gw.get("/svc/503/5"), 404, "NOT_FOUND");
+    assert_eq!(err["message"], "from the backend");
+    // Each of these calls was answered, so none was sent twice.
+    assert_eq!(backend.calls().len(), 2 * table.len() + 1);
 }
 
 #[test]

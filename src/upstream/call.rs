@@ -129,18 +129,21 @@ async fn read_answer(
     broken: impl Fn(&str, &h2::Error) -> GatewayError,
 ) -> Result<Reply, GatewayError> {
     let (head, mut body) = response.into_parts();
-    if head.status != http::StatusCode::OK {
-        return Err(GatewayError::upstream_protocol(format!(
-            "backend answered HTTP {} instead of a gRPC response",
-            head.status.as_u16()
-        )));
-    }
     let fields = GrpcFields::of(fields);
-    // Trailers-only: the status is in the headers and there is no message.
+    // Trailers-only: the status is in the headers and there is no message. A `grpc-status` is
+    // taken whatever the HTTP status beside it (gRPC's HTTP mapping is only for answers without
+    // one).
     if let Some(status) = fields.status {
         return Err(grpc_error(status, fields.message).unwrap_or_else(|| {
             GatewayError::upstream_protocol("backend sent grpc-status 0 without a message")
         }));
+    }
+    if head.status != http::StatusCode::OK {
+        let status = head.status.as_u16();
+        return Err(GatewayError::new(
+            ErrorKind::Grpc(GrpcCode::from_http_status(status)),
+            format!("backend answered HTTP {status} instead of a gRPC response"),
+        ));
     }
     // A gRPC answer says so (gRPC over HTTP/2, "Responses"); anything else is some other server
     // at the backend's address, whatever its body happens to decode as.

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod cluster;
+pub mod scripted;
 
 /// Path of the gateway binary built by cargo for these tests.
 pub const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_switchyard");
