@@ -98,10 +98,12 @@ pub struct Args {
     /// Request body limit in bytes (413 above) [default: 4194304]
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Header section limit in bytes (431 above) [default: 32768]
+    /// Header section limit in bytes (431 above); also the limit on a backend answer's headers,
+    /// counted as HTTP/1.1 writes them (502 above) [default: 32768]
     #[arg(long, env = "SWITCHYARD_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
-    /// Maximum number of request headers (431 above) [default: 100]
+    /// Maximum number of request headers (431 above); also of a backend answer's (502 above)
+    /// [default: 100]
     #[arg(long, env = "SWITCHYARD_MAX_HEADERS")]
     pub max_headers: Option<usize>,
     /// In-flight request limit per shard (503 with retry-after above) [default: 10000]

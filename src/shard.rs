@@ -19,7 +19,7 @@ use crate::registry::client::RegistryClient;
 use crate::registry::view::RegistryView;
 use crate::registry::{Change, ShardMailbox, ShardMsg};
 use crate::request_id::RequestId;
-use crate::upstream::Upstream;
+use crate::upstream::{AnswerLimits, Upstream};
 
 /// How often a draining shard checks whether its requests and HTTP/2 connections are done.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
@@ -88,6 +88,7 @@ impl Shard {
         process: Arc<Process>,
         registry_client: RegistryClient,
     ) -> Shard {
+        let upstream = Upstream::new(AnswerLimits::of(&config));
         Shard {
             id,
             metrics: process.metrics[id].clone(),
@@ -95,7 +96,7 @@ impl Shard {
             process,
             registry: RefCell::default(),
             registry_client,
-            upstream: Upstream::default(),
+            upstream,
             // xorshift must not start at zero.
             rng: Cell::new(crate::sys::random_u64() | 1),
             in_flight: Cell::new(0),

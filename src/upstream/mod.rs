@@ -11,6 +11,10 @@
 //! for a POST or PATCH whose backend connection broke, the client gets the error (502).
 //! When every instance of a service refuses connections, the caller is told so it can have the
 //! service removed from the registry.
+//!
+//! An answer is held to limits before it becomes a response: its size (`--max-grpc-message-bytes`,
+//! in [`call`]), its HTTP/2 header block ([`pool::MAX_ANSWER_HEADER_LIST`]), and the headers of its
+//! `ForwardingResp` ([`AnswerLimits`]: the client's own header limits).
 
 pub mod call;
 pub mod codec;
@@ -62,22 +66,65 @@ impl From<GatewayError> for Unreachable {
     }
 }
 
-/// One shard's upstream state: connection pools by instance address, and the encode buffer.
-pub struct Upstream {
-    pools: RefCell<FxHashMap<SocketAddr, Rc<InstancePool>>>,
-    encode_buf: RefCell<BytesMut>,
+/// Limits on the headers of a backend's answer (`ForwardingResp.headers`), past which the answer
+/// is a 502: the limits a client's request headers have (`--max-headers`, `--max-header-bytes`),
+/// so that the gateway hands no client a header section it would itself refuse, as Envoy holds
+/// upstream responses to header limits (`max_headers_count`, `max_response_headers_kb`) and nginx
+/// refuses an "upstream sent too big header".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// Most headers.
+    pub max_headers: usize,
+    /// Most bytes, as [`ReplyHeaders::size`] measures them.
+    pub max_header_bytes: usize,
 }
 
-impl Default for Upstream {
-    fn default() -> Self {
-        Upstream {
-            pools: RefCell::default(),
-            encode_buf: RefCell::new(codec::encode_buffer()),
+impl AnswerLimits {
+    /// The limits `config` sets for client requests.
+    pub fn of(config: &crate::config::Config) -> AnswerLimits {
+        AnswerLimits {
+            max_headers: config.max_headers,
+            max_header_bytes: config.max_header_bytes,
         }
+    }
+
+    /// `Err` (a 502) when `headers` are over a limit.
+    fn check(&self, headers: &ReplyHeaders) -> Result<(), GatewayError> {
+        let over = if headers.len() > self.max_headers {
+            format!("{} headers (at most {})", headers.len(), self.max_headers)
+        } else if headers.size() > self.max_header_bytes {
+            format!(
+                "{} bytes (at most {})",
+                headers.size(),
+                self.max_header_bytes
+            )
+        } else {
+            return Ok(());
+        };
+        Err(GatewayError::upstream_protocol(format!(
+            "backend answer headers over the limit: {over}"
+        )))
     }
 }
 
+/// One shard's upstream state: connection pools by instance address, the encode buffer, and the
+/// limits on answers.
+pub struct Upstream {
+    pools: RefCell<FxHashMap<SocketAddr, Rc<InstancePool>>>,
+    encode_buf: RefCell<BytesMut>,
+    limits: AnswerLimits,
+}
+
 impl Upstream {
+    /// No pools yet; answers are held to `limits`.
+    pub fn new(limits: AnswerLimits) -> Upstream {
+        Upstream {
+            pools: RefCell::default(),
+            encode_buf: RefCell::new(codec::encode_buffer()),
+            limits,
+        }
+    }
+
     fn pool(&self, addr: SocketAddr) -> Rc<InstancePool> {
         self.pools
             .borrow_mut()
@@ -176,7 +223,7 @@ impl Upstream {
             )
             .await;
             let failure = match answer {
-                Ok(resp) => return into_response(resp).map_err(Unreachable::from),
+                Ok(resp) => return self.answer(resp),
                 Err(failure) => failure,
             };
             let resend = match failure.reached {
@@ -214,6 +261,12 @@ impl Upstream {
             error: GatewayError::new(ErrorKind::NoHealthyInstance, message),
             all_refused,
         })
+    }
+
+    /// The client's response for a backend's answer, or why there is none (a 502).
+    fn answer(&self, reply: Reply) -> Result<Response, Unreachable> {
+        self.limits.check(&reply.headers)?;
+        Ok(into_response(reply)?)
     }
 
     /// Power of two choices among the available instances, skipping `exclude`.
@@ -477,6 +530,40 @@ mod tests {
     use super::*;
     use crate::proto::{ForwardingResp, Header};
     use prost::Message;
+
+    #[test]
+    fn answer_headers_are_held_to_the_limits() {
+        let limits = AnswerLimits {
+            max_headers: 2,
+            max_header_bytes: 20,
+        };
+        let headers = |list: &[(&str, &str)]| {
+            let resp = ForwardingResp {
+                headers: list.iter().map(|(n, v)| header(n, v)).collect(),
+                ..Default::default()
+            };
+            Reply::decode(resp.encode_to_vec().into()).unwrap().headers
+        };
+        // "x-a: 1234567890\r\n" is 17 bytes; "x-a: 1\r\n" 8 and "x-b: 12345\r\n" 12, exactly 20.
+        assert!(limits.check(&headers(&[("x-a", "1234567890")])).is_ok());
+        assert!(limits
+            .check(&headers(&[("x-a", "1"), ("x-b", "12345")]))
+            .is_ok());
+        for over in [
+            &[("x-a", "1"), ("x-b", "2"), ("x-c", "3")][..],
+            &[("x-a", "1234567890"), ("x-b", "1")][..],
+            &[("x-a", "12345678901234")][..],
+        ] {
+            let e = limits.check(&headers(over)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::UpstreamProtocol, "{over:?}");
+            assert!(
+                e.message
+                    .starts_with("backend answer headers over the limit: "),
+                "{}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn idempotent_methods_are_rfc_9110s() {

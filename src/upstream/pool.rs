@@ -44,6 +44,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const STREAM_WINDOW: u32 = 1 << 20;
 /// Connection receive window towards backends.
 const CONNECTION_WINDOW: u32 = 8 << 20;
+/// Largest header list (RFC 9113 §6.5.2: names, values and 32 bytes per field) of a backend's
+/// answer, headers and trailers alike, advertised as `SETTINGS_MAX_HEADER_LIST_SIZE`. gRPC
+/// metadata is a handful of fields (gRPC's C core refuses more than 16 KiB by default) and Envoy
+/// caps a backend's response headers at 60 KiB; h2's default, 16 MiB, would let one answer make
+/// the gateway hold that much. An answer head over it resets the call (a 502); h2 drops the
+/// connection for a head over four times it.
+pub const MAX_ANSWER_HEADER_LIST: u32 = 64 << 10;
 /// Idle time after which a connection is probed before it is lent (see the module docs): well
 /// below any backend's idle timeout (gRPC servers and proxies use seconds to hours), well above
 /// the gap between calls of a busy service.
@@ -333,6 +340,7 @@ async fn open(
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .enable_push(false)
+        .max_header_list_size(MAX_ANSWER_HEADER_LIST)
         .handshake::<_, RequestMessage>(TokioIo::new(stream));
     match crate::timeout::within(connect_timeout, handshake).await {
         Some(Ok((send, driver))) => Ok((send, driver, fd)),
