@@ -272,3 +272,57 @@ fn a_toml_error_is_one_line_that_says_where() {
     assert!(line.starts_with("config file gw.toml, line 2: "), "{line}");
     assert!(!line.contains('\n'), "{line}");
 }
+
+#[test]
+fn a_request_at_the_default_limits_fits_grpcs_default_receive_limit() {
+    use crate::http::Field;
+    use crate::upstream::codec::ForwardingParts;
+    use bytes::Bytes;
+
+    // The header section at its limit: a request line and DEFAULT_MAX_HEADERS headers whose values
+    // fill the rest, as HTTP/1.1 counts them (the longest values take the widest framing).
+    let service = "s".repeat(63);
+    let request_line = format!("POST /{service}/p?q=1 HTTP/1.1\r\n");
+    let (path, query) = ("/p", "q=1");
+    let names: Vec<String> = (0..DEFAULT_MAX_HEADERS)
+        .map(|i| format!("x-{i:03}"))
+        .collect();
+    let framing: usize = names.iter().map(|n| n.len() + 4).sum();
+    let room = DEFAULT_MAX_HEADER_BYTES - request_line.len() - 2 - framing;
+    let headers: Vec<Field> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let len = room / DEFAULT_MAX_HEADERS + usize::from(i < room % DEFAULT_MAX_HEADERS);
+            Field::new(n.clone(), "v".repeat(len))
+        })
+        .collect();
+    let section: usize = request_line.len()
+        + headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len() + 4)
+            .sum::<usize>()
+        + 2;
+    assert_eq!(section, DEFAULT_MAX_HEADER_BYTES);
+    let body = Bytes::from(vec![b'b'; DEFAULT_MAX_BODY_BYTES]);
+    let request_id = "r".repeat(128);
+    let parts = ForwardingParts {
+        method: "POST",
+        path: path.as_bytes(),
+        query: query.as_bytes(),
+        headers: &headers,
+        extra_headers: &[],
+        body: &body,
+        service: &service,
+        request_id: &request_id,
+        remote_addr: "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%4294967295]:65535",
+        graphql_field: "",
+    };
+    // Counted without the gRPC prefix, as the receive limit is.
+    let len = parts.encoded_len(|_| true);
+    assert!(
+        len <= GRPC_DEFAULT_MAX_RECEIVE,
+        "{len} bytes, over by {}",
+        len - GRPC_DEFAULT_MAX_RECEIVE
+    );
+}

@@ -15,6 +15,7 @@ Answers, chosen by ForwardingReq.path:
                  graphql_field, in_flight the number of calls being served when this one arrived,
                  itself included) and answers it (status 200, JSON)
   /log           the log so far, as a JSON array, in arrival order
+  /len           status 200, {"body_len": n, "headers": count}: a short answer for a large body
   /barrier/{name}/{n}
                  waits until n calls for barrier {name} have arrived, then answers
                  {"barrier":name,"arrived":n} (status 200). Only concurrent calls can pass a barrier
@@ -130,6 +131,8 @@ def main():
         def answer(self, req, context):
             if req.path.startswith("/record/"):
                 return record(req, req.path[len("/record/"):])
+            if req.path == "/len":
+                return json_resp(200, {"body_len": len(req.body), "headers": len(req.headers)})
             if req.path == "/log":
                 with lock:
                     return json_resp(200, list(state["log"]))
