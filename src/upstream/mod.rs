@@ -20,6 +20,7 @@ pub mod call;
 pub mod codec;
 pub mod pool;
 pub mod reply;
+pub mod waiters;
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -146,7 +147,8 @@ impl Upstream {
     /// Calls `service` with `parts` and maps the answer. `start` is the clock as the call began
     /// (for REST, the router's reading as the request arrived): the deadline, the connection's
     /// health check and the backend's grpc-timeout all count from it, so the call reads the clock
-    /// again only after something took time (a connect, a second attempt).
+    /// again only after something took time (a connect, a wait for a stream slot, a second
+    /// attempt): the grpc-timeout a call carries is the deadline left when its head is sent.
     pub async fn forward(
         &self,
         service: &ServiceEntry,
@@ -199,7 +201,8 @@ impl Upstream {
             let connect_timeout = CONNECT_TIMEOUT
                 .min(deadline.saturating_duration_since(now))
                 .max(MIN_CONNECT_TIMEOUT);
-            // An open connection is lent at once; only a wait for one to open moves the clock.
+            // A connection with a free stream slot is lent at once; only a wait (for a slot, or for
+            // a connection to open) moves the clock.
             let mut lease = match pool.lend(connect_timeout, now) {
                 Some(lease) => lease,
                 None => match pool.checkout(connect_timeout, now).await {

@@ -1,10 +1,15 @@
 //! Per-shard, per-instance pools of HTTP/2 connections, with passive health.
 //!
 //! A pool multiplexes calls over at most [`MAX_CONNS_PER_INSTANCE`] connections. A call takes the
-//! least-loaded connection; when that one has used all the streams the backend allows, a second
-//! connection is opened in the background while the call queues on the first (h2 holds it until a
-//! stream frees up), so no call waits for a handshake unless the pool is empty. Concurrent callers of
-//! an empty pool share one connection attempt.
+//! least-loaded connection that has a stream slot free (the backend's `SETTINGS_MAX_CONCURRENT_STREAMS`).
+//! When every connection uses all the streams its backend allows, the call waits in the pool
+//! ([`waiters`](super::waiters)) while, if there is room for one, a connection is opened in the
+//! background: it gets the slot of the first call to end (handed over in arrival order), or a
+//! slot on the new connection, whichever comes first. It does not queue inside h2, as it used to:
+//! h2 would hold the call's HEADERS frame, built before the wait, so its `grpc-timeout` would
+//! carry the deadline as it stood before the wait, not when the call is sent (contract §1). No call
+//! waits for a handshake unless the pool is empty or full; concurrent callers of an empty pool
+//! share one connection attempt.
 //!
 //! A connection whose backend went away is noticed by its h2 driver only once the executor reaps
 //! the read completion that carries the end of stream, which may come after the next call was
@@ -22,7 +27,7 @@
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
@@ -32,6 +37,7 @@ use h2::client::SendRequest;
 
 use crate::io::TokioIo;
 use crate::upstream::codec::RequestMessage;
+use crate::upstream::waiters::Waiters;
 
 /// Connections per instance per shard: two keep a backend busy while one is being replaced, and
 /// `shards × 2` connections per backend stays small for backends with per-connection cost.
@@ -147,7 +153,20 @@ pub struct InstancePool {
     conns: RefCell<Vec<Conn>>,
     connecting: RefCell<Option<Connecting>>,
     health: Cell<Health>,
+    /// Calls holding a stream slot.
     in_flight: Cell<usize>,
+    /// Calls waiting for one.
+    waiters: Waiters<Lease>,
+}
+
+/// What [`InstancePool::try_lend`] found.
+enum Lend {
+    /// A connection with a stream slot free.
+    Lent(Lease),
+    /// Connections are open, every one using all the streams its backend allows.
+    Full,
+    /// No connection is open.
+    Empty,
 }
 
 /// A connection lent to one call; gives its stream slot back when dropped.
@@ -160,8 +179,26 @@ pub struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        let waiting = !self.pool.waiters.is_empty();
+        // The slot goes to the call that has waited longest, when the connection can take it:
+        // the counts stay as they are, the slot changes hands.
+        if waiting
+            && !self.state.closed.get()
+            && self.pool.waiters.hand_over(|| Lease {
+                send: self.send.clone(),
+                state: self.state.clone(),
+                pool: self.pool.clone(),
+            })
+        {
+            return;
+        }
         self.state.in_flight.set(self.state.in_flight.get() - 1);
         self.pool.in_flight.set(self.pool.in_flight.get() - 1);
+        if waiting && self.state.closed.get() {
+            // No slot to hand over on a connection that is gone: a waiting call looks again
+            // (another connection, or a new one).
+            self.pool.waiters.wake_one();
+        }
     }
 }
 
@@ -205,6 +242,7 @@ impl InstancePool {
             connecting: RefCell::default(),
             health: Cell::default(),
             in_flight: Cell::new(0),
+            waiters: Waiters::default(),
         })
     }
 
@@ -213,59 +251,79 @@ impl InstancePool {
         self.health.get()
     }
 
-    /// Calls in flight to this instance from this shard.
+    /// Calls to this instance from this shard: in flight, and waiting for a stream slot.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.get()
+        self.in_flight.get() + self.waiters.len()
     }
 
-    /// Lends a connection, connecting first when the pool is empty. `now` is the caller's reading
-    /// of the clock (the pool reads none of its own).
+    /// Lends a connection with a stream slot free, waiting for one when every connection is at
+    /// its backend's stream limit and connecting first when the pool is empty. `now` is the
+    /// caller's reading of the clock (the pool reads none of its own); the caller reads it again
+    /// after this, since the wait took time.
     pub async fn checkout(
         self: &Rc<Self>,
         connect_timeout: Duration,
         now: Instant,
     ) -> Result<Lease, ConnectFailure> {
-        // Bounded: each round either lends a connection or waits for one attempt to finish.
-        const ROUNDS: usize = 3;
-        let mut last = ConnectFailure::Failed;
-        for _ in 0..ROUNDS {
+        // Bounded: a connection that keeps closing as soon as it is open is not retried forever.
+        // Waits for a slot are bounded by the call's deadline instead.
+        const CONNECTS: usize = 3;
+        let mut connects = 0;
+        loop {
             // After a wait, `now` is early: a connection opened meanwhile is not probed, as it
             // should not be.
-            if let Some(lease) = self.lend(connect_timeout, now) {
-                return Ok(lease);
-            }
-            match self.connecting(connect_timeout).await {
-                Ok(()) => {}
-                Err(failure) => {
-                    last = failure;
-                    break;
+            match self.try_lend(connect_timeout, now) {
+                Lend::Lent(lease) => return Ok(lease),
+                Lend::Full => {
+                    if let Some(lease) = self.waiters.wait().await {
+                        return Ok(lease);
+                    }
+                }
+                Lend::Empty if connects == CONNECTS => return Err(ConnectFailure::Failed),
+                Lend::Empty => {
+                    connects += 1;
+                    self.connecting(connect_timeout).await?;
                 }
             }
         }
-        Err(last)
     }
 
-    /// Lends the least-loaded open connection, starting a background connect when it is full;
-    /// `None` when there is none open ([`InstancePool::checkout`] then waits for one).
+    /// Lends the least-loaded open connection that has a stream slot free; `None` when none has
+    /// ([`InstancePool::checkout`] then waits for one).
     pub fn lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Option<Lease> {
-        let (send, state, full, count) = {
+        match self.try_lend(connect_timeout, now) {
+            Lend::Lent(lease) => Some(lease),
+            Lend::Full | Lend::Empty => None,
+        }
+    }
+
+    /// [`InstancePool::lend`], telling a full pool from an empty one. A full pool with room for
+    /// another connection starts opening one in the background.
+    fn try_lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Lend {
+        let (send, state) = {
             let mut conns = self.conns.borrow_mut();
             conns.retain(|c| c.usable(now));
-            let best = conns.iter().min_by_key(|c| c.state.in_flight.get())?;
-            let full = best.state.in_flight.get() >= best.send.current_max_send_streams();
-            (best.send.clone(), best.state.clone(), full, conns.len())
+            let Some(best) = conns.iter().min_by_key(|c| c.state.in_flight.get()) else {
+                return Lend::Empty;
+            };
+            if best.state.in_flight.get() >= best.send.current_max_send_streams() {
+                let room = conns.len() < MAX_CONNS_PER_INSTANCE;
+                drop(conns);
+                if room && self.connecting.borrow().is_none() {
+                    let attempt = self.connecting(connect_timeout);
+                    glommio::spawn_local(async move {
+                        let _ = attempt.await;
+                    })
+                    .detach();
+                }
+                return Lend::Full;
+            }
+            (best.send.clone(), best.state.clone())
         };
-        if full && count < MAX_CONNS_PER_INSTANCE && self.connecting.borrow().is_none() {
-            let attempt = self.connecting(connect_timeout);
-            glommio::spawn_local(async move {
-                let _ = attempt.await;
-            })
-            .detach();
-        }
         state.in_flight.set(state.in_flight.get() + 1);
         state.last_lent.set(state.last_lent.get().max(now));
         self.in_flight.set(self.in_flight.get() + 1);
-        Some(Lease {
+        Lend::Lent(Lease {
             send,
             state,
             pool: self.clone(),
@@ -303,9 +361,15 @@ impl InstancePool {
                     state: state.clone(),
                     fd,
                 });
+                // Weak: the pool holds the connection's request handle, and the connection runs
+                // until every handle is gone.
+                let pool = Rc::downgrade(&self);
                 glommio::spawn_local(async move {
                     let _ = driver.await;
                     state.closed.set(true);
+                    if let Some(pool) = Weak::upgrade(&pool) {
+                        pool.waiters.wake_all();
+                    }
                 })
                 .detach();
                 Ok(())
@@ -316,6 +380,9 @@ impl InstancePool {
             }
         };
         self.health.set(health);
+        // Calls waiting for a slot look again: at the new connection, or (after a failure) at
+        // whatever is left.
+        self.waiters.wake_all();
         outcome
     }
 }
