@@ -75,28 +75,28 @@ fn reached_before_answer(e: &h2::Error) -> Reached {
     }
 }
 
-/// Sends `frame` (a framed `ForwardingReq`) on `lease` and decodes the answer.
+/// Sends `frame` (a framed `ForwardingReq`) on `lease` and decodes the answer. `deadline` is
+/// what is left of the call's deadline now, as the head is sent.
 ///
 /// The request goes out on the lease's own handle (a clone of the connection's, made when it was
-/// lent): cloning it once more here cost two atomic reference counts up and down per call.
+/// lent): cloning it once more here cost two atomic reference counts up and down per call. The
+/// handle is not polled for readiness first: the pool lends only a connection that takes
+/// streams and has a slot free, and a clone has no stream of its own waiting to open, so h2's
+/// `poll_ready` would answer at once; `send_request_head` makes the same checks and refuses the
+/// call (not processed) if the connection failed or its backend's GOAWAY came in meanwhile.
 pub async fn unary(
     lease: &mut Lease,
     frame: RequestMessage,
     deadline: Duration,
     max_message: usize,
 ) -> Result<Reply, CallFailure> {
-    let sent = match futures_lite::future::poll_fn(|cx| lease.send.poll_ready(cx)).await {
-        Err(e) => Err(("connection failed", e)),
-        Ok(()) => {
-            // The header carries whole milliseconds: nearby deadlines share one head.
-            let timeout = Duration::from_millis(deadline.as_millis() as u64);
-            let head = lease.request_head(timeout, |uri| request_head(uri, timeout));
-            lease
-                .send
-                .send_request_head(&head, false)
-                .map_err(|e| ("refused the call", e))
-        }
-    };
+    // The header carries whole milliseconds: nearby deadlines share one head.
+    let timeout = Duration::from_millis(deadline.as_millis() as u64);
+    let head = lease.request_head(timeout, |uri| request_head(uri, timeout));
+    let sent = lease
+        .send
+        .send_request_head(&head, false)
+        .map_err(|e| ("refused the call", e));
     let lease = &*lease;
     let broken = |what: &str, e: &h2::Error| {
         if e.is_go_away() || e.is_io() {

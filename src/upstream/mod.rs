@@ -2,13 +2,22 @@
 //! the answer into a [`Response`].
 //!
 //! Load balancing is power-of-two-choices on the calls each instance has in flight from this shard
-//! (no shared state, so it needs no coordination). A call is sent to a second instance, once, when
-//! the first did not process it: its connection could not be established, failed before the call's
-//! stream was opened, or the backend refused the stream or left it out of its GOAWAY (safe for any
-//! method); or the connection broke after the call was sent and before any answer arrived, when
-//! the method is idempotent (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice
-//! must not matter), as nginx's default `proxy_next_upstream` does. Once an answer has begun, or
-//! for a POST or PATCH whose backend connection broke, the client gets the error (502).
+//! (no shared state, so it needs no coordination). A call that failed is sent again only when that
+//! cannot make it happen twice (`after_failure`):
+//! - the backend did not process it (safe for any method): its connection failed before the
+//!   call's stream was opened, or the backend refused the stream (`REFUSED_STREAM`) or left it out
+//!   of its GOAWAY. It goes to the same instance once more, on another connection (the one it
+//!   failed on is retired: a backend that refused a stream there, or is draining it, would do so
+//!   again), as gRPC clients retry such calls transparently: a backend draining one connection
+//!   (gRPC's `max_connection_age`, a process of several restarting) takes new ones, and the
+//!   service may have no other instance. Not processed there either, it goes to another instance;
+//! - the connection broke after the call was sent and before any answer arrived, and the method
+//!   is idempotent (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice must
+//!   not matter), as nginx's default `proxy_next_upstream` does: to another instance.
+//!
+//! So a call is sent at most three times: twice to one instance, once to another. Once an answer
+//! has begun, or for a POST or PATCH whose backend connection broke, the client gets the error
+//! (502). A connection whose backend's GOAWAY has been read is never lent again (see [`pool`]).
 //! When every instance of a service refuses connections, the caller is told so it can have the
 //! service removed from the registry.
 //!
@@ -169,10 +178,10 @@ impl Upstream {
         .unwrap_or_else(|| Err(timed_out(settings)))
     }
 
-    /// One attempt plus one on another instance when the first did not process the call (see the
-    /// module docs). `now` is the clock as the call began (its deadline is `settings.timeout`
-    /// from then, as `forward`'s timer); it is read again only after something took time (a
-    /// connect, an attempt).
+    /// Sends the call to one instance, again to the same instance when it did not process it, and
+    /// to another when the rules of the module docs allow. `now` is the clock as the call began
+    /// (its deadline is `settings.timeout` from then, as `forward`'s timer); it is read again
+    /// only after something took time (a connect, a wait for a slot, a failed send).
     async fn attempts(
         &self,
         service: &ServiceEntry,
@@ -186,63 +195,68 @@ impl Upstream {
         let mut tried: Option<usize> = None;
         let mut last_failure = None;
         let mut failed_call: Option<GatewayError> = None;
-        for attempt in 0..2 {
-            if attempt > 0 {
-                now = Instant::now();
-            }
+        let mut resent_here = false;
+        'instances: for _ in 0..2 {
             let Some(index) = self.choose(service, tried, rng) else {
                 break;
             };
+            tried = Some(index);
             let Some(addr) = service.instances[index].address.socket() else {
-                tried = Some(index);
                 continue;
             };
             let pool = self.pool(addr);
-            let connect_timeout = CONNECT_TIMEOUT
-                .min(deadline.saturating_duration_since(now))
-                .max(MIN_CONNECT_TIMEOUT);
-            // A connection with a free stream slot is lent at once; only a wait (for a slot, or for
-            // a connection to open) moves the clock.
-            let mut lease = match pool.lend(connect_timeout, now) {
-                Some(lease) => lease,
-                None => match pool.checkout(connect_timeout, now).await {
-                    Ok(lease) => {
-                        now = Instant::now();
-                        lease
+            loop {
+                let connect_timeout = CONNECT_TIMEOUT
+                    .min(deadline.saturating_duration_since(now))
+                    .max(MIN_CONNECT_TIMEOUT);
+                // A connection with a free stream slot is lent at once; only a wait (for a slot,
+                // or for a connection to open) moves the clock.
+                let mut lease = match pool.lend(connect_timeout, now) {
+                    Some(lease) => lease,
+                    None => match pool.checkout(connect_timeout, now).await {
+                        Ok(lease) => {
+                            now = Instant::now();
+                            lease
+                        }
+                        Err(failure) => {
+                            last_failure = Some(failure);
+                            continue 'instances;
+                        }
+                    },
+                };
+                let left = deadline.saturating_duration_since(now);
+                let answer = call::unary(
+                    &mut lease,
+                    frame.clone(),
+                    left,
+                    settings.max_grpc_message_bytes,
+                )
+                .await;
+                let failure = match answer {
+                    Ok(resp) => return self.answer(resp),
+                    Err(failure) => failure,
+                };
+                now = Instant::now();
+                let next = after_failure(failure.reached, idempotent, resent_here);
+                tracing::debug!(service = %service.name, %addr, error = %failure.error.message,
+                    ?next, "call failed");
+                match next {
+                    Next::GiveUp => return Err(failure.error.into()),
+                    Next::SendHereAgain => {
+                        // On another connection: this one did not take the call, and a
+                        // backend that refuses streams on it or drains it would again.
+                        lease.discard();
+                        resent_here = true;
+                        failed_call = Some(failure.error);
                     }
-                    Err(failure) => {
-                        last_failure = Some(failure);
-                        tried = Some(index);
-                        continue;
+                    Next::SendElsewhere => {
+                        failed_call = Some(failure.error);
+                        continue 'instances;
                     }
-                },
-            };
-            let left = deadline.saturating_duration_since(now);
-            let answer = call::unary(
-                &mut lease,
-                frame.clone(),
-                left,
-                settings.max_grpc_message_bytes,
-            )
-            .await;
-            let failure = match answer {
-                Ok(resp) => return self.answer(resp),
-                Err(failure) => failure,
-            };
-            let resend = match failure.reached {
-                Reached::NotProcessed => true,
-                Reached::MaybeProcessed => idempotent,
-                Reached::Answered => false,
-            };
-            if !resend {
-                return Err(failure.error.into());
+                }
             }
-            tracing::debug!(service = %service.name, %addr, error = %failure.error.message,
-                "call not answered; sending it to another instance");
-            failed_call = Some(failure.error);
-            tried = Some(index);
         }
-        // The first instance took the call and failed it; no other could be tried.
+        // An instance took the call and failed it; no other could be tried.
         if let Some(error) = failed_call {
             return Err(error.into());
         }
@@ -325,6 +339,28 @@ impl Upstream {
     pub fn healthy(&self, addr: SocketAddr) -> bool {
         self.existing_pool(addr)
             .is_none_or(|p| p.health().available(Instant::now))
+    }
+}
+
+/// What follows a failed send (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// The client gets the call's error.
+    GiveUp,
+    /// The same instance again, on another connection: it did not process the call.
+    SendHereAgain,
+    /// Another instance, if one can be had.
+    SendElsewhere,
+}
+
+/// What follows a send that got as far as `reached`, for a call whose method is `idempotent`,
+/// when it has (`resent_here`) or has not been sent to the same instance again already.
+fn after_failure(reached: Reached, idempotent: bool, resent_here: bool) -> Next {
+    match reached {
+        Reached::NotProcessed if !resent_here => Next::SendHereAgain,
+        Reached::NotProcessed => Next::SendElsewhere,
+        Reached::MaybeProcessed if idempotent => Next::SendElsewhere,
+        Reached::MaybeProcessed | Reached::Answered => Next::GiveUp,
     }
 }
 
@@ -564,6 +600,29 @@ mod tests {
                     .starts_with("backend answer headers over the limit: "),
                 "{}",
                 e.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_send_goes_once_more_to_its_instance_when_not_processed_then_elsewhere() {
+        use Next::*;
+        use Reached::*;
+        // (how far it got, idempotent, already sent to this instance again) → next
+        let table = [
+            (NotProcessed, false, false, SendHereAgain),
+            (NotProcessed, true, false, SendHereAgain),
+            (NotProcessed, false, true, SendElsewhere),
+            (MaybeProcessed, true, false, SendElsewhere),
+            (MaybeProcessed, false, false, GiveUp),
+            (Answered, true, false, GiveUp),
+            (Answered, false, true, GiveUp),
+        ];
+        for (reached, idempotent, resent, next) in table {
+            assert_eq!(
+                after_failure(reached, idempotent, resent),
+                next,
+                "{reached:?} idempotent {idempotent} resent {resent}"
             );
         }
     }

@@ -11,6 +11,13 @@
 //! waits for a handshake unless the pool is empty or full; concurrent callers of an empty pool
 //! share one connection attempt.
 //!
+//! A connection whose backend sent GOAWAY is draining: its calls in flight go on, but h2 opens no
+//! new stream on it. The pool asks h2 before lending a connection (`poll_ready`, which answers at
+//! once: no system call, a look at the connection's state) and retires one that takes no streams,
+//! so no call is lent a draining connection only to fail on it; its driver runs on until its last
+//! call ends. A call that did fail on one (the GOAWAY arrived after the call was lent) is sent
+//! again on another connection (see [`super`]).
+//!
 //! A connection whose backend went away is noticed by its h2 driver only once the executor reaps
 //! the read completion that carries the end of stream, which may come after the next call was
 //! written to the dead connection (a 502 for a call that another instance could have served). So
@@ -28,6 +35,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
@@ -122,11 +130,15 @@ struct Conn {
 }
 
 impl Conn {
-    /// Whether the connection can take a call at `now`: not closed, and when idle for
-    /// [`PROBE_IDLE`], not closed by its peer without the driver having seen it yet (marks it
-    /// closed then).
-    fn usable(&self, now: Instant) -> bool {
+    /// Whether the connection can take a call at `now`: not closed, not drained by its backend
+    /// (see [`takes_streams`]), and when idle for [`PROBE_IDLE`], not closed by its peer without
+    /// the driver having seen it yet. Marks it closed when it cannot.
+    fn usable(&mut self, now: Instant) -> bool {
         if self.state.closed.get() {
+            return false;
+        }
+        if !takes_streams(&mut self.send) {
+            self.state.closed.set(true);
             return false;
         }
         if self.state.in_flight.get() == 0
@@ -138,6 +150,16 @@ impl Conn {
         }
         true
     }
+}
+
+/// Whether h2 would open a stream on the connection of `send`: not once the backend's GOAWAY has
+/// been read (the connection is draining: its calls in flight go on, no new one is sent), nor
+/// after a connection error or once stream ids run out. `poll_ready` answers at once for a handle
+/// with no stream of its own waiting to open (the pool's, and each lease's: a clone has none),
+/// so a waker that does nothing will do.
+fn takes_streams(send: &mut SendRequest<RequestMessage>) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    !matches!(send.poll_ready(&mut cx), Poll::Ready(Err(_)))
 }
 
 type Connecting = Shared<LocalBoxFuture<'static, Result<(), ConnectFailure>>>;
@@ -180,6 +202,9 @@ pub struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         let waiting = !self.pool.waiters.is_empty();
+        if waiting && !self.state.closed.get() && !takes_streams(&mut self.send) {
+            self.state.closed.set(true);
+        }
         // The slot goes to the call that has waited longest, when the connection can take it:
         // the counts stay as they are, the slot changes hands.
         if waiting
@@ -302,7 +327,7 @@ impl InstancePool {
     fn try_lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Lend {
         let (send, state) = {
             let mut conns = self.conns.borrow_mut();
-            conns.retain(|c| c.usable(now));
+            conns.retain_mut(|c| c.usable(now));
             let Some(best) = conns.iter().min_by_key(|c| c.state.in_flight.get()) else {
                 return Lend::Empty;
             };
@@ -471,6 +496,54 @@ mod tests {
             assert!(pool.lend(TEST_CONNECT_TIMEOUT, soon + PROBE_IDLE).is_none());
             assert!(pool.conns.borrow().is_empty());
         });
+    }
+
+    /// A backend drains a connection with a call in flight on it: once the gateway has read the
+    /// GOAWAY (the answer's head, written after it, has arrived), the connection is not lent
+    /// again, though it stays open for the call.
+    #[test]
+    fn a_connection_its_backend_drains_is_not_lent_again() {
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let (done, end) = futures_channel::oneshot::channel::<()>();
+                let server = glommio::spawn_local(async move {
+                    let stream = listener.accept().await.unwrap();
+                    let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
+                    let (_call, mut respond) = conn.accept().await.unwrap().unwrap();
+                    conn.graceful_shutdown();
+                    let _answer = respond
+                        .send_response(http::Response::new(()), false)
+                        .unwrap();
+                    // Drives the connection (the GOAWAY, then the head) until the test ends.
+                    futures_lite::future::or(
+                        async { while conn.accept().await.is_some() {} },
+                        async {
+                            let _ = end.await;
+                        },
+                    )
+                    .await;
+                });
+                let pool = InstancePool::new(addr);
+                let mut lease = pool
+                    .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
+                    .await
+                    .expect("connects");
+                let head = lease.request_head(Duration::from_secs(1), |uri| {
+                    let request = http::Request::post(uri.clone()).body(()).unwrap();
+                    RequestHead::new(request).unwrap()
+                });
+                let (response, _body) = lease.send.send_request_head(&head, false).unwrap();
+                let _head = response.await.expect("the head after the GOAWAY");
+                assert!(!pool.conns.borrow()[0].state.closed.get(), "still open");
+                assert!(pool.lend(TEST_CONNECT_TIMEOUT, Instant::now()).is_none());
+                assert!(pool.conns.borrow().is_empty(), "retired from the pool");
+                let _ = done.send(());
+                server.await;
+            });
     }
 
     #[test]
