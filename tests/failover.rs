@@ -288,3 +288,90 @@ fn a_call_the_backend_refused_is_sent_to_it_again_on_another_connection() {
     assert_eq!(err["service"], "svc");
     assert_eq!(backend.calls().len(), before + 2);
 }
+
+/// Whether `/-/services` reports `instance` of `service` healthy (this shard's view: the tests
+/// that look start a gateway with one shard).
+fn healthy(gw: &Gateway, service: &str, instance: &str) -> bool {
+    let services = services(gw);
+    let instances = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == service)
+        .unwrap_or_else(|| panic!("no service {service} in {services}"))["instances"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let found = instances.iter().find(|i| i["id"] == instance);
+    found.unwrap_or_else(|| panic!("no instance {instance} in {instances:?}"))["healthy"] == true
+}
+
+/// Refusals an instance has to have made for its pause to be long (200 ms, doubling: 1.6 s
+/// after the fourth), far longer than the test takes between its last refusal and the call
+/// that must not trust it.
+const REFUSALS_FOR_A_LONG_PAUSE: usize = 4;
+
+#[test]
+fn a_rolling_restart_does_not_remove_the_service() {
+    // Contract §6: a service is removed when every instance refuses connections. An instance
+    // that refused before it restarted is in a pause, not gone: it is tried before the service
+    // is removed for a refusal from another instance.
+    let gw = Gateway::builder().shards(Some(1)).start();
+    let mut x = Echo::registered(&gw, "roll", "x");
+    let mut y = Echo::registered(&gw, "roll", "y");
+    assert_echo_ok(&gw.get("/roll/warm"));
+
+    // X stops. Calls go on (to Y); each time X's pause ends, a call tries X again, which refuses.
+    let x_stopped = x.kill_and_hold();
+    for refusal in 1..=REFUSALS_FOR_A_LONG_PAUSE {
+        let marked_down = poll_until(READY_TRIES, || {
+            let r = gw.get("/roll/x");
+            assert_echo_ok(&r);
+            assert_eq!(r.header("x-echo-instance"), Some("y"));
+            !healthy(&gw, "roll", "x")
+        });
+        assert!(
+            marked_down,
+            "X never refused a call's connection ({refusal})"
+        );
+        if refusal < REFUSALS_FOR_A_LONG_PAUSE {
+            assert!(
+                poll_until(READY_TRIES, || healthy(&gw, "roll", "x")),
+                "X's pause never ended"
+            );
+        }
+    }
+
+    // X comes back where it was (not registered again), then Y stops: a rolling restart.
+    drop(x_stopped);
+    let x = Echo::start_at("x", &x.addr);
+    // X's pause (1.6 s) is not over yet: no call has tried it since it came back.
+    let y_stopped = y.kill_and_hold();
+    for h2 in [false, true] {
+        let r = if h2 {
+            gw.get_h2("/roll/after")
+        } else {
+            gw.get("/roll/after")
+        };
+        assert_echo_ok(&r);
+        assert_eq!(r.header("x-echo-instance"), Some("x"), "h2 {h2}");
+    }
+    assert!(service_names(&gw).contains(&"roll".to_string()));
+
+    // Both stopped: now every instance refuses a connection made for the call, and only now is
+    // the service removed.
+    let mut x = x;
+    let _x_stopped = x.kill_and_hold();
+    let err = assert_error(&gw.get("/roll/gone"), 503, "NO_HEALTHY_INSTANCE");
+    assert_eq!(
+        err["message"],
+        "every instance of `roll` refused the connection"
+    );
+    assert!(
+        poll_until(READY_TRIES, || !service_names(&gw)
+            .contains(&"roll".to_string())),
+        "service still listed: {}",
+        services(&gw)
+    );
+    drop(y_stopped);
+}

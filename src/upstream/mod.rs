@@ -18,8 +18,14 @@
 //! So a call is sent at most three times: twice to one instance, once to another. Once an answer
 //! has begun, or for a POST or PATCH whose backend connection broke, the client gets the error
 //! (502). A connection whose backend's GOAWAY has been read is never lent again (see [`pool`]).
-//! When every instance of a service refuses connections, the caller is told so it can have the
-//! service removed from the registry.
+//!
+//! An instance that cannot be connected to is passed over for the next (each instance once per
+//! call; these do not count as sends), as nginx's `proxy_next_upstream error timeout` does. When
+//! no available instance is left, the instances marked down after a refused connection are tried
+//! too, once each, before the call fails (`Upstream::refused_before`). When every instance of the
+//! service refused a connection made for this call, the caller is told so it can have the service
+//! removed from the registry (contract §6): evidence from this call, not a refusal remembered from
+//! before an instance restarted.
 //!
 //! An answer is held to limits before it becomes a response: its size (`--max-grpc-message-bytes`,
 //! in [`call`]), its HTTP/2 header block ([`pool::MAX_ANSWER_HEADER_LIST`]), and the headers of its
@@ -62,7 +68,8 @@ const MIN_CONNECT_TIMEOUT: Duration = Duration::from_millis(1);
 pub struct Unreachable {
     /// The error for the client.
     pub error: GatewayError,
-    /// Every instance of the service refused connections: the service should be removed.
+    /// Every instance of the service refused a connection made for this call: the service should
+    /// be removed.
     pub all_refused: bool,
 }
 
@@ -179,9 +186,10 @@ impl Upstream {
     }
 
     /// Sends the call to one instance, again to the same instance when it did not process it, and
-    /// to another when the rules of the module docs allow. `now` is the clock as the call began
-    /// (its deadline is `settings.timeout` from then, as `forward`'s timer); it is read again
-    /// only after something took time (a connect, a wait for a slot, a failed send).
+    /// to another when the rules of the module docs allow; an instance that cannot be connected
+    /// to is passed over for the next. `now` is the clock as the call began (its deadline is
+    /// `settings.timeout` from then, as `forward`'s timer); it is read again only after something
+    /// took time (a connect, a wait for a slot, a failed send).
     async fn attempts(
         &self,
         service: &ServiceEntry,
@@ -192,19 +200,23 @@ impl Upstream {
         rng: &Cell<u64>,
     ) -> Result<Response, Unreachable> {
         let deadline = now + settings.timeout;
-        let mut tried: Option<usize> = None;
+        let mut tried = Tried::default();
+        // Instances that refused a connection made for this call: the evidence for removing the
+        // service, fresh by construction.
+        let mut refused = 0;
         let mut last_failure = None;
+        // The error of a send that failed, for the client if no other instance takes the call.
         let mut failed_call: Option<GatewayError> = None;
         let mut resent_here = false;
-        'instances: for _ in 0..2 {
-            let Some(index) = self.choose(service, tried, rng) else {
-                break;
-            };
-            tried = Some(index);
+        // Instances the call was sent to: one, and at most one more.
+        let mut sent_to = 0;
+        'instances: while let Some(index) = self.next_instance(service, &tried, rng) {
+            tried.insert(index);
             let Some(addr) = service.instances[index].address.socket() else {
                 continue;
             };
             let pool = self.pool(addr);
+            let mut first_send = true;
             loop {
                 let connect_timeout = CONNECT_TIMEOUT
                     .min(deadline.saturating_duration_since(now))
@@ -213,17 +225,23 @@ impl Upstream {
                 // or for a connection to open) moves the clock.
                 let mut lease = match pool.lend(connect_timeout, now) {
                     Some(lease) => lease,
-                    None => match pool.checkout(connect_timeout, now).await {
-                        Ok(lease) => {
-                            now = Instant::now();
-                            lease
+                    None => {
+                        let lease = pool.checkout(connect_timeout, now).await;
+                        now = Instant::now();
+                        match lease {
+                            Ok(lease) => lease,
+                            Err(failure) => {
+                                refused += usize::from(failure == ConnectFailure::Refused);
+                                last_failure = Some(failure);
+                                continue 'instances;
+                            }
                         }
-                        Err(failure) => {
-                            last_failure = Some(failure);
-                            continue 'instances;
-                        }
-                    },
+                    }
                 };
+                if first_send {
+                    first_send = false;
+                    sent_to += 1;
+                }
                 let left = deadline.saturating_duration_since(now);
                 let answer = call::unary(
                     &mut lease,
@@ -249,6 +267,9 @@ impl Upstream {
                         resent_here = true;
                         failed_call = Some(failure.error);
                     }
+                    Next::SendElsewhere if sent_to == MAX_INSTANCES_SENT_TO => {
+                        return Err(failure.error.into())
+                    }
                     Next::SendElsewhere => {
                         failed_call = Some(failure.error);
                         continue 'instances;
@@ -256,28 +277,31 @@ impl Upstream {
                 }
             }
         }
-        // An instance took the call and failed it; no other could be tried.
-        if let Some(error) = failed_call {
-            return Err(error.into());
-        }
-        let all_refused = self.all_refused(service);
-        let message = match (all_refused, last_failure) {
-            (true, _) => format!(
-                "every instance of `{}` refused the connection",
-                service.name
+        // Each instance is tried once at most, so this counts each that refused once.
+        let all_refused = refused == service.instances.len();
+        let error = match (failed_call, all_refused, last_failure) {
+            // An instance took the call and failed it; no other could be tried.
+            (Some(error), _, _) => error,
+            (None, true, _) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
+                format!(
+                    "every instance of `{}` refused the connection",
+                    service.name
+                ),
             ),
-            (false, Some(ConnectFailure::TimedOut)) => {
+            (None, false, Some(ConnectFailure::TimedOut)) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
                 format!(
                     "could not connect to an instance of `{}` in time",
                     service.name
-                )
-            }
-            _ => format!("no healthy instance of `{}`", service.name),
+                ),
+            ),
+            (None, false, _) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
+                format!("no healthy instance of `{}`", service.name),
+            ),
         };
-        Err(Unreachable {
-            error: GatewayError::new(ErrorKind::NoHealthyInstance, message),
-            all_refused,
-        })
+        Err(Unreachable { error, all_refused })
     }
 
     /// The client's response for a backend's answer, or why there is none (a 502).
@@ -286,13 +310,40 @@ impl Upstream {
         Ok(into_response(reply)?)
     }
 
-    /// Power of two choices among the available instances, skipping `exclude`.
-    fn choose(
+    /// The instance to try next: one of those available ([`Upstream::choose`]), or when none is,
+    /// one marked down because it refused a connection (the last resort below), each once.
+    fn next_instance(
         &self,
         service: &ServiceEntry,
-        exclude: Option<usize>,
+        tried: &Tried,
         rng: &Cell<u64>,
     ) -> Option<usize> {
+        self.choose(service, tried, rng)
+            .or_else(|| self.refused_before(service, tried))
+    }
+
+    /// An instance not tried yet whose last connection attempt from this shard was refused,
+    /// marked down since.
+    ///
+    /// Tried when no other instance can take the call, though its pause is not over: the call
+    /// would fail otherwise, and a refusal costs a round trip. It may be back (a rolling
+    /// restart: restarted while the others are stopped); and if it refuses again, that refusal,
+    /// made for this call, is the evidence contract §6 asks for before the service is removed for
+    /// every instance refusing, not one from before its restart.
+    fn refused_before(&self, service: &ServiceEntry, tried: &Tried) -> Option<usize> {
+        let pools = self.pools.borrow();
+        (0..service.instances.len()).find(|&i| {
+            !tried.contains(i)
+                && service.instances[i]
+                    .address
+                    .socket()
+                    .and_then(|addr| pools.get(&addr))
+                    .is_some_and(|p| p.health().refused())
+        })
+    }
+
+    /// Power of two choices among the available instances not tried yet.
+    fn choose(&self, service: &ServiceEntry, tried: &Tried, rng: &Cell<u64>) -> Option<usize> {
         let pools = self.pools.borrow();
         // The clock is read once, and only if some instance is marked down (`state` runs several
         // times per instance).
@@ -306,7 +357,7 @@ impl Upstream {
                 .map_or((true, 0), |p| (p.health().available(now), p.in_flight())),
         };
         let candidates =
-            || (0..service.instances.len()).filter(|&i| Some(i) != exclude && state(i).0);
+            || (0..service.instances.len()).filter(|&i| !tried.contains(i) && state(i).0);
         let count = candidates().count();
         match count {
             0 => None,
@@ -324,21 +375,38 @@ impl Upstream {
         }
     }
 
-    /// Whether every instance of `service` refused its last connection attempt from this shard.
-    pub fn all_refused(&self, service: &ServiceEntry) -> bool {
-        let pools = self.pools.borrow();
-        service.instances.iter().all(|i| {
-            i.address
-                .socket()
-                .and_then(|addr| pools.get(&addr))
-                .is_some_and(|p| p.health().refused())
-        })
-    }
-
     /// This shard's view of an instance's health: false while it is marked down.
     pub fn healthy(&self, addr: SocketAddr) -> bool {
         self.existing_pool(addr)
             .is_none_or(|p| p.health().available(Instant::now))
+    }
+}
+
+/// Instances a call is sent to at most: the first, and another when the first failed it in a way
+/// that allows (see the module docs). Instances it could not connect to do not count.
+const MAX_INSTANCES_SENT_TO: usize = 2;
+
+/// The instances a call has tried: a word for the first 64, a list past them (which only a
+/// service with more instances allocates, and only for a call that gets that far).
+#[derive(Debug, Default)]
+struct Tried {
+    first: u64,
+    more: Vec<usize>,
+}
+
+impl Tried {
+    fn insert(&mut self, index: usize) {
+        match index {
+            0..64 => self.first |= 1 << index,
+            _ => self.more.push(index),
+        }
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        match index {
+            0..64 => self.first & (1 << index) != 0,
+            _ => self.more.contains(&index),
+        }
     }
 }
 
@@ -625,6 +693,18 @@ mod tests {
                 "{reached:?} idempotent {idempotent} resent {resent}"
             );
         }
+    }
+
+    #[test]
+    fn tried_instances_are_remembered_past_a_word() {
+        let mut tried = Tried::default();
+        for i in [0, 5, 63, 64, 1000] {
+            assert!(!tried.contains(i), "{i}");
+            tried.insert(i);
+            assert!(tried.contains(i), "{i}");
+        }
+        assert!(!tried.contains(1) && !tried.contains(65));
+        assert_eq!(tried.more, [64, 1000]);
     }
 
     #[test]

@@ -731,6 +731,21 @@ impl Echo {
         DeadAddr::hold(&self.addr)
     }
 
+    /// Starts an echo at `addr`: the address of one stopped before (its port is this binary's
+    /// already; a [`DeadAddr`] holding it must be dropped first), as when an instance restarts.
+    pub fn start_at(instance: &str, addr: &str) -> Echo {
+        let mut cmd = Command::new(ECHO_BIN);
+        cmd.args(["--listen", addr, "--instance", instance]);
+        let mut proc = Proc::spawn(&format!("switchyard-echo[{instance}]"), cmd);
+        let line = proc.wait_stdout_line(ECHO_READY_PREFIX);
+        assert_eq!(line[ECHO_READY_PREFIX.len()..].trim(), addr);
+        Echo {
+            proc,
+            addr: addr.to_string(),
+            instance: instance.to_string(),
+        }
+    }
+
     /// Starts an echo and registers it with the gateway as `{service}/{instance}`.
     pub fn registered(gw: &Gateway, service: &str, instance: &str) -> Echo {
         let e = Echo::start(instance);
