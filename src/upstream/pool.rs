@@ -323,7 +323,8 @@ impl InstancePool {
     }
 
     /// [`InstancePool::lend`], telling a full pool from an empty one. A full pool with room for
-    /// another connection starts opening one in the background.
+    /// another connection starts opening one in the background, unless the instance is marked
+    /// down after a failed attempt.
     fn try_lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Lend {
         let (send, state) = {
             let mut conns = self.conns.borrow_mut();
@@ -334,7 +335,10 @@ impl InstancePool {
             if best.state.in_flight.get() >= best.send.current_max_send_streams() {
                 let room = conns.len() < MAX_CONNS_PER_INSTANCE;
                 drop(conns);
-                if room && self.connecting.borrow().is_none() {
+                // Not while the instance is marked down: waiting calls, woken when an attempt
+                // fails, would otherwise start the next one at once, and again.
+                if room && self.connecting.borrow().is_none() && self.health.get().available(|| now)
+                {
                     let attempt = self.connecting(connect_timeout);
                     glommio::spawn_local(async move {
                         let _ = attempt.await;
