@@ -245,6 +245,7 @@ pub async fn run(start: ShardStart) {
     let (drain_tx, drain_rx) = oneshot::channel();
     glommio::spawn_local(mailbox_loop(shard.clone(), start.mailbox, drain_tx)).detach();
     glommio::spawn_local(return_freed_memory()).detach();
+    glommio::spawn_local(crate::http::date::keep_current()).detach();
     let _ = start.started.send(Ok(()));
 
     let accept = async {

@@ -475,8 +475,17 @@ async fn send_response(
 ) -> Result<(), SendFailure> {
     let bodiless = head_request || response.body.is_empty() || response.bodiless_status();
     let mut head = http::Response::builder().status(response.status);
+    let mut dated = false;
     for (name, value) in response.fields() {
+        dated |= name == "date";
         head = head.header(name, value);
+    }
+    if !dated {
+        let date = crate::http::date::current();
+        head = head.header(
+            http::header::DATE,
+            http::HeaderValue::from_bytes(&date).expect("an IMF-fixdate is a header value"),
+        );
     }
     if !response.bodiless_status() {
         head = head.header(
