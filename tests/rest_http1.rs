@@ -478,7 +478,7 @@ fn every_answer_has_one_date() {
             let r = req.send();
             let dates = r.header_all("date");
             assert_eq!(dates.len(), 1, "{path} h2 {h2}: {dates:?}");
-            assert!(is_imf_fixdate(&dates[0]), "{path} h2 {h2}: {dates:?}");
+            assert!(is_imf_fixdate(dates[0]), "{path} h2 {h2}: {dates:?}");
         }
         let mut req = http("GET", gw.url("/echo/dated"))
             .header("x-echo-set", "date=Sun, 06 Nov 1994 08:49:37 GMT");
