@@ -126,6 +126,45 @@ fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
 
+#[test]
+fn sigterm_waits_for_a_request_still_being_sent() {
+    let mut gw = Gateway::builder().shards(Some(1)).start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    // A request whose body is still to come: the 100 Continue says the gateway has its head and
+    // waits for the body.
+    let mut sending = RawConn::connect(gw.addr);
+    sending.send(
+        b"POST /echo/raw HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert!(sending.read_head().starts_with("HTTP/1.1 100 "));
+    let mut watcher = RawConn::connect(gw.addr);
+    watcher.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(watcher.read_response(false).status, 200);
+
+    gw.proc.signal(libc::SIGTERM);
+    // Draining once /-/ready says 503 (with close) on the kept-alive connection. Had the shard
+    // counted itself idle, it would have closed that idle connection and exited instead.
+    let mut saw_not_ready = false;
+    for _ in 0..400 {
+        watcher.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = watcher.read_response(false);
+        if r.status == 503 {
+            saw_not_ready = true;
+            break;
+        }
+        assert_eq!(r.status, 200);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(saw_not_ready, "/-/ready never turned 503 during the drain");
+    // The rest of the body: the request is answered in full, then the process exits.
+    sending.send(b"hello");
+    let r = sending.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "hello");
+    let status = gw.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
+}
+
 /// One HTTP/2 frame as read off the wire.
 struct Frame {
     kind: u8,
