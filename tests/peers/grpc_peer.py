@@ -172,7 +172,12 @@ def main():
                 body=json.dumps(answer).encode("utf-8"),
             )
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    # grpcio sets SO_REUSEPORT by default, and a port-0 bind with it may be handed a port that
+    # another SO_REUSEPORT socket of this user listens on: a gateway under test. The gateway's
+    # calls to the peer would then reach the gateway itself (404 for the gRPC path).
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)]
+    )
     pb_grpc.add_ForwardingServiceServicer_to_server(Forwarding(), server)
     port = server.add_insecure_port("127.0.0.1:%d" % args.port)
     if port == 0:
