@@ -90,31 +90,39 @@ fn in_flight_limit_answers_503_with_retry_after() {
     assert_eq!(gw.get("/echo/now").status, 200, "the slot is free again");
 }
 
-#[test]
-fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
-    let mut gw = Gateway::builder().shards(Some(1)).start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
-    // A keep-alive connection opened before the signal, to watch /-/ready during the drain.
+/// A keep-alive connection, opened before a signal, to watch `/-/ready` during the drain.
+fn ready_watcher(gw: &Gateway) -> RawConn {
     let mut watcher = RawConn::connect(gw.addr);
     watcher.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(watcher.read_response(false).status, 200);
+    watcher
+}
 
-    let slow = slow_call_in_flight(&gw, 3000);
-    gw.proc.signal(libc::SIGTERM);
-    // Until the drain is seen, /-/ready stays 200 on the kept-alive connection; then 503 and close.
-    let mut saw_not_ready = false;
+/// Until the drain is seen, /-/ready stays 200 on the watcher's kept-alive connection; then 503,
+/// with `connection: close`.
+fn await_not_ready(watcher: &mut RawConn) {
     for _ in 0..400 {
         watcher.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
         let r = watcher.read_response(false);
         if r.status == 503 {
             assert_eq!(r.header("connection"), Some("close"));
-            saw_not_ready = true;
-            break;
+            return;
         }
         assert_eq!(r.status, 200);
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(saw_not_ready, "/-/ready never turned 503 during the drain");
+    panic!("/-/ready never turned 503 during the drain");
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
+    let mut gw = Gateway::builder().shards(Some(1)).start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let mut watcher = ready_watcher(&gw);
+
+    let slow = slow_call_in_flight(&gw, 3000);
+    gw.proc.signal(libc::SIGTERM);
+    await_not_ready(&mut watcher);
     let r = slow.join().expect("slow call");
     assert_eq!(
         r.status,
@@ -137,25 +145,12 @@ fn sigterm_waits_for_a_request_still_being_sent() {
         b"POST /echo/raw HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     );
     assert!(sending.read_head().starts_with("HTTP/1.1 100 "));
-    let mut watcher = RawConn::connect(gw.addr);
-    watcher.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(watcher.read_response(false).status, 200);
+    let mut watcher = ready_watcher(&gw);
 
     gw.proc.signal(libc::SIGTERM);
-    // Draining once /-/ready says 503 (with close) on the kept-alive connection. Had the shard
-    // counted itself idle, it would have closed that idle connection and exited instead.
-    let mut saw_not_ready = false;
-    for _ in 0..400 {
-        watcher.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
-        let r = watcher.read_response(false);
-        if r.status == 503 {
-            saw_not_ready = true;
-            break;
-        }
-        assert_eq!(r.status, 200);
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(saw_not_ready, "/-/ready never turned 503 during the drain");
+    // Had the shard counted itself idle, it would have closed the watcher's idle connection and
+    // exited instead.
+    await_not_ready(&mut watcher);
     // The rest of the body: the request is answered in full, then the process exits.
     sending.send(b"hello");
     let r = sending.read_response(false);
