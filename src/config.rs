@@ -274,10 +274,14 @@ impl Config {
                 Ok(text) => toml::from_str(&text).map_err(|e| toml_problem(path, &text, &e))?,
             },
         };
-        let listen = args
+        let listen: SocketAddr = args
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        if listen.port() == 0 {
+            // Each shard binds the address itself: port 0 would give each a port of its own.
+            problems.push("--listen needs a port (0 would give each shard its own)".to_string());
+        }
         // The CPUs this process may run on: the default for --cpus, and what every CPU named in
         // --cpus or --kafka-core is checked against, so that a CPU that does not exist (or that
         // taskset / systemd `CPUAffinity=` excluded) is a bad option, not a failed start.
@@ -337,8 +341,15 @@ impl Config {
             problems.push("--node-id must be 1 to 128 characters".to_string());
         }
         let registry_token = args.registry_token.or(file.registry_token);
-        if registry_token.as_deref() == Some("") {
-            problems.push("--registry-token must not be empty".to_string());
+        if let Some(token) = &registry_token {
+            // A header value is trimmed and has no control characters, so a token with spaces
+            // at either end or any character outside visible ASCII could never be presented.
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                problems.push(
+                    "--registry-token must be 1 or more visible ASCII characters (no spaces)"
+                        .to_string(),
+                );
+            }
         }
 
         let mut bytes = |name: &str, flag: Option<usize>, file: Option<usize>, default: usize| {
@@ -459,6 +470,13 @@ impl Config {
                         || settings.max_grpc_message_bytes == 0
                     {
                         problems.push(format!("[services.{name}]: values must be at least 1"));
+                    }
+                    if settings.max_body_bytes > MAX_BYTES_CEILING
+                        || settings.max_grpc_message_bytes > MAX_BYTES_CEILING
+                    {
+                        problems.push(format!(
+                            "[services.{name}]: byte limits must be at most {MAX_BYTES_CEILING}"
+                        ));
                     }
                     services.insert(service, settings);
                 }

@@ -76,6 +76,8 @@ pub struct ShardMetrics {
     pub duration_buckets: [Counter; DURATION_BUCKETS.len() + 1],
     /// Sum of durations in microseconds.
     pub duration_sum_micros: Counter,
+    /// Heap allocations made on the shard's thread (see `alloc_count`).
+    pub allocations: Counter,
 }
 
 impl ShardMetrics {
@@ -225,6 +227,12 @@ pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> Strin
         "counter",
         "Requests whose client went away before the answer; their backend calls were cancelled.",
         sum(&|s| s.client_aborts.get()),
+    );
+    simple(
+        "switchyard_shard_allocations_total",
+        "counter",
+        "Heap allocations made on the shards' threads (a REST request makes none but its bodies).",
+        sum(&|s| s.allocations.get()),
     );
     simple(
         "switchyard_registry_instances",

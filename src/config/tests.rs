@@ -206,7 +206,7 @@ fn empty_strings_are_bad_options() {
                 registry_token: Some(String::new()),
                 ..Args::default()
             },
-            "--registry-token must not be empty",
+            "--registry-token must be",
         ),
         (
             Args {
@@ -324,5 +324,53 @@ fn a_request_at_the_default_limits_fits_grpcs_default_receive_limit() {
         len <= GRPC_DEFAULT_MAX_RECEIVE,
         "{len} bytes, over by {}",
         len - GRPC_DEFAULT_MAX_RECEIVE
+    );
+}
+
+#[test]
+fn a_registry_token_no_client_could_send_is_a_bad_option() {
+    for token in ["abc ", " abc", "a b", "line\nbreak", "tab\t", "grüße"] {
+        let err = config(Args {
+            registry_token: Some(token.into()),
+            ..Args::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("--registry-token must be"),
+            "{token:?}: {err}"
+        );
+    }
+    let ok = config(Args {
+        registry_token: Some("s3cret-Token_1.2~+/=".into()),
+        ..Args::default()
+    });
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
+
+#[test]
+fn the_listen_address_needs_a_port() {
+    let err = config(Args {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Args::default()
+    })
+    .unwrap_err();
+    assert!(err.starts_with("--listen needs a port"), "{err}");
+}
+
+#[test]
+fn per_service_byte_limits_have_the_same_ceiling() {
+    let dir = std::env::temp_dir().join(format!("switchyard-ceiling-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("services.toml");
+    std::fs::write(&path, "[services.echo]\nmax_body_bytes = 99999999999999\n").unwrap();
+    let result = config(Args {
+        config: Some(path),
+        ..Args::default()
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = result.unwrap_err();
+    assert!(
+        err.starts_with("[services.echo]: byte limits must be at most"),
+        "{err}"
     );
 }

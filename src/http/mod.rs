@@ -5,6 +5,7 @@
 //! shape, so a behaviour is written once. [`serve_connection`] reads the first bytes of a new
 //! connection and hands it to the codec the HTTP/2 connection preface calls for.
 
+pub mod date;
 pub mod h1;
 pub mod h2;
 
@@ -145,17 +146,44 @@ impl Response {
         self.headers.push((name.into(), value.into()));
     }
 
-    /// Every header field to write, in order (see the type's docs).
+    /// Every header field to write, in order (see the type's docs). A backend's values lose
+    /// leading and trailing whitespace, which is not part of a field value (RFC 9110 §5.5) and
+    /// makes an HTTP/2 message malformed (RFC 9113 §8.2.1).
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.backend_headers
             .iter()
             .filter(|(name, _)| crate::upstream::forwards_response_header(name))
+            .map(|(name, value)| (name, value.trim_matches([' ', '\t'])))
             .chain(self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
             .chain(
                 self.request_id
                     .as_ref()
                     .map(|id| ("x-request-id", id.as_str())),
             )
+    }
+
+    /// Whether the status forbids a body and a `content-length` (1xx, 204, 304: RFC 9110 §8.6).
+    pub fn bodiless_status(&self) -> bool {
+        self.status < 200 || self.status == 204 || self.status == 304
+    }
+
+    /// The `content-length` to send: the body's, except that a HEAD answered without a body
+    /// announces the length the backend declared, the one a GET would have (RFC 9110 §9.3.2), as
+    /// nginx passes it on. (A backend header list the gateway had to copy, for upper-case names,
+    /// no longer holds it: such a HEAD announces 0.)
+    pub fn content_length(&self, head_request: bool) -> u64 {
+        let declared = || {
+            self.backend_headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .map(|(_, value)| value.trim_matches([' ', '\t']))
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse().ok())
+        };
+        match head_request && self.body.is_empty() {
+            true => declared().unwrap_or(0),
+            false => self.body.len() as u64,
+        }
     }
 
     /// The first value of header `name`.

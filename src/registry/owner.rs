@@ -199,6 +199,8 @@ impl<L: RegistryLog + 'static> Owner<L> {
         if let Some(reason) = &self.refuse_writes {
             return Err(RegistryError::Unavailable(reason.clone()));
         }
+        // A write that waited behind others past its deadline has been answered 503 already.
+        check_in_time(deadline)?;
         let floor = crate::sys::unix_millis();
         let (events, outcome) = match op {
             WriteOp::Upsert {
@@ -207,6 +209,9 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 address,
             } => {
                 let address = Address::parse(&address).map_err(|e| RegistryError::Invalid(e.0))?;
+                // Resolving the name took time; a writer that has given up by now was told 503,
+                // and contract §4 says a 503 changes nothing.
+                check_in_time(deadline)?;
                 let event =
                     self.state
                         .next_event(&service, &instance, Some(address), &self.node, floor);
@@ -293,6 +298,17 @@ impl<L: RegistryLog + 'static> Owner<L> {
     }
 }
 
+/// Fails a write whose writer has stopped waiting (its deadline is the writer's own, less a margin
+/// for the reply to reach it): applying it now would change what a 503 said was not changed.
+fn check_in_time(deadline: Instant) -> Result<(), RegistryError> {
+    if Instant::now() >= deadline {
+        return Err(RegistryError::Unavailable(
+            "the registry did not confirm the write in time".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Starts a standalone owner for `links`, returning its mailbox.
 pub fn spawn_standalone(
     node: String,
@@ -307,7 +323,9 @@ pub fn spawn_standalone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::{InstanceId, ServiceName};
     use crate::registry::state::Event;
+    use std::time::Duration;
 
     /// An owner with `n` shards, and their mailboxes (kept so that sends to them succeed).
     fn owner(n: usize) -> (Owner<InProcessLog>, Vec<crate::registry::ShardMailbox>) {
@@ -342,6 +360,24 @@ mod tests {
         // An empty flush publishes nothing and changes nothing.
         owner.flush();
         assert!(owner.shards_caught_up());
+    }
+
+    #[test]
+    fn a_write_past_its_deadline_changes_nothing() {
+        let (mut owner, _shards) = owner(1);
+        let upsert = || WriteOp::Upsert {
+            service: ServiceName::parse("users").unwrap(),
+            instance: InstanceId::parse("u1").unwrap(),
+            address: "127.0.0.1:1".into(),
+        };
+        let late = owner.write(upsert(), Instant::now());
+        assert!(
+            matches!(late, Err(RegistryError::Unavailable(_))),
+            "{late:?}"
+        );
+        assert_eq!(owner.state.instances().count(), 0, "nothing applied");
+        let in_time = owner.write(upsert(), Instant::now() + Duration::from_secs(5));
+        assert_eq!(in_time.unwrap(), WriteOutcome::Created);
     }
 
     #[test]

@@ -71,6 +71,9 @@ struct Buffers<A> {
     /// state, so it lives here, boxed once and reused for every request (see [`reuse`]), instead
     /// of sizing the connection's task for the whole time the client idles.
     answering: Option<Pin<Box<A>>>,
+    /// Held from a request's first bytes until the connection waits idle again: a draining
+    /// shard waits for the requests its clients are still sending.
+    receiving: Option<crate::shard::Receiving>,
 }
 
 impl<A> Buffers<A> {
@@ -207,11 +210,13 @@ pub fn serve<'a>(
             max_header_bytes: config.max_header_bytes,
             max_headers: config.max_headers,
         };
+        let buf_was_empty = buf.is_empty();
         let mut bufs = Buffers {
             read: buf,
             out: Vec::with_capacity(OUT_CAPACITY),
             fields: Vec::new(),
             answering: None,
+            receiving: (!buf_was_empty).then(|| shard.receiving()),
         };
         let mut refused = false;
         loop {
@@ -439,7 +444,7 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayE
 
 /// Reads until a whole head is buffered. `Ok(None)` when the client closed or idled out between requests.
 async fn read_head<A>(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     stream: &mut TcpStream,
     bufs: &mut Buffers<A>,
     limits: HeadLimits,
@@ -474,12 +479,18 @@ async fn read_head<A>(
             // HAProxy, would lose the request it sent on it).
             None if shard.is_closing() => return Ok(None),
             None => {
+                bufs.receiving = None;
                 let closing = async {
                     shard.drain_closing().await;
                     Read::Closed
                 };
-                futures_lite::future::or(read_idle(stream, bufs, config.idle_timeout), closing)
-                    .await
+                let read =
+                    futures_lite::future::or(read_idle(stream, bufs, config.idle_timeout), closing)
+                        .await;
+                if let Read::Data = read {
+                    bufs.receiving = Some(shard.receiving());
+                }
+                read
             }
         };
         match read {
