@@ -202,6 +202,8 @@ impl<L: RegistryLog + 'static> Owner<L> {
         // A write that waited behind others past its deadline has been answered 503 already.
         check_in_time(deadline)?;
         let floor = crate::sys::unix_millis();
+        // The service a removal for refused connections is about (counted once it is written).
+        let mut refused_service = None;
         let (events, outcome) = match op {
             WriteOp::Upsert {
                 service,
@@ -245,6 +247,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 if events.is_empty() {
                     return Ok(WriteOutcome::Removed);
                 }
+                refused_service = Some(service);
                 (events, WriteOutcome::Removed)
             }
         };
@@ -265,6 +268,13 @@ impl<L: RegistryLog + 'static> Owner<L> {
             .filter_map(|e| self.state.apply(e))
             .collect();
         self.publish(changes);
+        if let Some(service) = refused_service {
+            tracing::warn!(
+                service = service.as_str(),
+                "every instance refused connections: service removed"
+            );
+            self.metrics.services_removed.inc();
+        }
         Ok(outcome)
     }
 
@@ -378,6 +388,30 @@ mod tests {
         assert_eq!(owner.state.instances().count(), 0, "nothing applied");
         let in_time = owner.write(upsert(), Instant::now() + Duration::from_secs(5));
         assert_eq!(in_time.unwrap(), WriteOutcome::Created);
+    }
+
+    #[test]
+    fn a_service_removed_for_refusals_is_counted_once_however_often_asked() {
+        let (mut owner, _shards) = owner(1);
+        let later = || Instant::now() + Duration::from_secs(5);
+        let users = || ServiceName::parse("users").unwrap();
+        let u1 = || InstanceId::parse("u1").unwrap();
+        let upsert = WriteOp::Upsert {
+            service: users(),
+            instance: u1(),
+            address: "127.0.0.1:1".into(),
+        };
+        owner.write(upsert, later()).unwrap();
+        // Many requests saw every instance refuse, and each asks.
+        for _ in 0..5 {
+            let remove = WriteOp::RemoveRefused {
+                service: users(),
+                instances: vec![(u1(), "127.0.0.1:1".into())],
+            };
+            assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        }
+        assert_eq!(owner.state.instances().count(), 0);
+        assert_eq!(owner.metrics.services_removed.get(), 1);
     }
 
     #[test]
