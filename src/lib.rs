@@ -25,6 +25,7 @@ pub mod graphql_endpoint;
 pub mod http;
 pub mod io;
 pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod proto;

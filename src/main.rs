@@ -25,13 +25,7 @@ fn main() {
             std::process::exit(EXIT_USAGE);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    switchyard::logging::init("info");
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(e) => {

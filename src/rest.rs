@@ -244,11 +244,8 @@ pub async fn call_service(
         Err(unreachable) => {
             shard.metrics.upstream_failures.inc();
             if unreachable.all_refused {
-                tracing::warn!(
-                    service = entry.name.as_str(),
-                    "every instance refused connections: removing the service"
-                );
-                shard.metrics.services_removed.inc();
+                // The registry owner removes it once (and logs and counts that), however many
+                // requests saw the refusals and ask at the same time.
                 shard.registry_client.submit(WriteOp::RemoveRefused {
                     service: entry.name.clone(),
                     instances: entry

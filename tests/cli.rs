@@ -356,3 +356,16 @@ fn sigterm_while_the_demo_waits_for_the_cluster_exits_0() {
     let status = p.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", p.describe());
 }
+
+/// Log lines on a pipe or file (journald, a log file) are plain text: colour escapes only on a
+/// terminal.
+#[test]
+fn logs_off_a_terminal_have_no_colour_escapes() {
+    let mut gw = Gateway::start();
+    gw.proc.signal(libc::SIGTERM);
+    let status = gw.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
+    let log = gw.proc.stderr();
+    assert!(log.contains("draining"), "the drain is logged: {log:?}");
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
+}

@@ -5,7 +5,9 @@
 
 mod support;
 
+use support::scripted::{json_reply, Answer, ScriptedBackend};
 use support::*;
+use switchyard::proto::Header;
 
 fn setup_with(gw: Gateway) -> (Gateway, Echo) {
     let echo = Echo::registered(&gw, "echo", "e1");
@@ -187,6 +189,168 @@ fn grpc_status_codes_map_like_grpc_gateway() {
     }
     // Same mapping over HTTP/2.
     assert_error(&gw.get_h2("/echo/grpc-error/7"), 403, "PERMISSION_DENIED");
+}
+
+/// A backend (or a proxy in front of it) that answers an HTTP status of its own: `/{http}` is
+/// answered with that `:status` and no gRPC fields, `/{http}/{grpc-status}` with that status and
+/// a `grpc-status` too.
+fn http_status_backend() -> ScriptedBackend {
+    ScriptedBackend::start(|call| {
+        let mut parts = call.path.trim_start_matches('/').split('/');
+        let http: u16 = parts.next().unwrap().parse().expect("an HTTP status");
+        let fields = match parts.next() {
+            None => vec![("content-type".into(), "text/plain".into())],
+            Some(code) => vec![
+                ("content-type".into(), "application/grpc".into()),
+                ("grpc-status".into(), code.into()),
+                ("grpc-message".into(), "from%20the%20backend".into()),
+            ],
+        };
+        Answer::Head(http, fields)
+    })
+}
+
+#[test]
+fn backend_http_statuses_map_like_grpc_then_like_grpc_gateway() {
+    let gw = Gateway::start();
+    let backend = http_status_backend();
+    register(&gw, "svc", "s1", &backend.addr);
+    // gRPC's mapping for answers without grpc-status, then contract §3's.
+    let table = [
+        (400, 500, "INTERNAL"),
+        (401, 401, "UNAUTHENTICATED"),
+        (403, 403, "PERMISSION_DENIED"),
+        (404, 501, "UNIMPLEMENTED"),
+        (429, 503, "UNAVAILABLE"),
+        (502, 503, "UNAVAILABLE"),
+        (503, 503, "UNAVAILABLE"),
+        (504, 503, "UNAVAILABLE"),
+        (418, 500, "UNKNOWN"),
+        (500, 500, "UNKNOWN"),
+    ];
+    for (http, status, code) in table {
+        for h2 in [false, true] {
+            let path = format!("/svc/{http}");
+            let r = if h2 { gw.get_h2(&path) } else { gw.get(&path) };
+            let err = assert_error(&r, status, code);
+            assert_eq!(
+                err["message"],
+                format!("backend answered HTTP {http} instead of a gRPC response")
+            );
+            assert_eq!(err["service"], "svc");
+        }
+    }
+    // A grpc-status beside the HTTP status is the answer (the mapping is for answers without one).
+    let err = assert_error(&gw.get("/svc/503/5"), 404, "NOT_FOUND");
+    assert_eq!(err["message"], "from the backend");
+    // Each of these calls was answered, so none was sent twice.
+    assert_eq!(backend.calls().len(), 2 * table.len() + 1);
+}
+
+/// A backend whose answers are as large as the path asks:
+/// - `/headers/{n}/{bytes}`: a `ForwardingResp` with `n` headers `x-h{i}` of `bytes` bytes each;
+/// - `/metadata/{bytes}`: a gRPC answer whose HTTP/2 header block carries a field of `bytes` bytes;
+/// - `/message/{n}`: grpc-status 13 with a grpc-message of `n` snowmen (three bytes each).
+fn big_answer_backend() -> ScriptedBackend {
+    ScriptedBackend::start(|call| {
+        let parts: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
+        let number = |i: usize| -> usize { parts[i].parse().expect("a number") };
+        match parts[0] {
+            "headers" => {
+                let mut resp = json_reply(200, "{}".into());
+                resp.headers = (0..number(1))
+                    .map(|i| Header {
+                        name: format!("x-h{i}"),
+                        value: "v".repeat(number(2)),
+                    })
+                    .collect();
+                Answer::Reply(resp)
+            }
+            "metadata" => Answer::ReplyWithMetadata(
+                json_reply(200, "{}".into()),
+                vec![("x-big".into(), "m".repeat(number(1)))],
+            ),
+            "message" => Answer::Head(
+                200,
+                vec![
+                    ("content-type".into(), "application/grpc".into()),
+                    ("grpc-status".into(), "13".into()),
+                    ("grpc-message".into(), "%E2%98%83".repeat(number(1))),
+                ],
+            ),
+            other => panic!("no such answer: {other}"),
+        }
+    })
+}
+
+#[test]
+fn backend_answer_headers_over_the_limits_are_502() {
+    let gw = Gateway::start();
+    let backend = big_answer_backend();
+    register(&gw, "big", "b1", &backend.addr);
+    for h2 in [false, true] {
+        let get = |path: &str| if h2 { gw.get_h2(path) } else { gw.get(path) };
+        // At the limits the client's request headers have (--max-headers 100, --max-header-bytes
+        // 32768), the answer goes through.
+        let r = get("/big/headers/100/1");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-h99"), Some("v"));
+        // `x-hN: ` and CRLF around 3000 bytes: ten headers are 30,080 bytes, eleven 33,089.
+        let r = get("/big/headers/10/3000");
+        assert_eq!(r.status, 200, "{}", r.text());
+        for (path, over) in [
+            ("/big/headers/101/1", "101 headers (at most 100)"),
+            ("/big/headers/11/3000", "33089 bytes (at most 32768)"),
+        ] {
+            let err = assert_error(&get(path), 502, "UPSTREAM_PROTOCOL_ERROR");
+            assert_eq!(
+                err["message"],
+                format!("backend answer headers over the limit: {over}"),
+                "h2 {h2}"
+            );
+            assert_eq!(err["service"], "big");
+        }
+    }
+}
+
+#[test]
+fn backend_header_block_over_the_header_list_limit_is_502() {
+    let gw = Gateway::start();
+    let backend = big_answer_backend();
+    register(&gw, "big", "b1", &backend.addr);
+    for h2 in [false, true] {
+        let get = |path: &str| if h2 { gw.get_h2(path) } else { gw.get(path) };
+        // gRPC metadata past the 64 KiB header list the gateway takes from a backend: the call's
+        // stream is reset, not the connection, and the next answer on it goes through.
+        let err = assert_error(&get("/big/metadata/70000"), 502, "UPSTREAM_PROTOCOL_ERROR");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "backend sent an answer head that is malformed or over the 65536-byte header \
+                 list limit: "
+            ),
+            "{message}"
+        );
+        let r = get("/big/metadata/1000");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.header("x-big").is_none(),
+            "gRPC metadata is not forwarded"
+        );
+    }
+}
+
+#[test]
+fn long_grpc_message_is_cut_in_the_error_body() {
+    let gw = Gateway::start();
+    let backend = big_answer_backend();
+    register(&gw, "big", "b1", &backend.addr);
+    let err = assert_error(&gw.get("/big/message/5000"), 500, "INTERNAL");
+    // 1024 bytes at most: 341 snowmen (1023 bytes), then the mark of a cut.
+    let message = err["message"].as_str().unwrap();
+    assert_eq!(message, format!("{}…", "☃".repeat(341)));
+    let err = assert_error(&gw.get("/big/message/3"), 500, "INTERNAL");
+    assert_eq!(err["message"], "☃☃☃");
 }
 
 #[test]

@@ -543,3 +543,50 @@ fn an_absolute_form_target_names_the_host_the_backend_sees() {
     assert_eq!(seen["query"], "x=1");
     assert_eq!(echoed_values(&seen, "host"), ["other.example:81"]);
 }
+
+/// Whether `date` has the IMF-fixdate shape, `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn is_imf_fixdate(date: &str) -> bool {
+    let b = date.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 29
+        && b[3..5] == *b", "
+        && digits(5..7)
+        && digits(12..16)
+        && digits(17..19)
+        && b[19] == b':'
+        && digits(20..22)
+        && b[22] == b':'
+        && digits(23..25)
+        && date.ends_with(" GMT")
+}
+
+/// Every answer carries a `date` (RFC 9110 §6.6.1), forwarded or the gateway's own, over both
+/// protocols, and a backend's own `date` is passed on instead of a second one.
+#[test]
+fn every_answer_has_one_date() {
+    let gw = Gateway::start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    for h2 in [false, true] {
+        for path in ["/echo/hello", "/nosuch/x", "/-/health"] {
+            let mut req = http("GET", gw.url(path));
+            if h2 {
+                req = req.h2();
+            }
+            let r = req.send();
+            let dates = r.header_all("date");
+            assert_eq!(dates.len(), 1, "{path} h2 {h2}: {dates:?}");
+            assert!(is_imf_fixdate(dates[0]), "{path} h2 {h2}: {dates:?}");
+        }
+        let mut req = http("GET", gw.url("/echo/dated"))
+            .header("x-echo-set", "date=Sun, 06 Nov 1994 08:49:37 GMT");
+        if h2 {
+            req = req.h2();
+        }
+        let r = req.send();
+        assert_eq!(
+            r.header_all("date"),
+            ["Sun, 06 Nov 1994 08:49:37 GMT"],
+            "h2 {h2}"
+        );
+    }
+}

@@ -4,17 +4,29 @@
 //! other streams of the connection. The connection is closed with GOAWAY when it has been idle for
 //! the idle timeout or as soon as the shard starts draining (idle or not); its open streams then
 //! finish, and the draining shard waits for that (up to the grace period) before it exits.
+//!
+//! What a client controls is bounded:
+//! - An answer's body goes out as the client's flow-control window opens. The stream's task
+//!   waits for the window (the stream stays open, so the connection is not idle), and a client
+//!   that opens none for `--idle-timeout-ms` has the stream reset and its body dropped, as nginx's
+//!   `send_timeout` does, instead of the body waiting in the connection for as long as it lives.
+//! - After GOAWAY, a connection with nothing open is closed [`GOAWAY_GRACE`] later even if the
+//!   client never answers the PING that ends a graceful shutdown (or sends nothing at all).
+//! - A client that resets most of the streams it opens before they are answered (the "rapid
+//!   reset" of CVE-2023-44487: each one starts a backend call, which the reset cancels) loses the
+//!   connection with GOAWAY `ENHANCE_YOUR_CALM` once [`RESETS_JUDGED_AFTER`] resets are over
+//!   half its streams (the `h2` crate only bounds resets of streams not yet accepted).
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use glommio::net::TcpStream;
 use h2::server::SendResponse;
-use h2::RecvStream;
+use h2::{Reason, RecvStream};
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Request, Response};
@@ -38,6 +50,14 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
 /// Bytes RFC 9113 §6.5.2 adds to each field's name and value when sizing a header list.
 const FIELD_OVERHEAD: usize = 32;
+/// How long a connection that sent GOAWAY and has nothing open waits for the client's last frames
+/// (the PING that completes a graceful shutdown, streams already on their way) before it closes:
+/// many round trips on any network a gateway serves.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
+/// Client resets of unanswered streams a connection may make before they are judged; then, if
+/// they are more than half of its streams, it is closed. Real clients cancel a few requests, not
+/// most of them, and a hundred backend calls is a small price to find out.
+const RESETS_JUDGED_AFTER: usize = 100;
 
 /// Serves HTTP/2 on `stream`; `prefix` holds the bytes already read (the preface).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: SocketAddr) {
@@ -68,8 +88,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
     let mut drain = std::pin::pin!(shard.drain_started());
     loop {
         let turn = if shutting_down {
-            // GOAWAY is out: let the open streams finish; `accept` ends when they have.
-            Turn::Stream(conn.accept().await)
+            // GOAWAY is out: let the open streams finish; `accept` ends when they have, or when
+            // nothing has been open for the grace (a client that never acknowledges the PING).
+            let accept = async { Turn::Stream(conn.accept().await) };
+            if streams.open.get() == 0 {
+                crate::timeout::within(GOAWAY_GRACE, accept)
+                    .await
+                    .unwrap_or(Turn::Stream(None))
+            } else {
+                let idle = async {
+                    streams.all_closed().await;
+                    Turn::Idle
+                };
+                futures_lite::future::or(accept, idle).await
+            }
         } else {
             let accept = async { Turn::Stream(conn.accept().await) };
             let drain = async {
@@ -100,10 +132,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
             Turn::Stream(Some(Ok(stream))) => stream,
             Turn::Stream(_) => break,
         };
+        if streams.reset_too_often() && !shutting_down {
+            tracing::warn!(%remote, "HTTP/2 client resets most of its streams; closing");
+            conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            shutting_down = true;
+            continue;
+        }
         streams.opened();
         let (shard, streams) = (shard.clone(), streams.clone());
         glommio::spawn_local(async move {
-            serve_stream(&shard, request, respond, remote).await;
+            serve_stream(&shard, request, respond, remote, &streams).await;
             streams.closed();
         })
         .detach();
@@ -130,11 +168,27 @@ enum Turn {
 struct OpenStreams {
     open: Cell<usize>,
     waiting: Cell<Option<Waker>>,
+    /// Streams accepted over the connection's life.
+    accepted: Cell<usize>,
+    /// Of those, the ones the client reset before they were answered.
+    reset_early: Cell<usize>,
 }
 
 impl OpenStreams {
     fn opened(&self) {
         self.open.set(self.open.get() + 1);
+        self.accepted.set(self.accepted.get() + 1);
+    }
+
+    fn reset_by_client(&self) {
+        self.reset_early.set(self.reset_early.get() + 1);
+    }
+
+    /// Whether the client resets so many of its streams before their answers that it is
+    /// treated as an attack (see the module docs).
+    fn reset_too_often(&self) -> bool {
+        let resets = self.reset_early.get();
+        resets >= RESETS_JUDGED_AFTER && resets * 2 > self.accepted.get()
     }
 
     fn closed(&self) {
@@ -167,6 +221,7 @@ async fn serve_stream(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     remote: SocketAddr,
+    streams: &OpenStreams,
 ) {
     let head_request = request.method() == http::Method::HEAD;
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
@@ -183,6 +238,7 @@ async fn serve_stream(
                 Some(response) => response,
                 None => {
                     shard.metrics.client_aborts.inc();
+                    streams.reset_by_client();
                     return;
                 }
             }
@@ -192,16 +248,16 @@ async fn serve_stream(
             error_answer(shard, error, service.as_deref(), request_id)
         }
     };
-    if let Err(SendFailure::Head(e, request_id)) =
-        send_response(&mut respond, response, head_request)
-    {
+    let send_timeout = shard.config.idle_timeout;
+    let sent = send_response(&mut respond, response, head_request, send_timeout).await;
+    if let Err(SendFailure::Head(e, request_id)) = sent {
         // Header text is checked before it gets here (`upstream::into_response`); whatever
         // still does not fit an HTTP/2 head is the backend's answer failing, told as such.
         let error = GatewayError::upstream_protocol(format!(
             "the backend's answer cannot be sent over HTTP/2: {e}"
         ));
         let answer = error_answer(shard, error, service.as_deref(), request_id);
-        let _ = send_response(&mut respond, answer, head_request);
+        let _ = send_response(&mut respond, answer, head_request, send_timeout).await;
     }
 }
 
@@ -409,15 +465,27 @@ fn too_large() -> GatewayError {
     GatewayError::new(ErrorKind::BodyTooLarge, "request body is over the limit")
 }
 
-fn send_response(
+/// Sends `response`, its body as the client's window allows; a client that opens no window for
+/// `send_timeout` has the stream reset (the body is dropped with it).
+async fn send_response(
     respond: &mut SendResponse<Bytes>,
     response: Response,
     head_request: bool,
+    send_timeout: Duration,
 ) -> Result<(), SendFailure> {
     let bodiless = head_request || response.body.is_empty() || response.bodiless_status();
     let mut head = http::Response::builder().status(response.status);
+    let mut dated = false;
     for (name, value) in response.fields() {
+        dated |= name == "date";
         head = head.header(name, value);
+    }
+    if !dated {
+        let date = crate::http::date::current();
+        head = head.header(
+            http::header::DATE,
+            http::HeaderValue::from_bytes(&date).expect("an IMF-fixdate is a header value"),
+        );
     }
     if !response.bodiless_status() {
         head = head.header(
@@ -432,9 +500,27 @@ fn send_response(
     let mut stream = respond
         .send_response(head, bodiless)
         .map_err(|_| SendFailure::Stream)?;
-    if !bodiless {
+    if bodiless {
+        return Ok(());
+    }
+    let mut body = response.body;
+    stream.reserve_capacity(body.len());
+    while !body.is_empty() {
+        let window = std::future::poll_fn(|cx| stream.poll_capacity(cx));
+        let granted = match crate::timeout::within(send_timeout, window).await {
+            Some(Some(Ok(granted))) => granted,
+            Some(_) => return Err(SendFailure::Stream),
+            None => {
+                stream.send_reset(Reason::CANCEL);
+                return Err(SendFailure::Stream);
+            }
+        };
+        if granted == 0 {
+            continue;
+        }
+        let chunk = body.split_to(granted.min(body.len()));
         stream
-            .send_data(response.body, true)
+            .send_data(chunk, body.is_empty())
             .map_err(|_| SendFailure::Stream)?;
     }
     Ok(())

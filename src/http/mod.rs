@@ -5,6 +5,7 @@
 //! shape, so a behaviour is written once. [`serve_connection`] reads the first bytes of a new
 //! connection and hands it to the codec the HTTP/2 connection preface calls for.
 
+pub mod date;
 pub mod h1;
 pub mod h2;
 

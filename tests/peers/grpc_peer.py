@@ -15,6 +15,7 @@ Answers, chosen by ForwardingReq.path:
                  graphql_field, in_flight the number of calls being served when this one arrived,
                  itself included) and answers it (status 200, JSON)
   /log           the log so far, as a JSON array, in arrival order
+  /len           status 200, {"body_len": n, "headers": count}: a short answer for a large body
   /barrier/{name}/{n}
                  waits until n calls for barrier {name} have arrived, then answers
                  {"barrier":name,"arrived":n} (status 200). Only concurrent calls can pass a barrier
@@ -133,6 +134,8 @@ def main():
         def answer(self, req, context):
             if req.path.startswith("/record/"):
                 return record(req, req.path[len("/record/"):])
+            if req.path == "/len":
+                return json_resp(200, {"body_len": len(req.body), "headers": len(req.headers)})
             if req.path == "/log":
                 with lock:
                     return json_resp(200, list(state["log"]))
@@ -172,7 +175,12 @@ def main():
                 body=json.dumps(answer).encode("utf-8"),
             )
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    # grpcio sets SO_REUSEPORT by default, and a port-0 bind with it may be handed a port that
+    # another SO_REUSEPORT socket of this user listens on: a gateway under test. The gateway's
+    # calls to the peer would then reach the gateway itself (404 for the gRPC path).
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)]
+    )
     pb_grpc.add_ForwardingServiceServicer_to_server(Forwarding(), server)
     port = server.add_insecure_port("127.0.0.1:%d" % args.port)
     if port == 0:

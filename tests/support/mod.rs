@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod cluster;
+pub mod scripted;
 
 /// Path of the gateway binary built by cargo for these tests.
 pub const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_switchyard");
@@ -728,6 +729,21 @@ impl Echo {
             "the killed echo's connections on port {port} never closed"
         );
         DeadAddr::hold(&self.addr)
+    }
+
+    /// Starts an echo at `addr`: the address of one stopped before (its port is this binary's
+    /// already; a [`DeadAddr`] holding it must be dropped first), as when an instance restarts.
+    pub fn start_at(instance: &str, addr: &str) -> Echo {
+        let mut cmd = Command::new(ECHO_BIN);
+        cmd.args(["--listen", addr, "--instance", instance]);
+        let mut proc = Proc::spawn(&format!("switchyard-echo[{instance}]"), cmd);
+        let line = proc.wait_stdout_line(ECHO_READY_PREFIX);
+        assert_eq!(line[ECHO_READY_PREFIX.len()..].trim(), addr);
+        Echo {
+            proc,
+            addr: addr.to_string(),
+            instance: instance.to_string(),
+        }
     }
 
     /// Starts an echo and registers it with the gateway as `{service}/{instance}`.

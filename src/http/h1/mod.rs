@@ -76,6 +76,9 @@ struct Buffers<A> {
     /// state, so it lives here, boxed once and reused for every request (see [`reuse`]), instead
     /// of sizing the connection's task for the whole time the client idles.
     answering: Option<Pin<Box<A>>>,
+    /// Held from a request's first bytes until the connection waits idle again: a draining
+    /// shard waits for the requests its clients are still sending.
+    receiving: Option<crate::shard::Receiving>,
 }
 
 impl<A> Buffers<A> {
@@ -211,12 +214,14 @@ pub fn serve<'a>(
     // Made before the block and captured, so the task holds the buffers once: made inside it,
     // they sat beside the arguments they were made of (`buf`, `head_deadline`), 32 bytes more
     // per connection.
+    let receiving = (!buf.is_empty()).then(|| shard.receiving());
     let mut bufs = Buffers {
         read: buf,
         out: Vec::with_capacity(OUT_CAPACITY),
         fields: Vec::new(),
         head_deadline,
         answering: None,
+        receiving,
     };
     async move {
         let config = shard.config.clone();
@@ -470,7 +475,7 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayE
 
 /// Reads until a whole head is buffered. `Ok(None)` when the client closed or idled out between requests.
 async fn read_head<A>(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     stream: &mut TcpStream,
     bufs: &mut Buffers<A>,
     limits: HeadLimits,
@@ -505,12 +510,18 @@ async fn read_head<A>(
             // HAProxy, would lose the request it sent on it).
             None if shard.is_closing() => return Ok(None),
             None => {
+                bufs.receiving = None;
                 let closing = async {
                     shard.drain_closing().await;
                     Read::Closed
                 };
-                futures_lite::future::or(read_idle(stream, bufs, config.idle_timeout), closing)
-                    .await
+                let read =
+                    futures_lite::future::or(read_idle(stream, bufs, config.idle_timeout), closing)
+                        .await;
+                if let Read::Data = read {
+                    bufs.receiving = Some(shard.receiving());
+                }
+                read
             }
         };
         match read {
