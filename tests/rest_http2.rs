@@ -270,3 +270,29 @@ fn cookie_crumbs_are_joined_h2() {
     let seen = assert_echo_ok(&r);
     assert_eq!(echoed_values(&seen, "cookie"), ["a=1; b=2"]);
 }
+
+/// `expect: 100-continue` over HTTP/2 as over HTTP/1.1: the body is invited (an interim 100) only
+/// when the gateway would take the request; one it refuses from its head gets its final answer at
+/// once, without 100.
+#[test]
+fn expect_continue_h2() {
+    let (gw, _echo) = setup();
+    let body = "x".repeat(2000);
+    let taken = http("POST", gw.url("/echo/raw"))
+        .header("expect", "100-continue")
+        .body(&body)
+        .h2()
+        .send();
+    assert_eq!(taken.status, 200, "{}", taken.text());
+    assert_eq!(taken.informational, [100]);
+    assert_eq!(taken.text(), body);
+    for (path, status) in [("/nosuch/raw", 404), ("/-/health", 405)] {
+        let refused = http("POST", gw.url(path))
+            .header("expect", "100-continue")
+            .body(&body)
+            .h2()
+            .send();
+        assert_eq!(refused.status, status, "{path}: {}", refused.text());
+        assert!(refused.informational.is_empty(), "{path}: no 100");
+    }
+}

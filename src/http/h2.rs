@@ -48,6 +48,10 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 /// refused by us with the JSON 431 every other refusal has, and only larger ones get the crate's
 /// bare 431 (the cap bounds what HPACK decoding may allocate).
 const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
+/// How long the rest of a refused request's body is read and dropped after its answer (as
+/// HTTP/1.1's lingering close): time for a client that was waiting for `100 Continue` to see the
+/// answer and stop.
+const LINGER: Duration = Duration::from_secs(2);
 /// Bytes RFC 9113 §6.5.2 adds to each field's name and value when sizing a header list.
 const FIELD_OVERHEAD: usize = 32;
 /// How long a connection that sent GOAWAY and has nothing open waits for the client's last frames
@@ -224,8 +228,9 @@ async fn serve_stream(
     streams: &OpenStreams,
 ) {
     let head_request = request.method() == http::Method::HEAD;
+    let send_timeout = shard.config.idle_timeout;
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
-    let response = match read_request(shard, request, remote).await {
+    let response = match read_request(shard, request, &mut respond, remote).await {
         Ok(request) => {
             let answer = async { Some(crate::router::handle(shard, &request).await) };
             // A client that resets the stream (or the connection) has gone away: dropping the
@@ -243,12 +248,19 @@ async fn serve_stream(
                 }
             }
         }
-        Err(Refused { error, request_id }) => {
+        Err(Refused {
+            error,
+            unread,
+            request_id,
+        }) => {
             shard.metrics.count_response(error.kind.status());
-            error_answer(shard, error, service.as_deref(), request_id)
+            let answer = error_answer(shard, error, service.as_deref(), request_id);
+            let _ = send_response(&mut respond, answer, head_request, send_timeout).await;
+            let mut unread = unread;
+            discard_rest(&mut unread, Instant::now() + LINGER).await;
+            return;
         }
     };
-    let send_timeout = shard.config.idle_timeout;
     let sent = send_response(&mut respond, response, head_request, send_timeout).await;
     if let Err(SendFailure::Head(e, request_id)) = sent {
         // Header text is checked before it gets here (`upstream::into_response`); whatever
@@ -277,19 +289,25 @@ fn error_answer(
 /// A request refused while it was read, with the client's own request id if it sent a usable one.
 struct Refused {
     error: GatewayError,
+    /// What is left of its body: read and dropped after the answer, for a while (the client of a
+    /// request refused before `100 Continue` may still send it), so that the answer is not
+    /// followed at once by a reset of the stream, which some clients (curl 7.88) take for no answer.
+    unread: RecvStream,
     request_id: Option<RequestId>,
 }
 
 async fn read_request(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     request: http::Request<RecvStream>,
+    respond: &mut SendResponse<Bytes>,
     remote: SocketAddr,
 ) -> Result<Request, Refused> {
-    let (parts, body) = request.into_parts();
-    match read_parts(shard, &parts, body, remote).await {
+    let (parts, mut body) = request.into_parts();
+    match read_parts(shard, &parts, &mut body, respond, remote).await {
         Ok(request) => Ok(request),
         Err(error) => Err(Refused {
             error,
+            unread: body,
             request_id: parts
                 .headers
                 .get("x-request-id")
@@ -298,18 +316,21 @@ async fn read_request(
     }
 }
 
-/// The request of `parts` and `body`, checked against the limits.
+/// The request of `parts` and `body`, checked against the limits. A client that expects
+/// `100 Continue` gets it only if the router would take the request; one refused from its head is
+/// answered at once, its body unread (RFC 9110 §10.1.1, as HTTP/1.1 does).
 async fn read_parts(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     parts: &http::request::Parts,
-    mut body: RecvStream,
+    body: &mut RecvStream,
+    respond: &mut SendResponse<Bytes>,
     remote: SocketAddr,
 ) -> Result<Request, GatewayError> {
     let deadline = Instant::now() + shard.config.body_timeout;
     if let Err(e) = check_header_limits(parts, &shard.config)
         .and_then(|()| crate::http::check_method(&parts.method))
     {
-        discard_rest(&mut body, deadline).await;
+        discard_rest(body, deadline).await;
         return Err(e);
     }
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
@@ -381,9 +402,32 @@ async fn read_parts(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let expects_continue = !body.is_end_stream()
+        && parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > max_body as u64) {
-        discard_rest(&mut body, deadline).await;
+        if !expects_continue {
+            discard_rest(body, deadline).await;
+        }
         return Err(too_large());
+    }
+    if expects_continue {
+        let head = crate::http::RequestHead {
+            method: &parts.method,
+            path: &path,
+            headers: &headers,
+            remote,
+        };
+        // Routed again once the body is in (the registry or the load may have changed); the
+        // route, and the in-flight slot it holds, go now.
+        drop(crate::router::route(shard, &head)?);
+        let interim = http::Response::builder()
+            .status(http::StatusCode::CONTINUE)
+            .body(())
+            .expect("a static interim response");
+        let _ = respond.send_informational(interim);
     }
     let mut collected = BodyCollector::default();
     loop {
@@ -402,7 +446,7 @@ async fn read_parts(
         };
         let _ = body.flow_control().release_capacity(chunk.len());
         if collected.len() + chunk.len() > max_body {
-            discard_rest(&mut body, deadline).await;
+            discard_rest(body, deadline).await;
             return Err(too_large());
         }
         collected.push(chunk);
