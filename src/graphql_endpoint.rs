@@ -23,8 +23,9 @@ use bytes::Bytes;
 use crate::error::{ErrorKind, GatewayError};
 use crate::graphql::{self, Backend, FieldAnswer, FieldCall, FieldError};
 use crate::http::{Field, Request, Response};
+use crate::request_id::Assigned;
 use crate::rest::RemoteAddr;
-use crate::shard::Shard;
+use crate::shard::{InFlight, Shard};
 use crate::upstream::codec::ForwardingParts;
 
 /// The shard, seen by the GraphQL engine, for one client request.
@@ -149,37 +150,41 @@ fn check_header_limits(
     Ok(())
 }
 
-/// Serves a `/graphql` request.
+/// The GraphQL request a method makes, or 405 for any other method, told from the head alone
+/// ([`crate::router::route`]). HEAD is refused like any other method: it would run the query (and
+/// its backend calls) only to throw the answer away.
+pub fn method(method: &http::Method) -> Result<graphql::HttpMethod, GatewayError> {
+    match *method {
+        http::Method::GET => Ok(graphql::HttpMethod::Get),
+        http::Method::POST => Ok(graphql::HttpMethod::Post),
+        _ => Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed { allow: "GET, POST" },
+            "the GraphQL endpoint accepts GET and POST",
+        )),
+    }
+}
+
+/// Serves a `/graphql` request, a GraphQL request by `method` ([`method`]), under the id
+/// `assigned` to it, holding the in-flight slot the router took for it until the answer is in.
 pub async fn handle(
     shard: &Rc<Shard>,
     request: &Request,
-    request_id: &str,
+    method: graphql::HttpMethod,
+    _in_flight: InFlight,
+    assigned: &Assigned,
 ) -> Result<Response, GatewayError> {
-    // HEAD is refused like any other method: it would run the query (and its backend calls) only
-    // to throw the answer away.
-    let method = match request.method {
-        http::Method::GET => graphql::HttpMethod::Get,
-        http::Method::POST => graphql::HttpMethod::Post,
-        _ => {
-            return Ok(GatewayError::new(
-                ErrorKind::MethodNotAllowed { allow: "GET, POST" },
-                "the GraphQL endpoint accepts GET and POST",
-            )
-            .into_response(None, request_id));
-        }
-    };
-    let _in_flight = shard.enter().ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::Overloaded,
-            "the gateway is at its in-flight limit",
-        )
-    })?;
+    let request_id = assigned.id.as_str();
     let nominated = crate::rest::without_nominated_headers(&request.headers);
+    let headers = nominated.as_deref().unwrap_or(&request.headers);
+    // The backend sees one `x-request-id`, the id in use, as for REST.
+    let rewritten = assigned
+        .rewrite
+        .then(|| crate::request_id::with_request_id(headers, &assigned.id));
     let backend = ShardBackend {
         shard,
-        headers: nominated
+        headers: rewritten
             .as_deref()
-            .unwrap_or(&request.headers)
+            .unwrap_or(headers)
             .iter()
             .filter(|h| !matches!(h.name.as_ref(), b"content-length" | b"content-type"))
             .cloned()

@@ -731,6 +731,24 @@ fn hop_by_hop_headers_never_reach_the_backend() {
     assert_eq!(forwarded, expected);
 }
 
+#[test]
+fn a_call_carries_the_request_id_in_use_in_its_headers_too() {
+    // A client id the gateway cannot use is replaced by a generated one in the call's headers
+    // too, as for REST: the backend sees one id, the one the client is answered with.
+    let s = setup();
+    let r = post_with_headers(
+        &s.gw,
+        &json!({ "query": "{ echo { headers request_id } }" }),
+        &[("x-request-id", "my id")],
+    );
+    assert_eq!(r.status, 200, "body {}", r.text());
+    let in_use = r.header("x-request-id").expect("x-request-id");
+    assert_ne!(in_use, "my id");
+    let echo = &r.json()["data"]["echo"];
+    assert_eq!(echo["request_id"], in_use);
+    assert_eq!(echoed_values(echo, "x-request-id"), [in_use]);
+}
+
 fn post_with_headers(gw: &Gateway, request: &Value, headers: &[(&str, &str)]) -> Resp {
     let mut req = http("POST", gw.url("/graphql"))
         .header("content-type", "application/json")

@@ -45,12 +45,13 @@ pub const DEFAULT_MAX_TOKENS: usize = 10_000;
 /// 16 MiB: four backend answers of the default 4 MiB answer limit. The gateway sets it to
 /// [`RESPONSE_ANSWERS`] times `--max-grpc-message-bytes`, so a response holds a few whole answers
 /// (or one projected through a few aliases) while one request's memory stays bounded.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = RESPONSE_ANSWERS * (4 << 20);
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize =
+    RESPONSE_ANSWERS * crate::config::DEFAULT_MAX_GRPC_MESSAGE_BYTES;
 /// How many backend answers of the largest accepted size one GraphQL response may hold.
 pub const RESPONSE_ANSWERS: usize = 4;
-/// 4 MiB: the default `--max-body-bytes`, which the gateway sets it to, so all the calls of one
-/// GraphQL request together forward no more request body than one REST request can.
-pub const DEFAULT_MAX_FORWARDED_BODY_BYTES: usize = 4 << 20;
+/// The default `--max-body-bytes`, which the gateway sets it to, so all the calls of one GraphQL
+/// request together forward no more request body than one REST request can.
+pub const DEFAULT_MAX_FORWARDED_BODY_BYTES: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
 /// Deepest nesting of brackets (`{`, `[` and `(` together) in a document, checked before parsing:
 /// the parser, and the walkers of argument values after it, recurse once per level. 128 is
 /// serde_json's recursion limit, which already bounds the JSON of variables; selection sets cannot

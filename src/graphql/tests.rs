@@ -1765,7 +1765,7 @@ fn defaults_are_the_documented_constants() {
     );
     assert_eq!(
         (limits.max_response_bytes, limits.max_forwarded_body_bytes),
-        (16 << 20, 4 << 20)
+        (16 << 20, crate::config::DEFAULT_MAX_BODY_BYTES)
     );
 }
 
