@@ -73,7 +73,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             let raw: &RawValue = serde_json::from_str(black_box(&answer)).unwrap();
-            project(raw, selection, &mut out).unwrap();
+            project(raw, selection, &mut out, usize::MAX).unwrap();
         })
     });
 
@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
             for field in &planned.fields {
                 if let RootKind::Service { .. } = field.kind {
                     let raw: &RawValue = serde_json::from_str(&answer).unwrap();
-                    project(raw, field.selection.as_deref(), &mut out).unwrap();
+                    project(raw, field.selection.as_deref(), &mut out, usize::MAX).unwrap();
                 }
             }
             out

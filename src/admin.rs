@@ -5,6 +5,10 @@
 //! are accepted from loopback clients only. Authorisation is checked before the input is validated,
 //! so an unauthorised client learns nothing about what would be accepted.
 //!
+//! [`route`] tells from a request's head which endpoint it is for, checking all that the head can
+//! tell (the endpoint, its method, authorisation, the names in the path), so that the router can
+//! refuse a request before its body is read; [`handle`] then serves it, body and all.
+//!
 //! Bodies below `/-/` have their own fixed limit, [`MAX_BODY_BYTES`], enforced by the HTTP codecs
 //! (see [`crate::shard::Shard::max_body_bytes`]) while they read the body, before this module sees
 //! the request: `--max-body-bytes` sizes REST and GraphQL bodies and must not break registration,
@@ -17,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::{Request, Response};
+use crate::http::{Request, RequestHead, Response};
 use crate::names::{Address, InstanceId, ServiceName};
 use crate::registry::{RegistryError, WriteOp, WriteOutcome};
 use crate::shard::Shard;
@@ -35,28 +39,43 @@ pub fn is_admin_path(path: &[u8]) -> bool {
     path == b"/-" || path.starts_with(b"/-/")
 }
 
-/// Serves a `/-/…` request.
-pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Result<Response, GatewayError> {
-    let path = request.path_str();
+/// A `/-/` endpoint as [`route`] found a request's head asks for it: the method is one it takes,
+/// a registry write is authorised and names a valid service and instance.
+#[derive(Debug)]
+pub enum Endpoint {
+    /// `GET /-/health`.
+    Health,
+    /// `GET /-/ready`.
+    Ready,
+    /// `GET /-/metrics`.
+    Metrics,
+    /// `GET /-/services`.
+    Services,
+    /// `PUT /-/services/{service}/instances/{instance}`: its body is the address.
+    Register(ServiceName, InstanceId),
+    /// `DELETE /-/services/{service}/instances/{instance}`.
+    Deregister(ServiceName, InstanceId),
+}
+
+/// The endpoint a `/-/…` request's head asks for, or what refuses it before its body is looked at:
+/// an unknown endpoint (404), a method the endpoint does not take (405), a registry write that is
+/// not authorised (401, 403) or names an invalid service or instance (400).
+pub fn route(shard: &Shard, head: &RequestHead<'_>) -> Result<Endpoint, GatewayError> {
+    let path = head.path_str();
+    let read_only = |endpoint| match *head.method {
+        http::Method::GET | http::Method::HEAD => Ok(endpoint),
+        _ => Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed { allow: ALLOW_READ },
+            "this endpoint accepts GET",
+        )),
+    };
     match path {
-        "/-/health" => read_only(request, || Response::json(200, &br#"{"status":"ok"}"#[..])),
-        "/-/ready" => read_only(request, || {
-            if shard.is_ready() {
-                Response::json(200, &br#"{"ready":true}"#[..])
-            } else {
-                Response::json(503, &br#"{"ready":false}"#[..])
-            }
-        }),
-        "/-/metrics" => read_only(request, || {
-            let text =
-                crate::metrics::render(&shard.process.metrics, &shard.process.registry_metrics);
-            let mut r = Response::new(200, text);
-            r.push_header("content-type", "text/plain; version=0.0.4; charset=utf-8");
-            r
-        }),
-        "/-/services" => read_only(request, || services(shard)),
+        "/-/health" => read_only(Endpoint::Health),
+        "/-/ready" => read_only(Endpoint::Ready),
+        "/-/metrics" => read_only(Endpoint::Metrics),
+        "/-/services" => read_only(Endpoint::Services),
         _ => match instance_path(path) {
-            Some((service, instance)) => instance_write(shard, request, service, instance).await,
+            Some((service, instance)) => instance_write(shard, head, service, instance),
             None => Err(GatewayError::new(
                 ErrorKind::NotFound,
                 format!("no gateway endpoint `{}`", path.escape_default()),
@@ -65,16 +84,50 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Result<Response, Ga
     }
 }
 
-fn read_only(
+/// Serves a `/-/…` request for `endpoint`, which [`route`] found its head asks for.
+pub async fn handle(
+    shard: &Rc<Shard>,
     request: &Request,
-    answer: impl FnOnce() -> Response,
+    endpoint: Endpoint,
 ) -> Result<Response, GatewayError> {
-    match request.method {
-        http::Method::GET | http::Method::HEAD => Ok(answer()),
-        _ => Err(GatewayError::new(
-            ErrorKind::MethodNotAllowed { allow: ALLOW_READ },
-            "this endpoint accepts GET",
-        )),
+    match endpoint {
+        Endpoint::Health => Ok(Response::json(200, &br#"{"status":"ok"}"#[..])),
+        Endpoint::Ready => Ok(if shard.is_ready() {
+            Response::json(200, &br#"{"ready":true}"#[..])
+        } else {
+            Response::json(503, &br#"{"ready":false}"#[..])
+        }),
+        Endpoint::Metrics => {
+            let text =
+                crate::metrics::render(&shard.process.metrics, &shard.process.registry_metrics);
+            let mut r = Response::new(200, text);
+            r.push_header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+            Ok(r)
+        }
+        Endpoint::Services => Ok(services(shard)),
+        Endpoint::Register(service, instance) => {
+            // The body is at most MAX_BODY_BYTES: the codec refused anything longer.
+            let body: Registration = serde_json::from_slice(&request.body).map_err(|e| {
+                GatewayError::bad_request(format!(
+                    "body must be {{\"address\":\"host:port\"}}: {e}"
+                ))
+            })?;
+            Address::check(&body.address).map_err(bad_name)?;
+            let address = body.address.clone();
+            let op = WriteOp::Upsert {
+                service: service.clone(),
+                instance: instance.clone(),
+                address: body.address,
+            };
+            write(shard, op, &service, &instance, Some(address)).await
+        }
+        Endpoint::Deregister(service, instance) => {
+            let op = WriteOp::Remove {
+                service: service.clone(),
+                instance: instance.clone(),
+            };
+            write(shard, op, &service, &instance, None).await
+        }
     }
 }
 
@@ -109,11 +162,12 @@ fn services(shard: &Shard) -> Response {
     Response::json(200, json!({ "services": services }).to_string())
 }
 
-/// Whether `request` may write to the registry, `token` being the configured registry token.
-fn authorize(token: Option<&str>, request: &Request) -> Result<(), GatewayError> {
+/// Whether a request with `head` may write to the registry, `token` being the configured
+/// registry token.
+fn authorize(token: Option<&str>, head: &RequestHead<'_>) -> Result<(), GatewayError> {
     match token {
         Some(token) => {
-            let given = request
+            let given = head
                 .header("authorization")
                 .and_then(bearer_token)
                 .unwrap_or_default();
@@ -126,7 +180,7 @@ fn authorize(token: Option<&str>, request: &Request) -> Result<(), GatewayError>
                 ))
             }
         }
-        None if is_loopback(request.remote) => Ok(()),
+        None if is_loopback(head.remote) => Ok(()),
         None => Err(GatewayError::new(
             ErrorKind::Forbidden,
             "without a registry token, registry writes are accepted from loopback clients only",
@@ -159,43 +213,46 @@ struct Registration {
     address: String,
 }
 
-async fn instance_write(
-    shard: &Rc<Shard>,
-    request: &Request,
+/// A registry write's endpoint: the method first, then authorisation (so that an unauthorised
+/// client learns nothing about what would be accepted), then the names.
+fn instance_write(
+    shard: &Shard,
+    head: &RequestHead<'_>,
     service: &str,
     instance: &str,
-) -> Result<Response, GatewayError> {
-    if !matches!(request.method, http::Method::PUT | http::Method::DELETE) {
-        return Err(GatewayError::new(
-            ErrorKind::MethodNotAllowed { allow: ALLOW_WRITE },
-            "this endpoint accepts PUT and DELETE",
-        ));
-    }
-    authorize(shard.config.registry_token.as_deref(), request)?;
-    let bad = |e: crate::names::InvalidName| GatewayError::bad_request(e.0);
-    let service = ServiceName::parse(service).map_err(bad)?;
-    let instance = InstanceId::parse(instance).map_err(bad)?;
-    let op = if request.method == http::Method::PUT {
-        // The body is at most MAX_BODY_BYTES: the codec refused anything longer.
-        let body: Registration = serde_json::from_slice(&request.body).map_err(|e| {
-            GatewayError::bad_request(format!("body must be {{\"address\":\"host:port\"}}: {e}"))
-        })?;
-        Address::check(&body.address).map_err(bad)?;
-        WriteOp::Upsert {
-            service: service.clone(),
-            instance: instance.clone(),
-            address: body.address,
+) -> Result<Endpoint, GatewayError> {
+    let register = match *head.method {
+        http::Method::PUT => true,
+        http::Method::DELETE => false,
+        _ => {
+            return Err(GatewayError::new(
+                ErrorKind::MethodNotAllowed { allow: ALLOW_WRITE },
+                "this endpoint accepts PUT and DELETE",
+            ))
         }
+    };
+    authorize(shard.config.registry_token.as_deref(), head)?;
+    let service = ServiceName::parse(service).map_err(bad_name)?;
+    let instance = InstanceId::parse(instance).map_err(bad_name)?;
+    Ok(if register {
+        Endpoint::Register(service, instance)
     } else {
-        WriteOp::Remove {
-            service: service.clone(),
-            instance: instance.clone(),
-        }
-    };
-    let address = match &op {
-        WriteOp::Upsert { address, .. } => Some(address.clone()),
-        _ => None,
-    };
+        Endpoint::Deregister(service, instance)
+    })
+}
+
+fn bad_name(e: crate::names::InvalidName) -> GatewayError {
+    GatewayError::bad_request(e.0)
+}
+
+/// Applies a registry write and answers it: 201 or 200 with the instance, 204 for a removal.
+async fn write(
+    shard: &Rc<Shard>,
+    op: WriteOp,
+    service: &ServiceName,
+    instance: &InstanceId,
+    address: Option<String>,
+) -> Result<Response, GatewayError> {
     let outcome = shard.registry_client.write(op).await.map_err(|e| match e {
         RegistryError::Invalid(m) => GatewayError::bad_request(m),
         RegistryError::Unavailable(m) => GatewayError::new(ErrorKind::RegistryUnavailable, m),
@@ -253,7 +310,7 @@ mod tests {
     }
 
     fn refusal(token: Option<&str>, request: &Request) -> Option<ErrorKind> {
-        authorize(token, request).err().map(|e| e.kind)
+        authorize(token, &request.head()).err().map(|e| e.kind)
     }
 
     /// The 403 the integration tests cannot provoke (they only talk from 127.0.0.1).

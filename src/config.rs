@@ -20,12 +20,26 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default deadline for one backend call: long enough for slow services, short enough that a stuck
 /// backend frees its client within a human attention span.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// Default request body limit: the gRPC default max message size, so any accepted body can be sent.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 /// Default header section limit: nginx's `large_client_header_buffers 4 8k` total.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 << 10;
 /// Default header count limit: Envoy's `max_headers_count` default.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// The largest message a gRPC server takes by default (grpc-go, grpc-java, grpcio, tonic):
+/// 4 MiB, counted without the 5-byte gRPC prefix.
+pub const GRPC_DEFAULT_MAX_RECEIVE: usize = 4 << 20;
+/// Room in a `ForwardingReq` for what is neither the body nor the header section: each header's
+/// protobuf framing beyond the 4 bytes HTTP/1.1 spends on it (at most 4 more for a header under
+/// 16 KiB, 400 bytes for `DEFAULT_MAX_HEADERS`), the service name (63), the request id (128), the
+/// client address (58) and the fields' tags and lengths (~30): under 700 bytes, rounded up to
+/// 4 KiB for what a GraphQL call adds and an operator's extra headers.
+pub const FORWARDING_REQ_MARGIN: usize = 4 << 10;
+/// Default request body limit: what gRPC's default receive limit leaves once the header section
+/// (at its default limit) and the rest of the `ForwardingReq` are in, so that a request at both
+/// limits still reaches a backend with default settings: 4,194,304 − 32,768 − 4,096 =
+/// 4,157,440. A body of the whole 4 MiB would be refused by such a backend (RESOURCE_EXHAUSTED,
+/// which clients would read as rate limiting, 429) instead of by the gateway (413).
+pub const DEFAULT_MAX_BODY_BYTES: usize =
+    GRPC_DEFAULT_MAX_RECEIVE - DEFAULT_MAX_HEADER_BYTES - FORWARDING_REQ_MARGIN;
 /// Default in-flight limit per shard: far above what one core can serve within a deadline, low
 /// enough that a flood is refused with 503 instead of exhausting memory.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
@@ -95,13 +109,17 @@ pub struct Args {
     /// Default deadline of a backend call, in milliseconds [default: 10000]
     #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
-    /// Request body limit in bytes (413 above) [default: 4194304]
+    /// Request body limit in bytes (413 above); the default is gRPC's 4 MiB default receive limit
+    /// less the default header section limit and 4 KiB for the rest of the forwarded request, so
+    /// that a request at both limits reaches a backend with default settings [default: 4157440]
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Header section limit in bytes (431 above) [default: 32768]
+    /// Header section limit in bytes (431 above); also the limit on a backend answer's headers,
+    /// counted as HTTP/1.1 writes them (502 above) [default: 32768]
     #[arg(long, env = "SWITCHYARD_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
-    /// Maximum number of request headers (431 above) [default: 100]
+    /// Maximum number of request headers (431 above); also of a backend answer's (502 above)
+    /// [default: 100]
     #[arg(long, env = "SWITCHYARD_MAX_HEADERS")]
     pub max_headers: Option<usize>,
     /// In-flight request limit per shard (503 with retry-after above) [default: 10000]
@@ -228,7 +246,9 @@ pub struct Config {
     pub grace_period: Duration,
     /// How long a shard that ran out of work polls before it sleeps; zero sleeps at once.
     pub idle_poll: Duration,
-    /// GraphQL document limits.
+    /// GraphQL limits: the document ones at their defaults, the response at
+    /// [`crate::graphql::RESPONSE_ANSWERS`] times `--max-grpc-message-bytes`, the forwarded bodies
+    /// at `--max-body-bytes`.
     pub graphql_limits: crate::graphql::Limits,
     /// Start the in-process sample backend.
     pub demo: bool,
@@ -256,10 +276,14 @@ impl Config {
                 Ok(text) => toml::from_str(&text).map_err(|e| toml_problem(path, &text, &e))?,
             },
         };
-        let listen = args
+        let listen: SocketAddr = args
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        if listen.port() == 0 {
+            // Each shard binds the address itself: port 0 would give each a port of its own.
+            problems.push("--listen needs a port (0 would give each shard its own)".to_string());
+        }
         // The CPUs this process may run on: the default for --cpus, and what every CPU named in
         // --cpus or --kafka-core is checked against, so that a CPU that does not exist (or that
         // taskset / systemd `CPUAffinity=` excluded) is a bad option, not a failed start.
@@ -319,8 +343,15 @@ impl Config {
             problems.push("--node-id must be 1 to 128 characters".to_string());
         }
         let registry_token = args.registry_token.or(file.registry_token);
-        if registry_token.as_deref() == Some("") {
-            problems.push("--registry-token must not be empty".to_string());
+        if let Some(token) = &registry_token {
+            // A header value is trimmed and has no control characters, so a token with spaces
+            // at either end or any character outside visible ASCII could never be presented.
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                problems.push(
+                    "--registry-token must be 1 or more visible ASCII characters (no spaces)"
+                        .to_string(),
+                );
+            }
         }
 
         let mut bytes = |name: &str, flag: Option<usize>, file: Option<usize>, default: usize| {
@@ -442,6 +473,13 @@ impl Config {
                     {
                         problems.push(format!("[services.{name}]: values must be at least 1"));
                     }
+                    if settings.max_body_bytes > MAX_BYTES_CEILING
+                        || settings.max_grpc_message_bytes > MAX_BYTES_CEILING
+                    {
+                        problems.push(format!(
+                            "[services.{name}]: byte limits must be at most {MAX_BYTES_CEILING}"
+                        ));
+                    }
                     services.insert(service, settings);
                 }
                 Err(e) => problems.push(format!("[services.{name}]: {e}")),
@@ -468,7 +506,12 @@ impl Config {
             body_timeout,
             grace_period,
             idle_poll: Duration::from_micros(idle_poll_us),
-            graphql_limits: crate::graphql::Limits::default(),
+            graphql_limits: crate::graphql::Limits {
+                max_response_bytes: max_grpc_message_bytes
+                    .saturating_mul(crate::graphql::RESPONSE_ANSWERS),
+                max_forwarded_body_bytes: max_body_bytes,
+                ..crate::graphql::Limits::default()
+            },
             demo: args.demo,
         })
     }

@@ -60,6 +60,24 @@ impl GrpcCode {
         ALL.get(value as usize).copied().unwrap_or(Unknown)
     }
 
+    /// The code for an answer whose HTTP status is not 200 and that carries no `grpc-status`
+    /// (one that does is read by its `grpc-status`, which that mapping says must be used):
+    /// gRPC's mapping for answers from intermediaries that do not speak gRPC
+    /// (`doc/http-grpc-status-mapping.md` in the gRPC repository; grpc-go and grpc-java apply
+    /// it). A 503 from a proxy in front of the backend is a backend that is unavailable, not one
+    /// that broke the protocol.
+    pub fn from_http_status(status: u16) -> GrpcCode {
+        use GrpcCode::*;
+        match status {
+            400 => Internal,
+            401 => Unauthenticated,
+            403 => PermissionDenied,
+            404 => Unimplemented,
+            429 | 502 | 503 | 504 => Unavailable,
+            _ => Unknown,
+        }
+    }
+
     /// The canonical upper-case name.
     pub fn name(self) -> &'static str {
         use GrpcCode::*;
@@ -323,6 +341,29 @@ mod tests {
                 (status, name),
                 "grpc-status {value}"
             );
+        }
+    }
+
+    #[test]
+    fn backend_http_statuses_map_like_grpc_then_like_grpc_gateway() {
+        // (backend's HTTP status, gRPC code, the client's status through contract §3)
+        let table = [
+            (400, "INTERNAL", 500),
+            (401, "UNAUTHENTICATED", 401),
+            (403, "PERMISSION_DENIED", 403),
+            (404, "UNIMPLEMENTED", 501),
+            (429, "UNAVAILABLE", 503),
+            (502, "UNAVAILABLE", 503),
+            (503, "UNAVAILABLE", 503),
+            (504, "UNAVAILABLE", 503),
+            (201, "UNKNOWN", 500),
+            (302, "UNKNOWN", 500),
+            (405, "UNKNOWN", 500),
+            (500, "UNKNOWN", 500),
+        ];
+        for (http, name, status) in table {
+            let kind = ErrorKind::Grpc(GrpcCode::from_http_status(http));
+            assert_eq!((kind.code(), kind.status()), (name, status), "HTTP {http}");
         }
     }
 

@@ -3,8 +3,14 @@
 //!
 //! Each root field's call carries the client's headers (hop-by-hop ones, and those its `Connection`
 //! header nominates, dropped as for REST, and the GraphQL request's own framing headers
-//! `content-length`/`content-type` dropped since the call has its own body), then the field's
-//! `headers` argument (whose hop-by-hop entries the engine has already dropped).
+//! `content-length`/`content-type` dropped since the call has its own body), then the headers the
+//! engine adds: the body's `content-type` (the `headers` argument's, or `application/json`) and
+//! the `headers` argument (whose hop-by-hop entries the engine has already dropped).
+//!
+//! A call is held to the limits a REST request is: its header count and head size (the client's
+//! headers plus the call's, path and query as the request line) as `--max-headers` and
+//! `--max-header-bytes` bound them, and its body as the service's body limit does; beyond them
+//! the field fails with the error the REST request would get (431, 413).
 //!
 //! Only GET and POST are GraphQL requests; any other method, HEAD included, is answered 405 with
 //! `allow: GET, POST` before anything is parsed or called.
@@ -17,8 +23,9 @@ use bytes::Bytes;
 use crate::error::{ErrorKind, GatewayError};
 use crate::graphql::{self, Backend, FieldAnswer, FieldCall, FieldError};
 use crate::http::{Field, Request, Response};
+use crate::request_id::Assigned;
 use crate::rest::RemoteAddr;
-use crate::shard::Shard;
+use crate::shard::{InFlight, Shard};
 use crate::upstream::codec::ForwardingParts;
 
 /// The shard, seen by the GraphQL engine, for one client request.
@@ -53,16 +60,27 @@ impl Backend for ShardBackend<'_> {
                 format!("no service named `{}`", call.service),
             )));
         };
-        let mut extra: Vec<Field> = Vec::with_capacity(call.headers.len() + 1);
+        check_header_limits(&self.shard.config, &call, &self.headers).map_err(field_error)?;
         let body = call.body.unwrap_or_default();
-        if !body.is_empty() {
-            extra.push(Field::new("content-type", "application/json"));
+        // The service's own body limit holds for a call as for a REST request (the engine has
+        // bounded all the calls' bodies together by `--max-body-bytes` already).
+        let max_body = self.shard.config.service(&call.service).max_body_bytes;
+        if body.len() > max_body {
+            return Err(field_error(GatewayError::new(
+                ErrorKind::BodyTooLarge,
+                format!(
+                    "the body for `{}` is {} bytes, more than its limit of {max_body} bytes",
+                    call.service,
+                    body.len()
+                ),
+            )));
         }
-        extra.extend(
-            call.headers
-                .into_iter()
-                .map(|(n, v)| Field::new(Bytes::from(n), Bytes::from(v))),
-        );
+        let extra: Vec<Field> = call
+            .headers
+            .into_iter()
+            .map(|(n, v)| Field::new(Bytes::from(n), Bytes::from(v)))
+            .collect();
+
         let parts = ForwardingParts {
             method: &call.method,
             path: call.path.as_bytes(),
@@ -85,37 +103,88 @@ impl Backend for ShardBackend<'_> {
     }
 }
 
-/// Serves a `/graphql` request.
+/// The header limits of a REST request (`--max-headers`, `--max-header-bytes`) for one call: the
+/// client's forwarded headers and the call's own (`headers` argument, body content-type) together,
+/// measured as the HTTP/1.1 request head that would make the same call through REST would be
+/// (request line `METHOD /service/path?query HTTP/1.1`, then one line per header). Beyond either
+/// the field is a `HEADERS_TOO_LARGE` error (431), as the REST request would be.
+fn check_header_limits(
+    config: &crate::config::Config,
+    call: &FieldCall,
+    client: &[Field],
+) -> Result<(), GatewayError> {
+    let count = client.len() + call.headers.len();
+    if count > config.max_headers {
+        return Err(GatewayError::new(
+            ErrorKind::HeadersTooLarge,
+            format!(
+                "the call to `{}` would carry {count} headers (the client's and the `headers` argument's), more than the limit of {}",
+                call.service, config.max_headers
+            ),
+        ));
+    }
+    const REQUEST_LINE_FRAMING: usize = "  HTTP/1.1\r\n".len() + "/".len() + "?".len();
+    const HEADER_LINE_FRAMING: usize = ": \r\n".len();
+    let request_line = call.method.len()
+        + call.service.len()
+        + call.path.len()
+        + call.query.len()
+        + REQUEST_LINE_FRAMING;
+    let size = client
+        .iter()
+        .map(|h| h.name.len() + h.value.len())
+        .chain(call.headers.iter().map(|(n, v)| n.len() + v.len()))
+        .map(|len| len + HEADER_LINE_FRAMING)
+        .sum::<usize>()
+        + request_line
+        + "\r\n".len();
+    if size > config.max_header_bytes {
+        return Err(GatewayError::new(
+            ErrorKind::HeadersTooLarge,
+            format!(
+                "the call to `{}` would have a {size}-byte request head (its request line, the client's headers and the `headers` argument's), more than the limit of {} bytes",
+                call.service, config.max_header_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The GraphQL request a method makes, or 405 for any other method, told from the head alone
+/// ([`crate::router::route`]). HEAD is refused like any other method: it would run the query (and
+/// its backend calls) only to throw the answer away.
+pub fn method(method: &http::Method) -> Result<graphql::HttpMethod, GatewayError> {
+    match *method {
+        http::Method::GET => Ok(graphql::HttpMethod::Get),
+        http::Method::POST => Ok(graphql::HttpMethod::Post),
+        _ => Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed { allow: "GET, POST" },
+            "the GraphQL endpoint accepts GET and POST",
+        )),
+    }
+}
+
+/// Serves a `/graphql` request, a GraphQL request by `method` ([`method`]), under the id
+/// `assigned` to it, holding the in-flight slot the router took for it until the answer is in.
 pub async fn handle(
     shard: &Rc<Shard>,
     request: &Request,
-    request_id: &str,
+    method: graphql::HttpMethod,
+    _in_flight: InFlight,
+    assigned: &Assigned,
 ) -> Result<Response, GatewayError> {
-    // HEAD is refused like any other method: it would run the query (and its backend calls) only
-    // to throw the answer away.
-    let method = match request.method {
-        http::Method::GET => graphql::HttpMethod::Get,
-        http::Method::POST => graphql::HttpMethod::Post,
-        _ => {
-            return Ok(GatewayError::new(
-                ErrorKind::MethodNotAllowed { allow: "GET, POST" },
-                "the GraphQL endpoint accepts GET and POST",
-            )
-            .into_response(None, request_id));
-        }
-    };
-    let _in_flight = shard.enter().ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::Overloaded,
-            "the gateway is at its in-flight limit",
-        )
-    })?;
+    let request_id = assigned.id.as_str();
     let nominated = crate::rest::without_nominated_headers(&request.headers);
+    let headers = nominated.as_deref().unwrap_or(&request.headers);
+    // The backend sees one `x-request-id`, the id in use, as for REST.
+    let rewritten = assigned
+        .rewrite
+        .then(|| crate::request_id::with_request_id(headers, &assigned.id));
     let backend = ShardBackend {
         shard,
-        headers: nominated
+        headers: rewritten
             .as_deref()
-            .unwrap_or(&request.headers)
+            .unwrap_or(headers)
             .iter()
             .filter(|h| !matches!(h.name.as_ref(), b"content-length" | b"content-type"))
             .cloned()

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod alloc_count;
 pub mod config;
 pub mod drain;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod graphql_endpoint;
 pub mod http;
 pub mod io;
 pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod proto;

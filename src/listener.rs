@@ -13,7 +13,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 const LISTEN_BACKLOG: i32 = 65535;
 
 /// Fails with a clear message when `addr` is taken by anything, even another SO_REUSEPORT socket:
-/// binding without SO_REUSEPORT first means two gateways never silently share a port.
+/// binding without SO_REUSEPORT first finds a gateway already there ([`check_alone`] finds one
+/// that bound at the same instant).
 pub fn check_available(addr: SocketAddr) -> Result<(), String> {
     match std::net::TcpListener::bind(addr) {
         Ok(_) => Ok(()),
@@ -21,6 +22,60 @@ pub fn check_available(addr: SocketAddr) -> Result<(), String> {
             "cannot listen on {addr}: the address is already in use (is another switchyard or server running there?)"
         )),
         Err(e) => Err(format!("cannot listen on {addr}: {e}")),
+    }
+}
+
+/// Fails when `addr` has more listening sockets than this process's `ours`: another process
+/// bound it with SO_REUSEPORT between [`check_available`] and the shards' own binds (two gateways
+/// started at the same instant), and would take a share of the connections. Each such gateway
+/// sees the other's sockets once its own are bound, so at most one of them goes on serving.
+pub fn check_alone(addr: SocketAddr, ours: usize) -> Result<(), String> {
+    let table = if addr.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
+    };
+    let text = std::fs::read_to_string(table).map_err(|e| format!("cannot read {table}: {e}"))?;
+    let listening = text.lines().filter(|l| listens_on(l, addr)).count();
+    if listening > ours {
+        return Err(format!(
+            "cannot listen on {addr}: another process listens there too (SO_REUSEPORT); is another switchyard running?"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a line of `/proc/net/tcp` or `/proc/net/tcp6` is a socket listening on `addr`. Its
+/// local address is the kernel's in-memory address in hex, 32 bits at a time in host (little-
+/// endian) order, then `:` and the port in hex.
+fn listens_on(line: &str, addr: SocketAddr) -> bool {
+    /// `st` of a listening socket.
+    const TCP_LISTEN: &str = "0A";
+    let mut fields = line.split_whitespace();
+    let (Some(_slot), Some(local), Some(_remote), Some(state)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    let Some((ip, port)) = local.split_once(':') else {
+        return false;
+    };
+    if state != TCP_LISTEN || u16::from_str_radix(port, 16) != Ok(addr.port()) {
+        return false;
+    }
+    let mut bytes = Vec::with_capacity(16);
+    for word in ip.as_bytes().chunks(8) {
+        let Some(w) = std::str::from_utf8(word)
+            .ok()
+            .and_then(|w| u32::from_str_radix(w, 16).ok())
+        else {
+            return false;
+        };
+        bytes.extend_from_slice(&w.to_le_bytes());
+    }
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => bytes == v4.octets(),
+        std::net::IpAddr::V6(v6) => bytes == v6.octets(),
     }
 }
 
@@ -34,4 +89,52 @@ pub fn bind(addr: SocketAddr) -> io::Result<glommio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)?;
     // SAFETY: the fd is a bound, listening TCP socket that we own and hand over.
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_listening_sockets_from_proc_net_tcp() {
+        let v4: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let line = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0";
+        assert!(listens_on(line, v4));
+        assert!(
+            !listens_on(&line.replace(" 0A ", " 01 "), v4),
+            "established"
+        );
+        assert!(!listens_on(line, "127.0.0.1:8081".parse().unwrap()));
+        assert!(!listens_on(line, "127.0.0.2:8080".parse().unwrap()));
+        let v6 = "   1: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0";
+        assert!(listens_on(v6, "[::1]:8080".parse().unwrap()));
+        assert!(
+            !listens_on("  sl  local_address rem_address   st", v4),
+            "the header line"
+        );
+    }
+
+    #[test]
+    fn a_port_shared_with_another_process_is_refused() {
+        // Two SO_REUSEPORT sockets on one port, as two gateways would hold it: one of them is
+        // "ours", the other is someone else's.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let first = bind_std(addr);
+        assert!(check_alone(addr, 1).is_ok(), "alone");
+        let _second = bind_std(addr);
+        let err = check_alone(addr, 1).unwrap_err();
+        assert!(err.contains("another process listens there too"), "{err}");
+        assert!(check_alone(addr, 2).is_ok(), "both ours");
+        drop(first);
+    }
+
+    fn bind_std(addr: SocketAddr) -> Socket {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        socket.listen(16).unwrap();
+        socket
+    }
 }

@@ -2,10 +2,12 @@
 
 use clap::Parser;
 
+use switchyard::alloc_count::CountingAllocator;
 use switchyard::config::{Args, Config};
 
+/// mimalloc, counting each shard's allocations for `/-/metrics` (see `alloc_count`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: CountingAllocator<mimalloc::MiMalloc> = CountingAllocator(mimalloc::MiMalloc);
 
 /// Exit status for bad options (contract §7).
 const EXIT_USAGE: i32 = 2;
@@ -23,13 +25,7 @@ fn main() {
             std::process::exit(EXIT_USAGE);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    switchyard::logging::init("info");
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(e) => {

@@ -64,8 +64,6 @@ pub struct ShardMetrics {
     pub upstream_calls: Counter,
     /// Calls that got no usable answer (connect failure, timeout, protocol error).
     pub upstream_failures: Counter,
-    /// Services removed because every instance refused connections.
-    pub services_removed: Counter,
     /// Requests refused at the in-flight limit.
     pub overloaded: Counter,
     /// Requests whose client went away before the answer (the backend call was cancelled).
@@ -76,6 +74,8 @@ pub struct ShardMetrics {
     pub duration_buckets: [Counter; DURATION_BUCKETS.len() + 1],
     /// Sum of durations in microseconds.
     pub duration_sum_micros: Counter,
+    /// Heap allocations made on the shard's thread (see `alloc_count`).
+    pub allocations: Counter,
 }
 
 impl ShardMetrics {
@@ -115,6 +115,9 @@ pub struct RegistryMetrics {
     pub events_rejected: Counter,
     /// Registry writes the log did not acknowledge in time (answered 503).
     pub log_write_failures: Counter,
+    /// Services this gateway removed because every instance refused connections (counted where
+    /// the removal is applied: many requests may see the refusals and ask for it at once).
+    pub services_removed: Counter,
     /// Messages between this gateway's read position and the log's end.
     pub lag: Counter,
     /// Apply-delay histogram: counts per bucket (not cumulative; the last is +Inf).
@@ -212,7 +215,7 @@ pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> Strin
         "switchyard_services_removed_total",
         "counter",
         "Services removed because every instance refused connections.",
-        sum(&|s| s.services_removed.get()),
+        registry.services_removed.get(),
     );
     simple(
         "switchyard_overloaded_total",
@@ -225,6 +228,12 @@ pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> Strin
         "counter",
         "Requests whose client went away before the answer; their backend calls were cancelled.",
         sum(&|s| s.client_aborts.get()),
+    );
+    simple(
+        "switchyard_shard_allocations_total",
+        "counter",
+        "Heap allocations made on the shards' threads (a REST request makes none but its bodies).",
+        sum(&|s| s.allocations.get()),
     );
     simple(
         "switchyard_registry_instances",

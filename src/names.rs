@@ -2,8 +2,10 @@
 //! been checked once, at construction, against the contract's rules; after that the type is the proof.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a name or address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,16 +140,28 @@ impl Address {
         Ok((host, port))
     }
 
-    /// Validates `host:port` and resolves it (DNS for names: call off the request path).
+    /// Validates `host:port` and resolves it (DNS for names: call off the request path). A name
+    /// the resolver has not answered for within [`RESOLVE_WAIT`] counts as not resolving.
     pub fn parse(text: &str) -> Result<Address, InvalidName> {
+        Self::parse_with(text, |host, port| {
+            resolve_within(host, port, RESOLVE_WAIT, |host, port| {
+                (host.as_str(), port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+            })
+        })
+    }
+
+    /// [`parse`](Self::parse) with the resolver given (tests resolve without DNS).
+    fn parse_with(
+        text: &str,
+        resolve: impl FnOnce(&str, u16) -> Option<SocketAddr>,
+    ) -> Result<Address, InvalidName> {
         let (host, port) = Self::check(text)?;
-        let socket = (host, port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next());
         Ok(Address {
             text: text.into(),
-            socket,
+            socket: resolve(host, port),
         })
     }
 
@@ -160,6 +174,58 @@ impl Address {
     pub fn socket(&self) -> Option<SocketAddr> {
         self.socket
     }
+}
+
+/// Longest a registration waits for its host name to resolve. The registry applies writes one at
+/// a time, so a resolver that does not answer would hold every other write behind it (for the
+/// resolver's own timeout, 5 s per try by default); a name it has not resolved by then is taken
+/// as not resolving (accepted, unhealthy until registered again), as one that does not exist.
+pub const RESOLVE_WAIT: Duration = Duration::from_secs(1);
+/// Look-ups still running at once, most of them ones whose wait ran out: beyond this many no new
+/// one starts (the name counts as not resolving), so a dead resolver cannot pile up threads.
+const MAX_LOOKUPS: usize = 4;
+/// Look-ups running now.
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Resolves `host:port` with `lookup` on a thread of its own, waiting at most `wait` for it. An IP
+/// address needs no look-up and no thread.
+fn resolve_within(
+    host: &str,
+    port: u16,
+    wait: Duration,
+    lookup: impl FnOnce(String, u16) -> Option<SocketAddr> + Send + 'static,
+) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    if LOOKUPS.fetch_add(1, Ordering::AcqRel) >= MAX_LOOKUPS {
+        LOOKUPS.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!(
+            host,
+            "too many host name look-ups outstanding; taken as not resolving"
+        );
+        return None;
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let host_owned = host.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let found = lookup(host_owned, port);
+            LOOKUPS.fetch_sub(1, Ordering::AcqRel);
+            let _ = tx.send(found);
+        });
+    if spawned.is_err() {
+        LOOKUPS.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    rx.recv_timeout(wait).unwrap_or_else(|_| {
+        tracing::warn!(
+            host,
+            "host name did not resolve within {wait:?}; taken as not resolving"
+        );
+        None
+    })
 }
 
 /// Longest DNS name in text form, without the trailing dot (RFC 1035 §2.3.4: 255 octets on the wire).
@@ -228,13 +294,45 @@ mod tests {
     }
 
     #[test]
+    fn a_look_up_that_does_not_answer_in_time_counts_as_not_resolving() {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let found = resolve_within(
+            "slow.example",
+            80,
+            Duration::from_millis(50),
+            move |_, _| {
+                let _ = held.recv(); // a resolver that answers only when the test says so
+                Some("127.0.0.1:80".parse().unwrap())
+            },
+        );
+        assert_eq!(found, None);
+        drop(release);
+        let quick = resolve_within(
+            "quick.example",
+            81,
+            Duration::from_secs(10),
+            |host, port| {
+                assert_eq!((host.as_str(), port), ("quick.example", 81));
+                Some("127.0.0.2:81".parse().unwrap())
+            },
+        );
+        assert_eq!(quick, Some("127.0.0.2:81".parse().unwrap()));
+        // An address needs no look-up at all.
+        let ip = resolve_within("::1", 82, Duration::ZERO, |_, _| unreachable!("no look-up"));
+        assert_eq!(ip, Some("[::1]:82".parse().unwrap()));
+    }
+
+    #[test]
     fn addresses() {
         let a = Address::parse("127.0.0.1:50051").unwrap();
         assert_eq!(a.socket(), Some("127.0.0.1:50051".parse().unwrap()));
-        assert_eq!(
-            Address::parse("no-such-host.invalid:80").unwrap().socket(),
+        // A name that does not resolve is accepted, unresolved (resolved here without DNS: tests
+        // send nothing beyond the loopback interface).
+        let unresolved = Address::parse_with("no-such-host.invalid:80", |host, port| {
+            assert_eq!((host, port), ("no-such-host.invalid", 80));
             None
-        );
+        });
+        assert_eq!(unresolved.unwrap().socket(), None);
         assert_eq!(a.as_str(), "127.0.0.1:50051");
         assert!(Address::parse("localhost:80").is_ok());
         assert!(Address::parse("[::1]:80").is_ok());

@@ -16,6 +16,18 @@ pub const MAX_CLIENT_ID_LEN: usize = 128;
 /// Hex digits in a generated id: 128 random bits, as many as a UUID.
 const GENERATED_LEN: usize = 32;
 
+/// The id a request is served under, as [`RequestId::for_request`] chose it.
+#[derive(Debug)]
+pub struct Assigned {
+    /// The id: the response's `x-request-id`, the call's `ForwardingReq.request_id`.
+    pub id: RequestId,
+    /// The request's own `x-request-id` fields are not that id alone (the client sent one the
+    /// gateway could not use, or several): forwarded, they are replaced by it
+    /// ([`with_request_id`]), so that the backend sees one id, the one the client is answered
+    /// with, as Envoy overwrites the header with the id it uses.
+    pub rewrite: bool,
+}
+
 /// A request id: always visible ASCII, which [`RequestId::as_str`] relies on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(Kind);
@@ -39,9 +51,31 @@ impl RequestId {
         usable.then(|| RequestId(Kind::Client(value.clone())))
     }
 
-    /// The id for a request with `headers`: its first `x-request-id` if usable, else a fresh one.
-    pub fn for_request(headers: &[Field], rng: &Cell<u64>) -> RequestId {
-        RequestId::sent_in(headers).unwrap_or_else(|| RequestId::generate(rng))
+    /// The id for a request with `headers`: its first `x-request-id` if usable, else a fresh one;
+    /// and whether its `x-request-id` fields must be rewritten when forwarded. One walk over the
+    /// headers, as far as finding the first id took, and past it only when there is one (to
+    /// find a second).
+    pub fn for_request(headers: &[Field], rng: &Cell<u64>) -> Assigned {
+        let mut sent = headers
+            .iter()
+            .filter(|f| f.name.as_ref() == b"x-request-id");
+        match sent
+            .next()
+            .map(|first| RequestId::from_client(&first.value))
+        {
+            None => Assigned {
+                id: RequestId::generate(rng),
+                rewrite: false,
+            },
+            Some(Some(id)) => Assigned {
+                id,
+                rewrite: sent.next().is_some(),
+            },
+            Some(None) => Assigned {
+                id: RequestId::generate(rng),
+                rewrite: true,
+            },
+        }
     }
 
     /// The client's id among `headers` (names lower-case): the first `x-request-id`, if usable.
@@ -79,6 +113,33 @@ impl RequestId {
     pub fn is_generated(&self) -> bool {
         matches!(self.0, Kind::Generated(_))
     }
+
+    /// The id as a header value: the client's shares its buffer, a generated one is copied.
+    fn to_bytes(&self) -> Bytes {
+        match &self.0 {
+            Kind::Client(b) => b.clone(),
+            Kind::Generated(b) => Bytes::copy_from_slice(b),
+        }
+    }
+}
+
+/// `headers` as a request served under `id` forwards them: its `x-request-id` fields replaced by
+/// one carrying `id`, where the first of them was (see [`Assigned::rewrite`]). Allocates (a list,
+/// and a generated id's bytes), which only such a request pays for.
+pub fn with_request_id(headers: &[Field], id: &RequestId) -> Vec<Field> {
+    let mut placed = false;
+    headers
+        .iter()
+        .filter_map(|f| {
+            if f.name.as_ref() != b"x-request-id" {
+                return Some(f.clone());
+            }
+            (!std::mem::replace(&mut placed, true)).then(|| Field {
+                name: f.name.clone(),
+                value: id.to_bytes(),
+            })
+        })
+        .collect()
 }
 
 impl std::fmt::Display for RequestId {
@@ -126,11 +187,45 @@ mod tests {
         let rng = Cell::new(3);
         let with =
             |v: &'static str| vec![Field::new("accept", "*/*"), Field::new("x-request-id", v)];
-        assert_eq!(RequestId::for_request(&with("r-1"), &rng).as_str(), "r-1");
+        let kept = RequestId::for_request(&with("r-1"), &rng);
+        assert_eq!((kept.id.as_str(), kept.rewrite), ("r-1", false));
         let bad = RequestId::for_request(&with("has space"), &rng);
-        assert!(bad.is_generated(), "{bad}");
+        assert!(bad.id.is_generated() && bad.rewrite, "{bad:?}");
         let none = RequestId::for_request(&[], &rng);
-        assert!(none.is_generated(), "{none}");
+        assert!(none.id.is_generated() && !none.rewrite, "{none:?}");
+        // Several: the first is used if it can be, and the others must not reach the backend.
+        let mut two = with("r-1");
+        two.push(Field::new("x-request-id", "r-2"));
+        let first = RequestId::for_request(&two, &rng);
+        assert_eq!((first.id.as_str(), first.rewrite), ("r-1", true));
+        two[1].value = Bytes::from_static(b"bad id");
+        let second = RequestId::for_request(&two, &rng);
+        assert!(second.id.is_generated() && second.rewrite, "{second:?}");
+    }
+
+    #[test]
+    fn forwarded_headers_carry_the_id_in_use_once_where_the_first_was() {
+        let rng = Cell::new(5);
+        let headers = vec![
+            Field::new("accept", "*/*"),
+            Field::new("x-request-id", "bad id"),
+            Field::new("x-other", "1"),
+            Field::new("x-request-id", "r-2"),
+        ];
+        let assigned = RequestId::for_request(&headers, &rng);
+        let forwarded = with_request_id(&headers, &assigned.id);
+        let pairs: Vec<_> = forwarded
+            .iter()
+            .map(|f| (f.name_str(), f.value_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("accept", "*/*"),
+                ("x-request-id", assigned.id.as_str()),
+                ("x-other", "1"),
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! REST routing (contract §2): `ANY /{service}/{rest…}?{query}` becomes a `ForwardingReq` for one
 //! instance of `{service}`, and its answer the response.
 
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -9,7 +10,8 @@ use crate::http::{Field, Request, Response};
 use crate::names::is_service_name;
 use crate::registry::view::ServiceEntry;
 use crate::registry::WriteOp;
-use crate::shard::Shard;
+use crate::request_id::Assigned;
+use crate::shard::{InFlight, Shard};
 use crate::upstream::codec::ForwardingParts;
 
 /// Splits `/{service}/{rest}` into the service segment and the path below it (`/` when empty).
@@ -23,10 +25,23 @@ pub fn split_path(path: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// The service a path names, when the first segment could be one (for error bodies).
+/// The service a path names, when the first segment could be one (for error bodies): a DNS
+/// label, but not the reserved `graphql`, which is the GraphQL endpoint's path and no service's.
 pub fn service_of(path: &str) -> Option<&str> {
     let first = path.strip_prefix('/')?.split('/').next()?;
-    is_service_name(first).then_some(first)
+    (is_service_name(first) && first != "graphql").then_some(first)
+}
+
+/// The registered service named by `service`, the first segment of a REST path; 404 when there is
+/// none.
+pub fn lookup(shard: &Shard, service: &[u8]) -> Result<Rc<ServiceEntry>, GatewayError> {
+    let name = crate::utf8::text(service).unwrap_or_default();
+    shard.registry.borrow().get(name).cloned().ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::ServiceNotFound,
+            format!("no service named `{}`", name.escape_default()),
+        )
+    })
 }
 
 /// A client address as `ip:port` text, formatted on the stack: `SocketAddr::to_string` would
@@ -133,42 +148,59 @@ const fn octet_text() -> [[u8; 4]; 256] {
     table
 }
 
-/// Forwards `request`, which arrived at `start`, to the service its path names.
-pub async fn forward(
-    shard: &Rc<Shard>,
-    request: &Request,
-    request_id: &str,
+/// Where a REST request goes, as [`crate::router::route`] found it from the head. (Not the path
+/// below the service prefix: [`forward`] splits it off again, a scan to the second `/`, since 16
+/// bytes more in a call's state took the box a connection answers in past the allocator's 2 KiB
+/// bin.)
+pub struct Target {
+    /// The service its path names.
+    pub entry: Rc<ServiceEntry>,
+    /// Its in-flight slot, taken once the service was found (404 before 503), held until the
+    /// answer is in.
+    pub in_flight: InFlight,
+}
+
+/// Forwards `request`, which arrived at `start`, to its `target` under the id `assigned` to it.
+/// (Not an `async fn`, which would hold each argument twice: the target moves in once.)
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn holds its arguments twice"
+)]
+pub fn forward<'a>(
+    shard: &'a Rc<Shard>,
+    request: &'a Request,
+    target: Target,
+    assigned: &'a Assigned,
     start: Instant,
-) -> Result<Response, GatewayError> {
-    let (service, path) = split_path(&request.path);
-    let name = crate::utf8::text(service).unwrap_or_default();
-    let Some(entry) = shard.registry.borrow().get(name).cloned() else {
-        return Err(GatewayError::new(
-            ErrorKind::ServiceNotFound,
-            format!("no service named `{}`", name.escape_default()),
-        ));
-    };
-    let _in_flight = shard.enter().ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::Overloaded,
-            "the gateway is at its in-flight limit",
-        )
-    })?;
-    let remote = RemoteAddr::new(request.remote);
-    let nominated = without_nominated_headers(&request.headers);
-    let parts = ForwardingParts {
-        method: request.method.as_str(),
-        path,
-        query: &request.query,
-        headers: nominated.as_deref().unwrap_or(&request.headers),
-        extra_headers: &[],
-        body: &request.body,
-        service: name,
-        request_id,
-        remote_addr: remote.as_str(),
-        graphql_field: "",
-    };
-    call_service(shard, &entry, &parts, start).await
+) -> impl Future<Output = Result<Response, GatewayError>> + 'a {
+    async move {
+        // The target's fields are used where they are (bound to locals, they were held twice).
+        let remote = RemoteAddr::new(request.remote);
+        let nominated = without_nominated_headers(&request.headers);
+        let headers = nominated.as_deref().unwrap_or(&request.headers);
+        // A client id the gateway could not use, or several, would reach the backend beside
+        // the id in use: replaced (the only case that copies the list for it).
+        let rewritten = assigned
+            .rewrite
+            .then(|| crate::request_id::with_request_id(headers, &assigned.id));
+        let parts = ForwardingParts {
+            method: request.method.as_str(),
+            path: split_path(&request.path).1,
+            query: &request.query,
+            headers: rewritten.as_deref().unwrap_or(headers),
+            extra_headers: &[],
+            body: &request.body,
+            service: target.entry.name.as_str(),
+            request_id: assigned.id.as_str(),
+            remote_addr: remote.as_str(),
+            graphql_field: "",
+        };
+        let answer = call_service(shard, &target.entry, &parts, start).await;
+        // The slot is given back once the call is over. (The block captures only the fields it
+        // names: a slot it did not name was freed as soon as the call was made.)
+        drop(target.in_flight);
+        answer
+    }
 }
 
 /// Headers a `Connection` header nominates as hop-by-hop (RFC 9110 §7.6.1) are not forwarded either.
@@ -212,11 +244,8 @@ pub async fn call_service(
         Err(unreachable) => {
             shard.metrics.upstream_failures.inc();
             if unreachable.all_refused {
-                tracing::warn!(
-                    service = entry.name.as_str(),
-                    "every instance refused connections: removing the service"
-                );
-                shard.metrics.services_removed.inc();
+                // The registry owner removes it once (and logs and counts that), however many
+                // requests saw the refusals and ask at the same time.
                 shard.registry_client.submit(WriteOp::RemoveRefused {
                     service: entry.name.clone(),
                     instances: entry
@@ -250,6 +279,9 @@ mod tests {
         assert_eq!(split("/"), ("".into(), "/".into()));
         assert_eq!(service_of("/users/1"), Some("users"));
         assert_eq!(service_of("/Users/1"), None);
+        // The GraphQL endpoint's path names no service: `graphql` is reserved.
+        assert_eq!(service_of("/graphql"), None);
+        assert_eq!(service_of("/graphqlx/1"), Some("graphqlx"));
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub fn run(config: Config) -> Result<(), String> {
             }
         }
     }
+    crate::listener::check_alone(config.listen, shards)?;
     println!(
         "switchyard listening on {} (shards: {})",
         config.listen, shards

@@ -19,7 +19,7 @@ use crate::registry::client::RegistryClient;
 use crate::registry::view::RegistryView;
 use crate::registry::{Change, ShardMailbox, ShardMsg};
 use crate::request_id::RequestId;
-use crate::upstream::Upstream;
+use crate::upstream::{AnswerLimits, Upstream};
 
 /// How often a draining shard checks whether its requests and HTTP/2 connections are done.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
@@ -38,7 +38,8 @@ pub struct Process {
     pub registry_metrics: Arc<RegistryMetrics>,
     /// The registry has caught up with the cluster log.
     pub ready: AtomicBool,
-    /// While draining: shards that still have requests in flight or HTTP/2 connections open (as
+    /// While draining: shards that still have requests in flight, being received, or HTTP/2
+    /// connections open (as
     /// each last looked, every [`DRAIN_POLL`]). Every shard keeps its idle connections open, and
     /// answering, until this is zero (see [`crate::drain`]). Touched only while draining.
     pub busy_shards: AtomicUsize,
@@ -75,6 +76,9 @@ pub struct Shard {
     /// Balancing and request-id randomness.
     pub rng: Cell<u64>,
     in_flight: Cell<usize>,
+    /// HTTP/1.1 connections between a request's first bytes and their return to idle: a drain
+    /// waits for them, so a request still being sent when SIGTERM comes is answered, not cut off.
+    receiving: Cell<usize>,
     /// HTTP/2 client connections still open (a drain waits for their GOAWAY to go out).
     h2_open: Cell<usize>,
     drain: Drain,
@@ -88,6 +92,7 @@ impl Shard {
         process: Arc<Process>,
         registry_client: RegistryClient,
     ) -> Shard {
+        let upstream = Upstream::new(AnswerLimits::of(&config));
         Shard {
             id,
             metrics: process.metrics[id].clone(),
@@ -95,10 +100,11 @@ impl Shard {
             process,
             registry: RefCell::default(),
             registry_client,
-            upstream: Upstream::default(),
+            upstream,
             // xorshift must not start at zero.
             rng: Cell::new(crate::sys::random_u64() | 1),
             in_flight: Cell::new(0),
+            receiving: Cell::new(0),
             h2_open: Cell::new(0),
             drain: Drain::default(),
         }
@@ -135,6 +141,13 @@ impl Shard {
     pub fn h2_connection(self: &Rc<Self>) -> H2Open {
         self.h2_open.set(self.h2_open.get() + 1);
         H2Open(self.clone())
+    }
+
+    /// Counts an HTTP/1.1 connection as busy with a request (from its first bytes until the
+    /// connection is idle again) until the guard drops; see `receiving` on [`Shard`].
+    pub fn receiving(self: &Rc<Self>) -> Receiving {
+        self.receiving.set(self.receiving.get() + 1);
+        Receiving(self.clone())
     }
 
     /// Whether `/-/ready` answers 200: the registry has caught up and this shard is not draining
@@ -197,6 +210,15 @@ impl Drop for H2Open {
     }
 }
 
+/// An HTTP/1.1 connection busy with a request; see [`Shard::receiving`].
+pub struct Receiving(Rc<Shard>);
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.0.receiving.set(self.0.receiving.get() - 1);
+    }
+}
+
 /// An in-flight request; see [`Shard::enter`].
 pub struct InFlight(Rc<Shard>);
 
@@ -241,9 +263,11 @@ pub async fn run(start: ShardStart) {
         start.process,
         start.registry_client,
     ));
+    let _counting = crate::alloc_count::count_into(shard.metrics.clone());
     let (drain_tx, drain_rx) = oneshot::channel();
     glommio::spawn_local(mailbox_loop(shard.clone(), start.mailbox, drain_tx)).detach();
     glommio::spawn_local(return_freed_memory()).detach();
+    glommio::spawn_local(crate::http::date::keep_current()).detach();
     let _ = start.started.send(Ok(()));
 
     let accept = async {
@@ -290,7 +314,8 @@ pub async fn run(start: ShardStart) {
     let busy_shards = &shard.process.busy_shards;
     let mut counted_busy = true;
     loop {
-        let busy = shard.in_flight.get() > 0 || shard.h2_open.get() > 0;
+        let busy =
+            shard.in_flight.get() > 0 || shard.receiving.get() > 0 || shard.h2_open.get() > 0;
         if busy != counted_busy {
             if busy {
                 busy_shards.fetch_add(1, Ordering::AcqRel);

@@ -268,10 +268,19 @@ fn assert_start_failure(wrapper: &[&str], args: &[&str], needle: &str) {
     for (path, mode) in [(dir.path(), 0o755), (bin.as_path(), 0o755)] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
-    let mut cmd = Command::new(wrapper[0]);
-    cmd.args(&wrapper[1..]).arg(&bin).args(args);
-    let mut p = Proc::spawn("switchyard", cmd);
-    let status = p.wait_exit(Duration::from_secs(10));
+    // A binary just written cannot be executed while any process still holds it open for
+    // writing, and a child another test thread forked during the copy holds our fd until it
+    // execs: the wrapper then fails with "Text file busy" (exit 126). Bounded retries.
+    let (p, status) = (0..20)
+        .map(|_| {
+            let mut cmd = Command::new(wrapper[0]);
+            cmd.args(&wrapper[1..]).arg(&bin).args(args);
+            let mut p = Proc::spawn("switchyard", cmd);
+            let status = p.wait_exit(Duration::from_secs(10));
+            (p, status)
+        })
+        .find(|(p, status)| status.code() != Some(126) || !p.stderr().contains("Text file busy"))
+        .expect("the copied binary stayed busy");
     assert_eq!(status.code(), Some(1), "{}", p.describe());
     let err = p.stderr();
     assert!(
@@ -356,4 +365,17 @@ fn sigterm_while_the_demo_waits_for_the_cluster_exits_0() {
     p.signal(libc::SIGTERM);
     let status = p.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", p.describe());
+}
+
+/// Log lines on a pipe or file (journald, a log file) are plain text: colour escapes only on a
+/// terminal.
+#[test]
+fn logs_off_a_terminal_have_no_colour_escapes() {
+    let mut gw = Gateway::start();
+    gw.proc.signal(libc::SIGTERM);
+    let status = gw.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
+    let log = gw.proc.stderr();
+    assert!(log.contains("draining"), "the drain is logged: {log:?}");
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
 }

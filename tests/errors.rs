@@ -5,7 +5,9 @@
 
 mod support;
 
+use support::scripted::{json_reply, Answer, ScriptedBackend};
 use support::*;
+use switchyard::proto::Header;
 
 fn setup_with(gw: Gateway) -> (Gateway, Echo) {
     let echo = Echo::registered(&gw, "echo", "e1");
@@ -208,6 +210,168 @@ fn grpc_status_codes_map_like_grpc_gateway() {
     assert_error(&gw.get_h2("/echo/grpc-error/7"), 403, "PERMISSION_DENIED");
 }
 
+/// A backend (or a proxy in front of it) that answers an HTTP status of its own: `/{http}` is
+/// answered with that `:status` and no gRPC fields, `/{http}/{grpc-status}` with that status and
+/// a `grpc-status` too.
+fn http_status_backend() -> ScriptedBackend {
+    ScriptedBackend::start(|call| {
+        let mut parts = call.path.trim_start_matches('/').split('/');
+        let http: u16 = parts.next().unwrap().parse().expect("an HTTP status");
+        let fields = match parts.next() {
+            None => vec![("content-type".into(), "text/plain".into())],
+            Some(code) => vec![
+                ("content-type".into(), "application/grpc".into()),
+                ("grpc-status".into(), code.into()),
+                ("grpc-message".into(), "from%20the%20backend".into()),
+            ],
+        };
+        Answer::Head(http, fields)
+    })
+}
+
+#[test]
+fn backend_http_statuses_map_like_grpc_then_like_grpc_gateway() {
+    let gw = Gateway::start();
+    let backend = http_status_backend();
+    register(&gw, "svc", "s1", &backend.addr);
+    // gRPC's mapping for answers without grpc-status, then contract §3's.
+    let table = [
+        (400, 500, "INTERNAL"),
+        (401, 401, "UNAUTHENTICATED"),
+        (403, 403, "PERMISSION_DENIED"),
+        (404, 501, "UNIMPLEMENTED"),
+        (429, 503, "UNAVAILABLE"),
+        (502, 503, "UNAVAILABLE"),
+        (503, 503, "UNAVAILABLE"),
+        (504, 503, "UNAVAILABLE"),
+        (418, 500, "UNKNOWN"),
+        (500, 500, "UNKNOWN"),
+    ];
+    for (http, status, code) in table {
+        for h2 in [false, true] {
+            let path = format!("/svc/{http}");
+            let r = if h2 { gw.get_h2(&path) } else { gw.get(&path) };
+            let err = assert_error(&r, status, code);
+            assert_eq!(
+                err["message"],
+                format!("backend answered HTTP {http} instead of a gRPC response")
+            );
+            assert_eq!(err["service"], "svc");
+        }
+    }
+    // A grpc-status beside the HTTP status is the answer (the mapping is for answers without one).
+    let err = assert_error(&gw.get("/svc/503/5"), 404, "NOT_FOUND");
+    assert_eq!(err["message"], "from the backend");
+    // Each of these calls was answered, so none was sent twice.
+    assert_eq!(backend.calls().len(), 2 * table.len() + 1);
+}
+
+/// A backend whose answers are as large as the path asks:
+/// - `/headers/{n}/{bytes}`: a `ForwardingResp` with `n` headers `x-h{i}` of `bytes` bytes each;
+/// - `/metadata/{bytes}`: a gRPC answer whose HTTP/2 header block carries a field of `bytes` bytes;
+/// - `/message/{n}`: grpc-status 13 with a grpc-message of `n` snowmen (three bytes each).
+fn big_answer_backend() -> ScriptedBackend {
+    ScriptedBackend::start(|call| {
+        let parts: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
+        let number = |i: usize| -> usize { parts[i].parse().expect("a number") };
+        match parts[0] {
+            "headers" => {
+                let mut resp = json_reply(200, "{}".into());
+                resp.headers = (0..number(1))
+                    .map(|i| Header {
+                        name: format!("x-h{i}"),
+                        value: "v".repeat(number(2)),
+                    })
+                    .collect();
+                Answer::Reply(resp)
+            }
+            "metadata" => Answer::ReplyWithMetadata(
+                json_reply(200, "{}".into()),
+                vec![("x-big".into(), "m".repeat(number(1)))],
+            ),
+            "message" => Answer::Head(
+                200,
+                vec![
+                    ("content-type".into(), "application/grpc".into()),
+                    ("grpc-status".into(), "13".into()),
+                    ("grpc-message".into(), "%E2%98%83".repeat(number(1))),
+                ],
+            ),
+            other => panic!("no such answer: {other}"),
+        }
+    })
+}
+
+#[test]
+fn backend_answer_headers_over_the_limits_are_502() {
+    let gw = Gateway::start();
+    let backend = big_answer_backend();
+    register(&gw, "big", "b1", &backend.addr);
+    for h2 in [false, true] {
+        let get = |path: &str| if h2 { gw.get_h2(path) } else { gw.get(path) };
+        // At the limits the client's request headers have (--max-headers 100, --max-header-bytes
+        // 32768), the answer goes through.
+        let r = get("/big/headers/100/1");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-h99"), Some("v"));
+        // `x-hN: ` and CRLF around 3000 bytes: ten headers are 30,080 bytes, eleven 33,089.
+        let r = get("/big/headers/10/3000");
+        assert_eq!(r.status, 200, "{}", r.text());
+        for (path, over) in [
+            ("/big/headers/101/1", "101 headers (at most 100)"),
+            ("/big/headers/11/3000", "33089 bytes (at most 32768)"),
+        ] {
+            let err = assert_error(&get(path), 502, "UPSTREAM_PROTOCOL_ERROR");
+            assert_eq!(
+                err["message"],
+                format!("backend answer headers over the limit: {over}"),
+                "h2 {h2}"
+            );
+            assert_eq!(err["service"], "big");
+        }
+    }
+}
+
+#[test]
+fn backend_header_block_over_the_header_list_limit_is_502() {
+    let gw = Gateway::start();
+    let backend = big_answer_backend();
+    register(&gw, "big", "b1", &backend.addr);
+    for h2 in [false, true] {
+        let get = |path: &str| if h2 { gw.get_h2(path) } else { gw.get(path) };
+        // gRPC metadata past the 64 KiB header list the gateway takes from a backend: the call's
+        // stream is reset, not the connection, and the next answer on it goes through.
+        let err = assert_error(&get("/big/metadata/70000"), 502, "UPSTREAM_PROTOCOL_ERROR");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "backend sent an answer head that is malformed or over the 65536-byte header \
+                 list limit: "
+            ),
+            "{message}"
+        );
+        let r = get("/big/metadata/1000");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.header("x-big").is_none(),
+            "gRPC metadata is not forwarded"
+        );
+    }
+}
+
+#[test]
+fn long_grpc_message_is_cut_in_the_error_body() {
+    let gw = Gateway::start();
+    let backend = big_answer_backend();
+    register(&gw, "big", "b1", &backend.addr);
+    let err = assert_error(&gw.get("/big/message/5000"), 500, "INTERNAL");
+    // 1024 bytes at most: 341 snowmen (1023 bytes), then the mark of a cut.
+    let message = err["message"].as_str().unwrap();
+    assert_eq!(message, format!("{}…", "☃".repeat(341)));
+    let err = assert_error(&gw.get("/big/message/3"), 500, "INTERNAL");
+    assert_eq!(err["message"], "☃☃☃");
+}
+
 #[test]
 fn backend_rst_is_502() {
     let (gw, _echo) = setup_with(Gateway::start());
@@ -308,6 +472,164 @@ fn body_over_limit_with_expect_gets_413_instead_of_100() {
         "no 100 Continue for a body that will be refused"
     );
     assert_error(&r, 413, "BODY_TOO_LARGE");
+}
+
+#[test]
+fn a_trickled_http2_preface_gets_408_like_a_trickled_head() {
+    // The header timeout counts from the connection's first byte whatever the bytes turn out to
+    // be: a client sending the HTTP/2 preface a byte at a time, each byte well within the idle
+    // timeout, is cut off as one trickling an HTTP/1.1 head is. Before, every byte got the idle
+    // timeout afresh: the trickle below took all 24 bytes (2.4 s) and became an HTTP/2 connection.
+    const TRICKLE_GAP: std::time::Duration = std::time::Duration::from_millis(100);
+    let gw = Gateway::builder()
+        .args(&["--header-timeout-ms", "300"])
+        .start();
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut c = RawConn::connect(gw.addr);
+    let mut sent = 0;
+    for byte in preface.chunks(1) {
+        if !c.try_send(byte) {
+            break;
+        }
+        sent += 1;
+        if c.answered_within(TRICKLE_GAP) {
+            break;
+        }
+    }
+    let (bytes, closed) = c.read_to_close();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        sent < preface.len(),
+        "the whole preface was taken: {text:?}"
+    );
+    // The bytes so far are answered as the HTTP/1.1 head they might begin: 408. (Had the trickle
+    // outrun a very slow machine's timer up to `PRI * HTTP/2`, that request line's version is
+    // refused with 400: still refused, still before the preface is complete.)
+    assert!(
+        text.starts_with("HTTP/1.1 408 ") || text.starts_with("HTTP/1.1 400 "),
+        "{text:?}"
+    );
+    assert!(closed, "connection closed after the refusal");
+}
+
+/// Sends `head`, which asks for `100 Continue` before a 3-byte body, and not the body: the
+/// gateway must answer the final `status` at once, without inviting the body, and close the
+/// connection (the body may or may not follow). Before, it sent 100, waited for the body and
+/// answered only then: no final answer came within the read limit.
+fn assert_refused_without_continue(gw: &Gateway, head: &str, status: u16, code: &str) -> Resp {
+    let mut c = RawConn::connect(gw.addr);
+    c.send(head.as_bytes());
+    let r = c.read_response(false);
+    assert!(
+        r.informational.is_empty(),
+        "{head:?}: 100 Continue for a request that is refused"
+    );
+    assert_error(&r, status, code);
+    assert_eq!(r.header("connection"), Some("close"), "{head:?}");
+    assert!(c.expect_closed(), "{head:?}: connection not closed");
+    r
+}
+
+/// A request head that expects `100 Continue` before a 3-byte body, with `extra` header lines.
+fn expecting(request_line: &str, extra: &str) -> String {
+    format!(
+        "{request_line} HTTP/1.1\r\nHost: gw\r\n{extra}Expect: 100-continue\r\n\
+         Content-Length: 3\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_request_that_will_be_refused_is_answered_without_100_continue() {
+    // RFC 9110 §10.1.1: the expectation lets a client avoid sending a body that will be refused.
+    // Whatever the router can refuse from the head alone is answered at once, as nginx does.
+    let gw = Gateway::builder()
+        .args(&["--registry-token", "s3cret"])
+        .start();
+    let r = assert_refused_without_continue(
+        &gw,
+        &expecting("POST /nosuch/a", "X-Request-Id: rid-early\r\n"),
+        404,
+        "SERVICE_NOT_FOUND",
+    );
+    // Told like any other refusal after the head: the client's id, the service its path names.
+    let err = r.json()["error"].clone();
+    assert_eq!(
+        (&err["request_id"], &err["service"]),
+        (&"rid-early".into(), &"nosuch".into())
+    );
+    assert_eq!(r.header("x-request-id"), Some("rid-early"));
+    assert_refused_without_continue(&gw, &expecting("POST /", ""), 404, "SERVICE_NOT_FOUND");
+    assert_refused_without_continue(&gw, &expecting("POST /-/nothing", ""), 404, "NOT_FOUND");
+    let r = assert_refused_without_continue(
+        &gw,
+        &expecting("POST /-/health", ""),
+        405,
+        "METHOD_NOT_ALLOWED",
+    );
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = assert_refused_without_continue(
+        &gw,
+        &expecting("PUT /graphql", ""),
+        405,
+        "METHOD_NOT_ALLOWED",
+    );
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+    // Registry writes: not authorised (401), or naming no valid service (400).
+    let r = assert_refused_without_continue(
+        &gw,
+        &expecting("PUT /-/services/web/instances/w1", ""),
+        401,
+        "UNAUTHORIZED",
+    );
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_refused_without_continue(
+        &gw,
+        &expecting(
+            "PUT /-/services/Web/instances/w1",
+            "Authorization: Bearer s3cret\r\n",
+        ),
+        400,
+        "BAD_REQUEST",
+    );
+    // One that will be taken is invited as before: an authorised registration.
+    let mut c = RawConn::connect(gw.addr);
+    let body = br#"{"address":"127.0.0.1:1"}"#;
+    c.send(
+        format!(
+            "PUT /-/services/web/instances/w1 HTTP/1.1\r\nHost: gw\r\n\
+             Authorization: Bearer s3cret\r\nExpect: 100-continue\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let interim = c.read_head();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim:?}");
+    c.send(body);
+    assert_eq!(c.read_response(false).status, 201);
+}
+
+#[test]
+fn the_in_flight_limit_refuses_an_expecting_request_before_its_body() {
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--max-in-flight", "1"])
+        .start();
+    let (gw, _echo) = setup_with(gw);
+    // One slow call takes the only slot; the refusal comes while it is in flight.
+    let url = gw.url("/echo/delay/3000");
+    let slow = std::thread::spawn(move || http("GET", url).send());
+    assert!(
+        poll_until(400, || support::cluster::metric(
+            &gw,
+            "switchyard_in_flight_requests"
+        ) >= 1),
+        "the slow call never showed up as in flight"
+    );
+    let r =
+        assert_refused_without_continue(&gw, &expecting("POST /echo/raw", ""), 503, "OVERLOADED");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(slow.join().expect("slow call").status, 200);
 }
 
 #[test]
@@ -445,6 +767,14 @@ fn bad_chunk_size_is_400() {
         "chunk size zz",
         b"POST /echo/a HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
           zz\r\nhello\r\n0\r\n\r\n",
+    );
+    // A size near overflow (2^60 and up) is malformed, as nginx has it, however many leading
+    // zeros it has.
+    assert_rejected_and_closed(
+        &gw,
+        "chunk size 2^60",
+        b"POST /echo/a HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
+          00000001000000000000000\r\nhello\r\n0\r\n\r\n",
     );
 }
 

@@ -1,12 +1,15 @@
 //! Instance selection under failure (CONTRACT §3 and §6 last point, SPEC "Admin"): a refused
 //! connection is retried once on another instance, a service whose every instance refuses is
 //! answered 503 and removed from the registry, a killed backend stops receiving traffic, and
-//! load is spread over live instances.
+//! load is spread over live instances. A call the backend did not process (a refused stream, a
+//! GOAWAY) is sent to the same instance again on another connection, and a backend that drains a
+//! connection loses no call.
 
 mod support;
 
 use std::collections::HashMap;
 
+use support::scripted::{Answer, ScriptedBackend};
 use support::*;
 
 #[test]
@@ -211,4 +214,164 @@ fn post_left_out_of_a_backend_s_goaway_is_sent_to_another_instance() {
         "the going-away instance got {} calls",
         dying.calls()
     );
+}
+
+#[test]
+fn a_backend_draining_a_connection_loses_no_call() {
+    // One shard: the calls below share its pool's connection to the one instance.
+    let gw = Gateway::builder().shards(Some(1)).start();
+    let backend = ScriptedBackend::start(|call| match call.path.as_str() {
+        "/held" => Answer::Hold("held".into(), Box::new(Answer::describe(call))),
+        "/goaway" => Answer::GoAwayThen(Box::new(Answer::describe(call))),
+        _ => Answer::describe(call),
+    });
+    register(&gw, "svc", "s1", &backend.addr);
+    // A call held on the connection keeps it open while the backend drains it.
+    let url = gw.url("/svc/held");
+    let held = std::thread::spawn(move || http("GET", url).send());
+    backend.wait_for_calls("the held call", |calls| calls.len() == 1);
+    // The backend sends GOAWAY (NO_ERROR) on the connection, then this answer: by the time the
+    // answer is here, the gateway has read the GOAWAY.
+    let r = gw.get("/svc/goaway");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["conn"], 1);
+    // Later calls, POSTs too, go out on a new connection, not on the draining one.
+    for (i, h2) in [false, true].into_iter().enumerate() {
+        let mut req = http("POST", gw.url("/svc/next")).body("after the GOAWAY");
+        if h2 {
+            req = req.h2();
+        }
+        let r = req.send();
+        assert_eq!(r.status, 200, "call {i}: {}", r.text());
+        assert_eq!(r.json()["conn"], 2, "call {i}");
+    }
+    // The held call was not cut off by the drain.
+    backend.release("held");
+    let r = held.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["conn"], 1);
+    assert_eq!(backend.calls().len(), 4, "{:#?}", backend.calls());
+}
+
+#[test]
+fn a_call_the_backend_refused_is_sent_to_it_again_on_another_connection() {
+    // REFUSED_STREAM says the backend did not process the call (RFC 9113 §8.7): the gateway
+    // sends it again, a POST too, to the same instance (the service has no other) on a new
+    // connection, once.
+    let gw = Gateway::start();
+    let backend = ScriptedBackend::start(|call| match (call.path.as_str(), call.attempt) {
+        (_, 1) | ("/always", _) => Answer::Refuse,
+        _ => Answer::describe(call),
+    });
+    register(&gw, "svc", "s1", &backend.addr);
+    for (method, h2) in [("POST", false), ("GET", true)] {
+        let mut req = http(method, gw.url("/svc/once")).body("refused once");
+        if h2 {
+            req = req.h2();
+        }
+        let r = req.send();
+        assert_eq!(r.status, 200, "{method}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["attempt"], 2, "{method}: {v}");
+        let id = r.header("x-request-id").unwrap();
+        let sent: Vec<_> = backend
+            .calls()
+            .into_iter()
+            .filter(|c| c.request_id == id)
+            .collect();
+        assert_eq!(sent.len(), 2, "{method}: {sent:#?}");
+        assert_ne!(sent[0].conn, sent[1].conn, "{method}: {sent:#?}");
+    }
+    // Refused again, the call is not sent a third time: the client gets the refusal.
+    let before = backend.calls().len();
+    let err = assert_error(&gw.get("/svc/always"), 502, "UPSTREAM_PROTOCOL_ERROR");
+    assert_eq!(err["service"], "svc");
+    assert_eq!(backend.calls().len(), before + 2);
+}
+
+/// Whether `/-/services` reports `instance` of `service` healthy (this shard's view: the tests
+/// that look start a gateway with one shard).
+fn healthy(gw: &Gateway, service: &str, instance: &str) -> bool {
+    let services = services(gw);
+    let instances = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == service)
+        .unwrap_or_else(|| panic!("no service {service} in {services}"))["instances"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let found = instances.iter().find(|i| i["id"] == instance);
+    found.unwrap_or_else(|| panic!("no instance {instance} in {instances:?}"))["healthy"] == true
+}
+
+/// Refusals an instance has to have made for its pause to be long (200 ms, doubling: 1.6 s
+/// after the fourth), far longer than the test takes between its last refusal and the call
+/// that must not trust it.
+const REFUSALS_FOR_A_LONG_PAUSE: usize = 4;
+
+#[test]
+fn a_rolling_restart_does_not_remove_the_service() {
+    // Contract §6: a service is removed when every instance refuses connections. An instance
+    // that refused before it restarted is in a pause, not gone: it is tried before the service
+    // is removed for a refusal from another instance.
+    let gw = Gateway::builder().shards(Some(1)).start();
+    let mut x = Echo::registered(&gw, "roll", "x");
+    let mut y = Echo::registered(&gw, "roll", "y");
+    assert_echo_ok(&gw.get("/roll/warm"));
+
+    // X stops. Calls go on (to Y); each time X's pause ends, a call tries X again, which refuses.
+    let x_stopped = x.kill_and_hold();
+    for refusal in 1..=REFUSALS_FOR_A_LONG_PAUSE {
+        let marked_down = poll_until(READY_TRIES, || {
+            let r = gw.get("/roll/x");
+            assert_echo_ok(&r);
+            assert_eq!(r.header("x-echo-instance"), Some("y"));
+            !healthy(&gw, "roll", "x")
+        });
+        assert!(
+            marked_down,
+            "X never refused a call's connection ({refusal})"
+        );
+        if refusal < REFUSALS_FOR_A_LONG_PAUSE {
+            assert!(
+                poll_until(READY_TRIES, || healthy(&gw, "roll", "x")),
+                "X's pause never ended"
+            );
+        }
+    }
+
+    // X comes back where it was (not registered again), then Y stops: a rolling restart.
+    drop(x_stopped);
+    let x = Echo::start_at("x", &x.addr);
+    // X's pause (1.6 s) is not over yet: no call has tried it since it came back.
+    let y_stopped = y.kill_and_hold();
+    for h2 in [false, true] {
+        let r = if h2 {
+            gw.get_h2("/roll/after")
+        } else {
+            gw.get("/roll/after")
+        };
+        assert_echo_ok(&r);
+        assert_eq!(r.header("x-echo-instance"), Some("x"), "h2 {h2}");
+    }
+    assert!(service_names(&gw).contains(&"roll".to_string()));
+
+    // Both stopped: now every instance refuses a connection made for the call, and only now is
+    // the service removed.
+    let mut x = x;
+    let _x_stopped = x.kill_and_hold();
+    let err = assert_error(&gw.get("/roll/gone"), 503, "NO_HEALTHY_INSTANCE");
+    assert_eq!(
+        err["message"],
+        "every instance of `roll` refused the connection"
+    );
+    assert!(
+        poll_until(READY_TRIES, || !service_names(&gw)
+            .contains(&"roll".to_string())),
+        "service still listed: {}",
+        services(&gw)
+    );
+    drop(y_stopped);
 }

@@ -576,6 +576,124 @@ fn arguments_reach_the_backend() {
 }
 
 #[test]
+fn a_content_type_in_headers_replaces_the_bodys() {
+    let s = setup();
+    // The reviewer's case: the backend saw application/json and text/plain.
+    let r = query(
+        &s.gw,
+        r#"mutation { echo(body: {a: 1}, headers: [{name: "content-type", value: "text/plain"}]) { headers body } }"#,
+    );
+    assert_eq!(r.status, 200, "body {}", r.text());
+    let echo = &r.json()["data"]["echo"];
+    let content_types: Vec<(String, String)> = echoed_headers(echo)
+        .into_iter()
+        .filter(|(n, _)| n == "content-type")
+        .collect();
+    assert_eq!(
+        content_types,
+        [("content-type".to_owned(), "text/plain".to_owned())]
+    );
+    assert_eq!(echo["body"], r#"{"a":1}"#);
+    // Naming it twice is refused.
+    let document = r#"mutation { echo(body: {a: 1}, headers: [{name: "content-type", value: "a/b"}, {name: "Content-Type", value: "c/d"}]) { headers } }"#;
+    assert_body(
+        &query(&s.gw, document),
+        200,
+        JSON_CT,
+        &json!({
+            "errors": [{
+                "message": "The header \"content-type\" is given more than once in \"headers\".",
+                "locations": [at(document, "echo")],
+                "path": ["echo"],
+                "extensions": { "code": "BAD_REQUEST", "status": 400 } }],
+            "data": { "echo": null } }),
+    );
+}
+
+#[test]
+fn a_call_is_held_to_the_header_limits_of_a_rest_request() {
+    let s = setup();
+    let too_large = |document: &str, key: &str, message: String| {
+        json!({
+            "message": message,
+            "locations": [at(document, &format!("{key}: echo"))],
+            "path": [key],
+            "extensions": { "code": "HEADERS_TOO_LARGE", "status": 431 } })
+    };
+    // --max-headers (100): the client's forwarded headers (curl sends host, user-agent and
+    // accept) and the argument's count together. The reviewer sent 30,000.
+    let document =
+        "query($h: [HeaderInput!]) { many: echo(headers: $h) { body_len } ok: echo { body_len } }";
+    let headers = |n: usize| -> Value {
+        (0..n)
+            .map(|i| json!({ "name": format!("x-h{i}"), "value": "v" }))
+            .collect()
+    };
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "h": headers(97) } }),
+        H1,
+    );
+    assert_data(
+        &r,
+        &json!({ "many": { "body_len": 0 }, "ok": { "body_len": 0 } }),
+    );
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "h": headers(98) } }),
+        H1,
+    );
+    assert_body(
+        &r,
+        200,
+        JSON_CT,
+        &json!({
+            "errors": [too_large(document, "many", "the call to `echo` would carry 101 headers (the client's and the `headers` argument's), more than the limit of 100".to_owned())],
+            "data": { "many": null, "ok": { "body_len": 0 } } }),
+    );
+    // --max-header-bytes (32 KiB): one big value, or a long path, as REST would count them.
+    let document = r#"query($v: String!, $p: String) { big: echo(path: $p, headers: {name: "x-big", value: $v}) { body_len } }"#;
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "v": "v".repeat(40_000) } }),
+        H1,
+    );
+    let error = r.json()["errors"][0].clone();
+    assert_eq!(
+        error["extensions"],
+        json!({ "code": "HEADERS_TOO_LARGE", "status": 431 }),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("more than the limit of 32768 bytes"),
+        "{error}"
+    );
+    let path = format!("/{}", "p".repeat(40_000));
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "v": "v", "p": path } }),
+        H2,
+    );
+    assert_eq!(
+        r.json()["errors"][0]["extensions"]["status"],
+        431,
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["data"], json!({ "big": null }));
+    // Within the limits the same call goes through.
+    let r = post(
+        &s.gw,
+        &json!({ "query": document, "variables": { "v": "v".repeat(20_000), "p": "/x" } }),
+        H1,
+    );
+    assert_data(&r, &json!({ "big": { "body_len": 0 } }));
+}
+
+#[test]
 fn hop_by_hop_headers_never_reach_the_backend() {
     let s = setup();
     // In the `headers` argument: hop-by-hop ones and content-length (the gateway frames the body).
@@ -611,6 +729,24 @@ fn hop_by_hop_headers_never_reach_the_backend() {
     .map(|(n, v)| (n.to_string(), v.to_string()))
     .collect();
     assert_eq!(forwarded, expected);
+}
+
+#[test]
+fn a_call_carries_the_request_id_in_use_in_its_headers_too() {
+    // A client id the gateway cannot use is replaced by a generated one in the call's headers
+    // too, as for REST: the backend sees one id, the one the client is answered with.
+    let s = setup();
+    let r = post_with_headers(
+        &s.gw,
+        &json!({ "query": "{ echo { headers request_id } }" }),
+        &[("x-request-id", "my id")],
+    );
+    assert_eq!(r.status, 200, "body {}", r.text());
+    let in_use = r.header("x-request-id").expect("x-request-id");
+    assert_ne!(in_use, "my id");
+    let echo = &r.json()["data"]["echo"];
+    assert_eq!(echo["request_id"], in_use);
+    assert_eq!(echoed_values(echo, "x-request-id"), [in_use]);
 }
 
 fn post_with_headers(gw: &Gateway, request: &Value, headers: &[(&str, &str)]) -> Resp {
@@ -804,6 +940,44 @@ fn projection_keeps_selected_keys_maps_lists_and_nulls_missing_keys() {
 }
 
 // ----- variables, fragments, directives, operationName ------------------------------------------
+
+#[test]
+fn an_answer_nested_too_deep_for_its_selection_is_a_bad_backend_response() {
+    let s = setup();
+    // The reviewer's answers: `[[[...]]]` 3,000 levels deep aborted the process, 100,000 levels
+    // cost 13 s of CPU first. The field fails; the others, and the gateway, carry on.
+    for depth in [129, 3_000, 100_000] {
+        let document = format!(
+            r#"{{ deep: echo(path: "/json/nested/{depth}") {{ x }} ok: echo {{ path }} }}"#
+        );
+        let r = query(&s.gw, &document);
+        assert_body(
+            &r,
+            200,
+            JSON_CT,
+            &json!({
+                "errors": [{
+                    "message": "Service \"echo\" answered with JSON nested more than 128 levels deep where the selection reads it.",
+                    "locations": [at(&document, "deep:")],
+                    "path": ["deep"],
+                    "extensions": { "code": "BAD_BACKEND_RESPONSE", "status": 502 } }],
+                "data": { "deep": null, "ok": { "path": "/" } } }),
+        );
+    }
+    // Up to the limit the arrays are mapped over; without a selection any depth passes through.
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let r = query(&s.gw, r#"{ echo(path: "/json/nested/128") { x } }"#);
+    assert_eq!(
+        r.text(),
+        format!(r#"{{"data":{{"echo":{}}}}}"#, nested(128))
+    );
+    let r = query(&s.gw, r#"{ echo(path: "/json/nested/100000") }"#);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        format!(r#"{{"data":{{"echo":{}}}}}"#, nested(100_000))
+    );
+}
 
 #[test]
 fn variables_with_defaults_and_required_ones() {
@@ -1321,6 +1495,54 @@ fn limit_depth() {
 }
 
 #[test]
+fn limit_depth_applies_to_every_operation_and_unused_fragment() {
+    let s = setup();
+    // The reviewer's repro: 15 fragments of 60 nested fields each, chained, in an operation that is
+    // not the one selected. It used to overflow a shard's stack and abort the process.
+    let mut document = String::from("query A { __typename } query B { echo { ...F0 } }");
+    for i in 0..15 {
+        document.push_str(&format!(
+            " fragment F{i} on JSON {{ {}...F{} {} }}",
+            "a{".repeat(60),
+            i + 1,
+            "}".repeat(60)
+        ));
+    }
+    document.push_str(" fragment F15 on JSON { z }");
+    let request = json!({ "query": document, "operationName": "A" });
+    let error = json!({
+        "message": "The operation \"B\" is 902 levels deep, more than the limit of 16.",
+        "locations": [at(&document, "query B")],
+        "extensions": { "code": "QUERY_TOO_DEEP", "status": 400 } });
+    assert_errors(&post(&s.gw, &request, H1), 200, JSON_CT, &json!([error]));
+    assert_errors(
+        &post(&s.gw, &request, STRICT),
+        400,
+        GRAPHQL_CT,
+        &json!([error]),
+    );
+    // Fragments that nothing uses are measured too, at the one nothing spreads.
+    let mut unused = String::from("{ __typename }");
+    for i in 0..700 {
+        unused.push_str(&format!(
+            " fragment F{i} on JSON {{ a {{ ...F{} }} }}",
+            i + 1
+        ));
+    }
+    unused.push_str(" fragment F700 on JSON { z }");
+    let error = json!({
+        "message": "The fragment \"F0\" is 701 levels deep, more than the limit of 16.",
+        "locations": [at(&unused, "fragment F0 ")],
+        "extensions": { "code": "QUERY_TOO_DEEP", "status": 400 } });
+    assert_errors(&query(&s.gw, &unused), 200, JSON_CT, &json!([error]));
+    // The gateway is still there.
+    assert_data(
+        &query(&s.gw, "{ __typename }"),
+        &json!({ "__typename": "Query" }),
+    );
+}
+
+#[test]
 fn limit_root_fields() {
     let s = setup();
     let document = |n: usize| {
@@ -1389,6 +1611,103 @@ fn limit_aliases() {
             "The operation uses 65 aliases, more than the limit of 64.",
             "TOO_MANY_ALIASES"
         )]),
+    );
+}
+
+/// A gateway whose answers may be 64 KiB (so responses 256 KiB) and request bodies 100,000 bytes,
+/// with `users` allowed bodies of 1,000 bytes only; `echo` and `users` registered.
+fn small_limits() -> Setup {
+    let gw = Gateway::builder()
+        .args(&[
+            "--max-grpc-message-bytes",
+            "65536",
+            "--max-body-bytes",
+            "100000",
+        ])
+        .config("[services.users]\nmax_body_bytes = 1000\n")
+        .start();
+    let echo = Echo::start("e1");
+    for service in ["echo", "users"] {
+        register(&gw, service, "e1", &echo.addr);
+    }
+    Setup { gw, _echo: echo }
+}
+
+#[test]
+fn limit_response_size() {
+    let s = small_limits();
+    // The reviewer's amplification, scaled down: one 60 KB answer through 62 aliases would be
+    // 3.7 MB; the response may hold 4 x 64 KiB. The field fails, the others are kept.
+    let aliases: String = (0..62).map(|i| format!(" a{i}: s")).collect();
+    let document = format!(
+        r#"mutation($b: JSON) {{ big: echo(path: "/json/echo", body: $b) {{{aliases} }} small: echo {{ method }} }}"#
+    );
+    let request = json!({ "query": document, "variables": { "b": { "s": "x".repeat(60_000) } } });
+    assert_body(
+        &post(&s.gw, &request, H1),
+        200,
+        JSON_CT,
+        &json!({
+            "errors": [{
+                "message": "The value of \"big\" would take the response over its limit of 262144 bytes.",
+                "locations": [at(&document, "big:")],
+                "path": ["big"],
+                "extensions": { "code": "RESPONSE_TOO_LARGE", "status": 500 } }],
+            "data": { "big": null, "small": { "method": "POST" } } }),
+    );
+    // Four aliases fit.
+    let document =
+        r#"mutation($b: JSON) { echo(path: "/json/echo", body: $b) { a: s b: s c: s d: s } }"#;
+    let request = json!({ "query": document, "variables": { "b": { "s": "x".repeat(60_000) } } });
+    let r = post(&s.gw, &request, H2);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["data"]["echo"]["d"].as_str().map(str::len),
+        Some(60_000)
+    );
+}
+
+#[test]
+fn limit_forwarded_bodies() {
+    let s = small_limits();
+    // Two calls of 60 KB each forward more than --max-body-bytes together: refused, nothing called.
+    let document =
+        "mutation($b: JSON) { a: echo(body: $b) { body_len } b: echo(body: $b) { body_len } }";
+    let request = json!({ "query": document, "variables": { "b": "x".repeat(60_000) } });
+    let error = json!({
+        "message": "The operation's calls would forward 120004 bytes of request bodies, more than the limit of 100000 bytes.",
+        "extensions": { "code": "BODY_TOO_LARGE", "status": 413 } });
+    assert_errors(&post(&s.gw, &request, H1), 200, JSON_CT, &json!([error]));
+    assert_errors(
+        &post(&s.gw, &request, STRICT),
+        400,
+        GRAPHQL_CT,
+        &json!([error]),
+    );
+    // One is fine.
+    let document = "mutation($b: JSON) { a: echo(body: $b) { body_len } }";
+    let request = json!({ "query": document, "variables": { "b": "x".repeat(60_000) } });
+    assert_data(
+        &post(&s.gw, &request, H1),
+        &json!({ "a": { "body_len": 60_002 } }),
+    );
+    // A service's own body limit holds for its calls, as for REST.
+    let document = r#"mutation { users(body: "0123456789012345678901234567890123456789") { body_len } echo(body: 1) { body_len } }"#;
+    let long = document.replace(
+        "0123456789012345678901234567890123456789",
+        &"0123456789".repeat(100),
+    );
+    assert_body(
+        &query(&s.gw, &long),
+        200,
+        JSON_CT,
+        &json!({
+            "errors": [{
+                "message": "the body for `users` is 1002 bytes, more than its limit of 1000 bytes",
+                "locations": [at(&long, "users")],
+                "path": ["users"],
+                "extensions": { "code": "BODY_TOO_LARGE", "status": 413 } }],
+            "data": { "users": null, "echo": { "body_len": 1 } } }),
     );
 }
 

@@ -149,3 +149,103 @@ fn grpcio_peer_errors_map_to_http() {
         assert_eq!(err["service"], "peer");
     }
 }
+
+#[test]
+fn grpcio_peer_takes_a_body_at_the_default_limit_beside_a_full_header_section() {
+    // grpcio refuses a message over 4 MiB by default; the gateway's default body limit leaves
+    // room under it for the header section at its default limit and the rest of the
+    // ForwardingReq, so a request at both limits is answered, and one byte more is the gateway's
+    // 413, not the backend's RESOURCE_EXHAUSTED.
+    use switchyard::config::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES};
+    let gw = Gateway::start();
+    let peer = GrpcPeer::start();
+    register(&gw, "peer", "py1", &peer.addr);
+    // 90 headers of 353 bytes each on the wire (`x-fill-NN: `, 340 bytes, CRLF): 31,770 bytes,
+    // with curl's own (request line, Host, User-Agent, Accept, Content-Type, Content-Length,
+    // Expect) just under the limit.
+    const FILL_HEADERS: usize = 90;
+    let value = "v".repeat(340);
+    let send = |len: usize| {
+        let mut req = http("POST", gw.url("/peer/len"))
+            .header("content-type", "application/octet-stream")
+            .body(vec![b'b'; len]);
+        for i in 0..FILL_HEADERS {
+            req = req.header(&format!("x-fill-{i:02}"), &value);
+        }
+        req.send()
+    };
+    let filled = FILL_HEADERS * ("x-fill-00: ".len() + value.len() + 2);
+    assert!(filled < DEFAULT_MAX_HEADER_BYTES && DEFAULT_MAX_HEADER_BYTES - filled < 1024);
+    let r = send(DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(r.status, 200, "body {}", r.text());
+    let v = r.json();
+    assert_eq!(v["body_len"], DEFAULT_MAX_BODY_BYTES);
+    assert!(v["headers"].as_u64().unwrap() >= FILL_HEADERS as u64, "{v}");
+    let err = assert_error(&send(DEFAULT_MAX_BODY_BYTES + 1), 413, "BODY_TOO_LARGE");
+    assert_eq!(err["service"], "peer");
+}
+
+/// A backend's header values lose surrounding whitespace on the way to the client: it is not
+/// part of a field value (RFC 9110 §5.5), and over HTTP/2 it would make the answer malformed
+/// (RFC 9113 §8.2.1), which HTTP/2 clients refuse (curl: exit 92).
+#[test]
+fn grpcio_peer_header_values_are_trimmed() {
+    let gw = Gateway::start();
+    let peer = GrpcPeer::start();
+    register(&gw, "peer", "py1", &peer.addr);
+    let spec = serde_json::json!({
+        "status": 200,
+        "headers": [["x-padded", " padded\t"], ["x-blank", "  "]],
+        "body": "ok",
+    })
+    .to_string();
+    // The exact bytes over HTTP/1.1 (clients trim what they read, so only the wire tells).
+    let mut c = RawConn::connect(gw.addr);
+    c.send(format!("GET /peer/reply HTTP/1.1\r\nHost: x\r\nX-Reply: {spec}\r\n\r\n").as_bytes());
+    let head = c.read_head();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.contains("\r\nx-padded: padded\r\nx-blank: \r\n"),
+        "{head:?}"
+    );
+    let r = http("GET", gw.url("/peer/reply"))
+        .header("x-reply", &spec)
+        .h2()
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "ok");
+    assert_eq!(r.header("x-padded"), Some("padded"));
+}
+
+/// A HEAD answered without a body announces the length the backend declared for it (what a GET
+/// would get, RFC 9110 §9.3.2), as nginx passes it on; any other answer announces its body's.
+#[test]
+fn grpcio_peer_head_keeps_the_declared_length() {
+    let gw = Gateway::start();
+    let peer = GrpcPeer::start();
+    register(&gw, "peer", "py1", &peer.addr);
+    let spec = |body: &str| {
+        serde_json::json!({
+            "status": 200,
+            "headers": [["content-length", "1234"]],
+            "body": body,
+        })
+        .to_string()
+    };
+    for h2 in [false, true] {
+        let with_h2 = |mut req: Http| {
+            if h2 {
+                req = req.h2();
+            }
+            req.send()
+        };
+        let head = with_h2(http("HEAD", gw.url("/peer/reply")).header("x-reply", &spec("")));
+        assert_eq!(head.status, 200, "h2 {h2}");
+        assert_eq!(head.header("content-length"), Some("1234"), "h2 {h2}");
+        // A GET's empty body is what it is, whatever the backend said.
+        let get = with_h2(http("GET", gw.url("/peer/reply")).header("x-reply", &spec("")));
+        assert_eq!(get.header("content-length"), Some("0"), "h2 {h2}");
+        let get = with_h2(http("GET", gw.url("/peer/reply")).header("x-reply", &spec("four")));
+        assert_eq!(get.header("content-length"), Some("4"), "h2 {h2}");
+    }
+}

@@ -90,31 +90,39 @@ fn in_flight_limit_answers_503_with_retry_after() {
     assert_eq!(gw.get("/echo/now").status, 200, "the slot is free again");
 }
 
-#[test]
-fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
-    let mut gw = Gateway::builder().shards(Some(1)).start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
-    // A keep-alive connection opened before the signal, to watch /-/ready during the drain.
+/// A keep-alive connection, opened before a signal, to watch `/-/ready` during the drain.
+fn ready_watcher(gw: &Gateway) -> RawConn {
     let mut watcher = RawConn::connect(gw.addr);
     watcher.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(watcher.read_response(false).status, 200);
+    watcher
+}
 
-    let slow = slow_call_in_flight(&gw, 3000);
-    gw.proc.signal(libc::SIGTERM);
-    // Until the drain is seen, /-/ready stays 200 on the kept-alive connection; then 503 and close.
-    let mut saw_not_ready = false;
+/// Until the drain is seen, /-/ready stays 200 on the watcher's kept-alive connection; then 503,
+/// with `connection: close`.
+fn await_not_ready(watcher: &mut RawConn) {
     for _ in 0..400 {
         watcher.send(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n");
         let r = watcher.read_response(false);
         if r.status == 503 {
             assert_eq!(r.header("connection"), Some("close"));
-            saw_not_ready = true;
-            break;
+            return;
         }
         assert_eq!(r.status, 200);
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(saw_not_ready, "/-/ready never turned 503 during the drain");
+    panic!("/-/ready never turned 503 during the drain");
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
+    let mut gw = Gateway::builder().shards(Some(1)).start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let mut watcher = ready_watcher(&gw);
+
+    let slow = slow_call_in_flight(&gw, 3000);
+    gw.proc.signal(libc::SIGTERM);
+    await_not_ready(&mut watcher);
     let r = slow.join().expect("slow call");
     assert_eq!(
         r.status,
@@ -122,6 +130,32 @@ fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
         "the in-flight request finished: {}",
         r.text()
     );
+    let status = gw.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
+}
+
+#[test]
+fn sigterm_waits_for_a_request_still_being_sent() {
+    let mut gw = Gateway::builder().shards(Some(1)).start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    // A request whose body is still to come: the 100 Continue says the gateway has its head and
+    // waits for the body.
+    let mut sending = RawConn::connect(gw.addr);
+    sending.send(
+        b"POST /echo/raw HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert!(sending.read_head().starts_with("HTTP/1.1 100 "));
+    let mut watcher = ready_watcher(&gw);
+
+    gw.proc.signal(libc::SIGTERM);
+    // Had the shard counted itself idle, it would have closed the watcher's idle connection and
+    // exited instead.
+    await_not_ready(&mut watcher);
+    // The rest of the body: the request is answered in full, then the process exits.
+    sending.send(b"hello");
+    let r = sending.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "hello");
     let status = gw.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
@@ -136,16 +170,45 @@ struct Frame {
 
 const FRAME_HEADERS: u8 = 1;
 const FRAME_DATA: u8 = 0;
+const FRAME_RST_STREAM: u8 = 3;
+const FRAME_SETTINGS: u8 = 4;
 const FRAME_PING: u8 = 6;
 const FRAME_GOAWAY: u8 = 7;
 const FLAG_END_STREAM: u8 = 1;
 const FLAG_ACK: u8 = 1;
+/// RST_STREAM and GOAWAY error codes (RFC 9113 §7).
+const CANCEL: u32 = 0x8;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+/// SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 §6.5.2).
+const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 4;
 
 /// Opens an HTTP/2 connection by hand: the preface and an empty SETTINGS frame.
 fn h2_raw(gw: &Gateway) -> RawConn {
+    h2_raw_with(gw, &[])
+}
+
+/// Opens an HTTP/2 connection by hand: the preface and a SETTINGS frame with `settings`, then
+/// acknowledges the gateway's SETTINGS (sent before it is read: the gateway sends them first).
+fn h2_raw_with(gw: &Gateway, settings: &[(u16, u32)]) -> RawConn {
     let mut c = RawConn::connect(gw.addr);
-    c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    let len = 6 * settings.len();
+    hello.extend_from_slice(&[0, 0, len as u8, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
+    for (id, value) in settings {
+        hello.extend_from_slice(&id.to_be_bytes());
+        hello.extend_from_slice(&value.to_be_bytes());
+    }
+    hello.extend_from_slice(&[0, 0, 0, FRAME_SETTINGS, FLAG_ACK, 0, 0, 0, 0]);
+    c.send(&hello);
     c
+}
+
+/// Resets stream `id` with `code`.
+fn h2_reset(c: &mut RawConn, id: u32, code: u32) {
+    let mut rst = vec![0, 0, 4, FRAME_RST_STREAM, 0];
+    rst.extend_from_slice(&id.to_be_bytes());
+    rst.extend_from_slice(&code.to_be_bytes());
+    c.send(&rst);
 }
 
 /// Sends `GET http://x{path}` as stream 1: one HEADERS frame with END_STREAM | END_HEADERS, its
@@ -156,6 +219,11 @@ fn h2_get_stream_1(c: &mut RawConn, path: &str) {
 
 /// [`h2_get_stream_1`] with the given `:authority` and `host` header, each left out when `None`.
 fn h2_get_stream_1_named(c: &mut RawConn, path: &str, authority: Option<&str>, host: Option<&str>) {
+    h2_get(c, 1, path, authority, host);
+}
+
+/// [`h2_get_stream_1_named`] on stream `id`.
+fn h2_get(c: &mut RawConn, id: u32, path: &str, authority: Option<&str>, host: Option<&str>) {
     let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
     block.extend_from_slice(path.as_bytes());
     if let Some(authority) = authority {
@@ -167,7 +235,8 @@ fn h2_get_stream_1_named(c: &mut RawConn, path: &str, authority: Option<&str>, h
         block.extend_from_slice(&[0x0f, 38 - 15, host.len() as u8]);
         block.extend_from_slice(host.as_bytes());
     }
-    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
+    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05];
+    headers.extend_from_slice(&id.to_be_bytes());
     headers.extend_from_slice(&block);
     c.send(&headers);
 }
@@ -175,8 +244,24 @@ fn h2_get_stream_1_named(c: &mut RawConn, path: &str, authority: Option<&str>, h
 /// Reads frames until the gateway closes the connection (or `RAW_READ_LIMIT` passes), answering
 /// its PINGs as a client must (a graceful GOAWAY waits for one round trip).
 fn h2_frames_until_close(c: &mut RawConn) -> Vec<Frame> {
+    h2_read_until_close(c, true).0
+}
+
+/// Reads frames until the gateway closes the connection (`true`) or `RAW_READ_LIMIT` passes
+/// (`false`), answering its PINGs if `answer_pings`.
+fn h2_read_until_close(c: &mut RawConn, answer_pings: bool) -> (Vec<Frame>, bool) {
+    h2_read(c, answer_pings, RAW_READ_LIMIT)
+}
+
+/// Reads frames for `limit` or until the gateway closes the connection (`true`), answering PINGs.
+fn h2_read_for(c: &mut RawConn, limit: Duration) -> (Vec<Frame>, bool) {
+    h2_read(c, true, limit)
+}
+
+fn h2_read(c: &mut RawConn, answer_pings: bool, limit: Duration) -> (Vec<Frame>, bool) {
     use std::io::{Read, Write};
-    let deadline = std::time::Instant::now() + RAW_READ_LIMIT;
+    let mut closed = false;
+    let deadline = std::time::Instant::now() + limit;
     c.stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -184,14 +269,20 @@ fn h2_frames_until_close(c: &mut RawConn) -> Vec<Frame> {
     let mut chunk = [0u8; 16 << 10];
     while std::time::Instant::now() < deadline {
         match c.stream.read(&mut chunk) {
-            Ok(0) => break,
+            Ok(0) => {
+                closed = true;
+                break;
+            }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(_) => break,
+            Err(_) => {
+                closed = true;
+                break;
+            }
         }
         while buf.len() >= 9 {
             let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
@@ -205,7 +296,7 @@ fn h2_frames_until_close(c: &mut RawConn) -> Vec<Frame> {
                 payload: buf[9..9 + len].to_vec(),
             };
             buf.drain(..9 + len);
-            if frame.kind == FRAME_PING && frame.flags & FLAG_ACK == 0 {
+            if answer_pings && frame.kind == FRAME_PING && frame.flags & FLAG_ACK == 0 {
                 let mut ack = vec![0, 0, 8, FRAME_PING, FLAG_ACK, 0, 0, 0, 0];
                 ack.extend_from_slice(&frame.payload);
                 let _ = c.stream.write_all(&ack);
@@ -213,7 +304,98 @@ fn h2_frames_until_close(c: &mut RawConn) -> Vec<Frame> {
             frames.push(frame);
         }
     }
-    frames
+    (frames, closed)
+}
+
+/// The error code of a RST_STREAM or GOAWAY frame.
+fn error_code(frame: &Frame) -> u32 {
+    let at = if frame.kind == FRAME_GOAWAY { 4 } else { 0 };
+    u32::from_be_bytes(frame.payload[at..at + 4].try_into().expect("an error code"))
+}
+
+#[test]
+fn over_http2_an_answer_the_client_takes_no_window_for_is_reset() {
+    // The client opens no stream window: the answer's body cannot go out. After the idle timeout
+    // the stream is reset and its body dropped, and then the connection idles out.
+    let (gw, _echo) = quickly_idle_gateway();
+    let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+    h2_get_stream_1(&mut c, "/echo/bytes/100000");
+    let (frames, closed) = h2_read_until_close(&mut c, true);
+    assert!(closed, "the connection was closed");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.kind == FRAME_HEADERS && f.stream == 1),
+        "the answer's head went out"
+    );
+    assert!(
+        !frames.iter().any(|f| f.kind == FRAME_DATA && f.stream == 1),
+        "no body without a window"
+    );
+    let reset = frames
+        .iter()
+        .find(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
+        .expect("stream 1 reset");
+    assert_eq!(error_code(reset), CANCEL);
+}
+
+#[test]
+fn over_http2_a_client_that_never_answers_the_goaway_ping_is_closed() {
+    // Idle: GOAWAY and its PING go out; the client says nothing, and the connection still ends.
+    let (gw, _echo) = quickly_idle_gateway();
+    let mut c = h2_raw(&gw);
+    let (frames, closed) = h2_read_until_close(&mut c, false);
+    assert!(frames.iter().any(|f| f.kind == FRAME_GOAWAY), "GOAWAY sent");
+    assert!(closed, "the connection was closed");
+}
+
+#[test]
+fn over_http2_a_client_that_resets_most_of_its_streams_is_closed() {
+    // The rapid-reset shape (CVE-2023-44487): every stream starts a backend call, which the
+    // client's reset cancels. Rounds of 100 until the gateway sends GOAWAY (bounded). Each round's
+    // resets wait until its calls are in flight: streams reset before the gateway accepts them are
+    // the `h2` crate's to bound, and it does.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw(&gw);
+    let mut next = 1u32;
+    let mut calm = None;
+    for _round in 0..20 {
+        let ids: Vec<u32> = (0..100).map(|i| next + 2 * i).collect();
+        next += 200;
+        for &id in &ids {
+            h2_get(&mut c, id, "/echo/delay/5000", Some("x"), None);
+        }
+        // Until the calls are in flight, or the gateway has closed the connection (then only the
+        // scrape's own connection is open, and the GOAWAY is among the frames read below).
+        let closed = || metric(&gw, "switchyard_connections_open") <= 1;
+        assert!(
+            poll_until(400, || in_flight(&gw) >= 100 || closed()),
+            "the round's calls never got in flight"
+        );
+        if closed() {
+            break;
+        }
+        for &id in &ids {
+            h2_reset(&mut c, id, CANCEL);
+        }
+        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(100));
+        calm = frames.into_iter().find(|f| f.kind == FRAME_GOAWAY);
+        if calm.is_some() || closed {
+            break;
+        }
+    }
+    if calm.is_none() {
+        calm = h2_read_for(&mut c, Duration::from_millis(100))
+            .0
+            .into_iter()
+            .find(|f| f.kind == FRAME_GOAWAY);
+    }
+    let goaway = calm.expect("GOAWAY for a client that resets most of its streams");
+    assert_eq!(error_code(&goaway), ENHANCE_YOUR_CALM);
+    assert!(
+        metric(&gw, "switchyard_upstream_calls_total") < 20 * 100,
+        "the connection was closed before every round's calls were made"
+    );
 }
 
 #[test]

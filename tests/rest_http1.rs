@@ -75,6 +75,24 @@ fn path_and_query_mapping() {
 }
 
 #[test]
+fn a_fragment_in_the_target_is_not_forwarded() {
+    // `#` has no place in a request target (RFC 9112 §3.2); the fragment is dropped, as the http
+    // crate drops it from an HTTP/2 `:path`, so both protocols forward the same path and query.
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    for (target, path, query) in [
+        ("/echo/a#frag", "/a", ""),
+        ("/echo/a?x=1#frag", "/a", "x=1"),
+        ("/echo#frag?x=1", "/", ""),
+    ] {
+        c.send(format!("GET {target} HTTP/1.1\r\nHost: gw\r\n\r\n").as_bytes());
+        let v = assert_echo_ok(&c.read_response(false));
+        assert_eq!(v["path"], path, "path for {target}");
+        assert_eq!(v["query"], query, "query for {target}");
+    }
+}
+
+#[test]
 fn request_id_generated_when_absent_and_echoed() {
     let (gw, _echo) = setup();
     let r = gw.get("/echo/id");
@@ -96,6 +114,49 @@ fn request_id_from_client_is_kept() {
     let v = assert_echo_ok(&r);
     assert_eq!(v["request_id"], "client-chosen-42");
     assert_eq!(r.header_all("x-request-id"), vec!["client-chosen-42"]);
+}
+
+#[test]
+fn the_backend_sees_the_request_id_in_use_in_its_headers_too() {
+    // An unusable client id (a space, or over 128 characters) is replaced by a generated one; the
+    // forwarded `x-request-id` header must carry that one too, not the client's, or the backend
+    // sees two ids. Several ids: the first is used and is the only one forwarded. Over HTTP/1.1
+    // and HTTP/2, which share the path.
+    let (gw, _echo) = setup();
+    let long = "x".repeat(300);
+    for h2 in [false, true] {
+        for sent in [
+            vec!["my id"],
+            vec![long.as_str()],
+            vec!["r-1", "r-2"],
+            vec!["bad id", "r-3"],
+        ] {
+            let mut req = http("GET", gw.url("/echo/id"));
+            for id in &sent {
+                req = req.header("x-request-id", id);
+            }
+            if h2 {
+                req = req.h2();
+            }
+            let r = req.send();
+            let v = assert_echo_ok(&r);
+            let in_use = r.header("x-request-id").expect("x-request-id").to_string();
+            if sent[0] == "r-1" {
+                assert_eq!(in_use, "r-1");
+            } else {
+                assert!(
+                    in_use.len() == 32 && in_use.bytes().all(|c| c.is_ascii_hexdigit()),
+                    "generated for {sent:?}: {in_use}"
+                );
+            }
+            assert_eq!(v["request_id"], in_use.as_str(), "h2 {h2}, {sent:?}");
+            assert_eq!(
+                echoed_values(&v, "x-request-id"),
+                [in_use.as_str()],
+                "h2 {h2}, {sent:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -215,6 +276,22 @@ fn chunked_body_with_extensions_and_trailers() {
 }
 
 #[test]
+fn chunk_sizes_with_leading_zeros_are_accepted() {
+    // RFC 9112 §7.1 allows any number of hex digits, and nginx takes them: the size is capped by
+    // its value, not its digit count.
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(
+        b"POST /echo/raw HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
+          00000000000000000003\r\nabc\r\n0000000000000000000000002;x=1\r\nde\r\n\
+          00000000000000000000\r\n\r\n",
+    );
+    let r = c.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"abcde");
+}
+
+#[test]
 fn chunked_body_via_curl() {
     let (gw, _echo) = setup();
     let body = binary_body(70_000);
@@ -245,6 +322,26 @@ fn expect_100_continue_raw() {
     let r = c.read_response(false);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, b"hello world");
+}
+
+#[test]
+fn expect_is_answered_here_and_not_forwarded() {
+    // `Expect: 100-continue` asks this hop for an interim answer; the gateway gives it, and the
+    // backend, which has the whole body by then, never sees the header (nginx drops it too).
+    let (gw, _echo) = setup();
+    let mut c = RawConn::connect(gw.addr);
+    c.send(
+        b"POST /echo/e HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nX-Kept: 1\r\n\
+          Content-Length: 5\r\n\r\n",
+    );
+    let interim = c.read_head();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim:?}");
+    c.send(b"hello");
+    let v = assert_echo_ok(&c.read_response(false));
+    assert_eq!(v["body"], "hello");
+    let names: Vec<String> = echoed_headers(&v).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.contains(&"expect".to_string()), "{names:?}");
+    assert!(names.contains(&"x-kept".to_string()), "{names:?}");
 }
 
 #[test]
@@ -449,4 +546,51 @@ fn an_absolute_form_target_names_the_host_the_backend_sees() {
     assert_eq!(seen["path"], "/hello");
     assert_eq!(seen["query"], "x=1");
     assert_eq!(echoed_values(&seen, "host"), ["other.example:81"]);
+}
+
+/// Whether `date` has the IMF-fixdate shape, `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn is_imf_fixdate(date: &str) -> bool {
+    let b = date.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 29
+        && b[3..5] == *b", "
+        && digits(5..7)
+        && digits(12..16)
+        && digits(17..19)
+        && b[19] == b':'
+        && digits(20..22)
+        && b[22] == b':'
+        && digits(23..25)
+        && date.ends_with(" GMT")
+}
+
+/// Every answer carries a `date` (RFC 9110 §6.6.1), forwarded or the gateway's own, over both
+/// protocols, and a backend's own `date` is passed on instead of a second one.
+#[test]
+fn every_answer_has_one_date() {
+    let gw = Gateway::start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    for h2 in [false, true] {
+        for path in ["/echo/hello", "/nosuch/x", "/-/health"] {
+            let mut req = http("GET", gw.url(path));
+            if h2 {
+                req = req.h2();
+            }
+            let r = req.send();
+            let dates = r.header_all("date");
+            assert_eq!(dates.len(), 1, "{path} h2 {h2}: {dates:?}");
+            assert!(is_imf_fixdate(dates[0]), "{path} h2 {h2}: {dates:?}");
+        }
+        let mut req = http("GET", gw.url("/echo/dated"))
+            .header("x-echo-set", "date=Sun, 06 Nov 1994 08:49:37 GMT");
+        if h2 {
+            req = req.h2();
+        }
+        let r = req.send();
+        assert_eq!(
+            r.header_all("date"),
+            ["Sun, 06 Nov 1994 08:49:37 GMT"],
+            "h2 {h2}"
+        );
+    }
 }

@@ -282,3 +282,56 @@ fn many_multiplexed_streams_with_h2load() {
         .unwrap_or_else(|| panic!("no status codes line in {text}"));
     assert!(codes.contains("200 2xx"), "h2load: {codes}");
 }
+
+/// A 204 (or 304) has no body and no `content-length` (RFC 9110 §8.6), HEAD or not: HTTP/2
+/// clients refuse one that has (curl: exit 92).
+#[test]
+fn no_content_has_no_length_h2() {
+    let (gw, _echo) = setup();
+    for method in ["GET", "HEAD"] {
+        let r = http(method, gw.url("/echo/status/204")).h2().send();
+        assert_eq!(r.status, 204, "{method}");
+        assert_eq!(r.header("content-length"), None, "{method}");
+    }
+}
+
+/// Cookie crumbs (HTTP/2 lets a client split `cookie` into several fields) reach the backend as
+/// one header, joined with "; " (RFC 9113 §8.2.3), as an HTTP/1.1 client would have sent it.
+#[test]
+fn cookie_crumbs_are_joined_h2() {
+    let (gw, _echo) = setup();
+    let r = http("GET", gw.url("/echo/c"))
+        .header("cookie", "a=1")
+        .header("x-between", "1")
+        .header("cookie", "b=2")
+        .h2()
+        .send();
+    let seen = assert_echo_ok(&r);
+    assert_eq!(echoed_values(&seen, "cookie"), ["a=1; b=2"]);
+}
+
+/// `expect: 100-continue` over HTTP/2 as over HTTP/1.1: the body is invited (an interim 100) only
+/// when the gateway would take the request; one it refuses from its head gets its final answer at
+/// once, without 100.
+#[test]
+fn expect_continue_h2() {
+    let (gw, _echo) = setup();
+    let body = "x".repeat(2000);
+    let taken = http("POST", gw.url("/echo/raw"))
+        .header("expect", "100-continue")
+        .body(&body)
+        .h2()
+        .send();
+    assert_eq!(taken.status, 200, "{}", taken.text());
+    assert_eq!(taken.informational, [100]);
+    assert_eq!(taken.text(), body);
+    for (path, status) in [("/nosuch/raw", 404), ("/-/health", 405)] {
+        let refused = http("POST", gw.url(path))
+            .header("expect", "100-continue")
+            .body(&body)
+            .h2()
+            .send();
+        assert_eq!(refused.status, status, "{path}: {}", refused.text());
+        assert!(refused.informational.is_empty(), "{path}: no 100");
+    }
+}

@@ -153,7 +153,7 @@ impl Pipeline {
         .expect("valid request")
         .expect("complete request");
         mark("parse head");
-        let request_id = RequestId::for_request(&head.headers, &self.rng);
+        let request_id = RequestId::for_request(&head.headers, &self.rng).id;
         assert!(!request_id.is_generated(), "the client's id");
         mark("request id");
         let (service, path) = split_path(&head.path);

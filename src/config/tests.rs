@@ -206,7 +206,7 @@ fn empty_strings_are_bad_options() {
                 registry_token: Some(String::new()),
                 ..Args::default()
             },
-            "--registry-token must not be empty",
+            "--registry-token must be",
         ),
         (
             Args {
@@ -271,4 +271,130 @@ fn a_toml_error_is_one_line_that_says_where() {
     let line = toml_problem(std::path::Path::new("gw.toml"), text, &e);
     assert!(line.starts_with("config file gw.toml, line 2: "), "{line}");
     assert!(!line.contains('\n'), "{line}");
+}
+
+#[test]
+fn graphql_limits_follow_the_body_and_answer_limits() {
+    // At the defaults they are the engine's documented defaults.
+    let config = config(Args::default()).unwrap();
+    assert_eq!(config.graphql_limits, crate::graphql::Limits::default());
+    let config = config_with(&[
+        "--max-body-bytes",
+        "1000",
+        "--max-grpc-message-bytes",
+        "5000",
+    ]);
+    assert_eq!(config.graphql_limits.max_forwarded_body_bytes, 1000);
+    assert_eq!(
+        config.graphql_limits.max_response_bytes,
+        crate::graphql::RESPONSE_ANSWERS * 5000
+    );
+}
+
+fn config_with(flags: &[&str]) -> Config {
+    let args =
+        Args::try_parse_from(std::iter::once("switchyard").chain(flags.iter().copied())).unwrap();
+    config(args).unwrap()
+}
+
+#[test]
+fn a_request_at_the_default_limits_fits_grpcs_default_receive_limit() {
+    use crate::http::Field;
+    use crate::upstream::codec::ForwardingParts;
+    use bytes::Bytes;
+
+    // The header section at its limit: a request line and DEFAULT_MAX_HEADERS headers whose values
+    // fill the rest, as HTTP/1.1 counts them (the longest values take the widest framing).
+    let service = "s".repeat(63);
+    let request_line = format!("POST /{service}/p?q=1 HTTP/1.1\r\n");
+    let (path, query) = ("/p", "q=1");
+    let names: Vec<String> = (0..DEFAULT_MAX_HEADERS)
+        .map(|i| format!("x-{i:03}"))
+        .collect();
+    let framing: usize = names.iter().map(|n| n.len() + 4).sum();
+    let room = DEFAULT_MAX_HEADER_BYTES - request_line.len() - 2 - framing;
+    let headers: Vec<Field> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let len = room / DEFAULT_MAX_HEADERS + usize::from(i < room % DEFAULT_MAX_HEADERS);
+            Field::new(n.clone(), "v".repeat(len))
+        })
+        .collect();
+    let section: usize = request_line.len()
+        + headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len() + 4)
+            .sum::<usize>()
+        + 2;
+    assert_eq!(section, DEFAULT_MAX_HEADER_BYTES);
+    let body = Bytes::from(vec![b'b'; DEFAULT_MAX_BODY_BYTES]);
+    let request_id = "r".repeat(128);
+    let parts = ForwardingParts {
+        method: "POST",
+        path: path.as_bytes(),
+        query: query.as_bytes(),
+        headers: &headers,
+        extra_headers: &[],
+        body: &body,
+        service: &service,
+        request_id: &request_id,
+        remote_addr: "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%4294967295]:65535",
+        graphql_field: "",
+    };
+    // Counted without the gRPC prefix, as the receive limit is.
+    let len = parts.encoded_len(|_| true);
+    assert!(
+        len <= GRPC_DEFAULT_MAX_RECEIVE,
+        "{len} bytes, over by {}",
+        len - GRPC_DEFAULT_MAX_RECEIVE
+    );
+}
+
+#[test]
+fn a_registry_token_no_client_could_send_is_a_bad_option() {
+    for token in ["abc ", " abc", "a b", "line\nbreak", "tab\t", "grüße"] {
+        let err = config(Args {
+            registry_token: Some(token.into()),
+            ..Args::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("--registry-token must be"),
+            "{token:?}: {err}"
+        );
+    }
+    let ok = config(Args {
+        registry_token: Some("s3cret-Token_1.2~+/=".into()),
+        ..Args::default()
+    });
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
+
+#[test]
+fn the_listen_address_needs_a_port() {
+    let err = config(Args {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Args::default()
+    })
+    .unwrap_err();
+    assert!(err.starts_with("--listen needs a port"), "{err}");
+}
+
+#[test]
+fn per_service_byte_limits_have_the_same_ceiling() {
+    let dir = std::env::temp_dir().join(format!("switchyard-ceiling-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("services.toml");
+    std::fs::write(&path, "[services.echo]\nmax_body_bytes = 99999999999999\n").unwrap();
+    let result = config(Args {
+        config: Some(path),
+        ..Args::default()
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = result.unwrap_err();
+    assert!(
+        err.starts_with("[services.echo]: byte limits must be at most"),
+        "{err}"
+    );
 }

@@ -31,8 +31,11 @@ pub enum Code {
     TooManyRootFields,
     /// Limit: aliases.
     TooManyAliases,
-    /// A backend answered 2xx with a body that is not JSON.
+    /// A backend answered 2xx with a body that is not JSON (or nested too deeply to project).
     BadBackendResponse,
+    /// A field's value would take the response over its size limit (status 500, as Envoy
+    /// answers a response too large to buffer).
+    ResponseTooLarge,
     /// A code given by the gateway or a backend (`SERVICE_NOT_FOUND`, `BACKEND_ERROR`, ...).
     Other(String),
 }
@@ -51,6 +54,7 @@ impl Code {
             Code::TooManyRootFields => "TOO_MANY_ROOT_FIELDS",
             Code::TooManyAliases => "TOO_MANY_ALIASES",
             Code::BadBackendResponse => "BAD_BACKEND_RESPONSE",
+            Code::ResponseTooLarge => "RESPONSE_TOO_LARGE",
             Code::Other(code) => code,
         }
     }

@@ -1,5 +1,11 @@
 //! Execution of a plan: one backend call per service root field, then projection of each answer.
 //!
+//! What one request may cost is bounded here too: the request bodies its calls forward together
+//! ([`check_forwarded`], before any call, as `--max-body-bytes` bounds a REST request's one body)
+//! and the size of its response (each answer is projected within what the fields before it left of
+//! the limit, so a request holds at most the limit plus the answer being projected; the field that
+//! does not fit is a `RESPONSE_TOO_LARGE` error, the others are kept).
+//!
 //! Query root fields are polled together in one task (`join_all`): on a thread-per-core shard that is
 //! all the concurrency needed, with nothing spawned and nothing `Send`. Mutation root fields run one
 //! after another in document order, as GraphQL requires for side effects. A root field that fails
@@ -11,6 +17,11 @@
 //! value with control characters are field errors (BAD_REQUEST, 400); a leading `?` of `query` is
 //! dropped; entries of `headers` that are hop-by-hop (the REST rule,
 //! [`crate::upstream::is_hop_by_hop`]) or `content-length` are dropped, as REST drops the client's.
+//! A call with a `body` carries `content-type: application/json` unless `headers` names a
+//! `content-type`, which then replaces it (so a call has one; `headers` naming two is a
+//! BAD_REQUEST field error).
+
+use std::cell::Cell;
 
 use async_graphql_parser::types::OperationType;
 use bytes::Bytes;
@@ -21,15 +32,66 @@ use serde_json::Value as Json;
 use super::error::{Code, GraphQLError};
 use super::introspect::Introspection;
 use super::plan::{Plan, RootField, RootKind};
-use super::project::{project, write_json_str, write_key};
+use super::project::{project, write_json_str, write_key, ProjectError, MAX_PROJECTED_DEPTH};
 use super::schema::{self, root_argument_default};
 use super::{Backend, FieldAnswer, FieldCall};
+use crate::error::ErrorKind;
 use crate::upstream::{is_header_value, is_hop_by_hop, is_token};
 
+/// Refuses a plan whose calls would forward more request body bytes, all together, than
+/// `max_bytes`, before anything is called. The bodies are measured as they will be serialised,
+/// without building them.
+pub(crate) fn check_forwarded(plan: &Plan, max_bytes: usize) -> Result<(), GraphQLError> {
+    let mut total = 0usize;
+    for field in &plan.fields {
+        if let RootKind::Service { arguments, .. } = &field.kind {
+            if let Some((_, body)) = arguments.iter().find(|(n, _)| n == "body") {
+                if !body.is_null() {
+                    total = total.saturating_add(serialized_len(body));
+                }
+            }
+        }
+    }
+    if total <= max_bytes {
+        return Ok(());
+    }
+    let kind = ErrorKind::BodyTooLarge;
+    Err(GraphQLError {
+        status: kind.status(),
+        ..GraphQLError::request(
+            Code::Other(kind.code().to_owned()),
+            format!(
+                "The operation's calls would forward {total} bytes of request bodies, more than the limit of {max_bytes} bytes."
+            ),
+        )
+    })
+}
+
+/// The length of `value` serialised as JSON, counted without keeping the bytes.
+fn serialized_len(value: &Json) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("a JSON value serialises");
+    count.0
+}
+
 /// Runs `plan` and returns the `data` object's JSON text and the field errors, in root-field order.
+/// The fields' values and error messages together stay within `max_response_bytes`: each field is
+/// given what is left when its answer arrives (in document order for a mutation, in order of
+/// arrival for a query), and one that does not fit is an error instead.
 pub(crate) async fn execute<B: Backend>(
     backend: &B,
     plan: &Plan,
+    max_response_bytes: usize,
     introspection: impl FnOnce() -> Introspection,
 ) -> (Vec<u8>, Vec<GraphQLError>) {
     let needs_introspection = plan
@@ -41,6 +103,8 @@ pub(crate) async fn execute<B: Backend>(
         backend,
         operation: plan.operation,
         introspection: introspection.as_ref(),
+        max_response_bytes,
+        used: Cell::new(0),
     };
     let results: Vec<Result<Vec<u8>, GraphQLError>> = match plan.operation {
         OperationType::Mutation => {
@@ -60,6 +124,7 @@ pub(crate) async fn execute<B: Backend>(
     );
     let mut errors = Vec::new();
     data.push(b'{');
+    // Each field's buffer is freed once copied.
     for (i, (field, result)) in plan.fields.iter().zip(results).enumerate() {
         if i > 0 {
             data.push(b',');
@@ -81,10 +146,43 @@ struct Context<'a, B> {
     backend: &'a B,
     operation: OperationType,
     introspection: Option<&'a Introspection>,
+    max_response_bytes: usize,
+    /// Bytes of the response the fields resolved so far take (values and error messages).
+    used: Cell<usize>,
 }
 
 impl<B: Backend> Context<'_, B> {
+    /// Resolves one root field within what is left of the response size limit.
     async fn resolve(&self, field: &RootField) -> Result<Vec<u8>, GraphQLError> {
+        let result = self.value(field).await;
+        // Nothing awaits from here on, so no other field's count changes in between.
+        let left = self.max_response_bytes.saturating_sub(self.used.get());
+        let size = match &result {
+            Ok(value) => value.len(),
+            Err(error) if error.code == Code::ResponseTooLarge => 0,
+            Err(error) => error.message.len(),
+        };
+        if size > left {
+            return Err(self.too_large(field));
+        }
+        self.used.set(self.used.get() + size);
+        result
+    }
+
+    fn too_large(&self, field: &RootField) -> GraphQLError {
+        GraphQLError::field(
+            &field.key,
+            field.pos,
+            Code::ResponseTooLarge,
+            500,
+            format!(
+                "The value of \"{}\" would take the response over its limit of {} bytes.",
+                field.key, self.max_response_bytes
+            ),
+        )
+    }
+
+    async fn value(&self, field: &RootField) -> Result<Vec<u8>, GraphQLError> {
         let mut out = Vec::new();
         match &field.kind {
             RootKind::Typename => write_json_str(
@@ -107,6 +205,15 @@ impl<B: Backend> Context<'_, B> {
                     &mut out,
                 );
             }
+            RootKind::BadArgument(message) => {
+                return Err(GraphQLError::field(
+                    &field.key,
+                    field.pos,
+                    Code::BadRequest,
+                    400,
+                    message.clone(),
+                ))
+            }
             RootKind::Service { service, arguments } => {
                 let call = call_for(field, service, arguments, self.operation)?;
                 let answer = self.backend.call(call).await.map_err(|e| {
@@ -118,7 +225,12 @@ impl<B: Backend> Context<'_, B> {
                         e.message,
                     )
                 })?;
-                answer_to_json(field, service, &answer, &mut out)?;
+                // Projected as soon as it arrives, within what the fields before it have left.
+                let left = self.max_response_bytes.saturating_sub(self.used.get());
+                answer_to_json(field, service, &answer, &mut out, left).map_err(|e| match e {
+                    Refused::TooLarge => self.too_large(field),
+                    Refused::Error(error) => error,
+                })?;
             }
         }
         Ok(out)
@@ -182,11 +294,13 @@ pub(crate) fn call_for(
             single => vec![single],
         };
         for entry in entries {
-            let name = entry.get("name").and_then(Json::as_str).unwrap_or_default();
-            let value = entry
-                .get("value")
-                .and_then(Json::as_str)
-                .unwrap_or_default();
+            // The plan has checked both against `String!`: nothing here stands in for a value.
+            let text = |field: &str| entry.get(field).and_then(Json::as_str);
+            let (Some(name), Some(value)) = (text("name"), text("value")) else {
+                return Err(bad(format!(
+                    "Argument \"headers\" has an entry without a name or value: {entry}."
+                )));
+            };
             if !is_token(name.as_bytes()) {
                 return Err(bad(format!("\"{name}\" is not a header name.")));
             }
@@ -208,6 +322,18 @@ pub(crate) fn call_for(
         .find(|(n, _)| n == "body")
         .filter(|(_, v)| !v.is_null())
         .map(|(_, v)| Bytes::from(serde_json::to_vec(v).expect("a JSON value serialises")));
+    // One content-type: the argument's replaces the one the body brings.
+    match headers.iter().filter(|(n, _)| n == "content-type").count() {
+        0 if body.is_some() => {
+            headers.insert(0, ("content-type".to_owned(), BODY_CONTENT_TYPE.to_owned()))
+        }
+        0 | 1 => {}
+        _ => {
+            return Err(bad(
+                "The header \"content-type\" is given more than once in \"headers\".".to_owned(),
+            ))
+        }
+    }
     Ok(FieldCall {
         service: service.to_owned(),
         method,
@@ -218,6 +344,10 @@ pub(crate) fn call_for(
         graphql_field: field.key.clone(),
     })
 }
+
+/// The `content-type` of a call with a `body` (which is sent as JSON), unless the `headers`
+/// argument names one.
+const BODY_CONTENT_TYPE: &str = "application/json";
 
 /// Whether a `headers` argument entry (lower-case name) is sent: hop-by-hop headers are dropped
 /// with the same rule as REST's client headers (contract §1), and `content-length` because the
@@ -247,16 +377,25 @@ fn describe(c: char) -> String {
     }
 }
 
-/// Turns a backend answer into the field's JSON text, or a field error.
+/// Why an answer did not become the field's value.
+enum Refused {
+    /// It would pass the response size limit.
+    TooLarge,
+    /// The field's error.
+    Error(GraphQLError),
+}
+
+/// Turns a backend answer into the field's JSON text (at most `max_len` bytes), or a field error.
 fn answer_to_json(
     field: &RootField,
     service: &str,
     answer: &FieldAnswer,
     out: &mut Vec<u8>,
-) -> Result<(), GraphQLError> {
+    max_len: usize,
+) -> Result<(), Refused> {
     if answer.status >= 400 {
         let error = backend_error(&answer.body);
-        return Err(GraphQLError::field(
+        return Err(Refused::Error(GraphQLError::field(
             &field.key,
             field.pos,
             Code::Other(error.code),
@@ -267,24 +406,32 @@ fn answer_to_json(
                     answer.status
                 )
             }),
-        ));
+        )));
     }
     // An empty body (204 No Content, say) is no value rather than a broken one.
     if answer.body.iter().all(u8::is_ascii_whitespace) {
         out.extend_from_slice(b"null");
         return Ok(());
     }
-    let not_json = |e: serde_json::Error| {
-        GraphQLError::field(
+    let bad_answer = |why: String| {
+        Refused::Error(GraphQLError::field(
             &field.key,
             field.pos,
             Code::BadBackendResponse,
             502,
-            format!("Service \"{service}\" answered with a body that is not JSON: {e}."),
-        )
+            format!("Service \"{service}\" answered with {why}."),
+        ))
     };
-    let raw: &RawValue = serde_json::from_slice(&answer.body).map_err(not_json)?;
-    project(raw, field.selection.as_deref(), out).map_err(not_json)
+    // serde_json checks a `RawValue` without recursion, however deep the answer nests.
+    let raw: &RawValue = serde_json::from_slice(&answer.body)
+        .map_err(|e| bad_answer(format!("a body that is not JSON: {e}")))?;
+    project(raw, field.selection.as_deref(), out, max_len).map_err(|e| match e {
+        ProjectError::TooLarge => Refused::TooLarge,
+        ProjectError::TooDeep => bad_answer(format!(
+            "JSON nested more than {MAX_PROJECTED_DEPTH} levels deep where the selection reads it"
+        )),
+        ProjectError::Malformed => bad_answer("a body that is not JSON".to_owned()),
+    })
 }
 
 struct BackendError {

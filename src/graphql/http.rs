@@ -257,11 +257,17 @@ pub(crate) fn request_errors(media: MediaType, errors: &[GraphQLError]) -> HttpR
 
 /// The answer to an executed operation: 200, `errors` (if any) then `data`.
 pub(crate) fn executed(media: MediaType, data: &[u8], errors: &[GraphQLError]) -> HttpResponse {
-    let mut body = Vec::with_capacity(data.len() + 32);
+    // Sized exactly, so that a response near its size limit is not copied once more by growth.
+    let errors = if errors.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(errors).expect("errors serialise")
+    };
+    let mut body = Vec::with_capacity(data.len() + errors.len() + 20);
     body.push(b'{');
     if !errors.is_empty() {
         body.extend_from_slice(br#""errors":"#);
-        serde_json::to_writer(&mut body, errors).expect("errors serialise");
+        body.extend_from_slice(&errors);
         body.push(b',');
     }
     body.extend_from_slice(br#""data":"#);

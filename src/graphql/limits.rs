@@ -1,28 +1,36 @@
 //! Limits that keep one GraphQL request from costing more than a shard can afford.
 //!
 //! Two passes, both cheaper than the work they protect:
-//! - before parsing, the document's size and a lexical token count (the parser allocates a tree node per
-//!   token, so a huge document is refused before it builds anything);
-//! - after parsing, on the selected operation with fragments expanded: selection depth, number of root
-//!   fields (each is a backend call), number of aliases (each can repeat a field), and the number of
-//!   expanded fields (fragments spread twice per level would otherwise grow exponentially). The counts are
-//!   memoised per fragment, so the pass is linear in the document even for a "fragment bomb".
+//! - before parsing, the document's size, a lexical token count (the parser allocates a tree node
+//!   per token, so a huge document is refused before it builds anything) and the nesting of its
+//!   brackets (the parser and the walkers of argument values recurse once per level);
+//! - after parsing, before validation, on every operation and fragment with fragments expanded:
+//!   selection depth and the number of expanded fields (fragments spread twice per level would
+//!   otherwise grow exponentially), which bound what validation and planning do; and on the
+//!   selected operation also the number of root fields (each is a backend call) and of aliases
+//!   (each can repeat a field). Fragments are measured once each, in an order where every fragment
+//!   comes after those it spreads ([`Graph::dependency_order`]), so the pass is linear in the
+//!   document even for a "fragment bomb" and never recurses along a chain of spreads.
 //!
-//! The root fields are counted as the plan will call them: by response key (selections of one key
-//! merge into one call), leaving out meta fields and what `@skip`/`@include` leave out, with the
-//! request's variables (or their declared defaults) for the conditions. The other counts are of the
-//! document as written, since parsing and validating it costs the same whatever it selects.
+//! An operation is reported when it exceeds a limit, and so is a fragment that no operation
+//! reaches and no other fragment spreads (any other fragment is inside the counts of an operation
+//! or fragment that is reported). The root fields
+//! are counted as the plan will call them: by response key (selections of one key merge into one
+//! call), leaving out meta fields and what `@skip`/`@include` leave out, with the request's
+//! variables (or their declared defaults) for the conditions. The other counts are of the document
+//! as written, since parsing and validating it costs the same whatever it selects.
 
 use std::collections::{HashMap, HashSet};
 
 use async_graphql_parser::types::{
     ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
-use async_graphql_parser::Pos;
+use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::ConstValue;
 use serde_json::{Map, Value as Json};
 
 use super::error::{Code, GraphQLError};
+use super::fragments::{collect_fields, spreads_in, Graph};
 
 /// 64 KiB: a hand-written or generated query is a few KiB; graphql-js' full introspection query is ~1.5 KiB.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -34,6 +42,21 @@ pub const DEFAULT_MAX_ROOT_FIELDS: usize = 32;
 pub const DEFAULT_MAX_ALIASES: usize = 64;
 /// 10 000 tokens: about 60 KiB of dense GraphQL, a bound on parser allocations and on fragment expansion.
 pub const DEFAULT_MAX_TOKENS: usize = 10_000;
+/// 16 MiB: four backend answers of the default 4 MiB answer limit. The gateway sets it to
+/// [`RESPONSE_ANSWERS`] times `--max-grpc-message-bytes`, so a response holds a few whole answers
+/// (or one projected through a few aliases) while one request's memory stays bounded.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize =
+    RESPONSE_ANSWERS * crate::config::DEFAULT_MAX_GRPC_MESSAGE_BYTES;
+/// How many backend answers of the largest accepted size one GraphQL response may hold.
+pub const RESPONSE_ANSWERS: usize = 4;
+/// The default `--max-body-bytes`, which the gateway sets it to, so all the calls of one GraphQL
+/// request together forward no more request body than one REST request can.
+pub const DEFAULT_MAX_FORWARDED_BODY_BYTES: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
+/// Deepest nesting of brackets (`{`, `[` and `(` together) in a document, checked before parsing:
+/// the parser, and the walkers of argument values after it, recurse once per level. 128 is
+/// serde_json's recursion limit, which already bounds the JSON of variables; selection sets cannot
+/// nest more than 64 levels anyway (the parser refuses them).
+pub const MAX_NESTING: usize = 128;
 
 /// Bounds on one GraphQL request. Every limit has its own error code so a client can tell which one hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +72,12 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Most lexical tokens in the document; also the most fields after fragment expansion.
     pub max_tokens: usize,
+    /// Largest response: the fields' values and error messages together. A field whose value
+    /// would cross it is an error instead (`RESPONSE_TOO_LARGE`), checked while it is projected.
+    pub max_response_bytes: usize,
+    /// Most request body bytes all the calls of one request forward together; more is refused
+    /// before anything is called (`BODY_TOO_LARGE`).
+    pub max_forwarded_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -59,11 +88,13 @@ impl Default for Limits {
             max_root_fields: DEFAULT_MAX_ROOT_FIELDS,
             max_aliases: DEFAULT_MAX_ALIASES,
             max_tokens: DEFAULT_MAX_TOKENS,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_forwarded_body_bytes: DEFAULT_MAX_FORWARDED_BODY_BYTES,
         }
     }
 }
 
-/// Checks the document text before it is parsed: size, then token count.
+/// Checks the document text before it is parsed: size, then tokens and bracket nesting.
 pub(crate) fn check_text(document: &str, limits: &Limits) -> Result<(), GraphQLError> {
     if document.len() > limits.max_document_bytes {
         return Err(GraphQLError::request(
@@ -75,28 +106,62 @@ pub(crate) fn check_text(document: &str, limits: &Limits) -> Result<(), GraphQLE
             ),
         ));
     }
-    if let Some(count) = count_tokens(document, limits.max_tokens) {
-        return Err(GraphQLError::request(
+    match scan(document, limits.max_tokens) {
+        Scan::Within => Ok(()),
+        Scan::TooManyTokens(count) => Err(GraphQLError::request(
             Code::TooManyTokens,
             format!(
                 "The document has more than {} tokens (counted {} before stopping).",
                 limits.max_tokens, count
             ),
-        ));
+        )),
+        Scan::TooDeep => Err(GraphQLError::request(
+            Code::QueryTooDeep,
+            format!("The document nests brackets more than {MAX_NESTING} levels deep."),
+        )),
     }
-    Ok(())
 }
 
-/// Counts GraphQL tokens (punctuators, names, numbers, strings), skipping ignored tokens
-/// (white space, commas, comments, BOM). Returns `Some(count)` as soon as the count exceeds `max`,
-/// `None` when the document stays within it. Malformed input is counted loosely: the parser reports it.
+/// What [`scan`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// Within the token limit and [`MAX_NESTING`].
+    Within,
+    /// More tokens than the limit: the count when the scan stopped.
+    TooManyTokens(usize),
+    /// Brackets nested deeper than [`MAX_NESTING`].
+    TooDeep,
+}
+
+/// The token count of [`scan`]: `Some(count)` as soon as it exceeds `max`, `None` within it.
+#[cfg(test)]
 pub(crate) fn count_tokens(document: &str, max: usize) -> Option<usize> {
+    match scan(document, max) {
+        Scan::TooManyTokens(count) => Some(count),
+        _ => None,
+    }
+}
+
+/// Counts GraphQL tokens, lexed as the GraphQL spec lexes them so that spacing never changes the
+/// count: punctuators (`...` is one), names (`[_A-Za-z][_0-9A-Za-z]*`), numbers (`-?` digits, an
+/// optional `.` fraction and `e`/`E` exponent) and strings (block strings included), skipping
+/// ignored tokens (white space, commas, comments, BOM); and follows the nesting of brackets. Stops
+/// as soon as the count exceeds `max` or the nesting [`MAX_NESTING`]. Malformed input is counted
+/// loosely (a stray byte is one token, a stray closing bracket closes nothing): the parser
+/// reports it.
+pub(crate) fn scan(document: &str, max: usize) -> Scan {
     let bytes = document.as_bytes();
+    let digits = |mut i: usize| {
+        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
     let mut i = 0;
     let mut count = 0usize;
+    let mut nesting = 0usize;
     while i < bytes.len() {
-        let b = bytes[i];
-        match b {
+        match bytes[i] {
             b' ' | b'\t' | b'\n' | b'\r' | b',' => {
                 i += 1;
                 continue;
@@ -105,6 +170,10 @@ pub(crate) fn count_tokens(document: &str, max: usize) -> Option<usize> {
                 while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
                 }
+                continue;
+            }
+            0xEF if bytes[i..].starts_with("\u{feff}".as_bytes()) => {
+                i += 3;
                 continue;
             }
             b'"' => {
@@ -127,35 +196,58 @@ pub(crate) fn count_tokens(document: &str, max: usize) -> Option<usize> {
                 }
             }
             b'.' if bytes[i..].starts_with(b"...") => i += 3,
-            b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'0'..=b'9' => {
+            b'_' | b'a'..=b'z' | b'A'..=b'Z' => {
                 i += 1;
-                while i < bytes.len()
-                    && matches!(bytes[i], b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'+' | b'-')
+                while bytes
+                    .get(i)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
                 {
                     i += 1;
                 }
             }
-            0xEF if bytes[i..].starts_with("\u{feff}".as_bytes()) => {
-                i += 3;
-                continue;
+            b'-' | b'0'..=b'9' => {
+                // IntValue / FloatValue: `-`? digits (`.` digits)? ([eE] [+-]? digits)?
+                i = digits(i + 1);
+                if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    i = digits(i + 1);
+                }
+                if matches!(bytes.get(i), Some(b'e' | b'E')) {
+                    let sign = usize::from(matches!(bytes.get(i + 1), Some(b'+' | b'-')));
+                    if bytes.get(i + 1 + sign).is_some_and(u8::is_ascii_digit) {
+                        i = digits(i + 1 + sign);
+                    }
+                }
             }
+            b'{' | b'[' | b'(' => {
+                nesting += 1;
+                if nesting > MAX_NESTING {
+                    return Scan::TooDeep;
+                }
+                i += 1;
+            }
+            b'}' | b']' | b')' => {
+                nesting = nesting.saturating_sub(1);
+                i += 1;
+            }
+            // Every other punctuator (`! $ & : = @ |`) and any stray byte.
             _ => i += 1,
         }
         count += 1;
         if count > max {
-            return Some(count);
+            return Scan::TooManyTokens(count);
         }
     }
-    None
+    Scan::Within
 }
 
-/// Sizes of an operation after fragment expansion.
+/// Sizes of a definition after fragment expansion.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
     /// Deepest field nesting (a root field is 1).
     pub depth: usize,
     /// Backend calls at the root: distinct response keys of the root fields (through fragments),
-    /// meta fields (`__typename`, `__schema`, `__type`) and skipped selections left out.
+    /// meta fields (`__typename`, `__schema`, `__type`) and skipped selections left out. Counted
+    /// for the selected operation only.
     pub root_fields: usize,
     /// Aliased fields anywhere.
     pub aliases: usize,
@@ -163,22 +255,68 @@ pub(crate) struct Shape {
     pub fields: usize,
 }
 
-/// Measures `operation`, expanding fragments with memoisation; `variables` are the request's.
-pub(crate) fn measure(
+/// Checks the limits that apply after parsing, before validation: every limit on the `selected`
+/// operation, and depth and expanded fields (which bound what validation does) on every other
+/// operation and on every fragment that no operation reaches and no fragment spreads. Every exceeded limit is reported,
+/// definitions in document order. `variables` are the request's.
+pub(crate) fn check_document(
     document: &ExecutableDocument,
-    operation: &OperationDefinition,
+    graph: &Graph<'_>,
+    selected: &Positioned<OperationDefinition>,
     variables: Option<&Map<String, Json>>,
-) -> Shape {
-    let mut measurer = Measurer {
-        document,
-        memo: HashMap::new(),
-    };
-    let mut shape = measurer.set(&operation.selection_set.node);
-    shape.root_fields = root_calls(document, operation, variables);
-    shape
+    limits: &Limits,
+) -> Vec<GraphQLError> {
+    let measurer = Measurer::new(document, graph);
+    let mut definitions: Vec<(Pos, Vec<GraphQLError>)> = Vec::new();
+    let mut roots = Vec::new();
+    for (name, operation) in document.operations.iter() {
+        let set = &operation.node.selection_set.node;
+        roots.extend(spreads_in(set).into_iter().map(|(name, _)| name));
+        let mut shape = measurer.set(set);
+        let errors = if std::ptr::eq(operation, selected) {
+            shape.root_fields = root_calls(document, &operation.node, variables);
+            exceeded(shape, limits, "operation", true)
+        } else {
+            let what = match name {
+                Some(name) => format!("operation \"{name}\""),
+                None => "operation".to_owned(),
+            };
+            exceeded(shape, limits, &what, false)
+        };
+        definitions.push((operation.pos, errors));
+    }
+    // A fragment that another one spreads is inside that one's counts: only the unused
+    // fragments at the top of what spreads them are measured on their own.
+    let reached: HashSet<&str> = graph.reachable(roots).into_iter().collect();
+    let spread: HashSet<&str> = document
+        .fragments
+        .keys()
+        .flat_map(|name| graph.spreads_of(name))
+        .map(|(target, _)| *target)
+        .collect();
+    for (name, definition) in &document.fragments {
+        if !reached.contains(name.as_str()) && !spread.contains(name.as_str()) {
+            let shape = measurer.fragment(name);
+            let errors = exceeded(shape, limits, &format!("fragment \"{name}\""), false);
+            definitions.push((definition.pos, errors));
+        }
+    }
+    definitions.sort_by_key(|(pos, _)| *pos);
+    definitions
+        .into_iter()
+        .flat_map(|(pos, errors)| {
+            errors.into_iter().map(move |mut error| {
+                error.locations.push(pos);
+                error
+            })
+        })
+        .collect()
 }
 
-/// The backend calls `operation`'s root makes (see the module docs).
+/// The backend calls `operation`'s root makes (see the module docs): the distinct response keys
+/// of its root fields, through fragments (each walked once), that are not meta fields and that
+/// `@skip`/`@include` keep. A condition that cannot be decided yet (a variable without a value,
+/// which coercion will report) keeps the field: the count is an upper bound.
 fn root_calls(
     document: &ExecutableDocument,
     operation: &OperationDefinition,
@@ -200,90 +338,46 @@ fn root_calls(
         }
     };
     let mut keys = HashSet::new();
-    let mut walked = HashSet::new();
-    root_keys(
+    collect_fields(
         document,
-        &operation.selection_set.node,
-        &variable,
-        &mut keys,
-        &mut walked,
+        &[&operation.selection_set.node],
+        |selection| super::plan::included(selection.node.directives(), &variable).unwrap_or(true),
+        |field| {
+            if !field.node.name.node.starts_with("__") {
+                keys.insert(field.node.response_key().node.as_str());
+            }
+        },
     );
     keys.len()
 }
 
-/// Adds the response keys of `set`'s backend-calling fields (through fragments, each walked once)
-/// to `keys`. The planner's `collect` walks the same selections, but with a stack of the
-/// fragments it is inside, so a fragment spread twice is walked twice; this runs before the
-/// expanded-field limit has refused a fragment bomb, so each fragment is walked once.
-fn root_keys<'a>(
-    document: &'a ExecutableDocument,
-    set: &'a SelectionSet,
-    variable: &dyn Fn(&str) -> Option<bool>,
-    keys: &mut HashSet<&'a str>,
-    walked: &mut HashSet<&'a str>,
-) {
-    for selection in &set.items {
-        if !super::plan::included(selection.node.directives(), variable) {
-            continue;
-        }
-        match &selection.node {
-            Selection::Field(field) => {
-                if !field.node.name.node.starts_with("__") {
-                    keys.insert(field.node.response_key().node.as_str());
-                }
-            }
-            Selection::InlineFragment(fragment) => root_keys(
-                document,
-                &fragment.node.selection_set.node,
-                variable,
-                keys,
-                walked,
-            ),
-            Selection::FragmentSpread(spread) => {
-                let name = spread.node.fragment_name.node.as_str();
-                if !walked.insert(name) {
-                    continue;
-                }
-                if let Some(definition) = document.fragments.get(name) {
-                    root_keys(
-                        document,
-                        &definition.node.selection_set.node,
-                        variable,
-                        keys,
-                        walked,
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// Checks the post-parse limits; every exceeded limit is reported.
-pub(crate) fn check_shape(shape: Shape, limits: &Limits, pos: Pos) -> Vec<GraphQLError> {
+/// The limits `shape` exceeds; `what` names the definition ("operation", "fragment \"F\""). Root
+/// fields and aliases are checked only when `all` (the selected operation).
+fn exceeded(shape: Shape, limits: &Limits, what: &str, all: bool) -> Vec<GraphQLError> {
     let mut errors = Vec::new();
     if shape.depth > limits.max_depth {
         errors.push(GraphQLError::request(
             Code::QueryTooDeep,
             format!(
-                "The operation is {} levels deep, more than the limit of {}.",
+                "The {what} is {} levels deep, more than the limit of {}.",
                 shape.depth, limits.max_depth
             ),
         ));
     }
-    if shape.root_fields > limits.max_root_fields {
+    if all && shape.root_fields > limits.max_root_fields {
         errors.push(GraphQLError::request(
             Code::TooManyRootFields,
             format!(
-                "The operation has {} root fields, more than the limit of {}.",
+                "The {what} has {} root fields, more than the limit of {}.",
                 shape.root_fields, limits.max_root_fields
             ),
         ));
     }
-    if shape.aliases > limits.max_aliases {
+    if all && shape.aliases > limits.max_aliases {
         errors.push(GraphQLError::request(
             Code::TooManyAliases,
             format!(
-                "The operation uses {} aliases, more than the limit of {}.",
+                "The {what} uses {} aliases, more than the limit of {}.",
                 shape.aliases, limits.max_aliases
             ),
         ));
@@ -292,25 +386,41 @@ pub(crate) fn check_shape(shape: Shape, limits: &Limits, pos: Pos) -> Vec<GraphQ
         errors.push(GraphQLError::request(
             Code::TooManyTokens,
             format!(
-                "With fragments expanded the operation selects {} fields, more than the limit of {}.",
+                "With fragments expanded the {what} selects {} fields, more than the limit of {}.",
                 shape.fields, limits.max_tokens
             ),
         ));
     }
-    for error in &mut errors {
-        error.locations.push(pos);
-    }
     errors
 }
 
+/// The shape of every fragment, computed once each in dependency order, and of any selection set
+/// from them.
 struct Measurer<'a> {
-    document: &'a ExecutableDocument,
-    /// `None` while a fragment is being measured: a cycle (reported by validation) counts as empty.
-    memo: HashMap<&'a str, Option<Shape>>,
+    /// A fragment spread along a cycle (reported by validation) is not in here when its spreader is
+    /// measured, and counts as empty.
+    fragments: HashMap<&'a str, Shape>,
 }
 
 impl<'a> Measurer<'a> {
-    fn set(&mut self, set: &'a SelectionSet) -> Shape {
+    fn new(document: &'a ExecutableDocument, graph: &Graph<'a>) -> Self {
+        let mut measurer = Measurer {
+            fragments: HashMap::with_capacity(document.fragments.len()),
+        };
+        for &name in graph.dependency_order() {
+            let shape = measurer.set(&document.fragments[name].node.selection_set.node);
+            measurer.fragments.insert(name, shape);
+        }
+        measurer
+    }
+
+    fn fragment(&self, name: &str) -> Shape {
+        self.fragments.get(name).copied().unwrap_or_default()
+    }
+
+    /// The shape of `set`, its fragment spreads taken from the memo. Recurses over the syntax of
+    /// one definition only, which the parser bounds.
+    fn set(&self, set: &'a SelectionSet) -> Shape {
         let mut shape = Shape::default();
         for selection in &set.items {
             let inner = match &selection.node {
@@ -332,19 +442,6 @@ impl<'a> Measurer<'a> {
             shape.aliases = shape.aliases.saturating_add(inner.aliases);
             shape.fields = shape.fields.saturating_add(inner.fields);
         }
-        shape
-    }
-
-    fn fragment(&mut self, name: &'a str) -> Shape {
-        if let Some(known) = self.memo.get(name) {
-            return known.unwrap_or_default();
-        }
-        let Some(definition) = self.document.fragments.get(name) else {
-            return Shape::default();
-        };
-        self.memo.insert(name, None);
-        let shape = self.set(&definition.node.selection_set.node);
-        self.memo.insert(name, Some(shape));
         shape
     }
 }

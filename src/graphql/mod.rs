@@ -8,12 +8,14 @@
 //! wired to the listener elsewhere. A request goes through the files in this order:
 //!
 //! ```text
-//! http (decode GET/POST, media type) → limits (size, tokens: before parsing)
-//!   → parse (async-graphql-parser) → operation selection
-//!   → limits (depth, root fields, aliases, expanded fields) → validate (every rule, with locations)
-//!   → plan (variables, fragments, skip/include) → execute (queries concurrently, mutations in order)
-//!   → project (each answer through its selection) → http (status rules, encoding);
-//!   introspect answers `__schema` / `__type` locally
+//! http (decode GET/POST, media type) → limits (size, tokens, nesting: before parsing)
+//!   → parse (async-graphql-parser) → operation selection → fragments (the spread graph)
+//!   → limits (every operation and fragment: depth, expanded fields; the selected operation:
+//!     root fields, aliases) → validate (every rule, with locations)
+//!   → plan (variables, fragments, skip/include, arguments with their values)
+//!   → execute (the calls' bodies bounded together; queries concurrently, mutations in order)
+//!   → project (each answer through its selection, within the response size limit)
+//!   → http (status rules, encoding); introspect answers `__schema` / `__type` locally
 //! ```
 //!
 //! # A deliberate extension: selections on `JSON`
@@ -30,13 +32,24 @@
 //!
 //! - Each shard runs single-threaded, so concurrency is polling all query root fields in one task;
 //!   nothing is spawned and futures need not be `Send` ([`Backend::call`] returns a plain future).
-//! - Backend answers are projected from their raw text without building a `serde_json::Value`: what is
-//!   not selected is skipped and what is selected whole is copied byte for byte.
-//! - Limits are checked before the work they bound: size and tokens before the parser allocates,
-//!   depth/fan-out/expansion before anything is planned or called.
+//! - Backend answers are projected from their raw text without building a `serde_json::Value`, in
+//!   one pass per selection level with no recursion per array level: what is not selected is
+//!   skipped and what is selected whole is copied byte for byte.
+//! - Limits are checked before the work they bound: size, tokens and nesting before the parser
+//!   allocates, depth and expansion of every definition before validation walks them, fan-out
+//!   before anything is planned or called.
+//! - What one request costs beyond parsing is bounded too: validation's work by the limits on
+//!   every definition (and at most 100 errors), the calls by the root-field limit, what they
+//!   forward by `--max-body-bytes` and the REST header limits, and the response by a size limit
+//!   checked while each answer is projected.
+//! - Nothing recurses along a chain of fragment spreads (the document decides how long it is):
+//!   spreads are followed with explicit stacks (the `fragments` module); what recursion there is
+//!   follows the syntax of one definition (the parser bounds it) or the selection depth (limited
+//!   first).
 
 mod error;
 mod execute;
+mod fragments;
 mod http;
 mod input_fields;
 mod introspect;
@@ -58,10 +71,11 @@ pub use error::{Code, GraphQLError};
 pub use http::{APPLICATION_JSON, GRAPHQL_RESPONSE_JSON};
 pub use limits::{
     Limits, DEFAULT_MAX_ALIASES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_DOCUMENT_BYTES,
-    DEFAULT_MAX_ROOT_FIELDS, DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_FORWARDED_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_ROOT_FIELDS,
+    DEFAULT_MAX_TOKENS, RESPONSE_ANSWERS,
 };
 pub use plan::{Plan, Proj, RootField, RootKind};
-pub use project::project;
+pub use project::{project, ProjectError, MAX_PROJECTED_DEPTH};
 
 /// What the gateway gives the engine: the registry view of this shard and a way to call a service.
 pub trait Backend {
@@ -82,8 +96,9 @@ pub struct FieldCall {
     pub path: String,
     /// The `query` argument, or "".
     pub query: String,
-    /// The `headers` argument's entries {name, value}, names lower-cased, hop-by-hop ones and
-    /// `content-length` left out.
+    /// The headers the call adds to the client's: `content-type: application/json` when there is
+    /// a body and the `headers` argument names no `content-type`, then the argument's entries
+    /// {name, value}, names lower-cased, hop-by-hop ones and `content-length` left out.
     pub headers: Vec<(String, String)>,
     /// The `body` argument serialised as JSON (`None` when absent or null).
     pub body: Option<bytes::Bytes>,
@@ -179,8 +194,13 @@ pub async fn handle<B: Backend>(
         };
         return http::errors_response(media, 405, &[error]);
     }
-    let (data, errors) =
-        execute::execute(backend, &plan, || introspect::Introspection::new(&schema)).await;
+    if let Err(error) = execute::check_forwarded(&plan, limits.max_forwarded_body_bytes) {
+        return http::request_errors(media, &[error]);
+    }
+    let (data, errors) = execute::execute(backend, &plan, limits.max_response_bytes, || {
+        introspect::Introspection::new(&schema)
+    })
+    .await;
     http::executed(media, &data, &errors)
 }
 
@@ -212,17 +232,17 @@ fn prepare(
     limits::check_text(query, limits).map_err(|e| vec![e])?;
     let document = async_graphql_parser::parse_query(query).map_err(|e| vec![parse_error(e)])?;
     let operation = validate::select_operation(&document, operation_name).map_err(|e| vec![e])?;
-    let shape = limits::measure(&document, &operation.node, variables);
-    let exceeded = limits::check_shape(shape, limits, operation.pos);
+    let graph = fragments::Graph::new(&document);
+    let exceeded = limits::check_document(&document, &graph, operation, variables, limits);
     if !exceeded.is_empty() {
         return Err(exceeded);
     }
-    let errors = validate::validate(query, &document, schema);
+    let errors = validate::validate(query, &document, &graph, schema);
     if !errors.is_empty() {
         return Err(errors);
     }
     let variables = plan::coerce_variables(&operation.node, variables)?;
-    Ok(plan::build(&document, &operation.node, schema, &variables))
+    plan::build(&document, &operation.node, schema, &variables)
 }
 
 /// Maps a parser error: syntax errors keep the parser's expectation, the document-level ones use the

@@ -4,20 +4,23 @@
 //!
 //! Execution then needs neither the document nor the variables, and projection walks a plain tree of
 //! response keys, which is what makes it cheap. Fragment expansion is bounded beforehand by the
-//! limits pass (fields after expansion), so flattening here needs no memoisation.
+//! limits pass (fields after expansion), so flattening here needs no memoisation; it follows
+//! spreads without recursion ([`collect_fields`]) and recurses only per selection level, which the
+//! depth limit bounds.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use async_graphql_parser::types::{
-    Directive, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet,
+    Directive, ExecutableDocument, Field, OperationDefinition, OperationType, SelectionSet,
 };
 use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::Value;
 use serde_json::{Map, Value as Json};
 
 use super::error::{Code, GraphQLError};
-use super::schema::{check_json, const_to_json, value_to_json, Schema};
+use super::fragments::collect_fields;
+use super::schema::{self, check_json, const_to_json, value_to_json, Schema, ROOT_ARGUMENTS};
 
 /// Coerced variable values of one request.
 pub(crate) type Variables = Map<String, Json>;
@@ -56,6 +59,10 @@ pub enum RootKind {
     Schema,
     /// `__type(name:)`.
     Type(String),
+    /// A root field whose arguments, with the request's variables in them, do not fit their types
+    /// (a variable that is explicitly `null` where a non-null value is required, which
+    /// validation cannot see): the field is an error with this message, and nothing is called.
+    BadArgument(String),
 }
 
 /// One root field of the plan.
@@ -129,16 +136,19 @@ fn variable_error(message: String, pos: Pos) -> GraphQLError {
     }
 }
 
-/// Builds the plan of a validated operation.
+/// Builds the plan of a validated operation. Fails when a `@skip`/`@include` condition is a
+/// variable whose value is `null` (GraphQL: "Argument "if" of non-null type "Boolean!" must not be
+/// null."), which makes the whole request fail, since the fields it selects are not known.
 pub(crate) fn build(
     document: &ExecutableDocument,
     operation: &OperationDefinition,
     schema: &Schema,
     variables: &Variables,
-) -> Plan {
+) -> Result<Plan, Vec<GraphQLError>> {
     let planner = Planner {
         document,
         variables,
+        errors: RefCell::new(Vec::new()),
     };
     let groups = planner.group(&[&operation.selection_set.node]);
     let fields = groups
@@ -149,24 +159,19 @@ pub(crate) fn build(
             let kind = match name {
                 "__typename" => RootKind::Typename,
                 "__schema" => RootKind::Schema,
-                "__type" => RootKind::Type(
-                    first
-                        .get_argument("name")
-                        .and_then(|v| value_to_json(&v.node, variables))
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                ),
-                service => RootKind::Service {
-                    service: schema.service(service).unwrap_or(service).to_owned(),
-                    arguments: first
-                        .arguments
-                        .iter()
-                        .filter_map(|(name, value)| {
-                            value_to_json(&value.node, variables)
-                                .map(|v| (name.node.to_string(), v))
-                        })
-                        .collect(),
+                "__type" => match first
+                    .get_argument("name")
+                    .and_then(|v| value_to_json(&v.node, variables))
+                {
+                    Some(Json::String(name)) => RootKind::Type(name),
+                    _ => RootKind::BadArgument(
+                        "Argument \"name\" of non-null type \"String!\" must not be null."
+                            .to_owned(),
+                    ),
                 },
+                service => {
+                    service_call(schema.service(service).unwrap_or(service), first, variables)
+                }
             };
             RootField {
                 key,
@@ -176,15 +181,59 @@ pub(crate) fn build(
             }
         })
         .collect();
-    Plan {
+    let mut errors = planner.errors.into_inner();
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.locations.first().cmp(&b.locations.first()));
+        errors.dedup();
+        return Err(errors);
+    }
+    Ok(Plan {
         operation: operation.ty,
         fields,
+    })
+}
+
+/// The call a service root field makes: its arguments with the variables' values in them, each
+/// checked against its type as GraphQL's CoerceArgumentValues does. Validation has checked the
+/// literals and that each variable's type fits; what is left is a variable that is explicitly
+/// `null` inside a non-null position (`headers: [{name: "x", value: $v}]`, `$v: String = "a"`
+/// given `null`), which must be an error rather than a silent default.
+fn service_call(service: &str, field: &Field, variables: &Variables) -> RootKind {
+    let mut arguments = Vec::with_capacity(field.arguments.len());
+    for (name, value) in &field.arguments {
+        let Some(resolved) = value_to_json(&value.node, variables) else {
+            continue; // an unset nullable variable: the argument is left out
+        };
+        let declared = ROOT_ARGUMENTS.iter().find(|a| a.name == name.node.as_str());
+        if let Some(declared) = declared {
+            let ty = schema::ty(declared.ty);
+            if check_json(&resolved, &ty).is_err() {
+                return RootKind::BadArgument(if resolved.is_null() && !ty.nullable {
+                    format!(
+                        "Argument \"{}\" of non-null type \"{ty}\" must not be null.",
+                        name.node
+                    )
+                } else {
+                    format!(
+                        "Argument \"{}\" has invalid value {}.",
+                        name.node, value.node
+                    )
+                });
+            }
+        }
+        arguments.push((name.node.to_string(), resolved));
+    }
+    RootKind::Service {
+        service: service.to_owned(),
+        arguments,
     }
 }
 
 struct Planner<'d> {
     document: &'d ExecutableDocument,
     variables: &'d Variables,
+    /// `@skip`/`@include` conditions that could not be decided.
+    errors: RefCell<Vec<GraphQLError>>,
 }
 
 impl<'d> Planner<'d> {
@@ -193,52 +242,22 @@ impl<'d> Planner<'d> {
     fn group(&self, sets: &[&'d SelectionSet]) -> Vec<(String, Vec<&'d Positioned<Field>>)> {
         let mut groups: Vec<(String, Vec<&'d Positioned<Field>>)> = Vec::new();
         let mut index: HashMap<&'d str, usize> = HashMap::new();
-        let mut visited = Vec::new();
-        for set in sets {
-            self.collect(set, &mut groups, &mut index, &mut visited);
-        }
+        collect_fields(
+            self.document,
+            sets,
+            |selection| self.included(selection.node.directives()),
+            |field| {
+                let key = field.node.response_key().node.as_str();
+                match index.get(key) {
+                    Some(&i) => groups[i].1.push(field),
+                    None => {
+                        index.insert(key, groups.len());
+                        groups.push((key.to_owned(), vec![field]));
+                    }
+                }
+            },
+        );
         groups
-    }
-
-    fn collect(
-        &self,
-        set: &'d SelectionSet,
-        groups: &mut Vec<(String, Vec<&'d Positioned<Field>>)>,
-        index: &mut HashMap<&'d str, usize>,
-        visited: &mut Vec<&'d str>,
-    ) {
-        for selection in &set.items {
-            if !self.included(selection.node.directives()) {
-                continue;
-            }
-            match &selection.node {
-                Selection::Field(field) => {
-                    let key = field.node.response_key().node.as_str();
-                    match index.get(key) {
-                        Some(&i) => groups[i].1.push(field),
-                        None => {
-                            index.insert(key, groups.len());
-                            groups.push((key.to_owned(), vec![field]));
-                        }
-                    }
-                }
-                Selection::InlineFragment(fragment) => {
-                    self.collect(&fragment.node.selection_set.node, groups, index, visited)
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    // Validation refuses cycles; the stack keeps this loop finite regardless.
-                    if visited.contains(&name) {
-                        continue;
-                    }
-                    if let Some(definition) = self.document.fragments.get(name) {
-                        visited.push(name);
-                        self.collect(&definition.node.selection_set.node, groups, index, visited);
-                        visited.pop();
-                    }
-                }
-            }
-        }
     }
 
     /// The merged sub-selection of fields sharing a response key; `None` if none has a selection set.
@@ -263,34 +282,47 @@ impl<'d> Planner<'d> {
         )
     }
 
-    /// `@skip(if:)` / `@include(if:)`.
+    /// `@skip(if:)` / `@include(if:)`; a condition that is a variable without a boolean value is
+    /// an error (and the selection is left out).
     fn included(&self, directives: &[Positioned<Directive>]) -> bool {
-        included(directives, &|name| {
-            self.variables.get(name).and_then(Json::as_bool)
+        let variable = |name: &str| self.variables.get(name).and_then(Json::as_bool);
+        included(directives, &variable).unwrap_or_else(|pos| {
+            self.errors.borrow_mut().push(GraphQLError {
+                locations: vec![pos],
+                ..GraphQLError::request(
+                    Code::BadUserInput,
+                    "Argument \"if\" of non-null type \"Boolean!\" must not be null.",
+                )
+            });
+            false
         })
     }
 }
 
 /// Whether `@skip(if:)` / `@include(if:)` keep a selection; `variable` gives a variable's value.
+/// `@skip` is looked at first, then `@include`, as graphql-js does. A condition given by a
+/// variable that `variable` has no boolean for (explicitly `null`: validation lets a nullable
+/// variable with a default into this non-null position) is `Err` with the condition's position.
 /// (Shared with the root-field limit, which applies them before the plan is built.)
 pub(crate) fn included(
     directives: &[Positioned<Directive>],
     variable: &dyn Fn(&str) -> Option<bool>,
-) -> bool {
-    directives.iter().all(|directive| {
-        let condition = directive
-            .node
-            .get_argument("if")
-            .and_then(|value| match &value.node {
-                Value::Variable(name) => variable(name.as_str()),
-                Value::Boolean(b) => Some(*b),
-                _ => None,
-            })
-            .unwrap_or(false);
-        match directive.node.name.node.as_str() {
-            "skip" => !condition,
-            "include" => condition,
-            _ => true,
-        }
-    })
+) -> Result<bool, Pos> {
+    let condition = |directive: &str| -> Result<Option<bool>, Pos> {
+        let Some(found) = directives.iter().find(|d| d.node.name.node == directive) else {
+            return Ok(None);
+        };
+        Ok(Some(match found.node.get_argument("if") {
+            Some(value) => match &value.node {
+                Value::Boolean(b) => *b,
+                Value::Variable(name) => variable(name.as_str()).ok_or(value.pos)?,
+                _ => false, // refused by validation
+            },
+            None => false, // refused by validation
+        }))
+    };
+    if condition("skip")? == Some(true) {
+        return Ok(false);
+    }
+    Ok(condition("include")? != Some(false))
 }

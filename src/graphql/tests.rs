@@ -307,6 +307,7 @@ fn call_carries_every_argument() {
     assert_eq!(
         call.headers,
         [
+            ("content-type".into(), "application/json".into()),
             ("x-trace".into(), "t1".into()),
             ("accept".into(), "text/plain".into())
         ]
@@ -394,6 +395,41 @@ fn field_names_map_back_to_service_names() {
     for field in ["__schema", "_x", "a_", "Upper", "_", "_9_"] {
         assert_eq!(schema::service_name(field), None, "{field}");
     }
+}
+
+#[test]
+fn a_content_type_in_headers_replaces_the_one_the_body_brings() {
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        r#"mutation { x: a(body: {a: 1}, headers: [{name: "x-h", value: "1"}, {name: "Content-Type", value: "text/plain"}])
+                      y: a(body: {a: 1})
+                      z: a(headers: {name: "content-type", value: "text/csv"}) }"#,
+    );
+    assert_eq!(body["errors"], Json::Null, "{body}");
+    let headers: Vec<Vec<(String, String)>> =
+        backend.calls().into_iter().map(|c| c.headers).collect();
+    let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    assert_eq!(
+        headers,
+        [
+            vec![pair("x-h", "1"), pair("content-type", "text/plain")],
+            vec![pair("content-type", "application/json")],
+            vec![pair("content-type", "text/csv")],
+        ]
+    );
+    // Two are one too many.
+    let backend = Mock::new(&["a"]);
+    let (_, body) = post(
+        &backend,
+        r#"{ a(headers: [{name: "content-type", value: "a/b"}, {name: "Content-Type", value: "c/d"}]) }"#,
+    );
+    assert_eq!(
+        body["errors"][0]["message"],
+        "The header \"content-type\" is given more than once in \"headers\"."
+    );
+    assert_eq!(body["errors"][0]["extensions"]["status"], 400);
+    assert!(backend.calls().is_empty());
 }
 
 #[test]
@@ -667,6 +703,95 @@ fn variables_with_defaults_and_coercion() {
         None,
     );
     assert!(backend.calls().is_empty());
+}
+
+#[test]
+fn an_explicit_null_where_a_value_is_required_is_an_error_not_a_default() {
+    // Validation lets a nullable variable with a default into a non-null position; an explicit
+    // `null` then reaches it, which graphql-js refuses at execution.
+    let if_null = |location: (u64, u64)| {
+        json!({"errors": [{
+            "message": "Argument \"if\" of non-null type \"Boolean!\" must not be null.",
+            "locations": [{"line": location.0, "column": location.1}],
+            "extensions": {"code": "BAD_USER_INPUT", "status": 400}}]})
+    };
+    for (document, location) in [
+        (
+            "query($s: Boolean = true) { echo @skip(if: $s) { path } }",
+            (1, 44),
+        ),
+        (
+            "query($s: Boolean = true) { echo @include(if: $s) { path } }",
+            (1, 47),
+        ),
+        // Inside a value as well, and through a fragment.
+        (
+            "query($s: Boolean = true) { echo { ...F } } fragment F on JSON { a @include(if: $s) }",
+            (1, 81),
+        ),
+        // `@skip(if: true)` decides first, as in graphql-js; otherwise `@include` is looked at.
+        (
+            "query($s: Boolean = true) { echo @include(if: $s) @skip(if: false) }",
+            (1, 47),
+        ),
+    ] {
+        let backend = Mock::new(&["echo"]);
+        let (status, body) = post_vars(&backend, document, json!({"s": null}));
+        assert_eq!((status, body), (200, if_null(location)), "{document}");
+        assert!(backend.calls().is_empty());
+    }
+    let backend = Mock::new(&["echo"]);
+    let (_, body) = post_vars(
+        &backend,
+        "query($s: Boolean = true) { echo @include(if: $s) @skip(if: true) }",
+        json!({"s": null}),
+    );
+    assert_eq!(body, json!({"data": {}}));
+    // Left out, the default applies.
+    let (_, body) = post_vars(
+        &backend,
+        "query($s: Boolean = true) { echo @skip(if: $s) t: __typename }",
+        json!({}),
+    );
+    assert_eq!(body, json!({"data": {"t": "Query"}}));
+
+    // A field argument: a field error, and no call for that field.
+    let backend = Mock::new(&["echo"]);
+    let (_, body) = post_vars(
+        &backend,
+        r#"query($h: String = "v", $i: HeaderInput = {name: "a", value: "b"}) { echo(headers: [{name: "x-h", value: $h}]) two: echo(headers: [$i]) ok: echo(headers: {name: "x-h", value: "w"}) }"#,
+        json!({"h": null, "i": null}),
+    );
+    let invalid = |message: &str, column: u64, key: &str| {
+        json!({"message": message, "locations": [{"line": 1, "column": column}], "path": [key],
+               "extensions": {"code": "BAD_REQUEST", "status": 400}})
+    };
+    assert_eq!(
+        body,
+        json!({
+            "errors": [
+                invalid("Argument \"headers\" has invalid value [{name: \"x-h\", value: $h}].", 70, "echo"),
+                invalid("Argument \"headers\" has invalid value [$i].", 112, "two"),
+            ],
+            "data": {"echo": null, "two": null, "ok": {}}})
+    );
+    assert_eq!(backend.calls().len(), 1);
+    assert_eq!(
+        backend.calls()[0].headers,
+        [("x-h".to_owned(), "w".to_owned())]
+    );
+    // And the root `__type(name:)`.
+    let (_, body) = post_vars(
+        &backend,
+        r#"query($n: String = "Query") { __type(name: $n) { name } }"#,
+        json!({"n": null}),
+    );
+    assert_eq!(
+        body,
+        json!({
+            "errors": [invalid("Argument \"name\" of non-null type \"String!\" must not be null.", 31, "__type")],
+            "data": {"__type": null}})
+    );
 }
 
 #[test]
@@ -1192,6 +1317,124 @@ fn media_type_decides_the_status_of_request_errors() {
     assert_eq!(body["data"], json!({"a": null}));
 }
 
+// ---- cost of validation ------------------------------------------------------------------------
+
+/// Validates `document` against a schema with the service `echo`, returning the error messages
+/// and what the validation did.
+fn validation_work(document: &str) -> (Vec<String>, validate::Work) {
+    let parsed = async_graphql_parser::parse_query(document).unwrap();
+    let schema = schema::Schema::new(vec!["echo".to_owned()]);
+    let graph = fragments::Graph::new(&parsed);
+    let (errors, work) = validate::validate_counting(document, &parsed, &graph, &schema);
+    (errors.into_iter().map(|e| e.message).collect(), work)
+}
+
+/// `fragment F0 on Query { <f0> }` and `k` fragments each spreading the previous one twice:
+/// `F<k>` stands for 2^k copies of `F0`.
+fn doubling_fragments(k: usize, f0: &str) -> String {
+    let mut text = format!("fragment F0 on Query {{ {f0} }}");
+    for i in 1..=k {
+        text.push_str(&format!(
+            " fragment F{i} on Query {{ ...F{j} ...F{j} }}",
+            j = i - 1
+        ));
+    }
+    text
+}
+
+#[test]
+fn variable_uses_cost_what_is_written_not_what_fragments_expand_to() {
+    // The reviewer's repro B (950 bytes): an operation that is not even selected reaches 2^22
+    // spreads of a fragment using `$v`. Each fragment's uses are a set, checked once per
+    // operation: one use, not four million.
+    let document = format!(
+        "query A {{ __typename }} query B($v: Boolean!) {{ ...F22 }} {}",
+        doubling_fragments(22, "echo @skip(if: $v)")
+    );
+    let (errors, work) = validation_work(&document);
+    assert_eq!(errors, Vec::<String>::new());
+    assert_eq!(work.variable_uses, 1);
+
+    // Repro A (12.5 KB): 3000 uses of `$v` in one fragment, reached 2^12 times.
+    let uses = vec!["$v"; 3000].join(", ");
+    let document = format!(
+        "query B($v: Boolean) {{ ...F12 }} {}",
+        doubling_fragments(12, &format!("echo(body: [{uses}]) {{ path }}"))
+    );
+    let (errors, work) = validation_work(&document);
+    assert_eq!(errors, Vec::<String>::new());
+    assert_eq!(work.variable_uses, 1);
+    // And through the engine it is within every limit and plans.
+    assert!(plan(
+        vec!["echo".into()],
+        &document,
+        None,
+        None,
+        &Limits::default()
+    )
+    .is_ok());
+
+    // A variable used in several positions is checked once per type expected there, and an
+    // undefined one is reported once per operation that reaches it.
+    let (errors, work) = validation_work(
+        "query A($v: Boolean!) { ...F } query B { ...F } \
+         fragment F on Query { echo @skip(if: $v) e: echo(body: [$v, $v]) @include(if: $v) }",
+    );
+    // `Boolean!` (both directives) and inside a `JSON` value (`[$v, $v]`).
+    assert_eq!(work.variable_uses, 4);
+    assert_eq!(
+        errors,
+        vec!["Variable \"$v\" is not defined by operation \"B\"."; 2]
+    );
+}
+
+#[test]
+fn merge_checking_costs_the_expanded_fields_once() {
+    // The reviewer's case (36 KB): 800 fragments, each selecting `echo { a }` and spreading the
+    // next, from two operations. Checking each selection set with every fragment it reaches
+    // expanded cost 800 * 800 / 2 fields per operation; checking from the top down, each group of
+    // same-key fields once, collects the 801 `echo`s of each operation and their 801 `a`s once.
+    let n = 800;
+    let mut fragments = String::new();
+    for i in 0..n {
+        fragments.push_str(&format!(
+            " fragment F{i} on Query {{ echo {{ a }} ...F{} }}",
+            i + 1
+        ));
+    }
+    fragments.push_str(&format!(" fragment F{n} on Query {{ echo {{ a }} }}"));
+    let document = format!("query A {{ ...F0 }} query B {{ ...F0 }}{fragments}");
+    let (errors, work) = validation_work(&document);
+    assert_eq!(errors, Vec::<String>::new());
+    assert_eq!(work.merged_fields, 3 * (n + 1));
+    // Conflicts are still found however deep in the chain they are.
+    let document = format!("{{ ...F0 echo(path: \"/x\") {{ a }} }}{fragments}");
+    let (errors, _) = validation_work(&document);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("differing arguments"), "{errors:?}");
+}
+
+#[test]
+fn validation_stops_at_the_error_limit() {
+    // 1000 operations reaching one fragment that uses 1000 undefined variables would be a million
+    // errors (about 100 MB of response).
+    let ops: String = (0..1000)
+        .map(|i| format!("query Q{i} {{ ...F }} "))
+        .collect();
+    let vars: Vec<String> = (0..1000).map(|i| format!("$v{i}")).collect();
+    let document = format!(
+        "{ops} fragment F on Query {{ echo(body: [{}]) }}",
+        vars.join(" ")
+    );
+    let (errors, work) = validation_work(&document);
+    assert_eq!(errors.len(), validate::MAX_ERRORS + 1);
+    assert_eq!(
+        errors.last().unwrap(),
+        "Too many validation errors, error limit reached. Validation aborted."
+    );
+    assert!(work.variable_uses <= validate::MAX_ERRORS + 1, "{work:?}");
+}
+
 // ---- limits ------------------------------------------------------------------------------------
 
 fn limited(query: &str, limits: Limits) -> (u16, Json) {
@@ -1348,6 +1591,166 @@ fn every_limit_has_its_own_error() {
 }
 
 #[test]
+fn depth_and_expansion_are_limited_in_every_operation_and_unused_fragment() {
+    // The reviewer's repro (3.2 KB): 15 fragments of 60 nested fields each, chained, in an
+    // operation that is not selected. Validation recursed through all 900 levels and overflowed
+    // the stack; now the operation is measured (without recursion) and refused first.
+    let mut document = String::from("query A { __typename } query B { echo { ...F0 } }");
+    for i in 0..15 {
+        document.push_str(&format!(
+            " fragment F{i} on JSON {{ {}...F{} {} }}",
+            "a{".repeat(60),
+            i + 1,
+            "}".repeat(60)
+        ));
+    }
+    document.push_str(" fragment F15 on JSON { z }");
+    let request = json!({"query": document, "operationName": "A"});
+    let (_, body) = post_with(&Mock::new(&["echo"]), &request, None, &Limits::default());
+    assert_eq!(
+        body,
+        json!({"errors": [{
+            "message": "The operation \"B\" is 902 levels deep, more than the limit of 16.",
+            "locations": [{"line": 1, "column": 24}],
+            "extensions": {"code": "QUERY_TOO_DEEP", "status": 400}}]})
+    );
+
+    // 700 unused fragments, each nesting the next one level deeper: reported once, at the one
+    // that nothing spreads.
+    let mut document = String::from("{ __typename }");
+    for i in 0..700 {
+        document.push_str(&format!(
+            " fragment F{i} on JSON {{ a {{ ...F{} }} }}",
+            i + 1
+        ));
+    }
+    document.push_str(" fragment F700 on JSON { z }");
+    let (_, body) = post(&Mock::new(&["echo"]), &document);
+    assert_eq!(
+        body,
+        json!({"errors": [{
+            "message": "The fragment \"F0\" is 701 levels deep, more than the limit of 16.",
+            "locations": [{"line": 1, "column": 16}],
+            "extensions": {"code": "QUERY_TOO_DEEP", "status": 400}}]})
+    );
+
+    // A fragment bomb in an operation that is not selected.
+    let document = format!(
+        "query A {{ __typename }} query B {{ ...F20 }} {}",
+        doubling_fragments(20, "echo")
+    );
+    let request = json!({"query": document, "operationName": "A"});
+    let (_, body) = post_with(&Mock::new(&["echo"]), &request, None, &Limits::default());
+    assert_request_error(
+        &body,
+        "TOO_MANY_TOKENS",
+        "With fragments expanded the operation \"B\" selects 1048576 fields",
+        Some((1, 24)),
+    );
+}
+
+#[test]
+fn a_long_chain_of_spreads_costs_no_stack() {
+    // Far longer than the limits allow, and than a stack frame per spread would survive: nothing
+    // (limits, validation, planning) recurses along spreads.
+    let n = 20_000;
+    let mut document = String::from("{ ...F0 }");
+    for i in 0..n {
+        document.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", i + 1));
+    }
+    document.push_str(&format!(" fragment F{n} on Query {{ echo {{ a }} }}"));
+    let limits = Limits {
+        max_document_bytes: usize::MAX,
+        max_tokens: usize::MAX,
+        ..Limits::default()
+    };
+    let plan = plan(vec!["echo".into()], &document, None, None, &limits).unwrap();
+    assert_eq!(plan.fields.len(), 1);
+    assert_eq!(plan.fields[0].key, "echo");
+}
+
+#[test]
+fn brackets_are_nested_at_most_128_levels() {
+    let document = |n: usize| format!("{{ echo(body: {}{}) }}", "[".repeat(n), "]".repeat(n));
+    // `{` and `(` are two levels already.
+    let backend = Mock::new(&["echo"]);
+    let (_, body) = post(&backend, &document(126));
+    assert_eq!(body["errors"], Json::Null, "{body}");
+    let (_, body) = post(&backend, &document(127));
+    assert_eq!(
+        body,
+        json!({"errors": [{
+            "message": "The document nests brackets more than 128 levels deep.",
+            "extensions": {"code": "QUERY_TOO_DEEP", "status": 400}}]})
+    );
+}
+
+#[test]
+fn the_response_stays_within_its_size_limit() {
+    // Each answer is 1,008 bytes; projected through 8 aliases it would be 8 KB.
+    let big = format!(r#"{{"s":"{}"}}"#, "x".repeat(1000));
+    let limits = Limits {
+        max_response_bytes: 5_000,
+        ..Limits::default()
+    };
+    let aliases: String = (0..8).map(|i| format!(" a{i}: s")).collect();
+    let too_large = |key: &str, line_column: (u64, u64)| {
+        json!({"message": format!("The value of \"{key}\" would take the response over its limit of 5000 bytes."),
+               "locations": [{"line": line_column.0, "column": line_column.1}], "path": [key],
+               "extensions": {"code": "RESPONSE_TOO_LARGE", "status": 500}})
+    };
+    // The field that does not fit is an error; the others are kept.
+    let backend = Mock::new(&["big", "small"])
+        .answer("big", 200, &big)
+        .answer("small", 200, r#"{"k":1}"#);
+    let document = format!("{{ big {{{aliases} }} small {{ k }} }}");
+    let (_, body) = post_with(&backend, &json!({"query": document}), None, &limits);
+    assert_eq!(
+        body,
+        json!({"errors": [too_large("big", (1, 3))], "data": {"big": null, "small": {"k": 1}}})
+    );
+    // In a mutation fields are counted in document order: four whole answers fit, the fifth does
+    // not, and a small one after it still does.
+    let backend = Mock::new(&["big", "small"])
+        .answer("big", 200, &big)
+        .answer("small", 200, r#"{"k":1}"#);
+    let document = "mutation { a: big b: big c: big d: big e: big small { k } }";
+    let (_, body) = post_with(&backend, &json!({"query": document}), None, &limits);
+    assert_eq!(body["errors"], json!([too_large("e", (1, 40))]));
+    assert_eq!(body["data"]["d"]["s"].as_str().unwrap().len(), 1000);
+    assert_eq!(body["data"]["e"], Json::Null);
+    assert_eq!(body["data"]["small"], json!({"k": 1}));
+}
+
+#[test]
+fn the_bodies_one_request_forwards_are_bounded_together() {
+    let limits = Limits {
+        max_forwarded_body_bytes: 5_000,
+        ..Limits::default()
+    };
+    let body = json!({"s": "x".repeat(2000)});
+    let document = "mutation($b: JSON) { a: echo(body: $b) b: echo(body: $b) c: echo(body: $b) }";
+    // Three calls of 2,008 bytes each: refused before any of them is made.
+    let backend = Mock::new(&["echo"]);
+    let request = json!({"query": document, "variables": {"b": body}});
+    let (status, response) = post_with(&backend, &request, None, &limits);
+    assert_eq!(status, 200);
+    assert_eq!(
+        response,
+        json!({"errors": [{
+            "message": "The operation's calls would forward 6024 bytes of request bodies, more than the limit of 5000 bytes.",
+            "extensions": {"code": "BODY_TOO_LARGE", "status": 413}}]})
+    );
+    assert!(backend.calls().is_empty());
+    // Two are within the limit.
+    let document = "mutation($b: JSON) { a: echo(body: $b) b: echo(body: $b) }";
+    let request = json!({"query": document, "variables": {"b": body}});
+    let (_, response) = post_with(&backend, &request, None, &limits);
+    assert_eq!(response["errors"], Json::Null, "{response}");
+    assert_eq!(backend.calls().len(), 2);
+}
+
+#[test]
 fn defaults_are_the_documented_constants() {
     let limits = Limits::default();
     assert_eq!(limits.max_document_bytes, 64 * 1024);
@@ -1359,6 +1762,10 @@ fn defaults_are_the_documented_constants() {
             limits.max_tokens
         ),
         (16, 32, 64, 10_000)
+    );
+    assert_eq!(
+        (limits.max_response_bytes, limits.max_forwarded_body_bytes),
+        (16 << 20, crate::config::DEFAULT_MAX_BODY_BYTES)
     );
 }
 
@@ -1378,6 +1785,39 @@ fn token_counting_skips_ignored_tokens() {
         limits::count_tokens(r#"{ a(s: "x y \" z", t: """ block "" """) ...F }"#, 12),
         Some(13)
     );
+}
+
+#[test]
+fn token_counting_does_not_depend_on_spacing() {
+    let count = |document: &str| limits::count_tokens(document, 0).map(|_| ());
+    let exact = |document: &str| {
+        (1..100)
+            .find(|max| limits::count_tokens(document, *max).is_none())
+            .unwrap()
+    };
+    assert_eq!(count(""), None);
+    // `...` is one token and a name stops at anything but `[_0-9A-Za-z]`.
+    for (dense, spaced, tokens) in [
+        ("...F...F", "... F ... F", 4),
+        ("{a...on JSON{b}}", "{ a ... on JSON { b } }", 9),
+        ("f(x:-1.5e+3,y:0.25E-1)", "f ( x : -1.5e+3 y : 0.25E-1 )", 9),
+        ("a-b+c", "a -b + c", 5),
+        ("$v:[String!]=[\"a\"]", "$ v : [ String ! ] = [ \"a\" ]", 11),
+    ] {
+        assert_eq!(exact(dense), tokens, "{dense}");
+        assert_eq!(exact(spaced), tokens, "{spaced}");
+    }
+    // The reviewer's case: 6000 spreads written without spaces were one token each name run.
+    let dense = format!(
+        "{{ echo {{ {} }} }} fragment F on JSON {{ a }}",
+        "...F".repeat(6000)
+    );
+    let spaced = dense.replace("...F", "...F ");
+    assert_eq!(
+        limits::count_tokens(&dense, 10_000),
+        limits::count_tokens(&spaced, 10_000)
+    );
+    assert_eq!(limits::count_tokens(&dense, 10_000), Some(10_001));
 }
 
 // ---- introspection -----------------------------------------------------------------------------

@@ -12,19 +12,31 @@
 //! names. Having more than one anonymous operation (or an anonymous one beside named ones) and
 //! duplicate names are refused by the parser already.
 //!
-//! Fragments are walked from the operations that spread them, once per parent type, and the variables
-//! they use are remembered, so a document's cost is linear however often a fragment is spread.
+//! # Cost
+//!
+//! Each operation and each fragment definition is validated once, on its own: a fragment against
+//! its type condition, as graphql-js does. The walk never follows a spread, so its recursion is the
+//! syntax of one definition (which the parser bounds) whatever chain of fragments a document
+//! builds. What a fragment contributes to the operations that reach it is its set of variable
+//! uses, recorded while it is validated: each variable once per type its positions expect, so a
+//! fragment used many times, or reaching many others, costs its distinct uses once per operation
+//! (the fragments an operation reaches come from [`Graph`], walked without recursion). Whether
+//! fields merge is checked from the top of each operation (and each unused fragment) down, with
+//! fragments expanded: each group of same-key fields once, so the work is bounded by the expanded
+//! fields the limits pass has counted, and the recursion by the depth it has limited. At most
+//! [`MAX_ERRORS`] errors are reported, as graphql-js does.
 
 use std::collections::{HashMap, HashSet};
 
 use async_graphql_parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType,
-    Selection, SelectionSet, Type,
+    Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition,
+    OperationDefinition, OperationType, Selection, SelectionSet, Type,
 };
 use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::{Name, Value};
 
 use super::error::{Code, GraphQLError};
+use super::fragments::{collect_fields, spreads_in, Graph};
 use super::input_fields;
 use super::introspect::{introspection_field, is_introspection_object, is_known_type};
 use super::schema::{
@@ -67,35 +79,82 @@ fn unknown_operation(name: &str) -> GraphQLError {
     )
 }
 
-/// Validates every operation and fragment of `document` (parsed from `text`); returns all errors,
-/// ordered by location.
+/// Most errors one validation reports. graphql-js stops at 100 as well ("Too many validation
+/// errors, error limit reached. Validation aborted."): a client fixing a query reads the first
+/// ones, and a document within the token limit could otherwise produce millions (one per undefined
+/// variable per operation that reaches it).
+pub(crate) const MAX_ERRORS: usize = 100;
+
+/// Validates every operation and fragment of `document` (parsed from `text`); returns the errors,
+/// ordered by location, at most [`MAX_ERRORS`] of them (then followed by one saying so).
 pub(crate) fn validate(
     text: &str,
     document: &ExecutableDocument,
+    graph: &Graph<'_>,
     schema: &Schema,
 ) -> Vec<GraphQLError> {
+    validate_counting(text, document, graph, schema).0
+}
+
+/// Counts of what one validation did, so that tests can bound its cost without timing it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Work {
+    /// Variable uses checked against an operation's declarations.
+    pub variable_uses: usize,
+    /// Fields collected by the merge check.
+    pub merged_fields: usize,
+}
+
+/// [`validate`], also returning what the validation did.
+pub(crate) fn validate_counting<'d>(
+    text: &str,
+    document: &'d ExecutableDocument,
+    graph: &Graph<'d>,
+    schema: &Schema,
+) -> (Vec<GraphQLError>, Work) {
     let mut validator = Validator {
         document,
         schema,
         errors: Vec::new(),
+        truncated: false,
+        work: Work::default(),
         fragment_uses: HashMap::new(),
-        in_progress: HashSet::new(),
-        used_fragments: HashSet::new(),
+        reached: HashSet::new(),
         conflicts_reported: HashSet::new(),
         merges_checked: HashSet::new(),
     };
+    // Fragments first: each records the variables it uses, which operations then check.
+    validator.fragment_definitions();
     let mut operations: Vec<(Option<&Name>, &Positioned<OperationDefinition>)> =
         document.operations.iter().collect();
     operations.sort_by_key(|(_, op)| op.pos);
     for (name, operation) in operations {
-        validator.operation(name.map(Name::as_str), operation);
+        validator.operation(name.map(Name::as_str), operation, graph);
     }
-    validator.fragments();
-    let mut errors = validator.errors;
+    validator.fragment_use(graph);
+    if graph.cycles().is_empty() {
+        validator.merge_roots(graph);
+    }
+    let Validator {
+        mut errors,
+        mut truncated,
+        work,
+        ..
+    } = validator;
     errors.extend(input_fields::check(text));
     errors.sort_by(|a, b| a.locations.first().cmp(&b.locations.first()));
     errors.dedup();
-    errors
+    if errors.len() > MAX_ERRORS {
+        errors.truncate(MAX_ERRORS);
+        truncated = true;
+    }
+    if truncated {
+        errors.push(GraphQLError::request(
+            Code::ValidationFailed,
+            "Too many validation errors, error limit reached. Validation aborted.",
+        ));
+    }
+    (errors, work)
 }
 
 /// A variable used in the document, with the type its position expects (`None` inside `JSON`).
@@ -106,14 +165,40 @@ struct Use<'d> {
     pos: Pos,
 }
 
+/// The variables one definition uses: each name once per type its positions expect, at the first
+/// such position (enough for every error about it). A set, so that what a fragment adds to an
+/// operation is bounded by its distinct variables, not by how it is written or spread.
+#[derive(Default)]
+struct Uses<'d> {
+    list: Vec<Use<'d>>,
+    by_name: HashMap<&'d str, Vec<usize>>,
+}
+
+impl<'d> Uses<'d> {
+    fn add(&mut self, new: Use<'d>) {
+        let same_name = self.by_name.entry(new.name).or_default();
+        if same_name
+            .iter()
+            .any(|&i| self.list[i].expected == new.expected)
+        {
+            return;
+        }
+        same_name.push(self.list.len());
+        self.list.push(new);
+    }
+}
+
 struct Validator<'d> {
     document: &'d ExecutableDocument,
     schema: &'d Schema,
     errors: Vec<GraphQLError>,
-    /// Variables used by a fragment (and what it spreads), per (fragment, parent type).
-    fragment_uses: HashMap<(&'d str, &'static str), Vec<Use<'d>>>,
-    in_progress: HashSet<&'d str>,
-    used_fragments: HashSet<&'d str>,
+    /// More than [`MAX_ERRORS`] errors were found; the rest are not kept.
+    truncated: bool,
+    work: Work,
+    /// The variables each fragment definition uses (in its own selections, not those it spreads).
+    fragment_uses: HashMap<&'d str, Uses<'d>>,
+    /// Fragments some operation reaches.
+    reached: HashSet<&'d str>,
     /// Conflicting field pairs already reported.
     conflicts_reported: HashSet<(Pos, Pos)>,
     /// Groups of same-key fields (by position) whose merged subfields were already checked.
@@ -138,10 +223,23 @@ fn parent_type(name: &str) -> Option<&'static str> {
 
 impl<'d> Validator<'d> {
     fn error(&mut self, message: impl Into<String>, pos: Pos) {
-        self.errors.push(GraphQLError::validation(message, pos));
+        self.push(GraphQLError::validation(message, pos));
     }
 
-    fn operation(&mut self, name: Option<&'d str>, operation: &'d Positioned<OperationDefinition>) {
+    fn push(&mut self, error: GraphQLError) {
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(error);
+        } else {
+            self.truncated = true;
+        }
+    }
+
+    fn operation(
+        &mut self,
+        name: Option<&'d str>,
+        operation: &'d Positioned<OperationDefinition>,
+        graph: &Graph<'d>,
+    ) {
         let op = &operation.node;
         let (root, location) = match op.ty {
             OperationType::Query => (schema::QUERY, "QUERY"),
@@ -151,7 +249,7 @@ impl<'d> Validator<'d> {
                 return;
             }
         };
-        let mut uses = Vec::new();
+        let mut uses = Uses::default();
         self.directives(&op.directives, location, &mut uses);
         let mut declared: HashMap<&str, (&Type, bool)> = HashMap::new();
         for definition in &op.variable_definitions {
@@ -194,14 +292,29 @@ impl<'d> Validator<'d> {
         }
         self.selection_set(&op.selection_set.node, root, &mut uses);
 
+        // The operation's own uses, then those of every fragment it reaches (each once).
+        let spreads = spreads_in(&op.selection_set.node);
+        let reached = graph.reachable(spreads.iter().map(|(name, _)| *name));
+        self.reached.extend(reached.iter().copied());
+        let fragment_uses = std::mem::take(&mut self.fragment_uses);
+        let all_uses = uses.list.iter().chain(
+            reached
+                .iter()
+                .filter_map(|name| fragment_uses.get(name))
+                .flat_map(|uses| &uses.list),
+        );
         let op_name = name
             .map(|n| format!(" by operation \"{n}\""))
             .unwrap_or_default();
         let mut used = HashSet::new();
-        for var in &uses {
+        for var in all_uses {
+            if self.truncated {
+                break;
+            }
+            self.work.variable_uses += 1;
             used.insert(var.name);
             match declared.get(var.name) {
-                None => self.errors.push(
+                None => self.push(
                     GraphQLError::validation(
                         format!("Variable \"${}\" is not defined{op_name}.", var.name),
                         var.pos,
@@ -223,6 +336,7 @@ impl<'d> Validator<'d> {
                 }
             }
         }
+        self.fragment_uses = fragment_uses;
         let in_op = name
             .map(|n| format!(" in operation \"{n}\""))
             .unwrap_or_default();
@@ -237,13 +351,7 @@ impl<'d> Validator<'d> {
         }
     }
 
-    fn selection_set(
-        &mut self,
-        set: &'d SelectionSet,
-        parent: &'static str,
-        uses: &mut Vec<Use<'d>>,
-    ) {
-        self.conflicts(set);
+    fn selection_set(&mut self, set: &'d SelectionSet, parent: &'static str, uses: &mut Uses<'d>) {
         for selection in &set.items {
             match &selection.node {
                 Selection::Field(field) => {
@@ -280,41 +388,21 @@ impl<'d> Validator<'d> {
                         );
                         continue;
                     };
-                    self.used_fragments.insert(name);
                     let on = definition.node.type_condition.node.on.node.as_str();
-                    if !is_known_type(on) {
-                        continue; // reported once, at the definition
-                    }
-                    if on != parent {
+                    if is_known_type(on) && on != parent {
                         self.error(
                             format!("Fragment \"{name}\" cannot be spread here as objects of type \"{parent}\" can never be of type \"{on}\"."),
                             selection.pos,
                         );
-                        continue;
                     }
-                    if let Some(known) = self.fragment_uses.get(&(name, parent)) {
-                        uses.extend(known.iter().cloned());
-                        continue;
-                    }
-                    if !self.in_progress.insert(name) {
-                        continue; // a cycle, reported by `fragments`
-                    }
-                    let mut inner = Vec::new();
-                    self.selection_set(&definition.node.selection_set.node, parent, &mut inner);
-                    self.in_progress.remove(name);
-                    uses.extend(inner.iter().cloned());
-                    self.fragment_uses.insert((name, parent), inner);
+                    // The fragment itself is validated once, on its own; what it uses is added
+                    // by the operations that reach it.
                 }
             }
         }
     }
 
-    fn field(
-        &mut self,
-        field: &'d Positioned<Field>,
-        parent: &'static str,
-        uses: &mut Vec<Use<'d>>,
-    ) {
+    fn field(&mut self, field: &'d Positioned<Field>, parent: &'static str, uses: &mut Uses<'d>) {
         let node = &field.node;
         let name = node.name.node.as_str();
         let selection = &node.selection_set;
@@ -392,7 +480,7 @@ impl<'d> Validator<'d> {
         &mut self,
         field: &'d Positioned<Field>,
         ty: &'static str,
-        uses: &mut Vec<Use<'d>>,
+        uses: &mut Uses<'d>,
     ) {
         let selection = &field.node.selection_set;
         if selection.node.items.is_empty() {
@@ -423,7 +511,7 @@ impl<'d> Validator<'d> {
         field: &'d Field,
         definitions: &[(&str, &str)],
         field_desc: &str,
-        uses: &mut Vec<Use<'d>>,
+        uses: &mut Uses<'d>,
     ) {
         self.check_arguments(
             &field.arguments,
@@ -440,7 +528,7 @@ impl<'d> Validator<'d> {
         definitions: &[(&str, &str)],
         owner: &str,
         owner_pos: Pos,
-        uses: &mut Vec<Use<'d>>,
+        uses: &mut Uses<'d>,
     ) {
         let mut seen = HashSet::new();
         for (name, value) in arguments {
@@ -467,11 +555,13 @@ impl<'d> Validator<'d> {
                     value.pos,
                 );
             }
-            uses.extend(found.into_iter().map(|u| Use {
-                name: u.name,
-                expected: u.expected,
-                pos: value.pos,
-            }));
+            for found in found {
+                uses.add(Use {
+                    name: found.name,
+                    expected: found.expected,
+                    pos: value.pos,
+                });
+            }
         }
         for (arg, ty) in definitions {
             if ty.ends_with('!') && !seen.contains(arg) {
@@ -487,7 +577,7 @@ impl<'d> Validator<'d> {
         &mut self,
         directives: &'d [Positioned<Directive>],
         location: &str,
-        uses: &mut Vec<Use<'d>>,
+        uses: &mut Uses<'d>,
     ) {
         let mut seen = HashSet::new();
         for directive in directives {
@@ -519,20 +609,21 @@ impl<'d> Validator<'d> {
         }
     }
 
-    /// "Field selections must merge": fields under one response key must be the same field with
-    /// the same arguments, and either all select subfields or none do (a projection and the whole
-    /// value cannot share a key). The subfields of fields that share a key are merged and checked
-    /// the same way, one level down, so conflicts between fragments and nested ones are found too.
-    fn conflicts(&mut self, set: &'d SelectionSet) {
-        self.conflicts_in(&[set]);
-    }
-
-    fn conflicts_in(&mut self, sets: &[&'d SelectionSet]) {
+    /// "Field selections must merge", for the selections of `sets` taken together (an operation's
+    /// or an unused fragment's own set to begin with): fields under one response key must be the
+    /// same field with the same arguments, and either all select subfields or none do (a
+    /// projection and the whole value cannot share a key). Then the subfields of each key's fields
+    /// are checked together the same way, one level down, so conflicts between fragments and
+    /// nested ones are found at any depth.
+    ///
+    /// Each group of fields is checked once (a fragment reached along two paths brings the same
+    /// group twice), and fields are collected with each fragment entered once per level, so the
+    /// work is at most the expanded fields the limits pass counted; the recursion is the selection
+    /// depth it limited. Documents with fragment cycles are not checked (the cycle is the error).
+    fn merges(&mut self, sets: &[&'d SelectionSet]) {
         let mut fields: Vec<&'d Positioned<Field>> = Vec::new();
-        let mut seen = HashSet::new();
-        for set in sets {
-            self.collect_fields(set, &mut fields, &mut seen);
-        }
+        collect_fields(self.document, sets, |_| true, |field| fields.push(field));
+        self.work.merged_fields += fields.len();
         let mut groups: Vec<(&'d str, Vec<&'d Positioned<Field>>)> = Vec::new();
         let mut index: HashMap<&'d str, usize> = HashMap::new();
         for field in fields {
@@ -546,8 +637,8 @@ impl<'d> Validator<'d> {
             }
         }
         for (key, group) in groups {
-            if group.len() < 2 {
-                continue;
+            if self.truncated {
+                return;
             }
             let first = group[0];
             let conflict = group[1..].iter().find_map(|field| {
@@ -566,148 +657,125 @@ impl<'d> Validator<'d> {
                 };
                 Some((*field, why))
             });
-            match conflict {
-                Some((field, why)) => {
-                    // The same pair is met again when its own selection set is checked.
-                    if self.conflicts_reported.insert((first.pos, field.pos)) {
-                        self.errors.push(
-                            GraphQLError::validation(
-                                format!("Fields \"{key}\" conflict because {why}. Use different aliases on the fields to fetch both if this was intentional."),
-                                first.pos,
-                            )
-                            .at(field.pos),
-                        );
-                    }
+            if let Some((field, why)) = conflict {
+                // Two operations spreading one fragment meet the same pair.
+                if self.conflicts_reported.insert((first.pos, field.pos)) {
+                    self.push(
+                        GraphQLError::validation(
+                            format!("Fields \"{key}\" conflict because {why}. Use different aliases on the fields to fetch both if this was intentional."),
+                            first.pos,
+                        )
+                        .at(field.pos),
+                    );
                 }
-                None => {
-                    let subsets: Vec<&'d SelectionSet> = group
-                        .iter()
-                        .map(|f| &f.node.selection_set.node)
-                        .filter(|s| !s.items.is_empty())
-                        .collect();
-                    // Each merge is checked once: that also ends the walk through fragment cycles.
-                    let merged = group.iter().map(|f| f.pos).collect();
-                    if subsets.len() > 1 && self.merges_checked.insert(merged) {
-                        self.conflicts_in(&subsets);
-                    }
-                }
+                continue;
+            }
+            let subsets: Vec<&'d SelectionSet> = group
+                .iter()
+                .map(|f| &f.node.selection_set.node)
+                .filter(|s| !s.items.is_empty())
+                .collect();
+            if !subsets.is_empty()
+                && self
+                    .merges_checked
+                    .insert(group.iter().map(|f| f.pos).collect())
+            {
+                self.merges(&subsets);
             }
         }
     }
 
-    fn collect_fields(
-        &self,
-        set: &'d SelectionSet,
-        out: &mut Vec<&'d Positioned<Field>>,
-        seen: &mut HashSet<&'d str>,
-    ) {
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => out.push(field),
-                Selection::InlineFragment(f) => {
-                    self.collect_fields(&f.node.selection_set.node, out, seen)
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    if seen.insert(name) {
-                        if let Some(def) = self.document.fragments.get(name) {
-                            self.collect_fields(&def.node.selection_set.node, out, seen);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Fragment definitions: known composite type condition, used, no cycles.
-    fn fragments(&mut self) {
-        let mut names: Vec<(&'d str, Pos)> = self
+    /// Every fragment definition, once: a known composite type condition, no directives, the
+    /// selections valid on that type (recording the variables they use), no cycles.
+    fn fragment_definitions(&mut self) {
+        let mut definitions: Vec<(&'d str, &'d Positioned<FragmentDefinition>)> = self
             .document
             .fragments
             .iter()
-            .map(|(name, def)| (name.as_str(), def.pos))
+            .map(|(name, definition)| (name.as_str(), definition))
             .collect();
-        names.sort_by_key(|(_, pos)| *pos);
-        for (name, pos) in &names {
-            let definition = &self.document.fragments[*name].node;
+        definitions.sort_by_key(|(_, definition)| definition.pos);
+        for (name, definition) in definitions {
+            let definition = &definition.node;
             let condition = &definition.type_condition;
             let on = condition.node.on.node.as_str();
-            if !is_known_type(on) {
-                self.error(format!("Unknown type \"{on}\"."), condition.pos);
-            } else if parent_type(on).is_none() {
-                self.error(
+            let mut uses = Uses::default();
+            self.directives(&definition.directives, "FRAGMENT_DEFINITION", &mut uses);
+            match parent_type(on) {
+                _ if !is_known_type(on) => {
+                    self.error(format!("Unknown type \"{on}\"."), condition.pos)
+                }
+                None => self.error(
                     format!("Fragment \"{name}\" cannot condition on non composite type \"{on}\"."),
                     condition.pos,
-                );
+                ),
+                Some(parent) => {
+                    self.selection_set(&definition.selection_set.node, parent, &mut uses)
+                }
             }
-            let mut uses = Vec::new();
-            self.directives(&definition.directives, "FRAGMENT_DEFINITION", &mut uses);
-            if !self.used_fragments.contains(name) {
-                self.error(format!("Fragment \"{name}\" is never used."), *pos);
-            }
-        }
-        // Cycles: depth-first over spreads, reporting each cycle where it closes.
-        let mut visited = HashSet::new();
-        for (name, _) in &names {
-            let mut path = Vec::new();
-            self.cycles(name, &mut visited, &mut path);
+            self.fragment_uses.insert(name, uses);
         }
     }
 
-    fn cycles(
-        &mut self,
-        name: &'d str,
-        visited: &mut HashSet<&'d str>,
-        path: &mut Vec<(&'d str, Pos)>,
-    ) {
-        if !visited.insert(name) {
-            return;
-        }
-        let mut spreads = Vec::new();
-        spreads_in(
-            &self.document.fragments[name].node.selection_set.node,
-            &mut spreads,
-        );
-        for (target, pos) in spreads {
-            let start = path
+    /// The merge check from every operation, and from every fragment that no operation reaches
+    /// and no fragment spreads (the others are inside one of those).
+    fn merge_roots(&mut self, graph: &Graph<'d>) {
+        let mut roots: Vec<(Pos, &'d SelectionSet)> = self
+            .document
+            .operations
+            .iter()
+            .map(|(_, operation)| (operation.pos, &operation.node.selection_set.node))
+            .collect();
+        let spread: HashSet<&str> = self
+            .document
+            .fragments
+            .keys()
+            .flat_map(|name| graph.spreads_of(name))
+            .map(|(target, _)| *target)
+            .collect();
+        roots.extend(
+            self.document
+                .fragments
                 .iter()
-                .position(|(n, _)| *n == target)
-                .or((target == name).then_some(path.len()));
-            if let Some(start) = start {
-                let mut cycle: Vec<(&str, Pos)> = path[start..].to_vec();
-                cycle.push((name, pos));
-                let via: Vec<String> = cycle[1..].iter().map(|(n, _)| format!("\"{n}\"")).collect();
-                let message = if via.is_empty() {
-                    format!("Cannot spread fragment \"{target}\" within itself.")
-                } else {
-                    format!(
-                        "Cannot spread fragment \"{target}\" within itself via {}.",
-                        via.join(", ")
-                    )
-                };
-                let mut error = GraphQLError::validation(message, pos);
-                error.locations = cycle.iter().map(|(_, p)| *p).collect();
-                self.errors.push(error);
-                continue;
-            }
-            if self.document.fragments.contains_key(target) && !visited.contains(target) {
-                path.push((name, pos));
-                self.cycles(target, visited, path);
-                path.pop();
-            }
+                .filter(|(name, _)| {
+                    !self.reached.contains(name.as_str()) && !spread.contains(name.as_str())
+                })
+                .map(|(_, definition)| (definition.pos, &definition.node.selection_set.node)),
+        );
+        roots.sort_by_key(|(pos, _)| *pos);
+        for (_, set) in roots {
+            self.merges(&[set]);
         }
     }
-}
 
-/// The fragment spreads anywhere inside `set`, with positions.
-fn spreads_in<'d>(set: &'d SelectionSet, out: &mut Vec<(&'d str, Pos)>) {
-    for selection in &set.items {
-        match &selection.node {
-            Selection::Field(field) => spreads_in(&field.node.selection_set.node, out),
-            Selection::InlineFragment(f) => spreads_in(&f.node.selection_set.node, out),
-            Selection::FragmentSpread(spread) => {
-                out.push((spread.node.fragment_name.node.as_str(), selection.pos))
-            }
+    /// Fragments no operation reaches, and spreads that form cycles.
+    fn fragment_use(&mut self, graph: &Graph<'d>) {
+        let mut unused: Vec<(&'d str, Pos)> = self
+            .document
+            .fragments
+            .iter()
+            .filter(|(name, _)| !self.reached.contains(name.as_str()))
+            .map(|(name, definition)| (name.as_str(), definition.pos))
+            .collect();
+        unused.sort_by_key(|(_, pos)| *pos);
+        for (name, pos) in unused {
+            self.error(format!("Fragment \"{name}\" is never used."), pos);
+        }
+        for cycle in graph.cycles() {
+            let (target, _) = cycle[0];
+            let via: Vec<String> = cycle[1..].iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            let message = if via.is_empty() {
+                format!("Cannot spread fragment \"{target}\" within itself.")
+            } else {
+                format!(
+                    "Cannot spread fragment \"{target}\" within itself via {}.",
+                    via.join(", ")
+                )
+            };
+            let (_, closing) = cycle[cycle.len() - 1];
+            let mut error = GraphQLError::validation(message, closing);
+            error.locations = cycle.iter().map(|(_, p)| *p).collect();
+            self.push(error);
         }
     }
 }

@@ -4,17 +4,29 @@
 //! other streams of the connection. The connection is closed with GOAWAY when it has been idle for
 //! the idle timeout or as soon as the shard starts draining (idle or not); its open streams then
 //! finish, and the draining shard waits for that (up to the grace period) before it exits.
+//!
+//! What a client controls is bounded:
+//! - An answer's body goes out as the client's flow-control window opens. The stream's task
+//!   waits for the window (the stream stays open, so the connection is not idle), and a client
+//!   that opens none for `--idle-timeout-ms` has the stream reset and its body dropped, as nginx's
+//!   `send_timeout` does, instead of the body waiting in the connection for as long as it lives.
+//! - After GOAWAY, a connection with nothing open is closed [`GOAWAY_GRACE`] later even if the
+//!   client never answers the PING that ends a graceful shutdown (or sends nothing at all).
+//! - A client that resets most of the streams it opens before they are answered (the "rapid
+//!   reset" of CVE-2023-44487: each one starts a backend call, which the reset cancels) loses the
+//!   connection with GOAWAY `ENHANCE_YOUR_CALM` once [`RESETS_JUDGED_AFTER`] resets are over
+//!   half its streams (the `h2` crate only bounds resets of streams not yet accepted).
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use glommio::net::TcpStream;
 use h2::server::SendResponse;
-use h2::RecvStream;
+use h2::{Reason, RecvStream};
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Request, Response};
@@ -36,8 +48,20 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 /// refused by us with the JSON 431 every other refusal has, and only larger ones get the crate's
 /// bare 431 (the cap bounds what HPACK decoding may allocate).
 const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
+/// How long the rest of a refused request's body is read and dropped after its answer (as
+/// HTTP/1.1's lingering close): time for a client that was waiting for `100 Continue` to see the
+/// answer and stop.
+const LINGER: Duration = Duration::from_secs(2);
 /// Bytes RFC 9113 §6.5.2 adds to each field's name and value when sizing a header list.
 const FIELD_OVERHEAD: usize = 32;
+/// How long a connection that sent GOAWAY and has nothing open waits for the client's last frames
+/// (the PING that completes a graceful shutdown, streams already on their way) before it closes:
+/// many round trips on any network a gateway serves.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
+/// Client resets of unanswered streams a connection may make before they are judged; then, if
+/// they are more than half of its streams, it is closed. Real clients cancel a few requests, not
+/// most of them, and a hundred backend calls is a small price to find out.
+const RESETS_JUDGED_AFTER: usize = 100;
 
 /// Serves HTTP/2 on `stream`; `prefix` holds the bytes already read (the preface).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: SocketAddr) {
@@ -68,8 +92,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
     let mut drain = std::pin::pin!(shard.drain_started());
     loop {
         let turn = if shutting_down {
-            // GOAWAY is out: let the open streams finish; `accept` ends when they have.
-            Turn::Stream(conn.accept().await)
+            // GOAWAY is out: let the open streams finish; `accept` ends when they have, or when
+            // nothing has been open for the grace (a client that never acknowledges the PING).
+            let accept = async { Turn::Stream(conn.accept().await) };
+            if streams.open.get() == 0 {
+                crate::timeout::within(GOAWAY_GRACE, accept)
+                    .await
+                    .unwrap_or(Turn::Stream(None))
+            } else {
+                let idle = async {
+                    streams.all_closed().await;
+                    Turn::Idle
+                };
+                futures_lite::future::or(accept, idle).await
+            }
         } else {
             let accept = async { Turn::Stream(conn.accept().await) };
             let drain = async {
@@ -100,10 +136,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
             Turn::Stream(Some(Ok(stream))) => stream,
             Turn::Stream(_) => break,
         };
+        if streams.reset_too_often() && !shutting_down {
+            tracing::warn!(%remote, "HTTP/2 client resets most of its streams; closing");
+            conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            shutting_down = true;
+            continue;
+        }
         streams.opened();
         let (shard, streams) = (shard.clone(), streams.clone());
         glommio::spawn_local(async move {
-            serve_stream(&shard, request, respond, remote).await;
+            serve_stream(&shard, request, respond, remote, &streams).await;
             streams.closed();
         })
         .detach();
@@ -130,11 +172,27 @@ enum Turn {
 struct OpenStreams {
     open: Cell<usize>,
     waiting: Cell<Option<Waker>>,
+    /// Streams accepted over the connection's life.
+    accepted: Cell<usize>,
+    /// Of those, the ones the client reset before they were answered.
+    reset_early: Cell<usize>,
 }
 
 impl OpenStreams {
     fn opened(&self) {
         self.open.set(self.open.get() + 1);
+        self.accepted.set(self.accepted.get() + 1);
+    }
+
+    fn reset_by_client(&self) {
+        self.reset_early.set(self.reset_early.get() + 1);
+    }
+
+    /// Whether the client resets so many of its streams before their answers that it is
+    /// treated as an attack (see the module docs).
+    fn reset_too_often(&self) -> bool {
+        let resets = self.reset_early.get();
+        resets >= RESETS_JUDGED_AFTER && resets * 2 > self.accepted.get()
     }
 
     fn closed(&self) {
@@ -167,10 +225,12 @@ async fn serve_stream(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     remote: SocketAddr,
+    streams: &OpenStreams,
 ) {
     let head_request = request.method() == http::Method::HEAD;
+    let send_timeout = shard.config.idle_timeout;
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
-    let response = match read_request(shard, request, remote).await {
+    let response = match read_request(shard, request, &mut respond, remote).await {
         Ok(request) => {
             let answer = async { Some(crate::router::handle(shard, &request).await) };
             // A client that resets the stream (or the connection) has gone away: dropping the
@@ -183,37 +243,71 @@ async fn serve_stream(
                 Some(response) => response,
                 None => {
                     shard.metrics.client_aborts.inc();
+                    streams.reset_by_client();
                     return;
                 }
             }
         }
-        Err(Refused { error, request_id }) => {
-            let request_id = request_id.unwrap_or_else(|| shard.new_request_id());
+        Err(Refused {
+            error,
+            unread,
+            request_id,
+        }) => {
             shard.metrics.count_response(error.kind.status());
-            let mut r = error.into_response(service.as_deref(), request_id.as_str());
-            r.request_id = Some(request_id);
-            r
+            let answer = error_answer(shard, error, service.as_deref(), request_id);
+            let _ = send_response(&mut respond, answer, head_request, send_timeout).await;
+            let mut unread = unread;
+            discard_rest(&mut unread, Instant::now() + LINGER).await;
+            return;
         }
     };
-    let _ = send_response(&mut respond, response, head_request);
+    let sent = send_response(&mut respond, response, head_request, send_timeout).await;
+    if let Err(SendFailure::Head(e, request_id)) = sent {
+        // Header text is checked before it gets here (`upstream::into_response`); whatever
+        // still does not fit an HTTP/2 head is the backend's answer failing, told as such.
+        let error = GatewayError::upstream_protocol(format!(
+            "the backend's answer cannot be sent over HTTP/2: {e}"
+        ));
+        let answer = error_answer(shard, error, service.as_deref(), request_id);
+        let _ = send_response(&mut respond, answer, head_request, send_timeout).await;
+    }
+}
+
+/// The answer to `error`, under the client's request id or a new one.
+fn error_answer(
+    shard: &Shard,
+    error: GatewayError,
+    service: Option<&str>,
+    request_id: Option<RequestId>,
+) -> Response {
+    let request_id = request_id.unwrap_or_else(|| shard.new_request_id());
+    let mut answer = error.into_response(service, request_id.as_str());
+    answer.request_id = Some(request_id);
+    answer
 }
 
 /// A request refused while it was read, with the client's own request id if it sent a usable one.
 struct Refused {
     error: GatewayError,
+    /// What is left of its body: read and dropped after the answer, for a while (the client of a
+    /// request refused before `100 Continue` may still send it), so that the answer is not
+    /// followed at once by a reset of the stream, which some clients (curl 7.88) take for no answer.
+    unread: RecvStream,
     request_id: Option<RequestId>,
 }
 
 async fn read_request(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     request: http::Request<RecvStream>,
+    respond: &mut SendResponse<Bytes>,
     remote: SocketAddr,
 ) -> Result<Request, Refused> {
-    let (parts, body) = request.into_parts();
-    match read_parts(shard, &parts, body, remote).await {
+    let (parts, mut body) = request.into_parts();
+    match read_parts(shard, &parts, &mut body, respond, remote).await {
         Ok(request) => Ok(request),
         Err(error) => Err(Refused {
             error,
+            unread: body,
             request_id: parts
                 .headers
                 .get("x-request-id")
@@ -222,18 +316,21 @@ async fn read_request(
     }
 }
 
-/// The request of `parts` and `body`, checked against the limits.
+/// The request of `parts` and `body`, checked against the limits. A client that expects
+/// `100 Continue` gets it only if the router would take the request; one refused from its head is
+/// answered at once, its body unread (RFC 9110 §10.1.1, as HTTP/1.1 does).
 async fn read_parts(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     parts: &http::request::Parts,
-    mut body: RecvStream,
+    body: &mut RecvStream,
+    respond: &mut SendResponse<Bytes>,
     remote: SocketAddr,
 ) -> Result<Request, GatewayError> {
     let deadline = Instant::now() + shard.config.body_timeout;
     if let Err(e) = check_header_limits(parts, &shard.config)
         .and_then(|()| crate::http::check_method(&parts.method))
     {
-        discard_rest(&mut body, deadline).await;
+        discard_rest(body, deadline).await;
         return Err(e);
     }
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
@@ -258,6 +355,9 @@ async fn read_parts(
         }
         None => {}
     }
+    // Where the first `cookie` field went: HTTP/2 may split a cookie header into crumbs, which
+    // are joined again before leaving HTTP/2 (RFC 9113 §8.2.3), so a backend sees one header.
+    let mut cookie: Option<usize> = None;
     for (name, value) in &parts.headers {
         if authority.is_some() && name == http::header::HOST {
             continue;
@@ -266,6 +366,18 @@ async fn read_parts(
             return Err(GatewayError::bad_request(format!(
                 "header `{name}` has a value that is not UTF-8"
             )));
+        }
+        if name == http::header::COOKIE {
+            if let Some(first) = cookie {
+                let joined = &mut headers[first].value;
+                let mut crumbs = BytesMut::with_capacity(joined.len() + 2 + value.len());
+                crumbs.extend_from_slice(joined);
+                crumbs.extend_from_slice(b"; ");
+                crumbs.extend_from_slice(value.as_bytes());
+                *joined = crumbs.freeze();
+                continue;
+            }
+            cookie = Some(headers.len());
         }
         headers.push(Field::new(
             Bytes::copy_from_slice(name.as_str().as_bytes()),
@@ -290,9 +402,32 @@ async fn read_parts(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let expects_continue = !body.is_end_stream()
+        && parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > max_body as u64) {
-        discard_rest(&mut body, deadline).await;
+        if !expects_continue {
+            discard_rest(body, deadline).await;
+        }
         return Err(too_large());
+    }
+    if expects_continue {
+        let head = crate::http::RequestHead {
+            method: &parts.method,
+            path: &path,
+            headers: &headers,
+            remote,
+        };
+        // Routed again once the body is in (the registry or the load may have changed); the
+        // route, and the in-flight slot it holds, go now.
+        drop(crate::router::route(shard, &head)?);
+        let interim = http::Response::builder()
+            .status(http::StatusCode::CONTINUE)
+            .body(())
+            .expect("a static interim response");
+        let _ = respond.send_informational(interim);
     }
     let mut collected = BodyCollector::default();
     loop {
@@ -311,7 +446,7 @@ async fn read_parts(
         };
         let _ = body.flow_control().release_capacity(chunk.len());
         if collected.len() + chunk.len() > max_body {
-            discard_rest(&mut body, deadline).await;
+            discard_rest(body, deadline).await;
             return Err(too_large());
         }
         collected.push(chunk);
@@ -374,33 +509,72 @@ fn too_large() -> GatewayError {
     GatewayError::new(ErrorKind::BodyTooLarge, "request body is over the limit")
 }
 
-fn send_response(
+/// Sends `response`, its body as the client's window allows; a client that opens no window for
+/// `send_timeout` has the stream reset (the body is dropped with it).
+async fn send_response(
     respond: &mut SendResponse<Bytes>,
     response: Response,
     head_request: bool,
-) -> Result<(), h2::Error> {
-    let mut builder = http::Response::builder().status(response.status);
+    send_timeout: Duration,
+) -> Result<(), SendFailure> {
+    let bodiless = head_request || response.body.is_empty() || response.bodiless_status();
+    let mut head = http::Response::builder().status(response.status);
+    let mut dated = false;
     for (name, value) in response.fields() {
-        builder = builder.header(name, value);
+        dated |= name == "date";
+        head = head.header(name, value);
     }
-    let bodiless = head_request
-        || response.body.is_empty()
-        || response.status == 204
-        || response.status == 304;
-    if !bodiless || head_request {
-        builder = builder.header(http::header::CONTENT_LENGTH, response.body.len());
+    if !dated {
+        let date = crate::http::date::current();
+        head = head.header(
+            http::header::DATE,
+            http::HeaderValue::from_bytes(&date).expect("an IMF-fixdate is a header value"),
+        );
     }
-    let head = match builder.body(()) {
+    if !response.bodiless_status() {
+        head = head.header(
+            http::header::CONTENT_LENGTH,
+            response.content_length(head_request),
+        );
+    }
+    let head = match head.body(()) {
         Ok(head) => head,
-        // Header text is validated before it gets here; a failure is a gateway bug, answered as 502.
-        Err(_) => http::Response::builder()
-            .status(502)
-            .body(())
-            .expect("static response"),
+        Err(e) => return Err(SendFailure::Head(e, response.request_id)),
     };
-    let mut stream = respond.send_response(head, bodiless)?;
-    if !bodiless {
-        stream.send_data(response.body, true)?;
+    let mut stream = respond
+        .send_response(head, bodiless)
+        .map_err(|_| SendFailure::Stream)?;
+    if bodiless {
+        return Ok(());
+    }
+    let mut body = response.body;
+    stream.reserve_capacity(body.len());
+    while !body.is_empty() {
+        let window = std::future::poll_fn(|cx| stream.poll_capacity(cx));
+        let granted = match crate::timeout::within(send_timeout, window).await {
+            Some(Some(Ok(granted))) => granted,
+            Some(_) => return Err(SendFailure::Stream),
+            None => {
+                stream.send_reset(Reason::CANCEL);
+                return Err(SendFailure::Stream);
+            }
+        };
+        if granted == 0 {
+            continue;
+        }
+        let chunk = body.split_to(granted.min(body.len()));
+        stream
+            .send_data(chunk, body.is_empty())
+            .map_err(|_| SendFailure::Stream)?;
     }
     Ok(())
+}
+
+/// Why a response did not go out.
+enum SendFailure {
+    /// The response has a header HTTP/2 cannot carry (the `http` crate refused it): nothing was
+    /// sent, so an error answer can be (under the response's request id).
+    Head(http::Error, Option<RequestId>),
+    /// The stream is gone (the client reset it, or the connection failed).
+    Stream,
 }

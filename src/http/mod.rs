@@ -5,6 +5,7 @@
 //! shape, so a behaviour is written once. [`serve_connection`] reads the first bytes of a new
 //! connection and hands it to the codec the HTTP/2 connection preface calls for.
 
+pub mod date;
 pub mod h1;
 pub mod h2;
 
@@ -13,6 +14,7 @@ use crate::upstream::reply::ReplyHeaders;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use glommio::net::TcpStream;
@@ -78,10 +80,17 @@ impl Request {
 
     /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|f| f.name.as_ref() == name.as_bytes())
-            .map(Field::value_str)
+        self.head().header(name)
+    }
+
+    /// The request but for its body: what routing looks at.
+    pub fn head(&self) -> RequestHead<'_> {
+        RequestHead {
+            method: &self.method,
+            path: &self.path,
+            headers: &self.headers,
+            remote: self.remote,
+        }
     }
 
     /// Splits a raw request target into path and query. Takes the target: without a query it is
@@ -91,6 +100,35 @@ impl Request {
             Some(i) => (target.slice(..i), target.slice(i + 1..)),
             None => (target, Bytes::new()),
         }
+    }
+}
+
+/// A request without its body, borrowed: all [`crate::router::route`] needs to tell where a
+/// request goes, so a codec can ask before it reads (or invites) the body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// Method.
+    pub method: &'a http::Method,
+    /// Raw path, percent-encoding kept, starting with `/`.
+    pub path: &'a [u8],
+    /// Headers in the order received (see [`Request::headers`]).
+    pub headers: &'a [Field],
+    /// The client's address.
+    pub remote: SocketAddr,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The path as text (the codecs only accept ASCII targets).
+    pub fn path_str(&self) -> &'a str {
+        crate::utf8::text(self.path).unwrap_or("/")
+    }
+
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|f| f.name.as_ref() == name.as_bytes())
+            .map(Field::value_str)
     }
 }
 
@@ -145,17 +183,44 @@ impl Response {
         self.headers.push((name.into(), value.into()));
     }
 
-    /// Every header field to write, in order (see the type's docs).
+    /// Every header field to write, in order (see the type's docs). A backend's values lose
+    /// leading and trailing whitespace, which is not part of a field value (RFC 9110 §5.5) and
+    /// makes an HTTP/2 message malformed (RFC 9113 §8.2.1).
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.backend_headers
             .iter()
             .filter(|(name, _)| crate::upstream::forwards_response_header(name))
+            .map(|(name, value)| (name, value.trim_matches([' ', '\t'])))
             .chain(self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
             .chain(
                 self.request_id
                     .as_ref()
                     .map(|id| ("x-request-id", id.as_str())),
             )
+    }
+
+    /// Whether the status forbids a body and a `content-length` (1xx, 204, 304: RFC 9110 §8.6).
+    pub fn bodiless_status(&self) -> bool {
+        self.status < 200 || self.status == 204 || self.status == 304
+    }
+
+    /// The `content-length` to send: the body's, except that a HEAD answered without a body
+    /// announces the length the backend declared, the one a GET would have (RFC 9110 §9.3.2), as
+    /// nginx passes it on. (A backend header list the gateway had to copy, for upper-case names,
+    /// no longer holds it: such a HEAD announces 0.)
+    pub fn content_length(&self, head_request: bool) -> u64 {
+        let declared = || {
+            self.backend_headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .map(|(_, value)| value.trim_matches([' ', '\t']))
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse().ok())
+        };
+        match head_request && self.body.is_empty() {
+            true => declared().unwrap_or(0),
+            false => self.body.len() as u64,
+        }
     }
 
     /// The first value of header `name`.
@@ -217,7 +282,13 @@ pub fn serve_connection(
         {
             return;
         }
-        // Read until the bytes so far either differ from the preface or complete it.
+        // Read until the bytes so far either differ from the preface or complete it. Once the
+        // first bytes are in, the rest of the preface, or of the HTTP/1.1 head they begin, has
+        // what is left of the header timeout, counted from the first read (each read waiting the
+        // idle timeout, a client trickling the preface a byte at a time kept the connection for
+        // as long as it liked). The usual first read holds a whole head or preface, and reads
+        // no clock for it.
+        let mut head_deadline = None::<Instant>;
         let is_h2 = loop {
             let n = buf.len();
             let common = n.min(H2_PREFACE.len());
@@ -227,9 +298,25 @@ pub fn serve_connection(
             if n >= H2_PREFACE.len() {
                 break Some(true);
             }
+            if n > 0 {
+                let left = match head_deadline {
+                    None => {
+                        head_deadline = Some(Instant::now() + shard.config.header_timeout);
+                        shard.config.header_timeout
+                    }
+                    Some(at) => at.saturating_duration_since(Instant::now()),
+                };
+                // Out of time: the bytes so far go to the HTTP/1.1 codec, which finds its
+                // deadline passed and answers 408 as it does to a slow head.
+                if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                    break Some(false);
+                }
+            }
             let want = h1::head_read_size(&buf);
             match crate::io::read_append(&mut stream, &mut buf, want).await {
-                Ok(0) | Err(_) => break None,
+                Ok(0) => break None,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && n > 0 => break Some(false),
+                Err(_) => break None,
                 Ok(_) => {}
             }
         };
@@ -245,7 +332,7 @@ pub fn serve_connection(
                 }
                 Box::pin(h2::serve(shard, stream, buf.freeze(), remote)).await
             }
-            Some(false) => h1::serve(&shard, &mut stream, buf, remote).await,
+            Some(false) => h1::serve(&shard, &mut stream, buf, head_deadline, remote).await,
             None => {}
         }
     }

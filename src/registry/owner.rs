@@ -199,7 +199,11 @@ impl<L: RegistryLog + 'static> Owner<L> {
         if let Some(reason) = &self.refuse_writes {
             return Err(RegistryError::Unavailable(reason.clone()));
         }
+        // A write that waited behind others past its deadline has been answered 503 already.
+        check_in_time(deadline)?;
         let floor = crate::sys::unix_millis();
+        // The service a removal for refused connections is about (counted once it is written).
+        let mut refused_service = None;
         let (events, outcome) = match op {
             WriteOp::Upsert {
                 service,
@@ -207,6 +211,9 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 address,
             } => {
                 let address = Address::parse(&address).map_err(|e| RegistryError::Invalid(e.0))?;
+                // Resolving the name took time; a writer that has given up by now was told 503,
+                // and contract §4 says a 503 changes nothing.
+                check_in_time(deadline)?;
                 let event =
                     self.state
                         .next_event(&service, &instance, Some(address), &self.node, floor);
@@ -240,6 +247,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 if events.is_empty() {
                     return Ok(WriteOutcome::Removed);
                 }
+                refused_service = Some(service);
                 (events, WriteOutcome::Removed)
             }
         };
@@ -260,6 +268,13 @@ impl<L: RegistryLog + 'static> Owner<L> {
             .filter_map(|e| self.state.apply(e))
             .collect();
         self.publish(changes);
+        if let Some(service) = refused_service {
+            tracing::warn!(
+                service = service.as_str(),
+                "every instance refused connections: service removed"
+            );
+            self.metrics.services_removed.inc();
+        }
         Ok(outcome)
     }
 
@@ -293,6 +308,17 @@ impl<L: RegistryLog + 'static> Owner<L> {
     }
 }
 
+/// Fails a write whose writer has stopped waiting (its deadline is the writer's own, less a margin
+/// for the reply to reach it): applying it now would change what a 503 said was not changed.
+fn check_in_time(deadline: Instant) -> Result<(), RegistryError> {
+    if Instant::now() >= deadline {
+        return Err(RegistryError::Unavailable(
+            "the registry did not confirm the write in time".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Starts a standalone owner for `links`, returning its mailbox.
 pub fn spawn_standalone(
     node: String,
@@ -307,7 +333,9 @@ pub fn spawn_standalone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::{InstanceId, ServiceName};
     use crate::registry::state::Event;
+    use std::time::Duration;
 
     /// An owner with `n` shards, and their mailboxes (kept so that sends to them succeed).
     fn owner(n: usize) -> (Owner<InProcessLog>, Vec<crate::registry::ShardMailbox>) {
@@ -342,6 +370,48 @@ mod tests {
         // An empty flush publishes nothing and changes nothing.
         owner.flush();
         assert!(owner.shards_caught_up());
+    }
+
+    #[test]
+    fn a_write_past_its_deadline_changes_nothing() {
+        let (mut owner, _shards) = owner(1);
+        let upsert = || WriteOp::Upsert {
+            service: ServiceName::parse("users").unwrap(),
+            instance: InstanceId::parse("u1").unwrap(),
+            address: "127.0.0.1:1".into(),
+        };
+        let late = owner.write(upsert(), Instant::now());
+        assert!(
+            matches!(late, Err(RegistryError::Unavailable(_))),
+            "{late:?}"
+        );
+        assert_eq!(owner.state.instances().count(), 0, "nothing applied");
+        let in_time = owner.write(upsert(), Instant::now() + Duration::from_secs(5));
+        assert_eq!(in_time.unwrap(), WriteOutcome::Created);
+    }
+
+    #[test]
+    fn a_service_removed_for_refusals_is_counted_once_however_often_asked() {
+        let (mut owner, _shards) = owner(1);
+        let later = || Instant::now() + Duration::from_secs(5);
+        let users = || ServiceName::parse("users").unwrap();
+        let u1 = || InstanceId::parse("u1").unwrap();
+        let upsert = WriteOp::Upsert {
+            service: users(),
+            instance: u1(),
+            address: "127.0.0.1:1".into(),
+        };
+        owner.write(upsert, later()).unwrap();
+        // Many requests saw every instance refuse, and each asks.
+        for _ in 0..5 {
+            let remove = WriteOp::RemoveRefused {
+                service: users(),
+                instances: vec![(u1(), "127.0.0.1:1".into())],
+            };
+            assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        }
+        assert_eq!(owner.state.instances().count(), 0);
+        assert_eq!(owner.metrics.services_removed.get(), 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | `/raw` | the request body back, with the request's `content-type` |
 //! | `/bytes/{n}` | `n` bytes of `x` (up to 64 MiB), `application/octet-stream` |
 //! | `/json/users`, `/json/users/{id}`, `/json/echo` | two users as JSON, one user (404 if unknown), the JSON body back (400 if not JSON) |
+//! | `/json/nested/{depth}` | `depth` arrays nested in one another, `[[...]]` (up to 1,000,000 levels) |
 //! | `/grpc-error/{code}` | a trailers-only answer with that `grpc-status` and `grpc-message: echo error {code}` |
 //! | `/rst` | the stream reset (`INTERNAL_ERROR`), no answer |
 //! | `/garbage` | status 200 with a gRPC message that is not a `ForwardingResp` |
@@ -37,6 +38,10 @@ pub const MAX_DELAY: Duration = Duration::from_secs(60);
 /// Largest `/bytes/{n}` body: well over the gateway's 4 MiB answer limit (to test it), small
 /// enough that a few concurrent calls cannot exhaust memory.
 pub const MAX_BYTES_BODY: usize = 64 * 1024 * 1024;
+
+/// Deepest `/json/nested/{depth}`: far beyond any JSON nesting limit (serde_json's is 128), to test
+/// them, and 2 bytes per level keeps the answer under the gateway's 4 MiB answer limit.
+pub const MAX_NESTED_DEPTH: usize = 1_000_000;
 
 /// Status codes `/status/{code}` accepts: final HTTP statuses only (1xx cannot end a response).
 pub const STATUS_RANGE: std::ops::RangeInclusive<u16> = 200..=599;
@@ -102,6 +107,7 @@ enum Route<'a> {
     Users,
     User(&'a str),
     JsonEcho,
+    Nested(usize),
 }
 
 /// A path parameter that is malformed or out of bounds; answered with 400.
@@ -153,6 +159,12 @@ pub fn respond(req: &ForwardingReq, instance: &str) -> Action {
                 None => error_reply(req, instance, 404, "no such user"),
             })
         }
+        Route::Nested(depth) => {
+            let mut body = Vec::with_capacity(2 * depth);
+            body.resize(depth, b'[');
+            body.resize(2 * depth, b']');
+            Action::Reply(reply(req, instance, 200, Some(JSON), Bytes::from(body)))
+        }
         Route::JsonEcho => {
             // Validate only, then send the caller's bytes back: re-serialising would reorder keys.
             Action::Reply(
@@ -203,6 +215,13 @@ fn parse_route(path: &str) -> Result<Route<'_>, BadParam> {
         ["json", "users"] => Route::Users,
         ["json", "users", id] => Route::User(id),
         ["json", "echo"] => Route::JsonEcho,
+        ["json", "nested", depth] => Route::Nested(
+            depth
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_NESTED_DEPTH)
+                .ok_or(BadParam("nesting depth must be a number up to 1000000"))?,
+        ),
         _ => Route::Default,
     })
 }

@@ -51,6 +51,7 @@ fn routes_parse_their_parameters() {
     assert_eq!(parse_route("/json/users"), Ok(Route::Users));
     assert_eq!(parse_route("/json/users/2"), Ok(Route::User("2")));
     assert_eq!(parse_route("/json/echo"), Ok(Route::JsonEcho));
+    assert_eq!(parse_route("/json/nested/3"), Ok(Route::Nested(3)));
 }
 
 #[test]
@@ -181,6 +182,22 @@ fn json_users_serves_the_list_and_single_users() {
         let resp = reply_of(respond(&request("GET", missing, &[], b""), "e1"));
         assert_eq!(resp.status_code, 404, "{missing}");
         assert_eq!(json_of(&resp), serde_json::json!({"error": "no such user"}));
+    }
+}
+
+#[test]
+fn json_nested_is_that_many_arrays_up_to_its_bound() {
+    let resp = reply_of(respond(&request("GET", "/json/nested/3", &[], b""), "e1"));
+    assert_eq!(&resp.body[..], b"[[[]]]");
+    assert_eq!(resp.headers[0].value, "application/json");
+    let resp = reply_of(respond(&request("GET", "/json/nested/0", &[], b""), "e1"));
+    assert!(resp.body.is_empty());
+    let deepest = format!("/json/nested/{MAX_NESTED_DEPTH}");
+    let resp = reply_of(respond(&request("GET", &deepest, &[], b""), "e1"));
+    assert_eq!(resp.body.len(), 2 * MAX_NESTED_DEPTH);
+    for bad in ["/json/nested/1000001", "/json/nested/-1", "/json/nested/x"] {
+        let resp = reply_of(respond(&request("GET", bad, &[], b""), "e1"));
+        assert_eq!(resp.status_code, 400, "{bad}");
     }
 }
 

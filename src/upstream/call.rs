@@ -9,7 +9,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE};
 
 use crate::error::{ErrorKind, GatewayError, GrpcCode};
 use crate::upstream::codec::{decode_framed, RequestMessage, GRPC_PREFIX_LEN};
-use crate::upstream::pool::Lease;
+use crate::upstream::pool::{Lease, MAX_ANSWER_HEADER_LIST};
 use crate::upstream::reply::Reply;
 
 /// gRPC's status trailer (or header, in a trailers-only answer). A `HeaderName` built once: a
@@ -19,6 +19,11 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 /// The call's deadline, sent to the backend.
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+/// Longest `grpc-message` copied into the client's error body, in bytes of UTF-8 (a longer one
+/// is cut at a character boundary and ends with `…`): a message is for the person reading the
+/// error, gRPC's own are a line, and a backend that sends a stack trace should not make every
+/// error body that large.
+pub const MAX_ERROR_MESSAGE: usize = 1024;
 
 /// How far a failed call got, which decides whether it may be sent to another instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,28 +75,28 @@ fn reached_before_answer(e: &h2::Error) -> Reached {
     }
 }
 
-/// Sends `frame` (a framed `ForwardingReq`) on `lease` and decodes the answer.
+/// Sends `frame` (a framed `ForwardingReq`) on `lease` and decodes the answer. `deadline` is
+/// what is left of the call's deadline now, as the head is sent.
 ///
 /// The request goes out on the lease's own handle (a clone of the connection's, made when it was
-/// lent): cloning it once more here cost two atomic reference counts up and down per call.
+/// lent): cloning it once more here cost two atomic reference counts up and down per call. The
+/// handle is not polled for readiness first: the pool lends only a connection that takes
+/// streams and has a slot free, and a clone has no stream of its own waiting to open, so h2's
+/// `poll_ready` would answer at once; `send_request_head` makes the same checks and refuses the
+/// call (not processed) if the connection failed or its backend's GOAWAY came in meanwhile.
 pub async fn unary(
     lease: &mut Lease,
     frame: RequestMessage,
     deadline: Duration,
     max_message: usize,
 ) -> Result<Reply, CallFailure> {
-    let sent = match futures_lite::future::poll_fn(|cx| lease.send.poll_ready(cx)).await {
-        Err(e) => Err(("connection failed", e)),
-        Ok(()) => {
-            // The header carries whole milliseconds: nearby deadlines share one head.
-            let timeout = Duration::from_millis(deadline.as_millis() as u64);
-            let head = lease.request_head(timeout, |uri| request_head(uri, timeout));
-            lease
-                .send
-                .send_request_head(&head, false)
-                .map_err(|e| ("refused the call", e))
-        }
-    };
+    // The header carries whole milliseconds: nearby deadlines share one head.
+    let timeout = Duration::from_millis(deadline.as_millis() as u64);
+    let head = lease.request_head(timeout, |uri| request_head(uri, timeout));
+    let sent = lease
+        .send
+        .send_request_head(&head, false)
+        .map_err(|e| ("refused the call", e));
     let lease = &*lease;
     let broken = |what: &str, e: &h2::Error| {
         if e.is_go_away() || e.is_io() {
@@ -113,6 +118,15 @@ pub async fn unary(
     // call, and h2 shares one decoding of each instead of copying it into a map per call.
     let (response, fields) = response.received().await.map_err(|e| {
         let reached = reached_before_answer(&e);
+        // h2 resets a stream itself when the answer's head is malformed or over the header
+        // list limit; the backend did not reset anything.
+        if e.is_reset() && e.is_library() {
+            let what = format!(
+                "sent an answer head that is malformed or over the {MAX_ANSWER_HEADER_LIST}-byte \
+                 header list limit"
+            );
+            return failed(&what, e, reached);
+        }
         failed("reset the call", e, reached)
     })?;
     read_answer(response, &fields, max_message, broken)
@@ -129,18 +143,21 @@ async fn read_answer(
     broken: impl Fn(&str, &h2::Error) -> GatewayError,
 ) -> Result<Reply, GatewayError> {
     let (head, mut body) = response.into_parts();
-    if head.status != http::StatusCode::OK {
-        return Err(GatewayError::upstream_protocol(format!(
-            "backend answered HTTP {} instead of a gRPC response",
-            head.status.as_u16()
-        )));
-    }
     let fields = GrpcFields::of(fields);
-    // Trailers-only: the status is in the headers and there is no message.
+    // Trailers-only: the status is in the headers and there is no message. A `grpc-status` is
+    // taken whatever the HTTP status beside it (gRPC's HTTP mapping is only for answers without
+    // one).
     if let Some(status) = fields.status {
         return Err(grpc_error(status, fields.message).unwrap_or_else(|| {
             GatewayError::upstream_protocol("backend sent grpc-status 0 without a message")
         }));
+    }
+    if head.status != http::StatusCode::OK {
+        let status = head.status.as_u16();
+        return Err(GatewayError::new(
+            ErrorKind::Grpc(GrpcCode::from_http_status(status)),
+            format!("backend answered HTTP {status} instead of a gRPC response"),
+        ));
     }
     // A gRPC answer says so (gRPC over HTTP/2, "Responses"); anything else is some other server
     // at the backend's address, whatever its body happens to decode as.
@@ -229,16 +246,19 @@ fn grpc_error(status: &HeaderValue, message: Option<&HeaderValue>) -> Option<Gat
         return None;
     }
     let message = message
-        .map(|m| percent_decode(m.as_bytes()))
+        .map(|m| percent_decode(m.as_bytes(), MAX_ERROR_MESSAGE))
         .unwrap_or_else(|| code.name().to_string());
     Some(GatewayError::new(ErrorKind::Grpc(code), message))
 }
 
-/// grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2, "Responses").
-fn percent_decode(raw: &[u8]) -> String {
-    let mut out = Vec::with_capacity(raw.len());
+/// grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2, "Responses"). A message over `max`
+/// bytes is cut at the last character boundary within them and ends with `…`.
+fn percent_decode(raw: &[u8], max: usize) -> String {
+    // Decoding stops a character's length past `max`: enough to tell a message that is longer.
+    const UTF8_MAX: usize = 4;
+    let mut out = Vec::with_capacity(raw.len().min(max + UTF8_MAX));
     let mut i = 0;
-    while i < raw.len() {
+    while i < raw.len() && out.len() <= max + UTF8_MAX {
         if raw[i] == b'%' && i + 2 < raw.len() {
             let hex = std::str::from_utf8(&raw[i + 1..i + 3]).ok();
             if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
@@ -250,7 +270,16 @@ fn percent_decode(raw: &[u8]) -> String {
         out.push(raw[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let mut text = String::from_utf8_lossy(&out).into_owned();
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// The head of a call to `uri` (the Send method on one instance) carrying `timeout`: POST with
@@ -406,10 +435,24 @@ mod tests {
 
     #[test]
     fn grpc_messages_are_percent_decoded() {
-        assert_eq!(percent_decode(b"no%20such%20user"), "no such user");
-        assert_eq!(percent_decode(b"100%"), "100%");
-        assert_eq!(percent_decode(b"caf%C3%A9"), "café");
-        assert_eq!(percent_decode(b"%zz"), "%zz");
+        let decode = |raw: &[u8]| percent_decode(raw, MAX_ERROR_MESSAGE);
+        assert_eq!(decode(b"no%20such%20user"), "no such user");
+        assert_eq!(decode(b"100%"), "100%");
+        assert_eq!(decode(b"caf%C3%A9"), "café");
+        assert_eq!(decode(b"%zz"), "%zz");
+    }
+
+    #[test]
+    fn long_grpc_messages_are_cut_at_a_character_boundary() {
+        // 4 bytes: whole; 5 bytes ("é" is two): cut after "ab", before the "é" that would not fit.
+        assert_eq!(percent_decode(b"abcd", 4), "abcd");
+        assert_eq!(percent_decode(b"ab%C3%A9%C3%A9", 4), "abé…");
+        assert_eq!(percent_decode(b"abc%C3%A9", 4), "abc…");
+        let long = "%E2%98%83".repeat(MAX_ERROR_MESSAGE); // a snowman: three bytes each
+        let cut = percent_decode(long.as_bytes(), MAX_ERROR_MESSAGE);
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut.len(), MAX_ERROR_MESSAGE / 3 * 3 + '…'.len_utf8());
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == '☃'));
     }
 
     #[test]

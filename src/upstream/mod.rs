@@ -2,20 +2,40 @@
 //! the answer into a [`Response`].
 //!
 //! Load balancing is power-of-two-choices on the calls each instance has in flight from this shard
-//! (no shared state, so it needs no coordination). A call is sent to a second instance, once, when
-//! the first did not process it: its connection could not be established, failed before the call's
-//! stream was opened, or the backend refused the stream or left it out of its GOAWAY (safe for any
-//! method); or the connection broke after the call was sent and before any answer arrived, when
-//! the method is idempotent (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice
-//! must not matter), as nginx's default `proxy_next_upstream` does. Once an answer has begun, or
-//! for a POST or PATCH whose backend connection broke, the client gets the error (502).
-//! When every instance of a service refuses connections, the caller is told so it can have the
-//! service removed from the registry.
+//! (no shared state, so it needs no coordination). A call that failed is sent again only when that
+//! cannot make it happen twice (`after_failure`):
+//! - the backend did not process it (safe for any method): its connection failed before the
+//!   call's stream was opened, or the backend refused the stream (`REFUSED_STREAM`) or left it out
+//!   of its GOAWAY. It goes to the same instance once more, on another connection (the one it
+//!   failed on is retired: a backend that refused a stream there, or is draining it, would do so
+//!   again), as gRPC clients retry such calls transparently: a backend draining one connection
+//!   (gRPC's `max_connection_age`, a process of several restarting) takes new ones, and the
+//!   service may have no other instance. Not processed there either, it goes to another instance;
+//! - the connection broke after the call was sent and before any answer arrived, and the method
+//!   is idempotent (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice must
+//!   not matter), as nginx's default `proxy_next_upstream` does: to another instance.
+//!
+//! So a call is sent at most three times: twice to one instance, once to another. Once an answer
+//! has begun, or for a POST or PATCH whose backend connection broke, the client gets the error
+//! (502). A connection whose backend's GOAWAY has been read is never lent again (see [`pool`]).
+//!
+//! An instance that cannot be connected to is passed over for the next (each instance once per
+//! call; these do not count as sends), as nginx's `proxy_next_upstream error timeout` does. When
+//! no available instance is left, the instances marked down after a refused connection are tried
+//! too, once each, before the call fails (`Upstream::refused_before`). When every instance of the
+//! service refused a connection made for this call, the caller is told so it can have the service
+//! removed from the registry (contract §6): evidence from this call, not a refusal remembered from
+//! before an instance restarted.
+//!
+//! An answer is held to limits before it becomes a response: its size (`--max-grpc-message-bytes`,
+//! in [`call`]), its HTTP/2 header block ([`pool::MAX_ANSWER_HEADER_LIST`]), and the headers of its
+//! `ForwardingResp` ([`AnswerLimits`]: the client's own header limits).
 
 pub mod call;
 pub mod codec;
 pub mod pool;
 pub mod reply;
+pub mod waiters;
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -48,7 +68,8 @@ const MIN_CONNECT_TIMEOUT: Duration = Duration::from_millis(1);
 pub struct Unreachable {
     /// The error for the client.
     pub error: GatewayError,
-    /// Every instance of the service refused connections: the service should be removed.
+    /// Every instance of the service refused a connection made for this call: the service should
+    /// be removed.
     pub all_refused: bool,
 }
 
@@ -62,22 +83,65 @@ impl From<GatewayError> for Unreachable {
     }
 }
 
-/// One shard's upstream state: connection pools by instance address, and the encode buffer.
-pub struct Upstream {
-    pools: RefCell<FxHashMap<SocketAddr, Rc<InstancePool>>>,
-    encode_buf: RefCell<BytesMut>,
+/// Limits on the headers of a backend's answer (`ForwardingResp.headers`), past which the answer
+/// is a 502: the limits a client's request headers have (`--max-headers`, `--max-header-bytes`),
+/// so that the gateway hands no client a header section it would itself refuse, as Envoy holds
+/// upstream responses to header limits (`max_headers_count`, `max_response_headers_kb`) and nginx
+/// refuses an "upstream sent too big header".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// Most headers.
+    pub max_headers: usize,
+    /// Most bytes, as [`ReplyHeaders::size`] measures them.
+    pub max_header_bytes: usize,
 }
 
-impl Default for Upstream {
-    fn default() -> Self {
-        Upstream {
-            pools: RefCell::default(),
-            encode_buf: RefCell::new(codec::encode_buffer()),
+impl AnswerLimits {
+    /// The limits `config` sets for client requests.
+    pub fn of(config: &crate::config::Config) -> AnswerLimits {
+        AnswerLimits {
+            max_headers: config.max_headers,
+            max_header_bytes: config.max_header_bytes,
         }
+    }
+
+    /// `Err` (a 502) when `headers` are over a limit.
+    fn check(&self, headers: &ReplyHeaders) -> Result<(), GatewayError> {
+        let over = if headers.len() > self.max_headers {
+            format!("{} headers (at most {})", headers.len(), self.max_headers)
+        } else if headers.size() > self.max_header_bytes {
+            format!(
+                "{} bytes (at most {})",
+                headers.size(),
+                self.max_header_bytes
+            )
+        } else {
+            return Ok(());
+        };
+        Err(GatewayError::upstream_protocol(format!(
+            "backend answer headers over the limit: {over}"
+        )))
     }
 }
 
+/// One shard's upstream state: connection pools by instance address, the encode buffer, and the
+/// limits on answers.
+pub struct Upstream {
+    pools: RefCell<FxHashMap<SocketAddr, Rc<InstancePool>>>,
+    encode_buf: RefCell<BytesMut>,
+    limits: AnswerLimits,
+}
+
 impl Upstream {
+    /// No pools yet; answers are held to `limits`.
+    pub fn new(limits: AnswerLimits) -> Upstream {
+        Upstream {
+            pools: RefCell::default(),
+            encode_buf: RefCell::new(codec::encode_buffer()),
+            limits,
+        }
+    }
+
     fn pool(&self, addr: SocketAddr) -> Rc<InstancePool> {
         self.pools
             .borrow_mut()
@@ -99,7 +163,8 @@ impl Upstream {
     /// Calls `service` with `parts` and maps the answer. `start` is the clock as the call began
     /// (for REST, the router's reading as the request arrived): the deadline, the connection's
     /// health check and the backend's grpc-timeout all count from it, so the call reads the clock
-    /// again only after something took time (a connect, a second attempt).
+    /// again only after something took time (a connect, a wait for a stream slot, a second
+    /// attempt): the grpc-timeout a call carries is the deadline left when its head is sent.
     pub async fn forward(
         &self,
         service: &ServiceEntry,
@@ -120,10 +185,11 @@ impl Upstream {
         .unwrap_or_else(|| Err(timed_out(settings)))
     }
 
-    /// One attempt plus one on another instance when the first did not process the call (see the
-    /// module docs). `now` is the clock as the call began (its deadline is `settings.timeout`
-    /// from then, as `forward`'s timer); it is read again only after something took time (a
-    /// connect, an attempt).
+    /// Sends the call to one instance, again to the same instance when it did not process it, and
+    /// to another when the rules of the module docs allow; an instance that cannot be connected
+    /// to is passed over for the next. `now` is the clock as the call began (its deadline is
+    /// `settings.timeout` from then, as `forward`'s timer); it is read again only after something
+    /// took time (a connect, a wait for a slot, a failed send).
     async fn attempts(
         &self,
         service: &ServiceEntry,
@@ -134,95 +200,150 @@ impl Upstream {
         rng: &Cell<u64>,
     ) -> Result<Response, Unreachable> {
         let deadline = now + settings.timeout;
-        let mut tried: Option<usize> = None;
+        let mut tried = Tried::default();
+        // Instances that refused a connection made for this call: the evidence for removing the
+        // service, fresh by construction.
+        let mut refused = 0;
         let mut last_failure = None;
+        // The error of a send that failed, for the client if no other instance takes the call.
         let mut failed_call: Option<GatewayError> = None;
-        for attempt in 0..2 {
-            if attempt > 0 {
-                now = Instant::now();
-            }
-            let Some(index) = self.choose(service, tried, rng) else {
-                break;
-            };
+        let mut resent_here = false;
+        // Instances the call was sent to: one, and at most one more.
+        let mut sent_to = 0;
+        'instances: while let Some(index) = self.next_instance(service, &tried, rng) {
+            tried.insert(index);
             let Some(addr) = service.instances[index].address.socket() else {
-                tried = Some(index);
                 continue;
             };
             let pool = self.pool(addr);
-            let connect_timeout = CONNECT_TIMEOUT
-                .min(deadline.saturating_duration_since(now))
-                .max(MIN_CONNECT_TIMEOUT);
-            // An open connection is lent at once; only a wait for one to open moves the clock.
-            let mut lease = match pool.lend(connect_timeout, now) {
-                Some(lease) => lease,
-                None => match pool.checkout(connect_timeout, now).await {
-                    Ok(lease) => {
+            let mut first_send = true;
+            loop {
+                let connect_timeout = CONNECT_TIMEOUT
+                    .min(deadline.saturating_duration_since(now))
+                    .max(MIN_CONNECT_TIMEOUT);
+                // A connection with a free stream slot is lent at once; only a wait (for a slot,
+                // or for a connection to open) moves the clock.
+                let mut lease = match pool.lend(connect_timeout, now) {
+                    Some(lease) => lease,
+                    None => {
+                        let lease = pool.checkout(connect_timeout, now).await;
                         now = Instant::now();
-                        lease
+                        match lease {
+                            Ok(lease) => lease,
+                            Err(failure) => {
+                                refused += usize::from(failure == ConnectFailure::Refused);
+                                last_failure = Some(failure);
+                                continue 'instances;
+                            }
+                        }
                     }
-                    Err(failure) => {
-                        last_failure = Some(failure);
-                        tried = Some(index);
-                        continue;
+                };
+                if first_send {
+                    first_send = false;
+                    sent_to += 1;
+                }
+                let left = deadline.saturating_duration_since(now);
+                let answer = call::unary(
+                    &mut lease,
+                    frame.clone(),
+                    left,
+                    settings.max_grpc_message_bytes,
+                )
+                .await;
+                let failure = match answer {
+                    Ok(resp) => return self.answer(resp),
+                    Err(failure) => failure,
+                };
+                now = Instant::now();
+                let next = after_failure(failure.reached, idempotent, resent_here);
+                tracing::debug!(service = %service.name, %addr, error = %failure.error.message,
+                    ?next, "call failed");
+                match next {
+                    Next::GiveUp => return Err(failure.error.into()),
+                    Next::SendHereAgain => {
+                        // On another connection: this one did not take the call, and a
+                        // backend that refuses streams on it or drains it would again.
+                        lease.discard();
+                        resent_here = true;
+                        failed_call = Some(failure.error);
                     }
-                },
-            };
-            let left = deadline.saturating_duration_since(now);
-            let answer = call::unary(
-                &mut lease,
-                frame.clone(),
-                left,
-                settings.max_grpc_message_bytes,
-            )
-            .await;
-            let failure = match answer {
-                Ok(resp) => return into_response(resp).map_err(Unreachable::from),
-                Err(failure) => failure,
-            };
-            let resend = match failure.reached {
-                Reached::NotProcessed => true,
-                Reached::MaybeProcessed => idempotent,
-                Reached::Answered => false,
-            };
-            if !resend {
-                return Err(failure.error.into());
+                    Next::SendElsewhere if sent_to == MAX_INSTANCES_SENT_TO => {
+                        return Err(failure.error.into())
+                    }
+                    Next::SendElsewhere => {
+                        failed_call = Some(failure.error);
+                        continue 'instances;
+                    }
+                }
             }
-            tracing::debug!(service = %service.name, %addr, error = %failure.error.message,
-                "call not answered; sending it to another instance");
-            failed_call = Some(failure.error);
-            tried = Some(index);
         }
-        // The first instance took the call and failed it; no other could be tried.
-        if let Some(error) = failed_call {
-            return Err(error.into());
-        }
-        let all_refused = self.all_refused(service);
-        let message = match (all_refused, last_failure) {
-            (true, _) => format!(
-                "every instance of `{}` refused the connection",
-                service.name
+        // Each instance is tried once at most, so this counts each that refused once.
+        let all_refused = refused == service.instances.len();
+        let error = match (failed_call, all_refused, last_failure) {
+            // An instance took the call and failed it; no other could be tried.
+            (Some(error), _, _) => error,
+            (None, true, _) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
+                format!(
+                    "every instance of `{}` refused the connection",
+                    service.name
+                ),
             ),
-            (false, Some(ConnectFailure::TimedOut)) => {
+            (None, false, Some(ConnectFailure::TimedOut)) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
                 format!(
                     "could not connect to an instance of `{}` in time",
                     service.name
-                )
-            }
-            _ => format!("no healthy instance of `{}`", service.name),
+                ),
+            ),
+            (None, false, _) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
+                format!("no healthy instance of `{}`", service.name),
+            ),
         };
-        Err(Unreachable {
-            error: GatewayError::new(ErrorKind::NoHealthyInstance, message),
-            all_refused,
+        Err(Unreachable { error, all_refused })
+    }
+
+    /// The client's response for a backend's answer, or why there is none (a 502).
+    fn answer(&self, reply: Reply) -> Result<Response, Unreachable> {
+        self.limits.check(&reply.headers)?;
+        Ok(into_response(reply)?)
+    }
+
+    /// The instance to try next: one of those available ([`Upstream::choose`]), or when none is,
+    /// one marked down because it refused a connection (the last resort below), each once.
+    fn next_instance(
+        &self,
+        service: &ServiceEntry,
+        tried: &Tried,
+        rng: &Cell<u64>,
+    ) -> Option<usize> {
+        self.choose(service, tried, rng)
+            .or_else(|| self.refused_before(service, tried))
+    }
+
+    /// An instance not tried yet whose last connection attempt from this shard was refused,
+    /// marked down since.
+    ///
+    /// Tried when no other instance can take the call, though its pause is not over: the call
+    /// would fail otherwise, and a refusal costs a round trip. It may be back (a rolling
+    /// restart: restarted while the others are stopped); and if it refuses again, that refusal,
+    /// made for this call, is the evidence contract §6 asks for before the service is removed for
+    /// every instance refusing, not one from before its restart.
+    fn refused_before(&self, service: &ServiceEntry, tried: &Tried) -> Option<usize> {
+        let pools = self.pools.borrow();
+        (0..service.instances.len()).find(|&i| {
+            !tried.contains(i)
+                && service.instances[i]
+                    .address
+                    .socket()
+                    .and_then(|addr| pools.get(&addr))
+                    .is_some_and(|p| p.health().refused())
         })
     }
 
-    /// Power of two choices among the available instances, skipping `exclude`.
-    fn choose(
-        &self,
-        service: &ServiceEntry,
-        exclude: Option<usize>,
-        rng: &Cell<u64>,
-    ) -> Option<usize> {
+    /// Power of two choices among the available instances not tried yet.
+    fn choose(&self, service: &ServiceEntry, tried: &Tried, rng: &Cell<u64>) -> Option<usize> {
         let pools = self.pools.borrow();
         // The clock is read once, and only if some instance is marked down (`state` runs several
         // times per instance).
@@ -236,7 +357,7 @@ impl Upstream {
                 .map_or((true, 0), |p| (p.health().available(now), p.in_flight())),
         };
         let candidates =
-            || (0..service.instances.len()).filter(|&i| Some(i) != exclude && state(i).0);
+            || (0..service.instances.len()).filter(|&i| !tried.contains(i) && state(i).0);
         let count = candidates().count();
         match count {
             0 => None,
@@ -254,21 +375,60 @@ impl Upstream {
         }
     }
 
-    /// Whether every instance of `service` refused its last connection attempt from this shard.
-    pub fn all_refused(&self, service: &ServiceEntry) -> bool {
-        let pools = self.pools.borrow();
-        service.instances.iter().all(|i| {
-            i.address
-                .socket()
-                .and_then(|addr| pools.get(&addr))
-                .is_some_and(|p| p.health().refused())
-        })
-    }
-
     /// This shard's view of an instance's health: false while it is marked down.
     pub fn healthy(&self, addr: SocketAddr) -> bool {
         self.existing_pool(addr)
             .is_none_or(|p| p.health().available(Instant::now))
+    }
+}
+
+/// Instances a call is sent to at most: the first, and another when the first failed it in a way
+/// that allows (see the module docs). Instances it could not connect to do not count.
+const MAX_INSTANCES_SENT_TO: usize = 2;
+
+/// The instances a call has tried: a word for the first 64, a list past them (which only a
+/// service with more instances allocates, and only for a call that gets that far).
+#[derive(Debug, Default)]
+struct Tried {
+    first: u64,
+    more: Vec<usize>,
+}
+
+impl Tried {
+    fn insert(&mut self, index: usize) {
+        match index {
+            0..64 => self.first |= 1 << index,
+            _ => self.more.push(index),
+        }
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        match index {
+            0..64 => self.first & (1 << index) != 0,
+            _ => self.more.contains(&index),
+        }
+    }
+}
+
+/// What follows a failed send (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// The client gets the call's error.
+    GiveUp,
+    /// The same instance again, on another connection: it did not process the call.
+    SendHereAgain,
+    /// Another instance, if one can be had.
+    SendElsewhere,
+}
+
+/// What follows a send that got as far as `reached`, for a call whose method is `idempotent`,
+/// when it has (`resent_here`) or has not been sent to the same instance again already.
+fn after_failure(reached: Reached, idempotent: bool, resent_here: bool) -> Next {
+    match reached {
+        Reached::NotProcessed if !resent_here => Next::SendHereAgain,
+        Reached::NotProcessed => Next::SendElsewhere,
+        Reached::MaybeProcessed if idempotent => Next::SendElsewhere,
+        Reached::MaybeProcessed | Reached::Answered => Next::GiveUp,
     }
 }
 
@@ -301,9 +461,10 @@ pub fn is_idempotent(method: &str) -> bool {
     )
 }
 
-/// Hop-by-hop headers are not forwarded (contract §1); the rest are, in order.
+/// Client headers forwarded to a backend, in order: all but hop-by-hop ones (contract §1) and
+/// `expect`, which asks this hop for `100 Continue` and is answered here (nginx drops it too).
 pub fn keep_header(h: &Field) -> bool {
-    !is_hop_by_hop(&h.name)
+    !(is_hop_by_hop(&h.name) || h.name.as_ref() == b"expect")
 }
 
 /// Connection-specific headers (RFC 9110 §7.6.1), plus `proxy-*` and `host`'s HTTP/2 twins.
@@ -477,6 +638,75 @@ mod tests {
     use super::*;
     use crate::proto::{ForwardingResp, Header};
     use prost::Message;
+
+    #[test]
+    fn answer_headers_are_held_to_the_limits() {
+        let limits = AnswerLimits {
+            max_headers: 2,
+            max_header_bytes: 20,
+        };
+        let headers = |list: &[(&str, &str)]| {
+            let resp = ForwardingResp {
+                headers: list.iter().map(|(n, v)| header(n, v)).collect(),
+                ..Default::default()
+            };
+            Reply::decode(resp.encode_to_vec().into()).unwrap().headers
+        };
+        // "x-a: 1234567890\r\n" is 17 bytes; "x-a: 1\r\n" 8 and "x-b: 12345\r\n" 12, exactly 20.
+        assert!(limits.check(&headers(&[("x-a", "1234567890")])).is_ok());
+        assert!(limits
+            .check(&headers(&[("x-a", "1"), ("x-b", "12345")]))
+            .is_ok());
+        for over in [
+            &[("x-a", "1"), ("x-b", "2"), ("x-c", "3")][..],
+            &[("x-a", "1234567890"), ("x-b", "1")][..],
+            &[("x-a", "12345678901234")][..],
+        ] {
+            let e = limits.check(&headers(over)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::UpstreamProtocol, "{over:?}");
+            assert!(
+                e.message
+                    .starts_with("backend answer headers over the limit: "),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_send_goes_once_more_to_its_instance_when_not_processed_then_elsewhere() {
+        use Next::*;
+        use Reached::*;
+        // (how far it got, idempotent, already sent to this instance again) → next
+        let table = [
+            (NotProcessed, false, false, SendHereAgain),
+            (NotProcessed, true, false, SendHereAgain),
+            (NotProcessed, false, true, SendElsewhere),
+            (MaybeProcessed, true, false, SendElsewhere),
+            (MaybeProcessed, false, false, GiveUp),
+            (Answered, true, false, GiveUp),
+            (Answered, false, true, GiveUp),
+        ];
+        for (reached, idempotent, resent, next) in table {
+            assert_eq!(
+                after_failure(reached, idempotent, resent),
+                next,
+                "{reached:?} idempotent {idempotent} resent {resent}"
+            );
+        }
+    }
+
+    #[test]
+    fn tried_instances_are_remembered_past_a_word() {
+        let mut tried = Tried::default();
+        for i in [0, 5, 63, 64, 1000] {
+            assert!(!tried.contains(i), "{i}");
+            tried.insert(i);
+            assert!(tried.contains(i), "{i}");
+        }
+        assert!(!tried.contains(1) && !tried.contains(65));
+        assert_eq!(tried.more, [64, 1000]);
+    }
 
     #[test]
     fn idempotent_methods_are_rfc_9110s() {
@@ -673,6 +903,20 @@ mod tests {
         }
         for h in ["host", "accept", "content-length", "x-request-id"] {
             assert!(!is_hop_by_hop(h.as_bytes()), "{h}");
+        }
+    }
+
+    #[test]
+    fn client_headers_kept_for_the_backend() {
+        for (name, kept) in [
+            ("expect", false),
+            ("connection", false),
+            ("proxy-authorization", false),
+            ("x-expect", true),
+            ("accept", true),
+            ("x-request-id", true),
+        ] {
+            assert_eq!(keep_header(&Field::new(name, "v")), kept, "{name}");
         }
     }
 }

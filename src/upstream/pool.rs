@@ -1,10 +1,22 @@
 //! Per-shard, per-instance pools of HTTP/2 connections, with passive health.
 //!
 //! A pool multiplexes calls over at most [`MAX_CONNS_PER_INSTANCE`] connections. A call takes the
-//! least-loaded connection; when that one has used all the streams the backend allows, a second
-//! connection is opened in the background while the call queues on the first (h2 holds it until a
-//! stream frees up), so no call waits for a handshake unless the pool is empty. Concurrent callers of
-//! an empty pool share one connection attempt.
+//! least-loaded connection that has a stream slot free (the backend's `SETTINGS_MAX_CONCURRENT_STREAMS`).
+//! When every connection uses all the streams its backend allows, the call waits in the pool
+//! ([`waiters`](super::waiters)) while, if there is room for one, a connection is opened in the
+//! background: it gets the slot of the first call to end (handed over in arrival order), or a
+//! slot on the new connection, whichever comes first. It does not queue inside h2, as it used to:
+//! h2 would hold the call's HEADERS frame, built before the wait, so its `grpc-timeout` would
+//! carry the deadline as it stood before the wait, not when the call is sent (contract §1). No call
+//! waits for a handshake unless the pool is empty or full; concurrent callers of an empty pool
+//! share one connection attempt.
+//!
+//! A connection whose backend sent GOAWAY is draining: its calls in flight go on, but h2 opens no
+//! new stream on it. The pool asks h2 before lending a connection (`poll_ready`, which answers at
+//! once: no system call, a look at the connection's state) and retires one that takes no streams,
+//! so no call is lent a draining connection only to fail on it; its driver runs on until its last
+//! call ends. A call that did fail on one (the GOAWAY arrived after the call was lent) is sent
+//! again on another connection (see [`super`]).
 //!
 //! A connection whose backend went away is noticed by its h2 driver only once the executor reaps
 //! the read completion that carries the end of stream, which may come after the next call was
@@ -22,7 +34,8 @@
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
@@ -32,6 +45,7 @@ use h2::client::SendRequest;
 
 use crate::io::TokioIo;
 use crate::upstream::codec::RequestMessage;
+use crate::upstream::waiters::Waiters;
 
 /// Connections per instance per shard: two keep a backend busy while one is being replaced, and
 /// `shards × 2` connections per backend stays small for backends with per-connection cost.
@@ -44,6 +58,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const STREAM_WINDOW: u32 = 1 << 20;
 /// Connection receive window towards backends.
 const CONNECTION_WINDOW: u32 = 8 << 20;
+/// Largest header list (RFC 9113 §6.5.2: names, values and 32 bytes per field) of a backend's
+/// answer, headers and trailers alike, advertised as `SETTINGS_MAX_HEADER_LIST_SIZE`. gRPC
+/// metadata is a handful of fields (gRPC's C core refuses more than 16 KiB by default) and Envoy
+/// caps a backend's response headers at 60 KiB; h2's default, 16 MiB, would let one answer make
+/// the gateway hold that much. An answer head over it resets the call (a 502); h2 drops the
+/// connection for a head over four times it.
+pub const MAX_ANSWER_HEADER_LIST: u32 = 64 << 10;
 /// Idle time after which a connection is probed before it is lent (see the module docs): well
 /// below any backend's idle timeout (gRPC servers and proxies use seconds to hours), well above
 /// the gap between calls of a busy service.
@@ -109,11 +130,15 @@ struct Conn {
 }
 
 impl Conn {
-    /// Whether the connection can take a call at `now`: not closed, and when idle for
-    /// [`PROBE_IDLE`], not closed by its peer without the driver having seen it yet (marks it
-    /// closed then).
-    fn usable(&self, now: Instant) -> bool {
+    /// Whether the connection can take a call at `now`: not closed, not drained by its backend
+    /// (see [`takes_streams`]), and when idle for [`PROBE_IDLE`], not closed by its peer without
+    /// the driver having seen it yet. Marks it closed when it cannot.
+    fn usable(&mut self, now: Instant) -> bool {
         if self.state.closed.get() {
+            return false;
+        }
+        if !takes_streams(&mut self.send) {
+            self.state.closed.set(true);
             return false;
         }
         if self.state.in_flight.get() == 0
@@ -125,6 +150,16 @@ impl Conn {
         }
         true
     }
+}
+
+/// Whether h2 would open a stream on the connection of `send`: not once the backend's GOAWAY has
+/// been read (the connection is draining: its calls in flight go on, no new one is sent), nor
+/// after a connection error or once stream ids run out. `poll_ready` answers at once for a handle
+/// with no stream of its own waiting to open (the pool's, and each lease's: a clone has none),
+/// so a waker that does nothing will do.
+fn takes_streams(send: &mut SendRequest<RequestMessage>) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    !matches!(send.poll_ready(&mut cx), Poll::Ready(Err(_)))
 }
 
 type Connecting = Shared<LocalBoxFuture<'static, Result<(), ConnectFailure>>>;
@@ -140,7 +175,20 @@ pub struct InstancePool {
     conns: RefCell<Vec<Conn>>,
     connecting: RefCell<Option<Connecting>>,
     health: Cell<Health>,
+    /// Calls holding a stream slot.
     in_flight: Cell<usize>,
+    /// Calls waiting for one.
+    waiters: Waiters<Lease>,
+}
+
+/// What [`InstancePool::try_lend`] found.
+enum Lend {
+    /// A connection with a stream slot free.
+    Lent(Lease),
+    /// Connections are open, every one using all the streams its backend allows.
+    Full,
+    /// No connection is open.
+    Empty,
 }
 
 /// A connection lent to one call; gives its stream slot back when dropped.
@@ -153,8 +201,29 @@ pub struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        let waiting = !self.pool.waiters.is_empty();
+        if waiting && !self.state.closed.get() && !takes_streams(&mut self.send) {
+            self.state.closed.set(true);
+        }
+        // The slot goes to the call that has waited longest, when the connection can take it:
+        // the counts stay as they are, the slot changes hands.
+        if waiting
+            && !self.state.closed.get()
+            && self.pool.waiters.hand_over(|| Lease {
+                send: self.send.clone(),
+                state: self.state.clone(),
+                pool: self.pool.clone(),
+            })
+        {
+            return;
+        }
         self.state.in_flight.set(self.state.in_flight.get() - 1);
         self.pool.in_flight.set(self.pool.in_flight.get() - 1);
+        if waiting && self.state.closed.get() {
+            // No slot to hand over on a connection that is gone: a waiting call looks again
+            // (another connection, or a new one).
+            self.pool.waiters.wake_one();
+        }
     }
 }
 
@@ -198,6 +267,7 @@ impl InstancePool {
             connecting: RefCell::default(),
             health: Cell::default(),
             in_flight: Cell::new(0),
+            waiters: Waiters::default(),
         })
     }
 
@@ -206,59 +276,83 @@ impl InstancePool {
         self.health.get()
     }
 
-    /// Calls in flight to this instance from this shard.
+    /// Calls to this instance from this shard: in flight, and waiting for a stream slot.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.get()
+        self.in_flight.get() + self.waiters.len()
     }
 
-    /// Lends a connection, connecting first when the pool is empty. `now` is the caller's reading
-    /// of the clock (the pool reads none of its own).
+    /// Lends a connection with a stream slot free, waiting for one when every connection is at
+    /// its backend's stream limit and connecting first when the pool is empty. `now` is the
+    /// caller's reading of the clock (the pool reads none of its own); the caller reads it again
+    /// after this, since the wait took time.
     pub async fn checkout(
         self: &Rc<Self>,
         connect_timeout: Duration,
         now: Instant,
     ) -> Result<Lease, ConnectFailure> {
-        // Bounded: each round either lends a connection or waits for one attempt to finish.
-        const ROUNDS: usize = 3;
-        let mut last = ConnectFailure::Failed;
-        for _ in 0..ROUNDS {
+        // Bounded: a connection that keeps closing as soon as it is open is not retried forever.
+        // Waits for a slot are bounded by the call's deadline instead.
+        const CONNECTS: usize = 3;
+        let mut connects = 0;
+        loop {
             // After a wait, `now` is early: a connection opened meanwhile is not probed, as it
             // should not be.
-            if let Some(lease) = self.lend(connect_timeout, now) {
-                return Ok(lease);
-            }
-            match self.connecting(connect_timeout).await {
-                Ok(()) => {}
-                Err(failure) => {
-                    last = failure;
-                    break;
+            match self.try_lend(connect_timeout, now) {
+                Lend::Lent(lease) => return Ok(lease),
+                Lend::Full => {
+                    if let Some(lease) = self.waiters.wait().await {
+                        return Ok(lease);
+                    }
+                }
+                Lend::Empty if connects == CONNECTS => return Err(ConnectFailure::Failed),
+                Lend::Empty => {
+                    connects += 1;
+                    self.connecting(connect_timeout).await?;
                 }
             }
         }
-        Err(last)
     }
 
-    /// Lends the least-loaded open connection, starting a background connect when it is full;
-    /// `None` when there is none open ([`InstancePool::checkout`] then waits for one).
+    /// Lends the least-loaded open connection that has a stream slot free; `None` when none has
+    /// ([`InstancePool::checkout`] then waits for one).
     pub fn lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Option<Lease> {
-        let (send, state, full, count) = {
-            let mut conns = self.conns.borrow_mut();
-            conns.retain(|c| c.usable(now));
-            let best = conns.iter().min_by_key(|c| c.state.in_flight.get())?;
-            let full = best.state.in_flight.get() >= best.send.current_max_send_streams();
-            (best.send.clone(), best.state.clone(), full, conns.len())
-        };
-        if full && count < MAX_CONNS_PER_INSTANCE && self.connecting.borrow().is_none() {
-            let attempt = self.connecting(connect_timeout);
-            glommio::spawn_local(async move {
-                let _ = attempt.await;
-            })
-            .detach();
+        match self.try_lend(connect_timeout, now) {
+            Lend::Lent(lease) => Some(lease),
+            Lend::Full | Lend::Empty => None,
         }
+    }
+
+    /// [`InstancePool::lend`], telling a full pool from an empty one. A full pool with room for
+    /// another connection starts opening one in the background, unless the instance is marked
+    /// down after a failed attempt.
+    fn try_lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Lend {
+        let (send, state) = {
+            let mut conns = self.conns.borrow_mut();
+            conns.retain_mut(|c| c.usable(now));
+            let Some(best) = conns.iter().min_by_key(|c| c.state.in_flight.get()) else {
+                return Lend::Empty;
+            };
+            if best.state.in_flight.get() >= best.send.current_max_send_streams() {
+                let room = conns.len() < MAX_CONNS_PER_INSTANCE;
+                drop(conns);
+                // Not while the instance is marked down: waiting calls, woken when an attempt
+                // fails, would otherwise start the next one at once, and again.
+                if room && self.connecting.borrow().is_none() && self.health.get().available(|| now)
+                {
+                    let attempt = self.connecting(connect_timeout);
+                    glommio::spawn_local(async move {
+                        let _ = attempt.await;
+                    })
+                    .detach();
+                }
+                return Lend::Full;
+            }
+            (best.send.clone(), best.state.clone())
+        };
         state.in_flight.set(state.in_flight.get() + 1);
         state.last_lent.set(state.last_lent.get().max(now));
         self.in_flight.set(self.in_flight.get() + 1);
-        Some(Lease {
+        Lend::Lent(Lease {
             send,
             state,
             pool: self.clone(),
@@ -296,9 +390,15 @@ impl InstancePool {
                     state: state.clone(),
                     fd,
                 });
+                // Weak: the pool holds the connection's request handle, and the connection runs
+                // until every handle is gone.
+                let pool = Rc::downgrade(&self);
                 glommio::spawn_local(async move {
                     let _ = driver.await;
                     state.closed.set(true);
+                    if let Some(pool) = Weak::upgrade(&pool) {
+                        pool.waiters.wake_all();
+                    }
                 })
                 .detach();
                 Ok(())
@@ -309,6 +409,9 @@ impl InstancePool {
             }
         };
         self.health.set(health);
+        // Calls waiting for a slot look again: at the new connection, or (after a failure) at
+        // whatever is left.
+        self.waiters.wake_all();
         outcome
     }
 }
@@ -333,6 +436,7 @@ async fn open(
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .enable_push(false)
+        .max_header_list_size(MAX_ANSWER_HEADER_LIST)
         .handshake::<_, RequestMessage>(TokioIo::new(stream));
     match crate::timeout::within(connect_timeout, handshake).await {
         Some(Ok((send, driver))) => Ok((send, driver, fd)),
@@ -396,6 +500,54 @@ mod tests {
             assert!(pool.lend(TEST_CONNECT_TIMEOUT, soon + PROBE_IDLE).is_none());
             assert!(pool.conns.borrow().is_empty());
         });
+    }
+
+    /// A backend drains a connection with a call in flight on it: once the gateway has read the
+    /// GOAWAY (the answer's head, written after it, has arrived), the connection is not lent
+    /// again, though it stays open for the call.
+    #[test]
+    fn a_connection_its_backend_drains_is_not_lent_again() {
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let (done, end) = futures_channel::oneshot::channel::<()>();
+                let server = glommio::spawn_local(async move {
+                    let stream = listener.accept().await.unwrap();
+                    let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
+                    let (_call, mut respond) = conn.accept().await.unwrap().unwrap();
+                    conn.graceful_shutdown();
+                    let _answer = respond
+                        .send_response(http::Response::new(()), false)
+                        .unwrap();
+                    // Drives the connection (the GOAWAY, then the head) until the test ends.
+                    futures_lite::future::or(
+                        async { while conn.accept().await.is_some() {} },
+                        async {
+                            let _ = end.await;
+                        },
+                    )
+                    .await;
+                });
+                let pool = InstancePool::new(addr);
+                let mut lease = pool
+                    .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
+                    .await
+                    .expect("connects");
+                let head = lease.request_head(Duration::from_secs(1), |uri| {
+                    let request = http::Request::post(uri.clone()).body(()).unwrap();
+                    RequestHead::new(request).unwrap()
+                });
+                let (response, _body) = lease.send.send_request_head(&head, false).unwrap();
+                let _head = response.await.expect("the head after the GOAWAY");
+                assert!(!pool.conns.borrow()[0].state.closed.get(), "still open");
+                assert!(pool.lend(TEST_CONNECT_TIMEOUT, Instant::now()).is_none());
+                assert!(pool.conns.borrow().is_empty(), "retired from the pool");
+                let _ = done.send(());
+                server.await;
+            });
     }
 
     #[test]

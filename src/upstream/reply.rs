@@ -23,6 +23,9 @@ const HEADER_VALUE: u32 = 2;
 /// Deepest group nesting skipped in an unknown field; prost's recursion limit is 100, and no
 /// proto3 peer writes groups at all.
 const MAX_GROUP_DEPTH: u32 = 32;
+/// What a header costs in a response head beyond its name and value: `: ` and CRLF, as HTTP/1.1
+/// writes it. The answer's headers are measured so (see [`ReplyHeaders::size`]).
+const FIELD_OVERHEAD: usize = 4;
 
 /// The message is not a valid `ForwardingResp` encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,10 +155,17 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A checked header: whether it is plain (see [`ReplyHeaders::are_plain`]), and its size as
+/// [`ReplyHeaders::size`] counts it.
+struct Checked {
+    plain: bool,
+    size: usize,
+}
+
 /// Checks one `Header` message: well-formed, and every occurrence of its name and value UTF-8
-/// (as prost requires), not only the one that wins. Returns whether the header is plain (see
-/// [`ReplyHeaders::are_plain`]); only a header of the canonical shape can be.
-fn check_header(message: &[u8]) -> Result<bool, Malformed> {
+/// (as prost requires), not only the one that wins. Only a header of the canonical shape can be
+/// plain.
+fn check_header(message: &[u8]) -> Result<Checked, Malformed> {
     let utf8 = |b: &[u8]| crate::utf8::text(b).map(|_| ()).ok_or(Malformed);
     // The usual shape: whichever of name and value is plain is ASCII, so UTF-8 already.
     if let Some((name, value)) = canonical_header(message) {
@@ -166,10 +176,16 @@ fn check_header(message: &[u8]) -> Result<bool, Malformed> {
         if !plain_value {
             utf8(value)?;
         }
-        return Ok(plain_name && plain_value);
+        return Ok(Checked {
+            plain: plain_name && plain_value,
+            size: name.len() + value.len() + FIELD_OVERHEAD,
+        });
     }
-    header_bytes(message, utf8)?;
-    Ok(false)
+    let (name, value) = header_bytes(message, utf8)?;
+    Ok(Checked {
+        plain: false,
+        size: name.len() + value.len() + FIELD_OVERHEAD,
+    })
 }
 
 /// A header name the client's response takes as it is: a lower-case token (so ASCII), and not
@@ -267,6 +283,7 @@ impl Reply {
         let mut status_code = 0;
         let mut body: &[u8] = b"";
         let mut headers = 0usize;
+        let mut size = 0usize;
         // Where the header fields lie (from the first one's key to the last one's end): later
         // walks skip the status before them and the body after them.
         let mut span = 0..0;
@@ -282,7 +299,9 @@ impl Reply {
                 // int32 travels as a varint of its 64-bit sign extension: truncation is the decode.
                 (RESP_STATUS_CODE, Value::Varint(v)) => status_code = v as i32,
                 (RESP_HEADERS, Value::Bytes(h)) => {
-                    plain &= check_header(h)?;
+                    let checked = check_header(h)?;
+                    plain &= checked.plain;
+                    size += checked.size;
                     if headers == 0 {
                         span.start = start;
                     }
@@ -301,6 +320,7 @@ impl Reply {
                 message: if headers == 0 { Bytes::new() } else { message },
                 span,
                 len: headers,
+                size,
                 plain,
             },
             body,
@@ -316,6 +336,8 @@ pub struct ReplyHeaders {
     /// The part of `message` from the first header field to the end of the last.
     span: std::ops::Range<usize>,
     len: usize,
+    /// See [`ReplyHeaders::size`].
+    size: usize,
     /// Every header has a lower-case token for a name, other than `connection`, and a printable
     /// ASCII value: the response can take them without another look (`into_response`).
     plain: bool,
@@ -328,6 +350,7 @@ impl Default for ReplyHeaders {
             message: Bytes::new(),
             span: 0..0,
             len: 0,
+            size: 0,
             plain: true,
         }
     }
@@ -337,6 +360,13 @@ impl ReplyHeaders {
     /// How many headers there are.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Their size in a response head as HTTP/1.1 writes it, `name: value` and CRLF each: what
+    /// the gateway's limits on answer headers are measured in (the size the headers a client
+    /// sends are measured in, too, `--max-header-bytes`).
+    pub fn size(&self) -> usize {
+        self.size
     }
 
     /// Whether there are none.
@@ -510,6 +540,38 @@ mod tests {
         let reply = Reply::decode(message.into()).unwrap();
         assert_eq!(reply.headers.iter().collect::<Vec<_>>(), [("n", "v")]);
         assert!(!reply.headers.are_plain());
+    }
+
+    #[test]
+    fn headers_are_measured_as_they_are_written() {
+        let long = "v".repeat(300);
+        let resp = ForwardingResp {
+            headers: vec![
+                h("x-a", "1"),
+                h("content-type", "text/plain"),
+                h("x-long", &long),
+            ],
+            ..Default::default()
+        };
+        // The long value takes a two-byte length: the general walk measures it.
+        let reply = Reply::decode(resp.encode_to_vec().into()).unwrap();
+        let written: usize = reply
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\r\n").len())
+            .sum();
+        assert_eq!(reply.headers.size(), written);
+        assert_eq!(written, 8 + 26 + 310);
+        // Another encoding of one header (value before name) is measured by the header it gives.
+        let reversed = [0x12, 6, 0x12, 1, b'v', 0x0a, 1, b'n'];
+        assert_eq!(
+            Reply::decode(Bytes::copy_from_slice(&reversed))
+                .unwrap()
+                .headers
+                .size(),
+            "n: v\r\n".len()
+        );
+        assert_eq!(ReplyHeaders::default().size(), 0);
     }
 
     #[test]

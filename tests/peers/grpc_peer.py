@@ -15,6 +15,7 @@ Answers, chosen by ForwardingReq.path:
                  graphql_field, in_flight the number of calls being served when this one arrived,
                  itself included) and answers it (status 200, JSON)
   /log           the log so far, as a JSON array, in arrival order
+  /len           status 200, {"body_len": n, "headers": count}: a short answer for a large body
   /barrier/{name}/{n}
                  waits until n calls for barrier {name} have arrived, then answers
                  {"barrier":name,"arrived":n} (status 200). Only concurrent calls can pass a barrier
@@ -22,6 +23,9 @@ Answers, chosen by ForwardingReq.path:
                  BARRIER_WAIT_S seconds it gives up with status 504 and
                  {"error":{"code":"BARRIER_TIMEOUT","message":...}} (a bound on a failing test,
                  not a timing assertion).
+  /reply         the answer the request's x-reply header spells out, as JSON
+                 {"status": int, "headers": [[name, value]...], "body": str}: headers the sample
+                 backend cannot send (values with surrounding spaces, any name), for any method
   anything else  status 200, header x-peer: grpcio, JSON body describing the request:
                  {"impl","method","path","query","headers":[[n,v]...],"body","body_len",
                   "service","request_id","remote_addr","graphql_field"}
@@ -130,12 +134,21 @@ def main():
         def answer(self, req, context):
             if req.path.startswith("/record/"):
                 return record(req, req.path[len("/record/"):])
+            if req.path == "/len":
+                return json_resp(200, {"body_len": len(req.body), "headers": len(req.headers)})
             if req.path == "/log":
                 with lock:
                     return json_resp(200, list(state["log"]))
             if req.path.startswith("/barrier/"):
                 name, n = req.path[len("/barrier/"):].rsplit("/", 1)
                 return barrier(name, int(n))
+            if req.path == "/reply":
+                spec = json.loads(next(h.value for h in req.headers if h.name == "x-reply"))
+                return pb.ForwardingResp(
+                    status_code=spec["status"],
+                    headers=[pb.Header(name=n, value=v) for n, v in spec["headers"]],
+                    body=spec["body"].encode("utf-8"),
+                )
             if req.path.startswith("/abort/"):
                 code_num = int(req.path[len("/abort/"):])
                 code = next(c for c in grpc.StatusCode if c.value[0] == code_num)
@@ -162,7 +175,12 @@ def main():
                 body=json.dumps(answer).encode("utf-8"),
             )
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    # grpcio sets SO_REUSEPORT by default, and a port-0 bind with it may be handed a port that
+    # another SO_REUSEPORT socket of this user listens on: a gateway under test. The gateway's
+    # calls to the peer would then reach the gateway itself (404 for the gRPC path).
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)]
+    )
     pb_grpc.add_ForwardingServiceServicer_to_server(Forwarding(), server)
     port = server.add_insecure_port("127.0.0.1:%d" % args.port)
     if port == 0:

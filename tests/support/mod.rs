@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod cluster;
+pub mod scripted;
 
 /// Path of the gateway binary built by cargo for these tests.
 pub const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_switchyard");
@@ -774,6 +775,21 @@ impl Echo {
         DeadAddr::hold(&self.addr)
     }
 
+    /// Starts an echo at `addr`: the address of one stopped before (its port is this binary's
+    /// already; a [`DeadAddr`] holding it must be dropped first), as when an instance restarts.
+    pub fn start_at(instance: &str, addr: &str) -> Echo {
+        let mut cmd = Command::new(ECHO_BIN);
+        cmd.args(["--listen", addr, "--instance", instance]);
+        let mut proc = Proc::spawn(&format!("switchyard-echo[{instance}]"), cmd);
+        let line = proc.wait_stdout_line(ECHO_READY_PREFIX);
+        assert_eq!(line[ECHO_READY_PREFIX.len()..].trim(), addr);
+        Echo {
+            proc,
+            addr: addr.to_string(),
+            instance: instance.to_string(),
+        }
+    }
+
     /// Starts an echo and registers it with the gateway as `{service}/{instance}`.
     pub fn registered(gw: &Gateway, service: &str, instance: &str) -> Echo {
         let e = Echo::start(instance);
@@ -1396,6 +1412,22 @@ impl RawConn {
                 );
             }
         }
+    }
+
+    /// Writes `bytes`; false when the gateway has closed the connection (a trickling client
+    /// stops there), where [`RawConn::send`] panics.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Waits up to `limit` for the gateway to send something or close the connection; true if it
+    /// did (what it sent stays buffered for the read methods). Paces a trickling client: it asserts
+    /// nothing about time.
+    pub fn answered_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let before = self.buf.len();
+        while self.buf.len() == before && self.fill(deadline) {}
+        self.buf.len() > before || self.closed
     }
 
     /// Reads until the gateway closes the connection (true) or `RAW_READ_LIMIT` passes (false);

@@ -11,8 +11,11 @@ use crate::error::{ErrorKind, GatewayError};
 
 /// Longest chunk-size line accepted, extensions included (nginx refuses far shorter ones).
 const MAX_CHUNK_LINE: usize = 4096;
-/// Hex digits in a chunk size: 15 keep the size below 2^60, far over any body limit.
-const MAX_SIZE_DIGITS: usize = 15;
+/// Largest chunk size accepted (2^60 - 1), far over any body limit: larger ones are refused as
+/// malformed (400, as nginx refuses sizes near overflow) rather than over the limit, and adding one
+/// to a body's length cannot overflow. A cap on the value, not on the digits: `0003` is 3 (nginx
+/// accepts leading zeros, and RFC 9112 §7.1 allows any number of hex digits).
+const MAX_CHUNK_SIZE: u64 = (1 << 60) - 1;
 
 /// Where the decoder is in the chunked stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +121,17 @@ fn parse_size(line: &[u8]) -> Result<u64, GatewayError> {
         .iter()
         .position(|c| !c.is_ascii_hexdigit())
         .unwrap_or(line.len());
-    if digits == 0 || digits > MAX_SIZE_DIGITS {
+    if digits == 0 {
         return Err(bad());
+    }
+    let mut size: u64 = 0;
+    for &c in &line[..digits] {
+        // Checked before the shift, so the value never overflows whatever the digit count;
+        // leading zeros leave it 0.
+        if size > MAX_CHUNK_SIZE >> 4 {
+            return Err(bad());
+        }
+        size = size << 4 | u64::from(hex_value(c));
     }
     let rest = &line[digits..];
     // Only chunk extensions (`;name[=value]`, optionally after whitespace) may follow the size.
@@ -130,8 +142,15 @@ fn parse_size(line: &[u8]) -> Result<u64, GatewayError> {
     if rest.iter().any(|&c| c < 0x20 && c != b'\t') {
         return Err(bad());
     }
-    let text = std::str::from_utf8(&line[..digits]).map_err(|_| bad())?;
-    u64::from_str_radix(text, 16).map_err(|_| bad())
+    Ok(size)
+}
+
+/// The value of hex digit `c` (one [`u8::is_ascii_hexdigit`] accepts).
+fn hex_value(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        _ => (c | 0x20) - b'a' + 10,
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +199,9 @@ mod tests {
             b"1\r\nab\r\n",
             b"1\r\naXY",
             b"ffffffffffffffff\r\n",
+            // Over the value cap (2^60), however many leading zeros come first.
+            b"1000000000000000\r\n",
+            b"00000000000000000000001000000000000000\r\n",
             b"\r\n",
         ];
         for case in cases {
@@ -190,6 +212,38 @@ mod tests {
                 String::from_utf8_lossy(case)
             );
         }
+    }
+
+    #[test]
+    fn sizes_are_capped_by_value_not_by_digits() {
+        // Leading zeros count for nothing (nginx accepts them): 20 digits for a 3-byte chunk.
+        let (done, body, _) =
+            run(&[b"00000000000000000003\r\nabc\r\n0000000000000000000\r\n\r\n"]).unwrap();
+        assert!(done);
+        assert_eq!(body, b"abc");
+        for (size, value) in [
+            (&b"0"[..], 0),
+            (b"00a", 10),
+            (b"FfFf", 0xffff),
+            (b"0fffffffffffffff", MAX_CHUNK_SIZE),
+            (
+                b"000000000000000000000000fffffffffffffff;x=y",
+                MAX_CHUNK_SIZE,
+            ),
+        ] {
+            assert_eq!(
+                parse_size(size).unwrap(),
+                value,
+                "{}",
+                String::from_utf8_lossy(size)
+            );
+        }
+        assert!(parse_size(b"1000000000000000").is_err());
+        // The largest size passes the cap and is over the body limit: 413, not 400.
+        assert_eq!(
+            run(&[b"fffffffffffffff\r\n"]).unwrap_err(),
+            ErrorKind::BodyTooLarge
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! HTTP/1.1 connections: keep-alive, pipelining, Content-Length and chunked bodies,
-//! `Expect: 100-continue`, HEAD, and the timeouts and limits that keep a slow or hostile client
-//! from holding a shard's memory or connections.
+//! `Expect: 100-continue` (invited only when the router would take the request: one it refuses is
+//! answered at once), HEAD, and the timeouts and limits that keep a slow or hostile client from
+//! holding a shard's memory or connections.
 //!
 //! Requests on one connection are served in order (as HTTP/1.1 requires of pipelined requests);
 //! responses to pipelined requests are batched into one write until the input runs dry.
@@ -27,7 +28,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::http::{Field, Request, Response};
+use crate::http::{Field, Request, RequestHead, Response};
 use crate::shard::Shard;
 use parse::{Framing, Head, HeadLimits, Seen};
 
@@ -67,10 +68,17 @@ struct Buffers<A> {
     out: Vec<u8>,
     /// The last request's header list, emptied, for the next head.
     fields: Vec<Field>,
+    /// When the head whose first bytes are in `read` must be complete: set when they arrive
+    /// without the rest of it (or by `serve_connection`, for bytes read while it told HTTP/2
+    /// apart), cleared when the head is complete.
+    head_deadline: Option<Instant>,
     /// Where a request is answered: the state of the upstream call is most of a connection's
     /// state, so it lives here, boxed once and reused for every request (see [`reuse`]), instead
     /// of sizing the connection's task for the whole time the client idles.
     answering: Option<Pin<Box<A>>>,
+    /// Held from a request's first bytes until the connection waits idle again: a draining
+    /// shard waits for the requests its clients are still sending.
+    receiving: Option<crate::shard::Receiving>,
 }
 
 impl<A> Buffers<A> {
@@ -187,7 +195,9 @@ async fn read_idle<A>(stream: &mut TcpStream, bufs: &mut Buffers<A>, idle: Durat
     read
 }
 
-/// Serves HTTP/1.x on `stream`; `buf` holds bytes already read. (The stream is borrowed from the
+/// Serves HTTP/1.x on `stream`; `buf` holds bytes already read, whose head must be complete by
+/// `head_deadline` when that is known (the header timeout counts from the connection's first
+/// bytes, however long telling HTTP/2 apart took). (The stream is borrowed from the
 /// connection's task rather than moved in, so the task does not hold it twice; and not an `async
 /// fn`, which would also hold each argument twice, see `serve_connection`.)
 #[allow(
@@ -198,20 +208,27 @@ pub fn serve<'a>(
     shard: &'a Rc<Shard>,
     stream: &'a mut TcpStream,
     buf: BytesMut,
+    head_deadline: Option<Instant>,
     remote: SocketAddr,
 ) -> impl Future<Output = ()> + 'a {
+    // Made before the block and captured, so the task holds the buffers once: made inside it,
+    // they sat beside the arguments they were made of (`buf`, `head_deadline`), 32 bytes more
+    // per connection.
+    let receiving = (!buf.is_empty()).then(|| shard.receiving());
+    let mut bufs = Buffers {
+        read: buf,
+        out: Vec::with_capacity(OUT_CAPACITY),
+        fields: Vec::new(),
+        head_deadline,
+        answering: None,
+        receiving,
+    };
     async move {
         let config = shard.config.clone();
         let _ = stream.set_write_timeout(Some(config.idle_timeout));
         let limits = HeadLimits {
             max_header_bytes: config.max_header_bytes,
             max_headers: config.max_headers,
-        };
-        let mut bufs = Buffers {
-            read: buf,
-            out: Vec::with_capacity(OUT_CAPACITY),
-            fields: Vec::new(),
-            answering: None,
         };
         let mut refused = false;
         loop {
@@ -266,7 +283,7 @@ pub fn serve<'a>(
                     // The client went away: dropping the call now cancels it at the backend (h2
                     // resets its stream), as nginx and Envoy do, instead of holding an in-flight
                     // slot until the backend answers.
-                    bufs.answering = None;
+                    drop(bufs.answering.take());
                     shard.metrics.client_aborts.inc();
                     return;
                 };
@@ -383,6 +400,25 @@ fn read_request<'a, A: 'a>(
         // (held across two, it had a fixed place in this state: 160 bytes more while idle).
         let continue_first =
             head.expect_continue && head.framing != Framing::None && buf.is_empty();
+        // A request the router will refuse whatever its body (an unknown service, a method or
+        // registry write an endpoint refuses, the in-flight limit) is answered now, without
+        // `100 Continue`: the point of the expectation is that the client need not upload a
+        // body that will be refused (RFC 9110 §10.1.1; nginx answers so). As after any refusal
+        // while a request is read, the connection then closes after a lingering close, since
+        // the body may follow or not. A request that will not wait for the interim answer
+        // (its body came along) is routed once, after it is read, as usual.
+        if continue_first {
+            let request_head = RequestHead {
+                method: &head.method,
+                path: &head.path,
+                headers: &head.headers,
+                remote,
+            };
+            if let Err(refused) = crate::router::route(shard, &request_head) {
+                *seen = Seen::of(&head);
+                return Err(refused);
+            }
+        }
         let body = match body_at_hand(buf, head.framing) {
             Some(body) => body,
             // Boxed: its state beside the head was this future's largest, and so every idle
@@ -439,7 +475,7 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayE
 
 /// Reads until a whole head is buffered. `Ok(None)` when the client closed or idled out between requests.
 async fn read_head<A>(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     stream: &mut TcpStream,
     bufs: &mut Buffers<A>,
     limits: HeadLimits,
@@ -448,16 +484,16 @@ async fn read_head<A>(
     let config = &shard.config;
     // The header deadline runs from the first bytes of the head; it is set only when those bytes
     // did not hold the whole head (a head that arrives in one read costs no clock read for it).
-    let mut deadline = None::<Instant>;
     loop {
         if !bufs.read.is_empty() {
             if let Some(head) =
                 parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields, seen)?
             {
+                bufs.head_deadline = None;
                 return Ok(Some(head));
             }
-            if deadline.is_none() {
-                deadline = Some(Instant::now() + config.header_timeout);
+            if bufs.head_deadline.is_none() {
+                bufs.head_deadline = Some(Instant::now() + config.header_timeout);
             }
         }
         // Nothing more to parse: answers to earlier pipelined requests go out before we wait.
@@ -467,19 +503,25 @@ async fn read_head<A>(
             }
             bufs.out.clear();
         }
-        let read = match deadline {
+        let read = match bufs.head_deadline {
             Some(until) => read_more(stream, &mut bufs.read, until).await,
             // Between requests a connection closes once the drain is over (see `crate::drain`):
             // left open, it would get no answer until the process exited (a pooled client,
             // HAProxy, would lose the request it sent on it).
             None if shard.is_closing() => return Ok(None),
             None => {
+                bufs.receiving = None;
                 let closing = async {
                     shard.drain_closing().await;
                     Read::Closed
                 };
-                futures_lite::future::or(read_idle(stream, bufs, config.idle_timeout), closing)
-                    .await
+                let read =
+                    futures_lite::future::or(read_idle(stream, bufs, config.idle_timeout), closing)
+                        .await;
+                if let Read::Data = read {
+                    bufs.receiving = Some(shard.receiving());
+                }
+                read
             }
         };
         match read {

@@ -204,7 +204,7 @@ impl HeadSpans<'_> {
         Seen {
             path: origin_form(slice(self.target))
                 .ok()
-                .map(|t| crate::http::Request::split_target(t).0),
+                .map(|t| split_path_query(t).0),
             request_id: self
                 .headers
                 .iter()
@@ -229,7 +229,7 @@ fn read_fields(
     crate::http::check_method(&method)?;
     let target = slice(spans.target);
     let (authority, target) = split_target(target)?;
-    let (path, query) = crate::http::Request::split_target(target);
+    let (path, query) = split_path_query(target);
 
     let mut headers = std::mem::take(spare);
     headers.clear();
@@ -358,7 +358,7 @@ fn split_target(target: Bytes) -> Result<(Option<Bytes>, Bytes), GatewayError> {
             let rest = target.slice(scheme.len()..);
             let end = rest
                 .iter()
-                .position(|&c| c == b'/' || c == b'?')
+                .position(|&c| matches!(c, b'/' | b'?' | b'#'))
                 .unwrap_or(rest.len());
             let authority = rest.slice(..end);
             let host = match authority.iter().rposition(|&c| c == b'@') {
@@ -381,6 +381,25 @@ fn split_target(target: Bytes) -> Result<(Option<Bytes>, Bytes), GatewayError> {
     Err(GatewayError::bad_request(
         "request target must be a path starting with `/`",
     ))
+}
+
+/// Splits an origin-form target into path and query (without `?`), dropping a fragment: `#` has
+/// no place in a request target (RFC 9112 §3.2), and over HTTP/2 the http crate drops it and what
+/// follows from `:path`, so `/a?x=1#f` reaches a backend as path `/a` and query `x=1` over either
+/// protocol. One pass over the target, as the split alone took; without a query or fragment the
+/// path is the target as it is.
+fn split_path_query(target: Bytes) -> (Bytes, Bytes) {
+    let Some(at) = target.iter().position(|&c| c == b'?' || c == b'#') else {
+        return (target, Bytes::new());
+    };
+    if target[at] == b'#' {
+        return (target.slice(..at), Bytes::new());
+    }
+    let end = target[at + 1..]
+        .iter()
+        .position(|&c| c == b'#')
+        .map_or(target.len(), |n| at + 1 + n);
+    (target.slice(..at), target.slice(at + 1..end))
 }
 
 #[cfg(test)]
@@ -561,6 +580,51 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((&h.path[..], &h.query[..]), (&b"/"[..], &b"q"[..]));
+    }
+
+    #[test]
+    fn a_fragment_is_dropped_as_the_http_crate_drops_it() {
+        for (target, path, query) in [
+            ("/a#frag", "/a", ""),
+            ("/a?x=1#frag", "/a", "x=1"),
+            ("/a#f?x=1", "/a", ""),
+            ("/a?x=1#f#g?h", "/a", "x=1"),
+            ("/a?#", "/a", ""),
+            ("/#", "/", ""),
+            ("/a/b%20c?x=1&y", "/a/b%20c", "x=1&y"),
+            ("/a", "/a", ""),
+        ] {
+            let h = parse(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+                .unwrap()
+                .unwrap();
+            let got = (
+                std::str::from_utf8(&h.path).unwrap(),
+                std::str::from_utf8(&h.query).unwrap(),
+            );
+            assert_eq!(got, (path, query), "{target}");
+            // What an HTTP/2 request's `:path` becomes (`crate::http::h2` takes it from the
+            // http crate).
+            let h2: http::uri::PathAndQuery = target.parse().unwrap();
+            assert_eq!(
+                (h2.path(), h2.query().unwrap_or_default()),
+                got,
+                "{target} over HTTP/2"
+            );
+        }
+        for (target, path, query) in [
+            ("http://h#f", "/", ""),
+            ("http://h?q#f", "/", "q"),
+            ("http://h/p#f?q", "/p", ""),
+        ] {
+            let h = parse(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (&h.path[..], &h.query[..]),
+                (path.as_bytes(), query.as_bytes()),
+                "{target}"
+            );
+        }
     }
 
     #[test]

@@ -22,17 +22,27 @@ pub fn encode(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut dated = false;
     for (name, value) in response.fields() {
+        dated |= name == "date";
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
-    let bodiless_status = status < 200 || status == 204 || status == 304;
+    if !dated {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(&crate::http::date::current());
+        out.extend_from_slice(b"\r\n");
+    }
+    let bodiless_status = response.bodiless_status();
     if !bodiless_status {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(digits.format(response.body.len()).as_bytes());
+        out.extend_from_slice(
+            digits
+                .format(response.content_length(head_request))
+                .as_bytes(),
+        );
         out.extend_from_slice(b"\r\n");
     }
     if close {
@@ -50,42 +60,56 @@ pub fn encode(
 mod tests {
     use super::*;
 
+    /// `encode`'s output, its `date` line (checked, then taken out: it changes every second).
+    fn encoded(r: &Response, head_request: bool, close: bool, http10: bool) -> String {
+        let mut out = Vec::new();
+        encode(&mut out, r, head_request, close, http10);
+        let text = String::from_utf8(out).unwrap();
+        let date = format!(
+            "date: {}\r\n",
+            std::str::from_utf8(&crate::http::date::current()).unwrap()
+        );
+        assert_eq!(text.matches("\r\ndate: ").count(), 1, "one date: {text:?}");
+        text.replacen(&date, "", 1)
+    }
+
     #[test]
     fn encodes_status_headers_length_and_body() {
         let mut r = Response::new(201, &b"hi"[..]);
         r.push_header("x-a", "1");
         r.push_header("x-a", "2");
-        let mut out = Vec::new();
-        encode(&mut out, &r, false, false, false);
         assert_eq!(
-            out,
-            b"HTTP/1.1 201 Created\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 2\r\n\r\nhi"
+            encoded(&r, false, false, false),
+            "HTTP/1.1 201 Created\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 2\r\n\r\nhi"
         );
     }
 
     #[test]
     fn head_keeps_the_length_but_not_the_body() {
-        let mut out = Vec::new();
-        encode(
-            &mut out,
-            &Response::new(200, &b"hello"[..]),
-            true,
-            true,
-            false,
-        );
+        let r = Response::new(200, &b"hello"[..]);
         assert_eq!(
-            out,
-            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"
+            encoded(&r, true, true, false),
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"
         );
     }
 
     #[test]
     fn no_content_has_no_length() {
-        let mut out = Vec::new();
-        encode(&mut out, &Response::new(204, &b""[..]), false, false, true);
+        let r = Response::new(204, &b""[..]);
         assert_eq!(
-            out,
-            b"HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
+            encoded(&r, false, false, true),
+            "HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_date_of_the_answer_is_kept_not_doubled() {
+        let mut r = Response::new(200, &b""[..]);
+        r.push_header("date", "Sun, 06 Nov 1994 08:49:37 GMT");
+        let mut out = Vec::new();
+        encode(&mut out, &r, false, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("date: ").count(), 1, "{text:?}");
+        assert!(text.contains("date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
     }
 }

@@ -1,0 +1,94 @@
+//! How calls reach a backend (CONTRACT §1): the `grpc-timeout` header carries the deadline left
+//! when the call is sent, after any wait for a stream slot on a backend that allows few
+//! concurrent streams.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::cluster::metric;
+use support::scripted::{Answer, ScriptedBackend};
+use support::*;
+
+/// The gateway's default deadline for a call (`--request-timeout-ms`).
+const DEADLINE_MS: u64 = 10_000;
+/// How long the test makes a call wait for a stream slot: long enough that a `grpc-timeout`
+/// computed before the wait is told from one computed after it, whatever the machine's speed.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
+
+/// `grpc-timeout: {n}m` as milliseconds.
+fn millis(grpc_timeout: &serde_json::Value) -> u64 {
+    let text = grpc_timeout.as_str().expect("a grpc-timeout was sent");
+    text.strip_suffix('m')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("grpc-timeout {text:?} is not in milliseconds"))
+}
+
+#[test]
+fn grpc_timeout_is_the_deadline_left_when_the_call_is_sent() {
+    // One shard: one pool, whose two connections the calls below fill.
+    let gw = Gateway::builder().shards(Some(1)).start();
+    let backend = ScriptedBackend::builder()
+        .max_concurrent_streams(1)
+        .start(|call| match call.path.strip_prefix("/hold/") {
+            Some(tag) => Answer::Hold(tag.into(), Box::new(Answer::describe(call))),
+            None => Answer::describe(call),
+        });
+    register(&gw, "svc", "s1", &backend.addr);
+    let hold = |tag: &str| {
+        let url = gw.url(&format!("/svc/hold/{tag}"));
+        std::thread::spawn(move || http("GET", url).send())
+    };
+    // Each held call takes a connection's only stream: the first connection's, then (as the
+    // pool opens a second when the first is full) the second's. Each connection's SETTINGS are
+    // known to the gateway before the next call, so no stream is opened past the limit.
+    let first = hold("first");
+    backend.wait_for_calls("the first held call", |calls| calls.len() == 1);
+    backend.wait_settled(1);
+    let second = hold("second");
+    backend.wait_for_calls("the second held call", |calls| calls.len() == 2);
+    backend.wait_settled(2);
+    assert_eq!(backend.connections(), 2);
+
+    // The third call waits in the gateway for a slot, for SLOT_WAIT at least.
+    let sent = Instant::now();
+    let url = gw.url("/svc/deadline");
+    let waiting = std::thread::spawn(move || http("GET", url).send());
+    assert!(
+        poll_until(READY_TRIES, || metric(&gw, "switchyard_in_flight_requests")
+            == 3),
+        "the third call never reached the gateway"
+    );
+    let queued = Instant::now();
+    std::thread::sleep(SLOT_WAIT);
+    let released = Instant::now();
+    backend.release("first");
+    let r = waiting.join().unwrap();
+    let answered = Instant::now();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["conn"], 1, "it took the slot the first call left: {v}");
+    // The call's deadline counts from when the gateway read it (after `sent`, before `queued`),
+    // and its head was sent once the slot was free (after `released`) and before the answer:
+    // so the timeout it carried lies between these bounds.
+    let timeout = millis(&v["grpc_timeout"]);
+    let waited_at_least = released.duration_since(queued).as_millis() as u64;
+    let took_at_most = answered.duration_since(sent).as_millis() as u64;
+    assert!(
+        timeout <= DEADLINE_MS - waited_at_least,
+        "grpc-timeout {timeout}m, but the call waited {waited_at_least} ms of its {DEADLINE_MS} \
+         for its slot"
+    );
+    assert!(
+        timeout >= DEADLINE_MS - took_at_most,
+        "grpc-timeout {timeout}m, but the call was answered {took_at_most} ms after it was sent"
+    );
+
+    backend.release("second");
+    for held in [first, second] {
+        let r = held.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // No call was sent twice, nor refused for going past the backend's stream limit.
+    assert_eq!(backend.calls().len(), 3);
+}

@@ -1,0 +1,485 @@
+//! A gRPC backend whose every answer the test decides: [`ScriptedBackend`].
+//!
+//! The echo (`switchyard-echo`) answers well; this backend misbehaves on purpose, at the HTTP/2
+//! level the echo never reaches: a GOAWAY on the connection of a given call, a refused stream, an
+//! HTTP status other than 200, a header block past the gateway's limits, a stream limit of one, a
+//! call held open until the test lets it go. It runs in the test process (h2's server on a
+//! glommio executor of its own thread), so it tells the test what happened without a log to
+//! parse: every call it received, on which connection, with which `grpc-timeout`, and which
+//! connections have applied its SETTINGS. Waits are bounded, as everywhere in `support`.
+
+use std::collections::HashSet;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream};
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
+use prost::Message;
+use switchyard::io::TokioIo;
+use switchyard::proto::{ForwardingReq, ForwardingResp, Header};
+use switchyard::sample_backend::grpc_frame;
+
+/// How long a test waits for the backend to see what it expects (as the readiness polls).
+const WAIT_LIMIT: Duration = Duration::from_secs(10);
+/// Memory glommio locks for this executor's io_uring buffers: small, so that the test process
+/// stays within a default 8 MiB `ulimit -l` (as `h2_parallel`'s executor).
+const IO_MEMORY: usize = 256 << 10;
+/// Largest call message read: well over anything a test sends (the gateway's default body limit
+/// is 4 MiB).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// One call as the backend received it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The connection it came on: 1 for the first one accepted, and so on.
+    pub conn: usize,
+    /// Its HTTP/2 stream id.
+    pub stream: u32,
+    /// `ForwardingReq.path`.
+    pub path: String,
+    /// `ForwardingReq.request_id`.
+    pub request_id: String,
+    /// How many calls with this request id have arrived, this one included (a call sent again
+    /// carries the same id).
+    pub attempt: usize,
+    /// The `grpc-timeout` header, as sent.
+    pub grpc_timeout: Option<String>,
+    /// The body's length.
+    pub body_len: usize,
+}
+
+/// What the backend does with a call.
+pub enum Answer {
+    /// A gRPC answer with this message, then `grpc-status: 0`.
+    Reply(ForwardingResp),
+    /// As `Reply`, with these fields added to the HTTP/2 header block (gRPC metadata).
+    ReplyWithMetadata(ForwardingResp, Vec<(String, String)>),
+    /// One header block ending the stream: this `:status` and these fields (a trailers-only
+    /// gRPC answer, or an answer that is not gRPC at all).
+    Head(u16, Vec<(String, String)>),
+    /// RST_STREAM(REFUSED_STREAM): the call was not processed.
+    Refuse,
+    /// A graceful GOAWAY (NO_ERROR) on the call's connection, the way gRPC servers drain one
+    /// (last stream id 2^31-1, then, a round trip later, the last stream processed); then this
+    /// answer, written after the GOAWAY.
+    GoAwayThen(Box<Answer>),
+    /// Held until the test calls [`ScriptedBackend::release`] with this tag, then this answer.
+    Hold(String, Box<Answer>),
+}
+
+impl Answer {
+    /// The usual answer: status 200, the call described as JSON (`conn`, `stream`, `path`,
+    /// `attempt`, `grpc_timeout`, `body_len`).
+    pub fn describe(call: &Call) -> Answer {
+        let body = serde_json::json!({
+            "conn": call.conn,
+            "stream": call.stream,
+            "path": call.path,
+            "attempt": call.attempt,
+            "grpc_timeout": call.grpc_timeout,
+            "body_len": call.body_len,
+        });
+        Answer::Reply(json_reply(200, body.to_string()))
+    }
+}
+
+/// A `ForwardingResp` with `status_code` and a JSON body.
+pub fn json_reply(status_code: i32, body: String) -> ForwardingResp {
+    ForwardingResp {
+        status_code,
+        headers: vec![Header {
+            name: "content-type".into(),
+            value: "application/json".into(),
+        }],
+        body: body.into(),
+    }
+}
+
+type Script = dyn Fn(&Call) -> Answer + Send + Sync;
+
+/// What the backend's thread and the test share.
+#[derive(Default)]
+struct State {
+    calls: Vec<Call>,
+    /// Connections accepted so far.
+    accepted: usize,
+    /// Connections whose peer has acknowledged the backend's SETTINGS (a PING sent after them
+    /// came back): the gateway knows their stream limit.
+    settled: HashSet<usize>,
+    /// Tags the test has released.
+    released: HashSet<String>,
+    /// Held calls waiting for a release.
+    holders: Vec<Waker>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let out = f(&mut self.state.lock().unwrap());
+        self.changed.notify_all();
+        out
+    }
+}
+
+/// Options for a [`ScriptedBackend`].
+#[derive(Default)]
+pub struct ScriptedBuilder {
+    max_concurrent_streams: Option<u32>,
+}
+
+impl ScriptedBuilder {
+    /// Advertises `SETTINGS_MAX_CONCURRENT_STREAMS` (h2's default: none).
+    pub fn max_concurrent_streams(mut self, n: u32) -> Self {
+        self.max_concurrent_streams = Some(n);
+        self
+    }
+
+    /// Starts the backend on 127.0.0.1 with `script` deciding every answer.
+    pub fn start(
+        self,
+        script: impl Fn(&Call) -> Answer + Send + Sync + 'static,
+    ) -> ScriptedBackend {
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (bound, bound_at) = std::sync::mpsc::sync_channel(1);
+        let thread = {
+            let shared = shared.clone();
+            let script: Arc<Script> = Arc::new(script);
+            let mcs = self.max_concurrent_streams;
+            std::thread::spawn(move || {
+                glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                    .io_memory(IO_MEMORY)
+                    .make()
+                    .expect("scripted backend executor")
+                    .run(async move {
+                        let listener = glommio::net::TcpListener::bind("127.0.0.1:0")
+                            .expect("bind 127.0.0.1:0");
+                        bound
+                            .send(listener.local_addr().expect("local_addr"))
+                            .expect("the test waits for the address");
+                        futures_lite::future::or(accept(listener, shared, script, mcs), async {
+                            let _ = stopped.await;
+                        })
+                        .await
+                    })
+            })
+        };
+        let socket = bound_at.recv().expect("scripted backend started");
+        ScriptedBackend {
+            addr: socket.to_string(),
+            socket,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A running scripted backend; stops when dropped.
+pub struct ScriptedBackend {
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub socket: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ScriptedBackend {
+    /// A backend with h2's default settings.
+    pub fn start(script: impl Fn(&Call) -> Answer + Send + Sync + 'static) -> ScriptedBackend {
+        ScriptedBuilder::default().start(script)
+    }
+
+    pub fn builder() -> ScriptedBuilder {
+        ScriptedBuilder::default()
+    }
+
+    /// Every call received so far, in arrival order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.state.lock().unwrap().calls.clone()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.state.lock().unwrap().accepted
+    }
+
+    /// Waits (bounded) until `cond` holds for the calls received; returns them.
+    pub fn wait_for_calls(&self, what: &str, cond: impl Fn(&[Call]) -> bool) -> Vec<Call> {
+        self.wait_until(what, |s| cond(&s.calls).then(|| s.calls.clone()))
+    }
+
+    /// Waits (bounded) until connection `conn` has applied the backend's SETTINGS.
+    pub fn wait_settled(&self, conn: usize) {
+        self.wait_until(&format!("connection {conn} settled"), |s| {
+            s.settled.contains(&conn).then_some(())
+        })
+    }
+
+    /// Lets the calls held under `tag` be answered.
+    pub fn release(&self, tag: &str) {
+        let holders = self.shared.update(|s| {
+            s.released.insert(tag.to_string());
+            std::mem::take(&mut s.holders)
+        });
+        for waker in holders {
+            waker.wake();
+        }
+    }
+
+    fn wait_until<T>(&self, what: &str, mut ready: impl FnMut(&State) -> Option<T>) -> T {
+        let guard = self.shared.state.lock().unwrap();
+        let (guard, _) = self
+            .shared
+            .changed
+            .wait_timeout_while(guard, WAIT_LIMIT, |s| ready(s).is_none())
+            .unwrap();
+        ready(&guard).unwrap_or_else(|| {
+            panic!(
+                "scripted backend: no {what} within {WAIT_LIMIT:?}; calls: {:#?}",
+                guard.calls
+            )
+        })
+    }
+}
+
+impl Drop for ScriptedBackend {
+    fn drop(&mut self) {
+        // Held calls end with the executor.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn accept(
+    listener: glommio::net::TcpListener,
+    shared: Arc<Shared>,
+    script: Arc<Script>,
+    mcs: Option<u32>,
+) {
+    loop {
+        let Ok(stream) = listener.accept().await else {
+            continue;
+        };
+        let conn = shared.update(|s| {
+            s.accepted += 1;
+            s.accepted
+        });
+        glommio::spawn_local(serve(stream, conn, shared.clone(), script.clone(), mcs)).detach();
+    }
+}
+
+/// Serves one connection: accepts its calls, each answered in a task of its own, and carries
+/// out the GOAWAYs they ask for (only the connection's owner can send one).
+async fn serve(
+    stream: glommio::net::TcpStream,
+    conn: usize,
+    shared: Arc<Shared>,
+    script: Arc<Script>,
+    mcs: Option<u32>,
+) {
+    let mut builder = h2::server::Builder::new();
+    if let Some(n) = mcs {
+        builder.max_concurrent_streams(n);
+    }
+    let Ok(mut connection) = builder.handshake::<_, Bytes>(TokioIo::new(stream)).await else {
+        return;
+    };
+    // A PING sent after the SETTINGS comes back once the peer has read (and so applied) them.
+    if let Some(mut ping_pong) = connection.ping_pong() {
+        let shared = shared.clone();
+        glommio::spawn_local(async move {
+            if ping_pong.ping(h2::Ping::opaque()).await.is_ok() {
+                shared.update(|s| s.settled.insert(conn));
+            }
+        })
+        .detach();
+    }
+    let (go_away, mut go_away_asked) = mpsc::unbounded::<oneshot::Sender<()>>();
+    let go_away = Rc::new(go_away);
+    enum Event {
+        // Boxed: an accepted call is far larger than the other events.
+        Call(Box<(http::Request<RecvStream>, SendResponse<Bytes>)>),
+        GoAway(oneshot::Sender<()>),
+        End,
+    }
+    loop {
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(Some(done)) = go_away_asked.poll_next_unpin(cx) {
+                return Poll::Ready(Event::GoAway(done));
+            }
+            match connection.poll_accept(cx) {
+                Poll::Ready(Some(Ok(call))) => Poll::Ready(Event::Call(Box::new(call))),
+                Poll::Ready(_) => Poll::Ready(Event::End),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match event {
+            Event::Call(accepted) => {
+                let (request, respond) = *accepted;
+                let task = call(
+                    request,
+                    respond,
+                    conn,
+                    shared.clone(),
+                    script.clone(),
+                    go_away.clone(),
+                );
+                glommio::spawn_local(task).detach();
+            }
+            // Queued before any frame of the answer that asked for it (see `Answer::GoAwayThen`).
+            Event::GoAway(done) => {
+                connection.graceful_shutdown();
+                let _ = done.send(());
+            }
+            Event::End => return,
+        }
+    }
+}
+
+async fn call(
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    conn: usize,
+    shared: Arc<Shared>,
+    script: Arc<Script>,
+    go_away: Rc<mpsc::UnboundedSender<oneshot::Sender<()>>>,
+) {
+    let stream = u32::from(respond.stream_id());
+    let grpc_timeout = request
+        .headers()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut body = request.into_body();
+    let mut message = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else { return };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        message.extend_from_slice(&chunk);
+    }
+    let req = grpc_frame::decode_unary(&message, MAX_MESSAGE)
+        .ok()
+        .and_then(|payload| ForwardingReq::decode(payload).ok())
+        .unwrap_or_default();
+    let call = shared.update(|s| {
+        let attempt = 1 + s
+            .calls
+            .iter()
+            .filter(|c| c.request_id == req.request_id)
+            .count();
+        let call = Call {
+            conn,
+            stream,
+            path: req.path.clone(),
+            request_id: req.request_id.clone(),
+            attempt,
+            grpc_timeout,
+            body_len: req.body.len(),
+        };
+        s.calls.push(call.clone());
+        call
+    });
+    let mut answer = script(&call);
+    loop {
+        answer = match answer {
+            Answer::GoAwayThen(then) => {
+                let (done, sent) = oneshot::channel();
+                if go_away.unbounded_send(done).is_ok() {
+                    let _ = sent.await;
+                }
+                *then
+            }
+            Answer::Hold(tag, then) => {
+                poll_fn(|cx| {
+                    let mut s = shared.state.lock().unwrap();
+                    if s.released.contains(&tag) {
+                        Poll::Ready(())
+                    } else {
+                        s.holders.push(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+                *then
+            }
+            Answer::Refuse => {
+                respond.send_reset(Reason::REFUSED_STREAM);
+                return;
+            }
+            Answer::Head(status, fields) => {
+                let mut head = Response::builder().status(status).body(()).unwrap();
+                append(head.headers_mut(), &fields);
+                let _ = respond.send_response(head, true);
+                return;
+            }
+            Answer::Reply(resp) => {
+                let _ = reply(&mut respond, &resp, &[]).await;
+                return;
+            }
+            Answer::ReplyWithMetadata(resp, metadata) => {
+                let _ = reply(&mut respond, &resp, &metadata).await;
+                return;
+            }
+        }
+    }
+}
+
+/// A gRPC answer: the header block (with `metadata`), the framed message, `grpc-status: 0`.
+async fn reply(
+    respond: &mut SendResponse<Bytes>,
+    resp: &ForwardingResp,
+    metadata: &[(String, String)],
+) -> Result<(), h2::Error> {
+    let mut head = Response::builder()
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    append(head.headers_mut(), metadata);
+    let mut stream = respond.send_response(head, false)?;
+    let mut data = grpc_frame::encode_message(resp);
+    // As the peer's flow control allows: an answer may be larger than a window.
+    while !data.is_empty() {
+        stream.reserve_capacity(data.len());
+        let granted = match poll_fn(|cx| stream.poll_capacity(cx)).await {
+            Some(granted) => granted?,
+            None => return Err(Reason::CANCEL.into()),
+        };
+        let chunk = data.split_to(granted.min(data.len()));
+        stream.send_data(chunk, false)?;
+    }
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    stream.send_trailers(trailers)
+}
+
+fn append(headers: &mut HeaderMap, fields: &[(String, String)]) {
+    for (name, value) in fields {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            HeaderValue::from_str(value).expect("a header value"),
+        );
+    }
+}
