@@ -1077,11 +1077,14 @@ fn fragments_and_skip_include() {
         }),
     );
     // Literal directives on root fields: a skipped root field is not in data (and not called).
+    let calls = || support::cluster::metric(&s.gw, "switchyard_upstream_calls_total");
+    let before = calls();
     let r = query(
         &s.gw,
         r#"{ a: echo @skip(if: true) b: echo(path: "/b") @include(if: true) { path } c: echo @include(if: false) d: echo(path: "/d") @skip(if: false) @include(if: true) { path } }"#,
     );
     assert_data(&r, &json!({ "b": { "path": "/b" }, "d": { "path": "/d" } }));
+    assert_eq!(calls() - before, 2, "only b and d were called");
 }
 
 #[test]
