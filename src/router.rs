@@ -5,8 +5,8 @@
 //! `/-/…` is the gateway's own namespace, `/graphql` the GraphQL endpoint, anything else REST.
 //!
 //! Routing needs only the head, so it is one function a codec can also ask before it reads the
-//! body: HTTP/1.1 does before it invites a body with `100 Continue`, and answers a refusal at once
-//! instead of after the upload (RFC 9110 §10.1.1).
+//! body: both codecs do before they invite a body with `100 Continue`, and answer a refusal at
+//! once instead of after the upload (RFC 9110 §10.1.1).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,7 +34,7 @@ pub enum Route {
 /// it before its body matters — an unknown service (404) or gateway endpoint (404), a method an
 /// endpoint does not take (405), a registry write that is not authorised (401, 403) or names an
 /// invalid service or instance (400), the in-flight limit (503). [`handle`] routes every request
-/// with it; HTTP/1.1 also asks it before sending `100 Continue` (and drops the route: the request
+/// with it; the codecs also ask it before sending `100 Continue` (and drop the route: the request
 /// is routed again once its body is in, when the registry or the load may have changed).
 pub fn route(shard: &Rc<Shard>, head: &RequestHead<'_>) -> Result<Route, GatewayError> {
     if crate::admin::is_admin_path(head.path) {
