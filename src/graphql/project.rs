@@ -21,6 +21,7 @@
 //! set was given, `__typename` inside a service value is `"JSON"`.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use serde_json::value::RawValue;
 
@@ -34,6 +35,12 @@ const JSON_TYPENAME: &str = "JSON";
 /// walks deeper than that is treated as broken (the field is a `BAD_BACKEND_RESPONSE` error); a
 /// value returned whole, without a selection, is copied at any depth.
 pub const MAX_PROJECTED_DEPTH: usize = 128;
+
+/// Longest selection whose fields are found by comparing each key of an object with each of them.
+/// A longer one gets an index (name to positions) built once per projection: with a selection of
+/// thousands of fields (within the limits) and an answer of hundreds of thousands of keys, the
+/// comparisons took seconds of a shard's time.
+const SCANNED_SELECTION: usize = 16;
 
 /// Why a projection failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +76,12 @@ pub fn project(
     max_len: usize,
 ) -> Result<(), ProjectError> {
     let text = value.get().as_bytes();
-    let mut projector = Projector { text, out, max_len };
+    let mut projector = Projector {
+        text,
+        out,
+        max_len,
+        indexes: HashMap::new(),
+    };
     match selection {
         None => projector.copy(0, text.len()),
         Some(selection) => projector.value(0, selection, 0).map(drop),
@@ -77,13 +89,16 @@ pub fn project(
 }
 
 /// One projection: the answer's text, the output and its size limit.
-struct Projector<'a> {
+struct Projector<'a, 's> {
     text: &'a [u8],
     out: &'a mut Vec<u8>,
     max_len: usize,
+    /// For each selection longer than [`SCANNED_SELECTION`] (by address), the positions of each
+    /// field name in it; built when the selection first meets an object.
+    indexes: HashMap<*const Proj, HashMap<&'s str, Vec<usize>>>,
 }
 
-impl Projector<'_> {
+impl<'s> Projector<'_, 's> {
     /// Copies `text[start..end]` to the output, if it fits.
     fn copy(&mut self, start: usize, end: usize) -> Result<(), ProjectError> {
         if self.out.len() + (end - start) > self.max_len {
@@ -174,7 +189,7 @@ impl Projector<'_> {
     fn value(
         &mut self,
         mut i: usize,
-        selection: &[Proj],
+        selection: &'s [Proj],
         depth: usize,
     ) -> Result<usize, ProjectError> {
         // Arrays opened by this call, innermost last: none here needs more than a count.
@@ -240,7 +255,7 @@ impl Projector<'_> {
     fn object(
         &mut self,
         i: usize,
-        selection: &[Proj],
+        selection: &'s [Proj],
         depth: usize,
     ) -> Result<usize, ProjectError> {
         // The span of each selected key's value (several aliases may select one key; a key the
@@ -259,13 +274,7 @@ impl Projector<'_> {
                 }
                 let start = self.skip_ws(i + 1);
                 let end = self.skip_value(start)?;
-                if let Some(first) = selection.iter().position(|p| p.name == *key) {
-                    for (proj, slot) in selection[first..].iter().zip(&mut slots[first..]) {
-                        if proj.name == *key {
-                            *slot = Some((start, end));
-                        }
-                    }
-                }
+                self.select(selection, &key, &mut slots, (start, end));
                 i = self.skip_ws(end);
                 match self.at(i) {
                     Some(b',') => i = self.skip_ws(i + 1),
@@ -299,6 +308,36 @@ impl Projector<'_> {
         self.out.push(b'}');
         self.check_len()?;
         Ok(i)
+    }
+}
+
+impl<'s> Projector<'_, 's> {
+    /// Gives `span` to the slot of every field of `selection` named `key`.
+    fn select(
+        &mut self,
+        selection: &'s [Proj],
+        key: &str,
+        slots: &mut [Option<(usize, usize)>],
+        span: (usize, usize),
+    ) {
+        if selection.len() <= SCANNED_SELECTION {
+            for (proj, slot) in selection.iter().zip(slots) {
+                if proj.name == key {
+                    *slot = Some(span);
+                }
+            }
+            return;
+        }
+        let index = self.indexes.entry(selection.as_ptr()).or_insert_with(|| {
+            let mut index: HashMap<&'s str, Vec<usize>> = HashMap::new();
+            for (n, proj) in selection.iter().enumerate() {
+                index.entry(proj.name.as_str()).or_default().push(n);
+            }
+            index
+        });
+        for &n in index.get(key).map(Vec::as_slice).unwrap_or_default() {
+            slots[n] = Some(span);
+        }
     }
 }
 
@@ -357,6 +396,32 @@ mod tests {
                 Some(sel)
             ),
             r#"{"name":"ann","ident":7,"again":7,"missing":null,"__typename":"JSON"}"#
+        );
+    }
+
+    #[test]
+    fn a_long_selection_finds_its_keys_by_index_as_a_short_one_by_scanning() {
+        // Over SCANNED_SELECTION fields: aliases of one key, missing keys, nested selections and
+        // a list of objects that all use the same index.
+        let mut sel: Vec<Proj> = (0..40)
+            .map(|n| proj(&format!("a{n}"), &format!("k{}", n % 25), None))
+            .collect();
+        sel.push(proj("inner", "o", Some(vec![proj("x", "x", None)])));
+        assert!(sel.len() > SCANNED_SELECTION);
+        let object: String = (0..20)
+            .map(|n| format!(r#""k{n}":{n},"#))
+            .chain(std::iter::once(r#""o":{"x":"y","z":1}"#.to_string()))
+            .collect();
+        let expected_one: String = (0..40)
+            .map(|n| match n % 25 {
+                k @ 0..=19 => format!(r#""a{n}":{k},"#),
+                _ => format!(r#""a{n}":null,"#),
+            })
+            .chain(std::iter::once(r#""inner":{"x":"y"}"#.to_string()))
+            .collect();
+        assert_eq!(
+            run(&format!("[{{{object}}},{{{object}}}]"), Some(sel)),
+            format!("[{{{expected_one}}},{{{expected_one}}}]")
         );
     }
 
