@@ -339,11 +339,8 @@ impl InstancePool {
                 // fails, would otherwise start the next one at once, and again.
                 if room && self.connecting.borrow().is_none() && self.health.get().available(|| now)
                 {
-                    let attempt = self.connecting(connect_timeout);
-                    glommio::spawn_local(async move {
-                        let _ = attempt.await;
-                    })
-                    .detach();
+                    // Runs on its own (see `connecting`).
+                    drop(self.connecting(connect_timeout));
                 }
                 return Lend::Full;
             }
@@ -359,7 +356,11 @@ impl InstancePool {
         })
     }
 
-    /// The connection attempt in progress, or a new one.
+    /// The connection attempt in progress, or a new one. An attempt runs in a task of its own, to
+    /// its end, whoever waits for it: the call that started it may be gone (its client hung up,
+    /// its deadline passed), and an attempt nobody polled would otherwise stay here, to be joined
+    /// by a later call and answer it with a connect timeout long expired, or a refusal from
+    /// before the instance came back, as if they were fresh.
     fn connecting(self: &Rc<Self>, connect_timeout: Duration) -> Connecting {
         if let Some(attempt) = self.connecting.borrow().as_ref() {
             return attempt.clone();
@@ -369,6 +370,11 @@ impl InstancePool {
             .boxed_local()
             .shared();
         *self.connecting.borrow_mut() = Some(attempt.clone());
+        let driven = attempt.clone();
+        glommio::spawn_local(async move {
+            let _ = driven.await;
+        })
+        .detach();
         attempt
     }
 
@@ -547,6 +553,35 @@ mod tests {
                 assert!(pool.conns.borrow().is_empty(), "retired from the pool");
                 let _ = done.send(());
                 server.await;
+            });
+    }
+
+    /// A connection attempt whose call is gone (its client hung up, its deadline passed) still runs
+    /// to its end and records what it found, instead of waiting, unpolled, for a later call to
+    /// join it and take its stale outcome as fresh.
+    #[test]
+    fn an_attempt_runs_to_its_end_when_its_call_is_gone() {
+        // A port nothing listens on: the connect is refused.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let pool = InstancePool::new(addr);
+                // The call starts the attempt, then is dropped before it could see the end.
+                let call = pool.checkout(TEST_CONNECT_TIMEOUT, Instant::now());
+                assert!(futures_lite::future::poll_once(call).await.is_none());
+                for _ in 0..500 {
+                    if pool.connecting.borrow().is_none() {
+                        break;
+                    }
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+                assert!(pool.connecting.borrow().is_none(), "the attempt ended");
+                assert!(pool.health().refused(), "and recorded the refusal");
             });
     }
 
