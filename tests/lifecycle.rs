@@ -160,6 +160,71 @@ fn sigterm_waits_for_a_request_still_being_sent() {
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
 
+#[test]
+fn over_http2_a_client_that_cancels_slow_requests_keeps_its_connection() {
+    // Cancelling requests that have run for a while (a search typed further, a page left) is no
+    // attack: 101 of them, each cancelled after more than a second, and the connection serves on.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw(&gw);
+    let ids: Vec<u32> = (0..101).map(|i| 1 + 2 * i).collect();
+    for &id in &ids {
+        h2_get(&mut c, id, "/echo/delay/5000", Some("x"), None);
+    }
+    assert!(
+        poll_until(400, || in_flight(&gw) >= 101),
+        "the calls never got in flight"
+    );
+    // A lower bound on the requests' age, not a wait for something to happen.
+    std::thread::sleep(Duration::from_millis(1100));
+    for &id in &ids {
+        h2_reset(&mut c, id, CANCEL);
+    }
+    // Every cancellation seen (a judgement would come with the next stream).
+    assert!(
+        poll_until(400, || metric(&gw, "switchyard_client_aborts_total") >= 101),
+        "the cancellations never reached the gateway"
+    );
+    let next = 1 + 2 * 101;
+    h2_get(&mut c, next, "/echo/hello", Some("x"), None);
+    let (frames, _) = h2_read_for(&mut c, Duration::from_secs(5));
+    assert!(
+        !frames.iter().any(|f| f.kind == FRAME_GOAWAY),
+        "no GOAWAY for a client that cancels slow requests"
+    );
+    let answer = frames
+        .iter()
+        .find(|f| f.kind == FRAME_HEADERS && f.stream == next)
+        .expect("the next request is answered");
+    assert_eq!(answer.payload.first(), Some(&0x88), "status 200");
+}
+
+#[test]
+fn over_http2_a_request_refused_by_its_head_is_answered_before_its_body() {
+    // expect: 100-continue and a lower-case method (400): the client sends no body until it has
+    // an answer, so the answer must not wait for the body (the gateway's body timeout is longer
+    // than the read below).
+    let (gw, _echo) = one_shard_gateway(&["--body-timeout-ms", "60000"]);
+    let mut c = h2_raw(&gw);
+    let mut block = vec![0x02, 4];
+    block.extend_from_slice(b"post");
+    block.extend_from_slice(&[0x86, 0x44, 9]);
+    block.extend_from_slice(b"/echo/raw");
+    block.extend_from_slice(&[0x41, 1, b'x']);
+    // expect (static index 35), literal without indexing.
+    block.extend_from_slice(&[0x0f, 35 - 15, 12]);
+    block.extend_from_slice(b"100-continue");
+    // END_HEADERS only: the body is still to come.
+    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x04, 0, 0, 0, 1];
+    headers.extend_from_slice(&block);
+    c.send(&headers);
+    let (frames, _) = h2_read_for(&mut c, Duration::from_secs(10));
+    let answer = frames
+        .iter()
+        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
+        .expect("an answer before the body");
+    assert_eq!(answer.payload.first(), Some(&0x8c), "status 400");
+}
+
 /// One HTTP/2 frame as read off the wire.
 struct Frame {
     kind: u8,

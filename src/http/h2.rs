@@ -12,10 +12,11 @@
 //!   `send_timeout` does, instead of the body waiting in the connection for as long as it lives.
 //! - After GOAWAY, a connection with nothing open is closed [`GOAWAY_GRACE`] later even if the
 //!   client never answers the PING that ends a graceful shutdown (or sends nothing at all).
-//! - A client that resets most of the streams it opens before they are answered (the "rapid
-//!   reset" of CVE-2023-44487: each one starts a backend call, which the reset cancels) loses the
-//!   connection with GOAWAY `ENHANCE_YOUR_CALM` once [`RESETS_JUDGED_AFTER`] resets are over
-//!   half its streams (the `h2` crate only bounds resets of streams not yet accepted).
+//! - A client that resets most of the streams it opens before they are answered, each within
+//!   [`PREMATURE_RESET`] of its opening (the "rapid reset" of CVE-2023-44487: each one starts a
+//!   backend call, which the reset cancels) loses the connection with GOAWAY `ENHANCE_YOUR_CALM`
+//!   once [`RESETS_JUDGED_AFTER`] such resets are over half its streams (the `h2` crate only
+//!   bounds resets of streams not yet accepted).
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -62,6 +63,11 @@ const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 /// they are more than half of its streams, it is closed. Real clients cancel a few requests, not
 /// most of them, and a hundred backend calls is a small price to find out.
 const RESETS_JUDGED_AFTER: usize = 100;
+/// A reset counts towards [`RESETS_JUDGED_AFTER`] only if it comes this soon after its stream
+/// opened (Envoy's `premature_reset_min_stream_lifetime`): the attack opens and cancels at once,
+/// while a client that cancels a slow request (a search typed further, a page left) does so
+/// later, and must not lose its connection and its other requests for it.
+const PREMATURE_RESET: Duration = Duration::from_secs(1);
 
 /// Serves HTTP/2 on `stream`; `prefix` holds the bytes already read (the preface).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: SocketAddr) {
@@ -174,7 +180,7 @@ struct OpenStreams {
     waiting: Cell<Option<Waker>>,
     /// Streams accepted over the connection's life.
     accepted: Cell<usize>,
-    /// Of those, the ones the client reset before they were answered.
+    /// Of those, the ones the client reset before their answer, soon after opening them.
     reset_early: Cell<usize>,
 }
 
@@ -229,6 +235,7 @@ async fn serve_stream(
 ) {
     let head_request = request.method() == http::Method::HEAD;
     let send_timeout = shard.config.idle_timeout;
+    let opened = Instant::now();
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
     let response = match read_request(shard, request, &mut respond, remote).await {
         Ok(request) => {
@@ -243,7 +250,9 @@ async fn serve_stream(
                 Some(response) => response,
                 None => {
                     shard.metrics.client_aborts.inc();
-                    streams.reset_by_client();
+                    if opened.elapsed() < PREMATURE_RESET {
+                        streams.reset_by_client();
+                    }
                     return;
                 }
             }
@@ -327,10 +336,19 @@ async fn read_parts(
     remote: SocketAddr,
 ) -> Result<Request, GatewayError> {
     let deadline = Instant::now() + shard.config.body_timeout;
+    // A client that expects `100 Continue` sends no body until it has an answer: a refusal is
+    // answered at once, its body never waited for.
+    let expects_continue = !body.is_end_stream()
+        && parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if let Err(e) = check_header_limits(parts, &shard.config)
         .and_then(|()| crate::http::check_method(&parts.method))
     {
-        discard_rest(body, deadline).await;
+        if !expects_continue {
+            discard_rest(body, deadline).await;
+        }
         return Err(e);
     }
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
@@ -402,11 +420,6 @@ async fn read_parts(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let expects_continue = !body.is_end_stream()
-        && parts
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > max_body as u64) {
         if !expects_continue {
             discard_rest(body, deadline).await;
