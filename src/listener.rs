@@ -79,6 +79,17 @@ fn listens_on(line: &str, addr: SocketAddr) -> bool {
     }
 }
 
+/// Binds `addr` for a glommio executor without SO_REUSEPORT (glommio's own bind sets it): for
+/// listeners that must not share their port, such as the sample backend's. A port-0 bind with
+/// SO_REUSEPORT can be handed a port that another SO_REUSEPORT listener of the same user holds,
+/// a gateway's, and the two would then split its connections (seen in the test suite: a gateway's
+/// calls reached the gateway itself).
+pub fn bind_exclusive(addr: SocketAddr) -> io::Result<glommio::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    // SAFETY: the fd is a bound, listening TCP socket that we own and hand over.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) })
+}
+
 /// Binds `addr` for one shard (SO_REUSEPORT) and hands the socket to the shard's executor.
 pub fn bind(addr: SocketAddr) -> io::Result<glommio::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

@@ -154,10 +154,8 @@ fn run(config: BackendConfig, protocol: Protocol, ready: mpsc::SyncSender<io::Re
 }
 
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).map_err(|error| {
-        let error = io::Error::from(error);
-        io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
-    })
+    crate::listener::bind_exclusive(addr)
+        .map_err(|error| io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}")))
 }
 
 #[cfg(test)]

@@ -168,8 +168,9 @@ impl ScriptedBuilder {
                     .make()
                     .expect("scripted backend executor")
                     .run(async move {
-                        let listener = glommio::net::TcpListener::bind("127.0.0.1:0")
-                            .expect("bind 127.0.0.1:0");
+                        let listener =
+                            switchyard::listener::bind_exclusive("127.0.0.1:0".parse().unwrap())
+                                .expect("bind 127.0.0.1:0");
                         bound
                             .send(listener.local_addr().expect("local_addr"))
                             .expect("the test waits for the address");
