@@ -92,3 +92,58 @@ fn grpc_timeout_is_the_deadline_left_when_the_call_is_sent() {
     // No call was sent twice, nor refused for going past the backend's stream limit.
     assert_eq!(backend.calls().len(), 3);
 }
+
+#[test]
+fn a_call_waiting_for_a_slot_gets_a_new_connection_when_its_backend_drains_the_old_ones() {
+    // Both connections the pool may have are full (one stream each); a third call waits for a
+    // slot; then the backend drains both connections (GOAWAY) while their calls go on. The third
+    // call must not wait for those calls to end, but take a new connection.
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--request-timeout-ms", "8000"])
+        .start();
+    let backend = ScriptedBackend::builder()
+        .max_concurrent_streams(1)
+        .start(|call| match call.path.strip_prefix("/hold/") {
+            // Held; once let go, GOAWAY on its connection, and held again.
+            Some(tag) => Answer::Hold(
+                tag.into(),
+                Box::new(Answer::GoAwayThen(Box::new(Answer::Hold(
+                    format!("{tag}-drained"),
+                    Box::new(Answer::describe(call)),
+                )))),
+            ),
+            None => Answer::describe(call),
+        });
+    register(&gw, "svc", "s1", &backend.addr);
+    let hold = |tag: &str| {
+        let url = gw.url(&format!("/svc/hold/{tag}"));
+        std::thread::spawn(move || http("GET", url).send())
+    };
+    let first = hold("first");
+    backend.wait_for_calls("the first held call", |calls| calls.len() == 1);
+    backend.wait_settled(1);
+    let second = hold("second");
+    backend.wait_for_calls("the second held call", |calls| calls.len() == 2);
+    backend.wait_settled(2);
+    let url = gw.url("/svc/third");
+    let third = std::thread::spawn(move || http("GET", url).send());
+    assert!(
+        poll_until(READY_TRIES, || metric(&gw, "switchyard_in_flight_requests")
+            == 3),
+        "the third call never reached the gateway"
+    );
+    // Both connections drained, their calls still held.
+    backend.release("first");
+    backend.release("second");
+    let r = third.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["conn"], 3, "a new connection: {}", r.text());
+
+    backend.release("first-drained");
+    backend.release("second-drained");
+    for held in [first, second] {
+        let r = held.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}

@@ -69,6 +69,12 @@ pub const MAX_ANSWER_HEADER_LIST: u32 = 64 << 10;
 /// below any backend's idle timeout (gRPC servers and proxies use seconds to hours), well above
 /// the gap between calls of a busy service.
 const PROBE_IDLE: Duration = Duration::from_millis(100);
+/// How often a call waiting for a stream slot looks at its pool again. A slot freed or a
+/// connection opened wakes it at once; a connection its backend drains (GOAWAY: it takes no new
+/// stream, its calls go on) does not, and the call would otherwise wait for those calls to end
+/// before a new connection is opened in its place. A few timer wake-ups per waiting call, paid
+/// only while every connection is at its backend's stream limit.
+const SLOT_RECHECK: Duration = Duration::from_millis(50);
 
 /// Why a connection could not be established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,7 +306,12 @@ impl InstancePool {
             match self.try_lend(connect_timeout, now) {
                 Lend::Lent(lease) => return Ok(lease),
                 Lend::Full => {
-                    if let Some(lease) = self.waiters.wait().await {
+                    // Bounded, then the pool is looked at again: its connections may have been
+                    // drained by their backend (GOAWAY) meanwhile, which wakes no one, and a
+                    // drained one makes room for a new connection (see `SLOT_RECHECK`).
+                    if let Some(Some(lease)) =
+                        crate::timeout::within(SLOT_RECHECK, self.waiters.wait()).await
+                    {
                         return Ok(lease);
                     }
                 }
