@@ -24,6 +24,40 @@ fn millis(grpc_timeout: &serde_json::Value) -> u64 {
         .unwrap_or_else(|| panic!("grpc-timeout {text:?} is not in milliseconds"))
 }
 
+/// Sends `/svc/hold/first` and `/svc/hold/second`, each held by the backend (whose script holds
+/// `/hold/{tag}` calls) on a connection's only stream: the first connection's, then (as the pool
+/// opens a second when the first is full) the second's. Each connection's SETTINGS are known to
+/// the gateway before the next call, so no stream is opened past the limit.
+fn hold_both_connections(
+    gw: &Gateway,
+    backend: &ScriptedBackend,
+) -> [std::thread::JoinHandle<Resp>; 2] {
+    let hold = |tag: &str| {
+        let url = gw.url(&format!("/svc/hold/{tag}"));
+        std::thread::spawn(move || http("GET", url).send())
+    };
+    let first = hold("first");
+    backend.wait_for_calls("the first held call", |calls| calls.len() == 1);
+    backend.wait_settled(1);
+    let second = hold("second");
+    backend.wait_for_calls("the second held call", |calls| calls.len() == 2);
+    backend.wait_settled(2);
+    assert_eq!(backend.connections(), 2);
+    [first, second]
+}
+
+/// Sends `path` once both connections are held: the call waits in the gateway for a slot.
+fn call_waiting_for_a_slot(gw: &Gateway, path: &str) -> std::thread::JoinHandle<Resp> {
+    let url = gw.url(path);
+    let waiting = std::thread::spawn(move || http("GET", url).send());
+    assert!(
+        poll_until(READY_TRIES, || metric(gw, "switchyard_in_flight_requests")
+            == 3),
+        "the third call never reached the gateway"
+    );
+    waiting
+}
+
 #[test]
 fn grpc_timeout_is_the_deadline_left_when_the_call_is_sent() {
     // One shard: one pool, whose two connections the calls below fill.
@@ -35,30 +69,11 @@ fn grpc_timeout_is_the_deadline_left_when_the_call_is_sent() {
             None => Answer::describe(call),
         });
     register(&gw, "svc", "s1", &backend.addr);
-    let hold = |tag: &str| {
-        let url = gw.url(&format!("/svc/hold/{tag}"));
-        std::thread::spawn(move || http("GET", url).send())
-    };
-    // Each held call takes a connection's only stream: the first connection's, then (as the
-    // pool opens a second when the first is full) the second's. Each connection's SETTINGS are
-    // known to the gateway before the next call, so no stream is opened past the limit.
-    let first = hold("first");
-    backend.wait_for_calls("the first held call", |calls| calls.len() == 1);
-    backend.wait_settled(1);
-    let second = hold("second");
-    backend.wait_for_calls("the second held call", |calls| calls.len() == 2);
-    backend.wait_settled(2);
-    assert_eq!(backend.connections(), 2);
+    let [first, second] = hold_both_connections(&gw, &backend);
 
     // The third call waits in the gateway for a slot, for SLOT_WAIT at least.
     let sent = Instant::now();
-    let url = gw.url("/svc/deadline");
-    let waiting = std::thread::spawn(move || http("GET", url).send());
-    assert!(
-        poll_until(READY_TRIES, || metric(&gw, "switchyard_in_flight_requests")
-            == 3),
-        "the third call never reached the gateway"
-    );
+    let waiting = call_waiting_for_a_slot(&gw, "/svc/deadline");
     let queued = Instant::now();
     std::thread::sleep(SLOT_WAIT);
     let released = Instant::now();
@@ -116,23 +131,8 @@ fn a_call_waiting_for_a_slot_gets_a_new_connection_when_its_backend_drains_the_o
             None => Answer::describe(call),
         });
     register(&gw, "svc", "s1", &backend.addr);
-    let hold = |tag: &str| {
-        let url = gw.url(&format!("/svc/hold/{tag}"));
-        std::thread::spawn(move || http("GET", url).send())
-    };
-    let first = hold("first");
-    backend.wait_for_calls("the first held call", |calls| calls.len() == 1);
-    backend.wait_settled(1);
-    let second = hold("second");
-    backend.wait_for_calls("the second held call", |calls| calls.len() == 2);
-    backend.wait_settled(2);
-    let url = gw.url("/svc/third");
-    let third = std::thread::spawn(move || http("GET", url).send());
-    assert!(
-        poll_until(READY_TRIES, || metric(&gw, "switchyard_in_flight_requests")
-            == 3),
-        "the third call never reached the gateway"
-    );
+    let [first, second] = hold_both_connections(&gw, &backend);
+    let third = call_waiting_for_a_slot(&gw, "/svc/third");
     // Both connections drained, their calls still held.
     backend.release("first");
     backend.release("second");
