@@ -26,7 +26,7 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 pub use register::register;
-pub use server::MAX_REQUEST_MESSAGE;
+pub use server::{send_data, MAX_REQUEST_MESSAGE};
 
 /// Name of the backend's thread and executor, so `top -H` shows it.
 const EXECUTOR_NAME: &str = "echo";

@@ -308,7 +308,9 @@ async fn send_answer(
     stream.send_trailers(trailers)
 }
 
-async fn send_data(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
+/// Sends `data` on `stream` (not ending it), as the peer's flow control allows: a big answer waits
+/// for capacity chunk by chunk rather than sitting whole in h2's send queue.
+pub async fn send_data(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
     if data.len() <= UNCHUNKED_ANSWER {
         return stream.send_data(data, false);
     }

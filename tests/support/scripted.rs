@@ -460,17 +460,8 @@ async fn reply(
         .unwrap();
     append(head.headers_mut(), metadata);
     let mut stream = respond.send_response(head, false)?;
-    let mut data = grpc_frame::encode_message(resp);
     // As the peer's flow control allows: an answer may be larger than a window.
-    while !data.is_empty() {
-        stream.reserve_capacity(data.len());
-        let granted = match poll_fn(|cx| stream.poll_capacity(cx)).await {
-            Some(granted) => granted?,
-            None => return Err(Reason::CANCEL.into()),
-        };
-        let chunk = data.split_to(granted.min(data.len()));
-        stream.send_data(chunk, false)?;
-    }
+    switchyard::sample_backend::send_data(&mut stream, grpc_frame::encode_message(resp)).await?;
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
     stream.send_trailers(trailers)
