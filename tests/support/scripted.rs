@@ -134,16 +134,34 @@ impl Shared {
     }
 }
 
+/// How a backend that serves nothing ends every connection, right after the handshake (its
+/// SETTINGS sent, the client's preface read): a backend shutting down, overloaded or broken that
+/// still accepts connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndAtOnce {
+    /// GOAWAY (NO_ERROR) with last stream id 0 (no call processed), then a close.
+    GoAway,
+    /// A close without a word.
+    Close,
+}
+
 /// Options for a [`ScriptedBackend`].
 #[derive(Default)]
 pub struct ScriptedBuilder {
     max_concurrent_streams: Option<u32>,
+    end_at_once: Option<EndAtOnce>,
 }
 
 impl ScriptedBuilder {
     /// Advertises `SETTINGS_MAX_CONCURRENT_STREAMS` (h2's default: none).
     pub fn max_concurrent_streams(mut self, n: u32) -> Self {
         self.max_concurrent_streams = Some(n);
+        self
+    }
+
+    /// Ends every connection right after its handshake, as `how` says, serving no call.
+    pub fn end_connections_at_once(mut self, how: EndAtOnce) -> Self {
+        self.end_at_once = Some(how);
         self
     }
 
@@ -162,6 +180,7 @@ impl ScriptedBuilder {
             let shared = shared.clone();
             let script: Arc<Script> = Arc::new(script);
             let mcs = self.max_concurrent_streams;
+            let end_at_once = self.end_at_once;
             std::thread::spawn(move || {
                 glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
                     .io_memory(IO_MEMORY)
@@ -174,7 +193,8 @@ impl ScriptedBuilder {
                         bound
                             .send(listener.local_addr().expect("local_addr"))
                             .expect("the test waits for the address");
-                        futures_lite::future::or(accept(listener, shared, script, mcs), async {
+                        let accepting = accept(listener, shared, script, mcs, end_at_once);
+                        futures_lite::future::or(accepting, async {
                             let _ = stopped.await;
                         })
                         .await
@@ -278,6 +298,7 @@ async fn accept(
     shared: Arc<Shared>,
     script: Arc<Script>,
     mcs: Option<u32>,
+    end_at_once: Option<EndAtOnce>,
 ) {
     loop {
         let Ok(stream) = listener.accept().await else {
@@ -287,7 +308,28 @@ async fn accept(
             s.accepted += 1;
             s.accepted
         });
-        glommio::spawn_local(serve(stream, conn, shared.clone(), script.clone(), mcs)).detach();
+        match end_at_once {
+            None => {
+                let serving = serve(stream, conn, shared.clone(), script.clone(), mcs);
+                glommio::spawn_local(serving).detach();
+            }
+            Some(how) => {
+                glommio::spawn_local(end(stream, how)).detach();
+            }
+        }
+    }
+}
+
+/// Ends a connection right after its handshake, as `how` says.
+async fn end(stream: glommio::net::TcpStream, how: EndAtOnce) {
+    let handshake = h2::server::Builder::new().handshake::<_, Bytes>(TokioIo::new(stream));
+    let Ok(mut connection) = handshake.await else {
+        return;
+    };
+    if how == EndAtOnce::GoAway {
+        // GOAWAY with the last stream processed (none), flushed, then the close.
+        connection.abrupt_shutdown(Reason::NO_ERROR);
+        let _ = poll_fn(|cx| connection.poll_closed(cx)).await;
     }
 }
 
