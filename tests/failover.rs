@@ -9,7 +9,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::scripted::{Answer, ScriptedBackend};
+use support::scripted::{Answer, EndAtOnce, ScriptedBackend};
 use support::*;
 
 #[test]
@@ -126,9 +126,11 @@ fn load_is_spread_over_live_instances() {
     );
 }
 
-/// Requests sent, at most, until the balancer has picked the dying instance often enough: each
-/// request picks it with probability 1/2, so this bound is never the reason a test fails.
-const MAX_REQUESTS_TO_REACH_DYING: usize = 60;
+// The tests below send requests until the balancer has picked the dying instance often enough.
+// Each request picks it with probability 1/2 while it is available; but it ends every connection
+// it took a call on before answering, and each shard marks it down for that (200 ms, doubling),
+// so the requests are sent `POLL_INTERVAL` apart, up to `READY_TRIES` (10 s): a bound that is
+// never the reason a test fails.
 
 /// A gateway with service `svc` on two instances: one that dies in every call, one that answers.
 fn dying_and_live() -> (Gateway, Echo, DyingBackend) {
@@ -150,7 +152,7 @@ fn idempotent_call_whose_backend_dies_before_answering_is_sent_to_another_instan
     let (gw, _live, dying) = dying_and_live();
     for method in ["GET", "PUT", "DELETE"] {
         let before = dying.calls();
-        for _ in 0..MAX_REQUESTS_TO_REACH_DYING {
+        let reached = poll_until(READY_TRIES, || {
             let mut req = http(method, gw.url("/svc/x"));
             if method == "PUT" {
                 req = req.body("put body");
@@ -158,14 +160,9 @@ fn idempotent_call_whose_backend_dies_before_answering_is_sent_to_another_instan
             let r = req.send();
             assert_echo_ok(&r);
             assert_eq!(r.header("x-echo-instance"), Some("alive"), "{method}");
-            if dying.calls() > before {
-                break;
-            }
-        }
-        assert!(
-            dying.calls() > before,
-            "{method}: the dying instance never got a call"
-        );
+            dying.calls() > before
+        });
+        assert!(reached, "{method}: the dying instance never got a call");
     }
 }
 
@@ -173,10 +170,7 @@ fn idempotent_call_whose_backend_dies_before_answering_is_sent_to_another_instan
 fn post_whose_backend_dies_before_answering_is_502_and_not_sent_again() {
     let (gw, _live, dying) = dying_and_live();
     let mut failed = 0;
-    for _ in 0..MAX_REQUESTS_TO_REACH_DYING {
-        if dying.calls() >= 2 {
-            break;
-        }
+    poll_until(READY_TRIES, || {
         let r = http("POST", gw.url("/svc/x")).body("post body").send();
         if r.status == 502 {
             let err = assert_error(&r, 502, "UPSTREAM_PROTOCOL_ERROR");
@@ -186,7 +180,8 @@ fn post_whose_backend_dies_before_answering_is_502_and_not_sent_again() {
             assert_echo_ok(&r);
             assert_eq!(r.header("x-echo-instance"), Some("alive"));
         }
-    }
+        dying.calls() >= 2
+    });
     assert!(
         dying.calls() >= 2,
         "the dying instance got {} calls",
@@ -201,14 +196,12 @@ fn post_left_out_of_a_backend_s_goaway_is_sent_to_another_instance() {
     // A GOAWAY whose last stream id is below the call's says the backend never processed it
     // (RFC 9113 §6.8), so even a POST may go to the other instance: no client sees an error.
     let (gw, _live, dying) = dying_as_and_live(Ending::GoAway);
-    for _ in 0..MAX_REQUESTS_TO_REACH_DYING {
-        if dying.calls() >= 2 {
-            break;
-        }
+    poll_until(READY_TRIES, || {
         let r = http("POST", gw.url("/svc/x")).body("post body").send();
         assert_echo_ok(&r);
         assert_eq!(r.header("x-echo-instance"), Some("alive"));
-    }
+        dying.calls() >= 2
+    });
     assert!(
         dying.calls() >= 2,
         "the going-away instance got {} calls",
@@ -251,6 +244,9 @@ fn a_backend_draining_a_connection_loses_no_call() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["conn"], 1);
     assert_eq!(backend.calls().len(), 4, "{:#?}", backend.calls());
+    // A connection that served calls and was then drained is no failed attempt: the instance
+    // was never marked down.
+    assert!(healthy(&gw, "svc", "s1"));
 }
 
 #[test]
@@ -374,4 +370,48 @@ fn a_rolling_restart_does_not_remove_the_service() {
         services(&gw)
     );
     drop(y_stopped);
+}
+
+/// Calls made in a row to a backend that ends every connection at once.
+const CALLS_TO_A_DROPPING_BACKEND: usize = 20;
+/// Connections they may open: the first call, and each call made when the instance's pause is
+/// over, opens two (the call, and the call sent again to the same instance as not processed), and
+/// the pauses grow fourfold from one such call to the next (400 ms, 1.6 s, 6.4 s, 10 s), so ten
+/// connections take more than 28 s of calls. Without the pause every call opens at least one.
+const MAX_CONNECTIONS_TO_A_DROPPING_BACKEND: usize = CALLS_TO_A_DROPPING_BACKEND / 2;
+
+#[test]
+fn a_backend_that_ends_every_connection_at_once_is_backed_off_not_stormed() {
+    // It accepts connections (so it is not refusing them) and ends each right after the
+    // handshake, before answering anything: each such connection counts as a failed attempt.
+    for how in [EndAtOnce::GoAway, EndAtOnce::Close] {
+        // One shard: one pool, one view of the instance's health.
+        let gw = Gateway::builder().shards(Some(1)).start();
+        let backend = ScriptedBackend::builder()
+            .end_connections_at_once(how)
+            .start(Answer::describe);
+        register(&gw, "svc", "s1", &backend.addr);
+        for i in 0..CALLS_TO_A_DROPPING_BACKEND {
+            let r = gw.get("/svc/x");
+            // The call whose connection was dropped under it gets that error; the calls made
+            // while the instance is marked down get what a down instance gets.
+            let err = match r.status {
+                502 => assert_error(&r, 502, "UPSTREAM_PROTOCOL_ERROR"),
+                _ => assert_error(&r, 503, "NO_HEALTHY_INSTANCE"),
+            };
+            assert_eq!(err["service"], "svc", "{how:?} call {i}");
+        }
+        assert!(
+            backend.calls().is_empty(),
+            "{how:?}: {:#?}",
+            backend.calls()
+        );
+        let opened = backend.connections();
+        assert!(
+            opened <= MAX_CONNECTIONS_TO_A_DROPPING_BACKEND,
+            "{how:?}: {CALLS_TO_A_DROPPING_BACKEND} calls opened {opened} connections"
+        );
+        // Dropping connections is not refusing them: the service stays.
+        assert_eq!(service_names(&gw), vec!["svc".to_string()], "{how:?}");
+    }
 }

@@ -100,7 +100,7 @@ pub async fn unary(
     let lease = &*lease;
     let broken = |what: &str, e: &h2::Error| {
         if e.is_go_away() || e.is_io() {
-            lease.discard();
+            lease.ended_by_backend();
         }
         GatewayError::upstream_protocol(format!("backend {what}: {e}"))
     };
@@ -129,6 +129,8 @@ pub async fn unary(
         }
         failed("reset the call", e, reached)
     })?;
+    // The backend processed a call on this connection: it works (see `pool`).
+    lease.answered();
     read_answer(response, &fields, max_message, broken)
         .await
         .map_err(CallFailure::from)

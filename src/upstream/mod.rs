@@ -27,6 +27,13 @@
 //! removed from the registry (contract §6): evidence from this call, not a refusal remembered from
 //! before an instance restarted.
 //!
+//! An instance that accepts connections but ends each before answering anything (a GOAWAY right
+//! after its SETTINGS, a close) is marked down as one that cannot be connected to, with the same
+//! growing pause ([`pool`] says when a connection counts as working): calls made meanwhile go to
+//! another instance, or get 503 when none is left. It does not refuse connections, so it never
+//! counts towards removing the service. The call whose connection it dropped follows the rules
+//! above (not processed: once more to it, on a new connection).
+//!
 //! An answer is held to limits before it becomes a response: its size (`--max-grpc-message-bytes`,
 //! in [`call`]), its HTTP/2 header block ([`pool::MAX_ANSWER_HEADER_LIST`]), and the headers of its
 //! `ForwardingResp` ([`AnswerLimits`]: the client's own header limits).

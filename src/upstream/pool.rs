@@ -30,6 +30,31 @@
 //!
 //! A failed connection attempt marks the instance down for an exponentially growing time
 //! ([`Health`]); the first call after that time probes it again.
+//!
+//! An open connection is not yet proof that the instance works: a backend that is shutting down,
+//! overloaded or broken may accept connections and end each at once (GOAWAY right after its
+//! SETTINGS, or a close), before it answers anything. Counting such a connection as a success
+//! would reset the pause, and every call would open new connections to a backend that serves
+//! none (a connection storm, and a connect's latency added to every call). So the pause is
+//! reset only by a connection that *worked*:
+//! - a connection works once the head of an answer (the HEADERS of any call's answer, a
+//!   trailers-only one or an HTTP error included) has arrived on it: the backend processed a call
+//!   there. That is when [`Health`] is reset, once per connection ([`Lease::answered`]);
+//! - opening a connection only ends a pause early (the instance listens: it is no longer
+//!   "refused", and calls may go there) and keeps the count of failures;
+//! - a connection that the backend ends (its GOAWAY, a close, a reset, an I/O error) before any
+//!   answer arrived on it counts as a failed attempt ([`ConnectFailure::Dropped`]): the count
+//!   grows and the pause with it, 200 ms doubling to 10 s. It is judged once no call on it can
+//!   still be answered (none is in flight on it): a backend that drains a connection whose first
+//!   call is still running, and answers that call, has not dropped it. One that sat idle for
+//!   [`PROBE_IDLE`] with no call on it before its backend ended it is not counted either: that is
+//!   a backend's idle timeout (or gRPC's `max_connection_idle`), not a sick backend.
+//!
+//! A connection that answered and is later drained (`max_connection_age`, a rolling restart) is
+//! retired as before, with no effect on health; one the gateway retires itself (after the backend
+//! refused a stream on it, [`Lease::discard`]) is not the instance ending it. A drop is never a
+//! refusal: an instance that accepts connections is not gone, and the service is not removed for
+//! it (contract §6).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -50,7 +75,8 @@ use crate::upstream::waiters::Waiters;
 /// Connections per instance per shard: two keep a backend busy while one is being replaced, and
 /// `shards × 2` connections per backend stays small for backends with per-connection cost.
 pub const MAX_CONNS_PER_INSTANCE: usize = 2;
-/// First down period after a failed connection attempt.
+/// First down period after a failed connection attempt (or a connection dropped before it
+/// answered, see the module docs).
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Longest down period: a recovered instance is found again within this time.
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -85,6 +111,9 @@ pub enum ConnectFailure {
     TimedOut,
     /// Any other failure (unreachable, handshake error).
     Failed,
+    /// The instance accepted the connection, then ended it (GOAWAY, close, reset) before any
+    /// answer arrived on it (see the module docs). Not a refusal: something listens there.
+    Dropped,
 }
 
 /// Passive health of one instance, as seen by one shard.
@@ -107,8 +136,16 @@ impl Health {
         self.last_failure == Some(ConnectFailure::Refused)
     }
 
+    /// A connection worked (an answer arrived on it): the instance is well.
     fn record_success(&mut self) {
         *self = Health::default();
+    }
+
+    /// A connection was opened: the pause (if any) ends and the last attempt was no refusal, but
+    /// the count of failures stays until the connection works (see the module docs).
+    fn record_connected(&mut self) {
+        self.down_until = None;
+        self.last_failure = None;
     }
 
     fn record_failure(&mut self, failure: ConnectFailure, now: Instant) {
@@ -125,6 +162,36 @@ struct ConnState {
     closed: Cell<bool>,
     /// When a call last took the connection (or it was opened).
     last_lent: Cell<Instant>,
+    /// An answer's head has arrived on the connection: it works.
+    answered: Cell<bool>,
+    /// Its backend ended it while it was in use or fresh (not after sitting idle), and it has
+    /// not been judged yet (see [`InstancePool::judge`]).
+    dropped: Cell<bool>,
+}
+
+impl ConnState {
+    fn new(now: Instant) -> ConnState {
+        ConnState {
+            in_flight: Cell::new(0),
+            closed: Cell::new(false),
+            last_lent: Cell::new(now),
+            answered: Cell::new(false),
+            dropped: Cell::new(false),
+        }
+    }
+
+    /// Its backend ended the connection (GOAWAY, close, reset): retired. Noted as dropped for
+    /// [`InstancePool::judge`] unless it had sat idle for [`PROBE_IDLE`] with no call on it
+    /// (a backend's idle timeout). `now` is read only for a connection with no call on it.
+    fn ended_by_backend(&self, now: impl FnOnce() -> Instant) {
+        if self.closed.replace(true) {
+            // Retired already, by the gateway or an earlier sign of the same end.
+            return;
+        }
+        let idle = self.in_flight.get() == 0
+            && now().saturating_duration_since(self.last_lent.get()) >= PROBE_IDLE;
+        self.dropped.set(!idle && !self.answered.get());
+    }
 }
 
 struct Conn {
@@ -144,14 +211,14 @@ impl Conn {
             return false;
         }
         if !takes_streams(&mut self.send) {
-            self.state.closed.set(true);
+            self.state.ended_by_backend(|| now);
             return false;
         }
         if self.state.in_flight.get() == 0
             && now.saturating_duration_since(self.state.last_lent.get()) >= PROBE_IDLE
             && crate::sys::peer_closed(self.fd)
         {
-            self.state.closed.set(true);
+            self.state.ended_by_backend(|| now);
             return false;
         }
         true
@@ -209,7 +276,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let waiting = !self.pool.waiters.is_empty();
         if waiting && !self.state.closed.get() && !takes_streams(&mut self.send) {
-            self.state.closed.set(true);
+            self.state.ended_by_backend(Instant::now);
         }
         // The slot goes to the call that has waited longest, when the connection can take it:
         // the counts stay as they are, the slot changes hands.
@@ -225,6 +292,7 @@ impl Drop for Lease {
         }
         self.state.in_flight.set(self.state.in_flight.get() - 1);
         self.pool.in_flight.set(self.pool.in_flight.get() - 1);
+        self.pool.judge(&self.state);
         if waiting && self.state.closed.get() {
             // No slot to hand over on a connection that is gone: a waiting call looks again
             // (another connection, or a new one).
@@ -253,9 +321,28 @@ impl Lease {
         }
     }
 
-    /// Marks the connection unusable (after a protocol error) so no further call picks it.
+    /// Marks the connection unusable (after the backend refused a stream on it) so no further
+    /// call picks it. The gateway's choice: not the instance dropping it.
     pub fn discard(&self) {
         self.state.closed.set(true);
+    }
+
+    /// The backend ended the connection (its GOAWAY, a reset, an I/O error) under this call:
+    /// retired, and counted against the instance if no answer arrived on it (module docs).
+    pub fn ended_by_backend(&self) {
+        // The lease is a call on it: no clock needed.
+        self.state.ended_by_backend(Instant::now);
+    }
+
+    /// The head of this call's answer arrived: the connection works. The first answer on a
+    /// connection resets the instance's health (module docs); later ones cost a flag's test.
+    pub fn answered(&self) {
+        if !self.state.answered.replace(true) {
+            self.state.dropped.set(false);
+            let mut health = self.pool.health.get();
+            health.record_success();
+            self.pool.health.set(health);
+        }
     }
 }
 
@@ -282,6 +369,16 @@ impl InstancePool {
         self.health.get()
     }
 
+    /// Counts a connection its backend dropped before it answered anything as a failed attempt,
+    /// once no call on it can still be answered (see the module docs); once per connection.
+    fn judge(&self, state: &ConnState) {
+        if state.in_flight.get() == 0 && state.dropped.replace(false) {
+            let mut health = self.health.get();
+            health.record_failure(ConnectFailure::Dropped, Instant::now());
+            self.health.set(health);
+        }
+    }
+
     /// Calls to this instance from this shard: in flight, and waiting for a stream slot.
     pub fn in_flight(&self) -> usize {
         self.in_flight.get() + self.waiters.len()
@@ -296,7 +393,8 @@ impl InstancePool {
         connect_timeout: Duration,
         now: Instant,
     ) -> Result<Lease, ConnectFailure> {
-        // Bounded: a connection that keeps closing as soon as it is open is not retried forever.
+        // Bounded: a connection that keeps closing as soon as it is open is not retried forever
+        // (and the first one so dropped marks the instance down, which ends the loop below).
         // Waits for a slot are bounded by the call's deadline instead.
         const CONNECTS: usize = 3;
         let mut connects = 0;
@@ -316,6 +414,11 @@ impl InstancePool {
                     }
                 }
                 Lend::Empty if connects == CONNECTS => return Err(ConnectFailure::Failed),
+                // The connection just opened is gone already, and the instance is marked down
+                // for dropping it: no other attempt now.
+                Lend::Empty if connects > 0 && !self.health.get().available(Instant::now) => {
+                    return Err(ConnectFailure::Dropped)
+                }
                 Lend::Empty => {
                     connects += 1;
                     self.connecting(connect_timeout).await?;
@@ -339,7 +442,13 @@ impl InstancePool {
     fn try_lend(self: &Rc<Self>, connect_timeout: Duration, now: Instant) -> Lend {
         let (send, state) = {
             let mut conns = self.conns.borrow_mut();
-            conns.retain_mut(|c| c.usable(now));
+            conns.retain_mut(|c| {
+                let usable = c.usable(now);
+                if !usable {
+                    self.judge(&c.state);
+                }
+                usable
+            });
             let Some(best) = conns.iter().min_by_key(|c| c.state.in_flight.get()) else {
                 return Lend::Empty;
             };
@@ -395,12 +504,8 @@ impl InstancePool {
         let mut health = self.health.get();
         let outcome = match result {
             Ok(send) => {
-                health.record_success();
-                let state = Rc::new(ConnState {
-                    in_flight: Cell::new(0),
-                    closed: Cell::new(false),
-                    last_lent: Cell::new(Instant::now()),
-                });
+                health.record_connected();
+                let state = Rc::new(ConnState::new(Instant::now()));
                 let (send, driver, fd) = send;
                 self.conns.borrow_mut().push(Conn {
                     send,
@@ -412,8 +517,10 @@ impl InstancePool {
                 let pool = Rc::downgrade(&self);
                 glommio::spawn_local(async move {
                     let _ = driver.await;
-                    state.closed.set(true);
+                    // Not retired by the pool first: its backend ended it.
+                    state.ended_by_backend(Instant::now);
                     if let Some(pool) = Weak::upgrade(&pool) {
+                        pool.judge(&state);
                         pool.waiters.wake_all();
                     }
                 })
@@ -593,6 +700,143 @@ mod tests {
                 }
                 assert!(pool.connecting.borrow().is_none(), "the attempt ended");
                 assert!(pool.health().refused(), "and recorded the refusal");
+            });
+    }
+
+    /// Waits (bounded, without blocking the executor) until `cond` holds.
+    async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if cond() {
+                return;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{what}: not within 5 s");
+    }
+
+    /// A call through `lease` (a framed empty message, as `call`'s own test sends).
+    async fn call(lease: &mut Lease) -> Result<crate::upstream::reply::Reply, ErrorKind> {
+        crate::upstream::call::unary(
+            lease,
+            RequestMessage::from_static(b"\0\0\0\0\0"),
+            Duration::from_secs(5),
+            64,
+        )
+        .await
+        .map_err(|failure| failure.error.kind)
+    }
+
+    use crate::error::{ErrorKind, GrpcCode};
+
+    /// A backend that accepts connections and ends each right after the handshake (GOAWAY with
+    /// no stream processed, then a close), answering nothing: each connection is a failed
+    /// attempt, the count growing across connections that opened fine, and never a refusal.
+    #[test]
+    fn connections_dropped_before_any_answer_back_the_instance_off() {
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let server = glommio::spawn_local(async move {
+                    loop {
+                        let stream = listener.accept().await.unwrap();
+                        glommio::spawn_local(async move {
+                            let handshake = h2::server::handshake(TokioIo::new(stream));
+                            let Ok(mut conn) = handshake.await else {
+                                return;
+                            };
+                            conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                            let _ = std::future::poll_fn(|cx| conn.poll_closed(cx)).await;
+                        })
+                        .detach();
+                    }
+                });
+                let pool = InstancePool::new(addr);
+                for failures in 1..=3u32 {
+                    let before = Instant::now();
+                    // Down after the last one, the instance is connected to again: a call sent
+                    // again to it does that, as does one trying it as a last resort.
+                    match pool.checkout(TEST_CONNECT_TIMEOUT, before).await {
+                        Ok(mut lease) => {
+                            let error = call(&mut lease).await.expect_err("nothing answers");
+                            assert_eq!(error, ErrorKind::UpstreamProtocol);
+                        }
+                        // The GOAWAY was read before the connection could be lent.
+                        Err(failure) => assert_eq!(failure, ConnectFailure::Dropped),
+                    }
+                    wait_until("the drop counted", || pool.health().failures == failures).await;
+                    let health = pool.health();
+                    assert_eq!(health.last_failure, Some(ConnectFailure::Dropped));
+                    assert!(!health.refused());
+                    let pause = BACKOFF_BASE * (1 << (failures - 1));
+                    assert!(health.down_until.unwrap() >= before + pause, "{failures}");
+                    assert!(!health.available(|| before + pause / 2));
+                }
+                drop(server);
+            });
+    }
+
+    /// A backend drains a connection (GOAWAY) while the first call on it runs, then answers that
+    /// call: the connection worked, and costs the instance nothing, though it was retired before
+    /// anything was answered on it.
+    #[test]
+    fn a_connection_drained_before_its_first_answer_and_then_answering_is_no_failure() {
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let (answer, answer_now) = futures_channel::oneshot::channel::<()>();
+                let server = glommio::spawn_local(async move {
+                    let stream = listener.accept().await.unwrap();
+                    let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
+                    let (_call, mut respond) = conn.accept().await.unwrap().unwrap();
+                    conn.graceful_shutdown();
+                    // Drives the connection (the GOAWAY) until the test asks for the answer.
+                    futures_lite::future::or(
+                        async { while conn.accept().await.is_some() {} },
+                        async {
+                            let _ = answer_now.await;
+                        },
+                    )
+                    .await;
+                    let head = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", "12")
+                        .body(())
+                        .unwrap();
+                    respond.send_response(head, true).unwrap();
+                    // Writes the answer; ends when the client closes the connection.
+                    while conn.accept().await.is_some() {}
+                });
+                let pool = InstancePool::new(addr);
+                let mut lease = pool
+                    .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
+                    .await
+                    .expect("connects");
+                let drained = async {
+                    let mut send = pool.conns.borrow()[0].send.clone();
+                    wait_until("the GOAWAY read", || !takes_streams(&mut send)).await;
+                    // Retired, with its call in flight: not judged yet.
+                    assert!(pool.lend(TEST_CONNECT_TIMEOUT, Instant::now()).is_none());
+                    assert!(pool.conns.borrow().is_empty());
+                    assert_eq!(pool.health().failures, 0);
+                    answer.send(()).unwrap();
+                };
+                let (answered, ()) = futures_lite::future::zip(call(&mut lease), drained).await;
+                assert_eq!(
+                    answered.expect_err("UNIMPLEMENTED"),
+                    ErrorKind::Grpc(GrpcCode::Unimplemented)
+                );
+                drop(lease);
+                let health = pool.health();
+                assert_eq!((health.failures, health.last_failure), (0, None));
+                assert!(health.available(Instant::now));
+                drop(pool);
+                server.await;
             });
     }
 
