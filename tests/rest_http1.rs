@@ -548,6 +548,29 @@ fn an_absolute_form_target_names_the_host_the_backend_sees() {
     assert_eq!(echoed_values(&seen, "host"), ["other.example:81"]);
 }
 
+#[test]
+fn a_host_that_is_not_host_and_port_is_refused() {
+    let (gw, _echo) = setup();
+    // RFC 9112 §3.2: 400 for a Host with an invalid value; the backend never sees it.
+    for host in ["a/b", "a@b", "h:80x", "[::1"] {
+        let text = format!("GET /echo/hello HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let r = raw_exchange(gw.addr, text.as_bytes()).response();
+        assert_eq!(r.status, 400, "Host {host}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "BAD_REQUEST", "Host {host}");
+    }
+    for host in [
+        "h.example:8080",
+        "127.0.0.1",
+        "[::1]:81",
+        "xn--bcher-kva.example",
+    ] {
+        let text = format!("GET /echo/hello HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let r = raw_exchange(gw.addr, text.as_bytes()).response();
+        assert_eq!(r.status, 200, "Host {host}: {}", r.text());
+        assert_eq!(echoed_values(&r.json(), "host"), [host]);
+    }
+}
+
 /// Whether `date` has the IMF-fixdate shape, `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn is_imf_fixdate(date: &str) -> bool {
     let b = date.as_bytes();

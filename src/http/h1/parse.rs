@@ -4,7 +4,8 @@
 //! Refused with 400 (and the connection closed): Content-Length together with Transfer-Encoding,
 //! repeated or malformed Content-Length, any transfer coding but a single `chunked`, obs-fold
 //! continuation lines (httparse rejects them in requests), header values that are not UTF-8, a
-//! missing or repeated Host in HTTP/1.1. Refused with 431: a header section or header count over the limit.
+//! missing or repeated Host in HTTP/1.1, a Host (or absolute-form authority) that is not
+//! `host[:port]`. Refused with 431: a header section or header count over the limit.
 
 use std::mem::MaybeUninit;
 
@@ -269,7 +270,10 @@ fn read_fields(
                 }
                 chunked = true;
             }
-            b"host" => hosts += 1,
+            b"host" => {
+                crate::http::check_host(&field.value)?;
+                hosts += 1;
+            }
             b"connection" => {
                 for token in field.value_str().split(',').map(str::trim) {
                     close |= token.eq_ignore_ascii_case("close");
@@ -283,6 +287,7 @@ fn read_fields(
     }
     // An absolute-form target's authority is the request's host, whatever Host said.
     if let Some(authority) = authority {
+        crate::http::check_host(&authority)?;
         match headers.iter_mut().find(|f| f.name.as_ref() == b"host") {
             Some(host) => host.value = authority,
             None => headers.push(Field {
@@ -522,6 +527,10 @@ mod tests {
             b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET nopath HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h:80x\r\n\r\n",
+            b"GET http://a%zz/ HTTP/1.1\r\nHost: h\r\n\r\n",
         ];
         for case in cases {
             assert_eq!(
