@@ -384,6 +384,108 @@ fn head_has_no_body_and_the_length_of_get() {
     assert_eq!(next.body, b"xxx");
 }
 
+/// Large bodies are written from where they lie, behind their head (not copied into the
+/// connection's output): pipelined with small and HEAD answers, every answer arrives whole, in
+/// order, byte for byte.
+#[test]
+fn large_answers_pipelined_with_small_ones_arrive_whole_and_in_order() {
+    let (gw, _echo) = setup();
+    let pattern = |len: usize, seed: u8| -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    };
+    let first = pattern(100_000, 1);
+    let last = pattern(70_000, 2);
+    let post = |body: &[u8]| {
+        let mut r = format!(
+            "POST /echo/raw HTTP/1.1\r\nHost: gw\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    };
+    let mut requests = post(&first);
+    requests.extend_from_slice(b"GET /echo/bytes/3 HTTP/1.1\r\nHost: gw\r\n\r\n");
+    requests.extend_from_slice(b"HEAD /echo/bytes/50000 HTTP/1.1\r\nHost: gw\r\n\r\n");
+    requests.extend_from_slice(&post(&last));
+    let mut c = RawConn::connect(gw.addr);
+    c.send(&requests);
+    let r = c.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.body == first,
+        "first body differs ({} bytes)",
+        r.body.len()
+    );
+    assert_eq!(c.read_response(false).body, b"xxx");
+    let head = c.read_response(true);
+    assert_eq!(head.header("content-length"), Some("50000"));
+    let r = c.read_response(false);
+    assert!(r.body == last, "last body differs ({} bytes)", r.body.len());
+    // Nothing stray after the last answer: the connection serves the next request cleanly.
+    c.send(b"GET /echo/bytes/2 HTTP/1.1\r\nHost: gw\r\n\r\n");
+    assert_eq!(c.read_response(false).body, b"xx");
+}
+
+/// A connection that received a large answer and goes on with small requests does not keep a
+/// copy of that answer's size: the body is written from where it lies, not copied into the
+/// connection's output buffer (which a busy connection keeps). Copied, 16 busy connections held
+/// 64 MiB after 4 MB answers (measured: 50 held 214 MB of RSS, against 42 MB written directly).
+#[test]
+fn busy_connections_do_not_hold_a_large_answer_after_it_is_written() {
+    const CONNS: usize = 16;
+    const ANSWER: usize = 4_000_000;
+    let (gw, _echo) = setup();
+    let rss_kib = || -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", gw.proc.pid()))
+            .expect("the gateway's /proc status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("VmRSS");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let mut conns: Vec<RawConn> = (0..CONNS).map(|_| RawConn::connect(gw.addr)).collect();
+    for c in &mut conns {
+        c.send(b"GET /echo/bytes/3 HTTP/1.1\r\nHost: gw\r\n\r\n");
+        assert_eq!(c.read_response(false).body, b"xxx");
+    }
+    let before = rss_kib();
+    let big = format!("GET /echo/bytes/{ANSWER} HTTP/1.1\r\nHost: gw\r\n\r\n");
+    for c in &mut conns {
+        c.send(big.as_bytes());
+    }
+    for c in &mut conns {
+        assert_eq!(c.read_response(false).body.len(), ANSWER);
+    }
+    // The connections stay busy, a small request each every PACE (a connection idle for 200 ms
+    // gives its buffers back, whatever they hold), while the freed answers go back to the system
+    // (the shard hands freed memory back once a second): held copies never would.
+    const PACE: std::time::Duration = std::time::Duration::from_millis(50);
+    const ROUNDS: usize = 100;
+    let copies_kib = CONNS * ANSWER / 1024;
+    let mut grown_kib = usize::MAX;
+    for _ in 0..ROUNDS {
+        for c in &mut conns {
+            c.send(b"GET /echo/bytes/3 HTTP/1.1\r\nHost: gw\r\n\r\n");
+        }
+        for c in &mut conns {
+            assert_eq!(c.read_response(false).body, b"xxx");
+        }
+        grown_kib = rss_kib().saturating_sub(before);
+        if grown_kib < copies_kib / 2 {
+            break;
+        }
+        std::thread::sleep(PACE);
+    }
+    assert!(
+        grown_kib < copies_kib / 2,
+        "the gateway still holds {grown_kib} KiB more, a copy of each answer would be {copies_kib}"
+    );
+}
+
 #[test]
 fn keep_alive_several_requests_on_one_connection() {
     let (gw, _echo) = setup();

@@ -66,6 +66,9 @@ struct Buffers<A> {
     read: BytesMut,
     /// Responses not yet written.
     out: Vec<u8>,
+    /// The body of the last response in `out`, when it is written from where it lies
+    /// ([`write::DIRECT_BODY`]); empty otherwise. Written, with `out`, before anything else.
+    body: Bytes,
     /// The last request's header list, emptied, for the next head.
     fields: Vec<Field>,
     /// When the head whose first bytes are in `read` must be complete: set when they arrive
@@ -86,6 +89,7 @@ impl<A> Buffers<A> {
     fn free(&mut self) {
         self.read = BytesMut::new();
         self.out = Vec::new();
+        self.body = Bytes::new();
         self.fields = Vec::new();
         self.answering = None;
     }
@@ -218,6 +222,7 @@ pub fn serve<'a>(
     let mut bufs = Buffers {
         read: buf,
         out: Vec::with_capacity(OUT_CAPACITY),
+        body: Bytes::new(),
         fields: Vec::new(),
         head_deadline,
         answering: None,
@@ -292,16 +297,21 @@ pub fn serve<'a>(
             if close {
                 break;
             }
-            let out = &mut bufs.out;
-            if out.len() >= MAX_PENDING_WRITE || (bufs.read.is_empty() && !out.is_empty()) {
-                if stream.write_all(out).await.is_err() {
-                    return;
-                }
-                out.clear();
+            // A body written from where it lies goes out before the next answer is queued.
+            let out = &bufs.out;
+            let write = !bufs.body.is_empty()
+                || out.len() >= MAX_PENDING_WRITE
+                || (bufs.read.is_empty() && !out.is_empty());
+            if write
+                && write_out(stream, &mut bufs.out, &mut bufs.body)
+                    .await
+                    .is_err()
+            {
+                return;
             }
         }
         if !bufs.out.is_empty() {
-            let _ = stream.write_all(&bufs.out).await;
+            let _ = write_out(stream, &mut bufs.out, &mut bufs.body).await;
         }
         if refused {
             linger(stream).await;
@@ -321,7 +331,13 @@ fn respond<A>(
     http10: bool,
 ) -> bool {
     let close = response.close || !keep_alive || shard.is_draining();
-    write::encode(&mut bufs.out, &response, head_only, close, http10);
+    if write::encode_head(&mut bufs.out, &response, head_only, close, http10) {
+        if response.body.len() >= write::DIRECT_BODY {
+            bufs.body = response.body;
+        } else {
+            bufs.out.extend_from_slice(&response.body);
+        }
+    }
     bufs.fields = request.headers;
     bufs.fields.clear();
     close
@@ -462,6 +478,23 @@ fn read_request<'a, A: 'a>(
     }
 }
 
+/// Writes the queued responses, `out` and the last one's directly written `body`, and empties
+/// both.
+async fn write_out(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    body: &mut Bytes,
+) -> std::io::Result<()> {
+    let written = if body.is_empty() {
+        stream.write_all(out).await
+    } else {
+        crate::io::write_all_two(stream, out, body).await
+    };
+    out.clear();
+    *body = Bytes::new();
+    written
+}
+
 async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayError> {
     if !out.is_empty() {
         stream
@@ -498,7 +531,10 @@ async fn read_head<A>(
         }
         // Nothing more to parse: answers to earlier pipelined requests go out before we wait.
         if !bufs.out.is_empty() {
-            if stream.write_all(&bufs.out).await.is_err() {
+            if write_out(stream, &mut bufs.out, &mut bufs.body)
+                .await
+                .is_err()
+            {
                 return Ok(None);
             }
             bufs.out.clear();
