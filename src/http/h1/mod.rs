@@ -582,9 +582,25 @@ async fn read_head<A>(
 fn body_at_hand(buf: &mut BytesMut, framing: Framing) -> Option<Bytes> {
     match framing {
         Framing::None => Some(Bytes::new()),
-        Framing::Length(n) if buf.len() as u64 >= n => Some(buf.split_to(n as usize).freeze()),
+        Framing::Length(n) if buf.len() as u64 >= n => Some(split_body(buf, n as usize)),
         Framing::Length(_) | Framing::Chunked => None,
     }
+}
+
+/// Splits a body of `n` bytes off the front of `buf`. A body larger than the connection's usual
+/// buffer made that buffer grow to hold it, and the two would go on sharing one allocation: the
+/// connection, which keeps its buffer while busy, would hold the body's size of memory long after
+/// the body was sent and dropped (50 connections that had each sent a 4 MB POST held 187 MB of
+/// RSS). Then `buf` is given storage of its own, the usual size, with what followed the body (a
+/// pipelined request, usually nothing) copied into it.
+fn split_body(buf: &mut BytesMut, n: usize) -> Bytes {
+    let body = buf.split_to(n).freeze();
+    if n > READ_BUFFER {
+        let mut own = BytesMut::with_capacity(READ_BUFFER.max(buf.len()));
+        own.extend_from_slice(buf);
+        *buf = own;
+    }
+    body
 }
 
 /// Reads a body framed by `framing` that [`body_at_hand`] could not take (still on its way, or
@@ -633,7 +649,7 @@ async fn read_body(
                     Read::TimedOut => return Err(timeout()),
                 }
             }
-            Ok(buf.split_to(n).freeze())
+            Ok(split_body(buf, n))
         }
         Framing::Chunked => {
             let mut state = chunked::State::Size;
