@@ -124,6 +124,27 @@ pub async fn read_append<S: ReadUninit>(
     .await
 }
 
+/// Writes `head`, then `body`, whole: one vectored send for both as long as the socket takes
+/// them, so a large body goes out from where it lies instead of being copied behind its head.
+pub async fn write_all_two<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let parts = [io::IoSlice::new(head), io::IoSlice::new(body)];
+        let n = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_write_vectored(cx, &parts))
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    Ok(())
+}
+
 /// Wraps a `futures-io` stream so that it implements tokio's I/O traits.
 ///
 /// Bytes already read from the stream (for example the HTTP/2 connection preface that was read to
@@ -571,6 +592,73 @@ mod tests {
             [[&head[..], &payload[..]].concat()],
             "one send"
         );
+    }
+
+    /// A sink that takes at most `step` bytes per write, recording them in order.
+    struct Trickle {
+        step: usize,
+        got: Vec<u8>,
+        writes: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let step = self.step;
+            let taken: Vec<u8> = bufs
+                .iter()
+                .flat_map(|b| b.iter().copied())
+                .take(step)
+                .collect();
+            self.got.extend_from_slice(&taken);
+            self.writes += 1;
+            Poll::Ready(Ok(taken.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_head_and_body_written_in_parts_arrive_whole_and_in_order() {
+        let head = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        let body: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        // Parts that end inside the head, at its end, across the seam, and inside the body.
+        for step in [1, 7, head.len(), head.len() + 1, 4096, 1 << 20] {
+            let mut sink = Trickle {
+                step,
+                got: Vec::new(),
+                writes: 0,
+            };
+            futures_lite::future::block_on(write_all_two(&mut sink, &head, &body)).unwrap();
+            assert_eq!(sink.got, [&head[..], &body[..]].concat(), "step {step}");
+            assert_eq!(
+                sink.writes,
+                (head.len() + body.len()).div_ceil(step),
+                "step {step}"
+            );
+        }
+        // A sink that takes nothing is an error, not a loop.
+        let mut stuck = Trickle {
+            step: 0,
+            got: Vec::new(),
+            writes: 0,
+        };
+        let e = futures_lite::future::block_on(write_all_two(&mut stuck, &head, &body));
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::WriteZero);
     }
 
     #[test]

@@ -640,8 +640,24 @@ fn header_section_over_limit_is_431() {
     let (gw, _echo) = setup_with(gw);
     assert_echo_ok(&http("GET", gw.url("/echo")).header("x-small", "a").send());
     let big = "a".repeat(2000);
-    let r = http("GET", gw.url("/echo")).header("x-big", &big).send();
-    assert_error(&r, 431, "HEADERS_TOO_LARGE");
+    let r = http("GET", gw.url("/echo"))
+        .header("x-request-id", "rid-431")
+        .header("x-big", &big)
+        .send();
+    let error = assert_error(&r, 431, "HEADERS_TOO_LARGE");
+    // The request line names the service, as over HTTP/2 and for every other refusal; the
+    // client's id is kept when the head came whole.
+    assert_eq!(error["service"], "echo", "{error}");
+    assert_eq!(error["request_id"], "rid-431", "{error}");
+    assert_eq!(r.header("x-request-id"), Some("rid-431"));
+    // A head still unfinished when it passes the limit: its line is all there is to go by.
+    let endless = format!(
+        "GET /echo/hello HTTP/1.1\r\nHost: h\r\nX-Big: {}",
+        "a".repeat(100_000)
+    );
+    let r = raw_exchange(gw.addr, endless.as_bytes()).response();
+    let error = assert_error(&r, 431, "HEADERS_TOO_LARGE");
+    assert_eq!(error["service"], "echo", "{error}");
     // Over HTTP/2 the same JSON refusal, for a list between the limit and the h2 crate's hard cap
     // (twice the limit), past which the crate refuses it while decoding.
     let over = "a".repeat(1500);

@@ -589,6 +589,24 @@ fn over_http2_a_request_needs_an_authority_or_one_host() {
     assert_eq!(error["error"]["service"], "echo");
 }
 
+#[test]
+fn over_http2_a_host_standing_for_the_authority_must_be_a_host() {
+    let (gw, _echo) = quickly_idle_gateway();
+    // RFC 9112 §3.2, which HTTP/2 keeps for the host header: `a/b` would reach the backend as a
+    // Host it could take for a path.
+    let mut c = h2_raw(&gw);
+    h2_get_stream_1_named(&mut c, "/echo/hello", None, Some("a/b"));
+    let frames = h2_frames_until_close(&mut c);
+    let answer = frames
+        .iter()
+        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
+        .expect("response headers on stream 1");
+    assert_eq!(answer.payload.first(), Some(&0x8c), "status 400");
+    let error: serde_json::Value =
+        serde_json::from_slice(&stream_1_body(&frames)).expect("the error's JSON");
+    assert_eq!(error["error"]["code"], "BAD_REQUEST", "{error}");
+}
+
 /// The DATA payload of stream 1 among `frames`.
 fn stream_1_body(frames: &[Frame]) -> Vec<u8> {
     frames

@@ -384,6 +384,128 @@ fn head_has_no_body_and_the_length_of_get() {
     assert_eq!(next.body, b"xxx");
 }
 
+/// Large bodies are written from where they lie, behind their head (not copied into the
+/// connection's output): pipelined with small and HEAD answers, every answer arrives whole, in
+/// order, byte for byte.
+#[test]
+fn large_answers_pipelined_with_small_ones_arrive_whole_and_in_order() {
+    let (gw, _echo) = setup();
+    let pattern = |len: usize, seed: u8| -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    };
+    let first = pattern(100_000, 1);
+    let last = pattern(70_000, 2);
+    let post = |body: &[u8]| {
+        let mut r = format!(
+            "POST /echo/raw HTTP/1.1\r\nHost: gw\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    };
+    let mut requests = post(&first);
+    requests.extend_from_slice(b"GET /echo/bytes/3 HTTP/1.1\r\nHost: gw\r\n\r\n");
+    requests.extend_from_slice(b"HEAD /echo/bytes/50000 HTTP/1.1\r\nHost: gw\r\n\r\n");
+    requests.extend_from_slice(&post(&last));
+    let mut c = RawConn::connect(gw.addr);
+    c.send(&requests);
+    let r = c.read_response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.body == first,
+        "first body differs ({} bytes)",
+        r.body.len()
+    );
+    assert_eq!(c.read_response(false).body, b"xxx");
+    let head = c.read_response(true);
+    assert_eq!(head.header("content-length"), Some("50000"));
+    let r = c.read_response(false);
+    assert!(r.body == last, "last body differs ({} bytes)", r.body.len());
+    // Nothing stray after the last answer: the connection serves the next request cleanly.
+    c.send(b"GET /echo/bytes/2 HTTP/1.1\r\nHost: gw\r\n\r\n");
+    assert_eq!(c.read_response(false).body, b"xx");
+}
+
+/// A connection that received a large answer and goes on with small requests does not keep a
+/// copy of that answer's size: the body is written from where it lies, not copied into the
+/// connection's output buffer (which a busy connection keeps). Copied, 16 busy connections held
+/// 74 MB after 4 MB answers (measured: 50 held 214 MB of RSS, against 42 MB written directly).
+#[test]
+fn busy_connections_do_not_hold_a_large_answer_after_it_is_written() {
+    let big = format!("GET /echo/bytes/{BIG} HTTP/1.1\r\nHost: gw\r\n\r\n");
+    busy_connections_give_back(big.as_bytes(), |r| assert_eq!(r.body.len(), BIG));
+}
+
+/// Nor of a large request body's: the read buffer that grew to hold it no longer shares its
+/// allocation with the body once the body is split off (50 connections that had each sent a 4 MB
+/// POST held 156 MB of RSS while busy, 40 MB now).
+#[test]
+fn busy_connections_do_not_hold_a_large_request_body_after_it_is_sent() {
+    let mut big =
+        format!("POST /echo/status/204 HTTP/1.1\r\nHost: gw\r\nContent-Length: {BIG}\r\n\r\n")
+            .into_bytes();
+    big.resize(big.len() + BIG, b'b');
+    busy_connections_give_back(&big, |r| assert_eq!(r.status, 204, "{}", r.text()));
+}
+
+/// The size of the large exchanges of the tests above: near the default body and answer limits.
+const BIG: usize = 4_000_000;
+
+/// Sends `big` on each of 16 connections and checks its answer, then keeps every connection busy
+/// and checks that the gateway's RSS comes back within half of one `BIG` per connection.
+fn busy_connections_give_back(big: &[u8], check: impl Fn(&Resp)) {
+    const CONNS: usize = 16;
+    // A small request each every PACE keeps the connections busy (one idle for 200 ms gives its
+    // buffers back, whatever they hold), while the freed memory goes back to the system (the
+    // shard hands it back once a second): held buffers never would.
+    const PACE: std::time::Duration = std::time::Duration::from_millis(50);
+    const ROUNDS: usize = 100;
+    let (gw, _echo) = setup();
+    let rss_kib = || -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", gw.proc.pid()))
+            .expect("the gateway's /proc status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("VmRSS");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let small = |conns: &mut Vec<RawConn>| {
+        for c in conns.iter_mut() {
+            c.send(b"GET /echo/bytes/3 HTTP/1.1\r\nHost: gw\r\n\r\n");
+        }
+        for c in conns.iter_mut() {
+            assert_eq!(c.read_response(false).body, b"xxx");
+        }
+    };
+    let mut conns: Vec<RawConn> = (0..CONNS).map(|_| RawConn::connect(gw.addr)).collect();
+    small(&mut conns);
+    let before = rss_kib();
+    for c in &mut conns {
+        c.send(big);
+    }
+    for c in &mut conns {
+        check(&c.read_response(false));
+    }
+    let copies_kib = CONNS * BIG / 1024;
+    let mut grown_kib = usize::MAX;
+    for _ in 0..ROUNDS {
+        small(&mut conns);
+        grown_kib = rss_kib().saturating_sub(before);
+        if grown_kib < copies_kib / 2 {
+            break;
+        }
+        std::thread::sleep(PACE);
+    }
+    assert!(
+        grown_kib < copies_kib / 2,
+        "the gateway still holds {grown_kib} KiB more, a copy of each exchange would be {copies_kib}"
+    );
+}
+
 #[test]
 fn keep_alive_several_requests_on_one_connection() {
     let (gw, _echo) = setup();
@@ -546,6 +668,29 @@ fn an_absolute_form_target_names_the_host_the_backend_sees() {
     assert_eq!(seen["path"], "/hello");
     assert_eq!(seen["query"], "x=1");
     assert_eq!(echoed_values(&seen, "host"), ["other.example:81"]);
+}
+
+#[test]
+fn a_host_that_is_not_host_and_port_is_refused() {
+    let (gw, _echo) = setup();
+    // RFC 9112 §3.2: 400 for a Host with an invalid value; the backend never sees it.
+    for host in ["a/b", "a@b", "h:80x", "[::1"] {
+        let text = format!("GET /echo/hello HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let r = raw_exchange(gw.addr, text.as_bytes()).response();
+        assert_eq!(r.status, 400, "Host {host}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "BAD_REQUEST", "Host {host}");
+    }
+    for host in [
+        "h.example:8080",
+        "127.0.0.1",
+        "[::1]:81",
+        "xn--bcher-kva.example",
+    ] {
+        let text = format!("GET /echo/hello HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let r = raw_exchange(gw.addr, text.as_bytes()).response();
+        assert_eq!(r.status, 200, "Host {host}: {}", r.text());
+        assert_eq!(echoed_values(&r.json(), "host"), [host]);
+    }
 }
 
 /// Whether `date` has the IMF-fixdate shape, `Sun, 06 Nov 1994 08:49:37 GMT`.

@@ -371,7 +371,13 @@ async fn read_parts(
                 "HTTP/2 requests need :authority or exactly one host header",
             ))
         }
-        None => {}
+        // The host header stands for the authority: checked as HTTP/1.1 checks it (the
+        // :authority pseudo-header was checked by the http crate's URI parser).
+        None => {
+            if let Some(host) = parts.headers.get(http::header::HOST) {
+                crate::http::check_host(host.as_bytes())?;
+            }
+        }
     }
     // Where the first `cookie` field went: HTTP/2 may split a cookie header into crumbs, which
     // are joined again before leaving HTTP/2 (RFC 9113 §8.2.3), so a backend sees one header.

@@ -244,6 +244,67 @@ pub fn check_method(method: &http::Method) -> Result<(), crate::error::GatewayEr
     Ok(())
 }
 
+/// Refuses a Host value that is not `host[:port]` (RFC 9112 §3.2: a server answers 400 to a Host
+/// with an invalid value). The Host is forwarded, and backends build URLs and pick virtual hosts
+/// from it: `a/b`, `a b` or `a@b` would reach them as something else than a host. Accepted: a
+/// registered name (letters, digits, `-._~`, `!$&'()*+,;=`, `%HH`), which covers IPv4 and may
+/// be empty, or an IP literal in brackets, each with an optional port of digits.
+pub fn check_host(value: &[u8]) -> Result<(), crate::error::GatewayError> {
+    if valid_host(value) {
+        Ok(())
+    } else {
+        Err(crate::error::GatewayError::bad_request(format!(
+            "Host `{}` is not host[:port]",
+            value.escape_ascii()
+        )))
+    }
+}
+
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = if let Some(literal) = value.strip_prefix(b"[") {
+        let Some(end) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let (inside, after) = (&literal[..end], &literal[end + 1..]);
+        // IPv6 addresses and RFC 3986's IPvFuture: hex digits, `:`, `.`, and for the latter `v`
+        // and the characters of a registered name.
+        if inside.is_empty() || !inside.iter().all(|&b| b == b':' || reg_name_byte(b)) {
+            return false;
+        }
+        match after {
+            [] => (&b""[..], None),
+            [b':', port @ ..] => (&b""[..], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+            None => (value, None),
+        }
+    };
+    port.is_none_or(|p| p.iter().all(u8::is_ascii_digit)) && valid_reg_name(host)
+}
+
+/// RFC 3986's reg-name: unreserved, sub-delims and percent-encoded octets.
+fn valid_reg_name(name: &[u8]) -> bool {
+    let mut rest = name;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = match b {
+            b'%' => match tail {
+                [h, l, tail @ ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => tail,
+                _ => return false,
+            },
+            _ if reg_name_byte(b) => tail,
+            _ => return false,
+        };
+    }
+    true
+}
+
+fn reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+}
+
 /// The HTTP/2 connection preface a prior-knowledge client starts with.
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -334,6 +395,37 @@ pub fn serve_connection(
             }
             Some(false) => h1::serve(&shard, &mut stream, buf, head_deadline, remote).await,
             None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn hosts_are_names_or_ip_literals_with_an_optional_port() {
+        let valid = [
+            "h",
+            "h.example:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "[v1.fe80::a+en1]",
+            "a%41b",
+            "",
+            "h:",
+            "xn--bcher-kva.example",
+        ];
+        for host in valid {
+            assert!(valid_host(host.as_bytes()), "{host}");
+        }
+        let invalid = [
+            "a/b", "a b", "a@b", "a?b", "a#b", "h:80x", "h:80:81", "[::1", "[]", "[::1]x",
+            "[::1]:8a", "a%4", "a%zz", "é", "a\\b",
+        ];
+        for host in invalid {
+            assert!(!valid_host(host.as_bytes()), "{host}");
         }
     }
 }

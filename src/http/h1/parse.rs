@@ -4,7 +4,8 @@
 //! Refused with 400 (and the connection closed): Content-Length together with Transfer-Encoding,
 //! repeated or malformed Content-Length, any transfer coding but a single `chunked`, obs-fold
 //! continuation lines (httparse rejects them in requests), header values that are not UTF-8, a
-//! missing or repeated Host in HTTP/1.1. Refused with 431: a header section or header count over the limit.
+//! missing or repeated Host in HTTP/1.1, a Host (or absolute-form authority) that is not
+//! `host[:port]`. Refused with 431: a header section or header count over the limit.
 
 use std::mem::MaybeUninit;
 
@@ -60,6 +61,19 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// What the request line tells of a head refused for its size (httparse fills in the line
+    /// before the fields): the path, whose service the 431 then names, and whether it was a HEAD.
+    fn of_line(req: &httparse::Request<'_, '_>) -> Seen {
+        Seen {
+            path: req
+                .path
+                .and_then(|target| origin_form(Bytes::copy_from_slice(target.as_bytes())).ok())
+                .map(|target| split_path_query(target).0),
+            request_id: None,
+            head_only: req.method == Some("HEAD"),
+        }
+    }
+
     /// What a parsed head tells.
     pub fn of(head: &Head) -> Seen {
         Seen {
@@ -94,8 +108,9 @@ pub fn parse_head(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>
 
 /// [`parse_head`], collecting the headers into `spare` (an empty list kept by the connection from
 /// its last request, so a request reuses its predecessor's allocation); a complete head takes it.
-/// A head refused after it was read whole (its framing, a header value) leaves what it told in
-/// `seen`; nothing is written there otherwise.
+/// A refused head leaves what it told in `seen`: all of it when it was read whole and refused
+/// for its framing or a header value; its request line (and, when complete, its
+/// `x-request-id`) when refused for its size.
 pub fn parse_head_into(
     buf: &mut BytesMut,
     limits: HeadLimits,
@@ -124,20 +139,31 @@ pub fn parse_head_into(
         match status {
             Ok(httparse::Status::Partial) => {
                 if buf.len() > limits.max_header_bytes {
+                    *seen = Seen::of_line(&req);
                     return Err(GatewayError::headers_too_large("header section"));
                 }
                 return Ok(None);
             }
             Err(httparse::Error::TooManyHeaders) => {
-                return Err(GatewayError::headers_too_large("header count"))
+                *seen = Seen::of_line(&req);
+                return Err(GatewayError::headers_too_large("header count"));
             }
             Err(e) => return Err(GatewayError::bad_request(format!("malformed request: {e}"))),
             Ok(httparse::Status::Complete(len)) => {
-                if len > limits.max_header_bytes {
-                    return Err(GatewayError::headers_too_large("header section"));
-                }
-                if req.headers.len() > limits.max_headers {
-                    return Err(GatewayError::headers_too_large("header count"));
+                if len > limits.max_header_bytes || req.headers.len() > limits.max_headers {
+                    *seen = Seen::of_line(&req);
+                    seen.request_id = req
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("x-request-id"))
+                        .and_then(|h| RequestId::from_client(&Bytes::copy_from_slice(h.value)));
+                    return Err(GatewayError::headers_too_large(
+                        if len > limits.max_header_bytes {
+                            "header section"
+                        } else {
+                            "header count"
+                        },
+                    ));
                 }
                 let n = req.headers.len();
                 let found = req
@@ -269,7 +295,10 @@ fn read_fields(
                 }
                 chunked = true;
             }
-            b"host" => hosts += 1,
+            b"host" => {
+                crate::http::check_host(&field.value)?;
+                hosts += 1;
+            }
             b"connection" => {
                 for token in field.value_str().split(',').map(str::trim) {
                     close |= token.eq_ignore_ascii_case("close");
@@ -283,6 +312,7 @@ fn read_fields(
     }
     // An absolute-form target's authority is the request's host, whatever Host said.
     if let Some(authority) = authority {
+        crate::http::check_host(&authority)?;
         match headers.iter_mut().find(|f| f.name.as_ref() == b"host") {
             Some(host) => host.value = authority,
             None => headers.push(Field {
@@ -522,6 +552,10 @@ mod tests {
             b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET nopath HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h:80x\r\n\r\n",
+            b"GET http://a%zz/ HTTP/1.1\r\nHost: h\r\n\r\n",
         ];
         for case in cases {
             assert_eq!(

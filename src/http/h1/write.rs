@@ -2,6 +2,13 @@
 
 use crate::http::Response;
 
+/// Bodies at least this long are not copied behind their head into the connection's output but
+/// written from where they lie, head and body in one vectored send ([`encode_head`]). Below it the
+/// copy costs less than the vectored send's extra setup (a 4 KiB POST measured the same either
+/// way), and pipelined answers queue in one buffer for one write; above it a body of up to the
+/// answer limit (4 MiB) would double the connection's memory while it is written.
+pub const DIRECT_BODY: usize = 16 << 10;
+
 /// Appends `response` to `out`. `head_request` leaves the body out (keeping its length), `close`
 /// announces the end of the connection, `http10` makes keep-alive explicit for HTTP/1.0 clients.
 pub fn encode(
@@ -11,6 +18,20 @@ pub fn encode(
     close: bool,
     http10: bool,
 ) {
+    if encode_head(out, response, head_request, close, http10) {
+        out.extend_from_slice(&response.body);
+    }
+}
+
+/// Appends `response`'s head to `out`, as [`encode`] writes it; returns whether its body is to be
+/// written after it (not for HEAD, 1xx, 204 and 304).
+pub fn encode_head(
+    out: &mut Vec<u8>,
+    response: &Response,
+    head_request: bool,
+    close: bool,
+    http10: bool,
+) -> bool {
     let status = response.status;
     let reason = http::StatusCode::from_u16(status)
         .ok()
@@ -51,9 +72,7 @@ pub fn encode(
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !head_request && !bodiless_status {
-        out.extend_from_slice(&response.body);
-    }
+    !head_request && !bodiless_status
 }
 
 #[cfg(test)]
