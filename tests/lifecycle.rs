@@ -578,14 +578,7 @@ fn over_http2_a_request_needs_an_authority_or_one_host() {
     // Neither: malformed (RFC 9113 §8.3.1), refused as nginx refuses it.
     let mut c = h2_raw(&gw);
     h2_get_stream_1_named(&mut c, "/echo/hello", None, None);
-    let frames = h2_frames_until_close(&mut c);
-    let answer = frames
-        .iter()
-        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
-        .expect("response headers on stream 1");
-    assert_eq!(answer.payload.first(), Some(&0x8c), "status 400");
-    let error: serde_json::Value =
-        serde_json::from_slice(&stream_1_body(&frames)).expect("the error's JSON");
+    let error = stream_1_refused_400(&h2_frames_until_close(&mut c));
     assert_eq!(error["error"]["service"], "echo");
 }
 
@@ -596,15 +589,19 @@ fn over_http2_a_host_standing_for_the_authority_must_be_a_host() {
     // Host it could take for a path.
     let mut c = h2_raw(&gw);
     h2_get_stream_1_named(&mut c, "/echo/hello", None, Some("a/b"));
-    let frames = h2_frames_until_close(&mut c);
+    let error = stream_1_refused_400(&h2_frames_until_close(&mut c));
+    assert_eq!(error["error"]["code"], "BAD_REQUEST", "{error}");
+}
+
+/// Checks that stream 1 was answered `:status 400` (static index 12) among `frames`; returns the
+/// error's JSON body.
+fn stream_1_refused_400(frames: &[Frame]) -> serde_json::Value {
     let answer = frames
         .iter()
         .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
         .expect("response headers on stream 1");
     assert_eq!(answer.payload.first(), Some(&0x8c), "status 400");
-    let error: serde_json::Value =
-        serde_json::from_slice(&stream_1_body(&frames)).expect("the error's JSON");
-    assert_eq!(error["error"]["code"], "BAD_REQUEST", "{error}");
+    serde_json::from_slice(&stream_1_body(frames)).expect("the error's JSON")
 }
 
 /// The DATA payload of stream 1 among `frames`.

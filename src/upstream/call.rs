@@ -349,58 +349,53 @@ mod tests {
             (Duration::from_micros(10), "1m"),
             (Duration::from_millis(250), "250m"),
         ];
-        glommio::LocalExecutorBuilder::default()
-            .make()
-            .expect("executor")
-            .run(async move {
-                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let server = glommio::spawn_local(async move {
-                    let stream = listener.accept().await.unwrap();
-                    let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
-                    let mut heads = Vec::new();
-                    for _ in 0..deadlines.len() {
-                        let (request, mut respond) = conn.accept().await.unwrap().unwrap();
-                        heads.push(request.into_parts().0);
-                        let answer = http::Response::builder()
-                            .header(CONTENT_TYPE, "application/grpc")
-                            .header(GRPC_STATUS, "12")
-                            .body(())
-                            .unwrap();
-                        respond.send_response(answer, true).unwrap();
-                    }
-                    // Writes the last answer; ends when the client closes the connection.
-                    let _ = conn.accept().await;
-                    heads
-                });
-                let pool = InstancePool::new(addr);
-                let connect = Duration::from_secs(5);
-                let mut lease = pool.checkout(connect, Instant::now()).await.unwrap();
-                for (deadline, _) in deadlines {
-                    let failure = unary(
-                        &mut lease,
-                        RequestMessage::from_static(b"\0\0\0\0\0"),
-                        deadline,
-                        64,
-                    )
-                    .await
-                    .expect_err("the server answers UNIMPLEMENTED");
-                    assert_eq!(failure.error.kind, ErrorKind::Grpc(GrpcCode::Unimplemented));
+        crate::upstream::pool::tests::with_backend(move |listener, addr| async move {
+            let server = glommio::spawn_local(async move {
+                let stream = listener.accept().await.unwrap();
+                let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
+                let mut heads = Vec::new();
+                for _ in 0..deadlines.len() {
+                    let (request, mut respond) = conn.accept().await.unwrap().unwrap();
+                    heads.push(request.into_parts().0);
+                    let answer = http::Response::builder()
+                        .header(CONTENT_TYPE, "application/grpc")
+                        .header(GRPC_STATUS, "12")
+                        .body(())
+                        .unwrap();
+                    respond.send_response(answer, true).unwrap();
                 }
-                lease.discard();
-                drop((lease, pool));
-                let heads = server.await;
-                assert_eq!(heads.len(), deadlines.len());
-                for (head, (deadline, timeout)) in heads.iter().zip(deadlines) {
-                    assert_eq!(head.method, http::Method::POST);
-                    assert_eq!(head.uri.path(), crate::proto::SEND_PATH);
-                    assert_eq!(head.uri.authority().unwrap().as_str(), addr.to_string());
-                    assert_eq!(head.headers.len(), 3, "{deadline:?}");
-                    assert_eq!(head.headers[&GRPC_TIMEOUT], timeout, "{deadline:?}");
-                    assert_eq!(head.headers[CONTENT_TYPE], "application/grpc");
-                    assert_eq!(head.headers[TE], "trailers");
-                }
+                // Writes the last answer; ends when the client closes the connection.
+                let _ = conn.accept().await;
+                heads
             });
+            let pool = InstancePool::new(addr);
+            let connect = Duration::from_secs(5);
+            let mut lease = pool.checkout(connect, Instant::now()).await.unwrap();
+            for (deadline, _) in deadlines {
+                let failure = unary(
+                    &mut lease,
+                    RequestMessage::from_static(b"\0\0\0\0\0"),
+                    deadline,
+                    64,
+                )
+                .await
+                .expect_err("the server answers UNIMPLEMENTED");
+                assert_eq!(failure.error.kind, ErrorKind::Grpc(GrpcCode::Unimplemented));
+            }
+            lease.discard();
+            drop((lease, pool));
+            let heads = server.await;
+            assert_eq!(heads.len(), deadlines.len());
+            for (head, (deadline, timeout)) in heads.iter().zip(deadlines) {
+                assert_eq!(head.method, http::Method::POST);
+                assert_eq!(head.uri.path(), crate::proto::SEND_PATH);
+                assert_eq!(head.uri.authority().unwrap().as_str(), addr.to_string());
+                assert_eq!(head.headers.len(), 3, "{deadline:?}");
+                assert_eq!(head.headers[&GRPC_TIMEOUT], timeout, "{deadline:?}");
+                assert_eq!(head.headers[CONTENT_TYPE], "application/grpc");
+                assert_eq!(head.headers[TE], "trailers");
+            }
+        });
     }
 
     #[test]

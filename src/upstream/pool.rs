@@ -570,8 +570,11 @@ async fn open(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::error::{ErrorKind, GrpcCode};
+    use bytes::Bytes;
+    use std::future::Future;
     use std::net::TcpListener;
 
     /// Generous: the listener is in this process, so connecting only fails if something is broken.
@@ -610,6 +613,35 @@ mod tests {
             });
     }
 
+    /// Runs `test` on an executor of its own, with a listener for its backend bound to a free
+    /// loopback port (and that port's address). The upstream modules' tests share it.
+    pub(crate) fn with_backend<F: Future<Output = ()>>(
+        test: impl FnOnce(glommio::net::TcpListener, SocketAddr) -> F + 'static,
+    ) {
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                test(listener, addr).await;
+            });
+    }
+
+    type ServerConn = h2::server::Connection<TokioIo<glommio::net::TcpStream>, Bytes>;
+
+    /// Accepts one connection and the first call on it, then drains the connection (GOAWAY, sent
+    /// as the connection is driven), the call left to answer.
+    async fn first_call_then_drain(
+        listener: glommio::net::TcpListener,
+    ) -> (ServerConn, h2::server::SendResponse<Bytes>) {
+        let stream = listener.accept().await.unwrap();
+        let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
+        let (_call, respond) = conn.accept().await.unwrap().unwrap();
+        conn.graceful_shutdown();
+        (conn, respond)
+    }
+
     #[test]
     fn an_idle_connection_closed_by_its_peer_is_not_lent() {
         with_connected_pool(|pool, peer| {
@@ -631,47 +663,36 @@ mod tests {
     /// again, though it stays open for the call.
     #[test]
     fn a_connection_its_backend_drains_is_not_lent_again() {
-        glommio::LocalExecutorBuilder::default()
-            .make()
-            .expect("executor")
-            .run(async move {
-                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let (done, end) = futures_channel::oneshot::channel::<()>();
-                let server = glommio::spawn_local(async move {
-                    let stream = listener.accept().await.unwrap();
-                    let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
-                    let (_call, mut respond) = conn.accept().await.unwrap().unwrap();
-                    conn.graceful_shutdown();
-                    let _answer = respond
-                        .send_response(http::Response::new(()), false)
-                        .unwrap();
-                    // Drives the connection (the GOAWAY, then the head) until the test ends.
-                    futures_lite::future::or(
-                        async { while conn.accept().await.is_some() {} },
-                        async {
-                            let _ = end.await;
-                        },
-                    )
-                    .await;
-                });
-                let pool = InstancePool::new(addr);
-                let mut lease = pool
-                    .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
-                    .await
-                    .expect("connects");
-                let head = lease.request_head(Duration::from_secs(1), |uri| {
-                    let request = http::Request::post(uri.clone()).body(()).unwrap();
-                    RequestHead::new(request).unwrap()
-                });
-                let (response, _body) = lease.send.send_request_head(&head, false).unwrap();
-                let _head = response.await.expect("the head after the GOAWAY");
-                assert!(!pool.conns.borrow()[0].state.closed.get(), "still open");
-                assert!(pool.lend(TEST_CONNECT_TIMEOUT, Instant::now()).is_none());
-                assert!(pool.conns.borrow().is_empty(), "retired from the pool");
-                let _ = done.send(());
-                server.await;
+        with_backend(|listener, addr| async move {
+            let (done, end) = futures_channel::oneshot::channel::<()>();
+            let server = glommio::spawn_local(async move {
+                let (mut conn, mut respond) = first_call_then_drain(listener).await;
+                let _answer = respond
+                    .send_response(http::Response::new(()), false)
+                    .unwrap();
+                // Drives the connection (the GOAWAY, then the head) until the test ends.
+                futures_lite::future::or(async { while conn.accept().await.is_some() {} }, async {
+                    let _ = end.await;
+                })
+                .await;
             });
+            let pool = InstancePool::new(addr);
+            let mut lease = pool
+                .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
+                .await
+                .expect("connects");
+            let head = lease.request_head(Duration::from_secs(1), |uri| {
+                let request = http::Request::post(uri.clone()).body(()).unwrap();
+                RequestHead::new(request).unwrap()
+            });
+            let (response, _body) = lease.send.send_request_head(&head, false).unwrap();
+            let _head = response.await.expect("the head after the GOAWAY");
+            assert!(!pool.conns.borrow()[0].state.closed.get(), "still open");
+            assert!(pool.lend(TEST_CONNECT_TIMEOUT, Instant::now()).is_none());
+            assert!(pool.conns.borrow().is_empty(), "retired from the pool");
+            let _ = done.send(());
+            server.await;
+        });
     }
 
     /// A connection attempt whose call is gone (its client hung up, its deadline passed) still runs
@@ -692,13 +713,7 @@ mod tests {
                 // The call starts the attempt, then is dropped before it could see the end.
                 let call = pool.checkout(TEST_CONNECT_TIMEOUT, Instant::now());
                 assert!(futures_lite::future::poll_once(call).await.is_none());
-                for _ in 0..500 {
-                    if pool.connecting.borrow().is_none() {
-                        break;
-                    }
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                }
-                assert!(pool.connecting.borrow().is_none(), "the attempt ended");
+                wait_until("the attempt ended", || pool.connecting.borrow().is_none()).await;
                 assert!(pool.health().refused(), "and recorded the refusal");
             });
     }
@@ -726,56 +741,49 @@ mod tests {
         .map_err(|failure| failure.error.kind)
     }
 
-    use crate::error::{ErrorKind, GrpcCode};
-
     /// A backend that accepts connections and ends each right after the handshake (GOAWAY with
     /// no stream processed, then a close), answering nothing: each connection is a failed
     /// attempt, the count growing across connections that opened fine, and never a refusal.
     #[test]
     fn connections_dropped_before_any_answer_back_the_instance_off() {
-        glommio::LocalExecutorBuilder::default()
-            .make()
-            .expect("executor")
-            .run(async move {
-                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let server = glommio::spawn_local(async move {
-                    loop {
-                        let stream = listener.accept().await.unwrap();
-                        glommio::spawn_local(async move {
-                            let handshake = h2::server::handshake(TokioIo::new(stream));
-                            let Ok(mut conn) = handshake.await else {
-                                return;
-                            };
-                            conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                            let _ = std::future::poll_fn(|cx| conn.poll_closed(cx)).await;
-                        })
-                        .detach();
-                    }
-                });
-                let pool = InstancePool::new(addr);
-                for failures in 1..=3u32 {
-                    let before = Instant::now();
-                    // Down after the last one, the instance is connected to again: a call sent
-                    // again to it does that, as does one trying it as a last resort.
-                    match pool.checkout(TEST_CONNECT_TIMEOUT, before).await {
-                        Ok(mut lease) => {
-                            let error = call(&mut lease).await.expect_err("nothing answers");
-                            assert_eq!(error, ErrorKind::UpstreamProtocol);
-                        }
-                        // The GOAWAY was read before the connection could be lent.
-                        Err(failure) => assert_eq!(failure, ConnectFailure::Dropped),
-                    }
-                    wait_until("the drop counted", || pool.health().failures == failures).await;
-                    let health = pool.health();
-                    assert_eq!(health.last_failure, Some(ConnectFailure::Dropped));
-                    assert!(!health.refused());
-                    let pause = BACKOFF_BASE * (1 << (failures - 1));
-                    assert!(health.down_until.unwrap() >= before + pause, "{failures}");
-                    assert!(!health.available(|| before + pause / 2));
+        with_backend(|listener, addr| async move {
+            let server = glommio::spawn_local(async move {
+                loop {
+                    let stream = listener.accept().await.unwrap();
+                    glommio::spawn_local(async move {
+                        let handshake = h2::server::handshake(TokioIo::new(stream));
+                        let Ok(mut conn) = handshake.await else {
+                            return;
+                        };
+                        conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                        let _ = std::future::poll_fn(|cx| conn.poll_closed(cx)).await;
+                    })
+                    .detach();
                 }
-                drop(server);
             });
+            let pool = InstancePool::new(addr);
+            for failures in 1..=3u32 {
+                let before = Instant::now();
+                // Down after the last one, the instance is connected to again: a call sent
+                // again to it does that, as does one trying it as a last resort.
+                match pool.checkout(TEST_CONNECT_TIMEOUT, before).await {
+                    Ok(mut lease) => {
+                        let error = call(&mut lease).await.expect_err("nothing answers");
+                        assert_eq!(error, ErrorKind::UpstreamProtocol);
+                    }
+                    // The GOAWAY was read before the connection could be lent.
+                    Err(failure) => assert_eq!(failure, ConnectFailure::Dropped),
+                }
+                wait_until("the drop counted", || pool.health().failures == failures).await;
+                let health = pool.health();
+                assert_eq!(health.last_failure, Some(ConnectFailure::Dropped));
+                assert!(!health.refused());
+                let pause = BACKOFF_BASE * (1 << (failures - 1));
+                assert!(health.down_until.unwrap() >= before + pause, "{failures}");
+                assert!(!health.available(|| before + pause / 2));
+            }
+            drop(server);
+        });
     }
 
     /// A backend drains a connection (GOAWAY) while the first call on it runs, then answers that
@@ -783,61 +791,50 @@ mod tests {
     /// anything was answered on it.
     #[test]
     fn a_connection_drained_before_its_first_answer_and_then_answering_is_no_failure() {
-        glommio::LocalExecutorBuilder::default()
-            .make()
-            .expect("executor")
-            .run(async move {
-                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let (answer, answer_now) = futures_channel::oneshot::channel::<()>();
-                let server = glommio::spawn_local(async move {
-                    let stream = listener.accept().await.unwrap();
-                    let mut conn = h2::server::handshake(TokioIo::new(stream)).await.unwrap();
-                    let (_call, mut respond) = conn.accept().await.unwrap().unwrap();
-                    conn.graceful_shutdown();
-                    // Drives the connection (the GOAWAY) until the test asks for the answer.
-                    futures_lite::future::or(
-                        async { while conn.accept().await.is_some() {} },
-                        async {
-                            let _ = answer_now.await;
-                        },
-                    )
-                    .await;
-                    let head = http::Response::builder()
-                        .header("content-type", "application/grpc")
-                        .header("grpc-status", "12")
-                        .body(())
-                        .unwrap();
-                    respond.send_response(head, true).unwrap();
-                    // Writes the answer; ends when the client closes the connection.
-                    while conn.accept().await.is_some() {}
-                });
-                let pool = InstancePool::new(addr);
-                let mut lease = pool
-                    .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
-                    .await
-                    .expect("connects");
-                let drained = async {
-                    let mut send = pool.conns.borrow()[0].send.clone();
-                    wait_until("the GOAWAY read", || !takes_streams(&mut send)).await;
-                    // Retired, with its call in flight: not judged yet.
-                    assert!(pool.lend(TEST_CONNECT_TIMEOUT, Instant::now()).is_none());
-                    assert!(pool.conns.borrow().is_empty());
-                    assert_eq!(pool.health().failures, 0);
-                    answer.send(()).unwrap();
-                };
-                let (answered, ()) = futures_lite::future::zip(call(&mut lease), drained).await;
-                assert_eq!(
-                    answered.expect_err("UNIMPLEMENTED"),
-                    ErrorKind::Grpc(GrpcCode::Unimplemented)
-                );
-                drop(lease);
-                let health = pool.health();
-                assert_eq!((health.failures, health.last_failure), (0, None));
-                assert!(health.available(Instant::now));
-                drop(pool);
-                server.await;
+        with_backend(|listener, addr| async move {
+            let (answer, answer_now) = futures_channel::oneshot::channel::<()>();
+            let server = glommio::spawn_local(async move {
+                let (mut conn, mut respond) = first_call_then_drain(listener).await;
+                // Drives the connection (the GOAWAY) until the test asks for the answer.
+                futures_lite::future::or(async { while conn.accept().await.is_some() {} }, async {
+                    let _ = answer_now.await;
+                })
+                .await;
+                let head = http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", "12")
+                    .body(())
+                    .unwrap();
+                respond.send_response(head, true).unwrap();
+                // Writes the answer; ends when the client closes the connection.
+                while conn.accept().await.is_some() {}
             });
+            let pool = InstancePool::new(addr);
+            let mut lease = pool
+                .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
+                .await
+                .expect("connects");
+            let drained = async {
+                let mut send = pool.conns.borrow()[0].send.clone();
+                wait_until("the GOAWAY read", || !takes_streams(&mut send)).await;
+                // Retired, with its call in flight: not judged yet.
+                assert!(pool.lend(TEST_CONNECT_TIMEOUT, Instant::now()).is_none());
+                assert!(pool.conns.borrow().is_empty());
+                assert_eq!(pool.health().failures, 0);
+                answer.send(()).unwrap();
+            };
+            let (answered, ()) = futures_lite::future::zip(call(&mut lease), drained).await;
+            assert_eq!(
+                answered.expect_err("UNIMPLEMENTED"),
+                ErrorKind::Grpc(GrpcCode::Unimplemented)
+            );
+            drop(lease);
+            let health = pool.health();
+            assert_eq!((health.failures, health.last_failure), (0, None));
+            assert!(health.available(Instant::now));
+            drop(pool);
+            server.await;
+        });
     }
 
     #[test]
