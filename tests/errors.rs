@@ -650,14 +650,16 @@ fn header_section_over_limit_is_431() {
     assert_eq!(error["service"], "echo", "{error}");
     assert_eq!(error["request_id"], "rid-431", "{error}");
     assert_eq!(r.header("x-request-id"), Some("rid-431"));
-    // A head still unfinished when it passes the limit: its line is all there is to go by.
+    // A head still unfinished when it passes the limit: its line and its complete field lines
+    // are all there is to go by.
     let endless = format!(
-        "GET /echo/hello HTTP/1.1\r\nHost: h\r\nX-Big: {}",
+        "GET /echo/hello HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-cut\r\nX-Big: {}",
         "a".repeat(100_000)
     );
     let r = raw_exchange(gw.addr, endless.as_bytes()).response();
     let error = assert_error(&r, 431, "HEADERS_TOO_LARGE");
     assert_eq!(error["service"], "echo", "{error}");
+    assert_eq!(error["request_id"], "rid-cut", "{error}");
     // Over HTTP/2 the same JSON refusal, for a list between the limit and the h2 crate's hard cap
     // (twice the limit), past which the crate refuses it while decoding.
     let over = "a".repeat(1500);
@@ -683,11 +685,14 @@ fn too_many_headers_is_431() {
         ok = ok.header(&format!("x-h{i}"), "v");
     }
     assert_echo_ok(&ok.send());
-    let mut many = http("GET", gw.url("/echo"));
+    let mut many = http("GET", gw.url("/echo")).header("x-request-id", "rid-many");
     for i in 0..20 {
         many = many.header(&format!("x-h{i}"), "v");
     }
-    assert_error(&many.send(), 431, "HEADERS_TOO_LARGE");
+    let r = many.send();
+    let error = assert_error(&r, 431, "HEADERS_TOO_LARGE");
+    assert_eq!(error["service"], "echo", "{error}");
+    assert_eq!(error["request_id"], "rid-many", "{error}");
     // HTTP/2 counts the same way (curl sends User-Agent and Accept; :authority is a pseudo-header).
     let mut ok = http("GET", gw.url("/echo")).h2();
     for i in 0..3 {

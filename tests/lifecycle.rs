@@ -591,6 +591,11 @@ fn over_http2_a_host_standing_for_the_authority_must_be_a_host() {
     h2_get_stream_1_named(&mut c, "/echo/hello", None, Some("a/b"));
     let error = stream_1_refused_400(&h2_frames_until_close(&mut c));
     assert_eq!(error["error"]["code"], "BAD_REQUEST", "{error}");
+    // :authority is held to the same rule: the http crate's URI parser takes `h:80x`.
+    let mut c = h2_raw(&gw);
+    h2_get_stream_1_named(&mut c, "/echo/hello", Some("h:80x"), None);
+    let error = stream_1_refused_400(&h2_frames_until_close(&mut c));
+    assert_eq!(error["error"]["code"], "BAD_REQUEST", "{error}");
 }
 
 /// Checks that stream 1 was answered `:status 400` (static index 12) among `frames`; returns the

@@ -680,10 +680,18 @@ fn a_host_that_is_not_host_and_port_is_refused() {
         assert_eq!(r.status, 400, "Host {host}: {}", r.text());
         assert_eq!(r.json()["error"]["code"], "BAD_REQUEST", "Host {host}");
     }
+    // RFC 9110 §4.2.1: an http URI with an empty host is invalid, whatever Host says.
+    let r = raw_exchange(
+        gw.addr,
+        b"GET http:///echo/hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .response();
+    assert_eq!(r.status, 400, "empty absolute-form host: {}", r.text());
     for host in [
         "h.example:8080",
         "127.0.0.1",
         "[::1]:81",
+        "[fe80::1%25eth0]",
         "xn--bcher-kva.example",
     ] {
         let text = format!("GET /echo/hello HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");

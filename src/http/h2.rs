@@ -360,10 +360,15 @@ async fn read_parts(
             .map_or(a.as_str(), |(_, host)| host)
     });
     match authority {
-        Some(authority) => headers.push(Field::new(
-            Bytes::from_static(b"host"),
-            Bytes::copy_from_slice(authority.as_bytes()),
-        )),
+        Some(authority) => {
+            // The http crate's URI parser takes `h:80x` or `[zz]` for an authority: checked as
+            // HTTP/1.1 checks its Host.
+            crate::http::check_host(authority.as_bytes())?;
+            headers.push(Field::new(
+                Bytes::from_static(b"host"),
+                Bytes::copy_from_slice(authority.as_bytes()),
+            ));
+        }
         // RFC 9113 §8.3.1: an http request names its authority one way or the other; nginx
         // refuses one that does not (as HTTP/1.1 refuses a missing or repeated Host).
         None if parts.headers.get_all(http::header::HOST).iter().count() != 1 => {
@@ -371,8 +376,7 @@ async fn read_parts(
                 "HTTP/2 requests need :authority or exactly one host header",
             ))
         }
-        // The host header stands for the authority: checked as HTTP/1.1 checks it (the
-        // :authority pseudo-header was checked by the http crate's URI parser).
+        // The host header stands for the authority: checked as HTTP/1.1 checks it.
         None => {
             if let Some(host) = parts.headers.get(http::header::HOST) {
                 crate::http::check_host(host.as_bytes())?;

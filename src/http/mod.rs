@@ -261,28 +261,45 @@ pub fn check_host(value: &[u8]) -> Result<(), crate::error::GatewayError> {
 }
 
 fn valid_host(value: &[u8]) -> bool {
-    let (host, port) = if let Some(literal) = value.strip_prefix(b"[") {
+    let (host_ok, port) = if let Some(literal) = value.strip_prefix(b"[") {
         let Some(end) = literal.iter().position(|&b| b == b']') else {
             return false;
         };
-        let (inside, after) = (&literal[..end], &literal[end + 1..]);
-        // IPv6 addresses and RFC 3986's IPvFuture: hex digits, `:`, `.`, and for the latter `v`
-        // and the characters of a registered name.
-        if inside.is_empty() || !inside.iter().all(|&b| b == b':' || reg_name_byte(b)) {
-            return false;
-        }
-        match after {
-            [] => (&b""[..], None),
-            [b':', port @ ..] => (&b""[..], Some(port)),
+        let port = match &literal[end + 1..] {
+            [] => None,
+            [b':', port @ ..] => Some(port),
             _ => return false,
-        }
+        };
+        (valid_ip_literal(&literal[..end]), port)
     } else {
         match value.iter().position(|&b| b == b':') {
-            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
-            None => (value, None),
+            Some(colon) => (valid_reg_name(&value[..colon]), Some(&value[colon + 1..])),
+            None => (valid_reg_name(value), None),
         }
     };
-    port.is_none_or(|p| p.iter().all(u8::is_ascii_digit)) && valid_reg_name(host)
+    host_ok && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
+}
+
+/// What lies between `[` and `]`: an IPv6 address, with a zone id (RFC 6874: `%25` and the
+/// zone's unreserved or percent-encoded characters), or RFC 3986's IPvFuture (`v`, hex digits,
+/// `.`, then unreserved, sub-delims or `:`).
+fn valid_ip_literal(inside: &[u8]) -> bool {
+    if let Some(future) = inside.strip_prefix(b"v").or(inside.strip_prefix(b"V")) {
+        let Some(dot) = future.iter().position(|&b| b == b'.') else {
+            return false;
+        };
+        let (version, rest) = (&future[..dot], &future[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !rest.is_empty()
+            && rest.iter().all(|&b| b == b':' || reg_name_byte(b));
+    }
+    let (address, zone) = match inside.windows(3).position(|w| w == b"%25") {
+        Some(at) => (&inside[..at], Some(&inside[at + 3..])),
+        None => (inside, None),
+    };
+    let zone_ok = zone.is_none_or(|z| !z.is_empty() && valid_reg_name(z));
+    zone_ok && std::str::from_utf8(address).is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// RFC 3986's reg-name: unreserved, sub-delims and percent-encoded octets.
@@ -411,6 +428,8 @@ mod tests {
             "127.0.0.1:80",
             "[::1]",
             "[::1]:8080",
+            "[::ffff:127.0.0.1]",
+            "[fe80::1%25eth0]:81",
             "[v1.fe80::a+en1]",
             "a%41b",
             "",
@@ -421,8 +440,29 @@ mod tests {
             assert!(valid_host(host.as_bytes()), "{host}");
         }
         let invalid = [
-            "a/b", "a b", "a@b", "a?b", "a#b", "h:80x", "h:80:81", "[::1", "[]", "[::1]x",
-            "[::1]:8a", "a%4", "a%zz", "é", "a\\b",
+            "a/b",
+            "a b",
+            "a@b",
+            "a?b",
+            "a#b",
+            "h:80x",
+            "h:80:81",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[::1]:8a",
+            "a%4",
+            "a%zz",
+            "é",
+            "a\\b",
+            "[zz]",
+            "[.]",
+            "[:::::::::]",
+            "[fe80::1%eth0]",
+            "[fe80::1%25]",
+            "[v1.]",
+            "[v.x]",
+            "[vz.x]",
         ];
         for host in invalid {
             assert!(!valid_host(host.as_bytes()), "{host}");

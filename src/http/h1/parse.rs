@@ -61,15 +61,17 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// What the request line tells of a head refused for its size (httparse fills in the line
-    /// before the fields): the path, whose service the 431 then names, and whether it was a HEAD.
-    fn of_line(req: &httparse::Request<'_, '_>) -> Seen {
+    /// What a head refused for its size tells: its request line (httparse fills it in before
+    /// the fields), whose path names the service the 431 is about and whose method says whether
+    /// it was a HEAD, and the client's `x-request-id` if one of the complete field lines among
+    /// `read` (the bytes of the head read so far) carries it.
+    fn of_oversized(req: &httparse::Request<'_, '_>, read: &[u8]) -> Seen {
         Seen {
             path: req
                 .path
                 .and_then(|target| origin_form(Bytes::copy_from_slice(target.as_bytes())).ok())
                 .map(|target| split_path_query(target).0),
-            request_id: None,
+            request_id: request_id_among_lines(read),
             head_only: req.method == Some("HEAD"),
         }
     }
@@ -82,6 +84,23 @@ impl Seen {
             head_only: head.method == http::Method::HEAD,
         }
     }
+}
+
+/// The first usable `x-request-id` among the complete field lines of `head` (a head's bytes as
+/// read, the request line first, perhaps cut off anywhere): for the answer to a head too large or
+/// with too many fields to parse. A line cut off at the end of `head` is not taken: its value may
+/// go on.
+fn request_id_among_lines(head: &[u8]) -> Option<RequestId> {
+    const NAME: &[u8] = b"x-request-id:";
+    let complete = &head[..head.iter().rposition(|&b| b == b'\n')?];
+    complete
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter(|line| line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME))
+        .find_map(|line| {
+            let value = line[NAME.len()..].trim_ascii();
+            RequestId::from_client(&Bytes::copy_from_slice(value))
+        })
 }
 
 /// Limits the parser enforces.
@@ -139,24 +158,19 @@ pub fn parse_head_into(
         match status {
             Ok(httparse::Status::Partial) => {
                 if buf.len() > limits.max_header_bytes {
-                    *seen = Seen::of_line(&req);
+                    *seen = Seen::of_oversized(&req, buf);
                     return Err(GatewayError::headers_too_large("header section"));
                 }
                 return Ok(None);
             }
             Err(httparse::Error::TooManyHeaders) => {
-                *seen = Seen::of_line(&req);
+                *seen = Seen::of_oversized(&req, buf);
                 return Err(GatewayError::headers_too_large("header count"));
             }
             Err(e) => return Err(GatewayError::bad_request(format!("malformed request: {e}"))),
             Ok(httparse::Status::Complete(len)) => {
                 if len > limits.max_header_bytes || req.headers.len() > limits.max_headers {
-                    *seen = Seen::of_line(&req);
-                    seen.request_id = req
-                        .headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case("x-request-id"))
-                        .and_then(|h| RequestId::from_client(&Bytes::copy_from_slice(h.value)));
+                    *seen = Seen::of_oversized(&req, &buf[..len]);
                     return Err(GatewayError::headers_too_large(
                         if len > limits.max_header_bytes {
                             "header section"
@@ -405,7 +419,14 @@ fn split_target(target: Bytes) -> Result<(Option<Bytes>, Bytes), GatewayError> {
                 }
                 None => Bytes::from_static(b"/"),
             };
-            return Ok(((!host.is_empty()).then_some(host), path));
+            // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid, not one that
+            // leaves the host to the Host header.
+            if host.is_empty() {
+                return Err(GatewayError::bad_request(
+                    "request target has an empty host",
+                ));
+            }
+            return Ok((Some(host), path));
         }
     }
     Err(GatewayError::bad_request(
@@ -556,6 +577,8 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: h:80x\r\n\r\n",
             b"GET http://a%zz/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET http://u@/a HTTP/1.1\r\nHost: h\r\n\r\n",
         ];
         for case in cases {
             assert_eq!(
@@ -565,6 +588,20 @@ mod tests {
                 String::from_utf8_lossy(case)
             );
         }
+    }
+
+    #[test]
+    fn an_oversized_head_s_request_id_is_found_among_its_complete_lines() {
+        let id = |head: &[u8]| request_id_among_lines(head).map(|id| id.as_str().to_string());
+        let head = b"GET /a HTTP/1.1\r\nHost: h\r\nX-Request-ID:  rid-1 \r\nX-Big: aaaa";
+        assert_eq!(id(head).as_deref(), Some("rid-1"));
+        // Cut off in the id's own line: its value may go on, so it is not taken.
+        assert_eq!(id(b"GET /a HTTP/1.1\r\nHost: h\r\nx-request-id: ri"), None);
+        // The request line is not a field; an unusable id is passed over for a later one.
+        assert_eq!(id(b"GET /x-request-id:a HTTP/1.1\r\nHost: h\r\n"), None);
+        let twice = b"GET / HTTP/1.1\r\nx-request-id: \r\nx-request-id: rid-2\r\nX: y";
+        assert_eq!(id(twice).as_deref(), Some("rid-2"));
+        assert_eq!(id(b"GET / HTTP/1.1"), None);
     }
 
     #[test]
