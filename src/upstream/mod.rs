@@ -6,11 +6,13 @@
 //! cannot make it happen twice (`after_failure`):
 //! - the backend did not process it (safe for any method): its connection failed before the
 //!   call's stream was opened, or the backend refused the stream (`REFUSED_STREAM`) or left it out
-//!   of its GOAWAY. It goes to the same instance once more, on another connection (the one it
-//!   failed on is retired: a backend that refused a stream there, or is draining it, would do so
-//!   again), as gRPC clients retry such calls transparently: a backend draining one connection
-//!   (gRPC's `max_connection_age`, a process of several restarting) takes new ones, and the
-//!   service may have no other instance. Not processed there either, it goes to another instance;
+//!   of its GOAWAY. It goes to the same instance once more (a connection its backend ended or is
+//!   draining is retired, so that is another one; one that refused the stream stays in the pool,
+//!   and may take it again), as gRPC clients retry such calls transparently: a backend draining
+//!   one connection (gRPC's `max_connection_age`, a process of several restarting) takes new
+//!   ones, and the service may have no other instance; unless the instance was marked down for
+//!   ending that connection before it answered anything (below). Not processed there either, it
+//!   goes to another instance;
 //! - the connection broke after the call was sent and before any answer arrived, and the method
 //!   is idempotent (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice must
 //!   not matter), as nginx's default `proxy_next_upstream` does: to another instance.
@@ -29,10 +31,10 @@
 //!
 //! An instance that accepts connections but ends each before answering anything (a GOAWAY right
 //! after its SETTINGS, a close) is marked down as one that cannot be connected to, with the same
-//! growing pause ([`pool`] says when a connection counts as working): calls made meanwhile go to
-//! another instance, or get 503 when none is left. It does not refuse connections, so it never
-//! counts towards removing the service. The call whose connection it dropped follows the rules
-//! above (not processed: once more to it, on a new connection).
+//! growing pause, capped at a second ([`pool`] says when a connection counts as working): calls
+//! made meanwhile go to another instance, or get 503 when none is left. It does not refuse
+//! connections, so it never counts towards removing the service. The call whose connection it
+//! dropped follows the rules above, but is not sent to it again: it goes to another instance.
 //!
 //! An answer is held to limits before it becomes a response: its size (`--max-grpc-message-bytes`,
 //! in [`call`]), its HTTP/2 header block ([`pool::MAX_ANSWER_HEADER_LIST`]), and the headers of its
@@ -268,11 +270,19 @@ impl Upstream {
                 match next {
                     Next::GiveUp => return Err(failure.error.into()),
                     Next::SendHereAgain => {
-                        // On another connection: this one did not take the call, and a
-                        // backend that refuses streams on it or drains it would again.
-                        lease.discard();
-                        resent_here = true;
                         failed_call = Some(failure.error);
+                        // A connection its backend ended is retired already, and counted
+                        // against the instance if nothing was answered on it (`pool`): once the
+                        // lease is given back, the instance may be marked down, and the call
+                        // then goes elsewhere rather than open a connection to it regardless.
+                        // One that refused the stream stays: opening a new connection for
+                        // every refusal made a backend that refuses every stream pay two
+                        // connections a call.
+                        drop(lease);
+                        if !pool.health().available(|| now) {
+                            continue 'instances;
+                        }
+                        resent_here = true;
                     }
                     Next::SendElsewhere if sent_to == MAX_INSTANCES_SENT_TO => {
                         return Err(failure.error.into())

@@ -40,19 +40,20 @@
 //! - a connection works once the head of an answer (the HEADERS of any call's answer, a
 //!   trailers-only one or an HTTP error included) has arrived on it: the backend processed a call
 //!   there. That is when [`Health`] is reset, once per connection ([`Lease::answered`]);
-//! - opening a connection only ends a pause early (the instance listens: it is no longer
-//!   "refused", and calls may go there) and keeps the count of failures;
+//! - opening a connection ends a pause that failed attempts to connect caused (the instance
+//!   listens: it is no longer "refused", and calls may go there), but not one that dropped
+//!   connections caused (those opened too), and keeps the count of failures;
 //! - a connection that the backend ends (its GOAWAY, a close, a reset, an I/O error) before any
 //!   answer arrived on it counts as a failed attempt ([`ConnectFailure::Dropped`]): the count
-//!   grows and the pause with it, 200 ms doubling to 10 s. It is judged once no call on it can
+//!   grows and the pause with it, 200 ms doubling to 1 s ([`DROP_BACKOFF_MAX`]). It is judged once no call on it can
 //!   still be answered (none is in flight on it): a backend that drains a connection whose first
 //!   call is still running, and answers that call, has not dropped it. One that sat idle for
 //!   [`PROBE_IDLE`] with no call on it before its backend ended it is not counted either: that is
 //!   a backend's idle timeout (or gRPC's `max_connection_idle`), not a sick backend.
 //!
 //! A connection that answered and is later drained (`max_connection_age`, a rolling restart) is
-//! retired as before, with no effect on health; one the gateway retires itself (after the backend
-//! refused a stream on it, [`Lease::discard`]) is not the instance ending it. A drop is never a
+//! retired as before, with no effect on health. A stream the backend refuses (`REFUSED_STREAM`)
+//! leaves its connection in the pool: the backend did not end it. A drop is never a
 //! refusal: an instance that accepts connections is not gone, and the service is not removed for
 //! it (contract §6).
 
@@ -80,6 +81,11 @@ pub const MAX_CONNS_PER_INSTANCE: usize = 2;
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Longest down period: a recovered instance is found again within this time.
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Longest down period after connections dropped before they answered: such an instance
+/// listens (it is restarting, shedding load, or broken), and is found again within a second of
+/// recovering, while a broken one costs a connection a second per shard, not one per call. A
+/// service whose only instance it is answers 503 meanwhile, so the pause is kept short.
+const DROP_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Per-stream receive window towards backends: 1 MiB answers arrive without window updates.
 const STREAM_WINDOW: u32 = 1 << 20;
 /// Connection receive window towards backends.
@@ -141,17 +147,26 @@ impl Health {
         *self = Health::default();
     }
 
-    /// A connection was opened: the pause (if any) ends and the last attempt was no refusal, but
-    /// the count of failures stays until the connection works (see the module docs).
+    /// A connection was opened. That ends a pause that failed connection attempts caused (the
+    /// instance listens again: no longer refused), but not one that dropped connections caused:
+    /// those opened too, and a connection opened to resend a call, or by a call that started
+    /// before the drop was counted, would otherwise end the pause at once and let every call open
+    /// more. The count of failures stays until a connection works (see the module docs).
     fn record_connected(&mut self) {
-        self.down_until = None;
-        self.last_failure = None;
+        if self.last_failure != Some(ConnectFailure::Dropped) {
+            self.down_until = None;
+            self.last_failure = None;
+        }
     }
 
     fn record_failure(&mut self, failure: ConnectFailure, now: Instant) {
         self.failures = self.failures.saturating_add(1);
         let factor = 1u32 << (self.failures - 1).min(16);
-        self.down_until = Some(now + BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX));
+        let max = match failure {
+            ConnectFailure::Dropped => DROP_BACKOFF_MAX,
+            _ => BACKOFF_MAX,
+        };
+        self.down_until = Some(now + BACKOFF_BASE.saturating_mul(factor).min(max));
         self.last_failure = Some(failure);
     }
 }
@@ -321,8 +336,9 @@ impl Lease {
         }
     }
 
-    /// Marks the connection unusable (after the backend refused a stream on it) so no further
-    /// call picks it. The gateway's choice: not the instance dropping it.
+    /// Marks the connection unusable so no further call picks it. The gateway's choice: not the
+    /// instance dropping it.
+    #[cfg(test)]
     pub fn discard(&self) {
         self.state.closed.set(true);
     }
@@ -739,6 +755,40 @@ pub(crate) mod tests {
         )
         .await
         .map_err(|failure| failure.error.kind)
+    }
+
+    #[test]
+    fn a_connection_opened_ends_a_refusal_s_pause_but_not_a_drop_s() {
+        let now = Instant::now();
+        for (failure, ends) in [
+            (ConnectFailure::Refused, true),
+            (ConnectFailure::TimedOut, true),
+            (ConnectFailure::Dropped, false),
+        ] {
+            let mut health = Health::default();
+            health.record_failure(failure, now);
+            health.record_connected();
+            assert_eq!(health.available(|| now), ends, "{failure:?}");
+            assert!(!health.refused(), "{failure:?}: it listens");
+            assert_eq!(
+                health.failures, 1,
+                "{failure:?}: counted until a connection works"
+            );
+        }
+    }
+
+    #[test]
+    fn pauses_for_drops_stop_growing_at_a_second() {
+        let now = Instant::now();
+        let longest = |failure| {
+            let mut health = Health::default();
+            for _ in 0..20 {
+                health.record_failure(failure, now);
+            }
+            health.down_until.unwrap() - now
+        };
+        assert_eq!(longest(ConnectFailure::Dropped), DROP_BACKOFF_MAX);
+        assert_eq!(longest(ConnectFailure::TimedOut), BACKOFF_MAX);
     }
 
     /// A backend that accepts connections and ends each right after the handshake (GOAWAY with
