@@ -60,7 +60,7 @@ pub struct ShardMetrics {
     pub connections_total: Counter,
     /// Client connections closed at once because the shard was at its connection limit.
     pub connections_refused: Counter,
-    /// Calls sent to backends.
+    /// Calls to services, whether or not an instance could be reached.
     pub upstream_calls: Counter,
     /// Calls that got no usable answer (connect failure, timeout, protocol error).
     pub upstream_failures: Counter,
@@ -202,13 +202,13 @@ pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> Strin
     simple(
         "switchyard_upstream_calls_total",
         "counter",
-        "Calls sent to backends.",
+        "Calls to services (a REST request, a GraphQL root field), whether or not an instance could be reached.",
         sum(&|s| s.upstream_calls.get()),
     );
     simple(
         "switchyard_upstream_failures_total",
         "counter",
-        "Backend calls without a usable answer.",
+        "Calls to services without a usable answer: no instance reachable, a backend error or timeout.",
         sum(&|s| s.upstream_failures.get()),
     );
     simple(
