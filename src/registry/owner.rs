@@ -16,7 +16,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::metrics::RegistryMetrics;
-use crate::names::Address;
+use crate::names::{Address, InstanceId, ServiceName};
 use crate::registry::state::{Event, RegistryState};
 use crate::registry::{
     Change, OwnerMsg, RegistryError, ShardLink, ShardMsg, WriteOp, WriteOutcome,
@@ -27,6 +27,17 @@ pub trait RegistryLog: Send {
     /// Appends `events`; returns once they are durable, or fails (by `deadline` at the latest)
     /// and nothing is applied.
     fn append(&mut self, events: &[Event], deadline: Instant) -> Result<(), RegistryError>;
+}
+
+/// Why a write to a key held at the highest version there is fails.
+fn at_max_version(service: &ServiceName, instance: &InstanceId) -> RegistryError {
+    RegistryError::Invalid(format!(
+        "{}/{} is held at version {} by an event written elsewhere: no write from this gateway can \
+         be newer",
+        service.as_str(),
+        instance.as_str(),
+        u64::MAX
+    ))
 }
 
 /// Most unacknowledged own events remembered (see `Owner::apply_own`): far more than the writes a
@@ -214,9 +225,10 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 // Resolving the name took time; a writer that has given up by now was told 503,
                 // and contract §4 says a 503 changes nothing.
                 check_in_time(deadline)?;
-                let event =
-                    self.state
-                        .next_event(&service, &instance, Some(address), &self.node, floor);
+                let event = self
+                    .state
+                    .next_event(&service, &instance, Some(address), &self.node, floor)
+                    .ok_or_else(|| at_max_version(&service, &instance))?;
                 let outcome = self.state.outcome_of(&event);
                 if outcome == WriteOutcome::Unchanged {
                     return Ok(outcome);
@@ -229,12 +241,15 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 }
                 let event = self
                     .state
-                    .next_event(&service, &instance, None, &self.node, floor);
+                    .next_event(&service, &instance, None, &self.node, floor)
+                    .ok_or_else(|| at_max_version(&service, &instance))?;
                 (vec![event], WriteOutcome::Removed)
             }
             WriteOp::RemoveRefused { service, instances } => {
                 // Only instances still registered where they refused: a re-registration at a new
-                // address since then must survive.
+                // address since then must survive, and so must one made at another gateway whose
+                // event has not arrived here yet: the removal is ordered just after the state it
+                // was decided on, not at the wall clock, so that registration outranks it.
                 let events: Vec<Event> = instances
                     .iter()
                     .filter(|(id, addr)| {
@@ -242,7 +257,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
                             .address_of(&service, id)
                             .is_some_and(|a| a.as_str() == addr)
                     })
-                    .map(|(id, _)| self.state.next_event(&service, id, None, &self.node, floor))
+                    .filter_map(|(id, _)| self.state.removal_after_held(&service, id, &self.node))
                     .collect();
                 if events.is_empty() {
                     return Ok(WriteOutcome::Removed);
@@ -412,6 +427,64 @@ mod tests {
         }
         assert_eq!(owner.state.instances().count(), 0);
         assert_eq!(owner.metrics.services_removed.get(), 1);
+    }
+
+    /// A removal for refusals is decided on the state this gateway holds; a registration made
+    /// since at another gateway, whose event has not arrived yet, must outrank it everywhere. It
+    /// is ordered just after the held state: at the wall clock it outranked the registration and
+    /// deleted a live instance from every gateway.
+    #[test]
+    fn a_removal_for_refusals_loses_to_a_registration_it_has_not_seen() {
+        let (mut owner, _shards) = owner(1);
+        let later = || Instant::now() + Duration::from_secs(5);
+        let users = || ServiceName::parse("users").unwrap();
+        let u1 = || InstanceId::parse("u1").unwrap();
+        // Registered at another gateway long ago, at an address that now refuses.
+        assert!(owner.apply_remote(Event::users_u1(1_000, "node-0", Some("127.0.0.1:1"))));
+        // node-0 registers it again at a new address, just before this gateway (its event not
+        // arrived yet) sees the old address refuse and removes it.
+        let registered_at = crate::sys::unix_millis() - 1;
+        let remove = WriteOp::RemoveRefused {
+            service: users(),
+            instances: vec![(u1(), "127.0.0.1:1".into())],
+        };
+        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        let again = Event::users_u1(registered_at, "node-0", Some("127.0.0.1:2"));
+        assert!(
+            owner.apply_remote(again),
+            "the registration outranks the removal"
+        );
+        let address = owner.state.address_of(&users(), &u1()).map(|a| a.as_str());
+        assert_eq!(address, Some("127.0.0.1:2"));
+    }
+
+    /// An event from elsewhere may hold a key at the highest version there is (any u64 is one):
+    /// writes to it fail with a reason, the others go on (the overflow panicked the thread, and
+    /// every write after it failed).
+    #[test]
+    fn a_key_held_at_the_highest_version_refuses_writes_and_stops_nothing() {
+        let (mut owner, _shards) = owner(1);
+        let later = || Instant::now() + Duration::from_secs(5);
+        assert!(owner.apply_remote(Event::users_u1(u64::MAX, "node-b", Some("127.0.0.1:1"))));
+        let upsert = |instance: &str| WriteOp::Upsert {
+            service: ServiceName::parse("users").unwrap(),
+            instance: InstanceId::parse(instance).unwrap(),
+            address: "127.0.0.1:2".into(),
+        };
+        let refused = owner.write(upsert("u1"), later());
+        assert!(
+            matches!(refused, Err(RegistryError::Invalid(_))),
+            "{refused:?}"
+        );
+        let remove = WriteOp::RemoveRefused {
+            service: ServiceName::parse("users").unwrap(),
+            instances: vec![(InstanceId::parse("u1").unwrap(), "127.0.0.1:1".into())],
+        };
+        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        assert_eq!(
+            owner.write(upsert("u2"), later()).unwrap(),
+            WriteOutcome::Created
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub struct RegistryState {
 
 impl RegistryState {
     /// The event a local write of `address` (or a removal) would produce: this node, and a version
-    /// above anything held or burned for the key and at least `floor`.
+    /// above anything held or burned for the key and at least `floor`. `None` when nothing is above
+    /// it: an event from elsewhere (any u64 is a version, contract §6) holds the key at `u64::MAX`.
     pub fn next_event(
         &self,
         service: &ServiceName,
@@ -62,16 +63,46 @@ impl RegistryState {
         address: Option<Address>,
         node: &str,
         floor: u64,
-    ) -> Event {
+    ) -> Option<Event> {
+        let version = self.version_after(service, instance)?.max(floor);
+        Some(Self::event(service, instance, address, node, version))
+    }
+
+    /// A removal ordered just after the state this node holds for the key, not at the wall clock:
+    /// for a removal decided on that state (its address refused connections), which must lose to
+    /// any registration made since, here or at a gateway whose event has not arrived yet. `None`
+    /// as for [`next_event`](Self::next_event).
+    pub fn removal_after_held(
+        &self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        node: &str,
+    ) -> Option<Event> {
+        let version = self.version_after(service, instance)?;
+        Some(Self::event(service, instance, None, node, version))
+    }
+
+    /// One above the highest version held or burned for the key, if there is one.
+    fn version_after(&self, service: &ServiceName, instance: &InstanceId) -> Option<u64> {
         let key = (service.clone(), instance.clone());
         let held = self.entries.get(&key).map_or(0, |e| e.stamp.version);
         let burned = self.burned.get(&key).copied().unwrap_or(0);
+        held.max(burned).checked_add(1)
+    }
+
+    fn event(
+        service: &ServiceName,
+        instance: &InstanceId,
+        address: Option<Address>,
+        node: &str,
+        version: u64,
+    ) -> Event {
         Event {
             service: service.clone(),
             instance: instance.clone(),
             address,
             stamp: Stamp {
-                version: (held.max(burned) + 1).max(floor),
+                version,
                 node: node.to_string(),
             },
         }
@@ -234,13 +265,17 @@ mod tests {
         let state = RegistryState::default();
         let s = ServiceName::parse("users").unwrap();
         let i = InstanceId::parse("u1").unwrap();
-        let e = state.next_event(&s, &i, Some(Address::parse("127.0.0.1:1").unwrap()), "n", 0);
+        let e = state
+            .next_event(&s, &i, Some(Address::parse("127.0.0.1:1").unwrap()), "n", 0)
+            .unwrap();
         assert_eq!(e.stamp.version, 1);
         assert_eq!(state.outcome_of(&e), WriteOutcome::Created);
         let mut state = state;
         state.apply(e.clone());
         assert_eq!(state.outcome_of(&e), WriteOutcome::Unchanged);
-        let e2 = state.next_event(&s, &i, Some(Address::parse("127.0.0.1:2").unwrap()), "n", 0);
+        let e2 = state
+            .next_event(&s, &i, Some(Address::parse("127.0.0.1:2").unwrap()), "n", 0)
+            .unwrap();
         assert_eq!(
             (e2.stamp.version, state.outcome_of(&e2)),
             (2, WriteOutcome::Updated)
@@ -252,18 +287,36 @@ mod tests {
         let mut state = RegistryState::default();
         let s = ServiceName::parse("users").unwrap();
         let i = InstanceId::parse("u1").unwrap();
-        let refused = state.next_event(&s, &i, None, "n", 0);
+        let refused = state.next_event(&s, &i, None, "n", 0).unwrap();
         state.burn(&refused);
-        assert_eq!(state.next_event(&s, &i, None, "n", 0).stamp.version, 2);
+        assert_eq!(
+            state
+                .next_event(&s, &i, None, "n", 0)
+                .unwrap()
+                .stamp
+                .version,
+            2
+        );
         // A restarted node that forgot a removed key still writes above what others remember.
         assert_eq!(
-            state.next_event(&s, &i, None, "n", 1_000).stamp.version,
+            state
+                .next_event(&s, &i, None, "n", 1_000)
+                .unwrap()
+                .stamp
+                .version,
             1_000
         );
         assert!(state.is_newer(&event(1, "a", None)));
         state.apply(event(5, "a", None));
         assert!(!state.is_newer(&event(5, "a", None)));
         assert!(state.is_newer(&event(5, "b", None)));
-        assert_eq!(state.next_event(&s, &i, None, "n", 0).stamp.version, 6);
+        assert_eq!(
+            state
+                .next_event(&s, &i, None, "n", 0)
+                .unwrap()
+                .stamp
+                .version,
+            6
+        );
     }
 }

@@ -89,6 +89,7 @@ pub fn spawn(
                 }
             };
             let _ = started_tx.send(Ok(()));
+            let _not_ready_if_it_dies = NotReadyOnPanic(process.clone());
             let metrics = process.registry_metrics.clone();
             let mut owner = Owner::new(node, log, links, metrics.clone());
             owner.refuse_writes(Some(CATCHING_UP.into()));
@@ -109,6 +110,20 @@ pub fn spawn(
         Ok(Ok(())) => Ok((tx, handle)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("the Kafka thread ended during start-up".into()),
+    }
+}
+
+/// Reports the gateway not ready (`/-/ready` 503) if the Kafka core's thread dies of a panic: its
+/// registry would never change again, and writes would fail for good, while the load balancer,
+/// seeing it ready, kept sending it traffic.
+struct NotReadyOnPanic(Arc<Process>);
+
+impl Drop for NotReadyOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.ready.store(false, Ordering::Relaxed);
+            tracing::error!("the registry's Kafka thread stopped: this gateway reports not ready");
+        }
     }
 }
 

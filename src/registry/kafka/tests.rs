@@ -2,6 +2,7 @@
 //! real broker cannot be made to produce on demand (request errors) and for the write bound.
 //! tests/cluster.rs covers the same paths end to end with a real broker.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
@@ -360,4 +361,28 @@ fn the_kafka_core_is_ready_only_once_its_shards_have_applied_the_catch_up() {
         b.write(upsert_op(2), Duration::from_secs(5)),
         Ok(WriteOutcome::Updated)
     );
+}
+
+#[test]
+fn a_kafka_thread_that_dies_leaves_the_gateway_not_ready() {
+    let process = std::sync::Arc::new(crate::shard::Process::new(1));
+    process.ready.store(true, Ordering::Relaxed);
+    let held = process.clone();
+    let died = std::thread::spawn(move || {
+        let _guard = super::NotReadyOnPanic(held);
+        panic!("a bug in the Kafka core");
+    })
+    .join();
+    assert!(died.is_err());
+    assert!(
+        !process.ready.load(Ordering::Relaxed),
+        "/-/ready must say 503"
+    );
+    // A thread that ends normally (shutdown) leaves readiness alone.
+    let held = process.clone();
+    process.ready.store(true, Ordering::Relaxed);
+    std::thread::spawn(move || drop(super::NotReadyOnPanic(held)))
+        .join()
+        .unwrap();
+    assert!(process.ready.load(Ordering::Relaxed));
 }
