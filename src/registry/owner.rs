@@ -17,17 +17,33 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::metrics::RegistryMetrics;
 use crate::names::{Address, InstanceId, ServiceName};
-use crate::registry::state::{Event, RegistryState};
+use crate::registry::state::{Event, RegistryState, Stamp};
 use crate::registry::{
     Change, OwnerMsg, RegistryError, ShardLink, ShardMsg, WriteOp, WriteOutcome,
 };
 
 /// Where events are made durable before they are applied.
 pub trait RegistryLog: Send {
-    /// Appends `events`; returns once they are durable, or fails (by `deadline` at the latest)
-    /// and nothing is applied.
-    fn append(&mut self, events: &[Event], deadline: Instant) -> Result<(), RegistryError>;
+    /// Appends `events`; returns once they are durable, with where each one's record landed when
+    /// the log tells, or fails (by `deadline` at the latest) and nothing is applied.
+    fn append(
+        &mut self,
+        events: &[Event],
+        deadline: Instant,
+    ) -> Result<Vec<Option<LogPosition>>, RegistryError>;
 }
+
+/// Where a record lies in the log: a key's records all go to one partition, in offset order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    /// Partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+}
+
+/// How long a repair append (see [`Owner::apply_remote_at`]) may wait for the log.
+const REPAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a write to a key held at the highest version there is fails.
 fn at_max_version(service: &ServiceName, instance: &InstanceId) -> RegistryError {
@@ -49,8 +65,12 @@ const MAX_UNACKNOWLEDGED: usize = 1024;
 pub struct InProcessLog;
 
 impl RegistryLog for InProcessLog {
-    fn append(&mut self, _events: &[Event], _deadline: Instant) -> Result<(), RegistryError> {
-        Ok(())
+    fn append(
+        &mut self,
+        events: &[Event],
+        _deadline: Instant,
+    ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
+        Ok(vec![None; events.len()])
     }
 }
 
@@ -78,6 +98,9 @@ pub struct Owner<L> {
     /// This node's events the log did not acknowledge in time (the writer got 503): if one shows
     /// up in the log after all, it is applied here too, so this node agrees with the others.
     unacknowledged: VecDeque<Event>,
+    /// Where this node's writes made since it started landed in the log, per key, while the
+    /// state held for the key is still that write (see [`Owner::apply_remote_at`]).
+    own_positions: std::collections::HashMap<(ServiceName, InstanceId), (Stamp, LogPosition)>,
     metrics: Arc<RegistryMetrics>,
 }
 
@@ -100,6 +123,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
             outbox: Vec::new(),
             refuse_writes: None,
             unacknowledged: VecDeque::new(),
+            own_positions: std::collections::HashMap::new(),
             metrics,
         }
     }
@@ -170,11 +194,59 @@ impl<L: RegistryLog + 'static> Owner<L> {
     /// change waits in the outbox until [`flush`](Self::flush). Returns whether it was applied
     /// (false: an event this node wrote and applied already, or an older one).
     pub fn apply_remote(&mut self, event: Event) -> bool {
+        self.apply_remote_from(event, None)
+    }
+
+    /// [`apply_remote`](Self::apply_remote) for an event read at `at` in the log, which keeps
+    /// the log's last record for the key its winner.
+    ///
+    /// Compaction keeps a key's last record by offset, and a gateway that reads the compacted
+    /// log holds whatever that record says. When this node wrote the key, and an event another
+    /// node wrote concurrently outranks that write (a greater `(version, node)`) but lies before
+    /// it in the log, the last record is the loser: every running gateway agrees on the winner,
+    /// but one started after compaction would hold the loser. The node whose write lost is the
+    /// one that sees both in this order, so it appends the winner again, the same event (its
+    /// stamp unchanged: every gateway holds it already and skips the copy); then the last record
+    /// is the winner's.
+    pub fn apply_remote_at(&mut self, event: Event, at: LogPosition) -> bool {
+        self.apply_remote_from(event, Some(at))
+    }
+
+    fn apply_remote_from(&mut self, event: Event, at: Option<LogPosition>) -> bool {
         if !self.state.is_newer(&event) {
             return false;
         }
+        let key = (event.service.clone(), event.instance.clone());
+        let repair = match (self.own_positions.remove(&key), at) {
+            (Some((stamp, own)), Some(at)) => {
+                self.state.holds(&event.service, &event.instance, &stamp)
+                    && own.partition == at.partition
+                    && at.offset < own.offset
+            }
+            _ => false,
+        };
+        let copy = repair.then(|| event.clone());
         if let Some(change) = self.state.apply(event) {
             self.outbox.push(change);
+        }
+        if let Some(copy) = copy {
+            let written = self
+                .log
+                .append(std::slice::from_ref(&copy), Instant::now() + REPAIR_WAIT);
+            match written {
+                Ok(_) => tracing::info!(
+                    service = copy.service.as_str(),
+                    instance = copy.instance.as_str(),
+                    "a concurrent write outranked this gateway's and lies before it in the \
+                     registry log: appended it again, so that compaction keeps it"
+                ),
+                Err(e) => tracing::warn!(
+                    service = copy.service.as_str(),
+                    instance = copy.instance.as_str(),
+                    "could not append a concurrent write that outranked this gateway's again \
+                     (a gateway started after compaction may hold the other): {e}"
+                ),
+            }
         }
         true
     }
@@ -266,17 +338,28 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 (events, WriteOutcome::Removed)
             }
         };
-        if let Err(e) = self.log.append(&events, deadline) {
-            self.metrics.log_write_failures.inc();
-            for event in &events {
-                self.state.burn(event);
+        let positions = match self.log.append(&events, deadline) {
+            Ok(positions) => positions,
+            Err(e) => {
+                self.metrics.log_write_failures.inc();
+                for event in &events {
+                    self.state.burn(event);
+                }
+                if self.unacknowledged.len() + events.len() > MAX_UNACKNOWLEDGED {
+                    self.unacknowledged
+                        .drain(..events.len().min(self.unacknowledged.len()));
+                }
+                self.unacknowledged.extend(events.iter().cloned());
+                return Err(e);
             }
-            if self.unacknowledged.len() + events.len() > MAX_UNACKNOWLEDGED {
-                self.unacknowledged
-                    .drain(..events.len().min(self.unacknowledged.len()));
+        };
+        for (event, position) in events.iter().zip(positions) {
+            if let Some(position) = position {
+                self.own_positions.insert(
+                    (event.service.clone(), event.instance.clone()),
+                    (event.stamp.clone(), position),
+                );
             }
-            self.unacknowledged.extend(events.iter().cloned());
-            return Err(e);
         }
         let changes: Vec<Change> = events
             .into_iter()
@@ -485,6 +568,73 @@ mod tests {
             owner.write(upsert("u2"), later()).unwrap(),
             WriteOutcome::Created
         );
+    }
+
+    /// A log that keeps what is appended to it, numbering the records from offset 100 on.
+    struct Recording(Arc<std::sync::Mutex<Vec<Event>>>);
+
+    impl RegistryLog for Recording {
+        fn append(
+            &mut self,
+            events: &[Event],
+            _deadline: Instant,
+        ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
+            let mut log = self.0.lock().unwrap();
+            let mut positions = Vec::new();
+            for event in events {
+                log.push(event.clone());
+                positions.push(Some(LogPosition {
+                    partition: 0,
+                    offset: 99 + log.len() as i64,
+                }));
+            }
+            Ok(positions)
+        }
+    }
+
+    /// Two gateways write one key at once: the other's event outranks this one's. Where it lies
+    /// before this one's in the log, compaction would keep the loser (the last record), so this
+    /// gateway appends the winner again; where it lies after, the log is right as it is.
+    #[test]
+    fn a_concurrent_write_that_wins_but_lies_before_this_one_is_appended_again() {
+        let appended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (links, _shards): (Vec<_>, Vec<_>) =
+            (0..1).map(|_| crate::registry::mailbox().unwrap()).unzip();
+        let mut owner = Owner::new(
+            "node-a".into(),
+            Recording(appended.clone()),
+            links.into(),
+            Arc::new(RegistryMetrics::default()),
+        );
+        let later = || Instant::now() + Duration::from_secs(5);
+        let upsert = |address: &str| WriteOp::Upsert {
+            service: ServiceName::parse("users").unwrap(),
+            instance: InstanceId::parse("u1").unwrap(),
+            address: address.into(),
+        };
+        let at = |offset| LogPosition {
+            partition: 0,
+            offset,
+        };
+        // This gateway's write lands at offset 100; node-b's, with a greater stamp, at 90.
+        owner.write(upsert("127.0.0.1:1"), later()).unwrap();
+        let winner = Event::users_u1(u64::MAX - 1, "node-b", Some("127.0.0.1:2"));
+        assert!(owner.apply_remote_at(winner.clone(), at(90)));
+        assert_eq!(
+            appended.lock().unwrap().last(),
+            Some(&winner),
+            "appended again"
+        );
+        assert_eq!(appended.lock().unwrap().len(), 2);
+        // Its copy, read back, changes nothing and is not appended again.
+        assert!(!owner.apply_remote_at(winner, at(101)));
+        assert_eq!(appended.lock().unwrap().len(), 2);
+
+        // Another write here (offset 102), and one that outranks it lying after it: no repair.
+        owner.write(upsert("127.0.0.1:3"), later()).unwrap();
+        let after = Event::users_u1(u64::MAX, "node-b", Some("127.0.0.1:4"));
+        assert!(owner.apply_remote_at(after, at(103)));
+        assert_eq!(appended.lock().unwrap().len(), 3, "nothing appended");
     }
 
     #[test]

@@ -166,6 +166,13 @@ impl RegistryState {
         change
     }
 
+    /// Whether the state held for the key is the event stamped `stamp`.
+    pub fn holds(&self, service: &ServiceName, instance: &InstanceId, stamp: &Stamp) -> bool {
+        self.entries
+            .get(&(service.clone(), instance.clone()))
+            .is_some_and(|e| &e.stamp == stamp)
+    }
+
     /// The address `instance` of `service` is registered at.
     pub fn address_of(&self, service: &ServiceName, instance: &InstanceId) -> Option<&Address> {
         self.entries

@@ -21,7 +21,7 @@ use rdkafka::producer::{
 use rdkafka::ClientContext;
 
 use crate::registry::kafka::event::{self, NODE_ID_HEADER};
-use crate::registry::owner::RegistryLog;
+use crate::registry::owner::{LogPosition, RegistryLog};
 use crate::registry::state::Event;
 use crate::registry::RegistryError;
 
@@ -66,10 +66,13 @@ impl ClientContext for QuietContext {
 
 impl rdkafka::consumer::ConsumerContext for QuietContext {}
 
+/// A delivery report: where the record landed, or why it did not.
+type Delivered = Result<LogPosition, String>;
+
 /// Collects the producer's delivery reports, by record number.
 #[derive(Debug, Default)]
 pub struct Deliveries {
-    reports: Mutex<Vec<(usize, Result<(), String>)>>,
+    reports: Mutex<Vec<(usize, Delivered)>>,
 }
 
 impl ClientContext for Deliveries {
@@ -87,7 +90,10 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
         let outcome = match result {
-            Ok(_) => Ok(()),
+            Ok(message) => Ok(LogPosition {
+                partition: rdkafka::Message::partition(message),
+                offset: rdkafka::Message::offset(message),
+            }),
             Err((e, _)) => Err(e.to_string()),
         };
         self.reports
@@ -144,7 +150,7 @@ impl KafkaLog {
         drop(stale);
     }
 
-    fn reports(&self) -> std::sync::MutexGuard<'_, Vec<(usize, Result<(), String>)>> {
+    fn reports(&self) -> std::sync::MutexGuard<'_, Vec<(usize, Delivered)>> {
         self.producer
             .context()
             .reports
@@ -172,7 +178,11 @@ impl KafkaLog {
 }
 
 impl RegistryLog for KafkaLog {
-    fn append(&mut self, events: &[Event], deadline: Instant) -> Result<(), RegistryError> {
+    fn append(
+        &mut self,
+        events: &[Event],
+        deadline: Instant,
+    ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
         let start = Instant::now();
         let until = deadline.min(start + KAFKA_WRITE_TIMEOUT);
         if until <= start {
@@ -214,7 +224,7 @@ impl RegistryLog for KafkaLog {
                 required.push(payload.is_some());
             }
         }
-        let mut outcome: Vec<Option<Result<(), String>>> = vec![None; required.len()];
+        let mut outcome: Vec<Option<Delivered>> = vec![None; required.len()];
         let mut missing = required.len();
         while missing > 0 && Instant::now() < until {
             self.producer.poll(DELIVERY_POLL);
@@ -228,9 +238,12 @@ impl RegistryLog for KafkaLog {
             }
         }
         let mut failure = None;
+        // Where each event's record (not its tombstone) landed.
+        let mut positions = Vec::with_capacity(events.len());
         for (slot, required) in outcome.iter().zip(&required) {
             match slot {
-                Some(Ok(())) => {}
+                Some(Ok(position)) if *required => positions.push(Some(*position)),
+                Some(Ok(_)) => {}
                 Some(Err(e)) if *required => failure = Some(e.clone()),
                 None if *required => {
                     failure = Some(format!(
@@ -247,7 +260,7 @@ impl RegistryLog for KafkaLog {
                 if missing > 0 {
                     self.abandon();
                 }
-                Ok(())
+                Ok(positions)
             }
             Some(why) => {
                 self.abandon();

@@ -35,7 +35,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::KafkaConfig;
 use crate::metrics::RegistryMetrics;
-use crate::registry::owner::Owner;
+use crate::registry::owner::{LogPosition, Owner};
 use crate::registry::{OwnerMsg, ShardLink};
 use crate::shard::Process;
 use consumer::{Polled, Replica};
@@ -280,10 +280,14 @@ fn apply_record(
             // reached the log anyway. While catching up after a restart they are applied like any
             // other: that is how a node rebuilds its own registrations.
             let own = record.node.as_deref() == Some(owner.node());
+            let at = LogPosition {
+                partition: record.partition,
+                offset: record.offset,
+            };
             let applied = if own && observe_delay {
                 owner.apply_own(logged.event)
             } else {
-                owner.apply_remote(logged.event)
+                owner.apply_remote_at(logged.event, at)
             };
             if applied {
                 metrics.events_applied.inc();

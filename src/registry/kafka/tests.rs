@@ -58,10 +58,17 @@ fn writes_are_acknowledged_then_read_back_with_a_tombstone_after_a_removal() {
     let cluster = mock();
     let bootstrap = cluster.bootstrap_servers();
     let mut log = KafkaLog::new(&bootstrap, TOPIC, "node-a").unwrap();
-    log.append(&[event(1, Some("127.0.0.1:1"))], soon())
+    let upserted = log
+        .append(&[event(1, Some("127.0.0.1:1"))], soon())
         .expect("upsert acknowledged");
-    log.append(&[event(2, None)], soon())
+    let removed = log
+        .append(&[event(2, None)], soon())
         .expect("removal acknowledged");
+    // Where each event's record landed (the removal's, not its tombstone's): the owner compares
+    // them with where concurrent writes landed (`Owner::apply_remote_at`).
+    let (upserted, removed) = (upserted[0].unwrap(), removed[0].unwrap());
+    assert_eq!(upserted.partition, removed.partition);
+    assert_eq!(removed.offset, upserted.offset + 1);
 
     let records = read_all(&bootstrap);
     assert_eq!(records.len(), 3, "{records:?}");
