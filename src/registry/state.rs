@@ -294,36 +294,26 @@ mod tests {
         let mut state = RegistryState::default();
         let s = ServiceName::parse("users").unwrap();
         let i = InstanceId::parse("u1").unwrap();
+        let next = |state: &RegistryState, floor| {
+            let event = state.next_event(&s, &i, None, "n", floor).unwrap();
+            event.stamp.version
+        };
         let refused = state.next_event(&s, &i, None, "n", 0).unwrap();
         state.burn(&refused);
-        assert_eq!(
-            state
-                .next_event(&s, &i, None, "n", 0)
-                .unwrap()
-                .stamp
-                .version,
-            2
-        );
+        assert_eq!(next(&state, 0), 2);
         // A restarted node that forgot a removed key still writes above what others remember.
-        assert_eq!(
-            state
-                .next_event(&s, &i, None, "n", 1_000)
-                .unwrap()
-                .stamp
-                .version,
-            1_000
-        );
+        assert_eq!(next(&state, 1_000), 1_000);
         assert!(state.is_newer(&event(1, "a", None)));
         state.apply(event(5, "a", None));
         assert!(!state.is_newer(&event(5, "a", None)));
         assert!(state.is_newer(&event(5, "b", None)));
-        assert_eq!(
-            state
-                .next_event(&s, &i, None, "n", 0)
-                .unwrap()
-                .stamp
-                .version,
-            6
-        );
+        assert_eq!(next(&state, 0), 6);
+        // A removal for refusals takes no floor: just after what is held.
+        let removal = state.removal_after_held(&s, &i, "n").unwrap();
+        assert_eq!(removal.stamp.version, 6);
+        // Held at the highest version there is: nothing is newer.
+        state.apply(event(u64::MAX, "z", None));
+        assert!(state.next_event(&s, &i, None, "n", 0).is_none());
+        assert!(state.removal_after_held(&s, &i, "n").is_none());
     }
 }
