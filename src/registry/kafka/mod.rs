@@ -56,6 +56,11 @@ const LAG_REFRESH: Duration = Duration::from_millis(500);
 /// Least time between two warnings about an unreachable broker, so an outage is one log line
 /// every so often rather than one per retry.
 const OUTAGE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+/// How long the consumer may stay behind the log's end without reading a record before the
+/// gateway says so: far longer than a catch-up between two reads takes, short enough that an
+/// operator hears of a stuck replication (a record the broker cannot serve stopped every gateway
+/// at the same offset, with nothing logged) before routes go stale for long.
+const STALL_WARNING: Duration = Duration::from_secs(30);
 /// What writes get before the log is caught up.
 const CATCHING_UP: &str = "the registry is catching up with the cluster log";
 
@@ -102,6 +107,7 @@ pub fn spawn(
                 next_connect: Instant::now(),
                 last_warning: None,
                 next_lag: Instant::now(),
+                stall: Stall::new(Instant::now()),
             }
             .run(rx);
         })
@@ -136,6 +142,50 @@ struct KafkaCore {
     next_connect: Instant,
     last_warning: Option<Instant>,
     next_lag: Instant,
+    stall: Stall,
+}
+
+/// Watches for a consumer that is behind the log's end and reads nothing (see [`STALL_WARNING`]).
+#[derive(Debug)]
+struct Stall {
+    /// When a record was last read, or the consumer last found at the log's end.
+    progress: Instant,
+    /// When the last warning was given, while the stall lasts.
+    warned: Option<Instant>,
+}
+
+impl Stall {
+    fn new(now: Instant) -> Stall {
+        Stall {
+            progress: now,
+            warned: None,
+        }
+    }
+
+    /// The consumer read a record at `now`.
+    fn progressed(&mut self, now: Instant) {
+        self.progress = now;
+        self.warned = None;
+    }
+
+    /// The consumer is `lag` records behind the log's end at `now`. Returns how long it has read
+    /// nothing when a warning is due: after [`STALL_WARNING`] without progress, then at most once
+    /// per [`STALL_WARNING`] while that lasts.
+    fn observe(&mut self, lag: u64, now: Instant) -> Option<Duration> {
+        if lag == 0 {
+            self.progressed(now);
+            return None;
+        }
+        let stuck = now.saturating_duration_since(self.progress);
+        let due = stuck >= STALL_WARNING
+            && self
+                .warned
+                .is_none_or(|t| now.saturating_duration_since(t) >= STALL_WARNING);
+        if due {
+            self.warned = Some(now);
+        }
+        due.then_some(stuck)
+    }
 }
 
 impl KafkaCore {
@@ -221,6 +271,7 @@ impl KafkaCore {
         let ready = self.process.ready.load(Ordering::Relaxed);
         let mut timeout = KAFKA_POLL_INTERVAL;
         let mut outage = None;
+        let mut read = false;
         for _ in 0..KAFKA_POLL_BATCH {
             match replica.poll(timeout) {
                 Polled::Idle => break,
@@ -230,15 +281,29 @@ impl KafkaCore {
                 }
                 Polled::Record(record) => {
                     timeout = Duration::ZERO;
+                    read = true;
                     apply_record(&mut self.owner, &self.metrics, record, ready);
                 }
             }
         }
         self.owner.flush();
         let caught_up = replica.caught_up();
-        if Instant::now() >= self.next_lag {
-            self.metrics.lag.set(replica.lag());
-            self.next_lag = Instant::now() + LAG_REFRESH;
+        let now = Instant::now();
+        if read {
+            self.stall.progressed(now);
+        }
+        if now >= self.next_lag {
+            let lag = replica.lag();
+            self.metrics.lag.set(lag);
+            self.next_lag = now + LAG_REFRESH;
+            if let Some(stuck) = self.stall.observe(lag, now) {
+                tracing::warn!(
+                    behind = lag,
+                    stuck_s = stuck.as_secs(),
+                    "registry log: the consumer reads nothing while records wait (a record the \
+                     broker cannot serve?): this gateway's registry is not being updated"
+                );
+            }
         }
         if let Some(e) = outage {
             self.warn_outage(&e);

@@ -393,3 +393,22 @@ fn a_kafka_thread_that_dies_leaves_the_gateway_not_ready() {
         .unwrap();
     assert!(process.ready.load(Ordering::Relaxed));
 }
+
+#[test]
+fn a_consumer_that_reads_nothing_while_records_wait_is_reported_now_and_then() {
+    let start = Instant::now();
+    let at = |secs: u64| start + Duration::from_secs(secs);
+    let mut stall = super::Stall::new(start);
+    // Behind but reading, or at the end: never a warning.
+    stall.progressed(at(20));
+    assert_eq!(stall.observe(5, at(40)), None, "read 20 s ago");
+    assert_eq!(stall.observe(0, at(100)), None, "at the end");
+    // Behind and reading nothing: a warning once STALL_WARNING has passed, not again at once.
+    assert_eq!(stall.observe(5, at(120)), None);
+    assert_eq!(stall.observe(5, at(130)), Some(Duration::from_secs(30)));
+    assert_eq!(stall.observe(5, at(131)), None);
+    assert_eq!(stall.observe(5, at(160)), Some(Duration::from_secs(60)));
+    // Reading again ends it.
+    stall.progressed(at(161));
+    assert_eq!(stall.observe(5, at(170)), None);
+}
