@@ -234,12 +234,21 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 .log
                 .append(std::slice::from_ref(&copy), Instant::now() + REPAIR_WAIT);
             match written {
-                Ok(_) => tracing::info!(
-                    service = copy.service.as_str(),
-                    instance = copy.instance.as_str(),
-                    "a concurrent write outranked this gateway's and lies before it in the \
+                Ok(positions) => {
+                    // The copy is now this node's record for the state it holds: should an event
+                    // that outranks it turn up from an earlier offset (written while the copy
+                    // was on its way), that one is appended again in turn.
+                    if let Some(Some(position)) = positions.first() {
+                        self.own_positions
+                            .insert(key.clone(), (copy.stamp.clone(), *position));
+                    }
+                    tracing::info!(
+                        service = copy.service.as_str(),
+                        instance = copy.instance.as_str(),
+                        "a concurrent write outranked this gateway's and lies before it in the \
                      registry log: appended it again, so that compaction keeps it"
-                ),
+                    )
+                }
                 Err(e) => tracing::warn!(
                     service = copy.service.as_str(),
                     instance = copy.instance.as_str(),
@@ -301,10 +310,11 @@ impl<L: RegistryLog + 'static> Owner<L> {
                     .state
                     .next_event(&service, &instance, Some(address), &self.node, floor)
                     .ok_or_else(|| at_max_version(&service, &instance))?;
+                // Written even when this gateway holds that address already: it may hold it
+                // because a newer registration elsewhere has not arrived yet, and the client, told
+                // its write took effect, must not find the other one in place. (An unchanged
+                // registration answers 200 all the same.)
                 let outcome = self.state.outcome_of(&event);
-                if outcome == WriteOutcome::Unchanged {
-                    return Ok(outcome);
-                }
                 (vec![event], outcome)
             }
             WriteOp::Remove { service, instance } => {
@@ -541,6 +551,71 @@ mod tests {
         assert_eq!(address, Some("127.0.0.1:2"));
     }
 
+    /// The same when the state held is ahead of the wall clock (an outside writer's version, a
+    /// fast clock): the clock floor does not separate the two, the step does (a registration goes
+    /// two above what it saw, a removal for refusals one), whatever the node ids.
+    #[test]
+    fn a_removal_for_refusals_loses_to_a_registration_on_a_state_ahead_of_the_clock() {
+        let (mut owner, _shards) = owner(1);
+        let later = || Instant::now() + Duration::from_secs(5);
+        let ahead = crate::sys::unix_millis() + 100_000_000;
+        assert!(owner.apply_remote(Event::users_u1(ahead, "outside", Some("127.0.0.1:1"))));
+        let remove = WriteOp::RemoveRefused {
+            service: ServiceName::parse("users").unwrap(),
+            instances: vec![(InstanceId::parse("u1").unwrap(), "127.0.0.1:1".into())],
+        };
+        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        // node-0 (below node-a: a tie would go to the removal) registered it on the same state.
+        let mut elsewhere = RegistryState::default();
+        elsewhere.apply(Event::users_u1(ahead, "outside", Some("127.0.0.1:1")));
+        let again = elsewhere
+            .next_event(
+                &ServiceName::parse("users").unwrap(),
+                &InstanceId::parse("u1").unwrap(),
+                Some(Address::parse("127.0.0.1:2").unwrap()),
+                "node-0",
+                crate::sys::unix_millis(),
+            )
+            .unwrap();
+        assert!(
+            owner.apply_remote(again),
+            "the registration outranks the removal"
+        );
+    }
+
+    /// A registration of the address this gateway holds is written all the same: it may hold it
+    /// only because a newer registration made elsewhere has not arrived yet, which would
+    /// otherwise stay in place though this client was told its write took effect.
+    #[test]
+    fn a_registration_this_gateway_holds_already_is_written_all_the_same() {
+        let appended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (links, _shards): (Vec<_>, Vec<_>) =
+            (0..1).map(|_| crate::registry::mailbox().unwrap()).unzip();
+        let mut owner = Owner::new(
+            "node-a".into(),
+            Recording(appended.clone()),
+            links.into(),
+            Arc::new(RegistryMetrics::default()),
+        );
+        let later = || Instant::now() + Duration::from_secs(5);
+        let upsert = || WriteOp::Upsert {
+            service: ServiceName::parse("users").unwrap(),
+            instance: InstanceId::parse("u1").unwrap(),
+            address: "127.0.0.1:1".into(),
+        };
+        assert_eq!(
+            owner.write(upsert(), later()).unwrap(),
+            WriteOutcome::Created
+        );
+        assert_eq!(
+            owner.write(upsert(), later()).unwrap(),
+            WriteOutcome::Unchanged
+        );
+        let log = appended.lock().unwrap();
+        assert_eq!(log.len(), 2, "both written");
+        assert!(log[1].stamp > log[0].stamp, "the second outranks the first");
+    }
+
     /// An event from elsewhere may hold a key at the highest version there is (any u64 is one):
     /// writes to it fail with a reason, the others go on (the overflow panicked the thread, and
     /// every write after it failed).
@@ -617,24 +692,30 @@ mod tests {
             offset,
         };
         // This gateway's write lands at offset 100; node-b's, with a greater stamp, at 90.
+        const AHEAD: u64 = 1 << 60;
         owner.write(upsert("127.0.0.1:1"), later()).unwrap();
-        let winner = Event::users_u1(u64::MAX - 1, "node-b", Some("127.0.0.1:2"));
+        let winner = Event::users_u1(AHEAD, "node-b", Some("127.0.0.1:2"));
         assert!(owner.apply_remote_at(winner.clone(), at(90)));
-        assert_eq!(
-            appended.lock().unwrap().last(),
-            Some(&winner),
-            "appended again"
-        );
-        assert_eq!(appended.lock().unwrap().len(), 2);
-        // Its copy, read back, changes nothing and is not appended again.
+        let last = || appended.lock().unwrap().last().cloned();
+        let count = || appended.lock().unwrap().len();
+        assert_eq!(last(), Some(winner.clone()), "appended again, at 101");
+        assert_eq!(count(), 2);
+        // An event that outranks that one, from before the copy (written while the copy was on
+        // its way): appended again in turn, so the copy does not bury it.
+        let newer = Event::users_u1(AHEAD + 5, "node-c", Some("127.0.0.1:5"));
+        assert!(owner.apply_remote_at(newer.clone(), at(95)));
+        assert_eq!(last(), Some(newer.clone()), "appended again, at 102");
+        assert_eq!(count(), 3);
+        // The copies, read back, change nothing and are not appended again.
         assert!(!owner.apply_remote_at(winner, at(101)));
-        assert_eq!(appended.lock().unwrap().len(), 2);
+        assert!(!owner.apply_remote_at(newer, at(102)));
+        assert_eq!(count(), 3);
 
-        // Another write here (offset 102), and one that outranks it lying after it: no repair.
+        // Another write here (offset 103), and one that outranks it lying after it: no repair.
         owner.write(upsert("127.0.0.1:3"), later()).unwrap();
-        let after = Event::users_u1(u64::MAX, "node-b", Some("127.0.0.1:4"));
-        assert!(owner.apply_remote_at(after, at(103)));
-        assert_eq!(appended.lock().unwrap().len(), 3, "nothing appended");
+        let after = Event::users_u1(AHEAD + 100, "node-b", Some("127.0.0.1:4"));
+        assert!(owner.apply_remote_at(after, at(104)));
+        assert_eq!(count(), 4, "nothing appended");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! removals included, so that an older event arriving late never resurrects or overwrites newer
 //! state, whatever order events arrive in.
 //!
-//! A local write takes `version = max(held + 1, floor)`, where the owner passes the wall clock in
-//! milliseconds as the floor (a hybrid logical clock). `held + 1` alone would be enough while every
-//! node remembers every key, but log compaction makes a restarted node forget removed keys: its
+//! A local write takes `version = max(held + 2, floor)`, where the owner passes the wall clock in
+//! milliseconds as the floor (a hybrid logical clock); a removal for refused connections takes
+//! `held + 1`, so a registration made on the same state outranks it. `held + 2` alone would be
+//! enough while every node remembers every key, but log compaction makes a restarted node forget removed keys: its
 //! next write would start again at 1 and lose to the removal the other nodes still remember. The
 //! clock floor makes a write after a forgotten removal win, as it should.
 
@@ -14,6 +15,12 @@ use std::collections::BTreeMap;
 
 use crate::names::{Address, InstanceId, ServiceName};
 use crate::registry::{Change, InstanceRecord, WriteOutcome};
+
+/// How far above the held version a write goes: two, so that a removal for refusals, which goes
+/// one above ([`RegistryState::removal_after_held`]), loses to a registration made on the same
+/// state elsewhere even when the clock floor does not separate them (a held version ahead of the
+/// wall clock: an outside writer's, a fast clock's), whatever the node ids.
+const WRITE_STEP: u64 = 2;
 
 /// The ordering stamp of an event: higher version wins; on a tie, the higher node id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,7 +71,9 @@ impl RegistryState {
         node: &str,
         floor: u64,
     ) -> Option<Event> {
-        let version = self.version_after(service, instance)?.max(floor);
+        let version = self
+            .version_after(service, instance, WRITE_STEP)?
+            .max(floor);
         Some(Self::event(service, instance, address, node, version))
     }
 
@@ -78,16 +87,21 @@ impl RegistryState {
         instance: &InstanceId,
         node: &str,
     ) -> Option<Event> {
-        let version = self.version_after(service, instance)?;
+        let version = self.version_after(service, instance, 1)?;
         Some(Self::event(service, instance, None, node, version))
     }
 
-    /// One above the highest version held or burned for the key, if there is one.
-    fn version_after(&self, service: &ServiceName, instance: &InstanceId) -> Option<u64> {
+    /// `step` above the highest version held or burned for the key, if there is one.
+    fn version_after(
+        &self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        step: u64,
+    ) -> Option<u64> {
         let key = (service.clone(), instance.clone());
         let held = self.entries.get(&key).map_or(0, |e| e.stamp.version);
         let burned = self.burned.get(&key).copied().unwrap_or(0);
-        held.max(burned).checked_add(1)
+        held.max(burned).checked_add(step)
     }
 
     fn event(
@@ -275,7 +289,7 @@ mod tests {
         let e = state
             .next_event(&s, &i, Some(Address::parse("127.0.0.1:1").unwrap()), "n", 0)
             .unwrap();
-        assert_eq!(e.stamp.version, 1);
+        assert_eq!(e.stamp.version, 2, "two above what is held (nothing)");
         assert_eq!(state.outcome_of(&e), WriteOutcome::Created);
         let mut state = state;
         state.apply(e.clone());
@@ -285,7 +299,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (e2.stamp.version, state.outcome_of(&e2)),
-            (2, WriteOutcome::Updated)
+            (4, WriteOutcome::Updated)
         );
     }
 
@@ -300,15 +314,16 @@ mod tests {
         };
         let refused = state.next_event(&s, &i, None, "n", 0).unwrap();
         state.burn(&refused);
-        assert_eq!(next(&state, 0), 2);
+        assert_eq!(next(&state, 0), 4);
         // A restarted node that forgot a removed key still writes above what others remember.
         assert_eq!(next(&state, 1_000), 1_000);
         assert!(state.is_newer(&event(1, "a", None)));
         state.apply(event(5, "a", None));
         assert!(!state.is_newer(&event(5, "a", None)));
         assert!(state.is_newer(&event(5, "b", None)));
-        assert_eq!(next(&state, 0), 6);
-        // A removal for refusals takes no floor: just after what is held.
+        assert_eq!(next(&state, 0), 7);
+        // A removal for refusals takes no floor, and goes one above what is held, not two: a
+        // registration made on the same state outranks it.
         let removal = state.removal_after_held(&s, &i, "n").unwrap();
         assert_eq!(removal.stamp.version, 6);
         // Held at the highest version there is: nothing is newer.
