@@ -588,15 +588,7 @@ mod tests {
     /// otherwise stay in place though this client was told its write took effect.
     #[test]
     fn a_registration_this_gateway_holds_already_is_written_all_the_same() {
-        let appended = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (links, _shards): (Vec<_>, Vec<_>) =
-            (0..1).map(|_| crate::registry::mailbox().unwrap()).unzip();
-        let mut owner = Owner::new(
-            "node-a".into(),
-            Recording(appended.clone()),
-            links.into(),
-            Arc::new(RegistryMetrics::default()),
-        );
+        let (mut owner, appended, _shards) = recording_owner();
         let later = || Instant::now() + Duration::from_secs(5);
         let upsert = || WriteOp::Upsert {
             service: ServiceName::parse("users").unwrap(),
@@ -645,8 +637,30 @@ mod tests {
         );
     }
 
+    /// An owner with one shard writing to a [`Recording`] log, what that log holds, and the
+    /// shard's mailbox.
+    fn recording_owner() -> (
+        Owner<Recording>,
+        Appended,
+        Vec<crate::registry::ShardMailbox>,
+    ) {
+        let appended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (links, shards): (Vec<_>, Vec<_>) =
+            (0..1).map(|_| crate::registry::mailbox().unwrap()).unzip();
+        let owner = Owner::new(
+            "node-a".into(),
+            Recording(appended.clone()),
+            links.into(),
+            Arc::new(RegistryMetrics::default()),
+        );
+        (owner, appended, shards)
+    }
+
+    /// What a [`Recording`] log holds.
+    type Appended = Arc<std::sync::Mutex<Vec<Event>>>;
+
     /// A log that keeps what is appended to it, numbering the records from offset 100 on.
-    struct Recording(Arc<std::sync::Mutex<Vec<Event>>>);
+    struct Recording(Appended);
 
     impl RegistryLog for Recording {
         fn append(
@@ -672,15 +686,7 @@ mod tests {
     /// gateway appends the winner again; where it lies after, the log is right as it is.
     #[test]
     fn a_concurrent_write_that_wins_but_lies_before_this_one_is_appended_again() {
-        let appended = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (links, _shards): (Vec<_>, Vec<_>) =
-            (0..1).map(|_| crate::registry::mailbox().unwrap()).unzip();
-        let mut owner = Owner::new(
-            "node-a".into(),
-            Recording(appended.clone()),
-            links.into(),
-            Arc::new(RegistryMetrics::default()),
-        );
+        let (mut owner, appended, _shards) = recording_owner();
         let later = || Instant::now() + Duration::from_secs(5);
         let upsert = |address: &str| WriteOp::Upsert {
             service: ServiceName::parse("users").unwrap(),
