@@ -318,9 +318,8 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 (vec![event], outcome)
             }
             WriteOp::Remove { service, instance } => {
-                if self.state.address_of(&service, &instance).is_none() {
-                    return Ok(WriteOutcome::Removed);
-                }
+                // Written even when this gateway holds no such instance, as a registration of
+                // what it holds is: a registration made elsewhere may not have arrived yet.
                 let event = self
                     .state
                     .next_event(&service, &instance, None, &self.node, floor)
@@ -606,6 +605,23 @@ mod tests {
         let log = appended.lock().unwrap();
         assert_eq!(log.len(), 2, "both written");
         assert!(log[1].stamp > log[0].stamp, "the second outranks the first");
+    }
+
+    /// Likewise a removal of an instance this gateway does not hold (yet).
+    #[test]
+    fn a_removal_of_what_this_gateway_does_not_hold_is_written_all_the_same() {
+        let (mut owner, appended, _shards) = recording_owner();
+        let later = || Instant::now() + Duration::from_secs(5);
+        let remove = WriteOp::Remove {
+            service: ServiceName::parse("users").unwrap(),
+            instance: InstanceId::parse("u1").unwrap(),
+        };
+        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        assert_eq!(appended.lock().unwrap().len(), 1, "written");
+        // A registration made elsewhere before it, arriving now, does not undo it.
+        let before = Event::users_u1(1, "node-z", Some("127.0.0.1:1"));
+        assert!(!owner.apply_remote(before));
+        assert_eq!(owner.state.instances().count(), 0);
     }
 
     /// An event from elsewhere may hold a key at the highest version there is (any u64 is one):
