@@ -81,6 +81,15 @@ fn query(gw: &Gateway, query: &str) -> Resp {
     post(gw, &json!({ "query": query }), H1)
 }
 
+/// `POST /graphql` with `{"query": document, "variables": variables}`.
+fn query_with(gw: &Gateway, document: &str, variables: Value, opts: Opts<'_>) -> Resp {
+    post(
+        gw,
+        &json!({ "query": document, "variables": variables }),
+        opts,
+    )
+}
+
 /// `GET /graphql?name=value&...`, each part form-encoded.
 fn get(gw: &Gateway, params: &[(&str, &str)], opts: Opts<'_>) -> Resp {
     let qs: Vec<String> = params
@@ -127,6 +136,23 @@ fn at(document: &str, needle: &str) -> Value {
         .unwrap_or_else(|| panic!("{needle:?} not in {document:?}"))
         + 1;
     json!({ "line": 1, "column": column })
+}
+
+/// A field's error: `message`, `code` and `status`, for the root field whose response key is
+/// `key`, located at the first `needle` in a one-line `document`.
+fn field_error_at(
+    document: &str,
+    needle: &str,
+    key: &str,
+    message: &str,
+    code: &str,
+    status: u16,
+) -> Value {
+    json!({
+        "message": message,
+        "locations": [at(document, needle)],
+        "path": [key],
+        "extensions": { "code": code, "status": status } })
 }
 
 /// A request error: message and code, status 400, no path.
@@ -601,11 +627,9 @@ fn a_content_type_in_headers_replaces_the_bodys() {
         200,
         JSON_CT,
         &json!({
-            "errors": [{
-                "message": "The header \"content-type\" is given more than once in \"headers\".",
-                "locations": [at(document, "echo")],
-                "path": ["echo"],
-                "extensions": { "code": "BAD_REQUEST", "status": 400 } }],
+            "errors": [field_error_at(document, "echo", "echo",
+                "The header \"content-type\" is given more than once in \"headers\".",
+                "BAD_REQUEST", 400)],
             "data": { "echo": null } }),
     );
 }
@@ -614,11 +638,8 @@ fn a_content_type_in_headers_replaces_the_bodys() {
 fn a_call_is_held_to_the_header_limits_of_a_rest_request() {
     let s = setup();
     let too_large = |document: &str, key: &str, message: String| {
-        json!({
-            "message": message,
-            "locations": [at(document, &format!("{key}: echo"))],
-            "path": [key],
-            "extensions": { "code": "HEADERS_TOO_LARGE", "status": 431 } })
+        let needle = format!("{key}: echo");
+        field_error_at(document, &needle, key, &message, "HEADERS_TOO_LARGE", 431)
     };
     // --max-headers (100): the client's forwarded headers (curl sends host, user-agent and
     // accept) and the argument's count together. The reviewer sent 30,000.
@@ -629,20 +650,12 @@ fn a_call_is_held_to_the_header_limits_of_a_rest_request() {
             .map(|i| json!({ "name": format!("x-h{i}"), "value": "v" }))
             .collect()
     };
-    let r = post(
-        &s.gw,
-        &json!({ "query": document, "variables": { "h": headers(97) } }),
-        H1,
-    );
+    let r = query_with(&s.gw, document, json!({ "h": headers(97) }), H1);
     assert_data(
         &r,
         &json!({ "many": { "body_len": 0 }, "ok": { "body_len": 0 } }),
     );
-    let r = post(
-        &s.gw,
-        &json!({ "query": document, "variables": { "h": headers(98) } }),
-        H1,
-    );
+    let r = query_with(&s.gw, document, json!({ "h": headers(98) }), H1);
     assert_body(
         &r,
         200,
@@ -653,11 +666,7 @@ fn a_call_is_held_to_the_header_limits_of_a_rest_request() {
     );
     // --max-header-bytes (32 KiB): one big value, or a long path, as REST would count them.
     let document = r#"query($v: String!, $p: String) { big: echo(path: $p, headers: {name: "x-big", value: $v}) { body_len } }"#;
-    let r = post(
-        &s.gw,
-        &json!({ "query": document, "variables": { "v": "v".repeat(40_000) } }),
-        H1,
-    );
+    let r = query_with(&s.gw, document, json!({ "v": "v".repeat(40_000) }), H1);
     let error = r.json()["errors"][0].clone();
     assert_eq!(
         error["extensions"],
@@ -672,11 +681,7 @@ fn a_call_is_held_to_the_header_limits_of_a_rest_request() {
         "{error}"
     );
     let path = format!("/{}", "p".repeat(40_000));
-    let r = post(
-        &s.gw,
-        &json!({ "query": document, "variables": { "v": "v", "p": path } }),
-        H2,
-    );
+    let r = query_with(&s.gw, document, json!({ "v": "v", "p": path }), H2);
     assert_eq!(
         r.json()["errors"][0]["extensions"]["status"],
         431,
@@ -685,9 +690,10 @@ fn a_call_is_held_to_the_header_limits_of_a_rest_request() {
     );
     assert_eq!(r.json()["data"], json!({ "big": null }));
     // Within the limits the same call goes through.
-    let r = post(
+    let r = query_with(
         &s.gw,
-        &json!({ "query": document, "variables": { "v": "v".repeat(20_000), "p": "/x" } }),
+        document,
+        json!({ "v": "v".repeat(20_000), "p": "/x" }),
         H1,
     );
     assert_data(&r, &json!({ "big": { "body_len": 0 } }));
@@ -794,12 +800,8 @@ fn bad_argument_values_fail_only_their_field() {
     let document = r#"{ ok: echo { path } p: echo(path: "relative") m: echo(method: "GE T") h: echo(headers: [{name: "bad name", value: "v"}]) }"#;
     let r = query(&s.gw, document);
     let field_error = |key: &str, message: &str| {
-        json!({
-            "message": message,
-            "locations": [at(document, &format!("{key}: echo"))],
-            "path": [key],
-            "extensions": { "code": "BAD_REQUEST", "status": 400 }
-        })
+        let needle = format!("{key}: echo");
+        field_error_at(document, &needle, key, message, "BAD_REQUEST", 400)
     };
     assert_body(
         &r,
@@ -827,11 +829,12 @@ fn header_input_variables_and_single_values() {
             .filter(|(n, _)| n.starts_with("x-v"))
             .collect()
     };
-    let r = post(
+    let r = query_with(
         &s.gw,
-        &json!({ "query": document, "variables": { "h": [
+        document,
+        json!({ "h": [
             { "name": "X-V1", "value": "1" }, { "name": "x-v2", "value": "two words" }
-        ] } }),
+        ] }),
         H1,
     );
     assert_eq!(
@@ -842,18 +845,15 @@ fn header_input_variables_and_single_values() {
         ]
     );
     // A single object where a list is expected is a list of one (input coercion).
-    let r = post(
+    let r = query_with(
         &s.gw,
-        &json!({ "query": document, "variables": { "h": { "name": "x-v", "value": "v" } } }),
+        document,
+        json!({ "h": { "name": "x-v", "value": "v" } }),
         H2,
     );
     assert_eq!(ours(&r), vec![("x-v".to_string(), "v".to_string())]);
     // A HeaderInput without its required value is a variable error.
-    let r = post(
-        &s.gw,
-        &json!({ "query": document, "variables": { "h": [{ "name": "x-v" }] } }),
-        H1,
-    );
+    let r = query_with(&s.gw, document, json!({ "h": [{ "name": "x-v" }] }), H1);
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v.get("data"), None, "{v}");
@@ -956,11 +956,9 @@ fn an_answer_nested_too_deep_for_its_selection_is_a_bad_backend_response() {
             200,
             JSON_CT,
             &json!({
-                "errors": [{
-                    "message": "Service \"echo\" answered with JSON nested more than 128 levels deep where the selection reads it.",
-                    "locations": [at(&document, "deep:")],
-                    "path": ["deep"],
-                    "extensions": { "code": "BAD_BACKEND_RESPONSE", "status": 502 } }],
+                "errors": [field_error_at(&document, "deep:", "deep",
+                    "Service \"echo\" answered with JSON nested more than 128 levels deep where the selection reads it.",
+                    "BAD_BACKEND_RESPONSE", 502)],
                 "data": { "deep": null, "ok": { "path": "/" } } }),
         );
     }
@@ -1000,11 +998,7 @@ fn variables_with_defaults_and_required_ones() {
         ),
     ];
     for (variables, data) in cases {
-        let r = post(
-            &s.gw,
-            &json!({ "query": document, "variables": variables }),
-            H1,
-        );
+        let r = query_with(&s.gw, document, variables.clone(), H1);
         assert_data(&r, &data);
         let vars = variables.to_string();
         assert_data(
@@ -1024,11 +1018,7 @@ fn variables_with_defaults_and_required_ones() {
             "extensions": { "code": "BAD_USER_INPUT", "status": 400 }
         }]),
     );
-    let r = post(
-        &s.gw,
-        &json!({ "query": document, "variables": { "want": "yes" } }),
-        STRICT,
-    );
+    let r = query_with(&s.gw, document, json!({ "want": "yes" }), STRICT);
     assert_errors(
         &r,
         400,
@@ -1045,11 +1035,7 @@ fn variables_with_defaults_and_required_ones() {
 fn fragments_and_skip_include() {
     let s = setup();
     let document = r#"query ($skip: Boolean!) { ...Root ... @skip(if: $skip) { skipped: echo { path } } ... on Query { inline: users(path: "/json/users/2") { ... on JSON { id } ...Name } } } fragment Root on Query { u: users(path: "/json/users") { ...Name address @include(if: $skip) { city } } } fragment Name on JSON { name __typename }"#;
-    let r = post(
-        &s.gw,
-        &json!({ "query": document, "variables": { "skip": true } }),
-        H1,
-    );
+    let r = query_with(&s.gw, document, json!({ "skip": true }), H1);
     assert_data(
         &r,
         &json!({
@@ -1060,11 +1046,7 @@ fn fragments_and_skip_include() {
             "inline": { "id": 2, "name": "Alan Turing", "__typename": "JSON" }
         }),
     );
-    let r = post(
-        &s.gw,
-        &json!({ "query": document, "variables": { "skip": false } }),
-        H2,
-    );
+    let r = query_with(&s.gw, document, json!({ "skip": false }), H2);
     assert_data(
         &r,
         &json!({
@@ -1160,12 +1142,7 @@ fn a_failing_service_beside_healthy_ones() {
     let document = r#"{ ok: users(path: "/json/users/1") { name } e500: echo(path: "/status/500") { path } denied: user_svc(path: "/grpc-error/7") { path } missing: users(path: "/json/users/99") { name } gone: down { path } ok2: user_svc { service } }"#;
     let r = query(&s.gw, document);
     let field_error = |key: &str, message: &str, code: &str, status: u16| {
-        json!({
-            "message": message,
-            "locations": [at(document, &format!("{key}:"))],
-            "path": [key],
-            "extensions": { "code": code, "status": status }
-        })
+        field_error_at(document, &format!("{key}:"), key, message, code, status)
     };
     assert_body(
         &r,
@@ -1203,10 +1180,8 @@ fn a_failing_service_beside_healthy_ones() {
         JSON_CT,
         &json!({
             "errors": [
-                { "message": "echo error 5", "locations": [at(document, "a:")], "path": ["a"],
-                  "extensions": { "code": "NOT_FOUND", "status": 404 } },
-                { "message": "echo error 14", "locations": [at(document, "c:")], "path": ["c"],
-                  "extensions": { "code": "UNAVAILABLE", "status": 503 } }
+                field_error_at(document, "a:", "a", "echo error 5", "NOT_FOUND", 404),
+                field_error_at(document, "c:", "c", "echo error 14", "UNAVAILABLE", 503)
             ],
             "data": { "a": null, "b": { "x": 1 }, "c": null }
         }),
@@ -1651,11 +1626,9 @@ fn limit_response_size() {
         200,
         JSON_CT,
         &json!({
-            "errors": [{
-                "message": "The value of \"big\" would take the response over its limit of 262144 bytes.",
-                "locations": [at(&document, "big:")],
-                "path": ["big"],
-                "extensions": { "code": "RESPONSE_TOO_LARGE", "status": 500 } }],
+            "errors": [field_error_at(&document, "big:", "big",
+                "The value of \"big\" would take the response over its limit of 262144 bytes.",
+                "RESPONSE_TOO_LARGE", 500)],
             "data": { "big": null, "small": { "method": "POST" } } }),
     );
     // Four aliases fit.
@@ -1705,11 +1678,9 @@ fn limit_forwarded_bodies() {
         200,
         JSON_CT,
         &json!({
-            "errors": [{
-                "message": "the body for `users` is 1002 bytes, more than its limit of 1000 bytes",
-                "locations": [at(&long, "users")],
-                "path": ["users"],
-                "extensions": { "code": "BODY_TOO_LARGE", "status": 413 } }],
+            "errors": [field_error_at(&long, "users", "users",
+                "the body for `users` is 1002 bytes, more than its limit of 1000 bytes",
+                "BODY_TOO_LARGE", 413)],
             "data": { "users": null, "echo": { "body_len": 1 } } }),
     );
 }

@@ -265,14 +265,22 @@ fn chunked_binary_body_round_trip_raw() {
 #[test]
 fn chunked_body_with_extensions_and_trailers() {
     let (gw, _echo) = setup();
-    let mut c = RawConn::connect(gw.addr);
-    c.send(
-        b"POST /echo/raw HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
-          3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
+    let r = post_chunked(
+        &gw,
+        b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
     );
-    let r = c.read_response(false);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, b"abcde");
+}
+
+/// `POST /echo/raw` with `chunks` as its chunked body, on a connection of its own.
+fn post_chunked(gw: &Gateway, chunks: &[u8]) -> Resp {
+    let mut c = RawConn::connect(gw.addr);
+    let mut request =
+        b"POST /echo/raw HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    request.extend_from_slice(chunks);
+    c.send(&request);
+    c.read_response(false)
 }
 
 #[test]
@@ -280,13 +288,11 @@ fn chunk_sizes_with_leading_zeros_are_accepted() {
     // RFC 9112 §7.1 allows any number of hex digits, and nginx takes them: the size is capped by
     // its value, not its digit count.
     let (gw, _echo) = setup();
-    let mut c = RawConn::connect(gw.addr);
-    c.send(
-        b"POST /echo/raw HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n\
-          00000000000000000003\r\nabc\r\n0000000000000000000000002;x=1\r\nde\r\n\
+    let r = post_chunked(
+        &gw,
+        b"00000000000000000003\r\nabc\r\n0000000000000000000000002;x=1\r\nde\r\n\
           00000000000000000000\r\n\r\n",
     );
-    let r = c.read_response(false);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, b"abcde");
 }

@@ -278,22 +278,19 @@ fn h2_run(addr: SocketAddr) -> Vec<String> {
 /// behind on a loaded machine may start many at once.)
 #[test]
 fn h2_connects_again_after_a_goaway_and_loses_no_request() {
-    let (addr, served) = h2_server(false, 25);
-    let args = h2_run(addr);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert_eq!(open(&args), Counts { ok: 100, errors: 0 });
-    assert_eq!(
-        served.load(Ordering::SeqCst),
-        100,
-        "requests the server answered"
-    );
+    every_request_answered_once(h2_server(false, 25));
 }
 
 /// A connection whose handshake fails leaves none of its share of the schedule unsent or
 /// uncounted: the requests go on the next connection.
 #[test]
 fn h2_connects_again_after_a_failed_handshake_and_counts_every_request() {
-    let (addr, served) = h2_server(true, usize::MAX);
+    every_request_answered_once(h2_server(true, usize::MAX));
+}
+
+/// Runs [`h2_run`]'s 100 requests against `server` (its address and its count of requests
+/// answered): every one is answered, with no error, and the server answered each once.
+fn every_request_answered_once((addr, served): (SocketAddr, Arc<AtomicUsize>)) {
     let args = h2_run(addr);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(open(&args), Counts { ok: 100, errors: 0 });
