@@ -495,17 +495,6 @@ async fn write_out(
     written
 }
 
-async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), GatewayError> {
-    if !out.is_empty() {
-        stream
-            .write_all(out)
-            .await
-            .map_err(|_| GatewayError::bad_request("client went away"))?;
-        out.clear();
-    }
-    Ok(())
-}
-
 /// Reads until a whole head is buffered. `Ok(None)` when the client closed or idled out between requests.
 async fn read_head<A>(
     shard: &Rc<Shard>,
@@ -616,7 +605,10 @@ async fn read_body(
 ) -> Result<Bytes, GatewayError> {
     if let Some(out) = continue_to {
         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        flush(stream, out).await?;
+        // A body written from where it lies went out with its head (`serve`): none waits here.
+        write_out(stream, out, &mut Bytes::new())
+            .await
+            .map_err(|_| GatewayError::bad_request("client went away"))?;
     }
     // The time left for the body: all of `limit` at the first wait, which starts it, then what
     // remains of it. One clock reading per wait.

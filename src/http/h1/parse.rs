@@ -69,8 +69,7 @@ impl Seen {
         Seen {
             path: req
                 .path
-                .and_then(|target| origin_form(Bytes::copy_from_slice(target.as_bytes())).ok())
-                .map(|target| split_path_query(target).0),
+                .and_then(|target| path_of(Bytes::copy_from_slice(target.as_bytes()))),
             request_id: request_id_among_lines(read),
             head_only: req.method == Some("HEAD"),
         }
@@ -84,6 +83,13 @@ impl Seen {
             head_only: head.method == http::Method::HEAD,
         }
     }
+}
+
+/// The path of a refused request's `target`, if it has one, for its error answer.
+fn path_of(target: Bytes) -> Option<Bytes> {
+    origin_form(target)
+        .ok()
+        .map(|target| split_path_query(target).0)
 }
 
 /// The first usable `x-request-id` among the complete field lines of `head` (a head's bytes as
@@ -242,9 +248,7 @@ impl HeadSpans<'_> {
     fn seen(&self, head: &Bytes) -> Seen {
         let slice = |(start, len): (usize, usize)| head.slice(start..start + len);
         Seen {
-            path: origin_form(slice(self.target))
-                .ok()
-                .map(|t| split_path_query(t).0),
+            path: path_of(slice(self.target)),
             request_id: self
                 .headers
                 .iter()
