@@ -382,7 +382,6 @@ mod tests {
                 .expect_err("the server answers UNIMPLEMENTED");
                 assert_eq!(failure.error.kind, ErrorKind::Grpc(GrpcCode::Unimplemented));
             }
-            lease.discard();
             drop((lease, pool));
             let heads = server.await;
             assert_eq!(heads.len(), deadlines.len());

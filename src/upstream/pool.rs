@@ -336,13 +336,6 @@ impl Lease {
         }
     }
 
-    /// Marks the connection unusable so no further call picks it. The gateway's choice: not the
-    /// instance dropping it.
-    #[cfg(test)]
-    pub fn discard(&self) {
-        self.state.closed.set(true);
-    }
-
     /// The backend ended the connection (its GOAWAY, a reset, an I/O error) under this call:
     /// retired, and counted against the instance if no answer arrived on it (module docs).
     pub fn ended_by_backend(&self) {
