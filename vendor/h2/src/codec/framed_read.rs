@@ -139,7 +139,7 @@ impl<T> FramedRead<T> {
         FramedRead { inner, decoder }
     }
 
-    /// switchyard patch: the read buffer's capacity, for the test of `Codec::with_read_capacity`.
+    /// switchyard patch: the read buffer's capacity, for the test of `Codec::with_capacities`.
     #[cfg(test)]
     pub(crate) fn read_capacity(&self) -> usize {
         self.inner.read_buffer().capacity()

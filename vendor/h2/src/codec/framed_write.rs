@@ -82,7 +82,9 @@ where
     T: AsyncWrite + Unpin,
     B: Buf,
 {
-    pub fn new(inner: T) -> FramedWrite<T, B> {
+    /// switchyard patch: in place of `new`, a `FramedWrite` whose write buffer holds `capacity`
+    /// bytes (at least the default, which a HEADERS frame of the minimum MAX_FRAME_SIZE needs).
+    pub fn with_capacity(inner: T, capacity: usize) -> FramedWrite<T, B> {
         let chain_threshold = if inner.is_write_vectored() {
             CHAIN_THRESHOLD
         } else {
@@ -93,7 +95,9 @@ where
             final_flush_done: false,
             encoder: Encoder {
                 hpack: hpack::Encoder::default(),
-                buf: Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY)),
+                buf: Cursor::new(BytesMut::with_capacity(
+                    capacity.max(DEFAULT_BUFFER_CAPACITY),
+                )),
                 next: None,
                 last_data_frame: None,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
@@ -118,6 +122,12 @@ where
         }
 
         Poll::Ready(Ok(()))
+    }
+
+    /// switchyard patch: the write buffer's capacity, for the test of `Codec::with_capacities`.
+    #[cfg(test)]
+    pub(crate) fn write_capacity(&self) -> usize {
+        self.encoder.buf.get_ref().capacity()
     }
 
     /// Returns whether a frame can be buffered without first flushing the
@@ -431,7 +441,8 @@ mod switchyard_tests {
     #[test]
     fn data_frames_that_fit_the_buffer_share_one_write() {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let mut io = FramedWrite::<_, Bytes>::new(Writes::default());
+        let mut io =
+            FramedWrite::<_, Bytes>::with_capacity(Writes::default(), DEFAULT_BUFFER_CAPACITY);
         for id in [1, 3, 5] {
             assert!(io.has_capacity(), "room for stream {id}'s frame");
             io.buffer(data(id, 4096)).unwrap();
@@ -443,7 +454,8 @@ mod switchyard_tests {
     #[test]
     fn a_data_frame_larger_than_the_spare_room_is_still_chained() {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let mut io = FramedWrite::<_, Bytes>::new(Writes::default());
+        let mut io =
+            FramedWrite::<_, Bytes>::with_capacity(Writes::default(), DEFAULT_BUFFER_CAPACITY);
         // 12 KiB fits the empty 16 KiB buffer and is copied; 8 KiB does not fit what is left and
         // is chained: nothing more is buffered until it is written.
         io.buffer(data(1, 12 << 10)).unwrap();
@@ -454,5 +466,18 @@ mod switchyard_tests {
             io.get_mut().0,
             vec![2 * frame::HEADER_LEN + (12 << 10) + (8 << 10)]
         );
+    }
+
+    #[test]
+    fn a_larger_write_buffer_takes_more_frames_into_one_write() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut io = FramedWrite::<_, Bytes>::with_capacity(Writes::default(), 64 << 10);
+        // Fifteen 4 KiB frames fit 64 KiB; the default buffer takes three before it must write.
+        for id in (1..30).step_by(2) {
+            assert!(io.has_capacity(), "room for stream {id}'s frame");
+            io.buffer(data(id, 4096)).unwrap();
+        }
+        assert!(io.flush(&mut cx).is_ready());
+        assert_eq!(io.get_mut().0, vec![15 * (frame::HEADER_LEN + 4096)]);
     }
 }

@@ -41,19 +41,27 @@ where
 
     /// Returns a new `Codec` with the given maximum frame size
     pub fn with_max_recv_frame_size(io: T, max_frame_size: usize) -> Self {
-        Self::with_read_capacity(io, max_frame_size, DEFAULT_READ_CAPACITY)
+        Self::with_capacities(io, max_frame_size, DEFAULT_READ_CAPACITY, 0)
     }
 
-    /// switchyard patch: a `Codec` whose read buffer starts at `read_capacity` bytes.
+    /// switchyard patch: a `Codec` whose read buffer starts at `read_capacity` bytes and whose
+    /// write buffer holds `write_capacity` (at least FramedWrite's default).
     ///
     /// Received frames are split off the read buffer and stay referenced until the
     /// application is done with them, so once the buffer is full it is rarely the sole owner
     /// of its memory and the next frame's reservation allocates a new buffer of the size the
     /// first one had. A client carrying many concurrent calls with bodies of some KiB (a
     /// gateway's connection to a backend) reallocated about once per 4 KiB answer at 8 KiB.
-    pub fn with_read_capacity(io: T, max_frame_size: usize, read_capacity: usize) -> Self {
+    /// Frames queued while the write buffer has room leave in one write, so its size bounds how
+    /// many calls share one.
+    pub fn with_capacities(
+        io: T,
+        max_frame_size: usize,
+        read_capacity: usize,
+        write_capacity: usize,
+    ) -> Self {
         // Wrap with writer
-        let framed_write = FramedWrite::new(io);
+        let framed_write = FramedWrite::with_capacity(io, write_capacity);
 
         // Delimit the frames (switchyard patch: with h2's own splitter, see `FrameSplitter`;
         // the limit is set below).
@@ -223,7 +231,7 @@ where
     }
 }
 
-// switchyard patch: the test of `Codec::with_read_capacity`.
+// switchyard patch: the test of `Codec::with_capacities`.
 #[cfg(test)]
 mod switchyard_tests {
     use super::*;
@@ -299,10 +307,20 @@ mod switchyard_tests {
     #[test]
     fn the_read_buffer_starts_at_the_capacity_asked_for() {
         let (a, b) = tokio::io::duplex(64);
-        let client: Codec<_, bytes::Bytes> = Codec::with_read_capacity(a, 16_384, 64 * 1024);
+        let client: Codec<_, bytes::Bytes> = Codec::with_capacities(a, 16_384, 64 * 1024, 0);
         assert!(client.inner.read_capacity() >= 64 * 1024);
         let server: Codec<_, bytes::Bytes> = Codec::new(b);
         let default = server.inner.read_capacity();
         assert!((DEFAULT_READ_CAPACITY..64 * 1024).contains(&default));
+    }
+
+    #[test]
+    fn the_write_buffer_holds_the_capacity_asked_for() {
+        let (a, b) = tokio::io::duplex(64);
+        let client: Codec<_, bytes::Bytes> = Codec::with_capacities(a, 16_384, 0, 64 * 1024);
+        assert!(client.inner.get_ref().write_capacity() >= 64 * 1024);
+        let server: Codec<_, bytes::Bytes> = Codec::new(b);
+        let default = server.inner.get_ref().write_capacity();
+        assert!((16 * 1024..64 * 1024).contains(&default));
     }
 }
