@@ -127,7 +127,9 @@ fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
     let query = query.ok_or("A GraphQL GET request needs a \"query\" parameter.")?;
     let variables = match variables.as_deref().map(str::trim) {
         None | Some("") | Some("null") => None,
-        Some(text) => match serde_json::from_str::<Json>(text) {
+        Some(text) => match check_values(text.as_bytes(), "The \"variables\" parameter")
+            .map(|()| serde_json::from_str::<Json>(text))?
+        {
             Ok(Json::Object(map)) => Some(map),
             Err(e) if too_deep(&e, text.as_bytes()) => {
                 return Err(format!(
@@ -155,8 +157,27 @@ fn too_deep(error: &serde_json::Error, text: &[u8]) -> bool {
     error.is_syntax() && nested_deeper_than(text, JSON_MAX_DEPTH)
 }
 
-/// Whether arrays and objects in JSON `text` (strings skipped) nest deeper than `limit`.
-pub(crate) fn nested_deeper_than(text: &[u8], limit: usize) -> bool {
+/// Most JSON values (scalars, arrays and objects, counted as [`Shape::values`] counts them) a
+/// GraphQL POST's body or a GET's `variables` may hold. The variables become a `serde_json` tree
+/// that the request carries through the engine at ~170 bytes a value (2,000,000 zeros in a 4 MB
+/// body held 350 MB until the request ended); 65,536 keeps that near 11 MiB, a few times the body
+/// limit, and is far more than the variables of a GraphQL request hold. A JSON body for a backend
+/// larger than that goes over REST, which forwards its bytes as they are.
+pub(crate) const MAX_JSON_VALUES: usize = 65_536;
+
+/// What JSON `text` holds outside its strings.
+struct Shape {
+    /// How deep its arrays and objects nest.
+    depth: usize,
+    /// An upper bound on its values: one, plus one per comma and per array or object opened.
+    values: usize,
+}
+
+fn shape(text: &[u8]) -> Shape {
+    let mut shape = Shape {
+        depth: 0,
+        values: 1,
+    };
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -174,15 +195,36 @@ pub(crate) fn nested_deeper_than(text: &[u8], limit: usize) -> bool {
             b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
-                if depth > limit {
-                    return true;
-                }
+                shape.depth = shape.depth.max(depth);
+                shape.values += 1;
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' => shape.values += 1,
             _ => {}
         }
     }
-    false
+    shape
+}
+
+/// Whether arrays and objects in JSON `text` (strings skipped) nest deeper than `limit`.
+pub(crate) fn nested_deeper_than(text: &[u8], limit: usize) -> bool {
+    shape(text).depth > limit
+}
+
+/// [`Shape::values`] of JSON `text`.
+pub(crate) fn json_values(text: &[u8]) -> usize {
+    shape(text).values
+}
+
+/// Refuses JSON `text` (`what` names it) holding more than [`MAX_JSON_VALUES`] values, before it is
+/// parsed into a tree.
+fn check_values(text: &[u8], what: &str) -> Result<(), String> {
+    if json_values(text) > MAX_JSON_VALUES {
+        return Err(format!(
+            "{what} holds too many JSON values: at most {MAX_JSON_VALUES} (arrays, objects and scalars) are accepted."
+        ));
+    }
+    Ok(())
 }
 
 /// `application/x-www-form-urlencoded` decoding of one name or value.
@@ -195,6 +237,7 @@ fn form_decode(text: &str) -> Result<String, String> {
 }
 
 fn decode_post(body: &[u8]) -> Result<GraphQLRequest, String> {
+    check_values(body, "The body of a GraphQL POST")?;
     let mut object = match serde_json::from_slice::<Json>(body) {
         Ok(Json::Object(object)) => object,
         Err(e) if too_deep(&e, body) => {

@@ -1273,6 +1273,32 @@ fn json_nested_beyond_serde_json_limit_is_named_as_such() {
 }
 
 #[test]
+fn json_values_are_counted_before_parsing_and_bounded() {
+    // Exact when no array or object is empty (an empty one counts one more).
+    for (text, values) in [
+        ("0", 1),
+        (r#"[0,[1,2],{"a":3,"b":[4]}]"#, 9),
+        (r#"{"k,[{": "v,]}", "n": [1]}"#, 4),
+    ] {
+        assert_eq!(http::json_values(text.as_bytes()), values, "{text}");
+    }
+    // `{"b":[0,...]}` is n + 2 values: the GET `variables` at the limit pass, one more is refused.
+    let backend = Mock::new(&["a"]);
+    let variables = |zeros: usize| {
+        let zeros = vec!["0"; zeros].join(",");
+        format!("query=%7Ba%7D&variables=%7B%22b%22%3A%5B{zeros}%5D%7D")
+    };
+    let (status, json) = get(&backend, &variables(http::MAX_JSON_VALUES - 2));
+    assert_eq!((status, &json["data"]), (200, &json!({"a": {}})));
+    let (status, json) = get(&backend, &variables(http::MAX_JSON_VALUES - 1));
+    assert_eq!(status, 400);
+    assert_eq!(
+        messages(&json),
+        ["The \"variables\" parameter holds too many JSON values: at most 65536 (arrays, objects and scalars) are accepted."]
+    );
+}
+
+#[test]
 fn media_type_decides_the_status_of_request_errors() {
     let backend = Mock::new(&["a"]);
     let request = |accept| HttpRequest {
