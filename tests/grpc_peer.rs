@@ -218,20 +218,19 @@ fn grpcio_peer_header_values_are_trimmed() {
 }
 
 /// A HEAD answered without a body announces the length the backend declared for it (what a GET
-/// would get, RFC 9110 §9.3.2), as nginx passes it on; any other answer announces its body's.
+/// would get, RFC 9110 §9.3.2), as nginx passes it on, and no length when the backend declared
+/// none it could use (rather than 0, which says the resource is empty); any other answer
+/// announces its body's.
 #[test]
 fn grpcio_peer_head_keeps_the_declared_length() {
     let gw = Gateway::start();
     let peer = GrpcPeer::start();
     register(&gw, "peer", "py1", &peer.addr);
-    let spec = |body: &str| {
-        serde_json::json!({
-            "status": 200,
-            "headers": [["content-length", "1234"]],
-            "body": body,
-        })
-        .to_string()
+    let answer = |lengths: &[&str], body: &str| {
+        let headers: Vec<_> = lengths.iter().map(|l| ["content-length", l]).collect();
+        serde_json::json!({"status": 200, "headers": headers, "body": body}).to_string()
     };
+    let spec = |body: &str| answer(&["1234"], body);
     for h2 in [false, true] {
         let with_h2 = |mut req: Http| {
             if h2 {
@@ -242,6 +241,24 @@ fn grpcio_peer_head_keeps_the_declared_length() {
         let head = with_h2(http("HEAD", gw.url("/peer/reply")).header("x-reply", &spec("")));
         assert_eq!(head.status, 200, "h2 {h2}");
         assert_eq!(head.header("content-length"), Some("1234"), "h2 {h2}");
+        let declared: [(&[&str], _); 6] = [
+            (&["5, 5"], Some("5")),
+            (&["5", "5"], Some("5")),
+            (&["5", "6"], None),
+            (&["12x"], None),
+            (&["99999999999999999999999"], None),
+            (&[], None),
+        ];
+        for (lengths, announced) in declared {
+            let reply = answer(lengths, "");
+            let head = with_h2(http("HEAD", gw.url("/peer/reply")).header("x-reply", &reply));
+            assert_eq!(head.status, 200, "h2 {h2} {lengths:?}");
+            assert_eq!(
+                head.header("content-length"),
+                announced,
+                "h2 {h2} {lengths:?}"
+            );
+        }
         // A GET's empty body is what it is, whatever the backend said.
         let get = with_h2(http("GET", gw.url("/peer/reply")).header("x-reply", &spec("")));
         assert_eq!(get.header("content-length"), Some("0"), "h2 {h2}");

@@ -554,11 +554,11 @@ async fn send_response(
             http::HeaderValue::from_bytes(&date).expect("an IMF-fixdate is a header value"),
         );
     }
-    if !response.bodiless_status() {
-        head = head.header(
-            http::header::CONTENT_LENGTH,
-            response.content_length(head_request),
-        );
+    if let Some(length) = response
+        .content_length(head_request)
+        .filter(|_| !response.bodiless_status())
+    {
+        head = head.header(http::header::CONTENT_LENGTH, length);
     }
     let head = match head.body(()) {
         Ok(head) => head,

@@ -204,23 +204,34 @@ impl Response {
         self.status < 200 || self.status == 204 || self.status == 304
     }
 
-    /// The `content-length` to send: the body's, except that a HEAD answered without a body
-    /// announces the length the backend declared, the one a GET would have (RFC 9110 §9.3.2), as
-    /// nginx passes it on. (A backend header list the gateway had to copy, for upper-case names,
-    /// no longer holds it: such a HEAD announces 0.)
-    pub fn content_length(&self, head_request: bool) -> u64 {
-        let declared = || {
-            self.backend_headers
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-                .map(|(_, value)| value.trim_matches([' ', '\t']))
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse().ok())
-        };
-        match head_request && self.body.is_empty() {
-            true => declared().unwrap_or(0),
-            false => self.body.len() as u64,
+    /// The `content-length` to send: the body's, except for a HEAD answered without a body: the
+    /// length the backend declared, the one a GET would have (RFC 9110 §9.3.2), as nginx passes it
+    /// on; or none when the backend declared none or none usable (not a length, or lengths that
+    /// differ; repeats of one length are that length, RFC 9110 §8.6), rather than claim the
+    /// resource is empty. (A backend header list the gateway had to copy, for upper-case names,
+    /// no longer holds it: such a HEAD announces none either.)
+    pub fn content_length(&self, head_request: bool) -> Option<u64> {
+        if !(head_request && self.body.is_empty()) {
+            return Some(self.body.len() as u64);
         }
+        let mut declared = None;
+        let values = self
+            .backend_headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .flat_map(|(_, value)| value.split(','));
+        for value in values {
+            let value = value.trim_matches([' ', '\t']);
+            let length = match value.bytes().all(|b| b.is_ascii_digit()) {
+                true => value.parse::<u64>().ok()?,
+                false => return None,
+            };
+            if declared.is_some_and(|d| d != length) {
+                return None;
+            }
+            declared = Some(length);
+        }
+        declared
     }
 
     /// The first value of header `name`.

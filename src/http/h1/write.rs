@@ -57,13 +57,12 @@ pub fn encode_head(
         out.extend_from_slice(b"\r\n");
     }
     let bodiless_status = response.bodiless_status();
-    if !bodiless_status {
+    if let Some(length) = response
+        .content_length(head_request)
+        .filter(|_| !bodiless_status)
+    {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(
-            digits
-                .format(response.content_length(head_request))
-                .as_bytes(),
-        );
+        out.extend_from_slice(digits.format(length).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if close {
