@@ -78,7 +78,7 @@ pub fn route(shard: &Shard, head: &RequestHead<'_>) -> Result<Endpoint, GatewayE
             Some((service, instance)) => instance_write(shard, head, service, instance),
             None => Err(GatewayError::new(
                 ErrorKind::NotFound,
-                format!("no gateway endpoint `{}`", path.escape_default()),
+                format!("no gateway endpoint `{}`", path.escape_debug()),
             )),
         },
     }

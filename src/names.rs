@@ -25,7 +25,7 @@ impl ServiceName {
         if !is_service_name(name) {
             return Err(InvalidName(format!(
                 "service name `{}` is not a DNS label (lower-case letters, digits and inner '-', 1 to 63 characters)",
-                name.escape_default()
+                name.escape_debug()
             )));
         }
         if name == "graphql" {
@@ -81,7 +81,7 @@ impl InstanceId {
         if !ok {
             return Err(InvalidName(format!(
                 "instance name `{}` must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
-                id.escape_default()
+                id.escape_debug()
             )));
         }
         Ok(InstanceId(id.into()))
@@ -117,7 +117,7 @@ impl Address {
 
     /// Checks the `host:port` syntax without resolving the host (cheap; safe on a shard).
     pub fn check(text: &str) -> Result<(&str, u16), InvalidName> {
-        let bad = |why: &str| InvalidName(format!("address `{}` {why}", text.escape_default()));
+        let bad = |why: &str| InvalidName(format!("address `{}` {why}", text.escape_debug()));
         if text.is_empty() || text.len() > Self::MAX_LEN {
             return Err(bad("must be host:port"));
         }
@@ -282,6 +282,18 @@ mod tests {
         ] {
             assert!(ServiceName::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn refusals_quote_the_name_as_written_but_for_control_characters() {
+        let message = |r: Result<(&str, u16), InvalidName>| r.unwrap_err().0;
+        assert_eq!(
+            message(Address::check("é.com:80")),
+            "address `é.com:80` has no valid host (an IPv4 address, [IPv6 address] or DNS name)"
+        );
+        assert!(message(Address::check("a\u{1b}[31m:80")).contains("a\\u{1b}[31m:80"));
+        let service = ServiceName::parse("ü\n").unwrap_err().0;
+        assert!(service.starts_with("service name `ü\\n`"), "{service}");
     }
 
     #[test]

@@ -383,10 +383,16 @@ fn exceeded(shape: Shape, limits: &Limits, what: &str, all: bool) -> Vec<GraphQL
         ));
     }
     if shape.fields > limits.max_tokens {
+        // The count saturates (fragments that double at every level): then it is a lower bound.
+        let at_least = if shape.fields == usize::MAX {
+            "at least "
+        } else {
+            ""
+        };
         errors.push(GraphQLError::request(
             Code::TooManyTokens,
             format!(
-                "With fragments expanded the {what} selects {} fields, more than the limit of {}.",
+                "With fragments expanded the {what} selects {at_least}{} fields, more than the limit of {}.",
                 shape.fields, limits.max_tokens
             ),
         ));

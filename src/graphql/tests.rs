@@ -1673,6 +1673,18 @@ fn depth_and_expansion_are_limited_in_every_operation_and_unused_fragment() {
         "With fragments expanded the operation \"B\" selects 1048576 fields",
         Some((1, 24)),
     );
+    // Past what a count holds, the count is a lower bound, and says so.
+    let document = format!("{{ ...F70 }} {}", doubling_fragments(70, "echo"));
+    let (_, body) = post(&Mock::new(&["echo"]), &document);
+    assert_request_error(
+        &body,
+        "TOO_MANY_TOKENS",
+        &format!(
+            "With fragments expanded the operation selects at least {} fields",
+            usize::MAX
+        ),
+        Some((1, 1)),
+    );
 }
 
 #[test]
