@@ -335,3 +335,44 @@ fn expect_continue_h2() {
         assert!(refused.informational.is_empty(), "{path}: no 100");
     }
 }
+
+/// A body whose declared length is over the limit is refused for its length: the 413 does not
+/// wait for DATA the client never sends (it waited out the 60 s body deadline; here the deadline
+/// is ten minutes, and the client gives up after CURL_MAX_TIME_S).
+#[test]
+fn a_declared_length_over_the_limit_is_413_without_the_body_h2() {
+    let gw = Gateway::builder()
+        .args(&["--max-body-bytes", "1000", "--body-timeout-ms", "600000"])
+        .start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let request = http::Request::post(format!("http://{}/echo/x", gw.addr))
+        .header("content-length", "1200")
+        .body(())
+        .unwrap();
+    let (status, _) = h2_send(gw.addr, request, false);
+    assert_eq!(status, 413);
+}
+
+/// Spaces and tabs around a value are not part of it (RFC 9110 §5.5): a backend sees the same
+/// value whichever protocol the client spoke (HTTP/1.1's parser drops them too).
+#[test]
+fn values_lose_surrounding_whitespace_as_over_http1_h2() {
+    let (gw, _echo) = setup();
+    let request = http::Request::get(format!("http://{}/echo/h", gw.addr))
+        .header("x-a", "   lead  ")
+        .header("x-b", "a\tb \t")
+        .header("cookie", " a=1 ")
+        .header("cookie", "b=2\t")
+        .body(())
+        .unwrap();
+    let (status, body) = h2_send(gw.addr, request, true);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let headers: Vec<_> = echoed_headers(&v)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("x-") || n == "cookie")
+        .collect();
+    let expected = [("x-a", "lead"), ("x-b", "a\tb"), ("cookie", "a=1; b=2")];
+    let expected: Vec<_> = expected.map(|(n, v)| (n.to_string(), v.to_string())).into();
+    assert_eq!(headers, expected);
+}

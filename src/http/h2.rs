@@ -390,7 +390,11 @@ async fn read_parts(
         if authority.is_some() && name == http::header::HOST {
             continue;
         }
-        if !crate::utf8::is_text(value.as_bytes()) {
+        // Surrounding spaces and tabs are not part of a value (RFC 9110 §5.5); HTTP/2 calls a
+        // value with them malformed (RFC 9113 §8.2.1). They are dropped, as HTTP/1.1's parser
+        // drops them, so a backend sees the same value over either protocol.
+        let value = value.as_bytes().trim_ascii();
+        if !crate::utf8::is_text(value) {
             return Err(GatewayError::bad_request(format!(
                 "header `{name}` has a value that is not UTF-8"
             )));
@@ -401,7 +405,7 @@ async fn read_parts(
                 let mut crumbs = BytesMut::with_capacity(joined.len() + 2 + value.len());
                 crumbs.extend_from_slice(joined);
                 crumbs.extend_from_slice(b"; ");
-                crumbs.extend_from_slice(value.as_bytes());
+                crumbs.extend_from_slice(value);
                 *joined = crumbs.freeze();
                 continue;
             }
@@ -409,7 +413,7 @@ async fn read_parts(
         }
         headers.push(Field::new(
             Bytes::copy_from_slice(name.as_str().as_bytes()),
-            Bytes::copy_from_slice(value.as_bytes()),
+            Bytes::copy_from_slice(value),
         ));
     }
     let path_and_query = parts
@@ -431,8 +435,11 @@ async fn read_parts(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
+        // The length decides it: what the client is still sending is read for a short while so
+        // the answer comes after it (see `discard_rest`), not until the body's deadline, which
+        // a client that sends nothing more would make it wait out.
         if !expects_continue {
-            discard_rest(body, deadline).await;
+            discard_rest(body, Instant::now() + LINGER).await;
         }
         return Err(too_large());
     }

@@ -1188,14 +1188,15 @@ fn parse_status_line(line: &str) -> Option<(String, u16)> {
     Some((version, status))
 }
 
-/// Sends every path in `paths` as concurrent streams on ONE HTTP/2 connection to `addr` and returns
-/// `(status, body)` per path, in the order given.
-///
-/// curl 7.88's `--parallel` with `--http2-prior-knowledge` fails with "Error in the HTTP2 framing
-/// layer" against any server (nghttpd too), so this uses the h2 crate's client on a glommio executor.
-pub fn h2_parallel(addr: SocketAddr, paths: &[String]) -> Vec<(u16, Vec<u8>)> {
+/// Runs `calls` with an HTTP/2 client (the h2 crate's, on a glommio executor) connected to `addr`
+/// with prior knowledge; panics if they have not finished within [`CURL_MAX_TIME_S`].
+fn with_h2_client<F, Fut, T>(addr: SocketAddr, calls: F) -> T
+where
+    F: FnOnce(h2::client::SendRequest<bytes::Bytes>) -> Fut + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: 'static,
+{
     use switchyard::io::TokioIo;
-    let paths = paths.to_vec();
     let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(256 << 10)
         .make()
@@ -1212,34 +1213,61 @@ pub fn h2_parallel(addr: SocketAddr, paths: &[String]) -> Vec<(u16, Vec<u8>)> {
                 let _ = conn.await;
             })
             .detach();
-            let calls = paths.iter().map(|p| {
-                let mut client = client.clone();
-                let uri = format!("http://{addr}{p}");
-                async move {
-                    client = client.ready().await.expect("ready");
-                    let req = http::Request::get(uri).body(()).unwrap();
-                    let (resp, _) = client.send_request(req, true).expect("send");
-                    let resp = resp.await.expect("response");
-                    let status = resp.status().as_u16();
-                    let mut body = resp.into_body();
-                    let mut out = Vec::new();
-                    while let Some(chunk) = body.data().await {
-                        let chunk = chunk.expect("body");
-                        let _ = body.flow_control().release_capacity(chunk.len());
-                        out.extend_from_slice(&chunk);
-                    }
-                    (status, out)
-                }
-            });
-            futures_util::future::join_all(calls).await
+            calls(client).await
         };
         let limit = glommio::timer::sleep(Duration::from_secs(CURL_MAX_TIME_S as u64));
         futures_lite::future::or(work, async {
             limit.await;
-            panic!("h2_parallel: no answer within {CURL_MAX_TIME_S} s");
+            panic!("HTTP/2 client: no answer within {CURL_MAX_TIME_S} s");
         })
         .await
     })
+}
+
+/// Sends `request` on `client` (ending the stream with its head when `end_stream`, else never:
+/// the body does not come) and reads the answer: `(status, body)`.
+async fn h2_call(
+    mut client: h2::client::SendRequest<bytes::Bytes>,
+    request: http::Request<()>,
+    end_stream: bool,
+) -> (u16, Vec<u8>) {
+    client = client.ready().await.expect("ready");
+    let (resp, _body) = client.send_request(request, end_stream).expect("send");
+    let resp = resp.await.expect("response");
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut out = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("body");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        out.extend_from_slice(&chunk);
+    }
+    (status, out)
+}
+
+/// Sends every path in `paths` as concurrent streams on ONE HTTP/2 connection to `addr` and returns
+/// `(status, body)` per path, in the order given.
+///
+/// curl 7.88's `--parallel` with `--http2-prior-knowledge` fails with "Error in the HTTP2 framing
+/// layer" against any server (nghttpd too), so this uses the h2 crate's client on a glommio executor.
+pub fn h2_parallel(addr: SocketAddr, paths: &[String]) -> Vec<(u16, Vec<u8>)> {
+    let paths = paths.to_vec();
+    with_h2_client(addr, move |client| {
+        let calls = paths.into_iter().map(move |p| {
+            let request = http::Request::get(format!("http://{addr}{p}"))
+                .body(())
+                .unwrap();
+            h2_call(client.clone(), request, true)
+        });
+        futures_util::future::join_all(calls)
+    })
+}
+
+/// Sends `request` over HTTP/2 with the h2 crate's client, for heads curl would not send as
+/// they are (surrounding spaces in a value) or bodies it would not leave unsent: ends the stream
+/// with the head when `end_stream`, else never sends the body. Returns `(status, body)`.
+pub fn h2_send(addr: SocketAddr, request: http::Request<()>, end_stream: bool) -> (u16, Vec<u8>) {
+    with_h2_client(addr, move |client| h2_call(client, request, end_stream))
 }
 
 // ---------------------------------------------------------------------------------------------
