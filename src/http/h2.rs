@@ -498,7 +498,11 @@ fn check_header_limits(
     parts: &http::request::Parts,
     config: &crate::config::Config,
 ) -> Result<(), GatewayError> {
-    if parts.headers.len() > config.max_headers {
+    // `:authority` is forwarded as `host` (a `host` beside it is dropped), so it counts as the
+    // header it becomes, as HTTP/1.1 counts its Host.
+    let becomes_host =
+        parts.uri.authority().is_some() && !parts.headers.contains_key(http::header::HOST);
+    if parts.headers.len() + usize::from(becomes_host) > config.max_headers {
         return Err(GatewayError::headers_too_large("header count"));
     }
     let pseudo = [
