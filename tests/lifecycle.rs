@@ -239,6 +239,7 @@ const FRAME_RST_STREAM: u8 = 3;
 const FRAME_SETTINGS: u8 = 4;
 const FRAME_PING: u8 = 6;
 const FRAME_GOAWAY: u8 = 7;
+const FRAME_WINDOW_UPDATE: u8 = 8;
 const FLAG_END_STREAM: u8 = 1;
 const FLAG_ACK: u8 = 1;
 /// RST_STREAM and GOAWAY error codes (RFC 9113 §7).
@@ -402,6 +403,46 @@ fn over_http2_an_answer_the_client_takes_no_window_for_is_reset() {
         .find(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
         .expect("stream 1 reset");
     assert_eq!(error_code(reset), CANCEL);
+}
+
+#[test]
+fn over_http2_a_window_opened_a_byte_at_a_time_does_not_keep_an_answer() {
+    // The client opens its stream window one byte four times per idle timeout: each opening lets
+    // a byte out, but the answer never moves on by a frame's worth, so the stream is reset as
+    // if no window had opened (it was kept as long as the trickle lasted).
+    let (gw, _echo) = quickly_idle_gateway();
+    let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+    h2_get_stream_1(&mut c, "/echo/bytes/100000");
+    let mut seen = Vec::new();
+    // Forty openings: ten idle timeouts, far past the one the reset is due after.
+    for _ in 0..40 {
+        let mut update = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0, 0, 0, 0, 1];
+        update.extend_from_slice(&1u32.to_be_bytes());
+        c.send(&update);
+        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(75));
+        seen.extend(frames);
+        if closed
+            || seen
+                .iter()
+                .any(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
+        {
+            break;
+        }
+    }
+    let reset = seen
+        .iter()
+        .find(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
+        .expect("stream 1 reset while its window opened a byte at a time");
+    assert_eq!(error_code(reset), CANCEL);
+    let sent: usize = seen
+        .iter()
+        .filter(|f| f.kind == FRAME_DATA && f.stream == 1)
+        .map(|f| f.payload.len())
+        .sum();
+    assert!(
+        sent < 100,
+        "a byte per opening went out, not the answer: {sent}"
+    );
 }
 
 #[test]

@@ -53,6 +53,11 @@ const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
 /// HTTP/1.1's lingering close): time for a client that was waiting for `100 Continue` to see the
 /// answer and stop.
 const LINGER: Duration = Duration::from_secs(2);
+/// Least an answer must go out by, within the send timeout, for the client to count as reading
+/// it: one default-sized frame, which a client reading normally opens at once. A window opened a
+/// byte every few seconds kept 128 answers of 4 MiB in memory on one connection for as long as
+/// the client kept it up.
+const MIN_SEND_PROGRESS: usize = 16 << 10;
 /// Bytes RFC 9113 §6.5.2 adds to each field's name and value when sizing a header list.
 const FIELD_OVERHEAD: usize = 32;
 /// How long a connection that sent GOAWAY and has nothing open waits for the client's last frames
@@ -543,8 +548,9 @@ fn too_large() -> GatewayError {
     GatewayError::new(ErrorKind::BodyTooLarge, "request body is over the limit")
 }
 
-/// Sends `response`, its body as the client's window allows; a client that opens no window for
-/// `send_timeout` has the stream reset (the body is dropped with it).
+/// Sends `response`, its body as the client's window allows; a client whose window does not move
+/// it on by [`MIN_SEND_PROGRESS`] within `send_timeout` has the stream reset (the body is dropped
+/// with it).
 async fn send_response(
     respond: &mut SendResponse<Bytes>,
     response: Response,
@@ -583,9 +589,13 @@ async fn send_response(
     }
     let mut body = response.body;
     stream.reserve_capacity(body.len());
+    // The send timeout runs from the last time the window moved the answer on by
+    // MIN_SEND_PROGRESS: opening it a byte at a time does not keep the answer alive.
+    let mut deadline = Instant::now() + send_timeout;
+    let mut progress = 0;
     while !body.is_empty() {
         let window = std::future::poll_fn(|cx| stream.poll_capacity(cx));
-        let granted = match crate::timeout::within(send_timeout, window).await {
+        let granted = match crate::timeout::until(deadline, window).await {
             Some(Some(Ok(granted))) => granted,
             Some(_) => return Err(SendFailure::Stream),
             None => {
@@ -597,6 +607,11 @@ async fn send_response(
             continue;
         }
         let chunk = body.split_to(granted.min(body.len()));
+        progress += chunk.len();
+        if progress >= MIN_SEND_PROGRESS {
+            deadline = Instant::now() + send_timeout;
+            progress = 0;
+        }
         stream
             .send_data(chunk, body.is_empty())
             .map_err(|_| SendFailure::Stream)?;
