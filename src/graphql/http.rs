@@ -127,17 +127,20 @@ fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
     let query = query.ok_or("A GraphQL GET request needs a \"query\" parameter.")?;
     let variables = match variables.as_deref().map(str::trim) {
         None | Some("") | Some("null") => None,
-        Some(text) => match check_values(text.as_bytes(), "The \"variables\" parameter")
-            .map(|()| serde_json::from_str::<Json>(text))?
-        {
-            Ok(Json::Object(map)) => Some(map),
-            Err(e) if too_deep(&e, text.as_bytes()) => {
-                return Err(format!(
-                    "The \"variables\" parameter is nested too deeply: JSON arrays and objects may be nested at most {JSON_MAX_DEPTH} levels."
-                ))
+        Some(text) => {
+            check_values(text.as_bytes(), "The \"variables\" parameter")?;
+            match serde_json::from_str::<Json>(text) {
+                Ok(Json::Object(map)) => Some(map),
+                Err(e) if too_deep(&e, text.as_bytes()) => {
+                    return Err(format!(
+                        "The \"variables\" parameter is nested too deeply: JSON arrays and objects may be nested at most {JSON_MAX_DEPTH} levels."
+                    ))
+                }
+                _ => {
+                    return Err("The \"variables\" parameter must be a JSON object.".to_owned())
+                }
             }
-            _ => return Err("The \"variables\" parameter must be a JSON object.".to_owned()),
-        },
+        }
     };
     Ok(GraphQLRequest {
         query,
