@@ -457,6 +457,19 @@ mod tests {
         (owner, mailboxes)
     }
 
+    /// A deadline no write in these tests comes near.
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    fn users() -> ServiceName {
+        ServiceName::parse("users").unwrap()
+    }
+
+    fn u1() -> InstanceId {
+        InstanceId::parse("u1").unwrap()
+    }
+
     #[test]
     fn shards_are_caught_up_only_once_every_one_has_applied_the_last_batch() {
         let (mut owner, shards) = owner(2);
@@ -483,8 +496,8 @@ mod tests {
     fn a_write_past_its_deadline_changes_nothing() {
         let (mut owner, _shards) = owner(1);
         let upsert = || WriteOp::Upsert {
-            service: ServiceName::parse("users").unwrap(),
-            instance: InstanceId::parse("u1").unwrap(),
+            service: users(),
+            instance: u1(),
             address: "127.0.0.1:1".into(),
         };
         let late = owner.write(upsert(), Instant::now());
@@ -493,16 +506,13 @@ mod tests {
             "{late:?}"
         );
         assert_eq!(owner.state.instances().count(), 0, "nothing applied");
-        let in_time = owner.write(upsert(), Instant::now() + Duration::from_secs(5));
+        let in_time = owner.write(upsert(), later());
         assert_eq!(in_time.unwrap(), WriteOutcome::Created);
     }
 
     #[test]
     fn a_service_removed_for_refusals_is_counted_once_however_often_asked() {
         let (mut owner, _shards) = owner(1);
-        let later = || Instant::now() + Duration::from_secs(5);
-        let users = || ServiceName::parse("users").unwrap();
-        let u1 = || InstanceId::parse("u1").unwrap();
         let upsert = WriteOp::Upsert {
             service: users(),
             instance: u1(),
@@ -528,9 +538,6 @@ mod tests {
     #[test]
     fn a_removal_for_refusals_loses_to_a_registration_it_has_not_seen() {
         let (mut owner, _shards) = owner(1);
-        let later = || Instant::now() + Duration::from_secs(5);
-        let users = || ServiceName::parse("users").unwrap();
-        let u1 = || InstanceId::parse("u1").unwrap();
         // Registered at another gateway long ago, at an address that now refuses.
         assert!(owner.apply_remote(Event::users_u1(1_000, "node-0", Some("127.0.0.1:1"))));
         // node-0 registers it again at a new address, just before this gateway (its event not
@@ -556,12 +563,11 @@ mod tests {
     #[test]
     fn a_removal_for_refusals_loses_to_a_registration_on_a_state_ahead_of_the_clock() {
         let (mut owner, _shards) = owner(1);
-        let later = || Instant::now() + Duration::from_secs(5);
         let ahead = crate::sys::unix_millis() + 100_000_000;
         assert!(owner.apply_remote(Event::users_u1(ahead, "outside", Some("127.0.0.1:1"))));
         let remove = WriteOp::RemoveRefused {
-            service: ServiceName::parse("users").unwrap(),
-            instances: vec![(InstanceId::parse("u1").unwrap(), "127.0.0.1:1".into())],
+            service: users(),
+            instances: vec![(u1(), "127.0.0.1:1".into())],
         };
         assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
         // node-0 (below node-a: a tie would go to the removal) registered it on the same state.
@@ -569,8 +575,8 @@ mod tests {
         elsewhere.apply(Event::users_u1(ahead, "outside", Some("127.0.0.1:1")));
         let again = elsewhere
             .next_event(
-                &ServiceName::parse("users").unwrap(),
-                &InstanceId::parse("u1").unwrap(),
+                &users(),
+                &u1(),
                 Some(Address::parse("127.0.0.1:2").unwrap()),
                 "node-0",
                 crate::sys::unix_millis(),
@@ -588,10 +594,9 @@ mod tests {
     #[test]
     fn a_registration_this_gateway_holds_already_is_written_all_the_same() {
         let (mut owner, appended, _shards) = recording_owner();
-        let later = || Instant::now() + Duration::from_secs(5);
         let upsert = || WriteOp::Upsert {
-            service: ServiceName::parse("users").unwrap(),
-            instance: InstanceId::parse("u1").unwrap(),
+            service: users(),
+            instance: u1(),
             address: "127.0.0.1:1".into(),
         };
         assert_eq!(
@@ -611,10 +616,9 @@ mod tests {
     #[test]
     fn a_removal_of_what_this_gateway_does_not_hold_is_written_all_the_same() {
         let (mut owner, appended, _shards) = recording_owner();
-        let later = || Instant::now() + Duration::from_secs(5);
         let remove = WriteOp::Remove {
-            service: ServiceName::parse("users").unwrap(),
-            instance: InstanceId::parse("u1").unwrap(),
+            service: users(),
+            instance: u1(),
         };
         assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
         assert_eq!(appended.lock().unwrap().len(), 1, "written");
@@ -630,10 +634,9 @@ mod tests {
     #[test]
     fn a_key_held_at_the_highest_version_refuses_writes_and_stops_nothing() {
         let (mut owner, _shards) = owner(1);
-        let later = || Instant::now() + Duration::from_secs(5);
         assert!(owner.apply_remote(Event::users_u1(u64::MAX, "node-b", Some("127.0.0.1:1"))));
         let upsert = |instance: &str| WriteOp::Upsert {
-            service: ServiceName::parse("users").unwrap(),
+            service: users(),
             instance: InstanceId::parse(instance).unwrap(),
             address: "127.0.0.1:2".into(),
         };
@@ -643,8 +646,8 @@ mod tests {
             "{refused:?}"
         );
         let remove = WriteOp::RemoveRefused {
-            service: ServiceName::parse("users").unwrap(),
-            instances: vec![(InstanceId::parse("u1").unwrap(), "127.0.0.1:1".into())],
+            service: users(),
+            instances: vec![(u1(), "127.0.0.1:1".into())],
         };
         assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
         assert_eq!(
@@ -703,10 +706,9 @@ mod tests {
     #[test]
     fn a_concurrent_write_that_wins_but_lies_before_this_one_is_appended_again() {
         let (mut owner, appended, _shards) = recording_owner();
-        let later = || Instant::now() + Duration::from_secs(5);
         let upsert = |address: &str| WriteOp::Upsert {
-            service: ServiceName::parse("users").unwrap(),
-            instance: InstanceId::parse("u1").unwrap(),
+            service: users(),
+            instance: u1(),
             address: address.into(),
         };
         let at = |offset| LogPosition {
