@@ -271,10 +271,15 @@ fn h2_raw_with(gw: &Gateway, settings: &[(u16, u32)]) -> RawConn {
 
 /// Resets stream `id` with `code`.
 fn h2_reset(c: &mut RawConn, id: u32, code: u32) {
+    c.send(&h2_reset_frame(id, code));
+}
+
+/// A RST_STREAM frame for stream `id` with `code`.
+fn h2_reset_frame(id: u32, code: u32) -> Vec<u8> {
     let mut rst = vec![0, 0, 4, FRAME_RST_STREAM, 0];
     rst.extend_from_slice(&id.to_be_bytes());
     rst.extend_from_slice(&code.to_be_bytes());
-    c.send(&rst);
+    rst
 }
 
 /// Sends `GET http://x{path}` as stream 1: one HEADERS frame with END_STREAM | END_HEADERS, its
@@ -290,6 +295,11 @@ fn h2_get_stream_1_named(c: &mut RawConn, path: &str, authority: Option<&str>, h
 
 /// [`h2_get_stream_1_named`] on stream `id`.
 fn h2_get(c: &mut RawConn, id: u32, path: &str, authority: Option<&str>, host: Option<&str>) {
+    c.send(&h2_get_frame(id, path, authority, host));
+}
+
+/// The HEADERS frame [`h2_get`] sends.
+fn h2_get_frame(id: u32, path: &str, authority: Option<&str>, host: Option<&str>) -> Vec<u8> {
     let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
     block.extend_from_slice(path.as_bytes());
     if let Some(authority) = authority {
@@ -304,7 +314,7 @@ fn h2_get(c: &mut RawConn, id: u32, path: &str, authority: Option<&str>, host: O
     let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05];
     headers.extend_from_slice(&id.to_be_bytes());
     headers.extend_from_slice(&block);
-    c.send(&headers);
+    headers
 }
 
 /// Reads frames until the gateway closes the connection (or `RAW_READ_LIMIT` passes), answering
@@ -331,7 +341,9 @@ fn h2_read(c: &mut RawConn, answer_pings: bool, limit: Duration) -> (Vec<Frame>,
     c.stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let (mut buf, mut frames) = (Vec::new(), Vec::new());
+    // A frame read in part when the time runs out stays in `c.buf` for the next read: dropped,
+    // the next read would take the middle of a frame for a frame's head.
+    let (buf, mut frames) = (&mut c.buf, Vec::new());
     let mut chunk = [0u8; 16 << 10];
     while std::time::Instant::now() < deadline {
         match c.stream.read(&mut chunk) {
@@ -468,8 +480,14 @@ fn over_http2_a_client_that_resets_most_of_its_streams_is_closed() {
     for _round in 0..20 {
         let ids: Vec<u32> = (0..100).map(|i| next + 2 * i).collect();
         next += 200;
-        for &id in &ids {
-            h2_get(&mut c, id, "/echo/delay/5000", Some("x"), None);
+        // A write fails once the gateway has closed the connection (its GOAWAY is read below):
+        // it may do so while a round is on its way.
+        let round: Vec<u8> = ids
+            .iter()
+            .flat_map(|&id| h2_get_frame(id, "/echo/delay/5000", Some("x"), None))
+            .collect();
+        if !c.try_send(&round) {
+            break;
         }
         // Until the calls are in flight, or the gateway has closed the connection (then only the
         // scrape's own connection is open, and the GOAWAY is among the frames read below).
@@ -481,8 +499,12 @@ fn over_http2_a_client_that_resets_most_of_its_streams_is_closed() {
         if closed() {
             break;
         }
-        for &id in &ids {
-            h2_reset(&mut c, id, CANCEL);
+        let resets: Vec<u8> = ids
+            .iter()
+            .flat_map(|&id| h2_reset_frame(id, CANCEL))
+            .collect();
+        if !c.try_send(&resets) {
+            break;
         }
         let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(100));
         calm = frames.into_iter().find(|f| f.kind == FRAME_GOAWAY);

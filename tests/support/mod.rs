@@ -1278,7 +1278,9 @@ pub fn h2_send(addr: SocketAddr, request: http::Request<()>, end_stream: bool) -
 /// pipelining, 100-continue).
 pub struct RawConn {
     pub stream: TcpStream,
-    buf: Vec<u8>,
+    /// Bytes received and not yet taken by a read: a response's start, or an HTTP/2 frame read in
+    /// part when a read's time ran out (the next read goes on from it).
+    pub buf: Vec<u8>,
     closed: bool,
 }
 
