@@ -93,7 +93,7 @@ impl Backend for ShardBackend<'_> {
             remote_addr: self.remote.as_str(),
             graphql_field: &call.graphql_field,
         };
-        crate::rest::call_service(self.shard, &entry, &parts, Instant::now())
+        crate::rest::call_service(self.shard, &entry, &parts, Instant::now(), None)
             .await
             .map(|r| FieldAnswer {
                 status: r.status,

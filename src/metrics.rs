@@ -68,6 +68,8 @@ pub struct ShardMetrics {
     pub overloaded: Counter,
     /// Requests whose client went away before the answer (the backend call was cancelled).
     pub client_aborts: Counter,
+    /// Backend answers that waited for their HTTP/2 connection's answer budget.
+    pub answer_budget_waits: Counter,
     /// Instances in this shard's registry copy.
     pub registry_instances: Counter,
     /// Duration histogram: cumulative counts per bucket (the last is +Inf).
@@ -228,6 +230,12 @@ pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> Strin
         "counter",
         "Requests whose client went away before the answer; their backend calls were cancelled.",
         sum(&|s| s.client_aborts.get()),
+    );
+    simple(
+        "switchyard_answer_budget_waits_total",
+        "counter",
+        "Backend answers that waited because their HTTP/2 connection held its budget of answers not yet sent: a client not reading what it asked for.",
+        sum(&|s| s.answer_budget_waits.get()),
     );
     simple(
         "switchyard_shard_allocations_total",

@@ -12,6 +12,7 @@ use crate::registry::view::ServiceEntry;
 use crate::registry::WriteOp;
 use crate::request_id::Assigned;
 use crate::shard::{InFlight, Shard};
+use crate::upstream::budget::AnswerHold;
 use crate::upstream::codec::ForwardingParts;
 
 /// Splits `/{service}/{rest}` into the service segment and the path below it (`/` when empty).
@@ -160,7 +161,8 @@ pub struct Target {
     pub in_flight: InFlight,
 }
 
-/// Forwards `request`, which arrived at `start`, to its `target` under the id `assigned` to it.
+/// Forwards `request`, which arrived at `start`, to its `target` under the id `assigned` to it;
+/// `hold` takes the answer's share of an HTTP/2 connection's budget.
 /// (Not an `async fn`, which would hold each argument twice: the target moves in once.)
 #[allow(
     clippy::manual_async_fn,
@@ -172,6 +174,7 @@ pub fn forward<'a>(
     target: Target,
     assigned: &'a Assigned,
     start: Instant,
+    hold: Option<&'a AnswerHold>,
 ) -> impl Future<Output = Result<Response, GatewayError>> + 'a {
     async move {
         // The target's fields are used where they are (bound to locals, they were held twice).
@@ -195,7 +198,7 @@ pub fn forward<'a>(
             remote_addr: remote.as_str(),
             graphql_field: "",
         };
-        let answer = call_service(shard, &target.entry, &parts, start).await;
+        let answer = call_service(shard, &target.entry, &parts, start, hold).await;
         // The slot is given back once the call is over. (The block captures only the fields it
         // names: a slot it did not name was freed as soon as the call was made.)
         drop(target.in_flight);
@@ -226,18 +229,20 @@ pub fn without_nominated_headers(headers: &[Field]) -> Option<Vec<Field>> {
 }
 
 /// Calls one service (REST and GraphQL alike): counts the call, and when every instance refused the
-/// connection has the service removed from the registry. The call's deadline counts from `start`.
+/// connection has the service removed from the registry. The call's deadline counts from `start`;
+/// `hold` takes the answer's share of an HTTP/2 connection's budget.
 pub async fn call_service(
     shard: &Rc<Shard>,
     entry: &ServiceEntry,
     parts: &ForwardingParts<'_>,
     start: Instant,
+    hold: Option<&AnswerHold>,
 ) -> Result<Response, GatewayError> {
     let settings = shard.config.service(entry.name.as_str());
     shard.metrics.upstream_calls.inc();
     match shard
         .upstream
-        .forward(entry, parts, settings, &shard.rng, start)
+        .forward(entry, parts, settings, &shard.rng, start, hold)
         .await
     {
         Ok(response) => Ok(response),

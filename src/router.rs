@@ -18,6 +18,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Request, RequestHead, Response};
 use crate::request_id::RequestId;
 use crate::shard::{InFlight, Shard};
+use crate::upstream::budget::AnswerHold;
 
 /// Where a request goes, as its head alone tells ([`route`]).
 pub enum Route {
@@ -103,8 +104,9 @@ where
     }
 }
 
-/// Serves one complete request.
-pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Response {
+/// Serves one complete request; `hold` takes a REST answer's share of an HTTP/2 connection's
+/// budget.
+pub async fn handle(shard: &Rc<Shard>, request: &Request, hold: Option<&AnswerHold>) -> Response {
     // One clock reading serves the latency histogram and, for REST, the backend call's deadline.
     let start = Instant::now();
     let assigned = RequestId::for_request(&request.headers, &shard.rng);
@@ -122,7 +124,7 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Response {
             )),
         },
         Ok(Route::Rest(target)) => Answer::Rest {
-            handler: crate::rest::forward(shard, request, target, &assigned, start),
+            handler: crate::rest::forward(shard, request, target, &assigned, start, hold),
         },
     };
     let result = answer.await;

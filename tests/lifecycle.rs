@@ -458,6 +458,63 @@ fn over_http2_a_window_opened_a_byte_at_a_time_does_not_keep_an_answer() {
 }
 
 #[test]
+fn over_http2_answers_a_client_does_not_read_wait_at_their_backend() {
+    // Twenty streams ask for 3 MB answers and open no window to read them. Five fit the
+    // connection's 16 MiB answer budget; the other fifteen wait at the backend, each within its
+    // stream window, without holding up another client's call on the same backend connection.
+    // Once the client reads, every answer arrives whole.
+    const STREAMS: u32 = 20;
+    const SIZE: usize = 3_000_000;
+    let (gw, _echo) = patient_gateway();
+    let waits = || metric(&gw, "switchyard_answer_budget_waits_total");
+    let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+    let ids: Vec<u32> = (0..STREAMS).map(|i| 1 + 2 * i).collect();
+    for &id in &ids {
+        h2_get(&mut c, id, &format!("/echo/bytes/{SIZE}"), Some("x"), None);
+    }
+    assert!(
+        poll_until(400, || waits() >= 15),
+        "fifteen answers wait for the budget: {}",
+        waits()
+    );
+    let other = gw.get("/echo/bytes/10");
+    assert_eq!(
+        other.status, 200,
+        "another client's call goes through meanwhile"
+    );
+    // The client reads: windows for the connection and for every stream.
+    let window = |c: &mut RawConn, id: u32, increment: u32| {
+        let mut update = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0];
+        update.extend_from_slice(&id.to_be_bytes());
+        update.extend_from_slice(&increment.to_be_bytes());
+        c.send(&update);
+    };
+    window(&mut c, 0, STREAMS * SIZE as u32);
+    for &id in &ids {
+        window(&mut c, id, SIZE as u32);
+    }
+    let mut received = std::collections::HashMap::<u32, usize>::new();
+    let mut ended = std::collections::HashSet::new();
+    for _ in 0..100 {
+        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(200));
+        for f in frames.iter().filter(|f| f.kind == FRAME_DATA) {
+            *received.entry(f.stream).or_default() += f.payload.len();
+            if f.flags & FLAG_END_STREAM != 0 {
+                ended.insert(f.stream);
+            }
+        }
+        if closed || ended.len() == ids.len() {
+            break;
+        }
+    }
+    for id in &ids {
+        assert_eq!(received.get(id), Some(&SIZE), "stream {id}'s answer, whole");
+    }
+    assert_eq!(ended.len(), ids.len(), "every stream ended");
+    assert_eq!(waits(), 15, "five answers fit the budget at once");
+}
+
+#[test]
 fn over_http2_a_client_that_never_answers_the_goaway_ping_is_closed() {
     // Idle: GOAWAY and its PING go out; the client says nothing, and the connection still ends.
     let (gw, _echo) = quickly_idle_gateway();

@@ -10,6 +10,9 @@
 //!   waits for the window (the stream stays open, so the connection is not idle), and a client
 //!   that opens none for `--idle-timeout-ms` has the stream reset and its body dropped, as nginx's
 //!   `send_timeout` does, instead of the body waiting in the connection for as long as it lives.
+//! - The answers its streams hold, from their first bytes from the backend until they have gone
+//!   out, are bounded by the connection's [`ANSWER_BUDGET`]: a client that reads nothing holds
+//!   that much, and its further answers wait at their backends (`upstream::budget`).
 //! - After GOAWAY, a connection with nothing open is closed [`GOAWAY_GRACE`] later even if the
 //!   client never answers the PING that ends a graceful shutdown (or sends nothing at all).
 //! - A client that resets most of the streams it opens before they are answered, each within
@@ -34,6 +37,7 @@ use crate::http::{Field, Request, Response};
 use crate::io::{BodyCollector, TokioIo};
 use crate::request_id::RequestId;
 use crate::shard::Shard;
+use crate::upstream::budget::{AnswerBudget, AnswerHold, ANSWER_BUDGET};
 
 /// Streams a client may have open at once on one connection (Envoy's default is 2^31; nginx uses 128).
 const MAX_CONCURRENT_STREAMS: u32 = 128;
@@ -97,6 +101,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
         _ => return,
     };
     let _open = shard.h2_connection();
+    let budget = AnswerBudget::new(ANSWER_BUDGET, shard.metrics.clone());
     let streams = Rc::new(OpenStreams::default());
     let mut shutting_down = false;
     // Kept across turns: one waiter slot for the connection's life.
@@ -154,9 +159,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
             continue;
         }
         streams.opened();
-        let (shard, streams) = (shard.clone(), streams.clone());
+        let (shard, streams, hold) = (shard.clone(), streams.clone(), budget.hold());
         glommio::spawn_local(async move {
-            serve_stream(&shard, request, respond, remote, &streams).await;
+            serve_stream(&shard, request, respond, remote, &streams, &hold).await;
             streams.closed();
         })
         .detach();
@@ -237,6 +242,7 @@ async fn serve_stream(
     mut respond: SendResponse<Bytes>,
     remote: SocketAddr,
     streams: &OpenStreams,
+    hold: &AnswerHold,
 ) {
     let head_request = request.method() == http::Method::HEAD;
     let send_timeout = shard.config.idle_timeout;
@@ -244,7 +250,7 @@ async fn serve_stream(
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
     let response = match read_request(shard, request, &mut respond, remote).await {
         Ok(request) => {
-            let answer = async { Some(crate::router::handle(shard, &request).await) };
+            let answer = async { Some(crate::router::handle(shard, &request, Some(hold)).await) };
             // A client that resets the stream (or the connection) has gone away: dropping the
             // call cancels it at the backend too.
             let reset = async {

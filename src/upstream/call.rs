@@ -8,7 +8,8 @@ use h2::client::RequestHead;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE};
 
 use crate::error::{ErrorKind, GatewayError, GrpcCode};
-use crate::upstream::codec::{decode_framed, RequestMessage, GRPC_PREFIX_LEN};
+use crate::upstream::budget::AnswerHold;
+use crate::upstream::codec::{announced_length, decode_framed, RequestMessage, GRPC_PREFIX_LEN};
 use crate::upstream::pool::{Lease, MAX_ANSWER_HEADER_LIST};
 use crate::upstream::reply::Reply;
 
@@ -76,7 +77,8 @@ fn reached_before_answer(e: &h2::Error) -> Reached {
 }
 
 /// Sends `frame` (a framed `ForwardingReq`) on `lease` and decodes the answer. `deadline` is
-/// what is left of the call's deadline now, as the head is sent.
+/// what is left of the call's deadline now, as the head is sent; `hold`, for a call made for an
+/// HTTP/2 client, takes the answer's share of its connection's budget.
 ///
 /// The request goes out on the lease's own handle (a clone of the connection's, made when it was
 /// lent): cloning it once more here cost two atomic reference counts up and down per call. The
@@ -89,6 +91,7 @@ pub async fn unary(
     frame: RequestMessage,
     deadline: Duration,
     max_message: usize,
+    hold: Option<&AnswerHold>,
 ) -> Result<Reply, CallFailure> {
     // The header carries whole milliseconds: nearby deadlines share one head.
     let timeout = Duration::from_millis(deadline.as_millis() as u64);
@@ -131,17 +134,24 @@ pub async fn unary(
     })?;
     // The backend processed a call on this connection: it works (see `pool`).
     lease.answered();
-    read_answer(response, &fields, max_message, broken)
+    read_answer(response, &fields, max_message, hold, broken)
         .await
-        .map_err(CallFailure::from)
+        .map_err(|error| {
+            // An error's answer is small: the message's share goes back at once.
+            if let Some(hold) = hold {
+                hold.give_back();
+            }
+            CallFailure::from(error)
+        })
 }
 
-/// Reads and checks the answer whose headers (`fields`, as received) arrived; `broken` maps an h2
-/// error to the client's.
+/// Reads and checks the answer whose headers (`fields`, as received) arrived, its message's
+/// share of the budget taken by `hold`; `broken` maps an h2 error to the client's.
 async fn read_answer(
     response: http::Response<h2::RecvStream>,
     fields: &HeaderMap,
     max_message: usize,
+    hold: Option<&AnswerHold>,
     broken: impl Fn(&str, &h2::Error) -> GatewayError,
 ) -> Result<Reply, GatewayError> {
     let (head, mut body) = response.into_parts();
@@ -171,16 +181,39 @@ async fn read_answer(
         )));
     }
     let limit = max_message + GRPC_PREFIX_LEN;
+    let over_limit = || {
+        GatewayError::upstream_protocol(format!(
+            "backend answer is over the {max_message}-byte limit"
+        ))
+    };
     let mut message = BodyCollector::default();
+    // Bytes received and not yet given back to the backend's flow control: until the message's
+    // length is known and its share of the client connection's budget taken, the backend may
+    // send no more than its stream window (see `budget`).
+    let mut unreleased = 0;
+    let mut announced = false;
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| broken("reset the answer", &e))?;
-        let _ = body.flow_control().release_capacity(chunk.len());
         if message.len() + chunk.len() > limit {
-            return Err(GatewayError::upstream_protocol(format!(
-                "backend answer is over the {max_message}-byte limit"
-            )));
+            return Err(over_limit());
         }
+        unreleased += chunk.len();
         message.push(chunk);
+        if !announced {
+            let Some(length) = announced_length(message.as_slice()) else {
+                continue;
+            };
+            // Refused from its prefix: nothing more of an answer over the limit is read.
+            if length > max_message {
+                return Err(over_limit());
+            }
+            if let Some(hold) = hold {
+                hold.take(GRPC_PREFIX_LEN + length).await;
+            }
+            announced = true;
+        }
+        let _ = body.flow_control().release_capacity(unreleased);
+        unreleased = 0;
     }
     let trailers = body
         .received_trailers()
@@ -377,6 +410,7 @@ mod tests {
                     RequestMessage::from_static(b"\0\0\0\0\0"),
                     deadline,
                     64,
+                    None,
                 )
                 .await
                 .expect_err("the server answers UNIMPLEMENTED");

@@ -210,12 +210,15 @@ pub enum FrameError {
     Protobuf,
 }
 
+/// The message length a gRPC-framed body's prefix announces, once `received` holds the prefix.
+pub fn announced_length(received: &[u8]) -> Option<usize> {
+    let prefix = received.get(..GRPC_PREFIX_LEN)?;
+    Some(u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize)
+}
+
 /// Decodes a gRPC-framed unary `ForwardingResp` (in place: see [`Reply`]).
 pub fn decode_framed(body: Bytes) -> Result<Reply, FrameError> {
-    if body.len() < GRPC_PREFIX_LEN {
-        return Err(FrameError::Framing);
-    }
-    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    let len = announced_length(&body).ok_or(FrameError::Framing)?;
     if body.len() - GRPC_PREFIX_LEN != len {
         return Err(FrameError::Framing);
     }

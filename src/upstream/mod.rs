@@ -38,8 +38,10 @@
 //!
 //! An answer is held to limits before it becomes a response: its size (`--max-grpc-message-bytes`,
 //! in [`call`]), its HTTP/2 header block ([`pool::MAX_ANSWER_HEADER_LIST`]), and the headers of its
-//! `ForwardingResp` ([`AnswerLimits`]: the client's own header limits).
+//! `ForwardingResp` ([`AnswerLimits`]: the client's own header limits). An HTTP/2 client's
+//! answers wait while its connection holds its [`budget`] of answers not yet sent.
 
+pub mod budget;
 pub mod call;
 pub mod codec;
 pub mod pool;
@@ -60,6 +62,7 @@ use crate::config::ServiceSettings;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Response};
 use crate::registry::view::ServiceEntry;
+use budget::AnswerHold;
 use call::Reached;
 use codec::ForwardingParts;
 use pool::{ConnectFailure, InstancePool};
@@ -174,6 +177,8 @@ impl Upstream {
     /// health check and the backend's grpc-timeout all count from it, so the call reads the clock
     /// again only after something took time (a connect, a wait for a stream slot, a second
     /// attempt): the grpc-timeout a call carries is the deadline left when its head is sent.
+    /// `hold`, for a call made for an HTTP/2 client, takes the answer's share of its
+    /// connection's budget ([`budget`]).
     pub async fn forward(
         &self,
         service: &ServiceEntry,
@@ -181,6 +186,7 @@ impl Upstream {
         settings: &ServiceSettings,
         rng: &Cell<u64>,
         start: Instant,
+        hold: Option<&AnswerHold>,
     ) -> Result<Response, Unreachable> {
         let frame = parts.encode_framed(&mut self.encode_buf.borrow_mut(), keep_header);
         // One timer bounds the whole call (connecting, retrying, waiting for the answer): a
@@ -188,7 +194,7 @@ impl Upstream {
         let idempotent = is_idempotent(parts.method);
         crate::timeout::until(
             start + settings.timeout,
-            self.attempts(service, frame, idempotent, start, settings, rng),
+            self.attempts(service, frame, idempotent, start, settings, rng, hold),
         )
         .await
         .unwrap_or_else(|| Err(timed_out(settings)))
@@ -199,6 +205,10 @@ impl Upstream {
     /// to is passed over for the next. `now` is the clock as the call began (its deadline is
     /// `settings.timeout` from then, as `forward`'s timer); it is read again only after something
     /// took time (a connect, a wait for a slot, a failed send).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "`forward`'s one step, called once with `forward`'s own arguments"
+    )]
     async fn attempts(
         &self,
         service: &ServiceEntry,
@@ -207,6 +217,7 @@ impl Upstream {
         mut now: Instant,
         settings: &ServiceSettings,
         rng: &Cell<u64>,
+        hold: Option<&AnswerHold>,
     ) -> Result<Response, Unreachable> {
         let deadline = now + settings.timeout;
         let mut tried = Tried::default();
@@ -257,6 +268,7 @@ impl Upstream {
                     frame.clone(),
                     left,
                     settings.max_grpc_message_bytes,
+                    hold,
                 )
                 .await;
                 let failure = match answer {

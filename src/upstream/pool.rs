@@ -88,8 +88,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const DROP_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Per-stream receive window towards backends: 1 MiB answers arrive without window updates.
 const STREAM_WINDOW: u32 = 1 << 20;
-/// Connection receive window towards backends.
-const CONNECTION_WINDOW: u32 = 8 << 20;
+/// Connection receive window towards backends: 1 GiB, so that streams whose answers wait for
+/// their client's answer budget (`budget`), each holding up to its stream window unread, do not
+/// hold up the connection's other calls (it takes 1,024 of them). It bounds no memory the stream
+/// windows do not: a stream gives back what it receives at once, unless its answer waits.
+const CONNECTION_WINDOW: u32 = 1 << 30;
 /// Largest header list (RFC 9113 §6.5.2: names, values and 32 bytes per field) of a backend's
 /// answer, headers and trailers alike, advertised as `SETTINGS_MAX_HEADER_LIST_SIZE`. gRPC
 /// metadata is a handful of fields (gRPC's C core refuses more than 16 KiB by default) and Envoy
@@ -745,6 +748,7 @@ pub(crate) mod tests {
             RequestMessage::from_static(b"\0\0\0\0\0"),
             Duration::from_secs(5),
             64,
+            None,
         )
         .await
         .map_err(|failure| failure.error.kind)

@@ -110,7 +110,7 @@ fn reuse<F: Future>(slot: &mut Option<Pin<Box<F>>>, future: F) -> Pin<&mut F> {
 /// Answers one request. It owns what it uses (and hands the request back for its header list),
 /// so its future can live in the connection's reused box.
 async fn answer(shard: Rc<Shard>, request: Request) -> (Request, Response) {
-    let response = crate::router::handle(&shard, &request).await;
+    let response = crate::router::handle(&shard, &request, None).await;
     (request, response)
 }
 

@@ -1,0 +1,226 @@
+//! The answer budget of an HTTP/2 client connection: how many bytes of backend answers its
+//! streams may hold at once, from the moment an answer's message begins to arrive until its
+//! response has gone out to the client (or the stream has ended).
+//!
+//! An HTTP/2 client may have [`MAX_CONCURRENT_STREAMS`](crate::http) streams open, each waiting
+//! for an answer of up to `--max-grpc-message-bytes`. A client that reads none of them made the
+//! gateway hold every one whole (128 answers of 4 MiB, 512 MiB) for as long as the send timeout
+//! let it. With a budget, an answer takes its share as soon as its gRPC length prefix is in
+//! ([`AnswerHold::take`]); one that finds the budget spent waits, and meanwhile does not give the
+//! backend's flow control back what it received: the backend stops within the stream's window
+//! (which is then all the gateway holds of that answer), and goes on when the client reads. The
+//! wait is bounded by the call's deadline.
+//!
+//! A share is the whole answer at once (at most the whole budget): answers that had taken parts
+//! of the budget could each wait for the others' parts and none finish. HTTP/1.1 connections have
+//! no budget: they answer one request at a time.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glommio::sync::Semaphore;
+
+use crate::metrics::ShardMetrics;
+
+/// Bytes of answers one HTTP/2 connection's streams may hold: four answers of the default 4 MiB
+/// message limit, so that a client reading several large answers at once is not held up by it,
+/// while one that reads none holds this, not 128 answers. An answer over it takes all of it.
+pub const ANSWER_BUDGET: usize = 16 << 20;
+
+/// One HTTP/2 connection's budget, shared by its streams.
+pub struct AnswerBudget(Rc<Shared>);
+
+/// What a connection's holds share: one reference count per stream.
+struct Shared {
+    bytes: Semaphore,
+    size: u64,
+    metrics: Arc<ShardMetrics>,
+}
+
+impl AnswerBudget {
+    /// A budget of `size` bytes; its waits are counted in `metrics`.
+    pub fn new(size: usize, metrics: Arc<ShardMetrics>) -> AnswerBudget {
+        let size = size as u64;
+        AnswerBudget(Rc::new(Shared {
+            bytes: Semaphore::new(size),
+            size,
+            metrics,
+        }))
+    }
+
+    /// A hold for one stream's answer, holding nothing yet.
+    pub fn hold(&self) -> AnswerHold {
+        AnswerHold {
+            budget: self.0.clone(),
+            held: Cell::new(0),
+        }
+    }
+}
+
+/// What one stream's answer holds of its connection's budget: given back when dropped (once the
+/// stream's response went out, or the stream ended).
+pub struct AnswerHold {
+    budget: Rc<Shared>,
+    held: Cell<u64>,
+}
+
+impl AnswerHold {
+    /// Takes `bytes` of the budget (all of it when `bytes` is more) for the answer, waiting while
+    /// the connection's other answers hold too much for it. What the hold had before is given
+    /// back first.
+    pub async fn take(&self, bytes: usize) {
+        self.give_back();
+        let budget = &*self.budget;
+        let units = (bytes as u64).min(budget.size);
+        // `try_acquire` fails only on a closed semaphore, and this one is never closed.
+        if !budget.bytes.try_acquire(units).unwrap_or(false) {
+            budget.metrics.answer_budget_waits.inc();
+            // Dropped after the wait (declared before it), however the wait ends.
+            let _wake_next = WakeNext(&budget.bytes);
+            let wait = std::pin::pin!(budget.bytes.acquire(units));
+            if wait.await.is_err() {
+                return;
+            }
+        }
+        self.held.set(units);
+    }
+
+    /// Gives back what the hold has (an answer that failed holds nothing while its error goes out).
+    pub fn give_back(&self) {
+        let held = self.held.replace(0);
+        if held > 0 {
+            self.budget.bytes.signal(held);
+        }
+    }
+}
+
+/// Has the waiters of a budget look again at what is free, once a wait has ended. glommio wakes
+/// a waiter and counts the units for it before it runs; one dropped before it ran (its call's
+/// deadline passed) would leave the waiters after it asleep with the units free until the next
+/// share came back, which may be never.
+struct WakeNext<'a>(&'a Semaphore);
+
+impl Drop for WakeNext<'_> {
+    fn drop(&mut self) {
+        self.0.signal(0);
+    }
+}
+
+impl Drop for AnswerHold {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::{poll_once, FutureExt};
+
+    fn run(test: impl std::future::Future<Output = ()> + 'static) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 << 10)
+            .make()
+            .expect("test executor")
+            .run(test);
+    }
+
+    fn budget(size: usize) -> AnswerBudget {
+        AnswerBudget::new(size, Arc::default())
+    }
+
+    #[test]
+    fn an_answer_waits_until_another_gives_its_share_back() {
+        run(async {
+            let budget = budget(100);
+            let (a, b, c) = (budget.hold(), budget.hold(), budget.hold());
+            assert!(poll_once(a.take(60).boxed_local()).await.is_some());
+            assert!(poll_once(b.take(40).boxed_local()).await.is_some());
+            let mut waiting = c.take(1).boxed_local();
+            assert!(
+                poll_once(&mut waiting).await.is_none(),
+                "the budget is spent"
+            );
+            assert_eq!(budget.0.metrics.answer_budget_waits.get(), 1);
+            drop(b);
+            assert!(
+                poll_once(&mut waiting).await.is_some(),
+                "b's share came back"
+            );
+            assert_eq!(budget.0.bytes.available(), 39);
+        });
+    }
+
+    #[test]
+    fn a_share_is_taken_whole_and_at_most_the_whole_budget() {
+        run(async {
+            let budget = budget(100);
+            let (a, b) = (budget.hold(), budget.hold());
+            assert!(poll_once(a.take(30).boxed_local()).await.is_some());
+            // 80 are not taken as 70 now and 10 later: b waits for all of them.
+            let mut waiting = b.take(80).boxed_local();
+            assert!(poll_once(&mut waiting).await.is_none());
+            assert_eq!(
+                budget.0.bytes.available(),
+                70,
+                "nothing taken while waiting"
+            );
+            a.give_back();
+            assert!(poll_once(&mut waiting).await.is_some());
+            drop(waiting);
+            b.give_back();
+            // An answer larger than the budget takes it all, and gets it.
+            assert!(poll_once(b.take(1_000).boxed_local()).await.is_some());
+            assert_eq!(budget.0.bytes.available(), 0);
+            drop(b);
+            assert_eq!(budget.0.bytes.available(), 100);
+        });
+    }
+
+    #[test]
+    fn taking_again_gives_back_the_earlier_share_and_a_dropped_wait_takes_nothing() {
+        run(async {
+            let budget = budget(100);
+            let (a, b) = (budget.hold(), budget.hold());
+            assert!(poll_once(a.take(90).boxed_local()).await.is_some());
+            assert!(poll_once(a.take(20).boxed_local()).await.is_some());
+            assert_eq!(budget.0.bytes.available(), 80);
+            // A wait given up (the call's deadline passed) leaves the budget as it was.
+            let mut waiting = b.take(90).boxed_local();
+            assert!(poll_once(&mut waiting).await.is_none());
+            drop(waiting);
+            drop(a);
+            assert_eq!(budget.0.bytes.available(), 100);
+            drop(b);
+            assert_eq!(budget.0.bytes.available(), 100);
+        });
+    }
+
+    #[test]
+    fn a_wait_dropped_after_its_wake_up_passes_it_on() {
+        run(async {
+            let budget = Rc::new(budget(100));
+            let (a, b) = (budget.hold(), budget.hold());
+            assert!(poll_once(a.take(100).boxed_local()).await.is_some());
+            let mut first = b.take(100).boxed_local();
+            assert!(poll_once(&mut first).await.is_none());
+            let waiting = budget.clone();
+            let second = glommio::spawn_local(async move {
+                let c = waiting.hold();
+                c.take(50).await;
+                waiting.0.bytes.available()
+            });
+            glommio::executor().yield_task_queue_now().await;
+            // a's share goes to the first waiter, which gives up before it runs.
+            drop(a);
+            drop(first);
+            let left = crate::timeout::within(std::time::Duration::from_secs(10), second).await;
+            assert_eq!(
+                left,
+                Some(50),
+                "the second waiter was woken and took its share"
+            );
+        });
+    }
+}
