@@ -243,6 +243,7 @@ const FRAME_WINDOW_UPDATE: u8 = 8;
 const FLAG_END_STREAM: u8 = 1;
 const FLAG_ACK: u8 = 1;
 /// RST_STREAM and GOAWAY error codes (RFC 9113 §7).
+const PROTOCOL_ERROR: u32 = 0x1;
 const CANCEL: u32 = 0x8;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 /// SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 §6.5.2).
@@ -512,6 +513,48 @@ fn over_http2_answers_a_client_does_not_read_wait_at_their_backend() {
     }
     assert_eq!(ended.len(), ids.len(), "every stream ended");
     assert_eq!(waits(), 15, "five answers fit the budget at once");
+}
+
+#[test]
+fn over_http2_trailers_with_a_pseudo_header_reset_the_stream() {
+    // RFC 9113 §8.1: trailers carry no pseudo-header fields; a request with them is malformed, a
+    // stream error, and is not served.
+    let (gw, _echo) = one_shard_gateway(&[]);
+    let mut c = h2_raw(&gw);
+    let mut head = h2_get_frame(1, "/echo/x", Some("x"), None);
+    head[4] = 0x04; // END_HEADERS alone: the trailers end the stream.
+    c.send(&head);
+    // `:path: /b`, a literal with the indexed name `:path` (static index 4).
+    let block = [0x04, 2, b'/', b'b'];
+    let mut trailers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
+    trailers.extend_from_slice(&block);
+    c.send(&trailers);
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(100));
+        seen.extend(frames);
+        let ended = seen.iter().any(|f| {
+            f.stream == 1
+                && (f.kind == FRAME_RST_STREAM
+                    || (f.kind == FRAME_DATA || f.kind == FRAME_HEADERS)
+                        && f.flags & FLAG_END_STREAM != 0)
+        });
+        if closed || ended {
+            break;
+        }
+    }
+    assert!(
+        !seen
+            .iter()
+            .any(|f| f.kind == FRAME_HEADERS && f.stream == 1),
+        "the request was not answered"
+    );
+    let reset = seen
+        .iter()
+        .find(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
+        .expect("stream 1 reset");
+    assert_eq!(error_code(reset), PROTOCOL_ERROR);
+    assert_eq!(metric(&gw, "switchyard_upstream_calls_total"), 0);
 }
 
 #[test]

@@ -761,6 +761,24 @@ impl Continuation {
 // ===== impl Pseudo =====
 
 impl Pseudo {
+    /// switchyard patch: whether no pseudo-header field is set (as in trailers, RFC 9113 §8.1).
+    pub fn is_empty(&self) -> bool {
+        let Pseudo {
+            method,
+            scheme,
+            authority,
+            path,
+            protocol,
+            status,
+        } = self;
+        method.is_none()
+            && scheme.is_none()
+            && authority.is_none()
+            && path.is_none()
+            && protocol.is_none()
+            && status.is_none()
+    }
+
     pub fn request(method: Method, uri: Uri, protocol: Option<Protocol>) -> Self {
         let parts = uri::Parts::from(uri);
 
@@ -1557,6 +1575,21 @@ mod test {
     /// (and a received frame hands its fields out in place), and matches what decoding it field
     /// by field gives; a changed table, or a list limit the block does not fit, decodes it
     /// afresh.
+    #[test]
+    fn switchyard_pseudo_is_empty_only_without_any_field() {
+        assert!(Pseudo::default().is_empty());
+        let status = Pseudo {
+            status: Some(http::StatusCode::OK),
+            ..Pseudo::default()
+        };
+        assert!(!status.is_empty());
+        let path = Pseudo {
+            path: Some(BytesStr::from_static("/")),
+            ..Pseudo::default()
+        };
+        assert!(!path.is_empty());
+    }
+
     #[test]
     fn switchyard_repeated_block_is_taken_from_its_last_decoding() {
         use crate::hpack::Decoder;

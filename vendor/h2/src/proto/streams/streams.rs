@@ -621,6 +621,13 @@ impl Inner {
                     return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
                 }
 
+                // switchyard patch: trailers carry no pseudo-header fields (RFC 9113 §8.1); a
+                // block with any is malformed, a stream error (§8.1.1).
+                if !frame.pseudo().is_empty() {
+                    proto_err!(stream: "recv_headers: trailers with pseudo-header fields; stream={:?}", stream.id);
+                    return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
+                }
+
                 actions.recv.recv_trailers(frame, stream)
             };
 
