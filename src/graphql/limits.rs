@@ -31,6 +31,7 @@ use serde_json::{Map, Value as Json};
 
 use super::error::{Code, GraphQLError};
 use super::fragments::{collect_fields, spreads_in, Graph};
+use super::validate::MAX_ERRORS;
 
 /// 64 KiB: a hand-written or generated query is a few KiB; graphql-js' full introspection query is ~1.5 KiB.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -302,7 +303,7 @@ pub(crate) fn check_document(
         }
     }
     definitions.sort_by_key(|(pos, _)| *pos);
-    definitions
+    let mut errors: Vec<GraphQLError> = definitions
         .into_iter()
         .flat_map(|(pos, errors)| {
             errors.into_iter().map(move |mut error| {
@@ -310,7 +311,18 @@ pub(crate) fn check_document(
                 error
             })
         })
-        .collect()
+        .take(MAX_ERRORS + 1)
+        .collect();
+    // As many as validation reports: a document within the token limit holds thousands of
+    // definitions, each able to exceed a limit.
+    if errors.len() > MAX_ERRORS {
+        errors.truncate(MAX_ERRORS);
+        errors.push(GraphQLError::request(
+            errors[0].code.clone(),
+            format!("More than {MAX_ERRORS} exceeded limits; the first {MAX_ERRORS} are reported."),
+        ));
+    }
+    errors
 }
 
 /// The backend calls `operation`'s root makes (see the module docs): the distinct response keys

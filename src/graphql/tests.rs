@@ -1688,6 +1688,37 @@ fn depth_and_expansion_are_limited_in_every_operation_and_unused_fragment() {
 }
 
 #[test]
+fn exceeded_limits_are_reported_up_to_the_error_limit() {
+    // 1000 unused fragments, each too deep: 1000 errors (213 KB) before the cap, the same cap as
+    // validation's.
+    let deep = format!("{}x{}", "a { ".repeat(17), " }".repeat(17));
+    let mut document = String::from("{ __typename }");
+    for i in 0..1000 {
+        document.push_str(&format!(" fragment F{i} on JSON {{ {deep} }}"));
+    }
+    let limits = Limits {
+        max_tokens: 100_000,
+        max_document_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let request = json!({"query": document});
+    let (_, body) = post_with(&Mock::new(&["echo"]), &request, None, &limits);
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), validate::MAX_ERRORS + 1);
+    assert_eq!(
+        errors[validate::MAX_ERRORS]["message"],
+        "More than 100 exceeded limits; the first 100 are reported."
+    );
+    assert!(errors[..validate::MAX_ERRORS].iter().all(|e| e["message"]
+        .as_str()
+        .unwrap()
+        .ends_with("levels deep, more than the limit of 16.")));
+    assert!(errors
+        .iter()
+        .all(|e| e["extensions"]["code"] == "QUERY_TOO_DEEP"));
+}
+
+#[test]
 fn a_long_chain_of_spreads_costs_no_stack() {
     // Far longer than the limits allow, and than a stack frame per spread would survive: nothing
     // (limits, validation, planning) recurses along spreads.
