@@ -2,10 +2,10 @@
 //! streams may hold at once, from the moment an answer's message begins to arrive until its
 //! response has gone out to the client (or the stream has ended).
 //!
-//! An HTTP/2 client may have [`MAX_CONCURRENT_STREAMS`](crate::http) streams open, each waiting
-//! for an answer of up to `--max-grpc-message-bytes`. A client that reads none of them made the
-//! gateway hold every one whole (128 answers of 4 MiB, 512 MiB) for as long as the send timeout
-//! let it. With a budget, an answer takes its share as soon as its gRPC length prefix is in
+//! An HTTP/2 client may have 128 streams open on a connection (`http::h2`), each waiting for an
+//! answer of up to `--max-grpc-message-bytes`. A client that reads none of them made the gateway
+//! hold every one whole (128 answers of 4 MiB: 580 MB of RSS) for as long as the send timeout let
+//! it. With a budget, an answer takes its share as soon as its gRPC length prefix is in
 //! ([`AnswerHold::take`]); one that finds the budget spent waits, and meanwhile does not give the
 //! backend's flow control back what it received: the backend stops within the stream's window
 //! (which is then all the gateway holds of that answer), and goes on when the client reads. The
