@@ -386,6 +386,14 @@ fn h2_read(c: &mut RawConn, answer_pings: bool, limit: Duration) -> (Vec<Frame>,
     (frames, closed)
 }
 
+/// The error code of the first RST_STREAM of stream `id` among `frames`, if there is one.
+fn reset_code(frames: &[Frame], id: u32) -> Option<u32> {
+    frames
+        .iter()
+        .find(|f| f.kind == FRAME_RST_STREAM && f.stream == id)
+        .map(error_code)
+}
+
 /// The error code of a RST_STREAM or GOAWAY frame.
 fn error_code(frame: &Frame) -> u32 {
     let at = if frame.kind == FRAME_GOAWAY { 4 } else { 0 };
@@ -411,11 +419,7 @@ fn over_http2_an_answer_the_client_takes_no_window_for_is_reset() {
         !frames.iter().any(|f| f.kind == FRAME_DATA && f.stream == 1),
         "no body without a window"
     );
-    let reset = frames
-        .iter()
-        .find(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
-        .expect("stream 1 reset");
-    assert_eq!(error_code(reset), CANCEL);
+    assert_eq!(reset_code(&frames, 1).expect("stream 1 reset"), CANCEL);
 }
 
 #[test]
@@ -434,19 +438,14 @@ fn over_http2_a_window_opened_a_byte_at_a_time_does_not_keep_an_answer() {
         c.send(&update);
         let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(75));
         seen.extend(frames);
-        if closed
-            || seen
-                .iter()
-                .any(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
-        {
+        if closed || reset_code(&seen, 1).is_some() {
             break;
         }
     }
-    let reset = seen
-        .iter()
-        .find(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
-        .expect("stream 1 reset while its window opened a byte at a time");
-    assert_eq!(error_code(reset), CANCEL);
+    assert_eq!(
+        reset_code(&seen, 1).expect("stream 1 reset while its window opened a byte at a time"),
+        CANCEL
+    );
     let sent: usize = seen
         .iter()
         .filter(|f| f.kind == FRAME_DATA && f.stream == 1)
@@ -549,11 +548,10 @@ fn over_http2_trailers_with_a_pseudo_header_reset_the_stream() {
             .any(|f| f.kind == FRAME_HEADERS && f.stream == 1),
         "the request was not answered"
     );
-    let reset = seen
-        .iter()
-        .find(|f| f.kind == FRAME_RST_STREAM && f.stream == 1)
-        .expect("stream 1 reset");
-    assert_eq!(error_code(reset), PROTOCOL_ERROR);
+    assert_eq!(
+        reset_code(&seen, 1).expect("stream 1 reset"),
+        PROTOCOL_ERROR
+    );
     assert_eq!(metric(&gw, "switchyard_upstream_calls_total"), 0);
 }
 
