@@ -263,6 +263,8 @@ impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<S> {
 pub struct BodyCollector {
     single: Option<Bytes>,
     joined: BytesMut,
+    /// The whole body's length, when announced: the joined copy is made that size at once.
+    expected: usize,
 }
 
 impl BodyCollector {
@@ -276,12 +278,24 @@ impl BodyCollector {
         self.len() == 0
     }
 
+    /// Announces the whole body's length (a content-length, a gRPC length prefix), so that a
+    /// body in several frames is joined into one allocation of that size instead of one grown by
+    /// doubling (a 4 MiB answer in 16 KiB frames was copied about twice over, in eight
+    /// reallocations). Only a hint: a body of another length is still collected whole. For a
+    /// length already checked and paid for (an answer's share of its budget), not a client's
+    /// content-length, which would have the gateway allocate before the bytes arrive.
+    pub fn expect(&mut self, len: usize) {
+        self.expected = len;
+    }
+
     /// Adds one frame's bytes.
     pub fn push(&mut self, chunk: Bytes) {
         match self.single.take() {
             None if self.joined.is_empty() => self.single = Some(chunk),
             first => {
                 if let Some(first) = first {
+                    let joined = first.len() + chunk.len();
+                    self.joined.reserve(self.expected.max(joined));
                     self.joined.extend_from_slice(&first);
                 }
                 self.joined.extend_from_slice(&chunk);
@@ -679,6 +693,35 @@ mod tests {
         let mut c = BodyCollector::default();
         c.push(one.clone());
         assert_eq!(c.as_slice(), b"abc");
+    }
+
+    #[test]
+    fn collector_joins_an_announced_body_into_one_allocation() {
+        let mut c = BodyCollector::default();
+        c.expect(100_000);
+        let frame = Bytes::from(vec![7u8; 16_384]);
+        c.push(frame.clone());
+        c.push(frame.clone());
+        let start = c.as_slice().as_ptr();
+        for _ in 2..6 {
+            c.push(frame.clone());
+        }
+        c.push(Bytes::from(vec![7u8; 100_000 - 6 * 16_384]));
+        assert_eq!(
+            c.as_slice().as_ptr(),
+            start,
+            "never moved to a larger allocation"
+        );
+        let body = c.into_bytes();
+        assert_eq!(body.len(), 100_000);
+        assert!(body.iter().all(|&b| b == 7));
+        // A body longer than announced is still collected whole.
+        let mut c = BodyCollector::default();
+        c.expect(3);
+        for part in [&b"ab"[..], b"cd", b"ef"] {
+            c.push(Bytes::copy_from_slice(part));
+        }
+        assert_eq!(&c.into_bytes()[..], b"abcdef");
     }
 
     #[test]

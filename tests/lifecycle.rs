@@ -10,7 +10,9 @@ mod support;
 use std::time::Duration;
 
 use support::cluster::metric;
+use support::scripted::{Answer, ScriptedBackend};
 use support::*;
+use switchyard::proto::ForwardingResp;
 
 /// The value of `switchyard_in_flight_requests` in `/-/metrics`.
 fn in_flight(gw: &Gateway) -> u64 {
@@ -512,6 +514,47 @@ fn over_http2_answers_a_client_does_not_read_wait_at_their_backend() {
     }
     assert_eq!(ended.len(), ids.len(), "every stream ended");
     assert_eq!(waits(), 15, "five answers fit the budget at once");
+}
+
+#[test]
+fn clients_that_go_away_mid_answer_do_not_end_the_backend_connection() {
+    // Each round a client asks for 128 answers of 1 MiB, reads none, and closes its connection
+    // once the backend has every call: the gateway cancels 128 calls whose answers are still
+    // arriving. h2 ended a connection once it had reset 1,024 streams over its life (each frame
+    // of a cancelled answer that came after h2 forgot the stream counted), so the gateway ended
+    // its own backend connection and failed the other calls on it; now it stays.
+    const ROUNDS: usize = 12;
+    const STREAMS: u32 = 128;
+    let backend = ScriptedBackend::start(|_| {
+        Answer::Reply(ForwardingResp {
+            status_code: 200,
+            headers: Vec::new(),
+            body: vec![b'x'; 1 << 20].into(),
+        })
+    });
+    let gw = Gateway::builder().shards(Some(1)).start();
+    register(&gw, "svc", "s1", &backend.addr);
+    for round in 1..=ROUNDS {
+        let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+        let path = format!("/svc/round{round}");
+        let requests: Vec<u8> = (0..STREAMS)
+            .flat_map(|i| h2_get_frame(1 + 2 * i, &path, Some("x"), None))
+            .collect();
+        c.send(&requests);
+        backend.wait_for_calls("the round's calls", |calls| {
+            calls.len() >= round * STREAMS as usize
+        });
+        drop(c);
+    }
+    let last = gw.get("/svc/last");
+    assert_eq!(last.status, 200);
+    let calls = backend.calls();
+    let last = calls
+        .iter()
+        .find(|c| c.path == "/last")
+        .expect("the last call");
+    assert_eq!(last.conn, 1, "the gateway kept its backend connection");
+    assert_eq!(backend.connections(), 1);
 }
 
 #[test]

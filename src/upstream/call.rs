@@ -210,6 +210,7 @@ async fn read_answer(
             if let Some(hold) = hold {
                 hold.take(GRPC_PREFIX_LEN + length).await;
             }
+            message.expect(GRPC_PREFIX_LEN + length);
             announced = true;
         }
         let _ = body.flow_control().release_capacity(unreleased);

@@ -93,6 +93,10 @@ const STREAM_WINDOW: u32 = 1 << 20;
 /// hold up the connection's other calls (it takes 1,024 of them). It bounds no memory the stream
 /// windows do not: a stream gives back what it receives at once, unless its answer waits.
 const CONNECTION_WINDOW: u32 = 1 << 30;
+/// Calls cancelled on a backend connection (a client went away) whose streams h2 remembers, for a
+/// second, so that the answer's frames still on their way are dropped quietly (h2 remembers 50):
+/// a client connection closing with its 128 calls in flight, eight times within the second.
+const REMEMBERED_RESETS: usize = 1024;
 /// Largest header list (RFC 9113 §6.5.2: names, values and 32 bytes per field) of a backend's
 /// answer, headers and trailers alike, advertised as `SETTINGS_MAX_HEADER_LIST_SIZE`. gRPC
 /// metadata is a handful of fields (gRPC's C core refuses more than 16 KiB by default) and Envoy
@@ -573,6 +577,13 @@ async fn open(
         .initial_connection_window_size(CONNECTION_WINDOW)
         .enable_push(false)
         .max_header_list_size(MAX_ANSWER_HEADER_LIST)
+        .max_concurrent_reset_streams(REMEMBERED_RESETS)
+        // h2 ends a connection once it has had to reset 1,024 streams over its life (frames
+        // for a stream it had forgotten, among others), a count that never goes down: clients
+        // that went away, each cancelling calls whose answers were still arriving, made the
+        // gateway end its own backend connection and fail the other clients' calls on it (502).
+        // That bound guards a server against its clients; a backend is the operator's own.
+        .max_local_error_reset_streams(None)
         .handshake::<_, RequestMessage>(TokioIo::new(stream));
     match crate::timeout::within(connect_timeout, handshake).await {
         Some(Ok((send, driver))) => Ok((send, driver, fd)),
