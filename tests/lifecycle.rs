@@ -517,6 +517,45 @@ fn over_http2_answers_a_client_does_not_read_wait_at_their_backend() {
 }
 
 #[test]
+fn over_http2_a_head_answer_does_not_wait_for_the_answer_budget() {
+    // Four unread answers of 4 MB hold the connection's 16 MiB budget; a HEAD of the same size
+    // on that connection is answered at once, its body never sent.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+    for id in [1, 3, 5, 7] {
+        h2_get(&mut c, id, "/echo/bytes/4000000", Some("x"), None);
+    }
+    let mut seen = Vec::new();
+    let heads = |seen: &[Frame]| seen.iter().filter(|f| f.kind == FRAME_HEADERS).count();
+    for _ in 0..50 {
+        seen.extend(h2_read_for(&mut c, Duration::from_millis(100)).0);
+        if heads(&seen) == 4 {
+            break;
+        }
+    }
+    assert_eq!(heads(&seen), 4, "the four answers hold the budget");
+    // HEAD: `:method` as a literal with its indexed name (static index 2).
+    let mut head = h2_get_frame(9, "/echo/bytes/4000000", Some("x"), None);
+    head.splice(9..10, [0x02, 4, b'H', b'E', b'A', b'D']);
+    head[2] += 5;
+    c.send(&head);
+    let mut answered = None;
+    for _ in 0..50 {
+        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(100));
+        answered = frames
+            .into_iter()
+            .find(|f| f.kind == FRAME_HEADERS && f.stream == 9);
+        if answered.is_some() || closed {
+            break;
+        }
+    }
+    let answered = answered.expect("the HEAD answered while the budget is held");
+    // `:status: 200` is static index 8.
+    assert_eq!(answered.payload.first(), Some(&0x88));
+    assert!(answered.flags & FLAG_END_STREAM != 0, "no body follows");
+}
+
+#[test]
 fn clients_that_go_away_mid_answer_do_not_end_the_backend_connection() {
     // Each round a client asks for 128 answers of 1 MiB, reads none, and closes its connection
     // once the backend has every call: the gateway cancels 128 calls whose answers are still

@@ -250,7 +250,9 @@ async fn serve_stream(
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
     let response = match read_request(shard, request, &mut respond, remote).await {
         Ok(request) => {
-            let answer = async { Some(crate::router::handle(shard, &request, Some(hold)).await) };
+            // A HEAD answer's body is dropped as it is sent: it holds nothing of the budget.
+            let hold = (!head_request).then_some(hold);
+            let answer = async { Some(crate::router::handle(shard, &request, hold).await) };
             // A client that resets the stream (or the connection) has gone away: dropping the
             // call cancels it at the backend too.
             let reset = async {

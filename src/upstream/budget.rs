@@ -54,6 +54,7 @@ impl AnswerBudget {
         AnswerHold {
             budget: self.0.clone(),
             held: Cell::new(0),
+            waiting: Cell::new(false),
         }
     }
 }
@@ -63,6 +64,8 @@ impl AnswerBudget {
 pub struct AnswerHold {
     budget: Rc<Shared>,
     held: Cell<u64>,
+    /// A take is waiting for the budget (for the error of a call whose deadline passes then).
+    waiting: Cell<bool>,
 }
 
 impl AnswerHold {
@@ -71,6 +74,7 @@ impl AnswerHold {
     /// back first.
     pub async fn take(&self, bytes: usize) {
         self.give_back();
+        self.waiting.set(false);
         let budget = &*self.budget;
         let units = (bytes as u64).min(budget.size);
         // `try_acquire` fails only on a closed semaphore, and this one is never closed.
@@ -78,12 +82,21 @@ impl AnswerHold {
             budget.metrics.answer_budget_waits.inc();
             // Dropped after the wait (declared before it), however the wait ends.
             let _wake_next = WakeNext(&budget.bytes);
+            // Left set by a wait given up (its call's deadline passed), for the call's error.
+            self.waiting.set(true);
             let wait = std::pin::pin!(budget.bytes.acquire(units));
-            if wait.await.is_err() {
+            let taken = wait.await.is_ok();
+            self.waiting.set(false);
+            if !taken {
                 return;
             }
         }
         self.held.set(units);
+    }
+
+    /// Whether a take is waiting for the budget, or gave up waiting.
+    pub fn waiting(&self) -> bool {
+        self.waiting.get()
     }
 
     /// Gives back what the hold has (an answer that failed holds nothing while its error goes out).
@@ -194,6 +207,34 @@ mod tests {
             assert_eq!(budget.0.bytes.available(), 100);
             drop(b);
             assert_eq!(budget.0.bytes.available(), 100);
+        });
+    }
+
+    #[test]
+    fn a_wait_given_up_is_told_apart_in_the_deadline_error() {
+        run(async {
+            let budget = budget(10);
+            let (a, b) = (budget.hold(), budget.hold());
+            assert!(poll_once(a.take(10).boxed_local()).await.is_some());
+            let mut waiting = b.take(5).boxed_local();
+            assert!(poll_once(&mut waiting).await.is_none());
+            drop(waiting);
+            assert!(b.waiting(), "a wait given up stays told");
+            assert!(!a.waiting());
+            let settings = crate::config::ServiceSettings {
+                timeout: std::time::Duration::from_millis(1500),
+                max_body_bytes: 1,
+                max_grpc_message_bytes: 1,
+            };
+            let message = |hold| crate::upstream::timed_out(&settings, hold).error.message;
+            assert!(message(Some(&b)).contains(
+                "waited past the 1500 ms deadline for room in this connection's answer budget"
+            ));
+            assert_eq!(message(Some(&a)), "backend did not answer within 1500 ms");
+            assert_eq!(message(None), "backend did not answer within 1500 ms");
+            a.give_back();
+            assert!(poll_once(b.take(5).boxed_local()).await.is_some());
+            assert!(!b.waiting(), "taken");
         });
     }
 

@@ -197,7 +197,7 @@ impl Upstream {
             self.attempts(service, frame, idempotent, start, settings, rng, hold),
         )
         .await
-        .unwrap_or_else(|| Err(timed_out(settings)))
+        .unwrap_or_else(|| Err(timed_out(settings, hold)))
     }
 
     /// Sends the call to one instance, again to the same instance when it did not process it, and
@@ -461,15 +461,17 @@ fn after_failure(reached: Reached, idempotent: bool, resent_here: bool) -> Next 
     }
 }
 
-fn timed_out(settings: &ServiceSettings) -> Unreachable {
-    GatewayError::new(
-        ErrorKind::UpstreamTimeout,
+fn timed_out(settings: &ServiceSettings, hold: Option<&AnswerHold>) -> Unreachable {
+    let ms = settings.timeout.as_millis();
+    let message = if hold.is_some_and(AnswerHold::waiting) {
         format!(
-            "backend did not answer within {} ms",
-            settings.timeout.as_millis()
-        ),
-    )
-    .into()
+            "the backend answered, but its answer waited past the {ms} ms deadline for room in \
+             this connection's answer budget, held by answers the client has not read"
+        )
+    } else {
+        format!("backend did not answer within {ms} ms")
+    };
+    GatewayError::new(ErrorKind::UpstreamTimeout, message).into()
 }
 
 /// xorshift64*: a per-shard generator for balancing choices, not for anything secret.
