@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::cluster::metric;
-use support::scripted::{Answer, ScriptedBackend};
+use support::scripted::{self, Answer, ScriptedBackend};
 use support::*;
 
 /// The gateway's default deadline for a call (`--request-timeout-ms`).
@@ -146,4 +146,30 @@ fn a_call_waiting_for_a_slot_gets_a_new_connection_when_its_backend_drains_the_o
         let r = held.join().unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
     }
+}
+
+#[test]
+fn a_backend_that_answers_before_reading_the_whole_request_keeps_its_stream_slots() {
+    // The backend answers each call after the first frame of its 200 KB request and never resets
+    // the stream; the rest of the request waits for a window it will not open. The gateway's
+    // handles were dropped with that data queued, and h2 kept such a stream (and its slot of the
+    // backend's two) for the connection's life: the third call waited out its deadline (504). It
+    // now resets the stream once the answer is in.
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--request-timeout-ms", "5000"])
+        .start();
+    let backend = ScriptedBackend::builder()
+        .max_concurrent_streams(2)
+        .answer_early()
+        .start(|_| Answer::Reply(scripted::json_reply(200, "{}".into())));
+    register(&gw, "svc", "s1", &backend.addr);
+    let body = binary_body(200_000);
+    for i in 0..6 {
+        let r = http("POST", gw.url(&format!("/svc/{i}")))
+            .body(&body)
+            .send();
+        assert_eq!(r.status, 200, "call {i}: {}", r.text());
+    }
+    assert_eq!(backend.calls().len(), 6);
 }

@@ -134,15 +134,20 @@ pub async fn unary(
     })?;
     // The backend processed a call on this connection: it works (see `pool`).
     lease.answered();
-    read_answer(response, &fields, max_message, hold, broken)
-        .await
-        .map_err(|error| {
-            // An error's answer is small: the message's share goes back at once.
-            if let Some(hold) = hold {
-                hold.give_back();
-            }
-            CallFailure::from(error)
-        })
+    let answer = read_answer(response, &fields, max_message, hold, broken).await;
+    // The backend answered before taking the whole request and did not reset the stream
+    // (RFC 9113 §8.1 asks it to): the rest would wait for a window it need never open, and h2
+    // would keep the stream, and its slot, for the connection's life.
+    if stream.is_send_pending() {
+        stream.send_reset(h2::Reason::CANCEL);
+    }
+    answer.map_err(|error| {
+        // An error's answer is small: the message's share goes back at once.
+        if let Some(hold) = hold {
+            hold.give_back();
+        }
+        CallFailure::from(error)
+    })
 }
 
 /// Reads and checks the answer whose headers (`fields`, as received) arrived, its message's

@@ -33,6 +33,9 @@ const WAIT_LIMIT: Duration = Duration::from_secs(10);
 /// Memory glommio locks for this executor's io_uring buffers: small, so that the test process
 /// stays within a default 8 MiB `ulimit -l` (as `h2_parallel`'s executor).
 const IO_MEMORY: usize = 256 << 10;
+/// Connection receive window of a backend that answers early: room for the unread rest of a
+/// thousand calls' stream windows.
+const EARLY_CONNECTION_WINDOW: u32 = 64 << 20;
 /// Largest call message read: well over anything a test sends (the gateway's default body limit
 /// is 4 MiB).
 const MAX_MESSAGE: usize = 64 << 20;
@@ -119,6 +122,8 @@ struct State {
     released: HashSet<String>,
     /// Held calls waiting for a release.
     holders: Vec<Waker>,
+    /// Every call is answered after its first DATA frame, and its stream never reset.
+    answer_early: bool,
 }
 
 struct Shared {
@@ -150,12 +155,22 @@ pub enum EndAtOnce {
 pub struct ScriptedBuilder {
     max_concurrent_streams: Option<u32>,
     end_at_once: Option<EndAtOnce>,
+    answer_early: bool,
 }
 
 impl ScriptedBuilder {
     /// Advertises `SETTINGS_MAX_CONCURRENT_STREAMS` (h2's default: none).
     pub fn max_concurrent_streams(mut self, n: u32) -> Self {
         self.max_concurrent_streams = Some(n);
+        self
+    }
+
+    /// Answers every call after the first DATA frame of its request, before reading the rest,
+    /// and never resets its stream (RFC 9113 §8.1 asks for RST_STREAM(NO_ERROR) then; grpc-go
+    /// and hyper send it, some servers do not). The script still decides the answer, but its
+    /// call carries no path or request id (the request message was not read whole).
+    pub fn answer_early(mut self) -> Self {
+        self.answer_early = true;
         self
     }
 
@@ -171,7 +186,10 @@ impl ScriptedBuilder {
         script: impl Fn(&Call) -> Answer + Send + Sync + 'static,
     ) -> ScriptedBackend {
         let shared = Arc::new(Shared {
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                answer_early: self.answer_early,
+                ..State::default()
+            }),
             changed: Condvar::new(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -346,6 +364,11 @@ async fn serve(
     if let Some(n) = mcs {
         builder.max_concurrent_streams(n);
     }
+    if shared.state.lock().unwrap().answer_early {
+        // A call's unread request holds its stream's window (64 KiB) for good, and a connection
+        // window of that size would run out after one call: here it does not.
+        builder.initial_connection_window_size(EARLY_CONNECTION_WINDOW);
+    }
     let Ok(mut connection) = builder.handshake::<_, Bytes>(TokioIo::new(stream)).await else {
         return;
     };
@@ -418,10 +441,16 @@ async fn call(
         .map(str::to_string);
     let mut body = request.into_body();
     let mut message = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let Ok(chunk) = chunk else { return };
-        let _ = body.flow_control().release_capacity(chunk.len());
-        message.extend_from_slice(&chunk);
+    if shared.state.lock().unwrap().answer_early {
+        let _ = body.data().await;
+        // Never dropped: h2 would reset the stream.
+        std::mem::forget(body);
+    } else {
+        while let Some(chunk) = body.data().await {
+            let Ok(chunk) = chunk else { return };
+            let _ = body.flow_control().release_capacity(chunk.len());
+            message.extend_from_slice(&chunk);
+        }
     }
     let req = grpc_frame::decode_unary(&message, MAX_MESSAGE)
         .ok()

@@ -1946,6 +1946,50 @@ mod switchyard_tests {
         .await;
     }
 
+    /// switchyard patch: `SendStream::is_send_pending`. A server that answers without reading
+    /// the request (and keeps it, so that h2 does not reset the stream) leaves the part of a
+    /// 200 KB request past the 64 KiB window queued: pending until the client resets the stream
+    /// (and the reset has gone out). A small request has gone out by the time its answer is in.
+    #[tokio::test]
+    async fn data_waiting_for_the_window_is_pending_until_reset() {
+        on_one_thread(async {
+            let (client_io, server_io) = tokio::io::duplex(1024 * 1024);
+            let server = tokio::task::spawn_local(async move {
+                let mut conn = crate::server::handshake(server_io).await.unwrap();
+                let mut kept = Vec::new();
+                while let Some(accepted) = conn.accept().await {
+                    let (request, mut respond) = accepted.unwrap();
+                    kept.push(request);
+                    respond.send_response(Response::new(()), true).unwrap();
+                }
+            });
+            let (client, conn) = crate::client::handshake(client_io).await.unwrap();
+            let conn = tokio::task::spawn_local(conn);
+            for (size, pending) in [(10, false), (200_000, true)] {
+                let mut client = client.clone().ready().await.unwrap();
+                let request = Request::post("http://127.0.0.1/").body(()).unwrap();
+                let (response, mut stream) = client.send_request(request, false).unwrap();
+                stream.send_data(Bytes::from(vec![0; size]), true).unwrap();
+                response.await.unwrap();
+                assert_eq!(stream.is_send_pending(), pending, "{size} bytes");
+                stream.send_reset(crate::Reason::CANCEL);
+                // The reset drops the queued data; the RST_STREAM goes out on a later turn of the
+                // connection task. Bounded: data left behind the window would never go.
+                for _ in 0..10_000 {
+                    if !stream.is_send_pending() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                assert!(!stream.is_send_pending(), "{size} bytes, after the reset");
+            }
+            drop(client);
+            conn.abort();
+            server.abort();
+        })
+        .await;
+    }
+
     /// Two calls on one connection, each answered with headers, a body and trailers. The
     /// response takes the future's reference: the future still answers `stream_id` and
     /// `poll_informational` afterwards, the body and trailers read to the end, and once every

@@ -287,6 +287,15 @@ impl<B: Buf> SendStream<B> {
         self.inner.reserve_capacity(capacity as WindowSize)
     }
 
+    /// switchyard patch: whether data or trailers sent on this stream still wait to go out (for
+    /// the peer's flow-control window, or the connection's turn). A client whose peer answered
+    /// before taking the whole request, and will open no window for the rest, resets the stream
+    /// with `send_reset` instead of dropping it with frames queued: h2 keeps such a stream, and
+    /// its concurrency slot, for as long as the connection lives.
+    pub fn is_send_pending(&self) -> bool {
+        self.inner.is_send_pending()
+    }
+
     /// Returns the stream's current send capacity.
     ///
     /// This allows the caller to check the current amount of available capacity

@@ -1446,6 +1446,14 @@ impl<B> StreamRef<B> {
             .reserve_capacity(capacity, &mut stream, &mut me.counts)
     }
 
+    /// switchyard patch: whether frames the user sent on the stream still wait to go out.
+    pub fn is_send_pending(&self) -> bool {
+        let mut me = self.opaque.inner.lock().unwrap();
+        let me = &mut *me;
+        let stream = me.store.resolve(self.opaque.key);
+        !stream.pending_send.is_empty() || stream.buffered_send_data > 0
+    }
+
     /// Returns the stream's current send capacity.
     pub fn capacity(&self) -> WindowSize {
         let mut me = self.opaque.inner.lock().unwrap();
