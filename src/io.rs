@@ -278,7 +278,7 @@ impl BodyCollector {
         self.len() == 0
     }
 
-    /// Announces the whole body's length (a content-length, a gRPC length prefix), so that a
+    /// Announces the whole body's length (a gRPC length prefix), so that a
     /// body in several frames is joined into one allocation of that size instead of one grown by
     /// doubling (a 4 MiB answer in 16 KiB frames was copied about twice over, in eight
     /// reallocations). Only a hint: a body of another length is still collected whole. For a

@@ -13,7 +13,10 @@
 //!
 //! A share is the whole answer at once (at most the whole budget): answers that had taken parts
 //! of the budget could each wait for the others' parts and none finish. HTTP/1.1 connections have
-//! no budget: they answer one request at a time.
+//! no budget: they answer one request at a time; nor have HEAD answers, whose bodies are dropped
+//! as they are sent. The budget goes to answers in the order they come: a client that reads one
+//! stream at a time, in another order, can have the answer it waits for time out while answers
+//! it has not reached hold the budget (the README says so).
 
 use std::cell::Cell;
 use std::rc::Rc;
