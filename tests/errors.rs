@@ -360,6 +360,26 @@ fn backend_header_block_over_the_header_list_limit_is_502() {
 }
 
 #[test]
+fn an_answer_h2_refuses_is_told_from_a_reset() {
+    // A content-length shorter than the message: h2 refuses the DATA past it. That is the
+    // backend breaking HTTP/2, not resetting the call.
+    let gw = Gateway::start();
+    let backend = ScriptedBackend::start(|_| {
+        Answer::ReplyWithMetadata(
+            json_reply(200, "{}".into()),
+            vec![("content-length".into(), "3".into())],
+        )
+    });
+    register(&gw, "bad", "b1", &backend.addr);
+    let err = assert_error(&gw.get("/bad/x"), 502, "UPSTREAM_PROTOCOL_ERROR");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("backend sent an answer that breaks HTTP/2: "),
+        "{message}"
+    );
+}
+
+#[test]
 fn long_grpc_message_is_cut_in_the_error_body() {
     let gw = Gateway::start();
     let backend = big_answer_backend();

@@ -150,6 +150,19 @@ pub async fn unary(
     })
 }
 
+/// What went wrong with an answer whose headers had arrived, for the client's error: the
+/// backend's reset, its connection's end, or h2 refusing what it sent (a body longer than its
+/// content-length, a frame over the size limit, a pseudo-header in the trailers).
+fn answer_broken(e: &h2::Error) -> &'static str {
+    if e.is_reset() && e.is_remote() {
+        "reset the answer"
+    } else if e.is_go_away() || e.is_io() {
+        "lost its connection during the answer"
+    } else {
+        "sent an answer that breaks HTTP/2"
+    }
+}
+
 /// Reads and checks the answer whose headers (`fields`, as received) arrived, its message's
 /// share of the budget taken by `hold`; `broken` maps an h2 error to the client's.
 async fn read_answer(
@@ -198,7 +211,7 @@ async fn read_answer(
     let mut unreleased = 0;
     let mut announced = false;
     while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| broken("reset the answer", &e))?;
+        let chunk = chunk.map_err(|e| broken(answer_broken(&e), &e))?;
         if message.len() + chunk.len() > limit {
             return Err(over_limit());
         }
@@ -224,7 +237,7 @@ async fn read_answer(
     let trailers = body
         .received_trailers()
         .await
-        .map_err(|e| broken("reset the answer", &e))?
+        .map_err(|e| broken(answer_broken(&e), &e))?
         .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no trailers"))?;
     let fields = GrpcFields::of(&trailers);
     let status = fields
