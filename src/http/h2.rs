@@ -579,10 +579,7 @@ async fn send_response(
             http::HeaderValue::from_bytes(&date).expect("an IMF-fixdate is a header value"),
         );
     }
-    if let Some(length) = response
-        .content_length(head_request)
-        .filter(|_| !response.bodiless_status())
-    {
+    if let Some(length) = response.content_length(head_request) {
         head = head.header(http::header::CONTENT_LENGTH, length);
     }
     let head = match head.body(()) {

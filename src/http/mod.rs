@@ -204,13 +204,17 @@ impl Response {
         self.status < 200 || self.status == 204 || self.status == 304
     }
 
-    /// The `content-length` to send: the body's, except for a HEAD answered without a body: the
+    /// The `content-length` to send: none for a status that has no body (1xx, 204, 304, RFC 9110
+    /// §8.6); else the body's, except for a HEAD answered without a body: the
     /// length the backend declared, the one a GET would have (RFC 9110 §9.3.2), as nginx passes it
     /// on; or none when the backend declared none or none usable (not a length, or lengths that
     /// differ; repeats of one length are that length, RFC 9110 §8.6), rather than claim the
     /// resource is empty. (A backend header list the gateway had to copy, for upper-case names,
     /// no longer holds it: such a HEAD announces none either.)
     pub fn content_length(&self, head_request: bool) -> Option<u64> {
+        if self.bodiless_status() {
+            return None;
+        }
         if !(head_request && self.body.is_empty()) {
             return Some(self.body.len() as u64);
         }

@@ -56,11 +56,7 @@ pub fn encode_head(
         out.extend_from_slice(&crate::http::date::current());
         out.extend_from_slice(b"\r\n");
     }
-    let bodiless_status = response.bodiless_status();
-    if let Some(length) = response
-        .content_length(head_request)
-        .filter(|_| !bodiless_status)
-    {
+    if let Some(length) = response.content_length(head_request) {
         out.extend_from_slice(b"content-length: ");
         out.extend_from_slice(digits.format(length).as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -71,7 +67,7 @@ pub fn encode_head(
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    !head_request && !bodiless_status
+    !head_request && !response.bodiless_status()
 }
 
 #[cfg(test)]
