@@ -388,6 +388,21 @@ fn h2_read(c: &mut RawConn, answer_pings: bool, limit: Duration) -> (Vec<Frame>,
     (frames, closed)
 }
 
+/// Reads frames (answering PINGs) until `done` holds for all those read so far, the gateway closes
+/// the connection, or `limit` passes; returns them.
+fn h2_read_until(c: &mut RawConn, limit: Duration, done: impl Fn(&[Frame]) -> bool) -> Vec<Frame> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let (frames, closed) = h2_read_for(c, Duration::from_millis(100));
+        seen.extend(frames);
+        if closed || done(&seen) {
+            break;
+        }
+    }
+    seen
+}
+
 /// The error code of the first RST_STREAM of stream `id` among `frames`, if there is one.
 fn reset_code(frames: &[Frame], id: u32) -> Option<u32> {
     frames
@@ -525,31 +540,22 @@ fn over_http2_a_head_answer_does_not_wait_for_the_answer_budget() {
     for id in [1, 3, 5, 7] {
         h2_get(&mut c, id, "/echo/bytes/4000000", Some("x"), None);
     }
-    let mut seen = Vec::new();
     let heads = |seen: &[Frame]| seen.iter().filter(|f| f.kind == FRAME_HEADERS).count();
-    for _ in 0..50 {
-        seen.extend(h2_read_for(&mut c, Duration::from_millis(100)).0);
-        if heads(&seen) == 4 {
-            break;
-        }
-    }
+    let seen = h2_read_until(&mut c, Duration::from_secs(5), |seen| heads(seen) == 4);
     assert_eq!(heads(&seen), 4, "the four answers hold the budget");
     // HEAD: `:method` as a literal with its indexed name (static index 2).
     let mut head = h2_get_frame(9, "/echo/bytes/4000000", Some("x"), None);
     head.splice(9..10, [0x02, 4, b'H', b'E', b'A', b'D']);
     head[2] += 5;
     c.send(&head);
-    let mut answered = None;
-    for _ in 0..50 {
-        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(100));
-        answered = frames
-            .into_iter()
-            .find(|f| f.kind == FRAME_HEADERS && f.stream == 9);
-        if answered.is_some() || closed {
-            break;
-        }
-    }
-    let answered = answered.expect("the HEAD answered while the budget is held");
+    let is_answer = |f: &Frame| f.kind == FRAME_HEADERS && f.stream == 9;
+    let seen = h2_read_until(&mut c, Duration::from_secs(5), |seen| {
+        seen.iter().any(is_answer)
+    });
+    let answered = seen
+        .into_iter()
+        .find(is_answer)
+        .expect("the HEAD answered while the budget is held");
     // `:status: 200` is static index 8.
     assert_eq!(answered.payload.first(), Some(&0x88));
     assert!(answered.flags & FLAG_END_STREAM != 0, "no body follows");
@@ -610,20 +616,14 @@ fn over_http2_trailers_with_a_pseudo_header_reset_the_stream() {
     let mut trailers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05, 0, 0, 0, 1];
     trailers.extend_from_slice(&block);
     c.send(&trailers);
-    let mut seen = Vec::new();
-    for _ in 0..50 {
-        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(100));
-        seen.extend(frames);
-        let ended = seen.iter().any(|f| {
+    let seen = h2_read_until(&mut c, Duration::from_secs(5), |seen| {
+        seen.iter().any(|f| {
             f.stream == 1
                 && (f.kind == FRAME_RST_STREAM
                     || (f.kind == FRAME_DATA || f.kind == FRAME_HEADERS)
                         && f.flags & FLAG_END_STREAM != 0)
-        });
-        if closed || ended {
-            break;
-        }
-    }
+        })
+    });
     assert!(
         !seen
             .iter()
