@@ -601,7 +601,7 @@ fn arguments_reach_the_backend() {
     // request), then the call's own content-type, then the `headers` argument in order.
     assert_eq!(
         forwarded_headers(created),
-        owned(&[
+        pairs(&[
             ("x-client", "c1"),
             ("content-type", "application/json"),
             ("x-trace", "t1"),
@@ -747,7 +747,7 @@ fn hop_by_hop_headers_never_reach_the_backend() {
     assert_eq!(echo["body"], r#"{"a":1}"#);
     assert_eq!(
         forwarded_headers(echo),
-        owned(&[
+        pairs(&[
             ("x-client", "c"),
             ("content-type", "application/json"),
             ("x-kept", "1"),
@@ -760,13 +760,6 @@ fn forwarded_headers(echo: &Value) -> Vec<(String, String)> {
     echoed_headers(echo)
         .into_iter()
         .filter(|(n, _)| n != "host" && n != "user-agent" && n != "accept")
-        .collect()
-}
-
-fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect()
 }
 

@@ -5,18 +5,13 @@
 
 mod support;
 
+use support::scripted::{Answer, ScriptedBackend};
 use support::*;
 
 fn setup() -> (Gateway, Echo) {
     let gw = Gateway::start();
     let echo = Echo::registered(&gw, "echo", "e1");
     (gw, echo)
-}
-
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
 }
 
 #[test]
@@ -579,6 +574,31 @@ fn pipelined_requests_answered_in_order() {
     assert_eq!(r2["body"], "abc");
     assert_eq!(r3["path"], "/third");
     assert_eq!(r3["query"], "n=3");
+}
+
+#[test]
+fn a_pipelined_answer_is_not_held_by_a_slow_call_behind_it() {
+    // The second request's call is held at the backend until the test has read the first answer:
+    // the gateway writes that answer while the second call runs, as nginx and HAProxy do. (It
+    // used to queue it behind the second answer, so a slow call held every answer before it.)
+    let gw = Gateway::start();
+    let backend = ScriptedBackend::start(|call| match call.path.as_str() {
+        "/held" => Answer::Hold("held".into(), Box::new(Answer::describe(call))),
+        _ => Answer::describe(call),
+    });
+    register(&gw, "svc", "s1", &backend.addr);
+    let mut c = RawConn::connect(gw.addr);
+    c.send(
+        b"GET /svc/first HTTP/1.1\r\nHost: gw\r\n\r\nGET /svc/held HTTP/1.1\r\nHost: gw\r\n\r\n",
+    );
+    let first = c.read_response(false);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["path"], "/first");
+    backend.wait_for_calls("the held call", |calls| calls.len() == 2);
+    backend.release("held");
+    let second = c.read_response(false);
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(second.json()["path"], "/held");
 }
 
 #[test]

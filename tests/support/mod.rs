@@ -1657,6 +1657,13 @@ pub fn echoed_headers(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Name/value pairs as owned strings, for comparing with [`echoed_headers`].
+pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The values of the headers named `name` in an echoed ForwardingReq, in order.
 pub fn echoed_values(v: &Value, name: &str) -> Vec<String> {
     echoed_headers(v)

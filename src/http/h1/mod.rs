@@ -4,7 +4,8 @@
 //! holding a shard's memory or connections.
 //!
 //! Requests on one connection are served in order (as HTTP/1.1 requires of pipelined requests);
-//! responses to pipelined requests are batched into one write until the input runs dry.
+//! answers to pipelined requests that are ready together are written together, in one write once
+//! the input runs dry, and a call still running does not hold the answers queued before it.
 //!
 //! Memory: a connection's task holds only what it needs to read and write. Answering a request
 //! (routing and the upstream call, most of the state) runs in a box the connection allocates at
@@ -271,18 +272,38 @@ pub fn serve<'a>(
             let close = {
                 let answered = {
                     let Buffers {
-                        read, answering, ..
+                        read,
+                        out,
+                        body,
+                        answering,
+                        ..
                     } = &mut bufs;
                     // The answer is polled in its box, the hang-up watch beside it (a combinator
                     // would move the answer's future through its own state first).
                     let mut answering = reuse(answering, answer(shard.clone(), request));
-                    let mut hang_up =
-                        std::pin::pin!(hung_up(stream, read, limits.max_header_bytes));
-                    std::future::poll_fn(|cx| match answering.as_mut().poll(cx) {
-                        Poll::Ready(answered) => Poll::Ready(Some(answered)),
-                        Poll::Pending => hang_up.as_mut().poll(cx).map(|()| None),
-                    })
-                    .await
+                    // Answers queued for the requests pipelined before this one go out while its
+                    // call runs, not after it: a slow call must not hold answers that are ready
+                    // (nginx and HAProxy write each answer when it is ready). An answer at hand at
+                    // once (a refusal, `/-/health`) joins them, so a burst of those is one write.
+                    let mut at_once = None;
+                    if !out.is_empty() {
+                        at_once = futures_lite::future::poll_once(answering.as_mut()).await;
+                        if at_once.is_none() && write_out(stream, out, body).await.is_err() {
+                            return;
+                        }
+                    }
+                    match at_once {
+                        Some(answered) => Some(answered),
+                        None => {
+                            let mut hang_up =
+                                std::pin::pin!(hung_up(stream, read, limits.max_header_bytes));
+                            std::future::poll_fn(|cx| match answering.as_mut().poll(cx) {
+                                Poll::Ready(answered) => Poll::Ready(Some(answered)),
+                                Poll::Pending => hang_up.as_mut().poll(cx).map(|()| None),
+                            })
+                            .await
+                        }
+                    }
                 };
                 let Some(answered) = answered else {
                     // The client went away: dropping the call now cancels it at the backend (h2
