@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -90,16 +90,47 @@ pub fn bind_exclusive(addr: SocketAddr) -> io::Result<glommio::net::TcpListener>
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }
 
+/// A shard's listening socket, which stops listening the moment it is dropped.
+///
+/// Closing the descriptor is not enough: an accept in flight in the shard's io_uring holds the
+/// socket, and the kernel cancels it only when the ring is torn down, after the process has
+/// exited. The socket went on listening meanwhile, and a gateway started in that moment (a
+/// restart) found the address in use, in about one start of three right after an exit.
+/// `shutdown` takes a listening socket out of the listening state at once, whoever holds it
+/// (the in-flight accept ends with an error), and leaves no connection behind: ones not yet
+/// accepted are reset, as they would be by the close.
+pub struct Listener {
+    socket: glommio::net::TcpListener,
+    /// `socket`'s descriptor (glommio's listener does not expose it).
+    fd: RawFd,
+}
+
+impl Listener {
+    /// The next client connection.
+    pub async fn accept(&self) -> glommio::Result<glommio::net::TcpStream, ()> {
+        self.socket.accept().await
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // SAFETY: `fd` is `socket`'s, which is open until the fields are dropped after this.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+    }
+}
+
 /// Binds `addr` for one shard (SO_REUSEPORT) and hands the socket to the shard's executor.
-pub fn bind(addr: SocketAddr) -> io::Result<glommio::net::TcpListener> {
+pub fn bind(addr: SocketAddr) -> io::Result<Listener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
+    let fd = socket.into_raw_fd();
     // SAFETY: the fd is a bound, listening TCP socket that we own and hand over.
-    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    let socket = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
+    Ok(Listener { socket, fd })
 }
 
 #[cfg(test)]
@@ -139,6 +170,32 @@ mod tests {
         assert!(err.contains("another process listens there too"), "{err}");
         assert!(check_alone(addr, 2).is_ok(), "both ours");
         drop(first);
+    }
+
+    #[test]
+    fn a_dropped_listener_stops_listening_with_an_accept_in_flight() {
+        let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .make()
+            .expect("executor");
+        executor.run(async {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = probe.local_addr().unwrap();
+            drop(probe);
+            let listener = bind(addr).expect("bind");
+            // The executor parks for the timer, and parking hands the accept to the kernel; the
+            // timer ends the wait and drops the accept, whose cancellation the ring has not seen.
+            futures_lite::future::or(
+                async {
+                    let _ = listener.accept().await;
+                },
+                glommio::timer::sleep(std::time::Duration::from_millis(1)),
+            )
+            .await;
+            drop(listener);
+            // At once, with the executor not run since: the accept still in the ring holds the
+            // socket, and without the shutdown it would go on listening.
+            assert!(check_alone(addr, 0).is_ok(), "still listening on {addr}");
+        });
     }
 
     fn bind_std(addr: SocketAddr) -> Socket {

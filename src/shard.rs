@@ -306,6 +306,8 @@ pub async fn run(start: ShardStart) {
         let _ = drain_rx.await;
     })
     .await;
+    // Stops listening now, not when the process's rings are torn down after it exits (see
+    // `listener::Listener`): a gateway started in its place can bind at once.
     drop(listener);
     let deadline = Instant::now() + shard.config.grace_period;
     // Every shard counts itself busy until it first finds itself idle; the process is done when
