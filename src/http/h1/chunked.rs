@@ -45,7 +45,8 @@ pub fn decode(
         match *state {
             State::Done => return Ok(true),
             State::Size => {
-                let Some(line_len) = find_crlf(input, MAX_CHUNK_LINE)? else {
+                let Some(line_len) = find_crlf(input, MAX_CHUNK_LINE, "chunk line too long")?
+                else {
                     return Ok(false);
                 };
                 let size = parse_size(&input[..line_len])?;
@@ -86,7 +87,8 @@ pub fn decode(
                 *state = State::Size;
             }
             State::Trailers(seen) => {
-                let Some(line_len) = find_crlf(input, max_trailer_bytes.saturating_sub(seen))?
+                let left = max_trailer_bytes.saturating_sub(seen);
+                let Some(line_len) = find_crlf(input, left, "trailer section over the limit")?
                 else {
                     return Ok(false);
                 };
@@ -102,14 +104,18 @@ pub fn decode(
     }
 }
 
-/// Position of the first CRLF, refusing lines longer than `max` and bare LFs.
-fn find_crlf(input: &[u8], max: usize) -> Result<Option<usize>, GatewayError> {
+/// Position of the first CRLF, refusing bare LFs and lines longer than `max` (saying `too_long`).
+fn find_crlf(
+    input: &[u8],
+    max: usize,
+    too_long: &'static str,
+) -> Result<Option<usize>, GatewayError> {
     let window = &input[..input.len().min(max + 2)];
     match window.iter().position(|&c| c == b'\n') {
         Some(0) => Err(GatewayError::bad_request("bare LF in chunked body")),
         Some(i) if window[i - 1] == b'\r' => Ok(Some(i - 1)),
         Some(_) => Err(GatewayError::bad_request("bare LF in chunked body")),
-        None if input.len() > max + 1 => Err(GatewayError::bad_request("chunk line too long")),
+        None if input.len() > max + 1 => Err(GatewayError::bad_request(too_long)),
         None => Ok(None),
     }
 }
@@ -259,5 +265,9 @@ mod tests {
         );
         let trailer = [&b"0\r\nX: "[..], &[b'v'; 200], b"\r\n\r\n"].concat();
         assert_eq!(run(&[&trailer]).unwrap_err(), ErrorKind::BadRequest);
+        // The message names the trailer section, not a chunk line.
+        let (mut state, mut body) = (State::Size, BytesMut::new());
+        let err = decode(&mut trailer[..].into(), &mut state, &mut body, 64, 128).unwrap_err();
+        assert_eq!(err.message, "trailer section over the limit");
     }
 }
