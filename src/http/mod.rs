@@ -262,8 +262,8 @@ pub fn check_method(method: &http::Method) -> Result<(), crate::error::GatewayEr
 /// Refuses a Host value that is not `host[:port]` (RFC 9112 §3.2: a server answers 400 to a Host
 /// with an invalid value). The Host is forwarded, and backends build URLs and pick virtual hosts
 /// from it: `a/b`, `a b` or `a@b` would reach them as something else than a host. Accepted: a
-/// registered name (letters, digits, `-._~`, `!$&'()*+,;=`, `%HH`), which covers IPv4 and may
-/// be empty, or an IP literal in brackets, each with an optional port of digits.
+/// registered name (letters, digits, `-._~`, `!$&'()*+,;=`, `%HH`), which covers IPv4 and is
+/// not empty, or an IP literal in brackets, each with an optional port of digits.
 pub fn check_host(value: &[u8]) -> Result<(), crate::error::GatewayError> {
     if valid_host(value) {
         Ok(())
@@ -287,10 +287,12 @@ fn valid_host(value: &[u8]) -> bool {
         };
         (valid_ip_literal(&literal[..end]), port)
     } else {
-        match value.iter().position(|&b| b == b':') {
-            Some(colon) => (valid_reg_name(&value[..colon]), Some(&value[colon + 1..])),
-            None => (valid_reg_name(value), None),
-        }
+        // RFC 9110 §4.2.1: an http URI's host is never empty (nginx refuses an empty Host too).
+        let (name, port) = match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+            None => (value, None),
+        };
+        (!name.is_empty() && valid_reg_name(name), port)
     };
     host_ok && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
 }
@@ -447,7 +449,6 @@ mod tests {
             "[fe80::1%25eth0]:81",
             "[v1.fe80::a+en1]",
             "a%41b",
-            "",
             "h:",
             "xn--bcher-kva.example",
         ];
@@ -455,6 +456,8 @@ mod tests {
             assert!(valid_host(host.as_bytes()), "{host}");
         }
         let invalid = [
+            "",
+            ":80",
             "a/b",
             "a b",
             "a@b",

@@ -4,8 +4,8 @@
 //! Refused with 400 (and the connection closed): Content-Length together with Transfer-Encoding,
 //! repeated or malformed Content-Length, any transfer coding but a single `chunked`, obs-fold
 //! continuation lines (httparse rejects them in requests), header values that are not UTF-8, a
-//! missing or repeated Host in HTTP/1.1, a Host (or absolute-form authority) that is not
-//! `host[:port]`. Refused with 431: a header section or header count over the limit.
+//! missing Host in HTTP/1.1, a repeated one in any version, a Host (or absolute-form authority)
+//! that is not `host[:port]` or has an empty host. Refused with 431: a header section or header count over the limit.
 
 use std::mem::MaybeUninit;
 
@@ -349,9 +349,11 @@ fn read_fields(
             "Transfer-Encoding is not allowed in HTTP/1.0",
         ));
     }
-    if !spans.http10 && hosts != 1 {
+    // RFC 9112 §3.2: more than one Host is invalid whatever the version (nginx refuses it in
+    // HTTP/1.0 too: the backend would have to pick one); only HTTP/1.1 must send one.
+    if hosts > 1 || (!spans.http10 && hosts == 0) {
         return Err(GatewayError::bad_request(
-            "HTTP/1.1 requests need exactly one Host header",
+            "HTTP/1.1 requests need exactly one Host header, HTTP/1.0 ones at most one",
         ));
     }
     let framing = match (chunked, content_length) {
@@ -574,6 +576,10 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: h\r\nX-Bad: \xff\xfe\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:   \r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: :80\r\n\r\n",
             b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET nopath HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
