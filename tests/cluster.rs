@@ -354,4 +354,10 @@ fn a_gateway_skips_log_events_carrying_its_own_node_id() {
     let r = a.get("/own/");
     assert_error(&r, 404, "SERVICE_NOT_FOUND");
     assert!(metric(&a, "switchyard_registry_events_skipped_total") >= 1);
+    // node-a did not write it, and says so: two writers sharing a node id skip each other.
+    let log = a.proc.stderr();
+    assert!(
+        log.contains("another gateway or client uses the same node id"),
+        "{log}"
+    );
 }

@@ -56,6 +56,19 @@ fn at_max_version(service: &ServiceName, instance: &InstanceId) -> RegistryError
     ))
 }
 
+/// What became of one of this node's own events read back from the log ([`Owner::apply_own`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnEvent {
+    /// A write reported failed that reached the log after all: applied, as every gateway does.
+    Applied,
+    /// A write applied when it was made: skipped.
+    Echo,
+    /// Newer than what this gateway holds for its key, so not written by it: another gateway or
+    /// client uses its node id. Skipped all the same (contract §6 skips by node id), and worth a
+    /// warning: the gateways sharing the id skip each other's writes and disagree.
+    NotWrittenHere,
+}
+
 /// Most unacknowledged own events remembered (see `Owner::apply_own`): far more than the writes a
 /// broker outage of a few seconds can fail.
 const MAX_UNACKNOWLEDGED: usize = 1024;
@@ -263,13 +276,28 @@ impl<L: RegistryLog + 'static> Owner<L> {
     /// Applies one of this node's own events read back from the log. Contract §6: a gateway skips
     /// the events it wrote itself — they were applied when written. The exception is an event
     /// whose write was reported failed (no acknowledgement in time) but that reached the log anyway:
-    /// the other gateways apply it, so this one does too. Returns whether it was applied.
-    pub fn apply_own(&mut self, event: Event) -> bool {
-        let Some(at) = self.unacknowledged.iter().position(|e| *e == event) else {
-            return false;
-        };
-        self.unacknowledged.remove(at);
-        self.apply_remote(event)
+    /// the other gateways apply it, so this one does too.
+    pub fn apply_own(&mut self, event: Event) -> OwnEvent {
+        if let Some(at) = self.unacknowledged.iter().position(|e| *e == event) {
+            self.unacknowledged.remove(at);
+            return if self.apply_remote(event) {
+                OwnEvent::Applied
+            } else {
+                OwnEvent::Echo
+            };
+        }
+        // What this gateway wrote it holds, or something newer: an event newer than the state,
+        // or one with the stamp held and another address, came from another process that uses
+        // this node id.
+        let held_elsewise = self
+            .state
+            .holds(&event.service, &event.instance, &event.stamp)
+            && self.state.address_of(&event.service, &event.instance) != event.address.as_ref();
+        if held_elsewise || self.state.is_newer(&event) {
+            OwnEvent::NotWrittenHere
+        } else {
+            OwnEvent::Echo
+        }
     }
 
     /// Sends the changes applied from the log to every shard, as one batch.
@@ -490,6 +518,36 @@ mod tests {
         // An empty flush publishes nothing and changes nothing.
         owner.flush();
         assert!(owner.shards_caught_up());
+    }
+
+    #[test]
+    fn an_own_event_this_gateway_did_not_write_is_told_from_an_echo() {
+        let (mut owner, _shards) = owner(1);
+        let event = |version, address| Event::users_u1(version, "node-a", Some(address));
+        // What node-a wrote and applied.
+        assert!(owner.apply_remote(event(5, "127.0.0.1:1")));
+        assert_eq!(owner.apply_own(event(5, "127.0.0.1:1")), OwnEvent::Echo);
+        assert_eq!(
+            owner.apply_own(event(4, "127.0.0.1:9")),
+            OwnEvent::Echo,
+            "older"
+        );
+        // Written by another process with node-a's id: skipped all the same, but told apart.
+        assert_eq!(
+            owner.apply_own(event(6, "127.0.0.1:2")),
+            OwnEvent::NotWrittenHere
+        );
+        assert_eq!(
+            owner.apply_own(event(5, "127.0.0.1:2")),
+            OwnEvent::NotWrittenHere,
+            "the stamp held, another address"
+        );
+        let held: Vec<String> = owner
+            .state
+            .instances()
+            .map(|r| r.address.as_str().to_string())
+            .collect();
+        assert_eq!(held, ["127.0.0.1:1"], "neither was applied");
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::KafkaConfig;
 use crate::metrics::RegistryMetrics;
-use crate::registry::owner::{LogPosition, Owner};
+use crate::registry::owner::{LogPosition, OwnEvent, Owner};
 use crate::registry::{OwnerMsg, ShardLink};
 use crate::shard::Process;
 use consumer::{Polled, Replica};
@@ -350,7 +350,18 @@ fn apply_record(
                 offset: record.offset,
             };
             let applied = if own && observe_delay {
-                owner.apply_own(logged.event)
+                let outcome = owner.apply_own(logged.event);
+                if outcome == OwnEvent::NotWrittenHere {
+                    tracing::warn!(
+                        partition = record.partition,
+                        offset = record.offset,
+                        node = owner.node(),
+                        "skipping a registry event with this gateway's node id that it did not \
+                         write: another gateway or client uses the same node id, and the gateways \
+                         sharing it skip each other's writes; give each gateway its own --node-id"
+                    );
+                }
+                outcome == OwnEvent::Applied
             } else {
                 owner.apply_remote_at(logged.event, at)
             };
