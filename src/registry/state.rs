@@ -63,6 +63,7 @@ impl RegistryState {
     /// The event a local write of `address` (or a removal) would produce: this node, and a version
     /// above anything held or burned for the key and at least `floor`. `None` when nothing is above
     /// it: an event from elsewhere (any u64 is a version, contract §6) holds the key at `u64::MAX`.
+    /// One below that, the write takes the last version there is, one step up instead of two.
     pub fn next_event(
         &self,
         service: &ServiceName,
@@ -72,7 +73,8 @@ impl RegistryState {
         floor: u64,
     ) -> Option<Event> {
         let version = self
-            .version_after(service, instance, WRITE_STEP)?
+            .version_after(service, instance, WRITE_STEP)
+            .or_else(|| self.version_after(service, instance, 1))?
             .max(floor);
         Some(Self::event(service, instance, address, node, version))
     }
@@ -326,6 +328,9 @@ mod tests {
         // registration made on the same state outranks it.
         let removal = state.removal_after_held(&s, &i, "n").unwrap();
         assert_eq!(removal.stamp.version, 6);
+        // Held one below the highest version there is: a write takes that one.
+        state.apply(event(u64::MAX - 1, "z", None));
+        assert_eq!(next(&state, 0), u64::MAX);
         // Held at the highest version there is: nothing is newer.
         state.apply(event(u64::MAX, "z", None));
         assert!(state.next_event(&s, &i, None, "n", 0).is_none());
