@@ -14,6 +14,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::names::ServiceName;
+use crate::registry::kafka::event::MAX_NODE_ID_LEN;
 
 /// Default client listener: loopback, so a first run exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -339,8 +340,8 @@ impl Config {
             .node_id
             .or(file.node_id)
             .unwrap_or_else(|| format!("node-{:016x}", crate::sys::random_u64()));
-        if node_id.is_empty() || node_id.len() > 128 {
-            problems.push("--node-id must be 1 to 128 characters".to_string());
+        if node_id.is_empty() || node_id.len() > MAX_NODE_ID_LEN {
+            problems.push(format!("--node-id must be 1 to {MAX_NODE_ID_LEN} bytes"));
         }
         let registry_token = args.registry_token.or(file.registry_token);
         if let Some(token) = &registry_token {

@@ -97,15 +97,13 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEven
         )));
     }
     if wire.node.is_empty() || wire.node.len() > MAX_NODE_ID_LEN {
-        return Err(bad(format!(
-            "node must be 1 to {MAX_NODE_ID_LEN} characters"
-        )));
+        return Err(bad(format!("node must be 1 to {MAX_NODE_ID_LEN} bytes")));
     }
     let address = match (wire.op, &wire.address) {
         (Op::Upsert, Some(a)) => Some(Address::parse(a).map_err(|e| bad(e.0))?),
         (Op::Upsert, None) => return Err(bad("an upsert needs an address".into())),
         (Op::Remove, None) => None,
-        (Op::Remove, Some(_)) => return Err(bad("a remove has a null address".into())),
+        (Op::Remove, Some(_)) => return Err(bad("a remove must have a null address".into())),
     };
     Ok(Some(LogEvent {
         event: Event {
