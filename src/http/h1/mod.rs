@@ -3,9 +3,9 @@
 //! answered at once), HEAD, and the timeouts and limits that keep a slow or hostile client from
 //! holding a shard's memory or connections.
 //!
-//! Requests on one connection are served in order (as HTTP/1.1 requires of pipelined requests);
-//! answers to pipelined requests that are ready together are written together, in one write once
-//! the input runs dry, and a call still running does not hold the answers queued before it.
+//! Requests on one connection are served in order (as HTTP/1.1 requires of pipelined requests),
+//! and each answer is written as soon as it is made, before the next pipelined request's call
+//! starts: a slow call never holds the answers before it (nginx and HAProxy answer likewise).
 //!
 //! Memory: a connection's task holds only what it needs to read and write. Answering a request
 //! (routing and the upstream call, most of the state) runs in a box the connection allocates at
@@ -51,8 +51,6 @@ const OUT_CAPACITY: usize = 4096;
 /// How long an idle keep-alive connection keeps its buffers: far longer than the gap between a
 /// busy client's requests, far shorter than the idle timeout a quiet client may sit through.
 const BUFFER_HOLD: std::time::Duration = std::time::Duration::from_millis(200);
-/// Pipelined responses are flushed once this much is queued, bounding the output buffer.
-const MAX_PENDING_WRITE: usize = 64 << 10;
 
 enum Read {
     Data,
@@ -272,38 +270,18 @@ pub fn serve<'a>(
             let close = {
                 let answered = {
                     let Buffers {
-                        read,
-                        out,
-                        body,
-                        answering,
-                        ..
+                        read, answering, ..
                     } = &mut bufs;
                     // The answer is polled in its box, the hang-up watch beside it (a combinator
                     // would move the answer's future through its own state first).
                     let mut answering = reuse(answering, answer(shard.clone(), request));
-                    // Answers queued for the requests pipelined before this one go out while its
-                    // call runs, not after it: a slow call must not hold answers that are ready
-                    // (nginx and HAProxy write each answer when it is ready). An answer at hand at
-                    // once (a refusal, `/-/health`) joins them, so a burst of those is one write.
-                    let mut at_once = None;
-                    if !out.is_empty() {
-                        at_once = futures_lite::future::poll_once(answering.as_mut()).await;
-                        if at_once.is_none() && write_out(stream, out, body).await.is_err() {
-                            return;
-                        }
-                    }
-                    match at_once {
-                        Some(answered) => Some(answered),
-                        None => {
-                            let mut hang_up =
-                                std::pin::pin!(hung_up(stream, read, limits.max_header_bytes));
-                            std::future::poll_fn(|cx| match answering.as_mut().poll(cx) {
-                                Poll::Ready(answered) => Poll::Ready(Some(answered)),
-                                Poll::Pending => hang_up.as_mut().poll(cx).map(|()| None),
-                            })
-                            .await
-                        }
-                    }
+                    let mut hang_up =
+                        std::pin::pin!(hung_up(stream, read, limits.max_header_bytes));
+                    std::future::poll_fn(|cx| match answering.as_mut().poll(cx) {
+                        Poll::Ready(answered) => Poll::Ready(Some(answered)),
+                        Poll::Pending => hang_up.as_mut().poll(cx).map(|()| None),
+                    })
+                    .await
                 };
                 let Some(answered) = answered else {
                     // The client went away: dropping the call now cancels it at the backend (h2
@@ -318,15 +296,12 @@ pub fn serve<'a>(
             if close {
                 break;
             }
-            // A body written from where it lies goes out before the next answer is queued.
-            let out = &bufs.out;
-            let write = !bufs.body.is_empty()
-                || out.len() >= MAX_PENDING_WRITE
-                || (bufs.read.is_empty() && !out.is_empty());
-            if write
-                && write_out(stream, &mut bufs.out, &mut bufs.body)
-                    .await
-                    .is_err()
+            // Written now, not queued behind the next pipelined request: its call may be slow.
+            // (Answers used to be queued until the input ran dry, which held a pipelined answer
+            // for as long as every call after it took.)
+            if write_out(stream, &mut bufs.out, &mut bufs.body)
+                .await
+                .is_err()
             {
                 return;
             }
@@ -538,14 +513,6 @@ async fn read_head<A>(
             if bufs.head_deadline.is_none() {
                 bufs.head_deadline = Some(Instant::now() + config.header_timeout);
             }
-        }
-        // Nothing more to parse: answers to earlier pipelined requests go out before we wait.
-        if !bufs.out.is_empty()
-            && write_out(stream, &mut bufs.out, &mut bufs.body)
-                .await
-                .is_err()
-        {
-            return Ok(None);
         }
         let read = match bufs.head_deadline {
             Some(until) => read_more(stream, &mut bufs.read, until).await,
