@@ -19,7 +19,8 @@
 //! [`crate::upstream::is_hop_by_hop`]) or `content-length` are dropped, as REST drops the client's.
 //! A call with a `body` carries `content-type: application/json` unless `headers` names a
 //! `content-type`, which then replaces it (so a call has one; `headers` naming two is a
-//! BAD_REQUEST field error).
+//! BAD_REQUEST field error). `headers` naming `host` or `x-request-id` is a BAD_REQUEST field
+//! error: the call carries its request's (one Host, as REST requires; one id, its `request_id`).
 
 use std::cell::Cell;
 
@@ -312,6 +313,11 @@ pub(crate) fn call_for(
                 )));
             }
             let name = name.to_ascii_lowercase();
+            if let Some(why) = own_header(&name) {
+                return Err(bad(format!(
+                    "The header \"{name}\" cannot be given in \"headers\": {why}."
+                )));
+            }
             if forwarded_header(&name) {
                 headers.push((name, value.to_owned()));
             }
@@ -348,6 +354,17 @@ pub(crate) fn call_for(
 /// The `content-type` of a call with a `body` (which is sent as JSON), unless the `headers`
 /// argument names one.
 const BODY_CONTENT_TYPE: &str = "application/json";
+
+/// Why a `headers` argument entry (lower-case name) may not be given at all: headers a call has
+/// one of, taken from its request, that a second would contradict (REST refuses a second Host with
+/// 400; a second `x-request-id` would name another id than the call's `request_id`).
+fn own_header(name: &str) -> Option<&'static str> {
+    match name {
+        "host" => Some("a call carries its request's Host"),
+        "x-request-id" => Some("a call carries its request's id"),
+        _ => None,
+    }
+}
 
 /// Whether a `headers` argument entry (lower-case name) is sent: hop-by-hop headers are dropped
 /// with the same rule as REST's client headers (contract §1), and `content-length` because the

@@ -433,6 +433,27 @@ fn a_content_type_in_headers_replaces_the_one_the_body_brings() {
 }
 
 #[test]
+fn the_headers_argument_may_not_give_a_call_a_second_host_or_request_id() {
+    for (name, why) in [
+        ("Host", "a call carries its request's Host"),
+        ("x-request-id", "a call carries its request's id"),
+    ] {
+        let backend = Mock::new(&["a"]);
+        let document =
+            format!(r#"{{ a(headers: [{{name: "{name}", value: "evil.example"}}]) ok: a }}"#);
+        let (_, body) = post(&backend, &document);
+        let lower = name.to_ascii_lowercase();
+        assert_eq!(
+            body["errors"][0]["message"],
+            format!("The header \"{lower}\" cannot be given in \"headers\": {why}."),
+            "{body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["status"], 400);
+        assert_eq!(backend.calls().len(), 1, "only the other field is called");
+    }
+}
+
+#[test]
 fn hop_by_hop_and_framing_entries_of_the_headers_argument_are_dropped() {
     let backend = Mock::new(&["a"]);
     let (status, body) = post(
