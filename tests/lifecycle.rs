@@ -648,6 +648,42 @@ fn over_http2_a_client_that_never_answers_the_goaway_ping_is_closed() {
 }
 
 #[test]
+fn over_http2_a_burst_of_cancelled_requests_keeps_the_connection() {
+    // A page that issues 40 requests and abandons them at once, before the gateway has taken
+    // them up: the `h2` crate ended the connection after 20 such resets (its default), and the
+    // request still running on it with it. The gateway's own rapid-reset rule judges these.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw(&gw);
+    h2_get(&mut c, 1, "/echo/delay/300", Some("x"), None);
+    await_call_in_flight(&gw);
+    let burst: Vec<u8> = (0..40u32)
+        .map(|i| 3 + 2 * i)
+        .flat_map(|id| {
+            let mut frames = h2_get_frame(id, "/echo/delay/5000", Some("x"), None);
+            frames.extend(h2_reset_frame(id, CANCEL));
+            frames
+        })
+        .collect();
+    c.send(&burst);
+    let frames = h2_read_until(&mut c, Duration::from_secs(10), |frames| {
+        frames
+            .iter()
+            .any(|f| f.kind == FRAME_GOAWAY || (f.kind == FRAME_HEADERS && f.stream == 1))
+    });
+    let goaway = frames.iter().find(|f| f.kind == FRAME_GOAWAY);
+    assert!(
+        goaway.is_none(),
+        "GOAWAY for a burst of cancelled requests: {:?}",
+        goaway.map(|f| String::from_utf8_lossy(&f.payload[8..]).into_owned())
+    );
+    let answer = frames
+        .iter()
+        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
+        .expect("the request in flight is answered");
+    assert_eq!(answer.payload.first(), Some(&0x88), "status 200");
+}
+
+#[test]
 fn over_http2_a_client_that_resets_most_of_its_streams_is_closed() {
     // The rapid-reset shape (CVE-2023-44487): every stream starts a backend call, which the
     // client's reset cancels. Rounds of 100 until the gateway sends GOAWAY (bounded). Each round's

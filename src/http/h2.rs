@@ -19,7 +19,7 @@
 //!   [`PREMATURE_RESET`] of its opening (the "rapid reset" of CVE-2023-44487: each one starts a
 //!   backend call, which the reset cancels) loses the connection with GOAWAY `ENHANCE_YOUR_CALM`
 //!   once [`RESETS_JUDGED_AFTER`] such resets are over half its streams (the `h2` crate only
-//!   bounds resets of streams not yet accepted).
+//!   bounds resets of streams not yet accepted, to [`MAX_PENDING_ACCEPT_RESETS`] at once).
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -41,6 +41,11 @@ use crate::upstream::budget::{AnswerBudget, AnswerHold, ANSWER_BUDGET};
 
 /// Streams a client may have open at once on one connection (Envoy's default is 2^31; nginx uses 128).
 const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Streams a client may reset before the gateway has taken them up, at once, before the `h2`
+/// crate ends the connection: as many as it may open. The crate's default, 20, ended it when a
+/// page abandoned its requests together, and every request still running on it; the rapid reset
+/// it guards against is judged by the gateway's own rule ([`RESETS_JUDGED_AFTER`]).
+const MAX_PENDING_ACCEPT_RESETS: usize = MAX_CONCURRENT_STREAMS as usize;
 /// Per-stream receive window: large enough that a 1 MiB body arrives without waiting for updates.
 const STREAM_WINDOW: u32 = 1 << 20;
 /// Most bytes of a refused body read and dropped before answering: enough for any body a client
@@ -85,6 +90,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
         .max_header_list_size(
             u32::try_from(
                 config

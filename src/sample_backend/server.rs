@@ -33,6 +33,12 @@ pub const MAX_REQUEST_MESSAGE: usize = 16 * 1024 * 1024;
 /// on the tasks (and buffered requests) one client can hold open.
 const MAX_CONCURRENT_STREAMS: u32 = 1024;
 
+/// Streams the gateway may reset before this server has taken them up, at once, before the `h2`
+/// crate ends the connection: as many as it may open. A gateway cancels a call when its client
+/// goes away, and many clients going together sent more than the crate's default of 20 in one
+/// read: the connection ended, and every other call on it with it.
+const MAX_PENDING_ACCEPT_RESETS: usize = MAX_CONCURRENT_STREAMS as usize;
+
 /// Largest request header block: the gateway sends a handful of gRPC headers (client headers
 /// travel inside the message), so h2's 16 MiB default would only serve a misbehaving peer.
 const MAX_HEADER_LIST: u32 = 16 * 1024;
@@ -107,6 +113,7 @@ pub(super) async fn serve_connection(stream: TcpStream, instance: Rc<Instance>) 
     }
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(MAX_HEADER_LIST)
