@@ -50,6 +50,27 @@ fn slow_header_section_gets_408_and_close() {
 }
 
 #[test]
+fn a_stalled_http2_preface_gets_408_as_a_slow_head_does() {
+    // The preface's first line parses as an HTTP/1.1 request line with version 2.0: once its time
+    // was up it was answered 400 "invalid HTTP version", where a slow head gets 408.
+    let gw = Gateway::builder()
+        .args(&["--header-timeout-ms", "200"])
+        .start();
+    for part in [
+        &b"PRI * HTTP/2.0\r\n"[..],
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n",
+        b"PRI",
+    ] {
+        let mut c = RawConn::connect(gw.addr);
+        c.send(part);
+        let (bytes, closed) = c.read_to_close();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("HTTP/1.1 408 "), "{part:?}: {text}");
+        assert!(closed, "{part:?}: connection closed after the 408");
+    }
+}
+
+#[test]
 fn slow_body_gets_408_and_close() {
     let gw = Gateway::builder()
         .args(&["--body-timeout-ms", "200"])

@@ -503,6 +503,15 @@ async fn read_head<A>(
     // The header deadline runs from the first bytes of the head; it is set only when those bytes
     // did not hold the whole head (a head that arrives in one read costs no clock read for it).
     loop {
+        // Out of time already: bytes handed over by `serve_connection` when the header timeout
+        // ran out while it told HTTP/2 apart (a stalled preface, whose first line would parse as
+        // a request line of version 2.0 and be refused 400) are late, whatever they parse as.
+        if bufs
+            .head_deadline
+            .is_some_and(|until| Instant::now() >= until)
+        {
+            return Err(head_timed_out());
+        }
         if !bufs.read.is_empty() {
             if let Some(head) =
                 parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields, seen)?
@@ -539,14 +548,16 @@ async fn read_head<A>(
             Read::Data => {}
             Read::Closed => return Ok(None),
             Read::TimedOut if bufs.read.is_empty() => return Ok(None),
-            Read::TimedOut => {
-                return Err(GatewayError::new(
-                    ErrorKind::RequestTimeout,
-                    "request header section not received in time",
-                ))
-            }
+            Read::TimedOut => return Err(head_timed_out()),
         }
     }
+}
+
+fn head_timed_out() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::RequestTimeout,
+        "request header section not received in time",
+    )
 }
 
 /// The body when nothing has to be waited for: none, or one whose `Content-Length` bytes came with
