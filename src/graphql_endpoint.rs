@@ -2,8 +2,8 @@
 //! copy for the schema and its upstream for the calls, through the same call path as REST.
 //!
 //! Each root field's call carries the client's headers (hop-by-hop ones, and those its `Connection`
-//! header nominates, dropped as for REST, and the GraphQL request's own framing headers
-//! `content-length`/`content-type` dropped since the call has its own body), then the headers the
+//! header nominates, dropped as for REST, and the headers that describe the GraphQL request's own
+//! body dropped since the call has its own: `content-*` and the digests), then the headers the
 //! engine adds: the body's `content-type` (the `headers` argument's, or `application/json`) and
 //! the `headers` argument (whose hop-by-hop entries the engine has already dropped).
 //!
@@ -103,6 +103,14 @@ impl Backend for ShardBackend<'_> {
     }
 }
 
+/// Whether a header of the GraphQL request describes its body (RFC 9110 §8: `content-type`,
+/// `content-length`, `content-encoding`, `content-digest`, ... and the digests), which no call
+/// carries: each call has a body of its own, and a backend checking such a header against it
+/// would refuse the call.
+fn describes_the_body(name: &[u8]) -> bool {
+    name.starts_with(b"content-") || matches!(name, b"digest" | b"repr-digest")
+}
+
 /// The header limits of a REST request (`--max-headers`, `--max-header-bytes`) for one call: the
 /// client's forwarded headers and the call's own (`headers` argument, body content-type) together,
 /// measured as the HTTP/1.1 request head that would make the same call through REST would be
@@ -186,7 +194,7 @@ pub async fn handle(
             .as_deref()
             .unwrap_or(headers)
             .iter()
-            .filter(|h| !matches!(h.name.as_ref(), b"content-length" | b"content-type"))
+            .filter(|h| !describes_the_body(&h.name))
             .cloned()
             .collect(),
         request_id,
