@@ -37,7 +37,7 @@ pub(crate) enum MediaType {
 }
 
 impl MediaType {
-    fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             MediaType::Json => APPLICATION_JSON,
             MediaType::GraphQLResponseJson => GRAPHQL_RESPONSE_JSON,
@@ -53,31 +53,56 @@ pub(crate) struct GraphQLRequest {
     pub operation_name: Option<String>,
 }
 
-/// Picks the response media type from `Accept`: the supported type with the highest `q`, the first
-/// listed on a tie; `application/json` when neither is acceptable or the header is absent.
+/// Picks the response media type from `Accept` (RFC 9110 §12.5.1): each supported type takes the
+/// `q` of the most specific range that matches it (the type itself, then `application/*`, then
+/// `*/*`), and the higher `q` wins. On a tie `application/graphql-response+json` wins only if it is
+/// named, and before any `application/json`: a wildcard alone keeps the `application/json` that
+/// clients written before GraphQL-over-HTTP expect, as does a header that accepts neither or is
+/// absent.
 pub(crate) fn negotiate(accept: Option<&str>) -> MediaType {
-    let mut best: Option<(MediaType, f32)> = None;
-    for range in accept.unwrap_or_default().split(',') {
+    let json = preference(accept, "application/json");
+    let graphql = preference(accept, "application/graphql-response+json");
+    let named_first = |(q, named_at): (f32, Option<usize>), other_named_at: Option<usize>| {
+        q > 0.0 && named_at.is_some_and(|at| other_named_at.is_none_or(|other| at < other))
+    };
+    if graphql.0 > json.0 || (graphql.0 == json.0 && named_first(graphql, json.1)) {
+        MediaType::GraphQLResponseJson
+    } else {
+        MediaType::Json
+    }
+}
+
+/// How much `accept` wants `media` (lower-case `type/subtype`): the `q` of the most specific range
+/// matching it (0 when none does), and where the header names it, if it does.
+fn preference(accept: Option<&str>, media: &str) -> (f32, Option<usize>) {
+    let family = media.split('/').next().unwrap_or_default();
+    let mut best: Option<(u8, f32)> = None;
+    let mut named_at = None;
+    for (at, range) in accept.unwrap_or_default().split(',').enumerate() {
         let mut parts = range.split(';');
-        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let kind = match media.as_str() {
-            "application/graphql-response+json" => MediaType::GraphQLResponseJson,
-            "application/json" => MediaType::Json,
+        let range = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let specificity = match range.split_once('/') {
+            _ if range == media => 3,
+            Some((f, "*")) if f == family => 2,
+            Some(("*", "*")) => 1,
             _ => continue,
         };
+        if specificity == 3 && named_at.is_none() {
+            named_at = Some(at);
+        }
         let q = parts
-            .filter_map(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .or_else(|| p.trim().strip_prefix("Q="))
+            .find_map(|p| {
+                let (name, value) = p.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| value.trim().parse::<f32>().ok())?
             })
-            .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        if q > 0.0 && best.is_none_or(|(_, best_q)| q > best_q) {
-            best = Some((kind, q));
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, q));
         }
     }
-    best.map_or(MediaType::Json, |(kind, _)| kind)
+    (best.map_or(0.0, |(_, q)| q), named_at)
 }
 
 /// Decodes the HTTP request into a GraphQL request, or the response refusing it.

@@ -1353,6 +1353,48 @@ fn media_type_decides_the_status_of_request_errors() {
         &Limits::default(),
     );
     assert_eq!((status, content_type), (200, APPLICATION_JSON));
+    // RFC 9110 §12.5.1: a wildcard gives the types it matches its q unless a more specific range
+    // names them; on a tie the first named wins, and a wildcard alone is application/json.
+    for (accept, media) in [
+        (
+            "application/*;q=0.9, application/graphql-response+json;q=0.1",
+            APPLICATION_JSON,
+        ),
+        (
+            "*/*;q=0.5, application/graphql-response+json;q=0.4",
+            APPLICATION_JSON,
+        ),
+        (
+            "*/*;q=0.5, application/graphql-response+json;q=0.6",
+            GRAPHQL_RESPONSE_JSON,
+        ),
+        ("application/json;q=0, */*", GRAPHQL_RESPONSE_JSON),
+        ("*/*", APPLICATION_JSON),
+        ("application/*", APPLICATION_JSON),
+        (
+            "application/graphql-response+json, application/json",
+            GRAPHQL_RESPONSE_JSON,
+        ),
+        (
+            "application/json, application/graphql-response+json",
+            APPLICATION_JSON,
+        ),
+        (
+            "application/graphql-response+json;q=0, application/json;q=0",
+            APPLICATION_JSON,
+        ),
+        ("text/html", APPLICATION_JSON),
+        (
+            "Application/GraphQL-Response+JSON; Q=0.3",
+            GRAPHQL_RESPONSE_JSON,
+        ),
+    ] {
+        assert_eq!(
+            super::http::negotiate(Some(accept)).content_type(),
+            media,
+            "{accept}"
+        );
+    }
     // Executed requests are 200 whatever the media type, even when a field failed.
     let failing = Mock::new(&["a"]).fail("a", "UNAVAILABLE", 503);
     let executed = HttpRequest {
