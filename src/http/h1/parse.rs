@@ -5,7 +5,8 @@
 //! repeated or malformed Content-Length, any transfer coding but a single `chunked`, obs-fold
 //! continuation lines (httparse rejects them in requests), header values that are not UTF-8, a
 //! missing Host in HTTP/1.1, a repeated one in any version, a Host (or absolute-form authority)
-//! that is not `host[:port]` or has an empty host. Refused with 431: a header section or header count over the limit.
+//! that is not `host[:port]` or has an empty host. Refused with 431: a header section or header
+//! count over the limit.
 
 use std::mem::MaybeUninit;
 
