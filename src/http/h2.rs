@@ -524,13 +524,20 @@ fn check_header_limits(
     if parts.headers.len() + usize::from(becomes_host) > config.max_headers {
         return Err(GatewayError::headers_too_large("header count"));
     }
+    // The pseudo-header fields the request came with, each sized like any field. `:scheme` is
+    // always there (h2 refuses a request without it), but h2 keeps it only beside an authority (a
+    // `Uri` cannot hold a scheme and a path alone): without one it counts as `http`, the scheme a
+    // cleartext client sends.
     let pseudo = [
-        parts.method.as_str().len(),
-        parts.uri.scheme_str().map_or(0, str::len),
-        parts.uri.authority().map_or(0, |a| a.as_str().len()),
-        parts.uri.path_and_query().map_or(0, |p| p.as_str().len()),
+        (":method", Some(parts.method.as_str())),
+        (":scheme", Some(parts.uri.scheme_str().unwrap_or("http"))),
+        (":authority", parts.uri.authority().map(|a| a.as_str())),
+        (":path", parts.uri.path_and_query().map(|p| p.as_str())),
     ];
-    let size = pseudo.iter().map(|len| len + FIELD_OVERHEAD).sum::<usize>()
+    let size = pseudo
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| name.len() + v.len() + FIELD_OVERHEAD))
+        .sum::<usize>()
         + parts
             .headers
             .iter()
