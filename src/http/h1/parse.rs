@@ -62,11 +62,12 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// What a head refused for its size tells: its request line (httparse fills it in before
-    /// the fields), whose path names the service the 431 is about and whose method says whether
-    /// it was a HEAD, and the client's `x-request-id` if one of the complete field lines among
-    /// `read` (the bytes of the head read so far) carries it.
-    fn of_oversized(req: &httparse::Request<'_, '_>, read: &[u8]) -> Seen {
+    /// What a head refused before it parsed (too large, or malformed: obs-fold, a control
+    /// character in a value) tells: its request line, if httparse got through it (it fills it in
+    /// before the fields), whose path names the service the answer is about and whose method
+    /// says whether it was a HEAD, and the client's `x-request-id` if one of the complete field
+    /// lines among `read` (the bytes of the head read so far) carries it.
+    fn of_unparsed(req: &httparse::Request<'_, '_>, read: &[u8]) -> Seen {
         Seen {
             path: req
                 .path
@@ -165,19 +166,22 @@ pub fn parse_head_into(
         match status {
             Ok(httparse::Status::Partial) => {
                 if buf.len() > limits.max_header_bytes {
-                    *seen = Seen::of_oversized(&req, buf);
+                    *seen = Seen::of_unparsed(&req, buf);
                     return Err(GatewayError::headers_too_large("header section"));
                 }
                 return Ok(None);
             }
             Err(httparse::Error::TooManyHeaders) => {
-                *seen = Seen::of_oversized(&req, buf);
+                *seen = Seen::of_unparsed(&req, buf);
                 return Err(GatewayError::headers_too_large("header count"));
             }
-            Err(e) => return Err(GatewayError::bad_request(format!("malformed request: {e}"))),
+            Err(e) => {
+                *seen = Seen::of_unparsed(&req, buf);
+                return Err(GatewayError::bad_request(format!("malformed request: {e}")));
+            }
             Ok(httparse::Status::Complete(len)) => {
                 if len > limits.max_header_bytes || req.headers.len() > limits.max_headers {
-                    *seen = Seen::of_oversized(&req, &buf[..len]);
+                    *seen = Seen::of_unparsed(&req, &buf[..len]);
                     return Err(GatewayError::headers_too_large(
                         if len > limits.max_header_bytes {
                             "header section"
@@ -513,7 +517,24 @@ mod tests {
         );
         assert!(seen.head_only);
 
-        // A head that parses, or one refused before it was read whole, tells nothing here.
+        // One httparse refuses (obs-fold here) tells what its request line and complete lines do.
+        let mut seen = Seen::default();
+        let folded =
+            b"GET /users/b HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-9\r\nX-F: a\r\n b\r\n\r\n";
+        parse_head_into(
+            &mut BytesMut::from(&folded[..]),
+            LIMITS,
+            &mut Vec::new(),
+            &mut seen,
+        )
+        .unwrap_err();
+        assert_eq!(seen.path.as_deref(), Some(&b"/users/b"[..]));
+        assert_eq!(
+            seen.request_id.as_ref().map(RequestId::as_str),
+            Some("rid-9")
+        );
+
+        // A head that parses, or one that is not HTTP, tells nothing here.
         let mut seen = Seen::default();
         let ok = b"GET /users HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-8\r\n\r\n";
         parse_head_into(
