@@ -669,6 +669,35 @@ fn over_http2_a_client_that_never_answers_the_goaway_ping_is_closed() {
 }
 
 #[test]
+fn over_http2_a_zero_window_update_on_a_stream_resets_that_stream_only() {
+    // RFC 9113 §6.9: a zero increment is a stream error on a stream (a connection error only on
+    // the connection); the h2 crate ended the whole connection, the other request with it.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw(&gw);
+    h2_get(&mut c, 1, "/echo/delay/300", Some("x"), None);
+    h2_get(&mut c, 3, "/echo/delay/5000", Some("x"), None);
+    let mut zero = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0];
+    zero.extend_from_slice(&3u32.to_be_bytes());
+    zero.extend_from_slice(&0u32.to_be_bytes());
+    c.send(&zero);
+    let frames = h2_read_until(&mut c, Duration::from_secs(10), |frames| {
+        frames
+            .iter()
+            .any(|f| f.kind == FRAME_GOAWAY || (f.kind == FRAME_HEADERS && f.stream == 1))
+    });
+    assert!(
+        !frames.iter().any(|f| f.kind == FRAME_GOAWAY),
+        "no GOAWAY for a stream's zero WINDOW_UPDATE"
+    );
+    assert_eq!(reset_code(&frames, 3), Some(PROTOCOL_ERROR));
+    let answer = frames
+        .iter()
+        .find(|f| f.kind == FRAME_HEADERS && f.stream == 1)
+        .expect("the other request is answered");
+    assert_eq!(answer.payload.first(), Some(&0x88), "status 200");
+}
+
+#[test]
 fn over_http2_the_header_list_is_sized_as_rfc_9113_sizes_it() {
     // Name + value + 32 per field, pseudo-headers included, and only the fields sent: a list of
     // exactly --max-header-bytes is taken and one byte more is 431, whether the authority comes

@@ -37,7 +37,9 @@ impl WindowUpdate {
         // when received.
         let size_increment = unpack_octets_4!(payload, 0, u32) & !SIZE_INCREMENT_MASK;
 
-        if size_increment == 0 {
+        // switchyard patch: a zero increment is a connection error only on the connection; on a
+        // stream it is a stream error (RFC 9113 §6.9), which `Streams::recv_window_update` raises.
+        if size_increment == 0 && head.stream_id().is_zero() {
             return Err(Error::InvalidWindowUpdateValue);
         }
 
@@ -58,5 +60,23 @@ impl WindowUpdate {
 impl<B> From<WindowUpdate> for frame::Frame<B> {
     fn from(src: WindowUpdate) -> Self {
         frame::Frame::WindowUpdate(src)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switchyard_a_zero_increment_is_refused_on_the_connection_only() {
+        let zero = 0u32.to_be_bytes();
+        let on = |id: u32| Head::new(Kind::WindowUpdate, 0, StreamId::from(id));
+        assert!(matches!(
+            WindowUpdate::load(on(0), &zero),
+            Err(Error::InvalidWindowUpdateValue)
+        ));
+        // On a stream it loads, for the stream to be reset (RFC 9113 §6.9).
+        let frame = WindowUpdate::load(on(3), &zero).expect("loads");
+        assert_eq!(frame.size_increment(), 0);
     }
 }

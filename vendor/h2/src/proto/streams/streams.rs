@@ -789,17 +789,23 @@ impl Inner {
                     return Err(Error::library_go_away(Reason::PROTOCOL_ERROR));
                 }
 
-                let res = self
-                    .actions
-                    .send
-                    .recv_stream_window_update(
-                        frame.size_increment(),
-                        send_buffer,
-                        &mut stream,
-                        &mut self.counts,
-                        &mut self.actions.task,
-                    )
-                    .map_err(|reason| Error::library_reset(id, reason));
+                // switchyard patch: a zero increment resets the stream (RFC 9113 §6.9), which the
+                // frame decoder no longer refuses as a connection error.
+                let res = if frame.size_increment() == 0 {
+                    proto_err!(stream: "recv_window_update: zero increment on {:?}", id);
+                    Err(Error::library_reset(id, Reason::PROTOCOL_ERROR))
+                } else {
+                    self.actions
+                        .send
+                        .recv_stream_window_update(
+                            frame.size_increment(),
+                            send_buffer,
+                            &mut stream,
+                            &mut self.counts,
+                            &mut self.actions.task,
+                        )
+                        .map_err(|reason| Error::library_reset(id, reason))
+                };
 
                 return self.actions.reset_on_recv_stream_err(
                     send_buffer,
