@@ -200,13 +200,21 @@ pub async fn handle(
         request_id,
         remote: RemoteAddr::new(request.remote),
     };
+    // Repeated `Accept` lines are one list (RFC 9110 §5.3).
+    let accept_lines: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|f| f.name.as_ref() == b"accept")
+        .map(Field::value_str)
+        .collect();
+    let accept = accept_lines.join(", ");
     let answer = graphql::handle(
         &backend,
         graphql::HttpRequest {
             method,
             query_string: request.query_str(),
             content_type: request.header("content-type"),
-            accept: request.header("accept"),
+            accept: (!accept_lines.is_empty()).then_some(accept.as_str()),
             body: &request.body,
         },
         &shard.config.graphql_limits,

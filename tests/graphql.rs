@@ -461,6 +461,18 @@ fn parse_and_validation_errors_are_200_for_json_and_400_for_graphql_response_jso
         let r = post(&s.gw, &json!({ "query": syntax }), opts);
         assert_errors(&r, status, ct, &syntax_errors);
     }
+    // Repeated Accept lines are one list (RFC 9110 §5.3): the second line's type wins here.
+    for h2 in [false, true] {
+        let mut req = http("POST", s.gw.url("/graphql"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json;q=0.2")
+            .header("accept", "application/graphql-response+json;q=0.5")
+            .body(json!({ "query": syntax }).to_string());
+        if h2 {
+            req = req.h2();
+        }
+        assert_errors(&req.send(), 400, GRAPHQL_CT, &syntax_errors);
+    }
     // An executed request is 200 with either media type.
     let r = post(&s.gw, &json!({ "query": "{ __typename }" }), STRICT);
     assert_body(
