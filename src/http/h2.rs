@@ -42,10 +42,13 @@ use crate::upstream::budget::{AnswerBudget, AnswerHold, ANSWER_BUDGET};
 /// Streams a client may have open at once on one connection (Envoy's default is 2^31; nginx uses 128).
 const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Streams a client may reset before the gateway has taken them up, at once, before the `h2`
-/// crate ends the connection: as many as it may open. The crate's default, 20, ended it when a
-/// page abandoned its requests together, and every request still running on it; the rapid reset
-/// it guards against is judged by the gateway's own rule ([`RESETS_JUDGED_AFTER`]).
-const MAX_PENDING_ACCEPT_RESETS: usize = MAX_CONCURRENT_STREAMS as usize;
+/// crate ends the connection. The crate's default, 20, ended it when a page abandoned its
+/// requests together, and every request still running on it. A reset stream no longer counts
+/// against [`MAX_CONCURRENT_STREAMS`], so a client with two streams open can reset any number in
+/// one burst; the rapid reset this guards against is judged by the gateway's own rule
+/// ([`RESETS_JUDGED_AFTER`]), and this bound only keeps one read's worth of them from queueing
+/// without limit (1,024 such streams are about 30 KiB of frames).
+const MAX_PENDING_ACCEPT_RESETS: usize = 1024;
 /// Per-stream receive window: large enough that a 1 MiB body arrives without waiting for updates.
 const STREAM_WINDOW: u32 = 1 << 20;
 /// Most bytes of a refused body read and dropped before answering: enough for any body a client
