@@ -48,8 +48,7 @@ const REPAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Why a write to a key held at the highest version there is fails.
 fn at_max_version(service: &ServiceName, instance: &InstanceId) -> RegistryError {
     RegistryError::Invalid(format!(
-        "{}/{} is held at version {} by an event written elsewhere: no write from this gateway can \
-         be newer",
+        "{}/{} is held at version {}, the highest there is: no write can be newer",
         service.as_str(),
         instance.as_str(),
         u64::MAX
