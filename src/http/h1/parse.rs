@@ -501,57 +501,38 @@ mod tests {
 
     #[test]
     fn a_head_refused_after_it_was_read_tells_its_path_id_and_method() {
-        let mut seen = Seen::default();
-        let text = b"HEAD http://gw/users/a?x=1 HTTP/1.1\r\nHost: h\r\nX-Request-ID: rid-7\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
-        let refused = parse_head_into(
-            &mut BytesMut::from(&text[..]),
-            LIMITS,
-            &mut Vec::new(),
-            &mut seen,
-        );
+        let parse_seeing = |text: &[u8]| {
+            let mut seen = Seen::default();
+            let parsed = parse_head_into(
+                &mut BytesMut::from(text),
+                LIMITS,
+                &mut Vec::new(),
+                &mut seen,
+            );
+            (parsed, seen)
+        };
+        let id = |seen: &Seen| seen.request_id.as_ref().map(|id| id.as_str().to_owned());
+        let (refused, seen) = parse_seeing(b"HEAD http://gw/users/a?x=1 HTTP/1.1\r\nHost: h\r\nX-Request-ID: rid-7\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
         assert_eq!(refused.unwrap_err().kind, ErrorKind::BadRequest);
         assert_eq!(seen.path.as_deref(), Some(&b"/users/a"[..]));
-        assert_eq!(
-            seen.request_id.as_ref().map(RequestId::as_str),
-            Some("rid-7")
-        );
+        assert_eq!(id(&seen).as_deref(), Some("rid-7"));
         assert!(seen.head_only);
 
         // One httparse refuses (obs-fold here) tells what its request line and complete lines do.
-        let mut seen = Seen::default();
-        let folded =
-            b"GET /users/b HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-9\r\nX-F: a\r\n b\r\n\r\n";
-        parse_head_into(
-            &mut BytesMut::from(&folded[..]),
-            LIMITS,
-            &mut Vec::new(),
-            &mut seen,
-        )
-        .unwrap_err();
-        assert_eq!(seen.path.as_deref(), Some(&b"/users/b"[..]));
-        assert_eq!(
-            seen.request_id.as_ref().map(RequestId::as_str),
-            Some("rid-9")
+        let (refused, seen) = parse_seeing(
+            b"GET /users/b HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-9\r\nX-F: a\r\n b\r\n\r\n",
         );
+        assert!(refused.is_err());
+        assert_eq!(seen.path.as_deref(), Some(&b"/users/b"[..]));
+        assert_eq!(id(&seen).as_deref(), Some("rid-9"));
 
         // A head that parses, or one that is not HTTP, tells nothing here.
-        let mut seen = Seen::default();
-        let ok = b"GET /users HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-8\r\n\r\n";
-        parse_head_into(
-            &mut BytesMut::from(&ok[..]),
-            LIMITS,
-            &mut Vec::new(),
-            &mut seen,
-        )
-        .unwrap();
-        let garbage = b"HELLO THERE\r\n\r\n";
-        parse_head_into(
-            &mut BytesMut::from(&garbage[..]),
-            LIMITS,
-            &mut Vec::new(),
-            &mut seen,
-        )
-        .unwrap_err();
+        let (parsed, seen) =
+            parse_seeing(b"GET /users HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-8\r\n\r\n");
+        assert!(parsed.unwrap().is_some());
+        assert!(seen.path.is_none() && seen.request_id.is_none() && !seen.head_only);
+        let (refused, seen) = parse_seeing(b"HELLO THERE\r\n\r\n");
+        assert!(refused.is_err());
         assert!(seen.path.is_none() && seen.request_id.is_none() && !seen.head_only);
     }
 
