@@ -50,6 +50,31 @@ fn slow_header_section_gets_408_and_close() {
 }
 
 #[test]
+fn a_pipelined_head_has_the_header_timeout_from_its_first_byte() {
+    // The next request's first byte comes with the first request; its head is finished only
+    // after the first answer, 300 ms later, plus 300 ms: past the 500 ms from its first byte, so
+    // 408. (Its clock used to start only once the call before it was answered: 200.)
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--header-timeout-ms", "500"])
+        .start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let mut c = RawConn::connect(gw.addr);
+    c.send(b"GET /echo/delay/300 HTTP/1.1\r\nHost: x\r\n\r\nG");
+    let first = c.read_response(false);
+    assert_eq!(first.status, 200, "{}", first.text());
+    // A lower bound on the head's age when it is finished, not a wait for something to happen.
+    std::thread::sleep(Duration::from_millis(300));
+    let finished = c.try_send(b"ET /echo/late HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (bytes, _) = c.read_to_close();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.starts_with("HTTP/1.1 408 "),
+        "finished: {finished}, answer: {text}"
+    );
+}
+
+#[test]
 fn a_stalled_http2_preface_gets_408_as_a_slow_head_does() {
     // The preface's first line parses as an HTTP/1.1 request line with version 2.0: once its time
     // was up it was answered 400 "invalid HTTP version", where a slow head gets 408.

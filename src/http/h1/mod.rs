@@ -270,13 +270,20 @@ pub fn serve<'a>(
             let close = {
                 let answered = {
                     let Buffers {
-                        read, answering, ..
+                        read,
+                        answering,
+                        head_deadline,
+                        ..
                     } = &mut bufs;
                     // The answer is polled in its box, the hang-up watch beside it (a combinator
                     // would move the answer's future through its own state first).
                     let mut answering = reuse(answering, answer(shard.clone(), request));
                     let mut hang_up =
-                        std::pin::pin!(hung_up(stream, read, limits.max_header_bytes));
+                        std::pin::pin!(hung_up(stream, read, limits.max_header_bytes, || {
+                            head_deadline.get_or_insert_with(|| {
+                                Instant::now() + shard.config.header_timeout
+                            });
+                        }));
                     std::future::poll_fn(|cx| match answering.as_mut().poll(cx) {
                         Poll::Ready(answered) => Poll::Ready(Some(answered)),
                         Poll::Pending => hang_up.as_mut().poll(cx).map(|()| None),
@@ -340,17 +347,23 @@ fn respond<A>(
 }
 
 /// Resolves when the client closes the connection (or it fails) while its request is answered.
-/// Bytes that arrive meanwhile, a pipelined request, are kept in `buf`; past `limit` of them it
-/// stops reading and never resolves. An end of input counts as going away even if it is only
-/// the client's half of the connection, as nginx counts it (a client that half-closes and still
-/// waits for the answer is rare; one that hung up is not).
-async fn hung_up(stream: &mut TcpStream, buf: &mut BytesMut, limit: usize) {
+/// Bytes that arrive meanwhile, a pipelined request, are kept in `buf` (`arrived` is called for
+/// them: the next head's time counts from its first byte); past `limit` of them it stops reading
+/// and never resolves. An end of input counts as going away even if it is only the client's half
+/// of the connection, as nginx counts it (a client that half-closes and still waits for the
+/// answer is rare; one that hung up is not).
+async fn hung_up(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    limit: usize,
+    mut arrived: impl FnMut(),
+) {
     // The wait for the answer has no read deadline of its own (the call has its deadline).
     let _ = stream.set_read_timeout(None);
     while buf.len() < limit {
         match crate::io::read_append(stream, buf, HEAD_READ).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            Ok(_) => arrived(),
         }
     }
     std::future::pending().await
@@ -397,7 +410,12 @@ fn read_request<'a, A: 'a>(
         let Some(head) = read_head(shard, stream, bufs, limits, seen).await? else {
             return Ok(None);
         };
-        let Buffers { read: buf, out, .. } = bufs;
+        let Buffers {
+            read: buf,
+            out,
+            head_deadline,
+            ..
+        } = bufs;
         let max_body = shard.max_body_bytes(&head.path);
         if let Framing::Length(n) = head.framing {
             if n > max_body as u64 {
@@ -449,6 +467,11 @@ fn read_request<'a, A: 'a>(
                 body.inspect_err(|_| *seen = Seen::of(&head))?
             }
         };
+        // Bytes left after the body are the next, pipelined request's: its head's time counts
+        // from now, when they came, not from when this request has been answered.
+        if !buf.is_empty() {
+            *head_deadline = Some(Instant::now() + config.header_timeout);
+        }
         let Head {
             method,
             path,
@@ -503,19 +526,17 @@ async fn read_head<A>(
     // The header deadline runs from the first bytes of the head; it is set only when those bytes
     // did not hold the whole head (a head that arrives in one read costs no clock read for it).
     loop {
-        // Out of time already: bytes handed over by `serve_connection` when the header timeout
-        // ran out while it told HTTP/2 apart (a stalled preface, whose first line would parse as
-        // a request line of version 2.0 and be refused 400) are late, whatever they parse as.
-        if bufs
-            .head_deadline
-            .is_some_and(|until| Instant::now() >= until)
-        {
-            return Err(head_timed_out());
-        }
         if !bufs.read.is_empty() {
-            if let Some(head) =
-                parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields, seen)?
-            {
+            let parsed = parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields, seen);
+            // A head refused once its time is up was late first: bytes handed over by
+            // `serve_connection` when the header timeout ran out while it told HTTP/2 apart (a
+            // stalled preface, whose first line parses as a request line of version 2.0) get 408,
+            // as a slow head does, not 400. A head that is whole is taken however late.
+            let late = || {
+                bufs.head_deadline
+                    .is_some_and(|until| Instant::now() >= until)
+            };
+            if let Some(head) = parsed.map_err(|e| if late() { head_timed_out() } else { e })? {
                 bufs.head_deadline = None;
                 return Ok(Some(head));
             }
