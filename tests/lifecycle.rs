@@ -54,11 +54,7 @@ fn a_pipelined_head_has_the_header_timeout_from_its_first_byte() {
     // The next request's first byte comes with the first request; its head is finished only
     // after the first answer, 300 ms later, plus 300 ms: past the 500 ms from its first byte, so
     // 408. (Its clock used to start only once the call before it was answered: 200.)
-    let gw = Gateway::builder()
-        .shards(Some(1))
-        .args(&["--header-timeout-ms", "500"])
-        .start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
+    let (gw, _echo) = one_shard_gateway(&["--header-timeout-ms", "500"]);
     let mut c = RawConn::connect(gw.addr);
     c.send(b"GET /echo/delay/300 HTTP/1.1\r\nHost: x\r\n\r\nG");
     let first = c.read_response(false);
@@ -123,11 +119,7 @@ fn idle_keep_alive_connection_is_closed() {
 
 #[test]
 fn in_flight_limit_answers_503_with_retry_after() {
-    let gw = Gateway::builder()
-        .shards(Some(1))
-        .args(&["--max-in-flight", "1"])
-        .start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
+    let (gw, _echo) = one_shard_gateway(&["--max-in-flight", "1"]);
     let slow = slow_call_in_flight(&gw, 3000);
     let r = gw.get("/echo/now");
     assert_error(&r, 503, "OVERLOADED");
@@ -164,8 +156,7 @@ fn await_not_ready(watcher: &mut RawConn) {
 
 #[test]
 fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
-    let mut gw = Gateway::builder().shards(Some(1)).start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
+    let (mut gw, _echo) = one_shard_gateway(&[]);
     let mut watcher = ready_watcher(&gw);
 
     let slow = slow_call_in_flight(&gw, 3000);
@@ -184,8 +175,7 @@ fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
 
 #[test]
 fn sigterm_waits_for_a_request_still_being_sent() {
-    let mut gw = Gateway::builder().shards(Some(1)).start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
+    let (mut gw, _echo) = one_shard_gateway(&[]);
     // A request whose body is still to come: the 100 Continue says the gateway has its head and
     // waits for the body.
     let mut sending = RawConn::connect(gw.addr);
@@ -729,11 +719,7 @@ fn over_http2_the_header_list_is_sized_as_rfc_9113_sizes_it() {
     // as `:authority` or as `host`. (Pseudo-header names went uncounted, and an absent
     // `:authority` counted 32.)
     const LIMIT: usize = 250;
-    let gw = Gateway::builder()
-        .shards(Some(1))
-        .args(&["--max-header-bytes", &LIMIT.to_string()])
-        .start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
+    let (gw, _echo) = one_shard_gateway(&["--max-header-bytes", &LIMIT.to_string()]);
     let field = |name: &str, value: usize| name.len() + value + 32;
     let fixed = field(":method", 3) + field(":scheme", 4) + field(":path", 0);
     for (authority, host) in [(Some("a"), None), (None, Some("a"))] {
@@ -887,8 +873,7 @@ fn over_http2_a_client_that_resets_most_of_its_streams_is_closed() {
 
 #[test]
 fn sigterm_sends_goaway_to_http2_connections_and_finishes_their_streams() {
-    let mut gw = Gateway::builder().shards(Some(1)).start();
-    let _echo = Echo::registered(&gw, "echo", "e1");
+    let (mut gw, _echo) = one_shard_gateway(&[]);
     let mut idle = h2_raw(&gw);
     let mut busy = h2_raw(&gw);
     h2_get_stream_1(&mut busy, "/echo/delay/1500");
