@@ -207,14 +207,14 @@ pub async fn handle(
         .filter(|f| f.name.as_ref() == b"accept")
         .map(Field::value_str)
         .collect();
-    let accept = accept_lines.join(", ");
+    let accept = (!accept_lines.is_empty()).then(|| accept_lines.join(", "));
     let answer = graphql::handle(
         &backend,
         graphql::HttpRequest {
             method,
             query_string: request.query_str(),
             content_type: request.header("content-type"),
-            accept: (!accept_lines.is_empty()).then_some(accept.as_str()),
+            accept: accept.as_deref(),
             body: &request.body,
         },
         &shard.config.graphql_limits,
