@@ -12,6 +12,22 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct InvalidName(pub String);
 
+/// Characters of a refused name or address that its error quotes: twice the longest valid one,
+/// enough to see what was meant. A name from a Kafka record can be as long as the record (a
+/// megabyte), and its error goes to the log line by line.
+const QUOTED_CHARS: usize = 2 * Address::MAX_LEN;
+
+/// `text` as an error message quotes it: escaped, and cut after [`QUOTED_CHARS`] characters with
+/// a note of how long it was.
+pub fn quoted(text: &str) -> String {
+    let mut escaped = text.escape_debug();
+    let mut shown: String = escaped.by_ref().take(QUOTED_CHARS).collect();
+    if escaped.next().is_some() {
+        shown.push_str(&format!("… ({} bytes)", text.len()));
+    }
+    shown
+}
+
 /// A service name: a DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`), never `graphql`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceName(Arc<str>);
@@ -25,7 +41,7 @@ impl ServiceName {
         if !is_service_name(name) {
             return Err(InvalidName(format!(
                 "service name `{}` is not a DNS label (lower-case letters, digits and inner '-', 1 to 63 characters)",
-                name.escape_debug()
+                quoted(name)
             )));
         }
         if name == "graphql" {
@@ -81,7 +97,7 @@ impl InstanceId {
         if !ok {
             return Err(InvalidName(format!(
                 "instance name `{}` must be 1 to 128 characters of A-Z a-z 0-9 . _ -",
-                id.escape_debug()
+                quoted(id)
             )));
         }
         Ok(InstanceId(id.into()))
@@ -117,7 +133,7 @@ impl Address {
 
     /// Checks the `host:port` syntax without resolving the host (cheap; safe on a shard).
     pub fn check(text: &str) -> Result<(&str, u16), InvalidName> {
-        let bad = |why: &str| InvalidName(format!("address `{}` {why}", text.escape_debug()));
+        let bad = |why: &str| InvalidName(format!("address `{}` {why}", quoted(text)));
         if text.is_empty() || text.len() > Self::MAX_LEN {
             return Err(bad("must be host:port"));
         }
@@ -294,6 +310,27 @@ mod tests {
         assert!(message(Address::check("a\u{1b}[31m:80")).contains("a\\u{1b}[31m:80"));
         let service = ServiceName::parse("ü\n").unwrap_err().0;
         assert!(service.starts_with("service name `ü\\n`"), "{service}");
+    }
+
+    #[test]
+    fn refusals_quote_a_long_name_cut_with_its_length() {
+        // A Kafka record can carry a name as long as the record; its error goes to the log.
+        let long = "X".repeat(1 << 20);
+        for message in [
+            ServiceName::parse(&long).unwrap_err().0,
+            InstanceId::parse(&long).unwrap_err().0,
+            Address::check(&long).unwrap_err().0,
+        ] {
+            assert!(message.len() < 2 * QUOTED_CHARS, "{} bytes", message.len());
+            let shown = format!("`{}… (1048576 bytes)`", "X".repeat(QUOTED_CHARS));
+            assert!(message.contains(&shown), "{}", &message[..100]);
+        }
+        // Escapes count as what they show; a name just within the cut is quoted whole.
+        assert_eq!(
+            quoted(&"\n".repeat(QUOTED_CHARS / 2)),
+            "\\n".repeat(QUOTED_CHARS / 2)
+        );
+        assert_eq!(quoted("a\n"), "a\\n");
     }
 
     #[test]

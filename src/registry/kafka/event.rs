@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{Address, InstanceId, ServiceName};
+use crate::names::{quoted, Address, InstanceId, ServiceName};
 use crate::registry::state::{Event, Stamp};
 
 /// The event format version this gateway reads and writes.
@@ -91,10 +91,10 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEven
     let instance = InstanceId::parse(&wire.instance).map_err(|e| bad(e.0))?;
     let expected = self::key(&service, &instance);
     if key != Some(expected.as_bytes()) {
-        return Err(bad(format!(
-            "record key {:?} is not `{expected}`",
-            key.map(String::from_utf8_lossy)
-        )));
+        let key = key.map_or("none".into(), |key| {
+            format!("`{}`", quoted(&String::from_utf8_lossy(key)))
+        });
+        return Err(bad(format!("record key {key} is not `{expected}`")));
     }
     if wire.node.is_empty() || wire.node.len() > MAX_NODE_ID_LEN {
         return Err(bad(format!("node must be 1 to {MAX_NODE_ID_LEN} bytes")));
@@ -213,6 +213,14 @@ mod tests {
             );
         }
         assert!(decode(None, Some(ok.as_bytes())).is_err());
+        // The key is quoted in the error, cut: a record's key can be a megabyte.
+        let long = vec![b'k'; 1 << 20];
+        let error = decode(Some(&long), Some(ok.as_bytes())).unwrap_err().0;
+        assert!(error.len() < 1_000, "{} bytes", error.len());
+        assert!(
+            error.ends_with("… (1048576 bytes)` is not `a/b`"),
+            "{error}"
+        );
         // Any u64 is a version (contract §6), zero included: a key never written is older still.
         let zero = ok.replace(r#""version":1"#, r#""version":0"#);
         assert!(

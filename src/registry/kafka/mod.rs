@@ -335,7 +335,7 @@ fn apply_record(
             tracing::warn!(
                 partition = record.partition,
                 offset = record.offset,
-                writer = record.node.as_deref().unwrap_or("?"),
+                writer = %crate::names::quoted(record.node.as_deref().unwrap_or("?")),
                 "skipping a registry log record: {e}"
             );
         }
