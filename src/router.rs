@@ -41,7 +41,7 @@ pub fn route(shard: &Rc<Shard>, head: &RequestHead<'_>) -> Result<Route, Gateway
     if crate::admin::is_admin_path(head.path) {
         return crate::admin::route(shard, head).map(Route::Admin);
     }
-    if head.path == b"/graphql" {
+    if head.path == GRAPHQL_PATH {
         let method = crate::graphql_endpoint::method(head.method)?;
         return Ok(Route::Graphql(method, enter(shard)?));
     }
@@ -52,6 +52,16 @@ pub fn route(shard: &Rc<Shard>, head: &RequestHead<'_>) -> Result<Route, Gateway
         in_flight: enter(shard)?,
     }))
 }
+
+/// Whether the gateway builds the answer to a request for `path` whole (`/-/`, GraphQL), rather
+/// than passing a backend's answer on as it comes (REST): such an answer is all in memory before
+/// any of it goes out (`upstream::budget`).
+pub fn builds_whole(path: &[u8]) -> bool {
+    crate::admin::is_admin_path(path) || path == GRAPHQL_PATH
+}
+
+/// The GraphQL endpoint's path.
+const GRAPHQL_PATH: &[u8] = b"/graphql";
 
 /// An in-flight slot, or 503 at the limit.
 fn enter(shard: &Rc<Shard>) -> Result<InFlight, GatewayError> {

@@ -598,6 +598,87 @@ fn over_http2_a_head_answer_does_not_wait_for_the_answer_budget() {
 }
 
 #[test]
+fn over_http2_graphql_answers_a_client_does_not_read_are_built_a_few_at_a_time() {
+    // Twenty streams ask GraphQL for 3 MB answers and open no window to read them. GraphQL
+    // answers are built whole, so they cannot wait at their backend: eight are built at once;
+    // five of those fit the connection's 16 MiB answer budget and give their places to five
+    // more, and the eight built answers that find the budget spent keep theirs. Thirteen calls
+    // reach the backend, not twenty, until the client reads; then every answer arrives whole.
+    const STREAMS: u32 = 20;
+    let value = format!("\"{}\"", "x".repeat(3_000_000));
+    let answer = value.clone();
+    let backend = ScriptedBackend::start(move |_| {
+        Answer::Reply(ForwardingResp {
+            status_code: 200,
+            headers: Vec::new(),
+            body: answer.clone().into_bytes().into(),
+        })
+    });
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .args(&["--request-timeout-ms", "120000"])
+        .start();
+    register(&gw, "svc", "s1", &backend.addr);
+    let waits = || metric(&gw, "switchyard_answer_budget_waits_total");
+    let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+    let ids: Vec<u32> = (0..STREAMS).map(|i| 1 + 2 * i).collect();
+    for &id in &ids {
+        h2_get(&mut c, id, "/graphql?query=%7Bsvc%7D", Some("x"), None);
+    }
+    // Twelve waits for a place, three and then five for the budget.
+    assert!(
+        poll_until(400, || waits() >= 20),
+        "twenty waits: {}",
+        waits()
+    );
+    assert_eq!(
+        backend.calls().len(),
+        13,
+        "eight answers built at once, five of them gone to the budget"
+    );
+    let whole = format!("{{\"data\":{{\"svc\":{value}}}}}");
+    let window = |c: &mut RawConn, id: u32, increment: u32| {
+        let mut update = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0];
+        update.extend_from_slice(&id.to_be_bytes());
+        update.extend_from_slice(&increment.to_be_bytes());
+        c.send(&update);
+    };
+    window(&mut c, 0, STREAMS * whole.len() as u32);
+    for &id in &ids {
+        window(&mut c, id, whole.len() as u32);
+    }
+    let mut received = std::collections::HashMap::<u32, Vec<u8>>::new();
+    let mut ended = std::collections::HashSet::new();
+    for _ in 0..100 {
+        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(200));
+        for f in frames.iter().filter(|f| f.kind == FRAME_DATA) {
+            received
+                .entry(f.stream)
+                .or_default()
+                .extend_from_slice(&f.payload);
+            if f.flags & FLAG_END_STREAM != 0 {
+                ended.insert(f.stream);
+            }
+        }
+        if closed || ended.len() == ids.len() {
+            break;
+        }
+    }
+    for id in &ids {
+        let body = received.get(id).map(|b| b.as_slice());
+        assert!(
+            body == Some(whole.as_bytes()),
+            "stream {id}'s answer, whole"
+        );
+    }
+    assert_eq!(
+        backend.calls().len(),
+        20,
+        "every answer was built once read"
+    );
+}
+
+#[test]
 fn clients_that_go_away_mid_answer_do_not_end_the_backend_connection() {
     // Each round a client asks for 128 answers of 1 MiB, reads none, and closes its connection
     // once the backend has every call: the gateway cancels 128 calls whose answers are still

@@ -12,7 +12,9 @@
 //!   `send_timeout` does, instead of the body waiting in the connection for as long as it lives.
 //! - The answers its streams hold, from their first bytes from the backend until they have gone
 //!   out, are bounded by the connection's [`ANSWER_BUDGET`]: a client that reads nothing holds
-//!   that much, and its further answers wait at their backends (`upstream::budget`).
+//!   that much, and its further answers wait at their backends (`upstream::budget`). Answers the
+//!   gateway builds whole (GraphQL, `/-/`) are built [`BUILT_AT_ONCE`](crate::upstream::budget::BUILT_AT_ONCE) at a time and take their
+//!   share once built.
 //! - After GOAWAY, a connection with nothing open is closed [`GOAWAY_GRACE`] later even if the
 //!   client never answers the PING that ends a graceful shutdown (or sends nothing at all).
 //! - A client that resets most of the streams it opens before they are answered, each within
@@ -259,9 +261,7 @@ async fn serve_stream(
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
     let response = match read_request(shard, request, &mut respond, remote).await {
         Ok(request) => {
-            // A HEAD answer's body is dropped as it is sent: it holds nothing of the budget.
-            let hold = (!head_request).then_some(hold);
-            let answer = async { Some(crate::router::handle(shard, &request, hold).await) };
+            let answer = async { Some(answer(shard, &request, hold, head_request).await) };
             // A client that resets the stream (or the connection) has gone away: dropping the
             // call cancels it at the backend too.
             let reset = async {
@@ -302,6 +302,28 @@ async fn serve_stream(
         let answer = error_answer(shard, error, service.as_deref(), request_id);
         let _ = send_response(&mut respond, answer, head_request, send_timeout).await;
     }
+}
+
+/// Answers `request` within the connection's answer budget (`upstream::budget`): a REST answer
+/// takes its share as its backend's answer arrives; an answer the gateway builds whole (GraphQL,
+/// `/-/`) is built in one of the connection's places for that and takes its size once built. A
+/// HEAD answer's body is dropped as it is sent: it takes nothing of the budget.
+async fn answer(
+    shard: &Rc<Shard>,
+    request: &Request,
+    hold: &AnswerHold,
+    head_request: bool,
+) -> Response {
+    if !crate::router::builds_whole(&request.path) {
+        let hold = (!head_request).then_some(hold);
+        return crate::router::handle(shard, request, hold).await;
+    }
+    let _building = hold.build_whole().await;
+    let response = crate::router::handle(shard, request, None).await;
+    if !head_request {
+        hold.take(response.body.len()).await;
+    }
+    response
 }
 
 /// The answer to `error`, under the client's request id or a new one.

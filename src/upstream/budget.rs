@@ -17,6 +17,14 @@
 //! as they are sent. The budget goes to answers in the order they come: a client that reads one
 //! stream at a time, in another order, can have the answer it waits for time out while answers
 //! it has not reached hold the budget (the README says so).
+//!
+//! Answers the gateway builds whole (GraphQL's, `/-/`'s) are in memory at once before any of it
+//! goes out, so they cannot wait at a backend for their share: a client could have each of its
+//! 128 streams build one (a GraphQL answer may be 4 × `--max-grpc-message-bytes`: 2 GiB for the
+//! connection). They are built in one of [`BUILT_AT_ONCE`] places of the connection
+//! ([`AnswerHold::build_whole`]) and, once built, take their size of the budget before they go
+//! out and give their place back: answers waiting for a client that reads nothing hold the budget,
+//! and the ones being built at most the places.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -31,12 +39,19 @@ use crate::metrics::ShardMetrics;
 /// while one that reads none holds this, not 128 answers. An answer over it takes all of it.
 pub const ANSWER_BUDGET: usize = 16 << 20;
 
+/// Answers one HTTP/2 connection may build whole at once (GraphQL, `/-/`): the budget's four
+/// answers twice over, so that a client's concurrent queries rarely wait for a place, while one
+/// that reads nothing has eight answers built, not 128.
+pub const BUILT_AT_ONCE: u64 = 8;
+
 /// One HTTP/2 connection's budget, shared by its streams.
 pub struct AnswerBudget(Rc<Shared>);
 
 /// What a connection's holds share: one reference count per stream.
 struct Shared {
     bytes: Semaphore,
+    /// Places to build an answer whole in ([`BUILT_AT_ONCE`]).
+    building: Semaphore,
     size: u64,
     metrics: Arc<ShardMetrics>,
 }
@@ -47,6 +62,7 @@ impl AnswerBudget {
         let size = size as u64;
         AnswerBudget(Rc::new(Shared {
             bytes: Semaphore::new(size),
+            building: Semaphore::new(BUILT_AT_ONCE),
             size,
             metrics,
         }))
@@ -97,6 +113,20 @@ impl AnswerHold {
         self.held.set(units);
     }
 
+    /// Waits for a place to build an answer whole in (GraphQL, `/-/`), held until the returned
+    /// guard is dropped: once the answer is built and has taken its size ([`Self::take`]).
+    pub async fn build_whole(&self) -> Building<'_> {
+        let building = &self.budget.building;
+        // `try_acquire` fails only on a closed semaphore, and this one is never closed.
+        if !building.try_acquire(1).unwrap_or(false) {
+            self.budget.metrics.answer_budget_waits.inc();
+            let _wake_next = WakeNext(building);
+            let wait = std::pin::pin!(building.acquire(1));
+            let _ = wait.await;
+        }
+        Building(building)
+    }
+
     /// Whether a take is waiting for the budget, or gave up waiting.
     pub fn waiting(&self) -> bool {
         self.waiting.get()
@@ -108,6 +138,15 @@ impl AnswerHold {
         if held > 0 {
             self.budget.bytes.signal(held);
         }
+    }
+}
+
+/// A place to build an answer whole in, given back when dropped.
+pub struct Building<'a>(&'a Semaphore);
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        self.0.signal(1);
     }
 }
 
@@ -210,6 +249,37 @@ mod tests {
             assert_eq!(budget.0.bytes.available(), 100);
             drop(b);
             assert_eq!(budget.0.bytes.available(), 100);
+        });
+    }
+
+    #[test]
+    fn answers_built_whole_wait_for_a_place_and_a_wait_given_up_strands_no_one() {
+        run(async {
+            let budget = Rc::new(budget(100));
+            let holds: Vec<AnswerHold> = (0..=BUILT_AT_ONCE).map(|_| budget.hold()).collect();
+            let mut places = Vec::new();
+            for hold in &holds[..BUILT_AT_ONCE as usize] {
+                let place = poll_once(hold.build_whole().boxed_local()).await;
+                places.push(place.expect("a place"));
+            }
+            let mut given_up = holds[BUILT_AT_ONCE as usize].build_whole().boxed_local();
+            assert!(
+                poll_once(&mut given_up).await.is_none(),
+                "every place taken"
+            );
+            let waiting = budget.clone();
+            let next = glommio::spawn_local(async move {
+                let hold = waiting.hold();
+                let _place = hold.build_whole().await;
+            });
+            glommio::executor().yield_task_queue_now().await;
+            assert_eq!(budget.0.metrics.answer_budget_waits.get(), 2);
+            // A place comes back and goes to the first waiter, which gives up before it runs
+            // (its client reset the stream): the next waiter is woken and gets it.
+            places.pop();
+            drop(given_up);
+            let got = crate::timeout::within(std::time::Duration::from_secs(10), next).await;
+            assert!(got.is_some(), "the place went on to the next waiter");
         });
     }
 
