@@ -90,7 +90,7 @@ const PREMATURE_RESET: Duration = Duration::from_secs(1);
 
 /// Serves HTTP/2 on `stream`; `prefix` holds the bytes already read (the preface).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: SocketAddr) {
-    let config = shard.config.clone();
+    let config = &shard.config;
     let _ = stream.set_write_timeout(Some(config.idle_timeout));
     let mut builder = h2::server::Builder::new();
     builder

@@ -228,7 +228,7 @@ pub fn serve<'a>(
         receiving,
     };
     async move {
-        let config = shard.config.clone();
+        let config = &shard.config;
         let _ = stream.set_write_timeout(Some(config.idle_timeout));
         let limits = HeadLimits {
             max_header_bytes: config.max_header_bytes,
