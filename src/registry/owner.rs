@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::metrics::RegistryMetrics;
 use crate::names::{Address, InstanceId, ServiceName};
-use crate::registry::state::{Event, RegistryState, Stamp};
+use crate::registry::state::{Event, RegistryState, Stamp, REMOVAL_MEMORY};
 use crate::registry::{
     Change, OwnerMsg, RegistryError, ShardLink, ShardMsg, WriteOp, WriteOutcome,
 };
@@ -299,10 +299,22 @@ impl<L: RegistryLog + 'static> Owner<L> {
         }
     }
 
-    /// Sends the changes applied from the log to every shard, as one batch.
+    /// Sends the changes applied from the log to every shard, as one batch, and forgets the
+    /// removals older than [`REMOVAL_MEMORY`].
     pub fn flush(&mut self) {
         let changes = std::mem::take(&mut self.outbox);
         self.publish(changes);
+        if let Some(cutoff) = Instant::now().checked_sub(REMOVAL_MEMORY) {
+            self.forget_removals_before(cutoff);
+        }
+    }
+
+    /// Forgets the removals applied before `cutoff` (`RegistryState::forget_removals_before`),
+    /// and where this node's own writes of them landed.
+    fn forget_removals_before(&mut self, cutoff: Instant) {
+        for key in self.state.forget_removals_before(cutoff) {
+            self.own_positions.remove(&key);
+        }
     }
 
     /// Whether every shard has applied every change batch published so far (a shard that has
@@ -797,6 +809,31 @@ mod tests {
         let after = Event::users_u1(AHEAD + 100, "node-b", Some("127.0.0.1:4"));
         assert!(owner.apply_remote_at(after, at(104)));
         assert_eq!(count(), 4, "nothing appended");
+    }
+
+    #[test]
+    fn a_removal_written_here_is_forgotten_with_where_it_landed() {
+        let (mut owner, _appended, _shards) = recording_owner();
+        let upsert = WriteOp::Upsert {
+            service: users(),
+            instance: u1(),
+            address: "127.0.0.1:1".into(),
+        };
+        let remove = WriteOp::Remove {
+            service: users(),
+            instance: u1(),
+        };
+        owner.write(upsert, later()).unwrap();
+        owner.write(remove, later()).unwrap();
+        assert_eq!(owner.own_positions.len(), 1);
+        owner.flush();
+        assert_eq!(owner.own_positions.len(), 1, "remembered for a while");
+        owner.forget_removals_before(Instant::now() + std::time::Duration::from_secs(1));
+        assert!(owner.own_positions.is_empty());
+        assert!(
+            owner.apply_remote(Event::users_u1(1, "node-b", Some("127.0.0.1:2"))),
+            "the key is as one never seen"
+        );
     }
 
     #[test]

@@ -10,8 +10,15 @@
 //! enough while every node remembers every key, but log compaction makes a restarted node forget removed keys: its
 //! next write would start again at 1 and lose to the removal the other nodes still remember. The
 //! clock floor makes a write after a forgotten removal win, as it should.
+//!
+//! Removals are remembered for [`REMOVAL_MEMORY`], then forgotten
+//! ([`RegistryState::forget_removals_before`]): instances that come and go under new names (a pod
+//! per deploy) would otherwise leave one entry each for the life of the process. An event older
+//! than a removal can only arrive while a write is on its way to the log, seconds; and a gateway
+//! started after compaction has forgotten the removal already, which the clock floor covers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::names::{Address, InstanceId, ServiceName};
 use crate::registry::{Change, InstanceRecord, WriteOutcome};
@@ -21,6 +28,12 @@ use crate::registry::{Change, InstanceRecord, WriteOutcome};
 /// state elsewhere even when the clock floor does not separate them (a held version ahead of the
 /// wall clock: an outside writer's, a fast clock's), whatever the node ids.
 const WRITE_STEP: u64 = 2;
+
+/// How long a removal is remembered: far longer than any write takes to reach the log (writes
+/// give up after `KAFKA_WRITE_TIMEOUT`, 5 s, and librdkafka's message timeout with them), so no
+/// event older than the removal can still arrive from a gateway, and short enough that the
+/// removals of a busy deployment's short-lived instances (hundreds of bytes each) stay few.
+pub const REMOVAL_MEMORY: Duration = Duration::from_secs(60 * 60);
 
 /// The ordering stamp of an event: higher version wins; on a tie, the higher node id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,6 +70,8 @@ pub struct RegistryState {
     /// Versions handed to writes the log refused. Such an event may still reach the log (a broker
     /// can persist a write whose acknowledgement was lost), so the key's next write must be newer.
     burned: BTreeMap<(ServiceName, InstanceId), u64>,
+    /// The removals applied, oldest first, with when: forgotten after [`REMOVAL_MEMORY`].
+    removals: VecDeque<(Instant, (ServiceName, InstanceId), Stamp)>,
 }
 
 impl RegistryState {
@@ -172,6 +187,10 @@ impl RegistryState {
             }),
             (None, None) => None,
         };
+        if event.address.is_none() {
+            self.removals
+                .push_back((Instant::now(), key.clone(), event.stamp.clone()));
+        }
         self.entries.insert(
             key,
             Entry {
@@ -180,6 +199,22 @@ impl RegistryState {
             },
         );
         change
+    }
+
+    /// Forgets the removals applied before `cutoff` whose key nothing has been applied to since,
+    /// and returns their keys: an event for one is then taken as for a key never seen.
+    pub fn forget_removals_before(&mut self, cutoff: Instant) -> Vec<(ServiceName, InstanceId)> {
+        let mut forgotten = Vec::new();
+        while self.removals.front().is_some_and(|(at, _, _)| *at < cutoff) {
+            let Some((_, key, stamp)) = self.removals.pop_front() else {
+                break;
+            };
+            if self.entries.get(&key).is_some_and(|e| e.stamp == stamp) {
+                self.entries.remove(&key);
+                forgotten.push(key);
+            }
+        }
+        forgotten
     }
 
     /// Whether the state held for the key is the event stamped `stamp`.
@@ -259,6 +294,43 @@ mod tests {
             }
         }
         assert_eq!(permutations, 120);
+    }
+
+    #[test]
+    fn removals_are_forgotten_after_a_while_unless_the_key_was_written_since() {
+        let on = |instance: &str, version: u64, address: Option<&str>| Event {
+            instance: InstanceId::parse(instance).unwrap(),
+            ..event(version, "a", address)
+        };
+        let mut state = RegistryState::default();
+        let before = Instant::now();
+        for e in [
+            on("gone", 1, Some("127.0.0.1:1")),
+            on("gone", 3, None),
+            on("back", 1, Some("127.0.0.1:2")),
+            on("back", 3, None),
+            on("back", 5, Some("127.0.0.1:3")),
+        ] {
+            state.apply(e);
+        }
+        assert!(
+            state.forget_removals_before(before).is_empty(),
+            "nothing is forgotten before its time"
+        );
+        assert!(!state.is_newer(&on("gone", 2, Some("127.0.0.1:9"))));
+        let forgotten = state.forget_removals_before(Instant::now() + Duration::from_secs(1));
+        let names: Vec<&str> = forgotten.iter().map(|(_, i)| i.as_str()).collect();
+        assert_eq!(names, ["gone"], "a key registered again keeps its state");
+        assert!(
+            state.is_newer(&on("gone", 2, Some("127.0.0.1:9"))),
+            "a forgotten key is as one never seen"
+        );
+        assert!(!state.is_newer(&on("back", 4, None)));
+        assert_eq!(state.instances().count(), 1);
+        assert!(
+            state.removals.is_empty(),
+            "every removal was looked at once"
+        );
     }
 
     fn next_permutation(v: &mut [usize]) -> bool {
