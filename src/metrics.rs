@@ -284,7 +284,7 @@ fn render_shards(out: &mut String, shards: &[Arc<ShardMetrics>], services_remove
         out,
         "switchyard_shard_allocations_total",
         "counter",
-        "Heap allocations made on the shards' threads (a REST request makes none but its bodies).",
+        "Heap allocations made on the shards' threads (an HTTP/1.1 REST request makes none but its bodies).",
         sum(&|s| s.allocations.get()),
     );
     simple(
