@@ -255,8 +255,10 @@ pub struct Config {
     pub demo: bool,
 }
 
-/// Upper bound for `--max-headers`: httparse's header array is sized from it per connection.
-const MAX_HEADERS_CEILING: usize = 1_000;
+/// Upper bound for `--max-headers`: the HTTP/1.1 parser gives httparse a stack array of this many
+/// header slots plus one (uninitialised, so its ~32 KiB cost only stack space) on every parse,
+/// and uses the first `--max-headers` + 1 of them.
+pub(crate) const MAX_HEADERS_CEILING: usize = 1_000;
 /// Upper bound for body and message limits: everything is buffered in memory per request.
 const MAX_BYTES_CEILING: usize = 1 << 30;
 
