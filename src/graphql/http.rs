@@ -9,7 +9,7 @@
 //!   (the contract's status for a POST that is not a GraphQL request; GraphQL-over-HTTP allows 415,
 //!   which the contract does not list). Refused rather than parsed anyway: a form or `text/plain`
 //!   POST is what a browser sends cross-site without a preflight;
-//! - GET of a mutation: 405 (the lead's listener adds `allow: POST`);
+//! - GET of a mutation: 405 (`crate::graphql_endpoint` adds `allow: POST` to the response);
 //! - request errors (limits, parse, validation, variables): 200 with `application/json`, but 400 when
 //!   the client accepts `application/graphql-response+json` (preferred over `application/json`),
 //!   which is the point of that media type: the status then tells whether anything ran;
