@@ -523,19 +523,6 @@ impl Config {
     pub fn service(&self, service: &str) -> &ServiceSettings {
         self.services.get(service).unwrap_or(&self.default_service)
     }
-
-    /// A configuration for tests and benchmarks: defaults, one shard on the first CPU this
-    /// process may run on.
-    pub fn for_tests() -> Config {
-        let first = crate::sys::affinity_cpus()
-            .ok()
-            .and_then(|c| c.first().copied());
-        let args = Args {
-            cpus: Some(first.unwrap_or(0).to_string()),
-            ..Args::default()
-        };
-        Config::from_args(args).expect("defaults are valid")
-    }
 }
 
 /// Checks that every CPU in `cpus` is in `allowed` (the process's affinity mask). glommio and
