@@ -47,8 +47,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 /// Default client connection limit per shard: bounds a shard's memory (a connection costs roughly
 /// 20 KiB while busy) to about a gigabyte, far above what HAProxy in front opens.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
-/// Default max backend answer: the gRPC default max receive message size.
-pub const DEFAULT_MAX_GRPC_MESSAGE_BYTES: usize = 4 << 20;
+/// Default max backend answer: the gRPC default max receive message size, which a backend's own
+/// client libraries hold each other to as well.
+pub const DEFAULT_MAX_GRPC_MESSAGE_BYTES: usize = GRPC_DEFAULT_MAX_RECEIVE;
 /// Time a client has to send a whole header section (slowloris guard; nginx's
 /// `client_header_timeout` is 60 s, but a gateway in front of latency-critical services can be stricter).
 pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
