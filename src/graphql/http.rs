@@ -176,7 +176,7 @@ fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
 
 /// The deepest nesting of arrays and objects serde_json accepts (its recursion limit, 128, counts
 /// the level that fails); deeper JSON is refused with a syntax error.
-pub(crate) const JSON_MAX_DEPTH: usize = 127;
+pub(crate) const JSON_MAX_DEPTH: usize = super::limits::SERDE_JSON_RECURSION_LIMIT - 1;
 
 /// Whether serde_json refused `text` for its nesting depth. That error has no category of its own
 /// (it is a syntax error) and its message is not an interface, so the depth is measured instead;
