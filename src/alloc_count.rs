@@ -1,7 +1,7 @@
 //! Counting the heap allocations each shard makes (`switchyard_shard_allocations_total`).
 //!
-//! The hot-path rule (no allocation per REST request beyond the bodies) is a property of the
-//! whole gateway: the parser, the router, the balancer, the pool, the HTTP/2 client and the
+//! The hot-path rule (no allocation per HTTP/1.1 REST request beyond the bodies) is a property of
+//! the whole gateway: the parser, the router, the balancer, the pool, the HTTP/2 client and the
 //! executor. The allocation bench checks the socket-free pieces one by one; this counter checks the
 //! binary itself, on real sockets (`tests/allocations.rs`), and shows operators the same figure.
 //!

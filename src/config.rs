@@ -47,8 +47,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 /// Default client connection limit per shard: bounds a shard's memory (a connection costs roughly
 /// 20 KiB while busy) to about a gigabyte, far above what HAProxy in front opens.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
-/// Default max backend answer: the gRPC default max receive message size.
-pub const DEFAULT_MAX_GRPC_MESSAGE_BYTES: usize = 4 << 20;
+/// Default max backend answer: the gRPC default max receive message size, which a backend's own
+/// client libraries hold each other to as well.
+pub const DEFAULT_MAX_GRPC_MESSAGE_BYTES: usize = GRPC_DEFAULT_MAX_RECEIVE;
 /// Time a client has to send a whole header section (slowloris guard; nginx's
 /// `client_header_timeout` is 60 s, but a gateway in front of latency-critical services can be stricter).
 pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
@@ -255,8 +256,10 @@ pub struct Config {
     pub demo: bool,
 }
 
-/// Upper bound for `--max-headers`: httparse's header array is sized from it per connection.
-const MAX_HEADERS_CEILING: usize = 1_000;
+/// Upper bound for `--max-headers`: the HTTP/1.1 parser gives httparse a stack array of this many
+/// header slots plus one (uninitialised, so its ~32 KiB cost only stack space) on every parse,
+/// and uses the first `--max-headers` + 1 of them.
+pub(crate) const MAX_HEADERS_CEILING: usize = 1_000;
 /// Upper bound for body and message limits: everything is buffered in memory per request.
 const MAX_BYTES_CEILING: usize = 1 << 30;
 
@@ -520,19 +523,6 @@ impl Config {
     /// The settings for `service`.
     pub fn service(&self, service: &str) -> &ServiceSettings {
         self.services.get(service).unwrap_or(&self.default_service)
-    }
-
-    /// A configuration for tests and benchmarks: defaults, one shard on the first CPU this
-    /// process may run on.
-    pub fn for_tests() -> Config {
-        let first = crate::sys::affinity_cpus()
-            .ok()
-            .and_then(|c| c.first().copied());
-        let args = Args {
-            cpus: Some(first.unwrap_or(0).to_string()),
-            ..Args::default()
-        };
-        Config::from_args(args).expect("defaults are valid")
     }
 }
 

@@ -41,6 +41,64 @@ impl Counter {
     }
 }
 
+/// A histogram of durations written by one thread, for `N` bucket bounds (the bounds themselves
+/// are the caller's constant, passed in as an array of that length so the two cannot disagree).
+/// An observation bumps the one bucket it falls in; the counts are made cumulative only when
+/// rendered, so the request path writes a single counter besides the sum.
+#[derive(Debug)]
+pub struct Histogram<const N: usize> {
+    /// Observations at most each bound and above the one before it.
+    counts: [Counter; N],
+    /// Observations above the last bound (the `+Inf` bucket's own).
+    above: Counter,
+    /// Sum of the observations in microseconds.
+    sum_micros: Counter,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            counts: std::array::from_fn(|_| Counter::default()),
+            above: Counter::default(),
+            sum_micros: Counter::default(),
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    /// Records `d` in the first bucket whose bound (in seconds) it does not exceed.
+    pub fn observe(&self, bounds: &[f64; N], d: Duration) {
+        let secs = d.as_secs_f64();
+        match bounds.iter().position(|&b| secs <= b) {
+            Some(bucket) => self.counts[bucket].inc(),
+            None => self.above.inc(),
+        }
+        self.sum_micros.add(d.as_micros() as u64);
+    }
+
+    /// Writes the sum of `parts` (one histogram per shard, or a single one) as the Prometheus
+    /// histogram `name`.
+    fn render<'a>(
+        out: &mut String,
+        name: &str,
+        help: &str,
+        bounds: &[f64; N],
+        parts: impl Iterator<Item = &'a Self> + Clone,
+    ) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in bounds.iter().enumerate() {
+            cumulative += parts.clone().map(|h| h.counts[i].get()).sum::<u64>();
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += parts.clone().map(|h| h.above.get()).sum::<u64>();
+        let sum_micros = parts.map(|h| h.sum_micros.get()).sum::<u64>();
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "{name}_sum {}", sum_micros as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
 /// Upper bounds of the request duration histogram, in seconds: 100 µs to 10 s, covering a
 /// loopback backend's answer up to the default deadline.
 pub const DURATION_BUCKETS: [f64; 12] = [
@@ -72,10 +130,8 @@ pub struct ShardMetrics {
     pub answer_budget_waits: Counter,
     /// Instances in this shard's registry copy.
     pub registry_instances: Counter,
-    /// Duration histogram: cumulative counts per bucket (the last is +Inf).
-    pub duration_buckets: [Counter; DURATION_BUCKETS.len() + 1],
-    /// Sum of durations in microseconds.
-    pub duration_sum_micros: Counter,
+    /// Request durations, in [`DURATION_BUCKETS`].
+    pub durations: Histogram<{ DURATION_BUCKETS.len() }>,
     /// Heap allocations made on the shard's thread (see `alloc_count`).
     pub allocations: Counter,
 }
@@ -89,13 +145,7 @@ impl ShardMetrics {
 
     /// Records one request's duration.
     pub fn observe_duration(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let bucket = DURATION_BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(DURATION_BUCKETS.len());
-        self.duration_buckets[bucket].inc();
-        self.duration_sum_micros.add(d.as_micros() as u64);
+        self.durations.observe(&DURATION_BUCKETS, d);
     }
 }
 
@@ -122,128 +172,123 @@ pub struct RegistryMetrics {
     pub services_removed: Counter,
     /// Messages between this gateway's read position and the log's end.
     pub lag: Counter,
-    /// Apply-delay histogram: counts per bucket (not cumulative; the last is +Inf).
-    pub apply_delay_buckets: [Counter; APPLY_DELAY_BUCKETS.len() + 1],
-    /// Sum of apply delays in microseconds.
-    pub apply_delay_sum_micros: Counter,
+    /// Apply delays, in [`APPLY_DELAY_BUCKETS`].
+    pub apply_delays: Histogram<{ APPLY_DELAY_BUCKETS.len() }>,
 }
 
 impl RegistryMetrics {
     /// Records the time from an event's write (its `ts_ms`) to its application here.
     pub fn observe_apply_delay(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let bucket = APPLY_DELAY_BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(APPLY_DELAY_BUCKETS.len());
-        self.apply_delay_buckets[bucket].inc();
-        self.apply_delay_sum_micros.add(d.as_micros() as u64);
+        self.apply_delays.observe(&APPLY_DELAY_BUCKETS, d);
     }
-}
-
-fn render_histogram(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    bounds: &[f64],
-    counts: &dyn Fn(usize) -> u64,
-    sum_micros: u64,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    let mut cumulative = 0;
-    for (i, bound) in bounds.iter().enumerate() {
-        cumulative += counts(i);
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-    }
-    cumulative += counts(bounds.len());
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-    let _ = writeln!(out, "{name}_sum {}", sum_micros as f64 / 1e6);
-    let _ = writeln!(out, "{name}_count {cumulative}");
 }
 
 /// Renders every shard's metrics, summed, and the registry's, in the Prometheus text format.
 pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> String {
-    let sum = |f: &dyn Fn(&ShardMetrics) -> u64| shards.iter().map(|s| f(s)).sum::<u64>();
     let mut out = String::with_capacity(4096);
-    let mut simple = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
+    render_shards(&mut out, shards, registry.services_removed.get());
+    render_registry(&mut out, registry);
+    out
+}
+
+/// Writes one metric that is a single value.
+fn simple(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// The shards' metrics, summed. `services_removed` is the registry's count, written among these
+/// because it explains the upstream failures next to it.
+fn render_shards(out: &mut String, shards: &[Arc<ShardMetrics>], services_removed: u64) {
+    let sum = |f: &dyn Fn(&ShardMetrics) -> u64| shards.iter().map(|s| f(s)).sum::<u64>();
     simple(
+        out,
         "switchyard_shards",
         "gauge",
         "Shards (executors) serving.",
         shards.len() as u64,
     );
     simple(
+        out,
         "switchyard_in_flight_requests",
         "gauge",
         "Requests being served.",
         sum(&|s| s.in_flight.get()),
     );
     simple(
+        out,
         "switchyard_connections_open",
         "gauge",
         "Client connections open.",
         sum(&|s| s.connections_open.get()),
     );
     simple(
+        out,
         "switchyard_connections_total",
         "counter",
         "Client connections accepted.",
         sum(&|s| s.connections_total.get()),
     );
     simple(
+        out,
         "switchyard_connections_refused_total",
         "counter",
         "Client connections closed at the connection limit.",
         sum(&|s| s.connections_refused.get()),
     );
     simple(
+        out,
         "switchyard_upstream_calls_total",
         "counter",
         "Calls to services (a REST request, a GraphQL root field), whether or not an instance could be reached.",
         sum(&|s| s.upstream_calls.get()),
     );
     simple(
+        out,
         "switchyard_upstream_failures_total",
         "counter",
         "Calls to services without a usable answer: no instance reachable, a backend error or timeout.",
         sum(&|s| s.upstream_failures.get()),
     );
     simple(
+        out,
         "switchyard_services_removed_total",
         "counter",
         "Services removed because every instance refused connections.",
-        registry.services_removed.get(),
+        services_removed,
     );
     simple(
+        out,
         "switchyard_overloaded_total",
         "counter",
         "Requests refused at the in-flight limit.",
         sum(&|s| s.overloaded.get()),
     );
     simple(
+        out,
         "switchyard_client_aborts_total",
         "counter",
         "Requests whose client went away before the answer; their backend calls were cancelled.",
         sum(&|s| s.client_aborts.get()),
     );
     simple(
+        out,
         "switchyard_answer_budget_waits_total",
         "counter",
         "Backend answers that waited because their HTTP/2 connection held its budget of answers not yet sent: a client not reading what it asked for.",
         sum(&|s| s.answer_budget_waits.get()),
     );
     simple(
+        out,
         "switchyard_shard_allocations_total",
         "counter",
-        "Heap allocations made on the shards' threads (a REST request makes none but its bodies).",
+        "Heap allocations made on the shards' threads (an HTTP/1.1 REST request makes none but its bodies).",
         sum(&|s| s.allocations.get()),
     );
     simple(
+        out,
         "switchyard_registry_instances",
         "gauge",
         "Registered instances (as the first shard sees them).",
@@ -260,59 +305,59 @@ pub fn render(shards: &[Arc<ShardMetrics>], registry: &RegistryMetrics) -> Strin
             sum(&|s| s.responses[class].get())
         );
     }
-    render_histogram(
-        &mut out,
+    Histogram::render(
+        out,
         "switchyard_request_duration_seconds",
         "Time from a complete request to its response.",
         &DURATION_BUCKETS,
-        &|i| sum(&|s| s.duration_buckets[i].get()),
-        sum(&|s| s.duration_sum_micros.get()),
+        shards.iter().map(|s| &s.durations),
     );
-    let mut simple = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
+}
+
+/// The registry log's metrics.
+fn render_registry(out: &mut String, registry: &RegistryMetrics) {
     simple(
+        out,
         "switchyard_registry_events_applied_total",
         "counter",
         "Registry log events that changed this gateway's registry.",
         registry.events_applied.get(),
     );
     simple(
+        out,
         "switchyard_registry_events_skipped_total",
         "counter",
         "Registry log events skipped: written by this gateway, or older than the state held.",
         registry.events_skipped.get(),
     );
     simple(
+        out,
         "switchyard_registry_events_rejected_total",
         "counter",
         "Registry log events that did not parse or failed validation.",
         registry.events_rejected.get(),
     );
     simple(
+        out,
         "switchyard_registry_log_write_failures_total",
         "counter",
         "Registry writes the log did not acknowledge in time (answered 503).",
         registry.log_write_failures.get(),
     );
     simple(
+        out,
         "switchyard_registry_lag",
         "gauge",
         "Registry log messages between this gateway's read position and the log's end.",
         registry.lag.get(),
     );
-    render_histogram(
-        &mut out,
+    Histogram::render(
+        out,
         "switchyard_registry_apply_delay_seconds",
         "Time from a registry event's write at any gateway to its application here.",
         &APPLY_DELAY_BUCKETS,
-        &|i| registry.apply_delay_buckets[i].get(),
-        registry.apply_delay_sum_micros.get(),
+        std::iter::once(&registry.apply_delays),
     );
-    out
 }
 
 #[cfg(test)]

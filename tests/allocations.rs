@@ -1,7 +1,8 @@
-//! The hot-path rule on the whole gateway: a REST request allocates nothing on its shard beyond
-//! its bodies (`switchyard_shard_allocations_total`, counted by the binary's allocator). The
-//! allocation bench checks the socket-free pieces stage by stage; this checks the real binary on
-//! real sockets, with everything between them: router, balancer, pool, HTTP/2 client, executor.
+//! The hot-path rule on the whole gateway: an HTTP/1.1 REST request allocates nothing on its
+//! shard beyond its bodies (`switchyard_shard_allocations_total`, counted by the binary's
+//! allocator). The allocation bench checks the socket-free pieces stage by stage; this checks the
+//! real binary on real sockets, with everything between them: router, balancer, pool, HTTP/2
+//! client, executor.
 
 mod support;
 

@@ -11,9 +11,11 @@
 //! counted); HTTP/2 (prior knowledge) multiplexes every scheduled request as its own stream, makes
 //! the connection again when the server ends it (GOAWAY, close) and sends a request the server did
 //! not take (a refused stream, one beyond a GOAWAY's last stream) again. Latencies go into an HDR
-//! histogram (1 µs to 60 s, 3 significant digits); the run always ends after `--duration`, and a
-//! request still unanswered `--timeout-ms` after its scheduled time is an error (every connect,
-//! write and read for it ends then).
+//! histogram (1 µs to 60 s, 3 significant digits). The schedule begins `START_DELAY` (200 ms)
+//! after the run is set up, runs `--warmup` seconds unrecorded, then `--duration` seconds
+//! recorded: it ends 200 ms + `--warmup` + `--duration` after the set-up. A request still
+//! unanswered `--timeout-ms` after its scheduled time is an error (every connect, write and read
+//! for it ends then), so the run is over at most `--timeout-ms` after the schedule.
 //! With `--grpc` it calls a backend's `ForwardingService/Send` directly (HTTP/2), carrying the
 //! `ForwardingReq` a gateway would send for the URL's `/{service}/{rest}`: the backend's gRPC face
 //! measured the way `loadtest/run` measures its HTTP/1.1 face for the direct call.
@@ -45,6 +47,16 @@ use switchyard::io::TokioIo;
 const IO_MEMORY: usize = 512 * 1024;
 /// Highest latency the histogram records (µs); slower answers are clamped to it.
 const MAX_LATENCY_US: u64 = 60_000_000;
+/// Time from setting up a run to its first scheduled request: every connection task is spawned
+/// and waiting for its first slot by then, so the generator's own start-up does not make the first
+/// requests late.
+const START_DELAY: Duration = Duration::from_millis(200);
+/// Read buffer of `idle`'s one request per connection: the small answer it asks for fits many
+/// times over (the buffer is not grown; a larger answer fails the run).
+const IDLE_READ_BUF: usize = 64 * 1024;
+/// How long `idle` waits for each read of that answer: a proxy that has not answered one small
+/// request by then is broken, and the run fails instead of hanging.
+const IDLE_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -268,7 +280,7 @@ async fn open_loop(args: OpenArgs, target: Target) -> Result<(), String> {
     } else {
         H2Call::plain(&target, body.clone())
     };
-    let start = Instant::now() + Duration::from_millis(200);
+    let start = Instant::now() + START_DELAY;
     let warmup = Duration::from_secs_f64(args.warmup);
     let run = Rc::new(Run {
         start,
@@ -718,11 +730,11 @@ fn run_idle(args: IdleArgs) -> Result<(), String> {
     let target = Target::parse(&args.url)?;
     let request = h1_request(&target, &Bytes::new());
     let mut open = Vec::with_capacity(args.connections);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; IDLE_READ_BUF];
     for i in 0..args.connections {
         let mut s = StdStream::connect(target.addr)
             .map_err(|e| format!("connection {i}: cannot connect: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))
+        s.set_read_timeout(Some(IDLE_READ_TIMEOUT))
             .map_err(|e| e.to_string())?;
         s.write_all(&request)
             .map_err(|e| format!("connection {i}: {e}"))?;

@@ -9,7 +9,7 @@
 //!   (the contract's status for a POST that is not a GraphQL request; GraphQL-over-HTTP allows 415,
 //!   which the contract does not list). Refused rather than parsed anyway: a form or `text/plain`
 //!   POST is what a browser sends cross-site without a preflight;
-//! - GET of a mutation: 405 (the lead's listener adds `allow: POST`);
+//! - GET of a mutation: 405 (`crate::graphql_endpoint` adds `allow: POST` to the response);
 //! - request errors (limits, parse, validation, variables): 200 with `application/json`, but 400 when
 //!   the client accepts `application/graphql-response+json` (preferred over `application/json`),
 //!   which is the point of that media type: the status then tells whether anything ran;
@@ -176,7 +176,7 @@ fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
 
 /// The deepest nesting of arrays and objects serde_json accepts (its recursion limit, 128, counts
 /// the level that fails); deeper JSON is refused with a syntax error.
-pub(crate) const JSON_MAX_DEPTH: usize = 127;
+pub(crate) const JSON_MAX_DEPTH: usize = super::limits::SERDE_JSON_RECURSION_LIMIT - 1;
 
 /// Whether serde_json refused `text` for its nesting depth. That error has no category of its own
 /// (it is a syntax error) and its message is not an interface, so the depth is measured instead;

@@ -53,11 +53,15 @@ pub const RESPONSE_ANSWERS: usize = 4;
 /// The default `--max-body-bytes`, which the gateway sets it to, so all the calls of one GraphQL
 /// request together forward no more request body than one REST request can.
 pub const DEFAULT_MAX_FORWARDED_BODY_BYTES: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
+/// serde_json's recursion limit (`remaining_depth` in its deserializer): a parse that would open a
+/// 128th level of arrays and objects fails. The gateway parses client JSON with serde_json, so the
+/// nesting limits it sets elsewhere are counted from this one.
+pub(crate) const SERDE_JSON_RECURSION_LIMIT: usize = 128;
 /// Deepest nesting of brackets (`{`, `[` and `(` together) in a document, checked before parsing:
 /// the parser, and the walkers of argument values after it, recurse once per level. 128 is
 /// serde_json's recursion limit, which already bounds the JSON of variables; selection sets cannot
 /// nest more than 64 levels anyway (the parser refuses them).
-pub const MAX_NESTING: usize = 128;
+pub const MAX_NESTING: usize = SERDE_JSON_RECURSION_LIMIT;
 
 /// Bounds on one GraphQL request. Every limit has its own error code so a client can tell which one hit.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,14 +27,11 @@ use serde_json::value::RawValue;
 
 use super::plan::Proj;
 
-/// The `__typename` of every value inside a service's answer.
-const JSON_TYPENAME: &str = "JSON";
-
 /// Deepest nesting of arrays and objects a projection walks into: serde_json's own recursion
 /// limit, which the gateway holds the JSON a client sends to as well. An answer that a selection
 /// walks deeper than that is treated as broken (the field is a `BAD_BACKEND_RESPONSE` error); a
 /// value returned whole, without a selection, is copied at any depth.
-pub const MAX_PROJECTED_DEPTH: usize = 128;
+pub const MAX_PROJECTED_DEPTH: usize = super::limits::SERDE_JSON_RECURSION_LIMIT;
 
 /// Longest selection whose fields are found by comparing each key of an object with each of them.
 /// A longer one gets an index (name to positions) built once per projection: with a selection of
@@ -294,7 +291,8 @@ impl<'s> Projector<'_, 's> {
             write_key(self.out, &proj.key);
             self.check_len()?;
             if proj.name == "__typename" {
-                write_json_str(self.out, JSON_TYPENAME);
+                // Every value inside a service's answer has the schema's `JSON` scalar type.
+                write_json_str(self.out, super::schema::JSON);
                 continue;
             }
             match (slot, proj.children.as_deref()) {

@@ -162,8 +162,8 @@ impl Upstream {
             .clone()
     }
 
-    /// The pool for `addr` if one exists (for health reports).
-    pub fn existing_pool(&self, addr: SocketAddr) -> Option<Rc<InstancePool>> {
+    /// The pool for `addr` if one exists (for [`Upstream::healthy`], which must not make one).
+    fn existing_pool(&self, addr: SocketAddr) -> Option<Rc<InstancePool>> {
         self.pools.borrow().get(&addr).cloned()
     }
 
@@ -474,7 +474,8 @@ fn timed_out(settings: &ServiceSettings, hold: Option<&AnswerHold>) -> Unreachab
     GatewayError::new(ErrorKind::UpstreamTimeout, message).into()
 }
 
-/// xorshift64*: a per-shard generator for balancing choices, not for anything secret.
+/// xorshift64*: the shard's generator for balancing choices and for the request ids it assigns
+/// ([`crate::request_id::RequestId::generate`]); not for anything secret.
 pub fn next_random(state: &Cell<u64>) -> u64 {
     let mut x = state.get();
     x ^= x >> 12;

@@ -121,7 +121,7 @@ pub struct HeadLimits {
 }
 
 /// Most headers httparse is ever given room for (the configuration ceiling, plus one to detect overflow).
-const HEADER_SLOTS: usize = 1_001;
+const HEADER_SLOTS: usize = crate::config::MAX_HEADERS_CEILING + 1;
 /// Header spans kept on the stack while parsing; a request with more spills to the heap.
 const INLINE_HEADERS: usize = 32;
 /// Longest Content-Length value accepted: 19 digits always fit in a u64.
