@@ -314,13 +314,16 @@ fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down()
     }
     assert_eq!(outcome, Some(WriteOutcome::Updated), "writes work again");
 
-    // A second gateway rebuilds the same state from the log: port 3 (port 2 was never written).
+    // A second gateway rebuilds the same state from the log: port 3. The refused write (port 2)
+    // is there too in some runs (seen once, on a loaded machine): it was on its way before the
+    // producer saw the broker go, and it landed with its acknowledgement lost (a write answered
+    // 503 may take effect, README), before port 3's, whose version is above it.
     let mut other = CoreHarness::start(&cluster.bootstrap_servers(), "node-b");
     other.wait_ready();
-    assert_eq!(
-        other.process.registry_metrics.events_applied.get(),
-        2,
-        "both acknowledged writes, nothing else"
+    let applied = other.process.registry_metrics.events_applied.get();
+    assert!(
+        (2..=3).contains(&applied),
+        "both acknowledged writes, and at most the refused one besides: {applied}"
     );
     match other.applied.iter().flatten().last() {
         Some(crate::registry::Change::Upsert(r)) => assert_eq!(r.address.as_str(), "127.0.0.1:3"),
