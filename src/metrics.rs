@@ -126,7 +126,8 @@ pub struct ShardMetrics {
     pub overloaded: Counter,
     /// Requests whose client went away before the answer (the backend call was cancelled).
     pub client_aborts: Counter,
-    /// Backend answers that waited for their HTTP/2 connection's answer budget.
+    /// Answers that waited for their HTTP/2 connection's answer budget, or for a place to be
+    /// built whole in (`upstream::budget`).
     pub answer_budget_waits: Counter,
     /// Instances in this shard's registry copy.
     pub registry_instances: Counter,
@@ -277,7 +278,7 @@ fn render_shards(out: &mut String, shards: &[Arc<ShardMetrics>], services_remove
         out,
         "switchyard_answer_budget_waits_total",
         "counter",
-        "Backend answers that waited because their HTTP/2 connection held its budget of answers not yet sent: a client not reading what it asked for.",
+        "Answers that waited because their HTTP/2 connection held its budget of answers not yet sent, or all its places to build GraphQL and /-/ answers in: a client not reading what it asked for.",
         sum(&|s| s.answer_budget_waits.get()),
     );
     simple(
