@@ -214,17 +214,6 @@ impl ErrorKind {
     }
 }
 
-/// Where an error came from, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The client's request.
-    Client,
-    /// The backend or the path to it.
-    Upstream,
-    /// The gateway itself (limits, registry).
-    Gateway,
-}
-
 /// A request-path error: a kind plus a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayError {
@@ -259,24 +248,6 @@ impl GatewayError {
     /// A backend protocol error (502).
     pub fn upstream_protocol(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::UpstreamProtocol, message)
-    }
-
-    /// Where the error came from.
-    pub fn source(&self) -> Source {
-        use ErrorKind::*;
-        match self.kind {
-            BadRequest
-            | Unauthorized
-            | Forbidden
-            | ServiceNotFound
-            | NotFound
-            | MethodNotAllowed { .. }
-            | RequestTimeout
-            | BodyTooLarge
-            | HeadersTooLarge => Source::Client,
-            NoHealthyInstance | UpstreamTimeout | UpstreamProtocol | Grpc(_) => Source::Upstream,
-            Overloaded | RegistryUnavailable => Source::Gateway,
-        }
     }
 
     /// The response the client gets: status, JSON body, and the headers this kind needs.
