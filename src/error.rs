@@ -4,6 +4,7 @@
 //! slow, broken or answering with a gRPC error — is a [`GatewayError`] with an [`ErrorKind`]. The
 //! kind alone decides the HTTP status, the `code` in the JSON body and whether the client
 //! connection must be closed ([`GatewayError::into_response`]); nothing matches on message text.
+//! Texts more than one place reports (a body over its limit, say) have a constructor here.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -245,6 +246,28 @@ impl GatewayError {
         )
     }
 
+    /// A request whose first path segment names no registered service (404); the name is
+    /// escaped, since it is the client's text.
+    pub fn service_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorKind::ServiceNotFound,
+            format!("no service named `{}`", name.escape_default()),
+        )
+    }
+
+    /// A request whose body is over its limit (413), declared or as received.
+    pub fn body_too_large() -> Self {
+        Self::new(ErrorKind::BodyTooLarge, "request body is over the limit")
+    }
+
+    /// A request whose body did not arrive within the body timeout (408).
+    pub fn body_timed_out() -> Self {
+        Self::new(
+            ErrorKind::RequestTimeout,
+            "request body not received in time",
+        )
+    }
+
     /// A backend protocol error (502).
     pub fn upstream_protocol(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::UpstreamProtocol, message)
@@ -361,6 +384,13 @@ mod tests {
             assert_eq!(kind.status(), status, "{kind:?}");
             assert_eq!(kind.closes_connection(), closes, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_missing_service_is_named_escaped() {
+        let e = GatewayError::service_not_found("a\nb\"");
+        assert_eq!(e.kind, ErrorKind::ServiceNotFound);
+        assert_eq!(e.message, r#"no service named `a\nb\"`"#);
     }
 
     #[test]

@@ -55,10 +55,7 @@ impl Backend for ShardBackend<'_> {
         };
         let entry = self.shard.registry.borrow().get(&call.service).cloned();
         let Some(entry) = entry else {
-            return Err(field_error(GatewayError::new(
-                ErrorKind::ServiceNotFound,
-                format!("no service named `{}`", call.service),
-            )));
+            return Err(field_error(GatewayError::service_not_found(&call.service)));
         };
         check_header_limits(&self.shard.config, &call, &self.headers).map_err(field_error)?;
         let body = call.body.unwrap_or_default();

@@ -32,7 +32,7 @@ use glommio::net::TcpStream;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::http::{Field, Request, Response};
 use crate::io::{BodyCollector, TokioIo};
 use crate::request_id::RequestId;
@@ -463,7 +463,7 @@ async fn read_parts(
         if !expects_continue {
             discard_rest(body, Instant::now() + LINGER).await;
         }
-        return Err(too_large());
+        return Err(GatewayError::body_too_large());
     }
     if expects_continue {
         let head = crate::http::RequestHead {
@@ -484,12 +484,7 @@ async fn read_parts(
     let mut collected = BodyCollector::default();
     loop {
         let chunk = match crate::timeout::until(deadline, body.data()).await {
-            None => {
-                return Err(GatewayError::new(
-                    ErrorKind::RequestTimeout,
-                    "request body not received in time",
-                ))
-            }
+            None => return Err(GatewayError::body_timed_out()),
             Some(None) => break,
             Some(Some(Err(e))) => {
                 return Err(GatewayError::bad_request(format!("stream error: {e}")))
@@ -499,7 +494,7 @@ async fn read_parts(
         let _ = body.flow_control().release_capacity(chunk.len());
         if collected.len() + chunk.len() > max_body {
             discard_rest(body, deadline).await;
-            return Err(too_large());
+            return Err(GatewayError::body_too_large());
         }
         collected.push(chunk);
     }
@@ -566,10 +561,6 @@ async fn discard_rest(body: &mut RecvStream, deadline: Instant) {
             _ => return,
         }
     }
-}
-
-fn too_large() -> GatewayError {
-    GatewayError::new(ErrorKind::BodyTooLarge, "request body is over the limit")
 }
 
 /// Sends `response`, its body as the client's window allows; a client whose window does not move

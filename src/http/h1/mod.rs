@@ -420,10 +420,7 @@ fn read_request<'a, A: 'a>(
         if let Framing::Length(n) = head.framing {
             if n > max_body as u64 {
                 *seen = Seen::of(&head);
-                return Err(GatewayError::new(
-                    ErrorKind::BodyTooLarge,
-                    "request body is over the limit",
-                ));
+                return Err(GatewayError::body_too_large());
             }
         }
         // The interim answer is written by `read_body`, so the head is held across one wait only
@@ -640,12 +637,6 @@ async fn read_body(
         }
         Some(at) => at.saturating_duration_since(Instant::now()),
     };
-    let timeout = || {
-        GatewayError::new(
-            ErrorKind::RequestTimeout,
-            "request body not received in time",
-        )
-    };
     let closed = || GatewayError::bad_request("connection closed before the body was complete");
     match framing {
         Framing::None => Ok(Bytes::new()),
@@ -656,7 +647,7 @@ async fn read_body(
                 match read_within(stream, buf, want, left()).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
-                    Read::TimedOut => return Err(timeout()),
+                    Read::TimedOut => return Err(GatewayError::body_timed_out()),
                 }
             }
             Ok(split_body(buf, n))
@@ -671,7 +662,7 @@ async fn read_body(
                 match read_within(stream, buf, READ_CHUNK, left()).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
-                    Read::TimedOut => return Err(timeout()),
+                    Read::TimedOut => return Err(GatewayError::body_timed_out()),
                 }
             }
         }
