@@ -304,17 +304,19 @@ async fn serve_stream(
     }
 }
 
-/// The answer to `error`, under the client's request id or a new one.
+/// The answer to `error` ([`GatewayError::answer`]), under the client's request id or a new one.
+/// Not counted here: a refused request's answer is counted where it is made, and one replacing an
+/// answer that could not be sent is not counted again (the router counted the one it replaces).
 fn error_answer(
     shard: &Shard,
     error: GatewayError,
     service: Option<&str>,
     request_id: Option<RequestId>,
 ) -> Response {
-    let request_id = request_id.unwrap_or_else(|| shard.new_request_id());
-    let mut answer = error.into_response(service, request_id.as_str());
-    answer.request_id = Some(request_id);
-    answer
+    error.answer(
+        service,
+        request_id.unwrap_or_else(|| shard.new_request_id()),
+    )
 }
 
 /// A request refused while it was read, with the client's own request id if it sent a usable one.

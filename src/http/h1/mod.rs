@@ -257,9 +257,8 @@ pub fn serve<'a>(
                         .as_deref()
                         .and_then(crate::utf8::text)
                         .and_then(crate::rest::service_of);
-                    let mut response = e.into_response(service, request_id.as_str());
+                    let response = e.answer(service, request_id);
                     shard.metrics.count_response(response.status);
-                    response.request_id = Some(request_id);
                     write::encode(&mut bufs.out, &response, seen.head_only, true, false);
                     refused = true;
                     break;
