@@ -4,11 +4,14 @@
 //! slow, broken or answering with a gRPC error — is a [`GatewayError`] with an [`ErrorKind`]. The
 //! kind alone decides the HTTP status, the `code` in the JSON body and whether the client
 //! connection must be closed ([`GatewayError::into_response`]); nothing matches on message text.
+//! Every error answer a client gets is made by [`GatewayError::answer`], under its request id.
+//! Texts more than one place reports (a body over its limit, say) have a constructor here.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use crate::http::Response;
+use crate::request_id::RequestId;
 
 /// gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,17 +217,6 @@ impl ErrorKind {
     }
 }
 
-/// Where an error came from, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The client's request.
-    Client,
-    /// The backend or the path to it.
-    Upstream,
-    /// The gateway itself (limits, registry).
-    Gateway,
-}
-
 /// A request-path error: a kind plus a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayError {
@@ -256,27 +248,42 @@ impl GatewayError {
         )
     }
 
+    /// A request whose first path segment names no registered service (404); the name is
+    /// escaped, since it is the client's text.
+    pub fn service_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorKind::ServiceNotFound,
+            format!("no service named `{}`", name.escape_default()),
+        )
+    }
+
+    /// A request whose body is over its limit (413), declared or as received.
+    pub fn body_too_large() -> Self {
+        Self::new(ErrorKind::BodyTooLarge, "request body is over the limit")
+    }
+
+    /// A request whose body did not arrive within the body timeout (408).
+    pub fn body_timed_out() -> Self {
+        Self::new(
+            ErrorKind::RequestTimeout,
+            "request body not received in time",
+        )
+    }
+
     /// A backend protocol error (502).
     pub fn upstream_protocol(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::UpstreamProtocol, message)
     }
 
-    /// Where the error came from.
-    pub fn source(&self) -> Source {
-        use ErrorKind::*;
-        match self.kind {
-            BadRequest
-            | Unauthorized
-            | Forbidden
-            | ServiceNotFound
-            | NotFound
-            | MethodNotAllowed { .. }
-            | RequestTimeout
-            | BodyTooLarge
-            | HeadersTooLarge => Source::Client,
-            NoHealthyInstance | UpstreamTimeout | UpstreamProtocol | Grpc(_) => Source::Upstream,
-            Overloaded | RegistryUnavailable => Source::Gateway,
-        }
+    /// The answer a client gets for this error, as sent: [`GatewayError::into_response`] under
+    /// `request_id`, which the response also carries as its `x-request-id`. Every error answer is
+    /// made here (the router's for a handler's error, each codec's for a request refused while
+    /// read); counting it is left to the caller, which counts every response it sends, error
+    /// or not, once.
+    pub fn answer(self, service: Option<&str>, request_id: RequestId) -> Response {
+        let mut response = self.into_response(service, request_id.as_str());
+        response.request_id = Some(request_id);
+        response
     }
 
     /// The response the client gets: status, JSON body, and the headers this kind needs.
@@ -390,6 +397,28 @@ mod tests {
             assert_eq!(kind.status(), status, "{kind:?}");
             assert_eq!(kind.closes_connection(), closes, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn an_answer_carries_its_request_id_in_the_body_and_as_a_header() {
+        let id = RequestId::from_client(&bytes::Bytes::from_static(b"client-id")).unwrap();
+        let r = GatewayError::body_too_large().answer(Some("users"), id.clone());
+        assert_eq!((r.status, r.close), (413, true));
+        assert_eq!(r.request_id, Some(id));
+        assert_eq!(
+            r.fields().find(|(name, _)| *name == "x-request-id"),
+            Some(("x-request-id", "client-id"))
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"]["request_id"], "client-id");
+        assert_eq!(v["error"]["message"], "request body is over the limit");
+    }
+
+    #[test]
+    fn a_missing_service_is_named_escaped() {
+        let e = GatewayError::service_not_found("a\nb\"");
+        assert_eq!(e.kind, ErrorKind::ServiceNotFound);
+        assert_eq!(e.message, r#"no service named `a\nb\"`"#);
     }
 
     #[test]

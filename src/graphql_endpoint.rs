@@ -48,32 +48,25 @@ impl Backend for ShardBackend<'_> {
     }
 
     async fn call(&self, call: FieldCall) -> Result<FieldAnswer, FieldError> {
-        let field_error = |e: GatewayError| FieldError {
-            code: e.kind.code().to_string(),
-            status: e.kind.status(),
-            message: e.message.into_owned(),
-        };
         let entry = self.shard.registry.borrow().get(&call.service).cloned();
         let Some(entry) = entry else {
-            return Err(field_error(GatewayError::new(
-                ErrorKind::ServiceNotFound,
-                format!("no service named `{}`", call.service),
-            )));
+            return Err(GatewayError::service_not_found(&call.service).into());
         };
-        check_header_limits(&self.shard.config, &call, &self.headers).map_err(field_error)?;
+        check_header_limits(&self.shard.config, &call, &self.headers)?;
         let body = call.body.unwrap_or_default();
         // The service's own body limit holds for a call as for a REST request (the engine has
         // bounded all the calls' bodies together by `--max-body-bytes` already).
         let max_body = self.shard.config.service(&call.service).max_body_bytes;
         if body.len() > max_body {
-            return Err(field_error(GatewayError::new(
+            return Err(GatewayError::new(
                 ErrorKind::BodyTooLarge,
                 format!(
                     "the body for `{}` is {} bytes, more than its limit of {max_body} bytes",
                     call.service,
                     body.len()
                 ),
-            )));
+            )
+            .into());
         }
         let extra: Vec<Field> = call
             .headers
@@ -99,7 +92,7 @@ impl Backend for ShardBackend<'_> {
                 status: r.status,
                 body: r.body,
             })
-            .map_err(field_error)
+            .map_err(FieldError::from)
     }
 }
 

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::http::{Field, Request, Response};
 use crate::names::is_service_name;
 use crate::registry::view::ServiceEntry;
@@ -37,12 +37,12 @@ pub fn service_of(path: &str) -> Option<&str> {
 /// none.
 pub fn lookup(shard: &Shard, service: &[u8]) -> Result<Rc<ServiceEntry>, GatewayError> {
     let name = crate::utf8::text(service).unwrap_or_default();
-    shard.registry.borrow().get(name).cloned().ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::ServiceNotFound,
-            format!("no service named `{}`", name.escape_default()),
-        )
-    })
+    shard
+        .registry
+        .borrow()
+        .get(name)
+        .cloned()
+        .ok_or_else(|| GatewayError::service_not_found(name))
 }
 
 /// A client address as `ip:port` text, formatted on the stack: `SocketAddr::to_string` would

@@ -139,14 +139,16 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, hold: Option<&AnswerHo
     };
     let result = answer.await;
     let request_id = assigned.id;
-    let mut response = result.unwrap_or_else(|error| {
-        tracing::debug!(%request_id, %error, "request failed");
-        error.into_response(
-            crate::rest::service_of(request.path_str()),
-            request_id.as_str(),
-        )
-    });
-    response.request_id = Some(request_id);
+    let response = match result {
+        Ok(mut response) => {
+            response.request_id = Some(request_id);
+            response
+        }
+        Err(error) => {
+            tracing::debug!(%request_id, %error, "request failed");
+            error.answer(crate::rest::service_of(request.path_str()), request_id)
+        }
+    };
     shard.metrics.count_response(response.status);
     shard.metrics.observe_duration(start.elapsed());
     response

@@ -35,8 +35,8 @@ use super::introspect::Introspection;
 use super::plan::{Plan, RootField, RootKind};
 use super::project::{project, write_json_str, write_key, ProjectError, MAX_PROJECTED_DEPTH};
 use super::schema::{self, root_argument_default};
-use super::{Backend, FieldAnswer, FieldCall};
-use crate::error::ErrorKind;
+use super::{Backend, FieldAnswer, FieldCall, FieldError};
+use crate::error::{ErrorKind, GatewayError};
 use crate::upstream::{is_header_value, is_hop_by_hop, is_token};
 
 /// Refuses a plan whose calls would forward more request body bytes, all together, than
@@ -56,16 +56,13 @@ pub(crate) fn check_forwarded(plan: &Plan, max_bytes: usize) -> Result<(), Graph
     if total <= max_bytes {
         return Ok(());
     }
-    let kind = ErrorKind::BodyTooLarge;
-    Err(GraphQLError {
-        status: kind.status(),
-        ..GraphQLError::request(
-            Code::Other(kind.code().to_owned()),
-            format!(
-                "The operation's calls would forward {total} bytes of request bodies, more than the limit of {max_bytes} bytes."
-            ),
-        )
-    })
+    let error = GatewayError::new(
+        ErrorKind::BodyTooLarge,
+        format!(
+            "The operation's calls would forward {total} bytes of request bodies, more than the limit of {max_bytes} bytes."
+        ),
+    );
+    Err(FieldError::from(error).into())
 }
 
 /// The length of `value` serialised as JSON, counted without keeping the bytes.
@@ -175,7 +172,6 @@ impl<B: Backend> Context<'_, B> {
             &field.key,
             field.pos,
             Code::ResponseTooLarge,
-            500,
             format!(
                 "The value of \"{}\" would take the response over its limit of {} bytes.",
                 field.key, self.max_response_bytes
@@ -211,21 +207,16 @@ impl<B: Backend> Context<'_, B> {
                     &field.key,
                     field.pos,
                     Code::BadRequest,
-                    400,
                     message.clone(),
                 ))
             }
             RootKind::Service { service, arguments } => {
                 let call = call_for(field, service, arguments, self.operation)?;
-                let answer = self.backend.call(call).await.map_err(|e| {
-                    GraphQLError::field(
-                        &field.key,
-                        field.pos,
-                        Code::Other(e.code),
-                        e.status,
-                        e.message,
-                    )
-                })?;
+                let answer = self
+                    .backend
+                    .call(call)
+                    .await
+                    .map_err(|e| GraphQLError::from(e).in_field(&field.key, field.pos))?;
                 // Projected as soon as it arrives, within what the fields before it have left.
                 let left = self.max_response_bytes.saturating_sub(self.used.get());
                 answer_to_json(field, service, &answer, &mut out, left).map_err(|e| match e {
@@ -245,9 +236,8 @@ pub(crate) fn call_for(
     arguments: &[(String, Json)],
     operation: OperationType,
 ) -> Result<FieldCall, GraphQLError> {
-    let bad = |message: String| {
-        GraphQLError::field(&field.key, field.pos, Code::BadRequest, 400, message)
-    };
+    let bad =
+        |message: String| GraphQLError::field(&field.key, field.pos, Code::BadRequest, message);
     let string = |name: &str| -> Option<&str> {
         arguments
             .iter()
@@ -415,8 +405,10 @@ fn answer_to_json(
         return Err(Refused::Error(GraphQLError::field(
             &field.key,
             field.pos,
-            Code::Other(error.code),
-            answer.status,
+            Code::Other {
+                code: error.code,
+                status: answer.status,
+            },
             error.message.unwrap_or_else(|| {
                 format!(
                     "Service \"{service}\" answered with status {}.",
@@ -435,7 +427,6 @@ fn answer_to_json(
             &field.key,
             field.pos,
             Code::BadBackendResponse,
-            502,
             format!("Service \"{service}\" answered with {why}."),
         ))
     };

@@ -67,6 +67,8 @@ use std::future::Future;
 use async_graphql_parser::types::OperationType;
 use serde_json::{Map, Value as Json};
 
+use crate::error::GatewayError;
+
 pub use error::{Code, GraphQLError};
 pub use http::{APPLICATION_JSON, GRAPHQL_RESPONSE_JSON};
 pub use limits::{
@@ -124,6 +126,18 @@ pub struct FieldError {
     pub status: u16,
     /// Human-readable description.
     pub message: String,
+}
+
+impl From<GatewayError> for FieldError {
+    /// The gateway's error as a field's: its code and status are those the REST answer would
+    /// carry (contract §3).
+    fn from(error: GatewayError) -> Self {
+        FieldError {
+            code: error.kind.code().to_owned(),
+            status: error.kind.status(),
+            message: error.message.into_owned(),
+        }
+    }
 }
 
 /// The HTTP method of a GraphQL request.

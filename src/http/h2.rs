@@ -34,7 +34,7 @@ use glommio::net::TcpStream;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::http::{Field, Request, Response};
 use crate::io::{BodyCollector, TokioIo};
 use crate::request_id::RequestId;
@@ -326,17 +326,19 @@ async fn answer(
     response
 }
 
-/// The answer to `error`, under the client's request id or a new one.
+/// The answer to `error` ([`GatewayError::answer`]), under the client's request id or a new one.
+/// Not counted here: a refused request's answer is counted where it is made, and one replacing an
+/// answer that could not be sent is not counted again (the router counted the one it replaces).
 fn error_answer(
     shard: &Shard,
     error: GatewayError,
     service: Option<&str>,
     request_id: Option<RequestId>,
 ) -> Response {
-    let request_id = request_id.unwrap_or_else(|| shard.new_request_id());
-    let mut answer = error.into_response(service, request_id.as_str());
-    answer.request_id = Some(request_id);
-    answer
+    error.answer(
+        service,
+        request_id.unwrap_or_else(|| shard.new_request_id()),
+    )
 }
 
 /// A request refused while it was read, with the client's own request id if it sent a usable one.
@@ -485,7 +487,7 @@ async fn read_parts(
         if !expects_continue {
             discard_rest(body, Instant::now() + LINGER).await;
         }
-        return Err(too_large());
+        return Err(GatewayError::body_too_large());
     }
     if expects_continue {
         let head = crate::http::RequestHead {
@@ -506,12 +508,7 @@ async fn read_parts(
     let mut collected = BodyCollector::default();
     loop {
         let chunk = match crate::timeout::until(deadline, body.data()).await {
-            None => {
-                return Err(GatewayError::new(
-                    ErrorKind::RequestTimeout,
-                    "request body not received in time",
-                ))
-            }
+            None => return Err(GatewayError::body_timed_out()),
             Some(None) => break,
             Some(Some(Err(e))) => {
                 return Err(GatewayError::bad_request(format!("stream error: {e}")))
@@ -521,7 +518,7 @@ async fn read_parts(
         let _ = body.flow_control().release_capacity(chunk.len());
         if collected.len() + chunk.len() > max_body {
             discard_rest(body, deadline).await;
-            return Err(too_large());
+            return Err(GatewayError::body_too_large());
         }
         collected.push(chunk);
     }
@@ -588,10 +585,6 @@ async fn discard_rest(body: &mut RecvStream, deadline: Instant) {
             _ => return,
         }
     }
-}
-
-fn too_large() -> GatewayError {
-    GatewayError::new(ErrorKind::BodyTooLarge, "request body is over the limit")
 }
 
 /// Sends `response`, its body as the client's window allows; a client whose window does not move

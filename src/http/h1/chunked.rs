@@ -7,7 +7,7 @@
 
 use bytes::{Buf, BytesMut};
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 
 /// Longest chunk-size line accepted, extensions included (nginx refuses far shorter ones).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -52,10 +52,7 @@ pub fn decode(
                 let size = parse_size(&input[..line_len])?;
                 input.advance(line_len + 2);
                 if body.len() as u64 + size > max_body as u64 {
-                    return Err(GatewayError::new(
-                        ErrorKind::BodyTooLarge,
-                        "request body is over the limit",
-                    ));
+                    return Err(GatewayError::body_too_large());
                 }
                 *state = if size == 0 {
                     State::Trailers(0)
@@ -162,6 +159,7 @@ fn hex_value(c: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn run(parts: &[&[u8]]) -> Result<(bool, Vec<u8>, Vec<u8>), ErrorKind> {
         let mut state = State::Size;

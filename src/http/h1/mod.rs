@@ -257,9 +257,8 @@ pub fn serve<'a>(
                         .as_deref()
                         .and_then(crate::utf8::text)
                         .and_then(crate::rest::service_of);
-                    let mut response = e.into_response(service, request_id.as_str());
+                    let response = e.answer(service, request_id);
                     shard.metrics.count_response(response.status);
-                    response.request_id = Some(request_id);
                     write::encode(&mut bufs.out, &response, seen.head_only, true, false);
                     refused = true;
                     break;
@@ -420,10 +419,7 @@ fn read_request<'a, A: 'a>(
         if let Framing::Length(n) = head.framing {
             if n > max_body as u64 {
                 *seen = Seen::of(&head);
-                return Err(GatewayError::new(
-                    ErrorKind::BodyTooLarge,
-                    "request body is over the limit",
-                ));
+                return Err(GatewayError::body_too_large());
             }
         }
         // The interim answer is written by `read_body`, so the head is held across one wait only
@@ -640,12 +636,6 @@ async fn read_body(
         }
         Some(at) => at.saturating_duration_since(Instant::now()),
     };
-    let timeout = || {
-        GatewayError::new(
-            ErrorKind::RequestTimeout,
-            "request body not received in time",
-        )
-    };
     let closed = || GatewayError::bad_request("connection closed before the body was complete");
     match framing {
         Framing::None => Ok(Bytes::new()),
@@ -656,7 +646,7 @@ async fn read_body(
                 match read_within(stream, buf, want, left()).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
-                    Read::TimedOut => return Err(timeout()),
+                    Read::TimedOut => return Err(GatewayError::body_timed_out()),
                 }
             }
             Ok(split_body(buf, n))
@@ -671,7 +661,7 @@ async fn read_body(
                 match read_within(stream, buf, READ_CHUNK, left()).await {
                     Read::Data => {}
                     Read::Closed => return Err(closed()),
-                    Read::TimedOut => return Err(timeout()),
+                    Read::TimedOut => return Err(GatewayError::body_timed_out()),
                 }
             }
         }
