@@ -271,93 +271,221 @@ impl Config {
     }
 
     /// [`Config::from_args`] on a machine whose affinity mask is `mask` (tests give their own).
+    /// Each step merges and checks its own settings, adding what is wrong to one list, so that
+    /// every problem is reported, in the order of the steps.
     fn from_args_on(args: Args, mask: std::io::Result<Vec<usize>>) -> Result<Config, String> {
+        let file = FileConfig::read(args.config.as_deref())?;
         let mut problems = Vec::new();
-        let file = match &args.config {
-            None => FileConfig::default(),
-            Some(path) => match std::fs::read_to_string(path) {
-                Err(e) => return Err(format!("cannot read config file {}: {e}", path.display())),
-                Ok(text) => toml::from_str(&text).map_err(|e| toml_problem(path, &text, &e))?,
+        let listen = listen_address(&args, &file, &mut problems);
+        let (shard_cpus, kafka) = placement(&args, &file, mask, &mut problems);
+        let node_id = node_id(&args, &file, &mut problems);
+        let registry_token = registry_token(&args, &file, &mut problems);
+        let limits = RequestLimits::merge(&args, &file, &mut problems);
+        let timeouts = Timeouts::merge(&args, &file, &mut problems);
+        let default_service = ServiceSettings {
+            timeout: timeouts.request,
+            max_body_bytes: limits.max_body_bytes,
+            max_grpc_message_bytes: limits.max_grpc_message_bytes,
+        };
+        let services = service_settings(file.services, &default_service, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        Ok(Config {
+            listen,
+            shard_cpus,
+            kafka,
+            node_id,
+            registry_token,
+            default_service,
+            services,
+            max_header_bytes: limits.max_header_bytes,
+            max_headers: limits.max_headers,
+            max_in_flight: limits.max_in_flight,
+            max_connections: limits.max_connections,
+            header_timeout: timeouts.header,
+            idle_timeout: timeouts.idle,
+            body_timeout: timeouts.body,
+            grace_period: timeouts.grace_period,
+            idle_poll: timeouts.idle_poll,
+            graphql_limits: crate::graphql::Limits {
+                max_response_bytes: limits
+                    .max_grpc_message_bytes
+                    .saturating_mul(crate::graphql::RESPONSE_ANSWERS),
+                max_forwarded_body_bytes: limits.max_body_bytes,
+                ..crate::graphql::Limits::default()
             },
-        };
-        let listen: SocketAddr = args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
-        if listen.port() == 0 {
-            // Each shard binds the address itself: port 0 would give each a port of its own.
-            problems.push("--listen needs a port (0 would give each shard its own)".to_string());
-        }
-        // The CPUs this process may run on: the default for --cpus, and what every CPU named in
-        // --cpus or --kafka-core is checked against, so that a CPU that does not exist (or that
-        // taskset / systemd `CPUAffinity=` excluded) is a bad option, not a failed start.
-        let allowed = mask.unwrap_or_else(|e| {
-            problems.push(format!("cannot read the CPU affinity mask: {e}"));
-            Vec::new()
-        });
-        let cpus = match args.cpus.or(file.cpus) {
-            None => allowed.clone(),
-            Some(list) => parse_cpu_list(&list)
-                .and_then(|cpus| check_cpus_allowed(&cpus, &allowed).map(|()| cpus))
-                .unwrap_or_else(|e| {
-                    problems.push(format!("--cpus: {e}"));
-                    Vec::new()
-                }),
-        };
-        let kafka_core = args.kafka_core.or(file.kafka_core);
-        if let Some(Err(e)) = kafka_core.map(|core| check_cpus_allowed(&[core], &allowed)) {
-            problems.push(format!("--kafka-core: {e}"));
-        }
-        let kafka_topic = args.kafka_topic.or(file.kafka_topic);
-        if let Some(Err(e)) = kafka_topic.as_deref().map(check_kafka_topic) {
-            problems.push(format!("--kafka-topic: {e}"));
-        }
-        let kafka_brokers = args.kafka_brokers.or(file.kafka_brokers);
-        if let Some(Err(e)) = kafka_brokers.as_deref().map(check_broker_list) {
-            problems.push(format!("--kafka-brokers: {e}"));
-        }
-        let kafka = kafka_brokers.map(|brokers| KafkaConfig {
-            brokers,
-            topic: kafka_topic.unwrap_or_else(|| DEFAULT_KAFKA_TOPIC.to_string()),
-            // The contract's default: the last CPU of the affinity mask, whatever --cpus names,
-            // so that `--cpus` choosing the shards' CPUs leaves the Kafka thread off them when
-            // the mask has a CPU to spare.
-            core: kafka_core.or_else(|| allowed.last().copied()).unwrap_or(0),
-        });
-        // With Kafka on, the Kafka core is taken out of the shard CPUs when there is more than one.
-        let mut shard_cpus: Vec<usize> = match &kafka {
-            Some(k) if cpus.len() > 1 => cpus.iter().copied().filter(|&c| c != k.core).collect(),
-            _ => cpus.clone(),
-        };
-        if let Some(n) = args.shards.or(file.shards) {
-            if n == 0 {
-                problems.push("--shards must be at least 1".to_string());
-            } else if shard_cpus.is_empty() {
-                // Reported above.
-            } else {
-                // More shards than CPUs wrap around: allowed for tests, pointless in production.
-                shard_cpus = (0..n).map(|i| shard_cpus[i % shard_cpus.len()]).collect();
-            }
-        }
-        let node_id = args
-            .node_id
-            .or(file.node_id)
-            .unwrap_or_else(|| format!("node-{:016x}", crate::sys::random_u64()));
-        if node_id.is_empty() || node_id.len() > MAX_NODE_ID_LEN {
-            problems.push(format!("--node-id must be 1 to {MAX_NODE_ID_LEN} bytes"));
-        }
-        let registry_token = args.registry_token.or(file.registry_token);
-        if let Some(token) = &registry_token {
-            // A header value is trimmed and has no control characters, so a token with spaces
-            // at either end or any character outside visible ASCII could never be presented.
-            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                problems.push(
-                    "--registry-token must be 1 or more visible ASCII characters (no spaces)"
-                        .to_string(),
-                );
-            }
-        }
+            demo: args.demo,
+        })
+    }
 
+    /// The settings for `service`.
+    pub fn service(&self, service: &str) -> &ServiceSettings {
+        self.services.get(service).unwrap_or(&self.default_service)
+    }
+}
+
+impl FileConfig {
+    /// The `--config` file at `path`, or an empty one when there is none. A file that cannot be
+    /// read or parsed is the only problem reported: the rest of the settings depend on it.
+    fn read(path: Option<&std::path::Path>) -> Result<FileConfig, String> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        match std::fs::read_to_string(path) {
+            Err(e) => Err(format!("cannot read config file {}: {e}", path.display())),
+            Ok(text) => toml::from_str(&text).map_err(|e| toml_problem(path, &text, &e)),
+        }
+    }
+}
+
+/// The client listener: `--listen`, the file's `listen` or [`DEFAULT_LISTEN`]; port 0 is a problem.
+fn listen_address(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> SocketAddr {
+    let listen: SocketAddr = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+    if listen.port() == 0 {
+        // Each shard binds the address itself: port 0 would give each a port of its own.
+        problems.push("--listen needs a port (0 would give each shard its own)".to_string());
+    }
+    listen
+}
+
+/// Where the work runs: the shards' CPUs (`--cpus`, `--shards`) and the Kafka settings, whose
+/// core the shards leave free. Every CPU named is checked against `mask`, the process's
+/// affinity mask.
+fn placement(
+    args: &Args,
+    file: &FileConfig,
+    mask: std::io::Result<Vec<usize>>,
+    problems: &mut Vec<String>,
+) -> (Vec<usize>, Option<KafkaConfig>) {
+    // The CPUs this process may run on: the default for --cpus, and what every CPU named in
+    // --cpus or --kafka-core is checked against, so that a CPU that does not exist (or that
+    // taskset / systemd `CPUAffinity=` excluded) is a bad option, not a failed start.
+    let allowed = mask.unwrap_or_else(|e| {
+        problems.push(format!("cannot read the CPU affinity mask: {e}"));
+        Vec::new()
+    });
+    let cpus = match args.cpus.as_deref().or(file.cpus.as_deref()) {
+        None => allowed.clone(),
+        Some(list) => parse_cpu_list(list)
+            .and_then(|cpus| check_cpus_allowed(&cpus, &allowed).map(|()| cpus))
+            .unwrap_or_else(|e| {
+                problems.push(format!("--cpus: {e}"));
+                Vec::new()
+            }),
+    };
+    let kafka = kafka_config(args, file, &allowed, problems);
+    let shard_cpus = shard_cpus(cpus, kafka.as_ref(), args.shards.or(file.shards), problems);
+    (shard_cpus, kafka)
+}
+
+/// The Kafka settings, `None` (standalone) without `--kafka-brokers`. The core defaults to the
+/// last CPU of `allowed`.
+fn kafka_config(
+    args: &Args,
+    file: &FileConfig,
+    allowed: &[usize],
+    problems: &mut Vec<String>,
+) -> Option<KafkaConfig> {
+    let kafka_core = args.kafka_core.or(file.kafka_core);
+    if let Some(Err(e)) = kafka_core.map(|core| check_cpus_allowed(&[core], allowed)) {
+        problems.push(format!("--kafka-core: {e}"));
+    }
+    let kafka_topic = args.kafka_topic.as_deref().or(file.kafka_topic.as_deref());
+    if let Some(Err(e)) = kafka_topic.map(check_kafka_topic) {
+        problems.push(format!("--kafka-topic: {e}"));
+    }
+    let kafka_brokers = args
+        .kafka_brokers
+        .as_deref()
+        .or(file.kafka_brokers.as_deref());
+    if let Some(Err(e)) = kafka_brokers.map(check_broker_list) {
+        problems.push(format!("--kafka-brokers: {e}"));
+    }
+    kafka_brokers.map(|brokers| KafkaConfig {
+        brokers: brokers.to_string(),
+        topic: kafka_topic.unwrap_or(DEFAULT_KAFKA_TOPIC).to_string(),
+        // The contract's default: the last CPU of the affinity mask, whatever --cpus names,
+        // so that `--cpus` choosing the shards' CPUs leaves the Kafka thread off them when
+        // the mask has a CPU to spare.
+        core: kafka_core.or_else(|| allowed.last().copied()).unwrap_or(0),
+    })
+}
+
+/// The CPU of each shard: `cpus`, less the Kafka core when there are several, repeated or cut to
+/// `shards` when given.
+fn shard_cpus(
+    cpus: Vec<usize>,
+    kafka: Option<&KafkaConfig>,
+    shards: Option<usize>,
+    problems: &mut Vec<String>,
+) -> Vec<usize> {
+    // With Kafka on, the Kafka core is taken out of the shard CPUs when there is more than one.
+    let mut shard_cpus: Vec<usize> = match kafka {
+        Some(k) if cpus.len() > 1 => cpus.iter().copied().filter(|&c| c != k.core).collect(),
+        _ => cpus,
+    };
+    if let Some(n) = shards {
+        if n == 0 {
+            problems.push("--shards must be at least 1".to_string());
+        } else if shard_cpus.is_empty() {
+            // Reported with --cpus or the affinity mask.
+        } else {
+            // More shards than CPUs wrap around: allowed for tests, pointless in production.
+            shard_cpus = (0..n).map(|i| shard_cpus[i % shard_cpus.len()]).collect();
+        }
+    }
+    shard_cpus
+}
+
+/// This gateway's node id: `--node-id`, the file's, or a random one.
+fn node_id(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> String {
+    let node_id = args
+        .node_id
+        .clone()
+        .or_else(|| file.node_id.clone())
+        .unwrap_or_else(|| format!("node-{:016x}", crate::sys::random_u64()));
+    if node_id.is_empty() || node_id.len() > MAX_NODE_ID_LEN {
+        problems.push(format!("--node-id must be 1 to {MAX_NODE_ID_LEN} bytes"));
+    }
+    node_id
+}
+
+/// The bearer token for registry writes, if one is set.
+fn registry_token(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> Option<String> {
+    let registry_token = args
+        .registry_token
+        .clone()
+        .or_else(|| file.registry_token.clone());
+    if let Some(token) = &registry_token {
+        // A header value is trimmed and has no control characters, so a token with spaces
+        // at either end or any character outside visible ASCII could never be presented.
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            problems.push(
+                "--registry-token must be 1 or more visible ASCII characters (no spaces)"
+                    .to_string(),
+            );
+        }
+    }
+    registry_token
+}
+
+/// Limits on sizes and counts: of a request, of a backend's answer, of a shard's load.
+struct RequestLimits {
+    max_body_bytes: usize,
+    max_grpc_message_bytes: usize,
+    max_header_bytes: usize,
+    max_headers: usize,
+    max_in_flight: usize,
+    max_connections: usize,
+}
+
+impl RequestLimits {
+    /// Each limit from its flag, the file or its default, checked against its bounds.
+    fn merge(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> RequestLimits {
         let mut bytes = |name: &str, flag: Option<usize>, file: Option<usize>, default: usize| {
             let v = flag.or(file).unwrap_or(default);
             if v == 0 || v > MAX_BYTES_CEILING {
@@ -406,6 +534,30 @@ impl Config {
                 "--max-headers must be between 1 and {MAX_HEADERS_CEILING}"
             ));
         }
+        RequestLimits {
+            max_body_bytes,
+            max_grpc_message_bytes,
+            max_header_bytes,
+            max_headers,
+            max_in_flight,
+            max_connections,
+        }
+    }
+}
+
+/// Deadlines, idle times and the idle poll.
+struct Timeouts {
+    request: Duration,
+    header: Duration,
+    idle: Duration,
+    body: Duration,
+    grace_period: Duration,
+    idle_poll: Duration,
+}
+
+impl Timeouts {
+    /// Each time from its flag, the file or its default; only the idle poll may be zero.
+    fn merge(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> Timeouts {
         let mut millis = |name: &str, flag: Option<u64>, file: Option<u64>, default: u64| {
             let v = flag.or(file).unwrap_or(default);
             if v == 0 {
@@ -413,29 +565,25 @@ impl Config {
             }
             Duration::from_millis(v)
         };
-        let default_service = ServiceSettings {
-            timeout: millis(
-                "request-timeout-ms",
-                args.request_timeout_ms,
-                file.request_timeout_ms,
-                DEFAULT_REQUEST_TIMEOUT_MS,
-            ),
-            max_body_bytes,
-            max_grpc_message_bytes,
-        };
-        let header_timeout = millis(
+        let request = millis(
+            "request-timeout-ms",
+            args.request_timeout_ms,
+            file.request_timeout_ms,
+            DEFAULT_REQUEST_TIMEOUT_MS,
+        );
+        let header = millis(
             "header-timeout-ms",
             args.header_timeout_ms,
             file.header_timeout_ms,
             DEFAULT_HEADER_TIMEOUT_MS,
         );
-        let idle_timeout = millis(
+        let idle = millis(
             "idle-timeout-ms",
             args.idle_timeout_ms,
             file.idle_timeout_ms,
             DEFAULT_IDLE_TIMEOUT_MS,
         );
-        let body_timeout = millis(
+        let body = millis(
             "body-timeout-ms",
             args.body_timeout_ms,
             file.body_timeout_ms,
@@ -456,74 +604,57 @@ impl Config {
                 "--idle-poll-us must be at most {MAX_IDLE_POLL_US} (microseconds)"
             ));
         }
-
-        let mut services = HashMap::new();
-        for (name, s) in file.services {
-            match ServiceName::parse(&name) {
-                Ok(service) => {
-                    let settings = ServiceSettings {
-                        timeout: s
-                            .timeout_ms
-                            .map(Duration::from_millis)
-                            .unwrap_or(default_service.timeout),
-                        max_body_bytes: s.max_body_bytes.unwrap_or(max_body_bytes),
-                        max_grpc_message_bytes: s
-                            .max_grpc_message_bytes
-                            .unwrap_or(max_grpc_message_bytes),
-                    };
-                    if settings.timeout.is_zero()
-                        || settings.max_body_bytes == 0
-                        || settings.max_grpc_message_bytes == 0
-                    {
-                        problems.push(format!("[services.{name}]: values must be at least 1"));
-                    }
-                    if settings.max_body_bytes > MAX_BYTES_CEILING
-                        || settings.max_grpc_message_bytes > MAX_BYTES_CEILING
-                    {
-                        problems.push(format!(
-                            "[services.{name}]: byte limits must be at most {MAX_BYTES_CEILING}"
-                        ));
-                    }
-                    services.insert(service, settings);
-                }
-                Err(e) => problems.push(format!("[services.{name}]: {e}")),
-            }
-        }
-
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
-        }
-        Ok(Config {
-            listen,
-            shard_cpus,
-            kafka,
-            node_id,
-            registry_token,
-            default_service,
-            services,
-            max_header_bytes,
-            max_headers,
-            max_in_flight,
-            max_connections,
-            header_timeout,
-            idle_timeout,
-            body_timeout,
+        Timeouts {
+            request,
+            header,
+            idle,
+            body,
             grace_period,
             idle_poll: Duration::from_micros(idle_poll_us),
-            graphql_limits: crate::graphql::Limits {
-                max_response_bytes: max_grpc_message_bytes
-                    .saturating_mul(crate::graphql::RESPONSE_ANSWERS),
-                max_forwarded_body_bytes: max_body_bytes,
-                ..crate::graphql::Limits::default()
-            },
-            demo: args.demo,
-        })
+        }
     }
+}
 
-    /// The settings for `service`.
-    pub fn service(&self, service: &str) -> &ServiceSettings {
-        self.services.get(service).unwrap_or(&self.default_service)
+/// The `[services.NAME]` sections: each service's settings, what a section leaves out taken
+/// from `default`.
+fn service_settings(
+    sections: HashMap<String, FileServiceConfig>,
+    default: &ServiceSettings,
+    problems: &mut Vec<String>,
+) -> HashMap<ServiceName, ServiceSettings> {
+    let mut services = HashMap::new();
+    for (name, s) in sections {
+        match ServiceName::parse(&name) {
+            Ok(service) => {
+                let settings = ServiceSettings {
+                    timeout: s
+                        .timeout_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(default.timeout),
+                    max_body_bytes: s.max_body_bytes.unwrap_or(default.max_body_bytes),
+                    max_grpc_message_bytes: s
+                        .max_grpc_message_bytes
+                        .unwrap_or(default.max_grpc_message_bytes),
+                };
+                if settings.timeout.is_zero()
+                    || settings.max_body_bytes == 0
+                    || settings.max_grpc_message_bytes == 0
+                {
+                    problems.push(format!("[services.{name}]: values must be at least 1"));
+                }
+                if settings.max_body_bytes > MAX_BYTES_CEILING
+                    || settings.max_grpc_message_bytes > MAX_BYTES_CEILING
+                {
+                    problems.push(format!(
+                        "[services.{name}]: byte limits must be at most {MAX_BYTES_CEILING}"
+                    ));
+                }
+                services.insert(service, settings);
+            }
+            Err(e) => problems.push(format!("[services.{name}]: {e}")),
+        }
     }
+    services
 }
 
 /// Checks that every CPU in `cpus` is in `allowed` (the process's affinity mask). glommio and

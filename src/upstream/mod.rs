@@ -52,6 +52,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -192,145 +193,114 @@ impl Upstream {
         // One timer bounds the whole call (connecting, retrying, waiting for the answer): a
         // timer per step would cost an io_uring timeout op each on every request.
         let idempotent = is_idempotent(parts.method);
-        crate::timeout::until(
-            start + settings.timeout,
-            self.attempts(service, frame, idempotent, start, settings, rng, hold),
-        )
-        .await
-        .unwrap_or_else(|| Err(timed_out(settings, hold)))
+        let mut sends = Sends::new(service, frame, idempotent, start, settings, hold);
+        crate::timeout::until(start + settings.timeout, self.attempts(&mut sends, rng))
+            .await
+            .unwrap_or_else(|| Err(timed_out(settings, hold)))
     }
 
     /// Sends the call to one instance, again to the same instance when it did not process it, and
     /// to another when the rules of the module docs allow; an instance that cannot be connected
-    /// to is passed over for the next. `now` is the clock as the call began (its deadline is
-    /// `settings.timeout` from then, as `forward`'s timer); it is read again only after something
-    /// took time (a connect, a wait for a slot, a failed send).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "`forward`'s one step, called once with `forward`'s own arguments"
-    )]
+    /// to is passed over for the next: chooses an instance, tries it ([`Upstream::send_to`]),
+    /// and when none is left, decides the error ([`Sends::no_instance_error`]). `sends` lives in
+    /// `forward`'s future, so this one holds only a reference to it.
     async fn attempts(
         &self,
-        service: &ServiceEntry,
-        frame: codec::RequestMessage,
-        idempotent: bool,
-        mut now: Instant,
-        settings: &ServiceSettings,
+        sends: &mut Sends<'_>,
         rng: &Cell<u64>,
-        hold: Option<&AnswerHold>,
     ) -> Result<Response, Unreachable> {
-        let deadline = now + settings.timeout;
         let mut tried = Tried::default();
-        // Instances that refused a connection made for this call: the evidence for removing the
-        // service, fresh by construction.
-        let mut refused = 0;
-        let mut last_failure = None;
-        // The error of a send that failed, for the client if no other instance takes the call.
-        let mut failed_call: Option<GatewayError> = None;
-        let mut resent_here = false;
-        // Instances the call was sent to: one, and at most one more.
-        let mut sent_to = 0;
-        'instances: while let Some(index) = self.next_instance(service, &tried, rng) {
+        while let Some(index) = self.next_instance(sends.service, &tried, rng) {
             tried.insert(index);
-            let Some(addr) = service.instances[index].address.socket() else {
-                continue;
-            };
-            let pool = self.pool(addr);
-            let mut first_send = true;
-            loop {
-                let connect_timeout = CONNECT_TIMEOUT
-                    .min(deadline.saturating_duration_since(now))
-                    .max(MIN_CONNECT_TIMEOUT);
-                // A connection with a free stream slot is lent at once; only a wait (for a slot,
-                // or for a connection to open) moves the clock.
-                let mut lease = match pool.lend(connect_timeout, now) {
-                    Some(lease) => lease,
-                    None => {
-                        let lease = pool.checkout(connect_timeout, now).await;
-                        now = Instant::now();
-                        match lease {
-                            Ok(lease) => lease,
-                            Err(failure) => {
-                                refused += usize::from(failure == ConnectFailure::Refused);
-                                last_failure = Some(failure);
-                                continue 'instances;
-                            }
+            if let ControlFlow::Break(outcome) = self.send_to(index, sends).await {
+                return outcome;
+            }
+        }
+        Err(sends.no_instance_error())
+    }
+
+    /// Sends the call to the service's instance number `index`, and once more when it did not
+    /// process the call and is still available. `Break` holds the call's outcome: the client's
+    /// response, or an error that ends the call. `Continue` passes the call on to the next
+    /// instance: this one has no address, could not be connected to, was marked down, or failed
+    /// the call in a way that lets another instance take it.
+    async fn send_to(
+        &self,
+        index: usize,
+        sends: &mut Sends<'_>,
+    ) -> ControlFlow<Result<Response, Unreachable>> {
+        let Some(addr) = sends.service.instances[index].address.socket() else {
+            return ControlFlow::Continue(());
+        };
+        let pool = self.pool(addr);
+        let mut first_send = true;
+        loop {
+            let connect_timeout = CONNECT_TIMEOUT
+                .min(sends.deadline.saturating_duration_since(sends.now))
+                .max(MIN_CONNECT_TIMEOUT);
+            // A connection with a free stream slot is lent at once; only a wait (for a slot,
+            // or for a connection to open) moves the clock.
+            let mut lease = match pool.lend(connect_timeout, sends.now) {
+                Some(lease) => lease,
+                None => {
+                    let lease = pool.checkout(connect_timeout, sends.now).await;
+                    sends.now = Instant::now();
+                    match lease {
+                        Ok(lease) => lease,
+                        Err(failure) => {
+                            sends.refused += usize::from(failure == ConnectFailure::Refused);
+                            sends.last_failure = Some(failure);
+                            return ControlFlow::Continue(());
                         }
                     }
-                };
-                if first_send {
-                    first_send = false;
-                    sent_to += 1;
                 }
-                let left = deadline.saturating_duration_since(now);
-                let answer = call::unary(
-                    &mut lease,
-                    frame.clone(),
-                    left,
-                    settings.max_grpc_message_bytes,
-                    hold,
-                )
-                .await;
-                let failure = match answer {
-                    Ok(resp) => return self.answer(resp),
-                    Err(failure) => failure,
-                };
-                now = Instant::now();
-                let next = after_failure(failure.reached, idempotent, resent_here);
-                tracing::debug!(service = %service.name, %addr, error = %failure.error.message,
-                    ?next, "call failed");
-                match next {
-                    Next::GiveUp => return Err(failure.error.into()),
-                    Next::SendHereAgain => {
-                        failed_call = Some(failure.error);
-                        // A connection its backend ended is retired already, and counted
-                        // against the instance if nothing was answered on it (`pool`): once the
-                        // lease is given back, the instance may be marked down, and the call
-                        // then goes elsewhere rather than open a connection to it regardless.
-                        // One that refused the stream stays: opening a new connection for
-                        // every refusal made a backend that refuses every stream pay two
-                        // connections a call.
-                        drop(lease);
-                        if !pool.health().available(|| now) {
-                            continue 'instances;
-                        }
-                        resent_here = true;
+            };
+            if first_send {
+                first_send = false;
+                sends.sent_to += 1;
+            }
+            let left = sends.deadline.saturating_duration_since(sends.now);
+            let answer = call::unary(
+                &mut lease,
+                sends.frame.clone(),
+                left,
+                sends.settings.max_grpc_message_bytes,
+                sends.hold,
+            )
+            .await;
+            let failure = match answer {
+                Ok(resp) => return ControlFlow::Break(self.answer(resp)),
+                Err(failure) => failure,
+            };
+            sends.now = Instant::now();
+            let next = after_failure(failure.reached, sends.idempotent, sends.resent_here);
+            tracing::debug!(service = %sends.service.name, %addr,
+                error = %failure.error.message, ?next, "call failed");
+            match next {
+                Next::GiveUp => return ControlFlow::Break(Err(failure.error.into())),
+                Next::SendHereAgain => {
+                    sends.failed_call = Some(failure.error);
+                    // A connection its backend ended is retired already, and counted against
+                    // the instance if nothing was answered on it (`pool`): once the lease is
+                    // given back, the instance may be marked down, and the call then goes
+                    // elsewhere rather than open a connection to it regardless. One that
+                    // refused the stream stays: opening a new connection for every refusal
+                    // made a backend that refuses every stream pay two connections a call.
+                    drop(lease);
+                    if !pool.health().available(|| sends.now) {
+                        return ControlFlow::Continue(());
                     }
-                    Next::SendElsewhere if sent_to == MAX_INSTANCES_SENT_TO => {
-                        return Err(failure.error.into())
-                    }
-                    Next::SendElsewhere => {
-                        failed_call = Some(failure.error);
-                        continue 'instances;
-                    }
+                    sends.resent_here = true;
+                }
+                Next::SendElsewhere if sends.sent_to == MAX_INSTANCES_SENT_TO => {
+                    return ControlFlow::Break(Err(failure.error.into()))
+                }
+                Next::SendElsewhere => {
+                    sends.failed_call = Some(failure.error);
+                    return ControlFlow::Continue(());
                 }
             }
         }
-        // Each instance is tried once at most, so this counts each that refused once.
-        let all_refused = refused == service.instances.len();
-        let error = match (failed_call, all_refused, last_failure) {
-            // An instance took the call and failed it; no other could be tried.
-            (Some(error), _, _) => error,
-            (None, true, _) => GatewayError::new(
-                ErrorKind::NoHealthyInstance,
-                format!(
-                    "every instance of `{}` refused the connection",
-                    service.name
-                ),
-            ),
-            (None, false, Some(ConnectFailure::TimedOut)) => GatewayError::new(
-                ErrorKind::NoHealthyInstance,
-                format!(
-                    "could not connect to an instance of `{}` in time",
-                    service.name
-                ),
-            ),
-            (None, false, _) => GatewayError::new(
-                ErrorKind::NoHealthyInstance,
-                format!("no healthy instance of `{}`", service.name),
-            ),
-        };
-        Err(Unreachable { error, all_refused })
     }
 
     /// The client's response for a backend's answer, or why there is none (a 502).
@@ -436,6 +406,86 @@ impl Tried {
             0..64 => self.first & (1 << index) != 0,
             _ => self.more.contains(&index),
         }
+    }
+}
+
+/// One call on its way through a service's instances ([`Upstream::attempts`]): what is sent and
+/// until when, and what its sends so far have learnt, carried from one instance to the next.
+struct Sends<'a> {
+    service: &'a ServiceEntry,
+    frame: codec::RequestMessage,
+    idempotent: bool,
+    settings: &'a ServiceSettings,
+    hold: Option<&'a AnswerHold>,
+    /// The clock as the call began, read again only after a step that took time (a connect, a
+    /// wait for a slot, a failed send).
+    now: Instant,
+    /// `settings.timeout` from the call's start, as `forward`'s timer.
+    deadline: Instant,
+    /// Instances that refused a connection made for this call: the evidence for removing the
+    /// service, fresh by construction.
+    refused: usize,
+    /// Why the last instance that could not be connected to could not be.
+    last_failure: Option<ConnectFailure>,
+    /// The error of a send that failed, for the client if no other instance takes the call.
+    failed_call: Option<GatewayError>,
+    /// The call was sent to an instance a second time: one that did not process it again goes
+    /// elsewhere.
+    resent_here: bool,
+    /// Instances the call was sent to: one, and at most one more.
+    sent_to: usize,
+}
+
+impl<'a> Sends<'a> {
+    /// A call not sent yet, begun at `now`: its deadline is `settings.timeout` from then.
+    fn new(
+        service: &'a ServiceEntry,
+        frame: codec::RequestMessage,
+        idempotent: bool,
+        now: Instant,
+        settings: &'a ServiceSettings,
+        hold: Option<&'a AnswerHold>,
+    ) -> Sends<'a> {
+        Sends {
+            service,
+            frame,
+            idempotent,
+            settings,
+            hold,
+            now,
+            deadline: now + settings.timeout,
+            refused: 0,
+            last_failure: None,
+            failed_call: None,
+            resent_here: false,
+            sent_to: 0,
+        }
+    }
+
+    /// The client's error once no instance is left to try: that of the last send that failed, if
+    /// an instance took the call; otherwise why none could be connected to. `all_refused` says
+    /// whether every instance refused a connection made for this call.
+    fn no_instance_error(&mut self) -> Unreachable {
+        // Each instance is tried once at most, so this counts each that refused once.
+        let all_refused = self.refused == self.service.instances.len();
+        let service = &self.service.name;
+        let error = match (self.failed_call.take(), all_refused, self.last_failure) {
+            // An instance took the call and failed it; no other could be tried.
+            (Some(error), _, _) => error,
+            (None, true, _) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
+                format!("every instance of `{service}` refused the connection"),
+            ),
+            (None, false, Some(ConnectFailure::TimedOut)) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
+                format!("could not connect to an instance of `{service}` in time"),
+            ),
+            (None, false, _) => GatewayError::new(
+                ErrorKind::NoHealthyInstance,
+                format!("no healthy instance of `{service}`"),
+            ),
+        };
+        Unreachable { error, all_refused }
     }
 }
 
