@@ -26,6 +26,7 @@ use crate::http::{Field, Request, Response};
 use crate::request_id::Assigned;
 use crate::rest::RemoteAddr;
 use crate::shard::{InFlight, Shard};
+use crate::upstream::budget::AnswerHold;
 use crate::upstream::codec::ForwardingParts;
 
 /// The shard, seen by the GraphQL engine, for one client request.
@@ -34,6 +35,9 @@ struct ShardBackend<'a> {
     headers: Vec<Field>,
     request_id: &'a str,
     remote: RemoteAddr,
+    /// Over HTTP/2, the stream's hold on its connection's answer budget: the answer takes a place
+    /// to be built in once a call's answer is in memory (`upstream::budget`).
+    hold: Option<&'a AnswerHold>,
 }
 
 impl Backend for ShardBackend<'_> {
@@ -86,13 +90,16 @@ impl Backend for ShardBackend<'_> {
             remote_addr: self.remote.as_str(),
             graphql_field: &call.graphql_field,
         };
-        crate::rest::call_service(self.shard, &entry, &parts, Instant::now(), None)
+        let answer = crate::rest::call_service(self.shard, &entry, &parts, Instant::now(), None)
             .await
-            .map(|r| FieldAnswer {
-                status: r.status,
-                body: r.body,
-            })
-            .map_err(FieldError::from)
+            .map_err(FieldError::from)?;
+        if let Some(hold) = self.hold {
+            hold.take_place().await;
+        }
+        Ok(FieldAnswer {
+            status: answer.status,
+            body: answer.body,
+        })
     }
 }
 
@@ -166,13 +173,15 @@ pub fn method(method: &http::Method) -> Result<graphql::HttpMethod, GatewayError
 }
 
 /// Serves a `/graphql` request, a GraphQL request by `method` ([`method`]), under the id
-/// `assigned` to it, holding the in-flight slot the router took for it until the answer is in.
+/// `assigned` to it, holding the in-flight slot the router took for it until the answer is in;
+/// `hold`, over HTTP/2, gives the answer its place to be built in.
 pub async fn handle(
     shard: &Rc<Shard>,
     request: &Request,
     method: graphql::HttpMethod,
     _in_flight: InFlight,
     assigned: &Assigned,
+    hold: Option<&AnswerHold>,
 ) -> Result<Response, GatewayError> {
     let request_id = assigned.id.as_str();
     let nominated = crate::rest::without_nominated_headers(&request.headers);
@@ -192,6 +201,7 @@ pub async fn handle(
             .collect(),
         request_id,
         remote: RemoteAddr::new(request.remote),
+        hold,
     };
     // Repeated `Accept` lines are one list (RFC 9110 §5.3).
     let accept_lines: Vec<&str> = request

@@ -278,7 +278,7 @@ fn render_shards(out: &mut String, shards: &[Arc<ShardMetrics>], services_remove
         out,
         "switchyard_answer_budget_waits_total",
         "counter",
-        "Answers that waited because their HTTP/2 connection held its budget of answers not yet sent, or all its places to build GraphQL and /-/ answers in: a client not reading what it asked for.",
+        "Answers that waited because their HTTP/2 connection held its budget of answers not yet sent, or all its places to build GraphQL and /-/ answers in: mostly a client not reading what it asked for.",
         sum(&|s| s.answer_budget_waits.get()),
     );
     simple(

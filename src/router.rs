@@ -115,7 +115,7 @@ where
 }
 
 /// Serves one complete request; `hold` takes a REST answer's share of an HTTP/2 connection's
-/// budget.
+/// budget, and a GraphQL answer's place to be built in (`upstream::budget`).
 pub async fn handle(shard: &Rc<Shard>, request: &Request, hold: Option<&AnswerHold>) -> Response {
     // One clock reading serves the latency histogram and, for REST, the backend call's deadline.
     let start = Instant::now();
@@ -130,7 +130,7 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, hold: Option<&AnswerHo
         },
         Ok(Route::Graphql(method, in_flight)) => Answer::Graphql {
             handler: Box::pin(crate::graphql_endpoint::handle(
-                shard, request, method, in_flight, &assigned,
+                shard, request, method, in_flight, &assigned, hold,
             )),
         },
         Ok(Route::Rest(target)) => Answer::Rest {

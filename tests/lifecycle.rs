@@ -600,10 +600,11 @@ fn over_http2_a_head_answer_does_not_wait_for_the_answer_budget() {
 #[test]
 fn over_http2_graphql_answers_a_client_does_not_read_are_built_a_few_at_a_time() {
     // Twenty streams ask GraphQL for 3 MB answers and open no window to read them. GraphQL
-    // answers are built whole, so they cannot wait at their backend: eight are built at once;
-    // five of those fit the connection's 16 MiB answer budget and give their places to five
-    // more, and the eight built answers that find the budget spent keep theirs. Thirteen calls
-    // reach the backend, not twenty, until the client reads; then every answer arrives whole.
+    // answers are built whole, so they cannot wait at their backend. As their calls answer, each
+    // takes one of the connection's eight places to be built in: the first five fit the 16 MiB
+    // answer budget once built and give their places back, the next eight find the budget spent
+    // and keep theirs, and the last seven wait for a place with their calls' answers: fifteen
+    // waits. Once the client reads, every answer arrives whole.
     const STREAMS: u32 = 20;
     let value = format!("\"{}\"", "x".repeat(3_000_000));
     let answer = value.clone();
@@ -625,16 +626,15 @@ fn over_http2_graphql_answers_a_client_does_not_read_are_built_a_few_at_a_time()
     for &id in &ids {
         h2_get(&mut c, id, "/graphql?query=%7Bsvc%7D", Some("x"), None);
     }
-    // Twelve waits for a place, three and then five for the budget.
     assert!(
-        poll_until(400, || waits() >= 20),
-        "twenty waits: {}",
+        poll_until(400, || waits() >= 15),
+        "fifteen waits: {}",
         waits()
     );
     assert_eq!(
-        backend.calls().len(),
-        13,
-        "eight answers built at once, five of them gone to the budget"
+        metric(&gw, "switchyard_in_flight_requests"),
+        7,
+        "the seven queries waiting for a place are not built yet"
     );
     let whole = format!("{{\"data\":{{\"svc\":{value}}}}}");
     let window = |c: &mut RawConn, id: u32, increment: u32| {
@@ -671,11 +671,34 @@ fn over_http2_graphql_answers_a_client_does_not_read_are_built_a_few_at_a_time()
             "stream {id}'s answer, whole"
         );
     }
-    assert_eq!(
-        backend.calls().len(),
-        20,
-        "every answer was built once read"
-    );
+}
+
+#[test]
+fn over_http2_graphql_queries_waiting_for_their_backends_hold_no_place() {
+    // Twenty queries on one connection, read as they come, each calling a backend that answers
+    // only once all twenty calls have reached it: a query waiting for its backend does not hold
+    // one of the connection's eight places to build answers in, so all twenty are called at once.
+    const STREAMS: u32 = 20;
+    let backend =
+        ScriptedBackend::start(|call| Answer::Hold("all".into(), Box::new(Answer::describe(call))));
+    let gw = Gateway::builder().shards(Some(1)).start();
+    register(&gw, "svc", "s1", &backend.addr);
+    let mut c = h2_raw_with(&gw, &[]);
+    let ids: Vec<u32> = (0..STREAMS).map(|i| 1 + 2 * i).collect();
+    for &id in &ids {
+        h2_get(&mut c, id, "/graphql?query=%7Bsvc%7D", Some("x"), None);
+    }
+    backend.wait_for_calls("every query's call", |calls| calls.len() == ids.len());
+    backend.release("all");
+    let ended = |seen: &[Frame]| {
+        seen.iter()
+            .filter(|f| f.kind == FRAME_DATA && f.flags & FLAG_END_STREAM != 0)
+            .count()
+    };
+    let seen = h2_read_until(&mut c, Duration::from_secs(10), |seen| {
+        ended(seen) == ids.len()
+    });
+    assert_eq!(ended(&seen), ids.len(), "every query answered");
 }
 
 #[test]

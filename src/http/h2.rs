@@ -306,8 +306,10 @@ async fn serve_stream(
 
 /// Answers `request` within the connection's answer budget (`upstream::budget`): a REST answer
 /// takes its share as its backend's answer arrives; an answer the gateway builds whole (GraphQL,
-/// `/-/`) is built in one of the connection's places for that and takes its size once built. A
-/// HEAD answer's body is dropped as it is sent: it takes nothing of the budget.
+/// `/-/`) takes one of the connection's places to be built in once its first part is in memory
+/// (a `/-/` answer before it is made, a GraphQL answer as its first call's answer arrives), and
+/// its size of the budget once built. A HEAD answer's body is dropped as it is sent: it takes
+/// nothing of the budget.
 async fn answer(
     shard: &Rc<Shard>,
     request: &Request,
@@ -318,11 +320,16 @@ async fn answer(
         let hold = (!head_request).then_some(hold);
         return crate::router::handle(shard, request, hold).await;
     }
-    let _building = hold.build_whole().await;
-    let response = crate::router::handle(shard, request, None).await;
+    if crate::admin::is_admin_path(&request.path) {
+        hold.take_place().await;
+    }
+    let response = crate::router::handle(shard, request, Some(hold)).await;
+    // A GraphQL answer that called no backend (or whose calls failed) is made here.
+    hold.take_place().await;
     if !head_request {
         hold.take(response.body.len()).await;
     }
+    hold.give_place_back();
     response
 }
 

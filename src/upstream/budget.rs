@@ -21,10 +21,12 @@
 //! Answers the gateway builds whole (GraphQL's, `/-/`'s) are in memory at once before any of it
 //! goes out, so they cannot wait at a backend for their share: a client could have each of its
 //! 128 streams build one (a GraphQL answer may be 4 × `--max-grpc-message-bytes`: 2 GiB for the
-//! connection). They are built in one of [`BUILT_AT_ONCE`] places of the connection
-//! ([`AnswerHold::build_whole`]) and, once built, take their size of the budget before they go
-//! out and give their place back: answers waiting for a client that reads nothing hold the budget,
-//! and the ones being built at most the places.
+//! connection). Such an answer takes one of [`BUILT_AT_ONCE`] places of the connection
+//! ([`AnswerHold::take_place`]) once its first part is in memory (a GraphQL call's answer has
+//! arrived; a `/-/` answer before it is made), so that a query waiting for its backends holds
+//! none; built, it takes its size of the budget before it goes out and gives its place back.
+//! Answers waiting for a client that reads nothing hold the budget, the ones being built at most
+//! the places, and the queries waiting for a place the call answers they have received.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -40,8 +42,9 @@ use crate::metrics::ShardMetrics;
 pub const ANSWER_BUDGET: usize = 16 << 20;
 
 /// Answers one HTTP/2 connection may build whole at once (GraphQL, `/-/`): the budget's four
-/// answers twice over, so that a client's concurrent queries rarely wait for a place, while one
-/// that reads nothing has eight answers built, not 128.
+/// answers twice over; building one takes microseconds once its calls have answered, so a
+/// client's concurrent queries rarely wait for a place, while one that reads nothing has eight
+/// answers built, not 128.
 pub const BUILT_AT_ONCE: u64 = 8;
 
 /// One HTTP/2 connection's budget, shared by its streams.
@@ -73,6 +76,7 @@ impl AnswerBudget {
         AnswerHold {
             budget: self.0.clone(),
             held: Cell::new(0),
+            placed: Cell::new(false),
             waiting: Cell::new(false),
         }
     }
@@ -83,6 +87,8 @@ impl AnswerBudget {
 pub struct AnswerHold {
     budget: Rc<Shared>,
     held: Cell<u64>,
+    /// The answer is built whole in one of the connection's places ([`Self::take_place`]).
+    placed: Cell<bool>,
     /// A take is waiting for the budget (for the error of a call whose deadline passes then).
     waiting: Cell<bool>,
 }
@@ -113,18 +119,35 @@ impl AnswerHold {
         self.held.set(units);
     }
 
-    /// Waits for a place to build an answer whole in (GraphQL, `/-/`), held until the returned
-    /// guard is dropped: once the answer is built and has taken its size ([`Self::take`]).
-    pub async fn build_whole(&self) -> Building<'_> {
+    /// Waits for a place to build an answer whole in (GraphQL, `/-/`), unless the answer has
+    /// one: kept until [`Self::give_place_back`] (once the answer is built and has taken its
+    /// size, [`Self::take`]) or the hold is dropped. A GraphQL request's calls ask as each
+    /// answer arrives; the first to get a place gets it for all of them.
+    pub async fn take_place(&self) {
+        if self.placed.get() {
+            return;
+        }
         let building = &self.budget.building;
         // `try_acquire` fails only on a closed semaphore, and this one is never closed.
         if !building.try_acquire(1).unwrap_or(false) {
             self.budget.metrics.answer_budget_waits.inc();
             let _wake_next = WakeNext(building);
             let wait = std::pin::pin!(building.acquire(1));
-            let _ = wait.await;
+            if wait.await.is_err() {
+                return;
+            }
         }
-        Building(building)
+        if self.placed.replace(true) {
+            // Another call of the same answer got a place while this one waited.
+            building.signal(1);
+        }
+    }
+
+    /// Gives back the answer's place, if it has one.
+    pub fn give_place_back(&self) {
+        if self.placed.replace(false) {
+            self.budget.building.signal(1);
+        }
     }
 
     /// Whether a take is waiting for the budget, or gave up waiting.
@@ -138,15 +161,6 @@ impl AnswerHold {
         if held > 0 {
             self.budget.bytes.signal(held);
         }
-    }
-}
-
-/// A place to build an answer whole in, given back when dropped.
-pub struct Building<'a>(&'a Semaphore);
-
-impl Drop for Building<'_> {
-    fn drop(&mut self) {
-        self.0.signal(1);
     }
 }
 
@@ -165,6 +179,7 @@ impl Drop for WakeNext<'_> {
 impl Drop for AnswerHold {
     fn drop(&mut self) {
         self.give_back();
+        self.give_place_back();
     }
 }
 
@@ -257,26 +272,28 @@ mod tests {
         run(async {
             let budget = Rc::new(budget(100));
             let holds: Vec<AnswerHold> = (0..=BUILT_AT_ONCE).map(|_| budget.hold()).collect();
-            let mut places = Vec::new();
             for hold in &holds[..BUILT_AT_ONCE as usize] {
-                let place = poll_once(hold.build_whole().boxed_local()).await;
-                places.push(place.expect("a place"));
+                let place = poll_once(hold.take_place().boxed_local()).await;
+                assert!(place.is_some(), "a place");
             }
-            let mut given_up = holds[BUILT_AT_ONCE as usize].build_whole().boxed_local();
+            // An answer with a place does not take a second one.
+            assert!(poll_once(holds[0].take_place().boxed_local())
+                .await
+                .is_some());
+            let mut given_up = holds[BUILT_AT_ONCE as usize].take_place().boxed_local();
             assert!(
                 poll_once(&mut given_up).await.is_none(),
                 "every place taken"
             );
             let waiting = budget.clone();
             let next = glommio::spawn_local(async move {
-                let hold = waiting.hold();
-                let _place = hold.build_whole().await;
+                waiting.hold().take_place().await;
             });
             glommio::executor().yield_task_queue_now().await;
             assert_eq!(budget.0.metrics.answer_budget_waits.get(), 2);
             // A place comes back and goes to the first waiter, which gives up before it runs
             // (its client reset the stream): the next waiter is woken and gets it.
-            places.pop();
+            holds[0].give_place_back();
             drop(given_up);
             let got = crate::timeout::within(std::time::Duration::from_secs(10), next).await;
             assert!(got.is_some(), "the place went on to the next waiter");
