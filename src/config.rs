@@ -5,7 +5,7 @@
 //! default is a named constant with the reason for its value. [`Config::from_args`] reports every
 //! problem at once, so an operator fixes a bad deployment in one round trip.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -180,7 +180,8 @@ struct FileConfig {
     grace_period_ms: Option<u64>,
     idle_poll_us: Option<u64>,
     #[serde(default)]
-    services: HashMap<String, FileServiceConfig>,
+    /// By name, so that their problems are reported in the same order every time.
+    services: BTreeMap<String, FileServiceConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,6 +261,10 @@ pub struct Config {
 /// header slots plus one (uninitialised, so its ~32 KiB cost only stack space) on every parse,
 /// and uses the first `--max-headers` + 1 of them.
 pub(crate) const MAX_HEADERS_CEILING: usize = 1_000;
+/// Most shards a gateway runs: each is a thread with its own io_uring rings and locked memory,
+/// so more than the largest machines' cores is a typo (a huge count failed with a capacity
+/// overflow, or took every CPU building threads, instead of saying so).
+const MAX_SHARDS: usize = 1_024;
 /// Upper bound for body and message limits: everything is buffered in memory per request.
 const MAX_BYTES_CEILING: usize = 1 << 30;
 
@@ -429,8 +434,8 @@ fn shard_cpus(
         _ => cpus,
     };
     if let Some(n) = shards {
-        if n == 0 {
-            problems.push("--shards must be at least 1".to_string());
+        if n == 0 || n > MAX_SHARDS {
+            problems.push(format!("--shards must be between 1 and {MAX_SHARDS}"));
         } else if shard_cpus.is_empty() {
             // Reported with --cpus or the affinity mask.
         } else {
@@ -618,7 +623,7 @@ impl Timeouts {
 /// The `[services.NAME]` sections: each service's settings, what a section leaves out taken
 /// from `default`.
 fn service_settings(
-    sections: HashMap<String, FileServiceConfig>,
+    sections: BTreeMap<String, FileServiceConfig>,
     default: &ServiceSettings,
     problems: &mut Vec<String>,
 ) -> HashMap<ServiceName, ServiceSettings> {
@@ -636,15 +641,12 @@ fn service_settings(
                         .max_grpc_message_bytes
                         .unwrap_or(default.max_grpc_message_bytes),
                 };
-                if settings.timeout.is_zero()
-                    || settings.max_body_bytes == 0
-                    || settings.max_grpc_message_bytes == 0
-                {
+                // Only what the section sets: a value it takes from `default` is reported there.
+                let bytes = [s.max_body_bytes, s.max_grpc_message_bytes];
+                if s.timeout_ms == Some(0) || bytes.contains(&Some(0)) {
                     problems.push(format!("[services.{name}]: values must be at least 1"));
                 }
-                if settings.max_body_bytes > MAX_BYTES_CEILING
-                    || settings.max_grpc_message_bytes > MAX_BYTES_CEILING
-                {
+                if bytes.iter().flatten().any(|&v| v > MAX_BYTES_CEILING) {
                     problems.push(format!(
                         "[services.{name}]: byte limits must be at most {MAX_BYTES_CEILING}"
                     ));

@@ -383,18 +383,60 @@ fn the_listen_address_needs_a_port() {
 
 #[test]
 fn per_service_byte_limits_have_the_same_ceiling() {
-    let dir = std::env::temp_dir().join(format!("switchyard-ceiling-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("services.toml");
-    std::fs::write(&path, "[services.echo]\nmax_body_bytes = 99999999999999\n").unwrap();
-    let result = config(Args {
-        config: Some(path),
-        ..Args::default()
-    });
-    std::fs::remove_dir_all(&dir).unwrap();
-    let err = result.unwrap_err();
+    let err = config_file("[services.echo]\nmax_body_bytes = 99999999999999\n").unwrap_err();
     assert!(
         err.starts_with("[services.echo]: byte limits must be at most"),
         "{err}"
     );
+}
+
+#[test]
+fn a_shard_count_past_any_machine_is_a_bad_option() {
+    for shards in [1_025, usize::MAX] {
+        let err = config(Args {
+            shards: Some(shards),
+            ..Args::default()
+        })
+        .unwrap_err();
+        assert_eq!(err, "--shards must be between 1 and 1024");
+    }
+    let ok = config(Args {
+        shards: Some(1_024),
+        ..Args::default()
+    });
+    assert_eq!(ok.map(|c| c.shard_cpus.len()), Ok(1_024));
+}
+
+/// The config read from a file holding `text`, with no flags.
+fn config_file(text: &str) -> Result<Config, String> {
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("switchyard-{}-{n}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let result = config(Args {
+        config: Some(path.clone()),
+        ..Args::default()
+    });
+    std::fs::remove_file(&path).unwrap();
+    result
+}
+
+#[test]
+fn service_sections_are_reported_by_name_and_only_for_what_they_set() {
+    // Six sections with a problem each, written out of order, and one without.
+    let text = "[services.zz]\ntimeout_ms = 0\n[services.Bad]\n[services.aa]\nmax_body_bytes = 0\n\
+                [services.mm]\ntimeout_ms = 5\n[services.qq]\ntimeout_ms = 0\n\
+                [services.bb]\nmax_grpc_message_bytes = 0\n[services.kk]\ntimeout_ms = 0\n";
+    let err = config_file(text).unwrap_err();
+    let at = |section: &str| {
+        err.find(section)
+            .unwrap_or_else(|| panic!("{section} in {err}"))
+    };
+    let order = ["Bad", "aa", "bb", "kk", "qq", "zz"].map(|n| at(&format!("[services.{n}]")));
+    assert!(order.is_sorted(), "{err}");
+    assert!(!err.contains("[services.mm]"), "{err}");
+    // A global value a section inherits is reported once, as the global's.
+    let err = config_file("max_body_bytes = 0\n[services.echo]\ntimeout_ms = 5\n").unwrap_err();
+    assert!(!err.contains("[services.echo]"), "{err}");
+    assert!(err.contains("--max-body-bytes"), "{err}");
 }
