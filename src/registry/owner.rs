@@ -113,6 +113,11 @@ pub struct Owner<L> {
     /// Where this node's writes made since it started landed in the log, per key, while the
     /// state held for the key is still that write (see [`Owner::apply_remote_at`]).
     own_positions: std::collections::HashMap<(ServiceName, InstanceId), (Stamp, LogPosition)>,
+    /// Whether every record of the log, as far as its end is known, has been read (a standalone
+    /// gateway's log is read as it is written). Removals are forgotten only then: an event older
+    /// than a removal read or written an hour ago, still unread behind a stalled consumer, would
+    /// otherwise find its key forgotten and bring it back.
+    read_to_end: bool,
     metrics: Arc<RegistryMetrics>,
 }
 
@@ -136,6 +141,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
             refuse_writes: None,
             unacknowledged: VecDeque::new(),
             own_positions: std::collections::HashMap::new(),
+            read_to_end: true,
             metrics,
         }
     }
@@ -299,22 +305,33 @@ impl<L: RegistryLog + 'static> Owner<L> {
         }
     }
 
-    /// Sends the changes applied from the log to every shard, as one batch, and forgets the
-    /// removals older than [`REMOVAL_MEMORY`].
+    /// Sends the changes applied from the log to every shard, as one batch, and, while the log
+    /// is read to its end, forgets the removals older than [`REMOVAL_MEMORY`].
     pub fn flush(&mut self) {
         let changes = std::mem::take(&mut self.outbox);
         self.publish(changes);
-        if let Some(cutoff) = Instant::now().checked_sub(REMOVAL_MEMORY) {
-            self.forget_removals_before(cutoff);
-        }
+        self.forget_old_removals(Instant::now());
     }
 
-    /// Forgets the removals applied before `cutoff` (`RegistryState::forget_removals_before`),
-    /// and where this node's own writes of them landed.
-    fn forget_removals_before(&mut self, cutoff: Instant) {
+    /// Forgets the removals applied [`REMOVAL_MEMORY`] before `now`, if the log is read to its
+    /// end (`RegistryState::forget_removals_before`), and where this node's own writes of them
+    /// landed.
+    fn forget_old_removals(&mut self, now: Instant) {
+        let Some(cutoff) = now.checked_sub(REMOVAL_MEMORY) else {
+            return;
+        };
+        if !self.read_to_end {
+            return;
+        }
         for key in self.state.forget_removals_before(cutoff) {
             self.own_positions.remove(&key);
         }
+    }
+
+    /// Tells whether the log has been read to its end as far as it is known (the Kafka core,
+    /// from the consumer's position and lag).
+    pub fn set_read_to_end(&mut self, read_to_end: bool) {
+        self.read_to_end = read_to_end;
     }
 
     /// Whether every shard has applied every change batch published so far (a shard that has
@@ -828,7 +845,18 @@ mod tests {
         assert_eq!(owner.own_positions.len(), 1);
         owner.flush();
         assert_eq!(owner.own_positions.len(), 1, "remembered for a while");
-        owner.forget_removals_before(Instant::now() + std::time::Duration::from_secs(1));
+        let later = Instant::now() + REMOVAL_MEMORY + std::time::Duration::from_secs(1);
+        // Not while the log is not read to its end: an older event may still be unread.
+        owner.set_read_to_end(false);
+        owner.forget_old_removals(later);
+        assert_eq!(
+            owner.own_positions.len(),
+            1,
+            "kept while the log is not read"
+        );
+        assert!(!owner.apply_remote(Event::users_u1(1, "node-b", Some("127.0.0.1:2"))));
+        owner.set_read_to_end(true);
+        owner.forget_old_removals(later);
         assert!(owner.own_positions.is_empty());
         assert!(
             owner.apply_remote(Event::users_u1(1, "node-b", Some("127.0.0.1:2"))),

@@ -12,10 +12,12 @@
 //! clock floor makes a write after a forgotten removal win, as it should.
 //!
 //! Removals are remembered for [`REMOVAL_MEMORY`], then forgotten
-//! ([`RegistryState::forget_removals_before`]): instances that come and go under new names (a pod
-//! per deploy) would otherwise leave one entry each for the life of the process. An event older
-//! than a removal can only arrive while a write is on its way to the log, seconds; and a gateway
-//! started after compaction has forgotten the removal already, which the clock floor covers.
+//! ([`RegistryState::forget_removals_before`]) if the log has been read to its end meanwhile (the
+//! owner sees to that): instances that come and go under new names (a pod per deploy) would
+//! otherwise leave one entry each for the life of the process. An event older than a removal is
+//! then in the log already, read (a write on its way to the log gives up within seconds), so it
+//! cannot arrive after the removal is forgotten; and a gateway started after compaction has
+//! forgotten the removal already, which the clock floor covers.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -98,6 +98,7 @@ pub fn spawn(
             let metrics = process.registry_metrics.clone();
             let mut owner = Owner::new(node, log, links, metrics.clone());
             owner.refuse_writes(Some(CATCHING_UP.into()));
+            owner.set_read_to_end(false);
             KafkaCore {
                 kafka,
                 owner,
@@ -295,6 +296,8 @@ impl KafkaCore {
         if now >= self.next_lag {
             let lag = replica.lag();
             self.metrics.lag.set(lag);
+            // Removals are forgotten only while nothing written before them can still be unread.
+            self.owner.set_read_to_end(caught_up && lag == 0);
             self.next_lag = now + LAG_REFRESH;
             if let Some(stuck) = self.stall.observe(lag, now) {
                 tracing::warn!(
