@@ -23,8 +23,8 @@
 //! 128 streams build one (a GraphQL answer may be 4 × `--max-grpc-message-bytes`: 2 GiB for the
 //! connection). Such an answer takes one of [`BUILT_AT_ONCE`] places of the connection
 //! ([`AnswerHold::take_place`]) once its first part is in memory (a GraphQL call's answer has
-//! arrived; a `/-/` answer before it is made), so that a query waiting for its backends holds
-//! none; built, it takes its size of the budget before it goes out and gives its place back.
+//! arrived; a `/-/` answer before it is made), so that a query none of whose calls has answered
+//! holds none; built, it takes its size of the budget before it goes out and gives its place back.
 //! Answers waiting for a client that reads nothing hold the budget, the ones being built at most
 //! the places, and the queries waiting for a place the call answers they have received.
 
@@ -42,9 +42,10 @@ use crate::metrics::ShardMetrics;
 pub const ANSWER_BUDGET: usize = 16 << 20;
 
 /// Answers one HTTP/2 connection may build whole at once (GraphQL, `/-/`): the budget's four
-/// answers twice over; building one takes microseconds once its calls have answered, so a
-/// client's concurrent queries rarely wait for a place, while one that reads nothing has eight
-/// answers built, not 128.
+/// answers twice over. A place is held from an answer's first part in memory to its share of
+/// the budget: for a query, from its first call's answer until the slowest of its calls has
+/// answered, so eight queries each waiting on a slow call make a ninth wait as long once one
+/// of its calls has answered; one that reads nothing has eight answers built, not 128.
 pub const BUILT_AT_ONCE: u64 = 8;
 
 /// One HTTP/2 connection's budget, shared by its streams.
@@ -77,6 +78,7 @@ impl AnswerBudget {
             budget: self.0.clone(),
             held: Cell::new(0),
             placed: Cell::new(false),
+            placing: Cell::new(false),
             waiting: Cell::new(false),
         }
     }
@@ -89,6 +91,8 @@ pub struct AnswerHold {
     held: Cell<u64>,
     /// The answer is built whole in one of the connection's places ([`Self::take_place`]).
     placed: Cell<bool>,
+    /// One of its calls waits for a place (for counting the wait once).
+    placing: Cell<bool>,
     /// A take is waiting for the budget (for the error of a call whose deadline passes then).
     waiting: Cell<bool>,
 }
@@ -130,13 +134,17 @@ impl AnswerHold {
         let building = &self.budget.building;
         // `try_acquire` fails only on a closed semaphore, and this one is never closed.
         if !building.try_acquire(1).unwrap_or(false) {
-            self.budget.metrics.answer_budget_waits.inc();
+            // One wait per answer, however many of its calls wait.
+            if !self.placing.replace(true) {
+                self.budget.metrics.answer_budget_waits.inc();
+            }
             let _wake_next = WakeNext(building);
             let wait = std::pin::pin!(building.acquire(1));
             if wait.await.is_err() {
                 return;
             }
         }
+        self.placing.set(false);
         if self.placed.replace(true) {
             // Another call of the same answer got a place while this one waited.
             building.signal(1);
@@ -297,6 +305,37 @@ mod tests {
             drop(given_up);
             let got = crate::timeout::within(std::time::Duration::from_secs(10), next).await;
             assert!(got.is_some(), "the place went on to the next waiter");
+        });
+    }
+
+    #[test]
+    fn two_calls_of_one_answer_waiting_for_a_place_take_one_and_count_one_wait() {
+        run(async {
+            let budget = budget(100);
+            let holds: Vec<AnswerHold> = (0..=BUILT_AT_ONCE).map(|_| budget.hold()).collect();
+            for hold in &holds[1..] {
+                assert!(poll_once(hold.take_place().boxed_local()).await.is_some());
+            }
+            let (mut first, mut second) = (
+                holds[0].take_place().boxed_local(),
+                holds[0].take_place().boxed_local(),
+            );
+            assert!(poll_once(&mut first).await.is_none());
+            assert!(poll_once(&mut second).await.is_none());
+            assert_eq!(budget.0.metrics.answer_budget_waits.get(), 1);
+            holds[1].give_place_back();
+            holds[2].give_place_back();
+            assert!(poll_once(&mut first).await.is_some());
+            assert!(poll_once(&mut second).await.is_some());
+            holds[0].give_place_back();
+            for hold in &holds[3..] {
+                hold.give_place_back();
+            }
+            assert_eq!(
+                budget.0.building.available(),
+                BUILT_AT_ONCE,
+                "no place lost or made"
+            );
         });
     }
 
