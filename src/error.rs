@@ -262,6 +262,14 @@ impl GatewayError {
         Self::new(ErrorKind::BodyTooLarge, "request body is over the limit")
     }
 
+    /// A request whose header section did not arrive within the header timeout (408).
+    pub fn head_timed_out() -> Self {
+        Self::new(
+            ErrorKind::RequestTimeout,
+            "request header section not received in time",
+        )
+    }
+
     /// A request whose body did not arrive within the body timeout (408).
     pub fn body_timed_out() -> Self {
         Self::new(

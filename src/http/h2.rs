@@ -13,8 +13,8 @@
 //! - The answers its streams hold, from their first bytes from the backend until they have gone
 //!   out, are bounded by the connection's [`ANSWER_BUDGET`]: a client that reads nothing holds
 //!   that much, and its further answers wait at their backends (`upstream::budget`). Answers the
-//!   gateway builds whole (GraphQL, `/-/`) are built [`BUILT_AT_ONCE`](crate::upstream::budget::BUILT_AT_ONCE) at a time and take their
-//!   share once built.
+//!   gateway builds whole (GraphQL, `/-/`) are built a few at a time
+//!   ([`BUILT_AT_ONCE`](crate::upstream::budget::BUILT_AT_ONCE)) and take their share once built.
 //! - After GOAWAY, a connection with nothing open is closed [`GOAWAY_GRACE`] later even if the
 //!   client never answers the PING that ends a graceful shutdown (or sends nothing at all).
 //! - A client that resets most of the streams it opens before they are answered, each within

@@ -103,24 +103,18 @@ impl AnswerHold {
     /// back first.
     pub async fn take(&self, bytes: usize) {
         self.give_back();
-        self.waiting.set(false);
         let budget = &*self.budget;
         let units = (bytes as u64).min(budget.size);
-        // `try_acquire` fails only on a closed semaphore, and this one is never closed.
-        if !budget.bytes.try_acquire(units).unwrap_or(false) {
+        let taken = acquire(&budget.bytes, units, || {
             budget.metrics.answer_budget_waits.inc();
-            // Dropped after the wait (declared before it), however the wait ends.
-            let _wake_next = WakeNext(&budget.bytes);
             // Left set by a wait given up (its call's deadline passed), for the call's error.
             self.waiting.set(true);
-            let wait = std::pin::pin!(budget.bytes.acquire(units));
-            let taken = wait.await.is_ok();
-            self.waiting.set(false);
-            if !taken {
-                return;
-            }
+        })
+        .await;
+        self.waiting.set(false);
+        if taken {
+            self.held.set(units);
         }
-        self.held.set(units);
     }
 
     /// Waits for a place to build an answer whole in (GraphQL, `/-/`), unless the answer has
@@ -132,17 +126,15 @@ impl AnswerHold {
             return;
         }
         let building = &self.budget.building;
-        // `try_acquire` fails only on a closed semaphore, and this one is never closed.
-        if !building.try_acquire(1).unwrap_or(false) {
+        let placed = acquire(building, 1, || {
             // One wait per answer, however many of its calls wait.
             if !self.placing.replace(true) {
                 self.budget.metrics.answer_budget_waits.inc();
             }
-            let _wake_next = WakeNext(building);
-            let wait = std::pin::pin!(building.acquire(1));
-            if wait.await.is_err() {
-                return;
-            }
+        })
+        .await;
+        if !placed {
+            return;
         }
         self.placing.set(false);
         if self.placed.replace(true) {
@@ -170,6 +162,20 @@ impl AnswerHold {
             self.budget.bytes.signal(held);
         }
     }
+}
+
+/// Takes `units` of `semaphore`, waiting while they are not free; `on_wait` runs first if it has
+/// to wait. False only if the semaphore is closed, which a budget's never is.
+async fn acquire(semaphore: &Semaphore, units: u64, on_wait: impl FnOnce()) -> bool {
+    // `try_acquire` fails only on a closed semaphore.
+    if semaphore.try_acquire(units).unwrap_or(false) {
+        return true;
+    }
+    on_wait();
+    // Dropped after the wait (declared before it), however the wait ends.
+    let _wake_next = WakeNext(semaphore);
+    let wait = std::pin::pin!(semaphore.acquire(units));
+    wait.await.is_ok()
 }
 
 /// Has the waiters of a budget look again at what is free, once a wait has ended. glommio wakes

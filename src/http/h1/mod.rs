@@ -28,7 +28,7 @@ use bytes::{Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::http::{Field, Request, RequestHead, Response};
 use crate::shard::Shard;
 use parse::{Framing, Head, HeadLimits, Seen};
@@ -532,7 +532,13 @@ async fn read_head<A>(
                 bufs.head_deadline
                     .is_some_and(|until| Instant::now() >= until)
             };
-            if let Some(head) = parsed.map_err(|e| if late() { head_timed_out() } else { e })? {
+            if let Some(head) = parsed.map_err(|e| {
+                if late() {
+                    GatewayError::head_timed_out()
+                } else {
+                    e
+                }
+            })? {
                 bufs.head_deadline = None;
                 return Ok(Some(head));
             }
@@ -565,16 +571,9 @@ async fn read_head<A>(
             Read::Data => {}
             Read::Closed => return Ok(None),
             Read::TimedOut if bufs.read.is_empty() => return Ok(None),
-            Read::TimedOut => return Err(head_timed_out()),
+            Read::TimedOut => return Err(GatewayError::head_timed_out()),
         }
     }
-}
-
-fn head_timed_out() -> GatewayError {
-    GatewayError::new(
-        ErrorKind::RequestTimeout,
-        "request header section not received in time",
-    )
 }
 
 /// The body when nothing has to be waited for: none, or one whose `Content-Length` bytes came with
