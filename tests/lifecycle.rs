@@ -337,6 +337,18 @@ fn h2_get(c: &mut RawConn, id: u32, path: &str, authority: Option<&str>, host: O
     c.send(&h2_get_frame(id, path, authority, host));
 }
 
+/// `n` client stream ids from `first` on (odd, two apart).
+fn stream_ids(first: u32, n: u32) -> Vec<u32> {
+    (0..n).map(|i| first + 2 * i).collect()
+}
+
+/// A GET of `path` (`:authority: x`) on each stream of `ids`, as one write.
+fn h2_get_frames(ids: &[u32], path: &str) -> Vec<u8> {
+    ids.iter()
+        .flat_map(|&id| h2_get_frame(id, path, Some("x"), None))
+        .collect()
+}
+
 /// The HEADERS frame [`h2_get`] sends.
 fn h2_get_frame(id: u32, path: &str, authority: Option<&str>, host: Option<&str>) -> Vec<u8> {
     let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
@@ -439,6 +451,47 @@ fn h2_read_until(c: &mut RawConn, limit: Duration, done: impl Fn(&[Frame]) -> bo
     seen
 }
 
+/// A WINDOW_UPDATE frame opening stream `id`'s window (the connection's for 0) by `increment`.
+fn h2_window_update_frame(id: u32, increment: u32) -> Vec<u8> {
+    let mut update = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0];
+    update.extend_from_slice(&id.to_be_bytes());
+    update.extend_from_slice(&increment.to_be_bytes());
+    update
+}
+
+/// Opens the windows of the connection and of each stream of `ids` by `size`, then reads until
+/// every one of them has ended or the connection closes (at most 20 s): each stream's body, and
+/// the streams that ended.
+fn h2_read_all(
+    c: &mut RawConn,
+    ids: &[u32],
+    size: u32,
+) -> (
+    std::collections::HashMap<u32, Vec<u8>>,
+    std::collections::HashSet<u32>,
+) {
+    c.send(&h2_window_update_frame(0, ids.len() as u32 * size));
+    for &id in ids {
+        c.send(&h2_window_update_frame(id, size));
+    }
+    let data = |f: &&Frame| f.kind == FRAME_DATA;
+    let ends = |f: &&Frame| data(f) && f.flags & FLAG_END_STREAM != 0;
+    let frames = h2_read_until(c, Duration::from_secs(20), |seen| {
+        seen.iter().filter(ends).count() == ids.len()
+    });
+    let mut received = std::collections::HashMap::<u32, Vec<u8>>::new();
+    for f in frames.iter().filter(data) {
+        received
+            .entry(f.stream)
+            .or_default()
+            .extend_from_slice(&f.payload);
+    }
+    (
+        received,
+        frames.iter().filter(ends).map(|f| f.stream).collect(),
+    )
+}
+
 /// The error code of the first RST_STREAM of stream `id` among `frames`, if there is one.
 fn reset_code(frames: &[Frame], id: u32) -> Option<u32> {
     frames
@@ -486,9 +539,7 @@ fn over_http2_a_window_opened_a_byte_at_a_time_does_not_keep_an_answer() {
     let mut seen = Vec::new();
     // Forty openings: ten idle timeouts, far past the one the reset is due after.
     for _ in 0..40 {
-        let mut update = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0, 0, 0, 0, 1];
-        update.extend_from_slice(&1u32.to_be_bytes());
-        c.send(&update);
+        c.send(&h2_window_update_frame(1, 1));
         let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(75));
         seen.extend(frames);
         if closed || reset_code(&seen, 1).is_some() {
@@ -521,7 +572,7 @@ fn over_http2_answers_a_client_does_not_read_wait_at_their_backend() {
     let (gw, _echo) = patient_gateway();
     let waits = || metric(&gw, "switchyard_answer_budget_waits_total");
     let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
-    let ids: Vec<u32> = (0..STREAMS).map(|i| 1 + 2 * i).collect();
+    let ids = stream_ids(1, STREAMS);
     for &id in &ids {
         h2_get(&mut c, id, &format!("/echo/bytes/{SIZE}"), Some("x"), None);
     }
@@ -536,32 +587,13 @@ fn over_http2_answers_a_client_does_not_read_wait_at_their_backend() {
         "another client's call goes through meanwhile"
     );
     // The client reads: windows for the connection and for every stream.
-    let window = |c: &mut RawConn, id: u32, increment: u32| {
-        let mut update = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0];
-        update.extend_from_slice(&id.to_be_bytes());
-        update.extend_from_slice(&increment.to_be_bytes());
-        c.send(&update);
-    };
-    window(&mut c, 0, STREAMS * SIZE as u32);
-    for &id in &ids {
-        window(&mut c, id, SIZE as u32);
-    }
-    let mut received = std::collections::HashMap::<u32, usize>::new();
-    let mut ended = std::collections::HashSet::new();
-    for _ in 0..100 {
-        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(200));
-        for f in frames.iter().filter(|f| f.kind == FRAME_DATA) {
-            *received.entry(f.stream).or_default() += f.payload.len();
-            if f.flags & FLAG_END_STREAM != 0 {
-                ended.insert(f.stream);
-            }
-        }
-        if closed || ended.len() == ids.len() {
-            break;
-        }
-    }
+    let (received, ended) = h2_read_all(&mut c, &ids, SIZE as u32);
     for id in &ids {
-        assert_eq!(received.get(id), Some(&SIZE), "stream {id}'s answer, whole");
+        assert_eq!(
+            received.get(id).map(Vec::len),
+            Some(SIZE),
+            "stream {id}'s answer, whole"
+        );
     }
     assert_eq!(ended.len(), ids.len(), "every stream ended");
     assert_eq!(waits(), 15, "five answers fit the budget at once");
@@ -622,7 +654,7 @@ fn over_http2_graphql_answers_a_client_does_not_read_are_built_a_few_at_a_time()
     register(&gw, "svc", "s1", &backend.addr);
     let waits = || metric(&gw, "switchyard_answer_budget_waits_total");
     let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
-    let ids: Vec<u32> = (0..STREAMS).map(|i| 1 + 2 * i).collect();
+    let ids = stream_ids(1, STREAMS);
     for &id in &ids {
         h2_get(&mut c, id, "/graphql?query=%7Bsvc%7D", Some("x"), None);
     }
@@ -637,33 +669,7 @@ fn over_http2_graphql_answers_a_client_does_not_read_are_built_a_few_at_a_time()
         "the seven queries waiting for a place are not built yet"
     );
     let whole = format!("{{\"data\":{{\"svc\":{value}}}}}");
-    let window = |c: &mut RawConn, id: u32, increment: u32| {
-        let mut update = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0];
-        update.extend_from_slice(&id.to_be_bytes());
-        update.extend_from_slice(&increment.to_be_bytes());
-        c.send(&update);
-    };
-    window(&mut c, 0, STREAMS * whole.len() as u32);
-    for &id in &ids {
-        window(&mut c, id, whole.len() as u32);
-    }
-    let mut received = std::collections::HashMap::<u32, Vec<u8>>::new();
-    let mut ended = std::collections::HashSet::new();
-    for _ in 0..100 {
-        let (frames, closed) = h2_read_for(&mut c, Duration::from_millis(200));
-        for f in frames.iter().filter(|f| f.kind == FRAME_DATA) {
-            received
-                .entry(f.stream)
-                .or_default()
-                .extend_from_slice(&f.payload);
-            if f.flags & FLAG_END_STREAM != 0 {
-                ended.insert(f.stream);
-            }
-        }
-        if closed || ended.len() == ids.len() {
-            break;
-        }
-    }
+    let (received, _) = h2_read_all(&mut c, &ids, whole.len() as u32);
     for id in &ids {
         let body = received.get(id).map(|b| b.as_slice());
         assert!(
@@ -684,7 +690,7 @@ fn over_http2_graphql_queries_waiting_for_their_backends_hold_no_place() {
     let gw = Gateway::builder().shards(Some(1)).start();
     register(&gw, "svc", "s1", &backend.addr);
     let mut c = h2_raw_with(&gw, &[]);
-    let ids: Vec<u32> = (0..STREAMS).map(|i| 1 + 2 * i).collect();
+    let ids = stream_ids(1, STREAMS);
     for &id in &ids {
         h2_get(&mut c, id, "/graphql?query=%7Bsvc%7D", Some("x"), None);
     }
@@ -722,10 +728,7 @@ fn clients_that_go_away_mid_answer_do_not_end_the_backend_connection() {
     for round in 1..=ROUNDS {
         let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
         let path = format!("/svc/round{round}");
-        let requests: Vec<u8> = (0..STREAMS)
-            .flat_map(|i| h2_get_frame(1 + 2 * i, &path, Some("x"), None))
-            .collect();
-        c.send(&requests);
+        c.send(&h2_get_frames(&stream_ids(1, STREAMS), &path));
         backend.wait_for_calls("the round's calls", |calls| {
             calls.len() >= round * STREAMS as usize
         });
@@ -795,10 +798,7 @@ fn over_http2_a_zero_window_update_on_a_stream_resets_that_stream_only() {
     let mut c = h2_raw(&gw);
     h2_get(&mut c, 1, "/echo/delay/300", Some("x"), None);
     h2_get(&mut c, 3, "/echo/delay/5000", Some("x"), None);
-    let mut zero = vec![0, 0, 4, FRAME_WINDOW_UPDATE, 0];
-    zero.extend_from_slice(&3u32.to_be_bytes());
-    zero.extend_from_slice(&0u32.to_be_bytes());
-    c.send(&zero);
+    c.send(&h2_window_update_frame(3, 0));
     let frames = h2_read_until(&mut c, Duration::from_secs(10), |frames| {
         frames
             .iter()
@@ -870,13 +870,9 @@ fn over_http2_a_burst_of_cancelled_requests_keeps_the_connection() {
     let mut c = h2_raw(&gw);
     let mut next = 1u32;
     for _batch in 0..3 {
-        let ids: Vec<u32> = (0..100).map(|i| next + 2 * i).collect();
+        let ids = stream_ids(next, 100);
         next += 200;
-        let batch: Vec<u8> = ids
-            .iter()
-            .flat_map(|&id| h2_get_frame(id, "/-/health", Some("x"), None))
-            .collect();
-        c.send(&batch);
+        c.send(&h2_get_frames(&ids, "/-/health"));
         let frames = h2_read_until(&mut c, Duration::from_secs(10), |frames| {
             frames.iter().filter(|f| f.kind == FRAME_HEADERS).count() >= ids.len()
         });
@@ -927,15 +923,11 @@ fn over_http2_a_client_that_resets_most_of_its_streams_is_closed() {
     let mut next = 1u32;
     let mut calm = None;
     for _round in 0..20 {
-        let ids: Vec<u32> = (0..100).map(|i| next + 2 * i).collect();
+        let ids = stream_ids(next, 100);
         next += 200;
         // A write fails once the gateway has closed the connection (its GOAWAY is read below):
         // it may do so while a round is on its way.
-        let round: Vec<u8> = ids
-            .iter()
-            .flat_map(|&id| h2_get_frame(id, "/echo/delay/5000", Some("x"), None))
-            .collect();
-        if !c.try_send(&round) {
+        if !c.try_send(&h2_get_frames(&ids, "/echo/delay/5000")) {
             break;
         }
         // Until the calls are in flight, or the gateway has closed the connection (then only the
