@@ -526,6 +526,23 @@ mod tests {
         InstanceId::parse("u1").unwrap()
     }
 
+    /// A registration of `users/u1` at `address`.
+    fn upsert_u1(address: &str) -> WriteOp {
+        WriteOp::Upsert {
+            service: users(),
+            instance: u1(),
+            address: address.into(),
+        }
+    }
+
+    /// A removal of `users/u1`.
+    fn remove_u1() -> WriteOp {
+        WriteOp::Remove {
+            service: users(),
+            instance: u1(),
+        }
+    }
+
     #[test]
     fn shards_are_caught_up_only_once_every_one_has_applied_the_last_batch() {
         let (mut owner, shards) = owner(2);
@@ -581,11 +598,7 @@ mod tests {
     #[test]
     fn a_write_past_its_deadline_changes_nothing() {
         let (mut owner, _shards) = owner(1);
-        let upsert = || WriteOp::Upsert {
-            service: users(),
-            instance: u1(),
-            address: "127.0.0.1:1".into(),
-        };
+        let upsert = || upsert_u1("127.0.0.1:1");
         let late = owner.write(upsert(), Instant::now());
         assert!(
             matches!(late, Err(RegistryError::Unavailable(_))),
@@ -599,11 +612,7 @@ mod tests {
     #[test]
     fn a_service_removed_for_refusals_is_counted_once_however_often_asked() {
         let (mut owner, _shards) = owner(1);
-        let upsert = WriteOp::Upsert {
-            service: users(),
-            instance: u1(),
-            address: "127.0.0.1:1".into(),
-        };
+        let upsert = upsert_u1("127.0.0.1:1");
         owner.write(upsert, later()).unwrap();
         // Many requests saw every instance refuse, and each asks.
         for _ in 0..5 {
@@ -680,11 +689,7 @@ mod tests {
     #[test]
     fn a_registration_this_gateway_holds_already_is_written_all_the_same() {
         let (mut owner, appended, _shards) = recording_owner();
-        let upsert = || WriteOp::Upsert {
-            service: users(),
-            instance: u1(),
-            address: "127.0.0.1:1".into(),
-        };
+        let upsert = || upsert_u1("127.0.0.1:1");
         assert_eq!(
             owner.write(upsert(), later()).unwrap(),
             WriteOutcome::Created
@@ -702,10 +707,7 @@ mod tests {
     #[test]
     fn a_removal_of_what_this_gateway_does_not_hold_is_written_all_the_same() {
         let (mut owner, appended, _shards) = recording_owner();
-        let remove = WriteOp::Remove {
-            service: users(),
-            instance: u1(),
-        };
+        let remove = remove_u1();
         assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
         assert_eq!(appended.lock().unwrap().len(), 1, "written");
         // A registration made elsewhere before it, arriving now, does not undo it.
@@ -792,11 +794,7 @@ mod tests {
     #[test]
     fn a_concurrent_write_that_wins_but_lies_before_this_one_is_appended_again() {
         let (mut owner, appended, _shards) = recording_owner();
-        let upsert = |address: &str| WriteOp::Upsert {
-            service: users(),
-            instance: u1(),
-            address: address.into(),
-        };
+        let upsert = upsert_u1;
         let at = |offset| LogPosition {
             partition: 0,
             offset,
@@ -831,15 +829,8 @@ mod tests {
     #[test]
     fn a_removal_written_here_is_forgotten_with_where_it_landed() {
         let (mut owner, _appended, _shards) = recording_owner();
-        let upsert = WriteOp::Upsert {
-            service: users(),
-            instance: u1(),
-            address: "127.0.0.1:1".into(),
-        };
-        let remove = WriteOp::Remove {
-            service: users(),
-            instance: u1(),
-        };
+        let upsert = upsert_u1("127.0.0.1:1");
+        let remove = remove_u1();
         owner.write(upsert, later()).unwrap();
         owner.write(remove, later()).unwrap();
         assert_eq!(owner.own_positions.len(), 1);
