@@ -27,6 +27,7 @@ POLLING_COMPARED = (POLLING, "switchyard", "nginx")
 VARIANTS = {"tiny": "tiny GET", "4k": "4 KiB POST echo"}
 # Per-row figures that the table shows as their median over the rounds.
 MEDIAN_METRICS = ["sat_rps", "backend_us_per_req_sat", "cpu_us_per_req_sat", "proxy_busy_pct_sat",
+                  "load_busy_pct_sat",
                   "kernel_us_per_req_sat", "cpu_us_per_req_open", "backend_us_per_req_open",
                   "added_p50_us", "added_p99_us"]
 # Ratios of switchyard's figure to a peer's: name, metric, peer.
@@ -86,6 +87,10 @@ def round_row(a, s, v, st, o, oc, direct):
         r["sat_errors"] = st["errors"]
         if st["requests"] and "backend_ticks" in st:
             r["backend_us_per_req_sat"] = st["backend_ticks"] / a.ticks / st["requests"] * 1e6
+        if st.get("load_cpu_total_ticks"):
+            # The load core (wrk and the backend) near 100 % while the proxy's core is not: the
+            # load core set the pace, not the proxy.
+            r["load_busy_pct_sat"] = st["load_cpu_busy_ticks"] / st["load_cpu_total_ticks"] * 100
         if s != "direct" and st["requests"]:
             r["cpu_us_per_req_sat"] = st["cpu_ticks"] / a.ticks / st["requests"] * 1e6
             # How much of its core the proxy used: below ~100 % it waited part of the
@@ -312,7 +317,9 @@ def main():
         f"run ÷ requests (and over the fixed-rate run); *of which kernel* is the sys part of the "
         f"saturation figure; *CPU 1 busy* is the proxy processes' share of their core over the wrk "
         f"run (below ~100 % the proxy spent part of the run waiting, for CPU 0, which runs wrk and "
-        f"the backend, or for the hand-offs between the cores); "
+        f"the backend, or for the hand-offs between the cores); *CPU 0 busy* is that core's "
+        f"busy share over the wrk run (/proc/stat: user, system, irq and softirq time of "
+        f"everything on it); "
         f"*backend* is the backend's CPU per request over the same run (gRPC for switchyard, "
         f"HTTP/1.1 otherwise), spent on CPU 0, and at the fixed rate likewise over the "
         f"open-loop run (the client and the backend share that core, and each waits while the "
@@ -325,8 +332,8 @@ def main():
         lines += [
             f"## {title}",
             "",
-            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU 1 busy % (sat) | backend µs/req (sat) | CPU µs/req (fixed rate) | backend µs/req (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| scenario | saturation req/s | CPU µs/req (sat) | of which kernel | CPU 1 busy % (sat) | CPU 0 busy % (sat) | backend µs/req (sat) | CPU µs/req (fixed rate) | backend µs/req (fixed rate) | p50 µs | p99 µs | added p50 µs | added p99 µs | p99.9 µs | peak RSS MiB | RSS, idle clients MiB | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in SCENARIOS:
             r = row(s, v)
@@ -334,7 +341,7 @@ def main():
             lines.append(
                 f"| {s} | {f(r.get('sat_rps'))} | {f(r.get('cpu_us_per_req_sat'), '{:.1f}')} | "
                 f"{f(r.get('kernel_us_per_req_sat'), '{:.1f}')} | {f(r.get('proxy_busy_pct_sat'))} | "
-                f"{f(r.get('backend_us_per_req_sat'), '{:.1f}')} | "
+                f"{f(r.get('load_busy_pct_sat'))} | {f(r.get('backend_us_per_req_sat'), '{:.1f}')} | "
                 f"{f(r.get('cpu_us_per_req_open'), '{:.1f}')} | "
                 f"{f(r.get('backend_us_per_req_open'), '{:.1f}')} | {f(o.get('p50'))} | "
                 f"{f(o.get('p99'))} | "
