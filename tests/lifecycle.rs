@@ -282,6 +282,7 @@ const FLAG_END_STREAM: u8 = 1;
 const FLAG_ACK: u8 = 1;
 /// RST_STREAM and GOAWAY error codes (RFC 9113 §7).
 const PROTOCOL_ERROR: u32 = 0x1;
+const FLOW_CONTROL_ERROR: u32 = 0x3;
 const CANCEL: u32 = 0x8;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 /// SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 §6.5.2).
@@ -788,6 +789,35 @@ fn over_http2_a_client_that_never_answers_the_goaway_ping_is_closed() {
     let (frames, closed) = h2_read_until_close(&mut c, false);
     assert!(frames.iter().any(|f| f.kind == FRAME_GOAWAY), "GOAWAY sent");
     assert!(closed, "the connection was closed");
+}
+
+#[test]
+fn over_http2_an_initial_window_size_above_the_maximum_is_a_flow_control_error() {
+    // RFC 9113 §6.5.2: a SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1 is a connection error of type
+    // FLOW_CONTROL_ERROR (h2spec 6.5.2 and 6.9.2 check it); the h2 crate said PROTOCOL_ERROR.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, 1 << 31)]);
+    let frames = h2_frames_until_close(&mut c);
+    let goaway = frames
+        .iter()
+        .find(|f| f.kind == FRAME_GOAWAY)
+        .expect("GOAWAY for a window size over the maximum");
+    assert_eq!(error_code(goaway), FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn over_http2_the_largest_initial_window_size_is_taken() {
+    // The bound's other side: 2^31-1 itself is a window size, and a request is answered under it.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw_with(&gw, &[(SETTINGS_INITIAL_WINDOW_SIZE, (1 << 31) - 1)]);
+    h2_get_stream_1(&mut c, "/echo/hello");
+    let ended = |f: &Frame| f.stream == 1 && f.flags & FLAG_END_STREAM != 0;
+    let frames = h2_read_until(&mut c, RAW_READ_LIMIT, |seen| seen.iter().any(ended));
+    assert!(
+        frames.iter().any(|f| f.kind == FRAME_DATA && f.stream == 1),
+        "stream 1 answered"
+    );
+    assert!(!frames.iter().any(|f| f.kind == FRAME_GOAWAY), "no GOAWAY");
 }
 
 #[test]

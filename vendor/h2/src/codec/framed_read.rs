@@ -314,7 +314,13 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
 
             res.map_err(|e| {
                 proto_err!(conn: "failed to load SETTINGS frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                // switchyard patch: an initial window size above 2^31-1 is a FLOW_CONTROL_ERROR
+                // (RFC 9113 §6.5.2), every other bad SETTINGS frame a PROTOCOL_ERROR.
+                let reason = match e {
+                    frame::Error::InvalidInitialWindowSize => Reason::FLOW_CONTROL_ERROR,
+                    _ => Reason::PROTOCOL_ERROR,
+                };
+                Error::library_go_away(reason)
             })?
             .into()
         }

@@ -142,6 +142,11 @@ pub enum Error {
     /// An invalid setting value was provided
     InvalidSettingValue,
 
+    // switchyard patch: RFC 9113 §6.5.2 makes a SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1 a
+    // connection error of type FLOW_CONTROL_ERROR, not the PROTOCOL_ERROR of other bad values.
+    /// A SETTINGS_INITIAL_WINDOW_SIZE above the maximum flow-control window (2^31-1)
+    InvalidInitialWindowSize,
+
     /// An invalid window update value
     InvalidWindowUpdateValue,
 

@@ -174,7 +174,8 @@ impl Settings {
                 }
                 Some(InitialWindowSize(val)) => {
                     if val as usize > MAX_INITIAL_WINDOW_SIZE {
-                        return Err(Error::InvalidSettingValue);
+                        // switchyard patch: its own error, for FLOW_CONTROL_ERROR (§6.5.2).
+                        return Err(Error::InvalidInitialWindowSize);
                     } else {
                         settings.initial_window_size = Some(val);
                     }
@@ -385,5 +386,26 @@ impl fmt::Debug for SettingsFlags {
         util::debug_flags(f, self.0)
             .flag_if(self.is_ack(), "ACK")
             .finish()
+    }
+}
+
+// switchyard patch: tests of the initial window size's bound.
+#[cfg(test)]
+mod switchyard_tests {
+    use super::*;
+
+    fn load_one(id: u16, value: u32) -> Result<Settings, Error> {
+        let mut payload = id.to_be_bytes().to_vec();
+        payload.extend_from_slice(&value.to_be_bytes());
+        Settings::load(Head::new(Kind::Settings, 0, StreamId::zero()), &payload)
+    }
+
+    #[test]
+    fn an_initial_window_size_above_the_maximum_has_its_own_error() {
+        let at_max = load_one(4, MAX_INITIAL_WINDOW_SIZE as u32).unwrap();
+        assert_eq!(at_max.initial_window_size(), Some(MAX_INITIAL_WINDOW_SIZE as u32));
+        assert_eq!(load_one(4, 1 << 31).unwrap_err(), Error::InvalidInitialWindowSize);
+        // Other bad values stay what they were.
+        assert_eq!(load_one(2, 2).unwrap_err(), Error::InvalidSettingValue);
     }
 }
