@@ -159,6 +159,9 @@ pub struct Args {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    /// Where it was read from, to name it in problems with its values.
+    #[serde(skip)]
+    path: Option<PathBuf>,
     listen: Option<SocketAddr>,
     shards: Option<usize>,
     cpus: Option<String>,
@@ -337,24 +340,52 @@ impl FileConfig {
         let Some(path) = path else {
             return Ok(FileConfig::default());
         };
-        match std::fs::read_to_string(path) {
-            Err(e) => Err(format!("cannot read config file {}: {e}", path.display())),
-            Ok(text) => toml::from_str(&text).map_err(|e| toml_problem(path, &text, &e)),
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let mut file: FileConfig =
+            toml::from_str(&text).map_err(|e| toml_problem(path, &text, &e))?;
+        file.path = Some(path.to_path_buf());
+        Ok(file)
+    }
+}
+
+/// A setting's value from the command line (or its variable, which clap merges with it) or else
+/// from the file, with the name a problem with it gives: where the operator set it, so that they
+/// look there and not for a flag they never passed.
+struct Setting<T> {
+    value: Option<T>,
+    name: String,
+}
+
+impl<T> Setting<T> {
+    /// `flag`, else `in_file`: the setting whose file key (and clap id) is `key`.
+    fn merge(key: &str, flag: Option<T>, in_file: Option<T>, file: &FileConfig) -> Setting<T> {
+        let name = match (&flag, &in_file, &file.path) {
+            (None, Some(_), Some(path)) => format!("`{key}` in {}", path.display()),
+            // Given on the command line, or not at all: the default is the flag's.
+            _ => format!("--{}", key.replace('_', "-")),
+        };
+        Setting {
+            value: flag.or(in_file),
+            name,
         }
     }
 }
 
 /// The client listener: `--listen`, the file's `listen` or [`DEFAULT_LISTEN`]; port 0 is a problem.
 fn listen_address(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> SocketAddr {
-    let listen: SocketAddr = args
-        .listen
-        .or(file.listen)
+    let listen = Setting::merge("listen", args.listen, file.listen, file);
+    let address: SocketAddr = listen
+        .value
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
-    if listen.port() == 0 {
+    if address.port() == 0 {
         // Each shard binds the address itself: port 0 would give each a port of its own.
-        problems.push("--listen needs a port (0 would give each shard its own)".to_string());
+        problems.push(format!(
+            "{} needs a port (0 would give each shard its own)",
+            listen.name
+        ));
     }
-    listen
+    address
 }
 
 /// Where the work runs: the shards' CPUs (`--cpus`, `--shards`) and the Kafka settings, whose
@@ -373,17 +404,19 @@ fn placement(
         problems.push(format!("cannot read the CPU affinity mask: {e}"));
         Vec::new()
     });
-    let cpus = match args.cpus.as_deref().or(file.cpus.as_deref()) {
+    let cpus = Setting::merge("cpus", args.cpus.as_deref(), file.cpus.as_deref(), file);
+    let cpu_list = match cpus.value {
         None => allowed.clone(),
         Some(list) => parse_cpu_list(list)
             .and_then(|cpus| check_cpus_allowed(&cpus, &allowed).map(|()| cpus))
             .unwrap_or_else(|e| {
-                problems.push(format!("--cpus: {e}"));
+                problems.push(format!("{}: {e}", cpus.name));
                 Vec::new()
             }),
     };
     let kafka = kafka_config(args, file, &allowed, problems);
-    let shard_cpus = shard_cpus(cpus, kafka.as_ref(), args.shards.or(file.shards), problems);
+    let shards = Setting::merge("shards", args.shards, file.shards, file);
+    let shard_cpus = shard_cpus(cpu_list, kafka.as_ref(), shards, problems);
     (shard_cpus, kafka)
 }
 
@@ -395,28 +428,41 @@ fn kafka_config(
     allowed: &[usize],
     problems: &mut Vec<String>,
 ) -> Option<KafkaConfig> {
-    let kafka_core = args.kafka_core.or(file.kafka_core);
-    if let Some(Err(e)) = kafka_core.map(|core| check_cpus_allowed(&[core], allowed)) {
-        problems.push(format!("--kafka-core: {e}"));
+    let kafka_core = Setting::merge("kafka_core", args.kafka_core, file.kafka_core, file);
+    if let Some(Err(e)) = kafka_core
+        .value
+        .map(|core| check_cpus_allowed(&[core], allowed))
+    {
+        problems.push(format!("{}: {e}", kafka_core.name));
     }
-    let kafka_topic = args.kafka_topic.as_deref().or(file.kafka_topic.as_deref());
-    if let Some(Err(e)) = kafka_topic.map(check_kafka_topic) {
-        problems.push(format!("--kafka-topic: {e}"));
+    let kafka_topic = Setting::merge(
+        "kafka_topic",
+        args.kafka_topic.as_deref(),
+        file.kafka_topic.as_deref(),
+        file,
+    );
+    if let Some(Err(e)) = kafka_topic.value.map(check_kafka_topic) {
+        problems.push(format!("{}: {e}", kafka_topic.name));
     }
-    let kafka_brokers = args
-        .kafka_brokers
-        .as_deref()
-        .or(file.kafka_brokers.as_deref());
-    if let Some(Err(e)) = kafka_brokers.map(check_broker_list) {
-        problems.push(format!("--kafka-brokers: {e}"));
+    let kafka_brokers = Setting::merge(
+        "kafka_brokers",
+        args.kafka_brokers.as_deref(),
+        file.kafka_brokers.as_deref(),
+        file,
+    );
+    if let Some(Err(e)) = kafka_brokers.value.map(check_broker_list) {
+        problems.push(format!("{}: {e}", kafka_brokers.name));
     }
-    kafka_brokers.map(|brokers| KafkaConfig {
+    kafka_brokers.value.map(|brokers| KafkaConfig {
         brokers: brokers.to_string(),
-        topic: kafka_topic.unwrap_or(DEFAULT_KAFKA_TOPIC).to_string(),
+        topic: kafka_topic.value.unwrap_or(DEFAULT_KAFKA_TOPIC).to_string(),
         // The contract's default: the last CPU of the affinity mask, whatever --cpus names,
         // so that `--cpus` choosing the shards' CPUs leaves the Kafka thread off them when
         // the mask has a CPU to spare.
-        core: kafka_core.or_else(|| allowed.last().copied()).unwrap_or(0),
+        core: kafka_core
+            .value
+            .or_else(|| allowed.last().copied())
+            .unwrap_or(0),
     })
 }
 
@@ -425,7 +471,7 @@ fn kafka_config(
 fn shard_cpus(
     cpus: Vec<usize>,
     kafka: Option<&KafkaConfig>,
-    shards: Option<usize>,
+    shards: Setting<usize>,
     problems: &mut Vec<String>,
 ) -> Vec<usize> {
     // With Kafka on, the Kafka core is taken out of the shard CPUs when there is more than one.
@@ -433,9 +479,12 @@ fn shard_cpus(
         Some(k) if cpus.len() > 1 => cpus.iter().copied().filter(|&c| c != k.core).collect(),
         _ => cpus,
     };
-    if let Some(n) = shards {
+    if let Some(n) = shards.value {
         if n == 0 || n > MAX_SHARDS {
-            problems.push(format!("--shards must be between 1 and {MAX_SHARDS}"));
+            problems.push(format!(
+                "{} must be between 1 and {MAX_SHARDS}",
+                shards.name
+            ));
         } else if shard_cpus.is_empty() {
             // Reported with --cpus or the affinity mask.
         } else {
@@ -448,34 +497,44 @@ fn shard_cpus(
 
 /// This gateway's node id: `--node-id`, the file's, or a random one.
 fn node_id(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> String {
-    let node_id = args
-        .node_id
-        .clone()
-        .or_else(|| file.node_id.clone())
-        .unwrap_or_else(|| format!("node-{:016x}", crate::sys::random_u64()));
+    let setting = Setting::merge(
+        "node_id",
+        args.node_id.as_deref(),
+        file.node_id.as_deref(),
+        file,
+    );
+    let node_id = setting.value.map_or_else(
+        || format!("node-{:016x}", crate::sys::random_u64()),
+        str::to_string,
+    );
     if node_id.is_empty() || node_id.len() > MAX_NODE_ID_LEN {
-        problems.push(format!("--node-id must be 1 to {MAX_NODE_ID_LEN} bytes"));
+        problems.push(format!(
+            "{} must be 1 to {MAX_NODE_ID_LEN} bytes",
+            setting.name
+        ));
     }
     node_id
 }
 
 /// The bearer token for registry writes, if one is set.
 fn registry_token(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> Option<String> {
-    let registry_token = args
-        .registry_token
-        .clone()
-        .or_else(|| file.registry_token.clone());
-    if let Some(token) = &registry_token {
+    let setting = Setting::merge(
+        "registry_token",
+        args.registry_token.as_deref(),
+        file.registry_token.as_deref(),
+        file,
+    );
+    if let Some(token) = setting.value {
         // A header value is trimmed and has no control characters, so a token with spaces
         // at either end or any character outside visible ASCII could never be presented.
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            problems.push(
-                "--registry-token must be 1 or more visible ASCII characters (no spaces)"
-                    .to_string(),
-            );
+            problems.push(format!(
+                "{} must be 1 or more visible ASCII characters (no spaces)",
+                setting.name
+            ));
         }
     }
-    registry_token
+    setting.value.map(str::to_string)
 }
 
 /// Limits on sizes and counts: of a request, of a backend's answer, of a shard's load.
@@ -491,52 +550,53 @@ struct RequestLimits {
 impl RequestLimits {
     /// Each limit from its flag, the file or its default, checked against its bounds.
     fn merge(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> RequestLimits {
-        let mut bytes = |name: &str, flag: Option<usize>, file: Option<usize>, default: usize| {
-            let v = flag.or(file).unwrap_or(default);
+        let mut bytes = |key: &str, flag: Option<usize>, in_file: Option<usize>, default: usize| {
+            let setting = Setting::merge(key, flag, in_file, file);
+            let v = setting.value.unwrap_or(default);
             if v == 0 || v > MAX_BYTES_CEILING {
                 problems.push(format!(
-                    "--{name} must be between 1 and {MAX_BYTES_CEILING}"
+                    "{} must be between 1 and {MAX_BYTES_CEILING}",
+                    setting.name
                 ));
             }
             v
         };
         let max_body_bytes = bytes(
-            "max-body-bytes",
+            "max_body_bytes",
             args.max_body_bytes,
             file.max_body_bytes,
             DEFAULT_MAX_BODY_BYTES,
         );
         let max_grpc_message_bytes = bytes(
-            "max-grpc-message-bytes",
+            "max_grpc_message_bytes",
             args.max_grpc_message_bytes,
             file.max_grpc_message_bytes,
             DEFAULT_MAX_GRPC_MESSAGE_BYTES,
         );
         let max_header_bytes = bytes(
-            "max-header-bytes",
+            "max_header_bytes",
             args.max_header_bytes,
             file.max_header_bytes,
             DEFAULT_MAX_HEADER_BYTES,
         );
         let max_in_flight = bytes(
-            "max-in-flight",
+            "max_in_flight",
             args.max_in_flight,
             file.max_in_flight,
             DEFAULT_MAX_IN_FLIGHT,
         );
         let max_connections = bytes(
-            "max-connections",
+            "max_connections",
             args.max_connections,
             file.max_connections,
             DEFAULT_MAX_CONNECTIONS,
         );
-        let max_headers = args
-            .max_headers
-            .or(file.max_headers)
-            .unwrap_or(DEFAULT_MAX_HEADERS);
+        let setting = Setting::merge("max_headers", args.max_headers, file.max_headers, file);
+        let max_headers = setting.value.unwrap_or(DEFAULT_MAX_HEADERS);
         if max_headers == 0 || max_headers > MAX_HEADERS_CEILING {
             problems.push(format!(
-                "--max-headers must be between 1 and {MAX_HEADERS_CEILING}"
+                "{} must be between 1 and {MAX_HEADERS_CEILING}",
+                setting.name
             ));
         }
         RequestLimits {
@@ -563,50 +623,50 @@ struct Timeouts {
 impl Timeouts {
     /// Each time from its flag, the file or its default; only the idle poll may be zero.
     fn merge(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> Timeouts {
-        let mut millis = |name: &str, flag: Option<u64>, file: Option<u64>, default: u64| {
-            let v = flag.or(file).unwrap_or(default);
+        let mut millis = |key: &str, flag: Option<u64>, in_file: Option<u64>, default: u64| {
+            let setting = Setting::merge(key, flag, in_file, file);
+            let v = setting.value.unwrap_or(default);
             if v == 0 {
-                problems.push(format!("--{name} must be at least 1"));
+                problems.push(format!("{} must be at least 1", setting.name));
             }
             Duration::from_millis(v)
         };
         let request = millis(
-            "request-timeout-ms",
+            "request_timeout_ms",
             args.request_timeout_ms,
             file.request_timeout_ms,
             DEFAULT_REQUEST_TIMEOUT_MS,
         );
         let header = millis(
-            "header-timeout-ms",
+            "header_timeout_ms",
             args.header_timeout_ms,
             file.header_timeout_ms,
             DEFAULT_HEADER_TIMEOUT_MS,
         );
         let idle = millis(
-            "idle-timeout-ms",
+            "idle_timeout_ms",
             args.idle_timeout_ms,
             file.idle_timeout_ms,
             DEFAULT_IDLE_TIMEOUT_MS,
         );
         let body = millis(
-            "body-timeout-ms",
+            "body_timeout_ms",
             args.body_timeout_ms,
             file.body_timeout_ms,
             DEFAULT_BODY_TIMEOUT_MS,
         );
         let grace_period = millis(
-            "grace-period-ms",
+            "grace_period_ms",
             args.grace_period_ms,
             file.grace_period_ms,
             DEFAULT_GRACE_PERIOD_MS,
         );
-        let idle_poll_us = args
-            .idle_poll_us
-            .or(file.idle_poll_us)
-            .unwrap_or(DEFAULT_IDLE_POLL_US);
+        let setting = Setting::merge("idle_poll_us", args.idle_poll_us, file.idle_poll_us, file);
+        let idle_poll_us = setting.value.unwrap_or(DEFAULT_IDLE_POLL_US);
         if idle_poll_us > MAX_IDLE_POLL_US {
             problems.push(format!(
-                "--idle-poll-us must be at most {MAX_IDLE_POLL_US} (microseconds)"
+                "{} must be at most {MAX_IDLE_POLL_US} (microseconds)",
+                setting.name
             ));
         }
         Timeouts {

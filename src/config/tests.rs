@@ -409,16 +409,54 @@ fn a_shard_count_past_any_machine_is_a_bad_option() {
 
 /// The config read from a file holding `text`, with no flags.
 fn config_file(text: &str) -> Result<Config, String> {
+    config_file_and(text, Args::default())
+}
+
+/// The config read from a file holding `text` and `args`; problems name the file `FILE`.
+fn config_file_and(text: &str, args: Args) -> Result<Config, String> {
     static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!("switchyard-{}-{n}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     let result = config(Args {
         config: Some(path.clone()),
-        ..Args::default()
+        ..args
     });
     std::fs::remove_file(&path).unwrap();
-    result
+    result.map_err(|e| e.replace(&path.display().to_string(), "FILE"))
+}
+
+#[test]
+fn a_bad_value_from_the_file_is_named_by_its_key_and_the_file() {
+    // The operator looks where the problem points: not for a flag they never passed.
+    let text = "listen = \"127.0.0.1:0\"\ncpus = \"99\"\nshards = 0\nkafka_brokers = \"\"\n\
+                node_id = \"\"\nmax_headers = 0\nmax_body_bytes = 0\nidle_timeout_ms = 0\n\
+                idle_poll_us = 99999\n";
+    let err = config_file(text).unwrap_err();
+    assert_eq!(
+        err.split("; ").collect::<Vec<_>>(),
+        [
+            "`listen` in FILE needs a port (0 would give each shard its own)",
+            "`cpus` in FILE: CPU 99 is not among the CPUs this process may run on (0-3)",
+            "`kafka_brokers` in FILE: must not be empty (leave it unset to run standalone)",
+            "`shards` in FILE must be between 1 and 1024",
+            "`node_id` in FILE must be 1 to 128 bytes",
+            "`max_body_bytes` in FILE must be between 1 and 1073741824",
+            "`max_headers` in FILE must be between 1 and 1000",
+            "`idle_timeout_ms` in FILE must be at least 1",
+            "`idle_poll_us` in FILE must be at most 10000 (microseconds)",
+        ]
+    );
+    // A flag given over the file's value is named as the flag.
+    let err = config_file_and(
+        "max_body_bytes = 5\n",
+        Args {
+            max_body_bytes: Some(0),
+            ..Args::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err, "--max-body-bytes must be between 1 and 1073741824");
 }
 
 #[test]
@@ -438,5 +476,5 @@ fn service_sections_are_reported_by_name_and_only_for_what_they_set() {
     // A global value a section inherits is reported once, as the global's.
     let err = config_file("max_body_bytes = 0\n[services.echo]\ntimeout_ms = 5\n").unwrap_err();
     assert!(!err.contains("[services.echo]"), "{err}");
-    assert!(err.contains("--max-body-bytes"), "{err}");
+    assert!(err.contains("`max_body_bytes` in "), "{err}");
 }
