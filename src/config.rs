@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
 
 use crate::names::ServiceName;
@@ -153,6 +154,27 @@ pub struct Args {
     /// Also start the sample backend in-process and register it (services `echo` and `users`)
     #[arg(long, env = "SWITCHYARD_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
+    /// The options whose value came from their `SWITCHYARD_*` variable rather than the command
+    /// line, by clap id (the file's key), so that a problem with one names the variable.
+    /// [`Args::try_parse_noting_env`] fills it; [`Parser::try_parse`] leaves it empty.
+    #[arg(skip)]
+    pub from_env: Vec<String>,
+}
+
+impl Args {
+    /// The command line and the `SWITCHYARD_*` variables, as [`Parser::try_parse`] reads them,
+    /// with [`Args::from_env`] naming the options a variable gave.
+    pub fn try_parse_noting_env() -> Result<Args, clap::Error> {
+        let matches = Args::command().try_get_matches()?;
+        let mut args =
+            Args::from_arg_matches(&matches).map_err(|e| e.format(&mut Args::command()))?;
+        args.from_env = matches
+            .ids()
+            .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::EnvVariable))
+            .map(|id| id.to_string())
+            .collect();
+        Ok(args)
+    }
 }
 
 /// The `--config` file: the same keys as the command line, plus per-service settings.
@@ -349,9 +371,9 @@ impl FileConfig {
     }
 }
 
-/// A setting's value from the command line (or its variable, which clap merges with it) or else
-/// from the file, with the name a problem with it gives: where the operator set it, so that they
-/// look there and not for a flag they never passed.
+/// A setting's value from the command line or its variable (clap merges the two) or else from
+/// the file, with the name a problem with it gives: where the operator set it, so that they look
+/// there and not for a flag they never passed.
 struct Setting<T> {
     value: Option<T>,
     name: String,
@@ -359,8 +381,17 @@ struct Setting<T> {
 
 impl<T> Setting<T> {
     /// `flag`, else `in_file`: the setting whose file key (and clap id) is `key`.
-    fn merge(key: &str, flag: Option<T>, in_file: Option<T>, file: &FileConfig) -> Setting<T> {
+    fn merge(
+        key: &str,
+        flag: Option<T>,
+        in_file: Option<T>,
+        args: &Args,
+        file: &FileConfig,
+    ) -> Setting<T> {
         let name = match (&flag, &in_file, &file.path) {
+            (Some(_), _, _) if args.from_env.iter().any(|k| k == key) => {
+                format!("SWITCHYARD_{}", key.to_ascii_uppercase())
+            }
             (None, Some(_), Some(path)) => format!("`{key}` in {}", path.display()),
             // Given on the command line, or not at all: the default is the flag's.
             _ => format!("--{}", key.replace('_', "-")),
@@ -374,7 +405,7 @@ impl<T> Setting<T> {
 
 /// The client listener: `--listen`, the file's `listen` or [`DEFAULT_LISTEN`]; port 0 is a problem.
 fn listen_address(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> SocketAddr {
-    let listen = Setting::merge("listen", args.listen, file.listen, file);
+    let listen = Setting::merge("listen", args.listen, file.listen, args, file);
     let address: SocketAddr = listen
         .value
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
@@ -404,7 +435,13 @@ fn placement(
         problems.push(format!("cannot read the CPU affinity mask: {e}"));
         Vec::new()
     });
-    let cpus = Setting::merge("cpus", args.cpus.as_deref(), file.cpus.as_deref(), file);
+    let cpus = Setting::merge(
+        "cpus",
+        args.cpus.as_deref(),
+        file.cpus.as_deref(),
+        args,
+        file,
+    );
     let cpu_list = match cpus.value {
         None => allowed.clone(),
         Some(list) => parse_cpu_list(list)
@@ -415,7 +452,7 @@ fn placement(
             }),
     };
     let kafka = kafka_config(args, file, &allowed, problems);
-    let shards = Setting::merge("shards", args.shards, file.shards, file);
+    let shards = Setting::merge("shards", args.shards, file.shards, args, file);
     let shard_cpus = shard_cpus(cpu_list, kafka.as_ref(), shards, problems);
     (shard_cpus, kafka)
 }
@@ -428,7 +465,7 @@ fn kafka_config(
     allowed: &[usize],
     problems: &mut Vec<String>,
 ) -> Option<KafkaConfig> {
-    let kafka_core = Setting::merge("kafka_core", args.kafka_core, file.kafka_core, file);
+    let kafka_core = Setting::merge("kafka_core", args.kafka_core, file.kafka_core, args, file);
     if let Some(Err(e)) = kafka_core
         .value
         .map(|core| check_cpus_allowed(&[core], allowed))
@@ -439,6 +476,7 @@ fn kafka_config(
         "kafka_topic",
         args.kafka_topic.as_deref(),
         file.kafka_topic.as_deref(),
+        args,
         file,
     );
     if let Some(Err(e)) = kafka_topic.value.map(check_kafka_topic) {
@@ -448,6 +486,7 @@ fn kafka_config(
         "kafka_brokers",
         args.kafka_brokers.as_deref(),
         file.kafka_brokers.as_deref(),
+        args,
         file,
     );
     if let Some(Err(e)) = kafka_brokers.value.map(check_broker_list) {
@@ -501,6 +540,7 @@ fn node_id(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> String
         "node_id",
         args.node_id.as_deref(),
         file.node_id.as_deref(),
+        args,
         file,
     );
     let node_id = setting.value.map_or_else(
@@ -522,6 +562,7 @@ fn registry_token(args: &Args, file: &FileConfig, problems: &mut Vec<String>) ->
         "registry_token",
         args.registry_token.as_deref(),
         file.registry_token.as_deref(),
+        args,
         file,
     );
     if let Some(token) = setting.value {
@@ -551,7 +592,7 @@ impl RequestLimits {
     /// Each limit from its flag, the file or its default, checked against its bounds.
     fn merge(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> RequestLimits {
         let mut bytes = |key: &str, flag: Option<usize>, in_file: Option<usize>, default: usize| {
-            let setting = Setting::merge(key, flag, in_file, file);
+            let setting = Setting::merge(key, flag, in_file, args, file);
             let v = setting.value.unwrap_or(default);
             if v == 0 || v > MAX_BYTES_CEILING {
                 problems.push(format!(
@@ -591,7 +632,13 @@ impl RequestLimits {
             file.max_connections,
             DEFAULT_MAX_CONNECTIONS,
         );
-        let setting = Setting::merge("max_headers", args.max_headers, file.max_headers, file);
+        let setting = Setting::merge(
+            "max_headers",
+            args.max_headers,
+            file.max_headers,
+            args,
+            file,
+        );
         let max_headers = setting.value.unwrap_or(DEFAULT_MAX_HEADERS);
         if max_headers == 0 || max_headers > MAX_HEADERS_CEILING {
             problems.push(format!(
@@ -624,7 +671,7 @@ impl Timeouts {
     /// Each time from its flag, the file or its default; only the idle poll may be zero.
     fn merge(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> Timeouts {
         let mut millis = |key: &str, flag: Option<u64>, in_file: Option<u64>, default: u64| {
-            let setting = Setting::merge(key, flag, in_file, file);
+            let setting = Setting::merge(key, flag, in_file, args, file);
             let v = setting.value.unwrap_or(default);
             if v == 0 {
                 problems.push(format!("{} must be at least 1", setting.name));
@@ -661,7 +708,13 @@ impl Timeouts {
             file.grace_period_ms,
             DEFAULT_GRACE_PERIOD_MS,
         );
-        let setting = Setting::merge("idle_poll_us", args.idle_poll_us, file.idle_poll_us, file);
+        let setting = Setting::merge(
+            "idle_poll_us",
+            args.idle_poll_us,
+            file.idle_poll_us,
+            args,
+            file,
+        );
         let idle_poll_us = setting.value.unwrap_or(DEFAULT_IDLE_POLL_US);
         if idle_poll_us > MAX_IDLE_POLL_US {
             problems.push(format!(

@@ -1,7 +1,5 @@
 //! `switchyard`: the gateway binary. See the README for options; `--help` lists them.
 
-use clap::Parser;
-
 use switchyard::alloc_count::CountingAllocator;
 use switchyard::config::{Args, Config};
 
@@ -15,7 +13,7 @@ const EXIT_USAGE: i32 = 2;
 const EXIT_START_FAILED: i32 = 1;
 
 fn main() {
-    let args = match Args::try_parse() {
+    let args = match Args::try_parse_noting_env() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {

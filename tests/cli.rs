@@ -154,6 +154,23 @@ fn bad_environment_value_exits_2_with_one_line() {
     );
 }
 
+/// A problem with a value from the environment names the variable, not a flag nobody passed.
+#[test]
+fn a_bad_environment_value_is_named_by_its_variable() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut cmd = Command::new(GATEWAY_BIN);
+    cmd.args(["--listen", &listen, "--shards", "0"])
+        .env("SWITCHYARD_MAX_BODY_BYTES", "0");
+    let mut p = Proc::spawn("switchyard", cmd);
+    let status = p.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2), "{}", p.describe());
+    assert_eq!(
+        p.stderr(),
+        "switchyard: --shards must be between 1 and 1024; \
+         SWITCHYARD_MAX_BODY_BYTES must be between 1 and 1073741824\n"
+    );
+}
+
 #[test]
 fn bad_config_file_exits_2_with_one_line() {
     let dir = TempDir::new("cli-config");

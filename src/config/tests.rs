@@ -460,6 +460,27 @@ fn a_bad_value_from_the_file_is_named_by_its_key_and_the_file() {
 }
 
 #[test]
+fn a_bad_value_from_the_environment_is_named_by_its_variable() {
+    // As `Args::try_parse_noting_env` reads SWITCHYARD_MAX_BODY_BYTES=0 and --shards 0.
+    let err = config_file_and(
+        "max_body_bytes = 5\nmax_headers = 0\n",
+        Args {
+            shards: Some(0),
+            max_body_bytes: Some(0),
+            from_env: vec!["max_body_bytes".into()],
+            ..Args::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "--shards must be between 1 and 1024; \
+         SWITCHYARD_MAX_BODY_BYTES must be between 1 and 1073741824; \
+         `max_headers` in FILE must be between 1 and 1000"
+    );
+}
+
+#[test]
 fn service_sections_are_reported_by_name_and_only_for_what_they_set() {
     // Six sections with a problem each, written out of order, and one without.
     let text = "[services.zz]\ntimeout_ms = 0\n[services.Bad]\n[services.aa]\nmax_body_bytes = 0\n\
