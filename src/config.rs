@@ -209,8 +209,13 @@ struct FileConfig {
     services: BTreeMap<String, FileServiceConfig>,
 }
 
+/// A `[services.NAME]` section. A `[services]` entry that is not a table is reported as
+/// "expected" this, in the operator's words rather than this type's name.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of settings like [services.NAME]"
+)]
 struct FileServiceConfig {
     timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,

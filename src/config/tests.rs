@@ -460,6 +460,35 @@ fn a_bad_value_from_the_file_is_named_by_its_key_and_the_file() {
 }
 
 #[test]
+fn a_service_entry_that_is_not_a_table_says_what_it_should_be() {
+    // serde's own words would name the struct the section is read into.
+    for (entry, value) in [
+        ("echo = 1", "integer `1`"),
+        ("echo = \"x\"", "string \"x\""),
+    ] {
+        let err = config_file(&format!("shards = 1\n[services]\n{entry}\n")).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "config file FILE, line 3: invalid type: {value}, \
+                 expected a table of settings like [services.NAME]"
+            )
+        );
+    }
+    // Tables still are sections, inline or not, and problems inside them keep their line.
+    let ok =
+        config_file("[services]\necho = { timeout_ms = 5 }\n[services.users]\ntimeout_ms = 7\n");
+    let ok = ok.unwrap();
+    assert_eq!(ok.service("echo").timeout, Duration::from_millis(5));
+    assert_eq!(ok.service("users").timeout, Duration::from_millis(7));
+    let err = config_file("[services.users]\ntimeout_ms = 5\nbogus = 1\n").unwrap_err();
+    assert!(
+        err.starts_with("config file FILE, line 3: unknown field `bogus`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_bad_value_from_the_environment_is_named_by_its_variable() {
     // As `Args::try_parse_noting_env` reads SWITCHYARD_MAX_BODY_BYTES=0 and --shards 0.
     let err = config_file_and(
