@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::num::ParseIntError;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
@@ -87,6 +89,7 @@ pub struct Args {
     pub listen: Option<SocketAddr>,
     /// Number of shards (executors pinned one per CPU) [default: one per CPU in --cpus]
     #[arg(long, env = "SWITCHYARD_SHARDS")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub shards: Option<usize>,
     /// CPUs the shards are pinned to, in order, e.g. `1,3-5` [default: the process's affinity mask]
     #[arg(long, env = "SWITCHYARD_CPUS")]
@@ -99,6 +102,7 @@ pub struct Args {
     pub kafka_topic: Option<String>,
     /// CPU the Kafka thread is pinned to [default: last CPU of the affinity mask]
     #[arg(long, env = "SWITCHYARD_KAFKA_CORE")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub kafka_core: Option<usize>,
     /// This gateway's node id [default: random at start]
     #[arg(long, env = "SWITCHYARD_NODE_ID")]
@@ -111,45 +115,57 @@ pub struct Args {
     pub config: Option<PathBuf>,
     /// Default deadline of a backend call, in milliseconds [default: 10000]
     #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_MS")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<u64>)]
     pub request_timeout_ms: Option<u64>,
     /// Request body limit in bytes (413 above); the default is gRPC's 4 MiB default receive limit
     /// less the default header section limit and 4 KiB for the rest of the forwarded request, so
     /// that a request at both limits reaches a backend with default settings [default: 4157440]
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub max_body_bytes: Option<usize>,
     /// Header section limit in bytes (431 above); also the limit on a backend answer's headers,
     /// counted as HTTP/1.1 writes them (502 above) [default: 32768]
     #[arg(long, env = "SWITCHYARD_MAX_HEADER_BYTES")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub max_header_bytes: Option<usize>,
     /// Maximum number of request headers (431 above); also of a backend answer's (502 above)
     /// [default: 100]
     #[arg(long, env = "SWITCHYARD_MAX_HEADERS")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub max_headers: Option<usize>,
     /// In-flight request limit per shard (503 with retry-after above) [default: 10000]
     #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub max_in_flight: Option<usize>,
     /// Client connection limit per shard (further connections are closed at once) [default: 50000]
     #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub max_connections: Option<usize>,
     /// Largest backend answer accepted, in bytes (502 above) [default: 4194304]
     #[arg(long, env = "SWITCHYARD_MAX_GRPC_MESSAGE_BYTES")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub max_grpc_message_bytes: Option<usize>,
     /// Time a client has to send its header section, in ms (408 after) [default: 10000]
     #[arg(long, env = "SWITCHYARD_HEADER_TIMEOUT_MS")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<u64>)]
     pub header_timeout_ms: Option<u64>,
     /// Idle keep-alive timeout, in ms [default: 60000]
     #[arg(long, env = "SWITCHYARD_IDLE_TIMEOUT_MS")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<u64>)]
     pub idle_timeout_ms: Option<u64>,
     /// Time a client has to send its request body, in ms (408 after) [default: 60000]
     #[arg(long, env = "SWITCHYARD_BODY_TIMEOUT_MS")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<u64>)]
     pub body_timeout_ms: Option<u64>,
     /// How long SIGTERM waits for in-flight requests, in ms [default: 10000]
     #[arg(long, env = "SWITCHYARD_GRACE_PERIOD_MS")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<u64>)]
     pub grace_period_ms: Option<u64>,
     /// Time a shard that ran out of work keeps polling for I/O before it sleeps, in µs: saves the
     /// wake-up when the next event comes sooner, at the cost of that much busy CPU (0: sleep at
     /// once) [default: 0]
     #[arg(long, env = "SWITCHYARD_IDLE_POLL_US")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<u64>)]
     pub idle_poll_us: Option<u64>,
     /// Also start the sample backend in-process and register it (services `echo` and `users`)
     #[arg(long, env = "SWITCHYARD_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
@@ -879,6 +895,19 @@ fn toml_problem(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Stri
         }
         None => format!("config file {}: {what}", path.display()),
     }
+}
+
+/// Reads the value of a numeric option: a count, size, time or CPU number. Rust's own parser calls
+/// `-1` an "invalid digit"; it is a number out of range, and is reported so. Its options also
+/// have `allow_negative_numbers`, without which clap took `--shards -1` for an unknown option `-1`.
+fn unsigned<T: FromStr<Err = ParseIntError>>(value: &str) -> Result<T, String> {
+    value.parse().map_err(|e: ParseIntError| {
+        if value.parse::<i128>().is_ok_and(|v| v < 0) {
+            "out of range (cannot be negative)".to_string()
+        } else {
+            e.to_string()
+        }
+    })
 }
 
 /// Parses a CPU list such as `1,3-5` into `[1, 3, 4, 5]`.

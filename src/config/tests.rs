@@ -292,9 +292,69 @@ fn graphql_limits_follow_the_body_and_answer_limits() {
 }
 
 fn config_with(flags: &[&str]) -> Config {
-    let args =
-        Args::try_parse_from(std::iter::once("switchyard").chain(flags.iter().copied())).unwrap();
-    config(args).unwrap()
+    config(parse(flags).unwrap()).unwrap()
+}
+
+/// `flags` as the command line (clap reads the environment too: tests set none).
+fn parse(flags: &[&str]) -> Result<Args, clap::Error> {
+    Args::try_parse_from(std::iter::once("switchyard").chain(flags.iter().copied()))
+}
+
+#[test]
+fn a_negative_number_is_out_of_range_not_an_unknown_option() {
+    use clap::error::ErrorKind;
+    // clap took `-1` after these for an option of its own: "unexpected argument '-1' found".
+    for flag in [
+        "--shards",
+        "--kafka-core",
+        "--request-timeout-ms",
+        "--max-body-bytes",
+        "--max-header-bytes",
+        "--max-headers",
+        "--max-in-flight",
+        "--max-connections",
+        "--max-grpc-message-bytes",
+        "--header-timeout-ms",
+        "--idle-timeout-ms",
+        "--body-timeout-ms",
+        "--grace-period-ms",
+        "--idle-poll-us",
+    ] {
+        let err = parse(&[flag, "-1"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation, "{flag}: {err}");
+        let value_name = flag[2..].replace('-', "_").to_uppercase();
+        assert_eq!(
+            err.to_string().lines().next(),
+            Some(
+                format!(
+                    "error: invalid value '-1' for '{flag} <{value_name}>': \
+                     out of range (cannot be negative)"
+                )
+                .as_str()
+            )
+        );
+    }
+    // Everything else parses as before.
+    for flag in [
+        "--listen",
+        "--cpus",
+        "--kafka-topic",
+        "--node-id",
+        "--config",
+    ] {
+        let err = parse(&[flag, "-1"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{flag}: {err}");
+    }
+    let err = parse(&["--shards", "two"]).unwrap_err();
+    assert!(
+        err.to_string().contains("invalid digit found in string"),
+        "{err}"
+    );
+    let args = parse(&["--shards", "2", "--kafka-core", "0", "--max-headers=7"]).unwrap();
+    assert_eq!(
+        (args.shards, args.kafka_core, args.max_headers),
+        (Some(2), Some(0), Some(7))
+    );
 }
 
 #[test]
