@@ -167,8 +167,22 @@ pub struct Args {
     #[arg(long, env = "SWITCHYARD_IDLE_POLL_US")]
     #[arg(allow_negative_numbers = true, value_parser = unsigned::<u64>)]
     pub idle_poll_us: Option<u64>,
-    /// Also start the sample backend in-process and register it (services `echo` and `users`)
-    #[arg(long, env = "SWITCHYARD_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
+    /// Also start the sample backend in-process and register it (services `echo` and `users`);
+    /// `--demo` alone is `--demo=true`, and `--demo=BOOL` takes what SWITCHYARD_DEMO does:
+    /// 1/0, true/false, yes/no, on/off
+    // The value needs its `=`, so that `--demo --shards 1` still reads `--shards` as an option.
+    #[arg(
+        long,
+        env = "SWITCHYARD_DEMO",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        hide_possible_values = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
     pub demo: bool,
     /// The options whose value came from their `SWITCHYARD_*` variable rather than the command
     /// line, by clap id (the file's key), so that a problem with one names the variable.

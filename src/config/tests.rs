@@ -301,6 +301,33 @@ fn parse(flags: &[&str]) -> Result<Args, clap::Error> {
 }
 
 #[test]
+fn demo_takes_the_values_its_variable_does() {
+    // `--demo=true` was refused ("unexpected value 'true'") while SWITCHYARD_DEMO=true was taken.
+    let cases: [(&[&str], bool); 10] = [
+        (&[], false),
+        (&["--demo"], true),
+        (&["--demo=true"], true),
+        (&["--demo=1"], true),
+        (&["--demo=yes"], true),
+        (&["--demo=on"], true),
+        (&["--demo=false"], false),
+        (&["--demo=0"], false),
+        (&["--demo=no"], false),
+        (&["--demo=off"], false),
+    ];
+    for (flags, demo) in cases {
+        assert_eq!(parse(flags).map(|a| a.demo).ok(), Some(demo), "{flags:?}");
+    }
+    // As the README runs it, and before another option, which is not taken for its value.
+    let args = parse(&["--demo", "--shards", "1"]).unwrap();
+    assert_eq!((args.demo, args.shards), (true, Some(1)));
+    let args = parse(&["--shards", "1", "--demo"]).unwrap();
+    assert_eq!((args.demo, args.shards), (true, Some(1)));
+    assert!(parse(&["--demo=maybe"]).is_err());
+    assert!(parse(&["--demo", "true"]).is_err(), "a value needs its =");
+}
+
+#[test]
 fn a_negative_number_is_out_of_range_not_an_unknown_option() {
     use clap::error::ErrorKind;
     // clap took `-1` after these for an option of its own: "unexpected argument '-1' found".
