@@ -767,10 +767,13 @@ impl Echo {
             .parse::<SocketAddr>()
             .expect("an echo address")
             .port();
-        let gone = poll_until(READY_TRIES, || !has_established(port));
+        // The kernel closes a killed process's sockets as it tears down its io_uring rings, which
+        // may finish after the process was reaped: its listener too, which a bind to its port
+        // would collide with (EADDRINUSE), and its connections.
+        let gone = poll_until(READY_TRIES, || !has_listener_or_established(port));
         assert!(
             gone,
-            "the killed echo's connections on port {port} never closed"
+            "the killed echo's listener or connections on port {port} never closed"
         );
         DeadAddr::hold(&self.addr)
     }
@@ -798,10 +801,12 @@ impl Echo {
     }
 }
 
-/// Whether any established TCP connection has local port `port` (from /proc/net/tcp and tcp6).
-fn has_established(port: u16) -> bool {
+/// Whether a TCP socket listens on local port `port`, or a connection established there remains
+/// (from /proc/net/tcp and tcp6).
+fn has_listener_or_established(port: u16) -> bool {
     const ESTABLISHED: &str = "01";
-    has_socket_in(port, &[ESTABLISHED])
+    const LISTEN: &str = "0A";
+    has_socket_in(port, &[ESTABLISHED, LISTEN])
 }
 
 /// Whether a connection to local port `port` still counts for the process listening there: one
