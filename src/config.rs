@@ -438,9 +438,26 @@ impl<T> Setting<T> {
     }
 }
 
+/// The [`Setting`] `$key` of `$args` and `$file`, whose fields and file key share the key's name
+/// (`as_deref` for the text ones), so that the name a problem gives cannot drift from the field.
+macro_rules! setting {
+    ($args:expr, $file:expr, $key:ident) => {
+        Setting::merge(stringify!($key), $args.$key, $file.$key, $args, $file)
+    };
+    ($args:expr, $file:expr, $key:ident as_deref) => {
+        Setting::merge(
+            stringify!($key),
+            $args.$key.as_deref(),
+            $file.$key.as_deref(),
+            $args,
+            $file,
+        )
+    };
+}
+
 /// The client listener: `--listen`, the file's `listen` or [`DEFAULT_LISTEN`]; port 0 is a problem.
 fn listen_address(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> SocketAddr {
-    let listen = Setting::merge("listen", args.listen, file.listen, args, file);
+    let listen = setting!(args, file, listen);
     let address: SocketAddr = listen
         .value
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
@@ -470,13 +487,7 @@ fn placement(
         problems.push(format!("cannot read the CPU affinity mask: {e}"));
         Vec::new()
     });
-    let cpus = Setting::merge(
-        "cpus",
-        args.cpus.as_deref(),
-        file.cpus.as_deref(),
-        args,
-        file,
-    );
+    let cpus = setting!(args, file, cpus as_deref);
     let cpu_list = match cpus.value {
         None => allowed.clone(),
         Some(list) => parse_cpu_list(list)
@@ -487,7 +498,7 @@ fn placement(
             }),
     };
     let kafka = kafka_config(args, file, &allowed, problems);
-    let shards = Setting::merge("shards", args.shards, file.shards, args, file);
+    let shards = setting!(args, file, shards);
     let shard_cpus = shard_cpus(cpu_list, kafka.as_ref(), shards, problems);
     (shard_cpus, kafka)
 }
@@ -500,30 +511,18 @@ fn kafka_config(
     allowed: &[usize],
     problems: &mut Vec<String>,
 ) -> Option<KafkaConfig> {
-    let kafka_core = Setting::merge("kafka_core", args.kafka_core, file.kafka_core, args, file);
+    let kafka_core = setting!(args, file, kafka_core);
     if let Some(Err(e)) = kafka_core
         .value
         .map(|core| check_cpus_allowed(&[core], allowed))
     {
         problems.push(format!("{}: {e}", kafka_core.name));
     }
-    let kafka_topic = Setting::merge(
-        "kafka_topic",
-        args.kafka_topic.as_deref(),
-        file.kafka_topic.as_deref(),
-        args,
-        file,
-    );
+    let kafka_topic = setting!(args, file, kafka_topic as_deref);
     if let Some(Err(e)) = kafka_topic.value.map(check_kafka_topic) {
         problems.push(format!("{}: {e}", kafka_topic.name));
     }
-    let kafka_brokers = Setting::merge(
-        "kafka_brokers",
-        args.kafka_brokers.as_deref(),
-        file.kafka_brokers.as_deref(),
-        args,
-        file,
-    );
+    let kafka_brokers = setting!(args, file, kafka_brokers as_deref);
     if let Some(Err(e)) = kafka_brokers.value.map(check_broker_list) {
         problems.push(format!("{}: {e}", kafka_brokers.name));
     }
@@ -571,13 +570,7 @@ fn shard_cpus(
 
 /// This gateway's node id: `--node-id`, the file's, or a random one.
 fn node_id(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> String {
-    let setting = Setting::merge(
-        "node_id",
-        args.node_id.as_deref(),
-        file.node_id.as_deref(),
-        args,
-        file,
-    );
+    let setting = setting!(args, file, node_id as_deref);
     let node_id = setting.value.map_or_else(
         || format!("node-{:016x}", crate::sys::random_u64()),
         str::to_string,
@@ -593,13 +586,7 @@ fn node_id(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> String
 
 /// The bearer token for registry writes, if one is set.
 fn registry_token(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> Option<String> {
-    let setting = Setting::merge(
-        "registry_token",
-        args.registry_token.as_deref(),
-        file.registry_token.as_deref(),
-        args,
-        file,
-    );
+    let setting = setting!(args, file, registry_token as_deref);
     if let Some(token) = setting.value {
         // A header value is trimmed and has no control characters, so a token with spaces
         // at either end or any character outside visible ASCII could never be presented.
@@ -626,8 +613,7 @@ struct RequestLimits {
 impl RequestLimits {
     /// Each limit from its flag, the file or its default, checked against its bounds.
     fn merge(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> RequestLimits {
-        let mut bytes = |key: &str, flag: Option<usize>, in_file: Option<usize>, default: usize| {
-            let setting = Setting::merge(key, flag, in_file, args, file);
+        let mut bytes = |setting: Setting<usize>, default: usize| {
             let v = setting.value.unwrap_or(default);
             if v == 0 || v > MAX_BYTES_CEILING {
                 problems.push(format!(
@@ -637,43 +623,21 @@ impl RequestLimits {
             }
             v
         };
-        let max_body_bytes = bytes(
-            "max_body_bytes",
-            args.max_body_bytes,
-            file.max_body_bytes,
-            DEFAULT_MAX_BODY_BYTES,
-        );
+        let max_body_bytes = bytes(setting!(args, file, max_body_bytes), DEFAULT_MAX_BODY_BYTES);
         let max_grpc_message_bytes = bytes(
-            "max_grpc_message_bytes",
-            args.max_grpc_message_bytes,
-            file.max_grpc_message_bytes,
+            setting!(args, file, max_grpc_message_bytes),
             DEFAULT_MAX_GRPC_MESSAGE_BYTES,
         );
         let max_header_bytes = bytes(
-            "max_header_bytes",
-            args.max_header_bytes,
-            file.max_header_bytes,
+            setting!(args, file, max_header_bytes),
             DEFAULT_MAX_HEADER_BYTES,
         );
-        let max_in_flight = bytes(
-            "max_in_flight",
-            args.max_in_flight,
-            file.max_in_flight,
-            DEFAULT_MAX_IN_FLIGHT,
-        );
+        let max_in_flight = bytes(setting!(args, file, max_in_flight), DEFAULT_MAX_IN_FLIGHT);
         let max_connections = bytes(
-            "max_connections",
-            args.max_connections,
-            file.max_connections,
+            setting!(args, file, max_connections),
             DEFAULT_MAX_CONNECTIONS,
         );
-        let setting = Setting::merge(
-            "max_headers",
-            args.max_headers,
-            file.max_headers,
-            args,
-            file,
-        );
+        let setting = setting!(args, file, max_headers);
         let max_headers = setting.value.unwrap_or(DEFAULT_MAX_HEADERS);
         if max_headers == 0 || max_headers > MAX_HEADERS_CEILING {
             problems.push(format!(
@@ -705,8 +669,7 @@ struct Timeouts {
 impl Timeouts {
     /// Each time from its flag, the file or its default; only the idle poll may be zero.
     fn merge(args: &Args, file: &FileConfig, problems: &mut Vec<String>) -> Timeouts {
-        let mut millis = |key: &str, flag: Option<u64>, in_file: Option<u64>, default: u64| {
-            let setting = Setting::merge(key, flag, in_file, args, file);
+        let mut millis = |setting: Setting<u64>, default: u64| {
             let v = setting.value.unwrap_or(default);
             if v == 0 {
                 problems.push(format!("{} must be at least 1", setting.name));
@@ -714,42 +677,26 @@ impl Timeouts {
             Duration::from_millis(v)
         };
         let request = millis(
-            "request_timeout_ms",
-            args.request_timeout_ms,
-            file.request_timeout_ms,
+            setting!(args, file, request_timeout_ms),
             DEFAULT_REQUEST_TIMEOUT_MS,
         );
         let header = millis(
-            "header_timeout_ms",
-            args.header_timeout_ms,
-            file.header_timeout_ms,
+            setting!(args, file, header_timeout_ms),
             DEFAULT_HEADER_TIMEOUT_MS,
         );
         let idle = millis(
-            "idle_timeout_ms",
-            args.idle_timeout_ms,
-            file.idle_timeout_ms,
+            setting!(args, file, idle_timeout_ms),
             DEFAULT_IDLE_TIMEOUT_MS,
         );
         let body = millis(
-            "body_timeout_ms",
-            args.body_timeout_ms,
-            file.body_timeout_ms,
+            setting!(args, file, body_timeout_ms),
             DEFAULT_BODY_TIMEOUT_MS,
         );
         let grace_period = millis(
-            "grace_period_ms",
-            args.grace_period_ms,
-            file.grace_period_ms,
+            setting!(args, file, grace_period_ms),
             DEFAULT_GRACE_PERIOD_MS,
         );
-        let setting = Setting::merge(
-            "idle_poll_us",
-            args.idle_poll_us,
-            file.idle_poll_us,
-            args,
-            file,
-        );
+        let setting = setting!(args, file, idle_poll_us);
         let idle_poll_us = setting.value.unwrap_or(DEFAULT_IDLE_POLL_US);
         if idle_poll_us > MAX_IDLE_POLL_US {
             problems.push(format!(
