@@ -47,6 +47,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize =
 /// Default in-flight limit per shard: far above what one core can serve within a deadline, low
 /// enough that a flood is refused with 503 instead of exhausting memory.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+/// Bytes of request bodies a shard holds at once (while they arrive and while their calls
+/// last): 128 bodies at the default body limit. Without it the in-flight limit alone bounded
+/// them, at 10,000 × 4 MiB per shard. A body alone may take more (it is not refused for its
+/// size, which `--max-body-bytes` judges): the budget only turns away bodies that would join
+/// others beyond it.
+pub const DEFAULT_MAX_BODY_MEMORY_BYTES: usize = 512 << 20;
 /// Default client connection limit per shard: bounds a shard's memory (a connection costs roughly
 /// 20 KiB while busy) to about a gigabyte, far above what HAProxy in front opens.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
@@ -137,6 +143,11 @@ pub struct Args {
     #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT")]
     #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
     pub max_in_flight: Option<usize>,
+    /// Bytes of request bodies a shard holds at once; a body that would go beyond it while
+    /// others are held is refused (503 with retry-after) [default: 536870912]
+    #[arg(long, env = "SWITCHYARD_MAX_BODY_MEMORY_BYTES")]
+    #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
+    pub max_body_memory_bytes: Option<usize>,
     /// Client connection limit per shard (further connections are closed at once) [default: 50000]
     #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS")]
     #[arg(allow_negative_numbers = true, value_parser = unsigned::<usize>)]
@@ -227,6 +238,7 @@ struct FileConfig {
     max_header_bytes: Option<usize>,
     max_headers: Option<usize>,
     max_in_flight: Option<usize>,
+    max_body_memory_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_grpc_message_bytes: Option<usize>,
     header_timeout_ms: Option<u64>,
@@ -297,6 +309,8 @@ pub struct Config {
     pub max_headers: usize,
     /// In-flight limit per shard.
     pub max_in_flight: usize,
+    /// Bytes of request bodies a shard holds at once ([`DEFAULT_MAX_BODY_MEMORY_BYTES`]).
+    pub max_body_memory_bytes: usize,
     /// Client connection limit per shard.
     pub max_connections: usize,
     /// Header read deadline.
@@ -367,6 +381,7 @@ impl Config {
             max_header_bytes: limits.max_header_bytes,
             max_headers: limits.max_headers,
             max_in_flight: limits.max_in_flight,
+            max_body_memory_bytes: limits.max_body_memory_bytes,
             max_connections: limits.max_connections,
             header_timeout: timeouts.header,
             idle_timeout: timeouts.idle,
@@ -607,6 +622,7 @@ struct RequestLimits {
     max_header_bytes: usize,
     max_headers: usize,
     max_in_flight: usize,
+    max_body_memory_bytes: usize,
     max_connections: usize,
 }
 
@@ -633,6 +649,10 @@ impl RequestLimits {
             DEFAULT_MAX_HEADER_BYTES,
         );
         let max_in_flight = bytes(setting!(args, file, max_in_flight), DEFAULT_MAX_IN_FLIGHT);
+        let max_body_memory_bytes = bytes(
+            setting!(args, file, max_body_memory_bytes),
+            DEFAULT_MAX_BODY_MEMORY_BYTES,
+        );
         let max_connections = bytes(
             setting!(args, file, max_connections),
             DEFAULT_MAX_CONNECTIONS,
@@ -651,6 +671,7 @@ impl RequestLimits {
             max_header_bytes,
             max_headers,
             max_in_flight,
+            max_body_memory_bytes,
             max_connections,
         }
     }

@@ -262,6 +262,15 @@ impl GatewayError {
         Self::new(ErrorKind::BodyTooLarge, "request body is over the limit")
     }
 
+    /// A request whose body would take the shard's request bodies beyond
+    /// `--max-body-memory-bytes` (503 with `retry-after`, as at the in-flight limit).
+    pub fn bodies_over_budget() -> Self {
+        Self::new(
+            ErrorKind::Overloaded,
+            "the gateway holds too many request bodies at once",
+        )
+    }
+
     /// A request whose header section did not arrive within the header timeout (408).
     pub fn head_timed_out() -> Self {
         Self::new(

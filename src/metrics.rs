@@ -122,8 +122,11 @@ pub struct ShardMetrics {
     pub upstream_calls: Counter,
     /// Calls that got no usable answer (connect failure, timeout, protocol error).
     pub upstream_failures: Counter,
-    /// Requests refused at the in-flight limit.
+    /// Requests refused at the in-flight limit, or because their body would take the shard's
+    /// request bodies beyond `--max-body-memory-bytes`.
     pub overloaded: Counter,
+    /// Bytes of request bodies held (arriving, or waiting for their calls to end).
+    pub body_bytes: Counter,
     /// Requests whose client went away before the answer (the backend call was cancelled).
     pub client_aborts: Counter,
     /// Answers that waited for their HTTP/2 connection's answer budget, or for a place to be
@@ -220,6 +223,13 @@ fn render_shards(out: &mut String, shards: &[Arc<ShardMetrics>], services_remove
     );
     simple(
         out,
+        "switchyard_request_body_bytes",
+        "gauge",
+        "Bytes of request bodies held, while they arrive and while their calls last.",
+        sum(&|s| s.body_bytes.get()),
+    );
+    simple(
+        out,
         "switchyard_connections_open",
         "gauge",
         "Client connections open.",
@@ -264,7 +274,7 @@ fn render_shards(out: &mut String, shards: &[Arc<ShardMetrics>], services_remove
         out,
         "switchyard_overloaded_total",
         "counter",
-        "Requests refused at the in-flight limit.",
+        "Requests refused at the in-flight limit or the body memory limit.",
         sum(&|s| s.overloaded.get()),
     );
     simple(

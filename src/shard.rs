@@ -76,6 +76,8 @@ pub struct Shard {
     /// Balancing and request-id randomness.
     pub rng: Cell<u64>,
     in_flight: Cell<usize>,
+    /// Bytes of request bodies held ([`BodyHold`]).
+    body_bytes: Cell<usize>,
     /// HTTP/1.1 connections between a request's first bytes and their return to idle: a drain
     /// waits for them, so a request still being sent when SIGTERM comes is answered, not cut off.
     receiving: Cell<usize>,
@@ -104,6 +106,7 @@ impl Shard {
             // xorshift must not start at zero.
             rng: Cell::new(crate::sys::random_u64() | 1),
             in_flight: Cell::new(0),
+            body_bytes: Cell::new(0),
             receiving: Cell::new(0),
             h2_open: Cell::new(0),
             drain: Drain::default(),
@@ -180,6 +183,16 @@ impl Shard {
         Some(InFlight(self.clone()))
     }
 
+    /// A hold on `bytes` of request body within `--max-body-memory-bytes`; `None` when the
+    /// bodies the shard holds already leave no room for them (see [`BodyHold::grow_to`]).
+    pub fn hold_body(self: &Rc<Self>, bytes: usize) -> Option<BodyHold> {
+        let hold = BodyHold {
+            shard: self.clone(),
+            bytes: Cell::new(0),
+        };
+        hold.grow_to(bytes).then_some(hold)
+    }
+
     fn apply_changes(&self, changes: Vec<Change>) {
         let mut view = self.registry.borrow_mut();
         let mut removed = false;
@@ -226,6 +239,48 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.set(self.0.in_flight.get() - 1);
         self.0.metrics.in_flight.dec();
+    }
+}
+
+/// Request body bytes a shard holds for one request, given back when dropped (with the request).
+pub struct BodyHold {
+    shard: Rc<Shard>,
+    bytes: Cell<usize>,
+}
+
+impl BodyHold {
+    /// Holds `total` bytes for the body (it only grows); false, holding what it held, when the
+    /// shard's bodies would then go beyond `--max-body-memory-bytes` while others are held. A
+    /// body alone may take more than the budget: its size is `--max-body-bytes`'s to judge, and
+    /// one body must always be able to pass.
+    pub fn grow_to(&self, total: usize) -> bool {
+        let held = self.bytes.get();
+        let Some(more) = total.checked_sub(held).filter(|&more| more > 0) else {
+            return true;
+        };
+        let shard = &self.shard;
+        let all = shard.body_bytes.get();
+        let others = all - held;
+        if others > 0 && all + more > shard.config.max_body_memory_bytes {
+            shard.metrics.overloaded.inc();
+            return false;
+        }
+        self.bytes.set(total);
+        shard.body_bytes.set(all + more);
+        shard.metrics.body_bytes.add(more as u64);
+        true
+    }
+}
+
+impl Drop for BodyHold {
+    fn drop(&mut self) {
+        let held = self.bytes.get();
+        let shard = &self.shard;
+        shard.body_bytes.set(shard.body_bytes.get() - held);
+        shard
+            .metrics
+            .body_bytes
+            .set(shard.metrics.body_bytes.get() - held as u64);
     }
 }
 

@@ -130,6 +130,60 @@ fn in_flight_limit_answers_503_with_retry_after() {
     assert_eq!(gw.get("/echo/now").status, 200, "the slot is free again");
 }
 
+#[test]
+fn request_bodies_beyond_the_shards_body_memory_are_refused_with_503() {
+    // One shard holding at most 100,000 bytes of request bodies. A client sending a 100,000-byte
+    // body slowly holds all of them from its head on; a 30,000-byte body meanwhile would go
+    // beyond: 503 OVERLOADED with retry-after, over HTTP/1.1 and HTTP/2 alike, while a registry
+    // write still goes through. Once the first has been answered the second goes through, and a
+    // body alone may take more than the budget.
+    let (gw, echo) = one_shard_gateway(&["--max-body-memory-bytes", "100000"]);
+    let held = || metric(&gw, "switchyard_request_body_bytes");
+    let mut slow = RawConn::connect(gw.addr);
+    slow.send(b"POST /echo/raw HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    slow.send(&[b'a'; 1000]);
+    assert!(
+        poll_until(READY_TRIES, || held() == 100_000),
+        "the slow body is held: {}",
+        held()
+    );
+    let second = vec![b'b'; 30_000];
+    for h2 in [false, true] {
+        let post = http("POST", gw.url("/echo/raw")).body(&second);
+        let r = if h2 { post.h2() } else { post }.send();
+        let err = assert_error(&r, 503, "OVERLOADED");
+        assert_eq!(
+            err["message"],
+            "the gateway holds too many request bodies at once"
+        );
+        assert_eq!(r.header("retry-after"), Some("1"), "h2 {h2}");
+        // The gateway's own endpoints are exempt, as from the in-flight limit.
+        let register = http("PUT", gw.url("/-/services/other/instances/o1"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"address":"{}"}}"#, echo.addr));
+        let r = if h2 { register.h2() } else { register }.send();
+        assert!(r.status == 200 || r.status == 201, "h2 {h2}: {}", r.status);
+    }
+    slow.send(&[b'a'; 99_000]);
+    let answer = slow.read_response(false);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body.len(), 100_000, "the slow body echoed whole");
+    assert!(
+        poll_until(READY_TRIES, || held() == 0),
+        "answered bodies are given back: {}",
+        held()
+    );
+    for h2 in [false, true] {
+        let post = http("POST", gw.url("/echo/raw")).body(&second);
+        let r = if h2 { post.h2() } else { post }.send();
+        assert_eq!(r.status, 200, "h2 {h2}");
+        let alone = http("POST", gw.url("/echo/raw")).body(vec![b'c'; 150_000]);
+        let r = if h2 { alone.h2() } else { alone }.send();
+        assert_eq!(r.status, 200, "a body alone may pass the budget (h2 {h2})");
+    }
+    assert_eq!(held(), 0);
+}
+
 /// A keep-alive connection, opened before a signal, to watch `/-/ready` during the drain.
 fn ready_watcher(gw: &Gateway) -> RawConn {
     let mut watcher = RawConn::connect(gw.addr);

@@ -339,6 +339,7 @@ fn a_negative_number_is_out_of_range_not_an_unknown_option() {
         "--max-header-bytes",
         "--max-headers",
         "--max-in-flight",
+        "--max-body-memory-bytes",
         "--max-connections",
         "--max-grpc-message-bytes",
         "--header-timeout-ms",

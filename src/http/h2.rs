@@ -38,7 +38,7 @@ use crate::error::GatewayError;
 use crate::http::{Field, Request, Response};
 use crate::io::{BodyCollector, TokioIo};
 use crate::request_id::RequestId;
-use crate::shard::Shard;
+use crate::shard::{BodyHold, Shard};
 use crate::upstream::budget::{AnswerBudget, AnswerHold, ANSWER_BUDGET};
 
 /// Streams a client may have open at once on one connection (Envoy's default is 2^31; nginx uses 128).
@@ -260,7 +260,8 @@ async fn serve_stream(
     let opened = Instant::now();
     let service = crate::rest::service_of(request.uri().path()).map(str::to_string);
     let response = match read_request(shard, request, &mut respond, remote).await {
-        Ok(request) => {
+        // The body's share of the shard's request-body budget goes with the request.
+        Ok((request, _body_hold)) => {
             let answer = async { Some(answer(shard, &request, hold, head_request).await) };
             // A client that resets the stream (or the connection) has gone away: dropping the
             // call cancels it at the backend too.
@@ -363,7 +364,7 @@ async fn read_request(
     request: http::Request<RecvStream>,
     respond: &mut SendResponse<Bytes>,
     remote: SocketAddr,
-) -> Result<Request, Refused> {
+) -> Result<(Request, Option<BodyHold>), Refused> {
     let (parts, mut body) = request.into_parts();
     match read_parts(shard, &parts, &mut body, respond, remote).await {
         Ok(request) => Ok(request),
@@ -378,16 +379,17 @@ async fn read_request(
     }
 }
 
-/// The request of `parts` and `body`, checked against the limits. A client that expects
-/// `100 Continue` gets it only if the router would take the request; one refused from its head is
-/// answered at once, its body unread (RFC 9110 §10.1.1, as HTTP/1.1 does).
+/// The request of `parts` and `body`, checked against the limits, and its body's share of the
+/// shard's request-body budget (none without a body). A client that expects `100 Continue` gets
+/// it only if the router would take the request; one refused from its head is answered at once,
+/// its body unread (RFC 9110 §10.1.1, as HTTP/1.1 does).
 async fn read_parts(
     shard: &Rc<Shard>,
     parts: &http::request::Parts,
     body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
     remote: SocketAddr,
-) -> Result<Request, GatewayError> {
+) -> Result<(Request, Option<BodyHold>), GatewayError> {
     let deadline = Instant::now() + shard.config.body_timeout;
     // A client that expects `100 Continue` sends no body until it has an answer: a refusal is
     // answered at once, its body never waited for.
@@ -496,6 +498,18 @@ async fn read_parts(
         }
         return Err(GatewayError::body_too_large());
     }
+    // A declared length is held whole before any of the body is read, the rest as it arrives;
+    // the gateway's own endpoints are exempt, as from the in-flight limit.
+    let body_hold = if body.is_end_stream() || crate::admin::is_admin_path(&path) {
+        None
+    } else {
+        let declared = declared.map_or(0, |n| n as usize);
+        Some(
+            shard
+                .hold_body(declared)
+                .ok_or_else(GatewayError::bodies_over_budget)?,
+        )
+    };
     if expects_continue {
         let head = crate::http::RequestHead {
             method: &parts.method,
@@ -527,17 +541,24 @@ async fn read_parts(
             discard_rest(body, deadline).await;
             return Err(GatewayError::body_too_large());
         }
+        if body_hold
+            .as_ref()
+            .is_some_and(|hold| !hold.grow_to(collected.len() + chunk.len()))
+        {
+            return Err(GatewayError::bodies_over_budget());
+        }
         collected.push(chunk);
     }
     let body = collected.into_bytes();
-    Ok(Request {
+    let request = Request {
         method: parts.method.clone(),
         path,
         query,
         headers,
         body,
         remote,
-    })
+    };
+    Ok((request, body_hold))
 }
 
 /// The header count and size limits HTTP/1.1 requests have (`--max-headers`,

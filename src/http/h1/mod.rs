@@ -30,7 +30,7 @@ use glommio::net::TcpStream;
 
 use crate::error::GatewayError;
 use crate::http::{Field, Request, RequestHead, Response};
-use crate::shard::Shard;
+use crate::shard::{BodyHold, Shard};
 use parse::{Framing, Head, HeadLimits, Seen};
 
 /// Largest read from the socket at a time (bodies, lingering close).
@@ -116,6 +116,8 @@ async fn answer(shard: Rc<Shard>, request: Request) -> (Request, Response) {
 /// A request read off the connection, with what writing its response needs to know.
 struct Incoming {
     request: Request,
+    /// The body's share of the shard's request-body budget, given back once answered.
+    body_hold: Option<BodyHold>,
     head_only: bool,
     keep_alive: bool,
     http10: bool,
@@ -241,6 +243,7 @@ pub fn serve<'a>(
             let mut seen = Seen::default();
             let Incoming {
                 request,
+                body_hold,
                 head_only,
                 keep_alive,
                 http10,
@@ -289,6 +292,8 @@ pub fn serve<'a>(
                     })
                     .await
                 };
+                // The body went with the answer's future: its share of the budget goes too.
+                drop(body_hold);
                 let Some(answered) = answered else {
                     // The client went away: dropping the call now cancels it at the backend (h2
                     // resets its stream), as nginx and Envoy do, instead of holding an in-flight
@@ -445,6 +450,25 @@ fn read_request<'a, A: 'a>(
                 return Err(refused);
             }
         }
+        // The body's share of the shard's budget for request bodies: a declared length all at
+        // once, before any of it is read; a chunked body's as it arrives (`read_body`). The
+        // gateway's own endpoints, with their small fixed body limit, are exempt, as from the
+        // in-flight limit.
+        let body_hold = match head.framing {
+            Framing::None => None,
+            _ if crate::admin::is_admin_path(&head.path) => None,
+            framing => {
+                let declared = match framing {
+                    Framing::Length(n) => n as usize,
+                    _ => 0,
+                };
+                let Some(hold) = shard.hold_body(declared) else {
+                    *seen = Seen::of(&head);
+                    return Err(GatewayError::bodies_over_budget());
+                };
+                Some(hold)
+            }
+        };
         let body = match body_at_hand(buf, head.framing) {
             Some(body) => body,
             // Boxed: its state beside the head was this future's largest, and so every idle
@@ -454,10 +478,10 @@ fn read_request<'a, A: 'a>(
                     stream,
                     buf,
                     continue_first.then_some(out),
+                    body_hold.as_ref(),
                     head.framing,
                     max_body,
-                    config.max_header_bytes,
-                    config.body_timeout,
+                    config,
                 ))
                 .await;
                 body.inspect_err(|_| *seen = Seen::of(&head))?
@@ -478,6 +502,7 @@ fn read_request<'a, A: 'a>(
             ..
         } = head;
         Ok(Some(Incoming {
+            body_hold,
             head_only: method == http::Method::HEAD,
             keep_alive,
             http10,
@@ -606,18 +631,21 @@ fn split_body(buf: &mut BytesMut, n: usize) -> Bytes {
 }
 
 /// Reads a body framed by `framing` that [`body_at_hand`] could not take (still on its way, or
-/// chunked); with `continue_to`, after writing `100 Continue` there. The body has `limit` to
-/// arrive from the first time it is waited for (a chunked body already buffered whole reads no
-/// clock). `Framing::None` never comes here, but answers an empty body all the same.
+/// chunked); with `continue_to`, after writing `100 Continue` there. The body has
+/// `--body-timeout-ms` to arrive from the first time it is waited for (a chunked body already
+/// buffered whole reads no clock), a chunked body's trailers `--max-header-bytes`. A chunked
+/// body grows `hold` as it arrives (a declared length was held whole before).
+/// `Framing::None` never comes here, but answers an empty body all the same.
 async fn read_body(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     continue_to: Option<&mut Vec<u8>>,
+    hold: Option<&BodyHold>,
     framing: Framing,
     max_body: usize,
-    max_trailer_bytes: usize,
-    limit: Duration,
+    config: &crate::config::Config,
 ) -> Result<Bytes, GatewayError> {
+    let limit = config.body_timeout;
     if let Some(out) = continue_to {
         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         // A body written from where it lies went out with its head (`serve`): none waits here.
@@ -654,7 +682,17 @@ async fn read_body(
             let mut state = chunked::State::Size;
             let mut body = BytesMut::new();
             loop {
-                if chunked::decode(buf, &mut state, &mut body, max_body, max_trailer_bytes)? {
+                let done = chunked::decode(
+                    buf,
+                    &mut state,
+                    &mut body,
+                    max_body,
+                    config.max_header_bytes,
+                )?;
+                if hold.is_some_and(|hold| !hold.grow_to(body.len())) {
+                    return Err(GatewayError::bodies_over_budget());
+                }
+                if done {
                     return Ok(body.freeze());
                 }
                 match read_within(stream, buf, READ_CHUNK, left()).await {
