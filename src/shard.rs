@@ -14,6 +14,7 @@ use futures_lite::AsyncReadExt;
 
 use crate::config::Config;
 use crate::drain::Drain;
+use crate::error::GatewayError;
 use crate::metrics::{RegistryMetrics, ShardMetrics};
 use crate::registry::client::RegistryClient;
 use crate::registry::view::RegistryView;
@@ -183,14 +184,24 @@ impl Shard {
         Some(InFlight(self.clone()))
     }
 
-    /// A hold on `bytes` of request body within `--max-body-memory-bytes`; `None` when the
-    /// bodies the shard holds already leave no room for them (see [`BodyHold::grow_to`]).
-    pub fn hold_body(self: &Rc<Self>, bytes: usize) -> Option<BodyHold> {
+    /// The share of `--max-body-memory-bytes` for the body of a request to `path`: `declared`
+    /// bytes now (a declared length is held whole before any of it is read), more as it arrives
+    /// ([`BodyHold::grow_to`]). `None` for the gateway's own endpoints, which are exempt, as from
+    /// the in-flight limit; the overload error when the bodies held leave no room.
+    pub fn hold_body(
+        self: &Rc<Self>,
+        path: &[u8],
+        declared: usize,
+    ) -> Result<Option<BodyHold>, GatewayError> {
+        if crate::admin::is_admin_path(path) {
+            return Ok(None);
+        }
         let hold = BodyHold {
             shard: self.clone(),
             bytes: Cell::new(0),
         };
-        hold.grow_to(bytes).then_some(hold)
+        hold.grow_to(declared)?;
+        Ok(Some(hold))
     }
 
     fn apply_changes(&self, changes: Vec<Change>) {
@@ -249,26 +260,26 @@ pub struct BodyHold {
 }
 
 impl BodyHold {
-    /// Holds `total` bytes for the body (it only grows); false, holding what it held, when the
-    /// shard's bodies would then go beyond `--max-body-memory-bytes` while others are held. A
-    /// body alone may take more than the budget: its size is `--max-body-bytes`'s to judge, and
-    /// one body must always be able to pass.
-    pub fn grow_to(&self, total: usize) -> bool {
+    /// Holds `total` bytes for the body (it only grows); the overload error, holding what it
+    /// held, when the shard's bodies would then go beyond `--max-body-memory-bytes` while others
+    /// are held. A body alone may take more than the budget: its size is `--max-body-bytes`'s to
+    /// judge, and one body must always be able to pass.
+    pub fn grow_to(&self, total: usize) -> Result<(), GatewayError> {
         let held = self.bytes.get();
         let Some(more) = total.checked_sub(held).filter(|&more| more > 0) else {
-            return true;
+            return Ok(());
         };
         let shard = &self.shard;
         let all = shard.body_bytes.get();
         let others = all - held;
         if others > 0 && all + more > shard.config.max_body_memory_bytes {
             shard.metrics.overloaded.inc();
-            return false;
+            return Err(GatewayError::bodies_over_budget());
         }
         self.bytes.set(total);
         shard.body_bytes.set(all + more);
         shard.metrics.body_bytes.add(more as u64);
-        true
+        Ok(())
     }
 }
 

@@ -498,17 +498,12 @@ async fn read_parts(
         }
         return Err(GatewayError::body_too_large());
     }
-    // A declared length is held whole before any of the body is read, the rest as it arrives;
-    // the gateway's own endpoints are exempt, as from the in-flight limit.
-    let body_hold = if body.is_end_stream() || crate::admin::is_admin_path(&path) {
+    // The body's share of the shard's budget for request bodies: a declared length whole before
+    // any of it is read, the rest as it arrives.
+    let body_hold = if body.is_end_stream() {
         None
     } else {
-        let declared = declared.map_or(0, |n| n as usize);
-        Some(
-            shard
-                .hold_body(declared)
-                .ok_or_else(GatewayError::bodies_over_budget)?,
-        )
+        shard.hold_body(&path, declared.map_or(0, |n| n as usize))?
     };
     if expects_continue {
         let head = crate::http::RequestHead {
@@ -541,11 +536,8 @@ async fn read_parts(
             discard_rest(body, deadline).await;
             return Err(GatewayError::body_too_large());
         }
-        if body_hold
-            .as_ref()
-            .is_some_and(|hold| !hold.grow_to(collected.len() + chunk.len()))
-        {
-            return Err(GatewayError::bodies_over_budget());
+        if let Some(hold) = &body_hold {
+            hold.grow_to(collected.len() + chunk.len())?;
         }
         collected.push(chunk);
     }

@@ -451,22 +451,18 @@ fn read_request<'a, A: 'a>(
             }
         }
         // The body's share of the shard's budget for request bodies: a declared length all at
-        // once, before any of it is read; a chunked body's as it arrives (`read_body`). The
-        // gateway's own endpoints, with their small fixed body limit, are exempt, as from the
-        // in-flight limit.
-        let body_hold = match head.framing {
+        // once, before any of it is read; a chunked body's as it arrives (`read_body`).
+        let declared = match head.framing {
             Framing::None => None,
-            _ if crate::admin::is_admin_path(&head.path) => None,
-            framing => {
-                let declared = match framing {
-                    Framing::Length(n) => n as usize,
-                    _ => 0,
-                };
-                let Some(hold) = shard.hold_body(declared) else {
-                    *seen = Seen::of(&head);
-                    return Err(GatewayError::bodies_over_budget());
-                };
-                Some(hold)
+            Framing::Length(n) => Some(n as usize),
+            Framing::Chunked => Some(0),
+        };
+        let body_hold = match declared.map(|n| shard.hold_body(&head.path, n)) {
+            None => None,
+            Some(Ok(hold)) => hold,
+            Some(Err(refused)) => {
+                *seen = Seen::of(&head);
+                return Err(refused);
             }
         };
         let body = match body_at_hand(buf, head.framing) {
@@ -689,8 +685,8 @@ async fn read_body(
                     max_body,
                     config.max_header_bytes,
                 )?;
-                if hold.is_some_and(|hold| !hold.grow_to(body.len())) {
-                    return Err(GatewayError::bodies_over_budget());
+                if let Some(hold) = hold {
+                    hold.grow_to(body.len())?;
                 }
                 if done {
                     return Ok(body.freeze());
