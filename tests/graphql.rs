@@ -208,6 +208,13 @@ fn post_json_and_get_query_string_give_the_same_answer() {
         H1,
     );
     assert_data(&r, &json!({ "echo": { "method": "GET" } }));
+    // So is an empty operationName in a POST body, and the one operation runs.
+    let r = post(
+        &s.gw,
+        &json!({ "query": "query Only { echo { method } }", "operationName": "" }),
+        H1,
+    );
+    assert_data(&r, &json!({ "echo": { "method": "GET" } }));
     // `extensions` in a POST body is allowed and ignored.
     let r = post(
         &s.gw,
@@ -297,8 +304,18 @@ fn bodies_that_are_not_graphql_requests_are_400_without_data() {
     let not_object = "The body of a GraphQL POST must be a JSON object.";
     let no_query = "A GraphQL request needs a \"query\" string.";
     let cases = [
-        ("not json", not_object),
-        ("", not_object),
+        (
+            "not json",
+            "The body of a GraphQL POST is not valid JSON: expected ident at line 1 column 2.",
+        ),
+        (
+            "",
+            "The body of a GraphQL POST is not valid JSON: EOF while parsing a value at line 1 column 0.",
+        ),
+        (
+            r#"{"query": "{ echo }", "variables": {"v": "\ud800x"}}"#,
+            "The body of a GraphQL POST is not valid JSON: unexpected end of hex escape at line 1 column 49.",
+        ),
         (r#"["{ echo }"]"#, not_object),
         (r#""{ echo }""#, not_object),
         ("{}", no_query),
@@ -328,7 +345,11 @@ fn bodies_that_are_not_graphql_requests_are_400_without_data() {
             assert_errors(&r, 400, ct, &json!([request_error(message, "BAD_REQUEST")]));
         }
     }
-    let get_cases: [(&str, &str); 4] = [
+    let get_cases: [(&str, &str); 5] = [
+        (
+            "?query=%7B+echo+%7D&variables=%7B%22v%22%3A%7D",
+            "The \"variables\" parameter is not valid JSON: expected value at line 1 column 6.",
+        ),
         ("", "A GraphQL GET request needs a \"query\" parameter."),
         (
             "?variables=%7B%7D",

@@ -161,9 +161,10 @@ fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
                         "The \"variables\" parameter is nested too deeply: JSON arrays and objects may be nested at most {JSON_MAX_DEPTH} levels."
                     ))
                 }
-                _ => {
+                Ok(_) => {
                     return Err("The \"variables\" parameter must be a JSON object.".to_owned())
                 }
+                Err(e) => return Err(not_json("The \"variables\" parameter", &e)),
             }
         }
     };
@@ -172,6 +173,12 @@ fn decode_get(query_string: &str) -> Result<GraphQLRequest, String> {
         variables,
         operation_name: operation_name.filter(|n| !n.is_empty()),
     })
+}
+
+/// Why JSON `what` did not parse, in serde_json's words (what it expected, with the line and
+/// column), so that a client can find a stray comma or a lone UTF-16 surrogate escape.
+fn not_json(what: &str, error: &serde_json::Error) -> String {
+    format!("{what} is not valid JSON: {error}.")
 }
 
 /// The deepest nesting of arrays and objects serde_json accepts (its recursion limit, 128, counts
@@ -273,7 +280,8 @@ fn decode_post(body: &[u8]) -> Result<GraphQLRequest, String> {
                 "The body of a GraphQL POST is nested too deeply: JSON arrays and objects may be nested at most {JSON_MAX_DEPTH} levels."
             ))
         }
-        _ => return Err("The body of a GraphQL POST must be a JSON object.".to_owned()),
+        Ok(_) => return Err("The body of a GraphQL POST must be a JSON object.".to_owned()),
+        Err(e) => return Err(not_json("The body of a GraphQL POST", &e)),
     };
     let query = match object.remove("query") {
         Some(Json::String(query)) => query,
@@ -284,9 +292,11 @@ fn decode_post(body: &[u8]) -> Result<GraphQLRequest, String> {
         Some(Json::Object(map)) => Some(map),
         Some(_) => return Err("\"variables\" must be a JSON object.".to_owned()),
     };
+    // An empty name is no name, as in a GET's query string (where an HTML form sends one): no
+    // operation can have it, and clients that send "" for an anonymous operation mean none.
     let operation_name = match object.remove("operationName") {
         None | Some(Json::Null) => None,
-        Some(Json::String(name)) => Some(name),
+        Some(Json::String(name)) => Some(name).filter(|n| !n.is_empty()),
         Some(_) => return Err("\"operationName\" must be a string.".to_owned()),
     };
     match object.remove("extensions") {
