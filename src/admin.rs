@@ -16,6 +16,7 @@
 //! a 413 before the token is looked at; that answer only tells the documented limit.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -141,6 +142,10 @@ fn instance_path(path: &str) -> Option<(&str, &str)> {
 
 fn services(shard: &Shard) -> Response {
     let view = shard.registry.borrow();
+    let now = Instant::now();
+    // Healthy while no shard has it marked down: each shard's pools judge it by their own
+    // connections, and this answer comes from whichever shard the connection landed on.
+    let healthy = |addr| shard.process.down_marks.down_on(addr, now) == 0;
     let services: Vec<_> = view
         .services()
         .iter()
@@ -152,7 +157,7 @@ fn services(shard: &Shard) -> Response {
                     json!({
                         "id": i.id.as_str(),
                         "address": i.address.as_str(),
-                        "healthy": i.address.socket().is_some_and(|a| shard.upstream.healthy(a)),
+                        "healthy": i.address.socket().is_some_and(healthy),
                     })
                 })
                 .collect();

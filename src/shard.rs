@@ -20,6 +20,7 @@ use crate::registry::client::RegistryClient;
 use crate::registry::view::RegistryView;
 use crate::registry::{Change, ShardMailbox, ShardMsg};
 use crate::request_id::RequestId;
+use crate::upstream::down_marks::DownMarks;
 use crate::upstream::{AnswerLimits, Upstream};
 
 /// How often a draining shard checks whether its requests and HTTP/2 connections are done.
@@ -44,6 +45,8 @@ pub struct Process {
     /// each last looked, every [`DRAIN_POLL`]). Every shard keeps its idle connections open, and
     /// answering, until this is zero (see [`crate::drain`]). Touched only while draining.
     pub busy_shards: AtomicUsize,
+    /// The instances each shard has marked down, for `/-/services`.
+    pub down_marks: Arc<DownMarks>,
 }
 
 impl Process {
@@ -54,6 +57,7 @@ impl Process {
             registry_metrics: Arc::default(),
             ready: AtomicBool::new(false),
             busy_shards: AtomicUsize::new(shards),
+            down_marks: Arc::new(DownMarks::new(shards)),
         }
     }
 }
@@ -95,7 +99,7 @@ impl Shard {
         process: Arc<Process>,
         registry_client: RegistryClient,
     ) -> Shard {
-        let upstream = Upstream::new(AnswerLimits::of(&config));
+        let upstream = Upstream::new(AnswerLimits::of(&config), process.down_marks.slot(id));
         Shard {
             id,
             metrics: process.metrics[id].clone(),

@@ -298,10 +298,13 @@ fn a_backend_refusing_every_stream_costs_no_new_connections() {
     assert_eq!(backend.connections(), 1);
 }
 
-/// Whether `/-/services` reports `instance` of `service` healthy (this shard's view: the tests
-/// that look start a gateway with one shard).
+/// Whether `/-/services` reports `instance` of `service` healthy (no shard has it marked down).
 fn healthy(gw: &Gateway, service: &str, instance: &str) -> bool {
-    let services = services(gw);
+    healthy_in(&services(gw), service, instance)
+}
+
+/// Whether `instance` of `service` is healthy in a `/-/services` answer.
+fn healthy_in(services: &serde_json::Value, service: &str, instance: &str) -> bool {
     let instances = services["services"]
         .as_array()
         .unwrap()
@@ -313,6 +316,56 @@ fn healthy(gw: &Gateway, service: &str, instance: &str) -> bool {
         .clone();
     let found = instances.iter().find(|i| i["id"] == instance);
     found.unwrap_or_else(|| panic!("no instance {instance} in {instances:?}"))["healthy"] == true
+}
+
+/// `GET {path}` on a kept-alive connection: every request on it is served by one shard.
+fn get_on(conn: &mut RawConn, path: &str) -> Resp {
+    conn.send(format!("GET {path} HTTP/1.1\r\nhost: gw\r\n\r\n").as_bytes());
+    conn.read_response(false)
+}
+
+/// Fresh connections asking `/-/services` at once, each landing on whichever shard SO_REUSEPORT
+/// gives it: with two shards, all of them on one by chance once in 2^15.
+const SERVICES_ASKS: usize = 16;
+
+#[test]
+fn every_shard_reports_an_instance_one_shard_marked_down() {
+    // Health is judged per shard; `/-/services` is answered by any shard, and reports an instance
+    // down while any shard has it marked down (it reported the answering shard's view).
+    let gw = Gateway::builder().shards(Some(2)).start();
+    let _y = Echo::registered(&gw, "roll", "y");
+    let x = DeadAddr::new();
+    register(&gw, "roll", "x", &x.addr);
+    // Every call and every look from here on is one shard's: one connection, kept alive.
+    let mut conn = RawConn::connect(gw.addr);
+    let looks = |conn: &mut RawConn| healthy_in(&get_on(conn, "/-/services").json(), "roll", "x");
+    // That shard's calls try X, which refuses each (the call goes on to Y), until X's pause is
+    // long: the check below runs well within it.
+    for refusal in 1..=REFUSALS_FOR_A_LONG_PAUSE {
+        let marked_down = poll_until(READY_TRIES, || {
+            assert_echo_ok(&get_on(&mut conn, "/roll/x"));
+            !looks(&mut conn)
+        });
+        assert!(
+            marked_down,
+            "X never refused a call's connection ({refusal})"
+        );
+        if refusal < REFUSALS_FOR_A_LONG_PAUSE {
+            assert!(
+                poll_until(READY_TRIES, || looks(&mut conn)),
+                "X's pause never ended"
+            );
+        }
+    }
+    // Asked on fresh connections, whichever shard answers reports X down.
+    for ask in 0..SERVICES_ASKS {
+        let mut fresh = RawConn::connect(gw.addr);
+        let services = get_on(&mut fresh, "/-/services").json();
+        assert!(
+            !healthy_in(&services, "roll", "x"),
+            "ask {ask}: X healthy in {services}"
+        );
+    }
 }
 
 /// Refusals an instance has to have made for its pause to be long (200 ms, doubling: 1.6 s

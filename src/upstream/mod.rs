@@ -44,6 +44,7 @@
 pub mod budget;
 pub mod call;
 pub mod codec;
+pub mod down_marks;
 pub mod pool;
 pub mod reply;
 pub mod waiters;
@@ -66,6 +67,7 @@ use crate::registry::view::ServiceEntry;
 use budget::AnswerHold;
 use call::Reached;
 use codec::ForwardingParts;
+use down_marks::MarkSlot;
 use pool::{ConnectFailure, InstancePool};
 use reply::{Reply, ReplyHeaders};
 
@@ -143,15 +145,18 @@ pub struct Upstream {
     pools: RefCell<FxHashMap<SocketAddr, Rc<InstancePool>>>,
     encode_buf: RefCell<BytesMut>,
     limits: AnswerLimits,
+    /// Where the pools publish their instances' down marks ([`down_marks`]).
+    marks: MarkSlot,
 }
 
 impl Upstream {
-    /// No pools yet; answers are held to `limits`.
-    pub fn new(limits: AnswerLimits) -> Upstream {
+    /// No pools yet; answers are held to `limits`, down marks published to `marks`.
+    pub fn new(limits: AnswerLimits, marks: MarkSlot) -> Upstream {
         Upstream {
             pools: RefCell::default(),
             encode_buf: RefCell::new(codec::encode_buffer()),
             limits,
+            marks,
         }
     }
 
@@ -159,13 +164,8 @@ impl Upstream {
         self.pools
             .borrow_mut()
             .entry(addr)
-            .or_insert_with(|| InstancePool::new(addr))
+            .or_insert_with(|| InstancePool::new(addr, self.marks.clone()))
             .clone()
-    }
-
-    /// The pool for `addr` if one exists (for [`Upstream::healthy`], which must not make one).
-    fn existing_pool(&self, addr: SocketAddr) -> Option<Rc<InstancePool>> {
-        self.pools.borrow().get(&addr).cloned()
     }
 
     /// Drops pools for addresses no longer registered.
@@ -372,12 +372,6 @@ impl Upstream {
                 Some(if state(b).1 < state(a).1 { b } else { a })
             }
         }
-    }
-
-    /// This shard's view of an instance's health: false while it is marked down.
-    pub fn healthy(&self, addr: SocketAddr) -> bool {
-        self.existing_pool(addr)
-            .is_none_or(|p| p.health().available(Instant::now))
     }
 }
 

@@ -71,6 +71,7 @@ use h2::client::SendRequest;
 
 use crate::io::TokioIo;
 use crate::upstream::codec::RequestMessage;
+use crate::upstream::down_marks::MarkSlot;
 use crate::upstream::waiters::Waiters;
 
 /// Connections per instance per shard: two keep a backend busy while one is being replaced, and
@@ -270,6 +271,8 @@ pub struct InstancePool {
     conns: RefCell<Vec<Conn>>,
     connecting: RefCell<Option<Connecting>>,
     health: Cell<Health>,
+    /// Where the shard publishes the instance's down marks, for `/-/services`.
+    marks: MarkSlot,
     /// Calls holding a stream slot.
     in_flight: Cell<usize>,
     /// Calls waiting for one.
@@ -292,6 +295,16 @@ pub struct Lease {
     pub send: SendRequest<RequestMessage>,
     state: Rc<ConnState>,
     pool: Rc<InstancePool>,
+}
+
+impl Drop for InstancePool {
+    /// A pool goes with its instance (deregistered, or moved to another address): its mark with
+    /// it, so that an address registered again later is not shown down for a pause it never had.
+    fn drop(&mut self) {
+        if self.health.get().down_until.is_some() {
+            self.marks.publish(self.addr, None);
+        }
+    }
 }
 
 impl Drop for Lease {
@@ -357,14 +370,14 @@ impl Lease {
             self.state.dropped.set(false);
             let mut health = self.pool.health.get();
             health.record_success();
-            self.pool.health.set(health);
+            self.pool.set_health(health);
         }
     }
 }
 
 impl InstancePool {
-    /// An empty pool for the instance at `addr`.
-    pub fn new(addr: SocketAddr) -> Rc<InstancePool> {
+    /// An empty pool for the instance at `addr`, publishing its down marks to `marks`.
+    pub fn new(addr: SocketAddr, marks: MarkSlot) -> Rc<InstancePool> {
         let uri = format!("http://{addr}{}", crate::proto::SEND_PATH)
             .parse()
             .expect("a socket address makes a valid authority");
@@ -375,6 +388,7 @@ impl InstancePool {
             conns: RefCell::default(),
             connecting: RefCell::default(),
             health: Cell::default(),
+            marks,
             in_flight: Cell::new(0),
             waiters: Waiters::default(),
         })
@@ -385,13 +399,21 @@ impl InstancePool {
         self.health.get()
     }
 
+    /// Sets the instance's health, publishing its down mark when that changed (not on every
+    /// answered connection of a well instance: only when it goes down or comes back).
+    fn set_health(&self, health: Health) {
+        if self.health.replace(health).down_until != health.down_until {
+            self.marks.publish(self.addr, health.down_until);
+        }
+    }
+
     /// Counts a connection its backend dropped before it answered anything as a failed attempt,
     /// once no call on it can still be answered (see the module docs); once per connection.
     fn judge(&self, state: &ConnState) {
         if state.in_flight.get() == 0 && state.dropped.replace(false) {
             let mut health = self.health.get();
             health.record_failure(ConnectFailure::Dropped, Instant::now());
-            self.health.set(health);
+            self.set_health(health);
         }
     }
 
@@ -548,7 +570,7 @@ impl InstancePool {
                 Err(failure)
             }
         };
-        self.health.set(health);
+        self.set_health(health);
         // Calls waiting for a slot look again: at the new connection, or (after a failure) at
         // whatever is left.
         self.waiters.wake_all();
@@ -624,7 +646,7 @@ pub(crate) mod tests {
             .make()
             .expect("executor")
             .run(async move {
-                let pool = InstancePool::new(addr);
+                let pool = InstancePool::new(addr, MarkSlot::detached());
                 drop(
                     pool.checkout(TEST_CONNECT_TIMEOUT, Instant::now())
                         .await
@@ -699,7 +721,7 @@ pub(crate) mod tests {
                 })
                 .await;
             });
-            let pool = InstancePool::new(addr);
+            let pool = InstancePool::new(addr, MarkSlot::detached());
             let mut lease = pool
                 .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
                 .await
@@ -732,7 +754,7 @@ pub(crate) mod tests {
             .make()
             .expect("executor")
             .run(async move {
-                let pool = InstancePool::new(addr);
+                let pool = InstancePool::new(addr, MarkSlot::detached());
                 // The call starts the attempt, then is dropped before it could see the end.
                 let call = pool.checkout(TEST_CONNECT_TIMEOUT, Instant::now());
                 assert!(futures_lite::future::poll_once(call).await.is_none());
@@ -819,7 +841,7 @@ pub(crate) mod tests {
                     .detach();
                 }
             });
-            let pool = InstancePool::new(addr);
+            let pool = InstancePool::new(addr, MarkSlot::detached());
             for failures in 1..=3u32 {
                 let before = Instant::now();
                 // Down after the last one, the instance is connected to again: a call sent
@@ -867,7 +889,7 @@ pub(crate) mod tests {
                 // Writes the answer; ends when the client closes the connection.
                 while conn.accept().await.is_some() {}
             });
-            let pool = InstancePool::new(addr);
+            let pool = InstancePool::new(addr, MarkSlot::detached());
             let mut lease = pool
                 .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
                 .await
