@@ -874,6 +874,81 @@ fn over_http2_the_largest_initial_window_size_is_taken() {
     assert!(!frames.iter().any(|f| f.kind == FRAME_GOAWAY), "no GOAWAY");
 }
 
+/// A GET of `path` on stream `id` with `more` HPACK representations after its pseudo-headers,
+/// which are literals without indexing (so the dynamic table holds only what `more` puts there).
+fn h2_get_frame_with(id: u32, path: &str, more: &[u8]) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    block.extend_from_slice(more);
+    let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05];
+    headers.extend_from_slice(&id.to_be_bytes());
+    headers.extend_from_slice(&block);
+    headers
+}
+
+/// An HPACK literal with incremental indexing and a new name.
+fn hpack_indexed_literal(name: &str, value: &str) -> Vec<u8> {
+    let mut field = vec![0x40, name.len() as u8];
+    field.extend_from_slice(name.as_bytes());
+    field.push(value.len() as u8);
+    field.extend_from_slice(value.as_bytes());
+    field
+}
+
+#[test]
+fn over_http2_a_malformed_header_field_resets_its_stream_only() {
+    // RFC 9113 §8.1.1: a request with a field HTTP/2 does not allow (an upper-case name, a value
+    // with a line feed, an unknown pseudo-header) is malformed, a stream error. The h2 crate took
+    // it for a broken compression context and ended the connection, every other request on it
+    // with it. The field still takes its place in the HPACK table: stream 3 names the valid field
+    // added after it by its index, stream 5 the malformed one.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw(&gw);
+    let mut fields = hpack_indexed_literal("X-Bad", "1");
+    fields.extend(hpack_indexed_literal("x-good", "yes"));
+    let mut frames = h2_get_frame_with(1, "/echo/a", &fields);
+    frames.extend(h2_get_frame_with(3, "/echo/b", &[0x80 | 62]));
+    frames.extend(h2_get_frame_with(5, "/echo/c", &[0x80 | 63]));
+    let mut more = hpack_indexed_literal("x-lf", "a\nb");
+    more.extend(hpack_indexed_literal(":foo", "1"));
+    frames.extend(h2_get_frame_with(7, "/echo/d", &more));
+    frames.extend(h2_get_frame_with(9, "/echo/e", &[]));
+    c.send(&frames);
+    let ended = |f: &Frame, id: u32| {
+        f.stream == id && f.kind == FRAME_DATA && f.flags & FLAG_END_STREAM != 0
+    };
+    let frames = h2_read_until(&mut c, Duration::from_secs(10), |frames| {
+        frames.iter().any(|f| f.kind == FRAME_GOAWAY)
+            || (frames.iter().any(|f| ended(f, 3)) && frames.iter().any(|f| ended(f, 9)))
+    });
+    assert!(
+        !frames.iter().any(|f| f.kind == FRAME_GOAWAY),
+        "no GOAWAY for a malformed request"
+    );
+    for id in [1, 5, 7] {
+        assert_eq!(reset_code(&frames, id), Some(PROTOCOL_ERROR), "stream {id}");
+    }
+    let body = |id: u32| -> serde_json::Value {
+        let bytes: Vec<u8> = frames
+            .iter()
+            .filter(|f| f.kind == FRAME_DATA && f.stream == id)
+            .flat_map(|f| f.payload.iter().copied())
+            .collect();
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("stream {id}'s echo: {e}"))
+    };
+    let echoed = body(3);
+    assert_eq!(echoed["path"], "/b");
+    assert!(
+        echoed["headers"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["x-good", "yes"])),
+        "{echoed}"
+    );
+    assert_eq!(body(9)["path"], "/e");
+}
+
 #[test]
 fn over_http2_a_zero_window_update_on_a_stream_resets_that_stream_only() {
     // RFC 9113 §6.9: a zero increment is a stream error on a stream (a connection error only on

@@ -1242,6 +1242,16 @@ impl HeaderBlock {
             }
         }
 
+        // switchyard patch: a field that is not a valid header field makes the message
+        // malformed (a stream error), as the checks above do; it used to fail the decoding,
+        // which ended the connection and every other stream on it. Taken once the block's
+        // last fragment is decoded: a fragment that needs more returned above, and the mark
+        // waits for the rest (CONTINUATION frames follow at once, or the connection fails).
+        if decoder.take_malformed() {
+            tracing::trace!("load_hpack; a field is not a valid header field");
+            malformed = true;
+        }
+
         if header_list_way_too_large {
             tracing::trace!("header list way too large; aborting connection");
             return Err(Error::HeaderListWayTooLarge);

@@ -30,6 +30,12 @@ pub struct Decoder {
     next_repeated: usize,
     /// Counts the changes to the table (an insert or a size update).
     table_changes: u64,
+    /// switchyard patch: a field decoded since the last `take_malformed` was not a valid header
+    /// field (a name HTTP/2 does not allow, an unknown pseudo-header, a value with a forbidden
+    /// byte). That makes the message malformed, a stream error (RFC 9113 §8.1.1), not a broken
+    /// compression context: the block is decoded to its end, so the table stays as the peer's
+    /// encoder has it, and the caller resets the one stream.
+    malformed: bool,
 }
 
 /// How many decoded blocks are remembered: an answer's headers and its trailers.
@@ -167,9 +173,34 @@ enum Representation {
 
 #[derive(Debug)]
 struct Table {
-    entries: VecDeque<Header>,
+    entries: VecDeque<Entry>,
     size: usize,
     max_size: usize,
+}
+
+/// switchyard patch: a decoded field, or one that is not a valid header field (RFC 9113 §8.2.1:
+/// an upper-case or otherwise forbidden name, a value with a NUL, CR or LF; §8.3: an unknown
+/// pseudo-header; a pseudo-header's value of the wrong form). Such a field makes its message
+/// malformed, a stream error; it still takes its place (and its size) in the dynamic table when
+/// it was sent with indexing, so that the table stays as the peer's encoder has it, and a later
+/// reference to it is invalid again.
+#[derive(Debug, Clone)]
+enum Entry {
+    Valid(Header),
+    Invalid { name_len: usize, value_len: usize },
+}
+
+impl Entry {
+    /// The entry's size in the table (RFC 7541 §4.1), as `Header::len` counts it.
+    fn len(&self) -> usize {
+        match self {
+            Entry::Valid(header) => header.len(),
+            Entry::Invalid {
+                name_len,
+                value_len,
+            } => 32 + name_len + value_len,
+        }
+    }
 }
 
 struct StringMarker {
@@ -191,7 +222,14 @@ impl Decoder {
             repeated: Vec::new(),
             next_repeated: 0,
             table_changes: 0,
+            malformed: false,
         }
+    }
+
+    /// switchyard patch: whether a field decoded since the last call was not a valid header
+    /// field (see `malformed`); clears the mark.
+    pub(crate) fn take_malformed(&mut self) -> bool {
+        std::mem::take(&mut self.malformed)
     }
 
     /// switchyard patch: what `bytes` decoded to when they were last decoded, if that left the
@@ -278,7 +316,7 @@ impl Decoder {
                     can_resize = false;
                     let entry = self.decode_indexed(src)?;
                     consume(src);
-                    if f(entry).is_break() {
+                    if self.hand_over(entry, &mut f).is_break() {
                         break;
                     }
                 }
@@ -292,7 +330,7 @@ impl Decoder {
                     self.table_changes += 1;
                     consume(src);
 
-                    if f(entry).is_break() {
+                    if self.hand_over(entry, &mut f).is_break() {
                         break;
                     }
                 }
@@ -301,7 +339,7 @@ impl Decoder {
                     can_resize = false;
                     let entry = self.decode_literal(src, false)?;
                     consume(src);
-                    if f(entry).is_break() {
+                    if self.hand_over(entry, &mut f).is_break() {
                         break;
                     }
                 }
@@ -313,7 +351,7 @@ impl Decoder {
 
                     // TODO: Track that this should never be indexed
 
-                    if f(entry).is_break() {
+                    if self.hand_over(entry, &mut f).is_break() {
                         break;
                     }
                 }
@@ -352,16 +390,32 @@ impl Decoder {
         Ok(())
     }
 
-    fn decode_indexed(&self, buf: &mut Cursor<&mut BytesMut>) -> Result<Header, DecoderError> {
+    /// switchyard patch: hands a decoded field to `f`, or marks the block malformed if it is
+    /// not a valid header field.
+    fn hand_over<F>(&mut self, entry: Entry, f: &mut F) -> ControlFlow<()>
+    where
+        F: FnMut(Header) -> ControlFlow<()>,
+    {
+        match entry {
+            Entry::Valid(header) => f(header),
+            Entry::Invalid { .. } => {
+                tracing::trace!("hpack decode; field is not a valid header field");
+                self.malformed = true;
+                ControlFlow::Continue(())
+            }
+        }
+    }
+
+    fn decode_indexed(&self, buf: &mut Cursor<&mut BytesMut>) -> Result<Entry, DecoderError> {
         let index = decode_int(buf, 7)?;
-        self.table.get(index)
+        self.table.get_entry(index)
     }
 
     fn decode_literal(
         &mut self,
         buf: &mut Cursor<&mut BytesMut>,
         index: bool,
-    ) -> Result<Header, DecoderError> {
+    ) -> Result<Entry, DecoderError> {
         let prefix = if index { 6 } else { 4 };
 
         // Extract the table index for the name, or 0 if not indexed
@@ -376,12 +430,39 @@ impl Decoder {
             // Read the name as a literal
             let name = name_marker.consume(buf);
             let value = value_marker.consume(buf);
-            Header::new(name, value)
+            // switchyard patch: both strings were read whole, so an error here is about the
+            // field, not the encoding (see `Entry::Invalid`).
+            let (name_len, value_len) = (name.len(), value.len());
+            Ok(Header::new(name, value).map_or(
+                Entry::Invalid {
+                    name_len,
+                    value_len,
+                },
+                Entry::Valid,
+            ))
         } else {
-            let e = self.table.get(table_idx)?;
+            let e = self.table.get_entry(table_idx)?;
             let value = self.decode_string(buf)?;
+            let value_len = value.len();
 
-            e.name().into_entry(value)
+            // switchyard patch: a valid name with a value it cannot take, or a name taken from
+            // an invalid entry, makes an invalid field (see `Entry::Invalid`).
+            Ok(match e {
+                Entry::Valid(e) => {
+                    let name_len = e.name().as_slice().len();
+                    e.name().into_entry(value).map_or(
+                        Entry::Invalid {
+                            name_len,
+                            value_len,
+                        },
+                        Entry::Valid,
+                    )
+                }
+                Entry::Invalid { name_len, .. } => Entry::Invalid {
+                    name_len,
+                    value_len,
+                },
+            })
         }
     }
 
@@ -590,13 +671,16 @@ impl Table {
     ///
     /// This is according to the [HPACK spec, section 2.3.3.]
     /// (http://http2.github.io/http2-spec/compression.html#index.address.space)
-    pub fn get(&self, index: usize) -> Result<Header, DecoderError> {
+    ///
+    /// switchyard patch: an entry that is not a valid header field is returned as such (see
+    /// `Entry`); this was `get`, returning the header.
+    fn get_entry(&self, index: usize) -> Result<Entry, DecoderError> {
         if index == 0 {
             return Err(DecoderError::InvalidTableIndex);
         }
 
         if index <= 61 {
-            return Ok(get_static(index));
+            return Ok(Entry::Valid(get_static(index)));
         }
 
         // Convert the index for lookup in the entries structure.
@@ -606,7 +690,7 @@ impl Table {
         }
     }
 
-    fn insert(&mut self, entry: Header) {
+    fn insert(&mut self, entry: Entry) {
         let len = entry.len();
 
         self.reserve(len);
@@ -1020,5 +1104,64 @@ mod test {
             }
             _ => panic!(),
         }
+    }
+
+    /// switchyard patch: a field that is not a valid header field marks the block malformed
+    /// instead of failing the decoding; the rest of the block is decoded, the field keeps its
+    /// place and size in the table, and a later reference to it is invalid again.
+    #[test]
+    fn invalid_fields_mark_the_block_malformed_and_keep_the_table_in_step() {
+        fn literal(buf: &mut BytesMut, first: u8, name: &[u8], value: &[u8]) {
+            buf.extend([first, name.len() as u8]);
+            buf.extend(name);
+            buf.extend([value.len() as u8]);
+            buf.extend(value);
+        }
+        fn decode(de: &mut Decoder, buf: &mut BytesMut) -> Vec<Header> {
+            let mut res = vec![];
+            de.decode(&mut Cursor::new(buf), |h| {
+                res.push(h);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            res
+        }
+        const WITH_INDEXING: u8 = 0b0100_0000;
+        const WITHOUT_INDEXING: u8 = 0;
+        let mut de = Decoder::new(4096);
+
+        // Upper case (with indexing), a value with a line feed, an unknown pseudo-header, then a
+        // valid field (with indexing): only the last is handed over, and the block is malformed.
+        let mut buf = BytesMut::new();
+        literal(&mut buf, WITH_INDEXING, b"X-Bad", b"1");
+        literal(&mut buf, WITHOUT_INDEXING, b"x-lf", b"a\nb");
+        literal(&mut buf, WITHOUT_INDEXING, b":foo", b"1");
+        literal(&mut buf, WITH_INDEXING, b"x-good", b"yes");
+        let res = decode(&mut de, &mut buf);
+        assert_eq!(res.len(), 1);
+        assert!(matches!(&res[0], Header::Field { name, value } if name == "x-good" && value == "yes"));
+        assert!(de.take_malformed());
+        assert!(!de.take_malformed(), "taking the mark clears it");
+        // Both indexed fields are in the table, at their sizes: 32 + 5 + 1 and 32 + 6 + 3.
+        assert_eq!(de.table.size(), 38 + 41);
+
+        // x-good is entry 62, X-Bad entry 63 (newest first).
+        let mut buf = BytesMut::from(&[0x80 | 62][..]);
+        let res = decode(&mut de, &mut buf);
+        assert!(matches!(&res[0], Header::Field { name, .. } if name == "x-good"));
+        assert!(!de.take_malformed());
+        let mut buf = BytesMut::from(&[0x80 | 63][..]);
+        assert!(decode(&mut de, &mut buf).is_empty());
+        assert!(de.take_malformed());
+        // X-Bad's name with a new value is invalid too (indexed name 63).
+        let mut buf = BytesMut::new();
+        buf.extend([WITHOUT_INDEXING | 0x0f, 63 - 15, 1, b'2']);
+        assert!(decode(&mut de, &mut buf).is_empty());
+        assert!(de.take_malformed());
+        // A valid name with a value it cannot take: `:method` (static 2) with a space.
+        let mut buf = BytesMut::new();
+        buf.extend([WITHOUT_INDEXING | 2, 3, b'G', b' ', b'T']);
+        assert!(decode(&mut de, &mut buf).is_empty());
+        assert!(de.take_malformed());
     }
 }
