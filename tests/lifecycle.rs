@@ -332,6 +332,8 @@ const FRAME_SETTINGS: u8 = 4;
 const FRAME_PING: u8 = 6;
 const FRAME_GOAWAY: u8 = 7;
 const FRAME_WINDOW_UPDATE: u8 = 8;
+const FRAME_CONTINUATION: u8 = 9;
+const FLAG_END_HEADERS: u8 = 4;
 const FLAG_END_STREAM: u8 = 1;
 const FLAG_ACK: u8 = 1;
 /// RST_STREAM and GOAWAY error codes (RFC 9113 §7).
@@ -947,6 +949,73 @@ fn over_http2_a_malformed_header_field_resets_its_stream_only() {
         "{echoed}"
     );
     assert_eq!(body(9)["path"], "/e");
+}
+
+/// A HEADERS frame on stream `id` that ends its stream, carrying `fragment` of a header block
+/// whose CONTINUATION frames follow (no END_HEADERS).
+fn h2_headers_to_continue(id: u32, fragment: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0, 0, fragment.len() as u8, FRAME_HEADERS, FLAG_END_STREAM];
+    frame.extend_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(fragment);
+    frame
+}
+
+/// The CONTINUATION frame that ends stream `id`'s header block with `fragment`.
+fn h2_last_continuation(id: u32, fragment: &[u8]) -> Vec<u8> {
+    let mut frame = vec![
+        0,
+        0,
+        fragment.len() as u8,
+        FRAME_CONTINUATION,
+        FLAG_END_HEADERS,
+    ];
+    frame.extend_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(fragment);
+    frame
+}
+
+#[test]
+fn over_http2_a_malformed_field_in_a_continued_block_resets_its_stream_only() {
+    // A malformed field before a CONTINUATION: the stream was reset at once, and the
+    // CONTINUATION, left without a block, ended the connection. And a fragment that ended inside
+    // the field after a malformed one (here a connection-specific field, which h2 checks after
+    // decoding) forgot the malformed one: the request went on without it.
+    let (gw, _echo) = patient_gateway();
+    let mut c = h2_raw(&gw);
+    let pseudo = |path: &str| {
+        let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+        block.extend_from_slice(path.as_bytes());
+        block.extend_from_slice(&[0x01, 1, b'x']);
+        block
+    };
+    let mut frames = Vec::new();
+    let mut first = pseudo("/echo/a");
+    first.extend(hpack_indexed_literal("X-Bad", "1"));
+    frames.extend(h2_headers_to_continue(1, &first));
+    frames.extend(h2_last_continuation(
+        1,
+        &hpack_indexed_literal("x-more", "2"),
+    ));
+    let mut block = pseudo("/echo/b");
+    block.extend(hpack_indexed_literal("connection", "x"));
+    block.extend(hpack_indexed_literal("x-after", "1"));
+    let cut = block.len() - 2;
+    frames.extend(h2_headers_to_continue(3, &block[..cut]));
+    frames.extend(h2_last_continuation(3, &block[cut..]));
+    frames.extend(h2_get_frame_with(5, "/echo/c", &[]));
+    c.send(&frames);
+    let ended = |f: &Frame| f.stream == 5 && f.kind == FRAME_DATA && f.flags & FLAG_END_STREAM != 0;
+    let frames = h2_read_until(&mut c, Duration::from_secs(10), |frames| {
+        frames.iter().any(|f| f.kind == FRAME_GOAWAY || ended(f))
+    });
+    assert!(
+        !frames.iter().any(|f| f.kind == FRAME_GOAWAY),
+        "no GOAWAY for a malformed request"
+    );
+    for id in [1, 3] {
+        assert_eq!(reset_code(&frames, id), Some(PROTOCOL_ERROR), "stream {id}");
+    }
+    assert!(frames.iter().any(ended), "stream 5 answered");
 }
 
 #[test]

@@ -125,6 +125,12 @@ struct Partial {
     buf: BytesMut,
 
     continuation_frames_count: usize,
+
+    /// switchyard patch: a fragment decoded so far made the message malformed. The rest of the
+    /// block is still decoded, for the HPACK table's sake, and the stream is reset once its
+    /// last fragment has been; resetting it at once left the CONTINUATION frames that follow
+    /// without a block to belong to, and the first of them ended the connection.
+    malformed: bool,
 }
 
 #[derive(Debug)]
@@ -269,11 +275,14 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             };
 
             let is_end_headers = frame.is_end_headers();
+            let mut malformed = false;
 
             // Load the HPACK encoded headers
             match frame.load_hpack(&mut payload, decoder.max_header_list_size, &mut decoder.hpack) {
                 Ok(_) => {},
                 Err(frame::Error::Hpack(hpack::DecoderError::NeedMore(_))) if !is_end_headers => {},
+                // switchyard patch: see `Partial::malformed`.
+                Err(frame::Error::MalformedMessage) if !is_end_headers => malformed = true,
                 Err(frame::Error::MalformedMessage) => {
                     let id = $head.stream_id();
                     proto_err!(stream: "malformed header block; stream={:?}", id);
@@ -301,6 +310,7 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                     frame: Continuable::$frame(frame),
                     buf: payload,
                     continuation_frames_count: 0,
+                    malformed,
                 });
 
                 return Ok(None);
@@ -463,6 +473,8 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             ) {
                 Ok(_) => {}
                 Err(frame::Error::Hpack(hpack::DecoderError::NeedMore(_))) if !is_end_headers => {}
+                // switchyard patch: see `Partial::malformed`.
+                Err(frame::Error::MalformedMessage) if !is_end_headers => partial.malformed = true,
                 Err(frame::Error::MalformedMessage) => {
                     let id = head.stream_id();
                     proto_err!(stream: "malformed CONTINUATION frame; stream={:?}", id);
@@ -481,7 +493,12 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                 }
             }
 
-            if is_end_headers {
+            if is_end_headers && partial.malformed {
+                // switchyard patch: see `Partial::malformed`.
+                let id = head.stream_id();
+                proto_err!(stream: "malformed header block; stream={:?}", id);
+                return Err(Error::library_reset(id, Reason::PROTOCOL_ERROR));
+            } else if is_end_headers {
                 partial.frame.into()
             } else {
                 decoder.partial = Some(partial);

@@ -304,6 +304,50 @@ mod switchyard_tests {
         });
     }
 
+    /// A header block whose first fragment holds a malformed field and whose CONTINUATION
+    /// follows resets its stream once the block is whole; the next stream's HEADERS is read
+    /// as usual. (The stream was reset at once, and the CONTINUATION, left without a block,
+    /// ended the connection.)
+    #[test]
+    fn a_malformed_field_before_a_continuation_resets_the_stream_after_the_block() {
+        use tokio::io::AsyncWriteExt;
+        fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+            let mut frame = head(payload.len(), kind, stream);
+            frame[4] = flags;
+            frame.extend_from_slice(payload);
+            frame
+        }
+        // :method GET, :scheme http, :path / (indexed), :authority x (without indexing).
+        let pseudo = [0x82, 0x86, 0x84, 0x01, 1, b'x'];
+        let mut first = pseudo.to_vec();
+        first.extend([0x40, 5, b'X', b'-', b'B', b'a', b'd', 1, b'1']);
+        let mut bytes = frame(1, 0x1, 1, &first); // HEADERS, END_STREAM
+        bytes.extend(frame(9, 0x4, 1, &[0x00, 1, b'y', 1, b'2'])); // CONTINUATION, END_HEADERS
+        bytes.extend(frame(1, 0x5, 3, &pseudo)); // HEADERS, END_STREAM | END_HEADERS
+        let (mut peer, ours) = tokio::io::duplex(1024);
+        let mut codec: Codec<_, bytes::Bytes> = Codec::new(ours);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            peer.write_all(&bytes).await.unwrap();
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            match Pin::new(&mut codec).poll_next(&mut cx) {
+                Poll::Ready(Some(Err(Error::Reset(id, reason, _)))) => {
+                    assert_eq!(u32::from(id), 1);
+                    assert_eq!(reason, crate::frame::Reason::PROTOCOL_ERROR);
+                }
+                other => panic!("expected stream 1 reset, got {other:?}"),
+            }
+            match Pin::new(&mut codec).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(Frame::Headers(h)))) => {
+                    assert_eq!(u32::from(h.stream_id()), 3)
+                }
+                other => panic!("expected stream 3's HEADERS, got {other:?}"),
+            }
+        });
+    }
+
     #[test]
     fn the_read_buffer_starts_at_the_capacity_asked_for() {
         let (a, b) = tokio::io::duplex(64);

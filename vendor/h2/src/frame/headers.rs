@@ -1238,14 +1238,20 @@ impl HeaderBlock {
             Ok(()) => {}
             Err(e) => {
                 tracing::trace!("hpack decoding error; err={:?}", e);
+                // switchyard patch: a fragment that ends inside a field needs the next one; a
+                // malformed field it held is remembered for the block (it was forgotten, and
+                // the message went on without the field).
+                if malformed {
+                    decoder.mark_malformed();
+                }
                 return Err(e.into());
             }
         }
 
         // switchyard patch: a field that is not a valid header field makes the message
         // malformed (a stream error), as the checks above do; it used to fail the decoding,
-        // which ended the connection and every other stream on it. Taken once the block's
-        // last fragment is decoded: a fragment that needs more returned above, and the mark
+        // which ended the connection and every other stream on it. Taken once a fragment is
+        // decoded to a field's end: one that ends inside a field returned above, and the mark
         // waits for the rest (CONTINUATION frames follow at once, or the connection fails).
         if decoder.take_malformed() {
             tracing::trace!("load_hpack; a field is not a valid header field");

@@ -232,6 +232,12 @@ impl Decoder {
         std::mem::take(&mut self.malformed)
     }
 
+    /// switchyard patch: marks the block being decoded malformed for a reason found outside the
+    /// decoder (a fragment that ends inside a field hands the mark on to the next one).
+    pub(crate) fn mark_malformed(&mut self) {
+        self.malformed = true;
+    }
+
     /// switchyard patch: what `bytes` decoded to when they were last decoded, if that left the
     /// table unchanged and it has not changed since.
     pub(crate) fn repeated(&self, bytes: &[u8]) -> Option<&DecodedBlock> {
