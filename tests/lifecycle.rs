@@ -879,14 +879,21 @@ fn over_http2_the_largest_initial_window_size_is_taken() {
 /// A GET of `path` on stream `id` with `more` HPACK representations after its pseudo-headers,
 /// which are literals without indexing (so the dynamic table holds only what `more` puts there).
 fn h2_get_frame_with(id: u32, path: &str, more: &[u8]) -> Vec<u8> {
-    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
-    block.extend_from_slice(path.as_bytes());
-    block.extend_from_slice(&[0x01, 1, b'x']);
+    let mut block = h2_get_pseudo_fields(path);
     block.extend_from_slice(more);
     let mut headers = vec![0, 0, block.len() as u8, FRAME_HEADERS, 0x05];
     headers.extend_from_slice(&id.to_be_bytes());
     headers.extend_from_slice(&block);
     headers
+}
+
+/// The HPACK representation of a GET of `path` with `:authority: x`, its `:path` and
+/// `:authority` literals without indexing.
+fn h2_get_pseudo_fields(path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    block
 }
 
 /// An HPACK literal with incremental indexing and a new name.
@@ -982,21 +989,15 @@ fn over_http2_a_malformed_field_in_a_continued_block_resets_its_stream_only() {
     // decoding) forgot the malformed one: the request went on without it.
     let (gw, _echo) = patient_gateway();
     let mut c = h2_raw(&gw);
-    let pseudo = |path: &str| {
-        let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
-        block.extend_from_slice(path.as_bytes());
-        block.extend_from_slice(&[0x01, 1, b'x']);
-        block
-    };
     let mut frames = Vec::new();
-    let mut first = pseudo("/echo/a");
+    let mut first = h2_get_pseudo_fields("/echo/a");
     first.extend(hpack_indexed_literal("X-Bad", "1"));
     frames.extend(h2_headers_to_continue(1, &first));
     frames.extend(h2_last_continuation(
         1,
         &hpack_indexed_literal("x-more", "2"),
     ));
-    let mut block = pseudo("/echo/b");
+    let mut block = h2_get_pseudo_fields("/echo/b");
     block.extend(hpack_indexed_literal("connection", "x"));
     block.extend(hpack_indexed_literal("x-after", "1"));
     let cut = block.len() - 2;
