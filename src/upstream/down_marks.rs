@@ -74,6 +74,17 @@ impl MarkSlot {
             None => map.remove(&addr),
         };
     }
+
+    /// Takes back this shard's mark on `addr` if it is still the one published until `until`.
+    pub fn withdraw(&self, addr: SocketAddr, until: Instant) {
+        let Some((marks, shard)) = &self.0 else {
+            return;
+        };
+        let mut map = marks.lock(*shard);
+        if map.get(&addr) == Some(&until) {
+            map.remove(&addr);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +112,12 @@ mod tests {
 
         b.publish(addr, None);
         assert_eq!(marks.down_on(addr, now), 1);
+        // Withdrawn only by the mark it was published with.
+        a.withdraw(addr, now);
+        assert_eq!(marks.down_on(addr, now), 1);
+        a.withdraw(addr, now + Duration::from_secs(1));
+        assert_eq!(marks.down_on(addr, now), 0);
+        a.publish(addr, Some(now + Duration::from_secs(1)));
         MarkSlot::detached().publish(addr, None);
         assert_eq!(marks.down_on(addr, now), 1);
     }

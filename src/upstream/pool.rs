@@ -300,9 +300,11 @@ pub struct Lease {
 impl Drop for InstancePool {
     /// A pool goes with its instance (deregistered, or moved to another address): its mark with
     /// it, so that an address registered again later is not shown down for a pause it never had.
+    /// Only its own mark: a pool made since for the address (the pool outlives its place in
+    /// the map while calls hold it) may have published one of its own.
     fn drop(&mut self) {
-        if self.health.get().down_until.is_some() {
-            self.marks.publish(self.addr, None);
+        if let Some(until) = self.health.get().down_until {
+            self.marks.withdraw(self.addr, until);
         }
     }
 }
