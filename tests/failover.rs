@@ -318,12 +318,6 @@ fn healthy_in(services: &serde_json::Value, service: &str, instance: &str) -> bo
     found.unwrap_or_else(|| panic!("no instance {instance} in {instances:?}"))["healthy"] == true
 }
 
-/// `GET {path}` on a kept-alive connection: every request on it is served by one shard.
-fn get_on(conn: &mut RawConn, path: &str) -> Resp {
-    conn.send(format!("GET {path} HTTP/1.1\r\nhost: gw\r\n\r\n").as_bytes());
-    conn.read_response(false)
-}
-
 /// Fresh connections asking `/-/services` at once, each landing on whichever shard SO_REUSEPORT
 /// gives it: with two shards, all of them on one by chance once in 2^15.
 const SERVICES_ASKS: usize = 16;
@@ -338,12 +332,12 @@ fn every_shard_reports_an_instance_one_shard_marked_down() {
     register(&gw, "roll", "x", &x.addr);
     // Every call and every look from here on is one shard's: one connection, kept alive.
     let mut conn = RawConn::connect(gw.addr);
-    let looks = |conn: &mut RawConn| healthy_in(&get_on(conn, "/-/services").json(), "roll", "x");
+    let looks = |conn: &mut RawConn| healthy_in(&conn.get("/-/services").json(), "roll", "x");
     // That shard's calls try X, which refuses each (the call goes on to Y), until X's pause is
     // long: the check below runs well within it.
     for refusal in 1..=REFUSALS_FOR_A_LONG_PAUSE {
         let marked_down = poll_until(READY_TRIES, || {
-            assert_echo_ok(&get_on(&mut conn, "/roll/x"));
+            assert_echo_ok(&conn.get("/roll/x"));
             !looks(&mut conn)
         });
         assert!(
@@ -360,7 +354,7 @@ fn every_shard_reports_an_instance_one_shard_marked_down() {
     // Asked on fresh connections, whichever shard answers reports X down.
     for ask in 0..SERVICES_ASKS {
         let mut fresh = RawConn::connect(gw.addr);
-        let services = get_on(&mut fresh, "/-/services").json();
+        let services = fresh.get("/-/services").json();
         assert!(
             !healthy_in(&services, "roll", "x"),
             "ask {ask}: X healthy in {services}"

@@ -1349,6 +1349,13 @@ impl RawConn {
         self.stream.local_addr().expect("local_addr").to_string()
     }
 
+    /// `GET {path}` on this connection, kept alive, and its response: every request on one
+    /// connection is served by one shard.
+    pub fn get(&mut self, path: &str) -> Resp {
+        self.send(format!("GET {path} HTTP/1.1\r\nhost: gw\r\n\r\n").as_bytes());
+        self.read_response(false)
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream
             .write_all(bytes)
