@@ -211,6 +211,13 @@ pub async fn handle(
         .map(Field::value_str)
         .collect();
     let accept = (!accept_lines.is_empty()).then(|| accept_lines.join(", "));
+    let content_coding = request
+        .headers
+        .iter()
+        .filter(|f| f.name.as_ref() == b"content-encoding")
+        .flat_map(|f| f.value_str().split(','))
+        .map(str::trim)
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
     let answer = graphql::handle(
         &backend,
         graphql::HttpRequest {
@@ -218,6 +225,7 @@ pub async fn handle(
             query_string: request.query_str(),
             content_type: request.header("content-type"),
             accept: accept.as_deref(),
+            content_coding,
             body: &request.body,
         },
         &shard.config.graphql_limits,
@@ -225,6 +233,9 @@ pub async fn handle(
     .await;
     let mut response = Response::new(answer.status, answer.body);
     response.push_header("content-type", answer.content_type);
+    // The media type, and with it the status of a request error, follows `Accept`: a cache in
+    // front must not hand one client's answer to another that asked differently (RFC 9110 §12.5.5).
+    response.push_header("vary", "accept");
     if answer.status == 405 {
         response.push_header("allow", "POST");
     }

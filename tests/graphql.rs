@@ -272,6 +272,86 @@ fn get_of_a_mutation_is_405_and_calls_nothing() {
 }
 
 #[test]
+fn get_of_a_query_that_calls_with_an_unsafe_method_is_405_and_calls_nothing() {
+    // A GET is what a browser sends cross-site without a preflight, cookies and all: a query's
+    // field asking for DELETE (or POST, by a variable) must not run from one.
+    let s = setup();
+    let peer = GrpcPeer::start();
+    register(&s.gw, "peer", "py1", &peer.addr);
+    let deleting = "{ a: peer(path: \"/record/by-get\") b: peer(path: \"/record/by-get\", method: \"delete\") }";
+    let by_variable = "query($m: String) { peer(path: \"/record/by-get\", method: $m) }";
+    for opts in [H1, H2, STRICT] {
+        let r = get(&s.gw, &[("query", deleting)], opts);
+        assert_eq!(r.status, 405, "{}", r.text());
+        assert_eq!(r.header("allow"), Some("POST"));
+        let body = r.json();
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("\"b\" calls with DELETE; use POST"),
+            "{body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["status"], 405);
+        assert!(body.get("data").is_none(), "{body}");
+        let r = get(
+            &s.gw,
+            &[("query", by_variable), ("variables", r#"{"m":"POST"}"#)],
+            opts,
+        );
+        assert_eq!(r.status, 405, "{}", r.text());
+    }
+    // Safe methods run by GET, named in any case.
+    let r = get(
+        &s.gw,
+        &[("query", by_variable), ("variables", r#"{"m":"head"}"#)],
+        H1,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The peer saw only the HEAD; by POST the DELETE runs (beside its GET, in either order).
+    let r = post(&s.gw, &json!({ "query": deleting }), H1);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let log = query(&s.gw, "{ peer(path: \"/log\") { method } }").json();
+    let methods: Vec<&str> = log["data"]["peer"]
+        .as_array()
+        .map(|calls| calls.iter().filter_map(|c| c["method"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(methods.first(), Some(&"HEAD"), "{log}");
+    let mut posted = methods[1..].to_vec();
+    posted.sort_unstable();
+    assert_eq!(posted, ["DELETE", "GET"], "{log}");
+}
+
+#[test]
+fn answers_vary_by_accept_and_an_encoded_post_is_refused() {
+    let s = setup();
+    // The status and media type of a request error follow `Accept`, so every answer says so.
+    for opts in [H1, STRICT] {
+        let r = get(&s.gw, &[("query", "{ nope }")], opts);
+        assert_eq!(r.header("vary"), Some("accept"), "{:?}", r.headers);
+    }
+    let r = query(&s.gw, "{ __typename }");
+    assert_eq!(r.header("vary"), Some("accept"), "{:?}", r.headers);
+    // A body in a content coding is refused, not read as if it were none.
+    let request = |coding: &str| {
+        http("POST", s.gw.url("/graphql"))
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(r#"{"query":"{ __typename }"}"#)
+            .send()
+    };
+    for coding in ["gzip", "identity, br"] {
+        let r = request(coding);
+        assert_eq!(r.status, 400, "{}", r.text());
+        let message = r.json()["errors"][0]["message"].to_string();
+        assert!(
+            message.contains("Unsupported content-encoding"),
+            "{message}"
+        );
+    }
+    let r = request("identity");
+    assert_data(&r, &json!({ "__typename": "Query" }));
+}
+
+#[test]
 fn other_http_methods_and_head_are_405_from_the_gateway() {
     let s = setup();
     let r = http("PUT", s.gw.url("/graphql"))

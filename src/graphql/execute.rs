@@ -229,6 +229,63 @@ impl<B: Backend> Context<'_, B> {
     }
 }
 
+/// Refuses a plan, for a GET request, that would call a service with a method that is not safe
+/// (RFC 9110 §9.2.1): GraphQL-over-HTTP keeps GET for operations without side effects, which the
+/// 405 for a mutation enforces for the operation's type, and this for what its calls do (a query's
+/// field may call with `method: "DELETE"`). A GET is what a browser sends cross-site without a
+/// preflight (a link, an image), with the user's cookies, so the rule is a request error (405,
+/// nothing called), not a field's. A `method` that is no HTTP method is left to [`call_for`].
+pub(crate) fn check_safe_calls(plan: &Plan) -> Result<(), GraphQLError> {
+    for field in &plan.fields {
+        let RootKind::Service { arguments, .. } = &field.kind else {
+            continue;
+        };
+        let Ok(method) = call_method(arguments, plan.operation) else {
+            continue;
+        };
+        if !is_safe(&method) {
+            let message = format!(
+                "A GET request can only call services with a safe method (GET, HEAD, OPTIONS, TRACE), and \"{}\" calls with {method}; use POST.",
+                field.key
+            );
+            return Err(GraphQLError {
+                status: 405,
+                locations: vec![field.pos],
+                ..GraphQLError::request(Code::BadRequest, message)
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Methods that ask for nothing to change on the server (RFC 9110 §9.2.1).
+fn is_safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
+}
+
+fn root_type(operation: OperationType) -> &'static str {
+    match operation {
+        OperationType::Mutation => schema::MUTATION,
+        _ => schema::QUERY,
+    }
+}
+
+/// The method a service root field calls with: its `method` argument upper-cased, or the root
+/// type's default; `Err` with the message for an argument that is no HTTP method.
+fn call_method(arguments: &[(String, Json)], operation: OperationType) -> Result<String, String> {
+    let given = arguments
+        .iter()
+        .find(|(n, _)| n == "method")
+        .and_then(|(_, v)| v.as_str());
+    match given {
+        Some(method) if is_token(method.as_bytes()) => Ok(method.to_ascii_uppercase()),
+        Some(method) => Err(format!("\"{method}\" is not an HTTP method.")),
+        None => Ok(root_argument_default("method", root_type(operation))
+            .unwrap_or_default()
+            .to_owned()),
+    }
+}
+
 /// Builds the backend call of a service root field from its (validated, coerced) arguments.
 pub(crate) fn call_for(
     field: &RootField,
@@ -244,16 +301,9 @@ pub(crate) fn call_for(
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| v.as_str())
     };
-    let root = match operation {
-        OperationType::Mutation => schema::MUTATION,
-        _ => schema::QUERY,
-    };
-    let default = |name: &str| root_argument_default(name, root).unwrap_or_default();
-    let method = match string("method") {
-        Some(method) if is_token(method.as_bytes()) => method.to_ascii_uppercase(),
-        Some(method) => return Err(bad(format!("\"{method}\" is not an HTTP method."))),
-        None => default("method").to_owned(),
-    };
+    let default =
+        |name: &str| root_argument_default(name, root_type(operation)).unwrap_or_default();
+    let method = call_method(arguments, operation).map_err(bad)?;
     let path = string("path").unwrap_or_else(|| default("path"));
     if !path.starts_with('/') {
         return Err(bad(format!("The path {path:?} must start with '/'.")));

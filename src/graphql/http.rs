@@ -9,7 +9,11 @@
 //!   (the contract's status for a POST that is not a GraphQL request; GraphQL-over-HTTP allows 415,
 //!   which the contract does not list). Refused rather than parsed anyway: a form or `text/plain`
 //!   POST is what a browser sends cross-site without a preflight;
-//! - GET of a mutation: 405 (`crate::graphql_endpoint` adds `allow: POST` to the response);
+//! - POST with a `content-encoding` (other than `identity`): 400 as well, for the same reason (RFC
+//!   9110 would have 415); the body is read as it arrives, so an encoded one is refused rather than
+//!   misread;
+//! - GET of a mutation, or of a query that calls a service with a method that is not safe
+//!   (`method: "DELETE"`): 405 (`crate::graphql_endpoint` adds `allow: POST` to the response);
 //! - request errors (limits, parse, validation, variables): 200 with `application/json`, but 400 when
 //!   the client accepts `application/graphql-response+json` (preferred over `application/json`),
 //!   which is the point of that media type: the status then tells whether anything ran;
@@ -115,7 +119,9 @@ pub(crate) fn decode(
         HttpMethod::Post => {
             let content_type = request.content_type.unwrap_or_default();
             let essence = content_type.split(';').next().unwrap_or_default().trim();
-            if !essence.eq_ignore_ascii_case("application/json") {
+            if let Some(coding) = request.content_coding {
+                Err(format!("Unsupported content-encoding \"{coding}\": a POST to /graphql is read as sent, without a content coding."))
+            } else if !essence.eq_ignore_ascii_case("application/json") {
                 Err(if content_type.is_empty() {
                     "A POST to /graphql needs content-type: application/json.".to_owned()
                 } else {

@@ -160,6 +160,9 @@ pub struct HttpRequest<'a> {
     pub content_type: Option<&'a str>,
     /// `accept` header.
     pub accept: Option<&'a str>,
+    /// The first content coding of the body other than `identity`, if any (`content-encoding`):
+    /// a POST so encoded is refused, since its body is read as it arrives.
+    pub content_coding: Option<&'a str>,
     /// Request body.
     pub body: &'a [u8],
 }
@@ -207,6 +210,11 @@ pub async fn handle<B: Backend>(
             )
         };
         return http::errors_response(media, 405, &[error]);
+    }
+    if request.method == HttpMethod::Get {
+        if let Err(error) = execute::check_safe_calls(&plan) {
+            return http::errors_response(media, 405, &[error]);
+        }
     }
     if let Err(error) = execute::check_forwarded(&plan, limits.max_forwarded_body_bytes) {
         return http::request_errors(media, &[error]);

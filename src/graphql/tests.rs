@@ -160,6 +160,7 @@ fn post_with<B: Backend>(
         query_string: "",
         content_type: Some("application/json"),
         accept,
+        content_coding: None,
         body: &bytes,
     };
     let (status, _, json) = run(backend, request, limits);
@@ -190,6 +191,7 @@ fn get<B: Backend>(backend: &B, query_string: &str) -> (u16, Json) {
         query_string,
         content_type: None,
         accept: None,
+        content_coding: None,
         body: b"",
     };
     let (status, _, json) = run(backend, request, &Limits::default());
@@ -1215,6 +1217,7 @@ fn get_and_post_status_rules() {
             query_string: "",
             content_type: Some("application/json; charset=utf-8"),
             accept: None,
+            content_coding: None,
             body,
         };
         let (status, content_type, json) = run(&backend, request, &Limits::default());
@@ -1234,6 +1237,7 @@ fn get_and_post_status_rules() {
             query_string: "",
             content_type,
             accept: None,
+            content_coding: None,
             body: br#"{"query":"{a}"}"#,
         };
         assert_eq!(run(&backend, request, &Limits::default()).0, 400);
@@ -1263,6 +1267,7 @@ fn json_nested_beyond_serde_json_limit_is_named_as_such() {
         query_string: "",
         content_type: Some("application/json"),
         accept: None,
+        content_coding: None,
         body: body.as_bytes(),
     };
     let (status, _, json) = run(&backend, request, &Limits::default());
@@ -1327,6 +1332,7 @@ fn media_type_decides_the_status_of_request_errors() {
         query_string: "",
         content_type: Some("application/json"),
         accept,
+        content_coding: None,
         body: br#"{"query":"{ nope }"}"#,
     };
     let (status, content_type, _) = run(&backend, request(None), &Limits::default());
