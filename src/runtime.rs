@@ -29,11 +29,12 @@ pub fn memlock_needed(shards: usize) -> u64 {
 
 /// Runs the gateway until SIGTERM or SIGINT. Errors are one line for the operator.
 pub fn run(config: Config) -> Result<(), String> {
+    // First, so that a signal sent while the gateway starts waits for it rather than killing it.
+    crate::sys::block_handled_signals();
     crate::sys::check_io_uring()?;
     let shards = config.shard_cpus.len();
     crate::sys::ensure_memlock(memlock_needed(shards))?;
     crate::listener::check_available(config.listen)?;
-    crate::sys::block_termination_signals();
 
     let config = Arc::new(config);
     let process = Arc::new(Process::new(shards));

@@ -141,50 +141,77 @@ pub fn check_io_uring() -> Result<(), String> {
     }
 }
 
-/// The signals that stop the gateway: SIGTERM and SIGINT.
-fn termination_signals() -> libc::sigset_t {
+/// The signals that stop the gateway (by draining): SIGTERM and SIGINT.
+const TERMINATION_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGINT];
+
+/// Signals whose default action would kill the process at once, in-flight requests and all, that
+/// an operator or a tool sends a server out of habit: SIGHUP (nginx's reload, an ssh session's end),
+/// SIGUSR1 and SIGUSR2 (log reopening in nginx and others). The gateway has nothing to reload or
+/// reopen (its configuration is read at start, its log goes to stderr), so they are received and
+/// logged, and it serves on.
+const IGNORED_SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
+
+/// Every signal the gateway takes in its own hands: blocked in every thread, received by
+/// [`wait_for_termination`].
+fn handled_signals() -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set before sigaddset adds to it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
+        for sig in TERMINATION_SIGNALS.iter().chain(&IGNORED_SIGNALS) {
+            libc::sigaddset(&mut set, *sig);
+        }
         set
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread and in every thread it starts afterwards, so that
-/// only [`wait_for_termination`] receives them.
-pub fn block_termination_signals() {
-    let set = termination_signals();
+/// Blocks the handled signals (SIGTERM, SIGINT and the ignored ones) in the calling thread and in
+/// every thread it starts afterwards, so that only [`wait_for_termination`] receives them.
+pub fn block_handled_signals() {
+    let set = handled_signals();
     // SAFETY: an initialised set; the old mask is not asked for (null).
     unsafe {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
-/// Waits for SIGTERM or SIGINT (blocked beforehand by [`block_termination_signals`]).
-pub fn wait_for_termination() -> i32 {
-    let set = termination_signals();
-    let mut sig = 0;
-    // SAFETY: an initialised set; sigwait writes the signal number into sig.
-    unsafe {
-        libc::sigwait(&set, &mut sig);
+/// A signal received: `Some` when it stops the gateway; an ignored one is logged.
+fn received(sig: libc::c_int) -> Option<i32> {
+    if TERMINATION_SIGNALS.contains(&sig) {
+        return Some(sig);
     }
-    sig
+    tracing::warn!(
+        signal = sig,
+        "signal ignored: switchyard has nothing to reload or reopen (its options are read at start, its log goes to stderr); SIGTERM or SIGINT drains it"
+    );
+    None
+}
+
+/// Waits for SIGTERM or SIGINT (blocked beforehand by [`block_handled_signals`]), logging and
+/// ignoring SIGHUP, SIGUSR1 and SIGUSR2 meanwhile.
+pub fn wait_for_termination() -> i32 {
+    let set = handled_signals();
+    loop {
+        let mut sig = 0;
+        // SAFETY: an initialised set; sigwait writes the signal number into sig.
+        let failed = unsafe { libc::sigwait(&set, &mut sig) } != 0;
+        if let Some(sig) = (!failed).then(|| received(sig)).flatten() {
+            return sig;
+        }
+    }
 }
 
 /// Waits up to `limit` for SIGTERM or SIGINT (blocked beforehand): the signal, or `None` if none
-/// came.
+/// came (an ignored signal ends the wait early, logged, as `None`).
 pub fn termination_within(limit: std::time::Duration) -> Option<i32> {
-    let set = termination_signals();
+    let set = handled_signals();
     let timeout = libc::timespec {
         tv_sec: limit.as_secs() as libc::time_t,
         tv_nsec: limit.subsec_nanos() as libc::c_long,
     };
     // SAFETY: an initialised set and timeout; no siginfo is asked for (null).
     let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
-    (sig > 0).then_some(sig)
+    (sig > 0).then(|| received(sig)).flatten()
 }
 
 #[cfg(test)]

@@ -228,6 +228,34 @@ fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
 }
 
 #[test]
+fn sighup_and_sigusr_are_logged_and_ignored_not_fatal() {
+    // Their default action kills the process, in-flight requests and all; an operator's habitual
+    // `kill -HUP` (nginx's reload) or an ssh session's end must not.
+    let (mut gw, _echo) = one_shard_gateway(&[]);
+    let slow = slow_call_in_flight(&gw, 1000);
+    for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+        gw.proc.signal(sig);
+    }
+    // Each is logged once received, so the gateway has outlived all three once three lines are there.
+    let logged = poll_until(1000, || {
+        gw.proc.stderr().matches("signal ignored").count() == 3
+    });
+    assert!(logged, "{}", gw.proc.describe());
+    assert!(gw.proc.try_exit().is_none(), "{}", gw.proc.describe());
+    let r = slow.join().expect("slow call");
+    assert_eq!(
+        r.status,
+        200,
+        "the in-flight request finished: {}",
+        r.text()
+    );
+    assert_eq!(gw.get("/-/health").status, 200);
+    gw.proc.signal(libc::SIGTERM);
+    let status = gw.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
+}
+
+#[test]
 fn sigterm_waits_for_a_request_still_being_sent() {
     let (mut gw, _echo) = one_shard_gateway(&[]);
     // A request whose body is still to come: the 100 Continue says the gateway has its head and
