@@ -71,6 +71,28 @@ fn a_pipelined_head_has_the_header_timeout_from_its_first_byte() {
 }
 
 #[test]
+fn a_malformed_pipelined_head_that_came_whole_behind_a_slow_answer_gets_400() {
+    // Its bytes came whole with the first request; they are looked at only after the first answer,
+    // past the header timeout. The head was on time and is malformed: 400, not 408 (which a client
+    // takes as "send it again").
+    let (gw, _echo) = one_shard_gateway(&["--header-timeout-ms", "200"]);
+    for malformed in [
+        &b"POST /echo/raw HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+        b"GET /echo/x HTTP/1.1\r\n\r\n",
+    ] {
+        let mut c = RawConn::connect(gw.addr);
+        let mut both = b"GET /echo/delay/600 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        both.extend_from_slice(malformed);
+        c.send(&both);
+        let first = c.read_response(false);
+        assert_eq!(first.status, 200, "{}", first.text());
+        let (bytes, _) = c.read_to_close();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    }
+}
+
+#[test]
 fn a_stalled_http2_preface_gets_408_as_a_slow_head_does() {
     // The preface's first line parses as an HTTP/1.1 request line with version 2.0: once its time
     // was up it was answered 400 "invalid HTTP version", where a slow head gets 408.

@@ -237,17 +237,28 @@ pub fn serve<'a>(
             max_headers: config.max_headers,
         };
         let mut refused = false;
+        // Bytes handed over by `serve_connection` when the header timeout ran out while it told
+        // HTTP/2 apart are a stalled preface's first bytes ("PRI * HTTP/2.0\r\n" parses as a
+        // request line of version 2.0): 408, as a slow head gets, not the 400 their parse gives.
+        let mut expired = bufs
+            .head_deadline
+            .is_some_and(|until| Instant::now() >= until);
         loop {
             // What is known of a request refused before routing, for its answer: its service,
             // the client's request id, whether it was a HEAD.
             let mut seen = Seen::default();
+            let read = if std::mem::take(&mut expired) {
+                Err(GatewayError::head_timed_out())
+            } else {
+                read_request(shard, stream, &mut bufs, limits, remote, &mut seen).await
+            };
             let Incoming {
                 request,
                 body_hold,
                 head_only,
                 keep_alive,
                 http10,
-            } = match read_request(shard, stream, &mut bufs, limits, remote, &mut seen).await {
+            } = match read {
                 Ok(Some(incoming)) => incoming,
                 Ok(None) => break,
                 Err(e) => {
@@ -544,22 +555,11 @@ async fn read_head<A>(
     // did not hold the whole head (a head that arrives in one read costs no clock read for it).
     loop {
         if !bufs.read.is_empty() {
-            let parsed = parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields, seen);
-            // A head refused once its time is up was late first: bytes handed over by
-            // `serve_connection` when the header timeout ran out while it told HTTP/2 apart (a
-            // stalled preface, whose first line parses as a request line of version 2.0) get 408,
-            // as a slow head does, not 400. A head that is whole is taken however late.
-            let late = || {
-                bufs.head_deadline
-                    .is_some_and(|until| Instant::now() >= until)
-            };
-            if let Some(head) = parsed.map_err(|e| {
-                if late() {
-                    GatewayError::head_timed_out()
-                } else {
-                    e
-                }
-            })? {
+            // A head is judged by its bytes however late it is looked at: one that came whole
+            // behind a slow answer (pipelined) and is malformed is a 400, not a 408.
+            if let Some(head) =
+                parse::parse_head_into(&mut bufs.read, limits, &mut bufs.fields, seen)?
+            {
                 bufs.head_deadline = None;
                 return Ok(Some(head));
             }
