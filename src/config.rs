@@ -218,6 +218,33 @@ impl Args {
     }
 }
 
+/// The one line a refused command line is reported in (contract §7): clap's message, naming the
+/// `SWITCHYARD_*` variable instead of the option when the value came from the variable (clap
+/// names the option either way, and an operator who passed no `--shards` would look for one),
+/// with any control character in a quoted value escaped.
+pub fn usage_error_line(error: &clap::Error, argv: &[String]) -> String {
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or("invalid options");
+    let mut line = first.trim_start_matches("error: ").to_owned();
+    if let Some(clap::error::ContextValue::String(invalid)) =
+        error.get(clap::error::ContextKind::InvalidArg)
+    {
+        let from_env = Args::command().get_arguments().find_map(|arg| {
+            let long = format!("--{}", arg.get_long()?);
+            let named = invalid == &long || invalid.starts_with(&format!("{long} "));
+            let given = argv
+                .iter()
+                .any(|a| a == &long || a.starts_with(&format!("{long}=")));
+            let var = arg.get_env()?.to_str()?;
+            (named && !given && std::env::var_os(var).is_some()).then(|| var.to_owned())
+        });
+        if let Some(var) = from_env {
+            line = line.replace(&format!("'{invalid}'"), &var);
+        }
+    }
+    crate::names::one_line(&line)
+}
+
 /// The `--config` file: the same keys as the command line, plus per-service settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -579,6 +606,12 @@ fn shard_cpus(
             // More shards than CPUs wrap around: allowed for tests, pointless in production.
             shard_cpus = (0..n).map(|i| shard_cpus[i % shard_cpus.len()]).collect();
         }
+    } else if shard_cpus.len() > MAX_SHARDS {
+        // A CPU named twice is a shard twice: a list can ask for any number of them.
+        problems.push(format!(
+            "the CPU list names {} shard CPUs (one shard each), more than {MAX_SHARDS}",
+            shard_cpus.len()
+        ));
     }
     shard_cpus
 }

@@ -1,7 +1,8 @@
 //! `switchyard`: the gateway binary. See the README for options; `--help` lists them.
 
 use switchyard::alloc_count::CountingAllocator;
-use switchyard::config::{Args, Config};
+use switchyard::config::{self, Args, Config};
+use switchyard::names::one_line;
 
 /// mimalloc, counting each shard's allocations for `/-/metrics` (see `alloc_count`).
 #[global_allocator]
@@ -17,9 +18,8 @@ fn main() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            let text = e.to_string();
-            let line = text.lines().next().unwrap_or("invalid options");
-            eprintln!("switchyard: {}", line.trim_start_matches("error: "));
+            let argv: Vec<String> = std::env::args().collect();
+            eprintln!("switchyard: {}", config::usage_error_line(&e, &argv));
             std::process::exit(EXIT_USAGE);
         }
     };
@@ -27,12 +27,12 @@ fn main() {
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("switchyard: {e}");
+            eprintln!("switchyard: {}", one_line(&e));
             std::process::exit(EXIT_USAGE);
         }
     };
     if let Err(e) = switchyard::runtime::run(config) {
-        eprintln!("switchyard: {e}");
+        eprintln!("switchyard: {}", one_line(&e));
         std::process::exit(EXIT_START_FAILED);
     }
 }

@@ -28,6 +28,20 @@ pub fn quoted(text: &str) -> String {
     shown
 }
 
+/// `text` on one line: line breaks and other control characters escaped as Rust writes them, so
+/// that a value quoted in a message (from an option, a file, a record) cannot split it.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A service name: a DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`), never `graphql`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceName(Arc<str>);

@@ -171,6 +171,65 @@ fn a_bad_environment_value_is_named_by_its_variable() {
     );
 }
 
+/// The same when clap itself refuses the value (not a number, empty): clap names the option,
+/// which the operator did not pass.
+#[test]
+fn a_value_clap_refuses_from_the_environment_is_named_by_its_variable() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let stderr_of = |args: &[&str], var: &str, value: &str| {
+        let mut cmd = Command::new(GATEWAY_BIN);
+        cmd.args(args).env(var, value);
+        let mut p = Proc::spawn("switchyard", cmd);
+        let status = p.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(2), "{}", p.describe());
+        p.stderr()
+    };
+    let err = stderr_of(&["--listen", &listen], "SWITCHYARD_SHARDS", "abc");
+    assert_eq!(
+        err,
+        "switchyard: invalid value 'abc' for SWITCHYARD_SHARDS: invalid digit found in string\n"
+    );
+    let err = stderr_of(&["--listen", &listen], "SWITCHYARD_CONFIG", "");
+    assert!(
+        err.contains("SWITCHYARD_CONFIG") && !err.contains("--config"),
+        "{err}"
+    );
+    // Given on the command line, the option is named as before.
+    let err = stderr_of(
+        &["--listen", &listen, "--shards", "abc"],
+        "SWITCHYARD_SHARDS",
+        "1",
+    );
+    assert!(err.contains("'--shards <SHARDS>'"), "{err}");
+}
+
+/// A value with a line break, quoted in the message, does not split it.
+#[test]
+fn a_line_break_in_a_bad_value_stays_on_one_line() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    assert_bad_invocation(&["--listen", &listen, "--cpus", "0\n1"], &[]);
+    assert_bad_invocation(&["--listen", &listen], &[("SWITCHYARD_CPUS", "0\n1")]);
+    assert_bad_invocation(&["--listen", &listen, "--config", "/no/such\nfile"], &[]);
+}
+
+/// `RUST_LOG=trace` asks for what release builds leave out: one plain line says so, not
+/// tracing-subscriber's four coloured ones.
+#[test]
+fn rust_log_at_trace_is_one_plain_warning() {
+    let mut cmd = Command::new(GATEWAY_BIN);
+    let listen = format!("127.0.0.1:{}", free_port());
+    cmd.args(["--listen", &listen])
+        .env("RUST_LOG", "info,h2=trace");
+    let mut p = Proc::spawn("switchyard", cmd);
+    let listening = poll_until(400, || p.stdout().contains("listening"));
+    assert!(listening, "{}", p.describe());
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(20)).code(), Some(0));
+    let err = p.stderr();
+    assert!(!err.contains('\x1b'), "no colour in a file: {err:?}");
+    assert!(!err.contains("disabled statically"), "{err}");
+}
+
 #[test]
 fn bad_config_file_exits_2_with_one_line() {
     let dir = TempDir::new("cli-config");

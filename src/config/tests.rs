@@ -493,6 +493,22 @@ fn a_shard_count_past_any_machine_is_a_bad_option() {
         ..Args::default()
     });
     assert_eq!(ok.map(|c| c.shard_cpus.len()), Ok(1_024));
+    // A CPU list naming CPUs again and again asks for as many shards: the same bound.
+    let list = |n: usize| vec!["0-3"; n / 4].join(",");
+    let err = config(Args {
+        cpus: Some(list(1_028)),
+        ..Args::default()
+    })
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "the CPU list names 1028 shard CPUs (one shard each), more than 1024"
+    );
+    let ok = config(Args {
+        cpus: Some(list(1_024)),
+        ..Args::default()
+    });
+    assert_eq!(ok.map(|c| c.shard_cpus.len()), Ok(1_024));
 }
 
 /// The config read from a file holding `text`, with no flags.
