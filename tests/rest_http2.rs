@@ -376,3 +376,75 @@ fn values_lose_surrounding_whitespace_as_over_http1_h2() {
     let expected: Vec<_> = expected.map(|(n, v)| (n.to_string(), v.to_string())).into();
     assert_eq!(headers, expected);
 }
+
+/// A gateway with a 1,000-byte body limit and a ten-minute body deadline, the echo registered: a
+/// refusal that waits for the body's end or its deadline is not answered within the test client's
+/// CURL_MAX_TIME_S.
+fn small_body_gateway() -> (Gateway, Echo) {
+    let gw = Gateway::builder()
+        .args(&["--max-body-bytes", "1000", "--body-timeout-ms", "600000"])
+        .start();
+    let echo = Echo::registered(&gw, "echo", "e1");
+    (gw, echo)
+}
+
+/// A request refused while its body is still on its way is answered at once, whatever the reason
+/// (a body over the limit without a declared length, a lower-case method, too many headers, a
+/// declared length over the limit), and its stream is then reset with NO_ERROR (RFC 9113 §8.1:
+/// the client may stop sending). The client here sends part of a body and keeps its stream open.
+/// All but the declared length were answered only at the body's deadline (60 s by default), and
+/// the declared length after 2 s.
+#[test]
+fn a_request_refused_while_its_body_comes_is_answered_at_once_h2() {
+    let (gw, _echo) = small_body_gateway();
+    let url = format!("http://{}/echo/x", gw.addr);
+    let post = || http::Request::post(&url);
+    let lower_case = http::Method::from_bytes(b"post").unwrap();
+    let cases = [
+        ("no declared length", post(), 2000, 413),
+        (
+            "a lower-case method",
+            http::Request::builder().method(lower_case).uri(&url),
+            10,
+            400,
+        ),
+        (
+            "101 headers",
+            (0..101).fold(post(), |r, i| r.header(format!("x-h{i}"), "v")),
+            10,
+            431,
+        ),
+        (
+            "a declared length",
+            post().header("content-length", "100000"),
+            10,
+            413,
+        ),
+    ];
+    for (what, request, sent, status) in cases {
+        let request = request.body(()).unwrap();
+        let body = vec![bytes::Bytes::from(vec![b'a'; sent])];
+        let upload = h2_upload(gw.addr, request, body, false);
+        assert_eq!(upload.status, status, "{what}: {upload:?}");
+        assert_eq!(upload.sent, sent, "{what}");
+        assert_eq!(upload.reset, Some(h2::Reason::NO_ERROR), "{what}");
+    }
+}
+
+/// After its answer a refused upload is read for a stream window's worth at most, then reset
+/// with NO_ERROR, as nginx stops reading at the limit: the client gets to send about two windows
+/// (the one it had when the answer left, and the one the gateway drops after it) of a 32 MiB
+/// body, where all of it was read (16 MiB before the answer, 16 MiB after it).
+#[test]
+fn a_refused_upload_is_read_a_window_past_its_answer_h2() {
+    const MIB: usize = 1 << 20;
+    let (gw, _echo) = small_body_gateway();
+    let request = http::Request::post(format!("http://{}/echo/x", gw.addr))
+        .body(())
+        .unwrap();
+    let body = vec![bytes::Bytes::from(vec![b'a'; MIB]); 32];
+    let upload = h2_upload(gw.addr, request, body, true);
+    assert_eq!(upload.status, 413, "{upload:?}");
+    assert_eq!(upload.reset, Some(h2::Reason::NO_ERROR));
+    assert!(upload.sent <= 3 * MIB, "{} bytes sent", upload.sent);
+}

@@ -5,6 +5,11 @@
 //! the idle timeout or as soon as the shard starts draining (idle or not); its open streams then
 //! finish, and the draining shard waits for that (up to the grace period) before it exits.
 //!
+//! A request refused, from its head or its body, is answered at once, whatever of its body is
+//! still to come; the stream then reads and drops what follows for a short while ([`LINGER`],
+//! [`LINGER_BYTES`]) before it is reset with `NO_ERROR`, as RFC 9113 §8.1 has a server that
+//! answered early ask the client to stop (`linger`).
+//!
 //! What a client controls is bounded:
 //! - An answer's body goes out as the client's flow-control window opens. The stream's task
 //!   waits for the window (the stream stays open, so the connection is not idle), and a client
@@ -53,9 +58,6 @@ const MAX_CONCURRENT_STREAMS: u32 = 128;
 const MAX_PENDING_ACCEPT_RESETS: usize = 1024;
 /// Per-stream receive window: large enough that a 1 MiB body arrives without waiting for updates.
 const STREAM_WINDOW: u32 = 1 << 20;
-/// Most bytes of a refused body read and dropped before answering: enough for any body a client
-/// would send to a gateway with the default limit, bounded so a refused upload cannot go on forever.
-const MAX_DISCARD: usize = 16 << 20;
 /// Connection receive window: a few full stream windows.
 const CONNECTION_WINDOW: u32 = 8 << 20;
 /// The header list size the `h2` crate enforces while decoding, as a multiple of
@@ -64,9 +66,14 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 /// bare 431 (the cap bounds what HPACK decoding may allocate).
 const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
 /// How long the rest of a refused request's body is read and dropped after its answer (as
-/// HTTP/1.1's lingering close): time for a client that was waiting for `100 Continue` to see the
-/// answer and stop.
+/// HTTP/1.1's lingering close) before the stream is reset: time for the answer to reach a client
+/// still sending (or waiting for `100 Continue`) and for it to stop.
 const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes of a refused body read and dropped after its answer: one stream window, what a
+/// client may have on its way when the answer leaves. A client still sending after that is not
+/// reading its answer, and the stream is reset (a fast 6 MB upload over a 4 MB limit was read
+/// to its end, with no bound on a larger one).
+const LINGER_BYTES: usize = STREAM_WINDOW as usize;
 /// Least an answer must go out by, within the send timeout, for the client to count as reading
 /// it: one default-sized frame, which a client reading normally opens at once. A window opened a
 /// byte every few seconds kept 128 answers of 4 MiB in memory on one connection for as long as
@@ -289,7 +296,7 @@ async fn serve_stream(
             let answer = error_answer(shard, error, service.as_deref(), request_id);
             let _ = send_response(&mut respond, answer, head_request, send_timeout).await;
             let mut unread = unread;
-            discard_rest(&mut unread, Instant::now() + LINGER).await;
+            linger(&mut unread).await;
             return;
         }
     };
@@ -350,11 +357,10 @@ fn error_answer(
 }
 
 /// A request refused while it was read, with the client's own request id if it sent a usable one.
+/// It is answered at once, whatever of its body is still to come.
 struct Refused {
     error: GatewayError,
-    /// What is left of its body: read and dropped after the answer, for a while (the client of a
-    /// request refused before `100 Continue` may still send it), so that the answer is not
-    /// followed at once by a reset of the stream, which some clients (curl 7.88) take for no answer.
+    /// What is left of its body: read and dropped after the answer, for a while ([`linger`]).
     unread: RecvStream,
     request_id: Option<RequestId>,
 }
@@ -381,8 +387,9 @@ async fn read_request(
 
 /// The request of `parts` and `body`, checked against the limits, and its body's share of the
 /// shard's request-body budget (none without a body). A client that expects `100 Continue` gets
-/// it only if the router would take the request; one refused from its head is answered at once,
-/// its body unread (RFC 9110 §10.1.1, as HTTP/1.1 does).
+/// it only if the router would take the request. A refusal returns at once, what is left of the
+/// body unread (RFC 9110 §10.1.1 for a client waiting for `100 Continue`; RFC 9113 §8.1 lets a
+/// server answer before the whole request has come).
 async fn read_parts(
     shard: &Rc<Shard>,
     parts: &http::request::Parts,
@@ -391,21 +398,8 @@ async fn read_parts(
     remote: SocketAddr,
 ) -> Result<(Request, Option<BodyHold>), GatewayError> {
     let deadline = Instant::now() + shard.config.body_timeout;
-    // A client that expects `100 Continue` sends no body until it has an answer: a refusal is
-    // answered at once, its body never waited for.
-    let expects_continue = !body.is_end_stream()
-        && parts
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if let Err(e) = check_header_limits(parts, &shard.config)
-        .and_then(|()| crate::http::check_method(&parts.method))
-    {
-        if !expects_continue {
-            discard_rest(body, deadline).await;
-        }
-        return Err(e);
-    }
+    check_header_limits(parts, &shard.config)?;
+    crate::http::check_method(&parts.method)?;
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
     // HTTP/1.1 backends and the REST contract both expect a Host; HTTP/2 carries it as :authority,
     // which stands over a `host` header that differs (RFC 9113 §8.3.1; userinfo dropped).
@@ -490,12 +484,6 @@ async fn read_parts(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
-        // The length decides it: what the client is still sending is read for a short while so
-        // the answer comes after it (see `discard_rest`), not until the body's deadline, which
-        // a client that sends nothing more would make it wait out.
-        if !expects_continue {
-            discard_rest(body, Instant::now() + LINGER).await;
-        }
         return Err(GatewayError::body_too_large());
     }
     // The body's share of the shard's budget for request bodies: a declared length whole before
@@ -505,6 +493,12 @@ async fn read_parts(
     } else {
         shard.hold_body(&path, declared.map_or(0, |n| n as usize))?
     };
+    // A client that expects `100 Continue` sends no body until it is invited to.
+    let expects_continue = !body.is_end_stream()
+        && parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if expects_continue {
         let head = crate::http::RequestHead {
             method: &parts.method,
@@ -533,7 +527,6 @@ async fn read_parts(
         };
         let _ = body.flow_control().release_capacity(chunk.len());
         if collected.len() + chunk.len() > max_body {
-            discard_rest(body, deadline).await;
             return Err(GatewayError::body_too_large());
         }
         if let Some(hold) = &body_hold {
@@ -591,12 +584,16 @@ fn check_header_limits(
     Ok(())
 }
 
-/// Reads and drops what is left of a refused body (up to [`MAX_DISCARD`], until `deadline`), so the
-/// error response arrives on a stream the client has finished: answering while it still sends makes
-/// h2 reset the stream, and some clients then report the reset instead of the response.
-async fn discard_rest(body: &mut RecvStream, deadline: Instant) {
+/// Reads and drops what the client still sends of a refused request's body after its answer, for
+/// [`LINGER`] and [`LINGER_BYTES`] at most. The stream is then dropped, and the `h2` crate resets
+/// it with `NO_ERROR` if the client is still sending: RFC 9113 §8.1's way of asking a client to
+/// stop a request whose complete answer it has. Resetting it right after the answer made curl 7.88
+/// report no answer at all for a request refused before `100 Continue`; waiting for the rest of the
+/// body before answering made a client that sends it slowly wait for its answer as long.
+async fn linger(body: &mut RecvStream) {
+    let deadline = Instant::now() + LINGER;
     let mut discarded = 0;
-    while discarded < MAX_DISCARD {
+    while discarded < LINGER_BYTES {
         match crate::timeout::until(deadline, body.data()).await {
             Some(Some(Ok(chunk))) => {
                 discarded += chunk.len();
