@@ -448,3 +448,23 @@ fn a_refused_upload_is_read_a_window_past_its_answer_h2() {
     assert_eq!(upload.reset, Some(h2::Reason::NO_ERROR));
     assert!(upload.sent <= 3 * MIB, "{} bytes sent", upload.sent);
 }
+
+/// Two `content-length` fields are smuggling-shaped framing even when they agree: 400 as over
+/// HTTP/1.1 (and nginx), where the h2 crate takes them for one and the backend got both.
+#[test]
+fn a_repeated_content_length_is_400_h2() {
+    let (gw, _echo) = setup();
+    let request = http::Request::post(format!("http://{}/echo/x", gw.addr))
+        .header("content-length", "3")
+        .header("content-length", "3")
+        .body(())
+        .unwrap();
+    let upload = h2_upload(gw.addr, request, vec![bytes::Bytes::from("abc")], true);
+    assert_eq!(upload.status, 400);
+    let error: serde_json::Value = serde_json::from_slice(&upload.body).expect("json");
+    assert_eq!(error["error"]["code"], "BAD_REQUEST", "{error}");
+    assert_eq!(
+        error["error"]["message"], "repeated Content-Length",
+        "{error}"
+    );
+}

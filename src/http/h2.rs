@@ -400,6 +400,18 @@ async fn read_parts(
     let deadline = Instant::now() + shard.config.body_timeout;
     check_header_limits(parts, &shard.config)?;
     crate::http::check_method(&parts.method)?;
+    // RFC 9110 §8.6 lets a recipient take repeats of one length for that length (the h2 crate
+    // does; differing ones reset the stream): refused as HTTP/1.1 refuses them (smuggling-shaped
+    // framing; nginx too), rather than forwarded twice.
+    if parts
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(GatewayError::bad_request("repeated Content-Length"));
+    }
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
     // HTTP/1.1 backends and the REST contract both expect a Host; HTTP/2 carries it as :authority,
     // which stands over a `host` header that differs (RFC 9113 §8.3.1; userinfo dropped).
