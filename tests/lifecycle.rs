@@ -1046,49 +1046,6 @@ fn over_http2_a_zero_window_update_on_a_stream_resets_that_stream_only() {
 }
 
 #[test]
-fn over_http2_the_header_list_is_sized_as_rfc_9113_sizes_it() {
-    // Name + value + 32 per field, pseudo-headers included, and only the fields sent: a list of
-    // exactly --max-header-bytes is taken and one byte more is 431, whether the authority comes
-    // as `:authority` or as `host`. (Pseudo-header names went uncounted, and an absent
-    // `:authority` counted 32.)
-    const LIMIT: usize = 250;
-    let (gw, _echo) = one_shard_gateway(&["--max-header-bytes", &LIMIT.to_string()]);
-    let field = |name: &str, value: usize| name.len() + value + 32;
-    let fixed = field(":method", 3) + field(":scheme", 4) + field(":path", 0);
-    for (authority, host) in [(Some("a"), None), (None, Some("a"))] {
-        let named = if authority.is_some() {
-            field(":authority", 1)
-        } else {
-            field("host", 1)
-        };
-        for (extra, answered) in [(0, true), (1, false)] {
-            let path_len = LIMIT - fixed - named + extra;
-            let path = format!("/echo/{}", "p".repeat(path_len - "/echo/".len()));
-            let mut c = h2_raw(&gw);
-            h2_get(&mut c, 1, &path, authority, host);
-            let frames = h2_read_until(&mut c, Duration::from_secs(10), |frames| {
-                frames
-                    .iter()
-                    .any(|f| f.stream == 1 && f.kind == FRAME_DATA && f.flags & 1 == 1)
-            });
-            let body: Vec<u8> = frames
-                .iter()
-                .filter(|f| f.stream == 1 && f.kind == FRAME_DATA)
-                .flat_map(|f| f.payload.clone())
-                .collect();
-            let body = String::from_utf8_lossy(&body);
-            let what = format!("{authority:?}/{host:?}, a list of {}", LIMIT + extra);
-            let expected = if answered {
-                r#""instance":"e1""#
-            } else {
-                "HEADERS_TOO_LARGE"
-            };
-            assert!(body.contains(expected), "{what}: {body}");
-        }
-    }
-}
-
-#[test]
 fn over_http2_a_burst_of_cancelled_requests_keeps_the_connection() {
     // A client that abandons 200 requests at once, before the gateway has taken them up: the
     // `h2` crate ended the connection after 20 such resets (its default; 128 after the first

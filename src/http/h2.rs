@@ -5,8 +5,10 @@
 //! the idle timeout or as soon as the shard starts draining (idle or not); its open streams then
 //! finish, and the draining shard waits for that (up to the grace period) before it exits.
 //!
-//! A request refused, from its head or its body, is answered at once, whatever of its body is
-//! still to come; the stream then reads and drops what follows for a short while ([`LINGER`],
+//! A request is held to HTTP/1.1's limits, measured on what is forwarded as HTTP/1.1 measures its
+//! head (`check_header_limits`), so the same request passes or fails over either protocol. One
+//! that is refused, from its head or its body, is answered at once, whatever of its body is still
+//! to come; the stream then reads and drops what follows for a short while ([`LINGER`],
 //! [`LINGER_BYTES`]) before it is reset with `NO_ERROR`, as RFC 9113 §8.1 has a server that
 //! answered early ask the client to stop (`linger`).
 //!
@@ -60,10 +62,13 @@ const MAX_PENDING_ACCEPT_RESETS: usize = 1024;
 const STREAM_WINDOW: u32 = 1 << 20;
 /// Connection receive window: a few full stream windows.
 const CONNECTION_WINDOW: u32 = 8 << 20;
-/// The header list size the `h2` crate enforces while decoding, as a multiple of
-/// `--max-header-bytes`: lists up to the limit are served, lists between it and this hard cap are
-/// refused by us with the JSON 431 every other refusal has, and only larger ones get the crate's
-/// bare 431 (the cap bounds what HPACK decoding may allocate).
+/// The header list size the `h2` crate enforces while decoding (RFC 9113's measure: name, value
+/// and 32 bytes per field, pseudo-headers included), as a multiple of `--max-header-bytes`: it
+/// bounds what HPACK decoding may allocate, and lists it lets through are held to the limit by
+/// [`check_header_limits`], with the JSON 431 every other refusal has; only larger ones get the
+/// crate's bare 431. RFC 9113's measure is 28 bytes more per field than HTTP/1.1's, 36 per cookie
+/// crumb: a list within the limit meets the cap only with hundreds of crumbs (about 800 at the
+/// default limits) or a limit below about 3 KB.
 const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
 /// How long the rest of a refused request's body is read and dropped after its answer (as
 /// HTTP/1.1's lingering close) before the stream is reset: time for the answer to reach a client
@@ -79,8 +84,6 @@ const LINGER_BYTES: usize = STREAM_WINDOW as usize;
 /// byte every few seconds kept 128 answers of 4 MiB in memory on one connection for as long as
 /// the client kept it up.
 const MIN_SEND_PROGRESS: usize = 16 << 10;
-/// Bytes RFC 9113 §6.5.2 adds to each field's name and value when sizing a header list.
-const FIELD_OVERHEAD: usize = 32;
 /// How long a connection that sent GOAWAY and has nothing open waits for the client's last frames
 /// (the PING that completes a graceful shutdown, streams already on their way) before it closes:
 /// many round trips on any network a gateway serves.
@@ -398,7 +401,6 @@ async fn read_parts(
     remote: SocketAddr,
 ) -> Result<(Request, Option<BodyHold>), GatewayError> {
     let deadline = Instant::now() + shard.config.body_timeout;
-    check_header_limits(parts, &shard.config)?;
     crate::http::check_method(&parts.method)?;
     // RFC 9110 §8.6 lets a recipient take repeats of one length for that length (the h2 crate
     // does; differing ones reset the stream): refused as HTTP/1.1 refuses them (smuggling-shaped
@@ -486,6 +488,12 @@ async fn read_parts(
             "request target must be a path starting with `/`",
         ));
     }
+    check_header_limits(
+        &parts.method,
+        path_and_query.as_str(),
+        &headers,
+        &shard.config,
+    )?;
     let target = Bytes::copy_from_slice(path_and_query.as_str().as_bytes());
     let (path, query) = Request::split_target(target);
 
@@ -558,38 +566,31 @@ async fn read_parts(
     Ok((request, body_hold))
 }
 
-/// The header count and size limits HTTP/1.1 requests have (`--max-headers`,
-/// `--max-header-bytes`), the size counted as RFC 9113 sizes a header list.
+/// The header limits HTTP/1.1 requests have (`--max-headers`, `--max-header-bytes`), applied to
+/// the request's `headers` as they are forwarded (`:authority` as the `host` it becomes, cookie
+/// crumbs joined into one `cookie`, values trimmed) and measured as the HTTP/1.1 head that would
+/// carry them, as HTTP/1.1 measures the head it reads: the request line (`METHOD target
+/// HTTP/1.1`, which stands for the other pseudo-headers), a `name: value` line per header and the
+/// blank line that ends the head. A request within the limits over one protocol is within them
+/// over the other. (RFC 9113's measure, 32 bytes more per field, counted 100 crumbs of one
+/// cookie as 100 headers and 4 KiB where HTTP/1.1 counts one line of 700 bytes.)
 fn check_header_limits(
-    parts: &http::request::Parts,
+    method: &http::Method,
+    target: &str,
+    headers: &[Field],
     config: &crate::config::Config,
 ) -> Result<(), GatewayError> {
-    // `:authority` is forwarded as `host` (a `host` beside it is dropped), so it counts as the
-    // header it becomes, as HTTP/1.1 counts its Host.
-    let becomes_host =
-        parts.uri.authority().is_some() && !parts.headers.contains_key(http::header::HOST);
-    if parts.headers.len() + usize::from(becomes_host) > config.max_headers {
+    if headers.len() > config.max_headers {
         return Err(GatewayError::headers_too_large("header count"));
     }
-    // The pseudo-header fields the request came with, each sized like any field. `:scheme` is
-    // always there (h2 refuses a request without it), but h2 keeps it only beside an authority (a
-    // `Uri` cannot hold a scheme and a path alone): without one it counts as `http`, the scheme a
-    // cleartext client sends.
-    let pseudo = [
-        (":method", Some(parts.method.as_str())),
-        (":scheme", Some(parts.uri.scheme_str().unwrap_or("http"))),
-        (":authority", parts.uri.authority().map(|a| a.as_str())),
-        (":path", parts.uri.path_and_query().map(|p| p.as_str())),
-    ];
-    let size = pseudo
-        .iter()
-        .filter_map(|(name, value)| value.map(|v| name.len() + v.len() + FIELD_OVERHEAD))
-        .sum::<usize>()
-        + parts
-            .headers
+    let size = method.as_str().len()
+        + target.len()
+        + "  HTTP/1.1\r\n".len()
+        + headers
             .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD)
-            .sum::<usize>();
+            .map(|f| f.name.len() + ": ".len() + f.value.len() + "\r\n".len())
+            .sum::<usize>()
+        + "\r\n".len();
     if size > config.max_header_bytes {
         return Err(GatewayError::headers_too_large("header section"));
     }
