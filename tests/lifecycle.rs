@@ -1020,6 +1020,33 @@ fn over_http2_a_malformed_field_in_a_continued_block_resets_its_stream_only() {
 }
 
 #[test]
+fn over_http2_a_header_block_left_open_has_the_header_timeout() {
+    // HEADERS without END_HEADERS, and the CONTINUATION that would end the block never sent: no
+    // other frame may come meanwhile, so once --header-timeout-ms has passed the connection gets
+    // GOAWAY PROTOCOL_ERROR and is closed, as an unfinished HTTP/1.1 head gets 408. It lived
+    // until the idle timeout (here ten minutes), with a stream open on it for as long as that
+    // stream lasted too; stream 1 below is one, kept by a call far longer than the read.
+    let (gw, _echo) = one_shard_gateway(&[
+        "--header-timeout-ms",
+        "300",
+        "--idle-timeout-ms",
+        "600000",
+        "--request-timeout-ms",
+        "600000",
+    ]);
+    let mut c = h2_raw(&gw);
+    h2_get(&mut c, 1, "/echo/delay/60000", Some("x"), None);
+    c.send(&h2_headers_to_continue(3, &h2_get_pseudo_fields("/echo/a")));
+    let (frames, closed) = h2_read_until_close(&mut c, true);
+    let goaway = frames
+        .iter()
+        .find(|f| f.kind == FRAME_GOAWAY)
+        .expect("GOAWAY");
+    assert_eq!(error_code(goaway), PROTOCOL_ERROR);
+    assert!(closed, "the connection was closed");
+}
+
+#[test]
 fn over_http2_a_zero_window_update_on_a_stream_resets_that_stream_only() {
     // RFC 9113 §6.9: a zero increment is a stream error on a stream (a connection error only on
     // the connection); the h2 crate ended the whole connection, the other request with it.

@@ -13,6 +13,11 @@
 //! answered early ask the client to stop (`linger`).
 //!
 //! What a client controls is bounded:
+//! - A header block left open (HEADERS without END_HEADERS) holds up every frame of the
+//!   connection until its last CONTINUATION comes (RFC 9113 §6.10): it has `--header-timeout-ms`
+//!   from when it is seen, as an HTTP/1.1 head has, and then the connection gets GOAWAY
+//!   `PROTOCOL_ERROR` (no stream exists yet to answer 408 on). The `h2` crate has no timers; a
+//!   vendored patch tells whether a block is open, and `next_stream` times it.
 //! - An answer's body goes out as the client's flow-control window opens. The stream's task
 //!   waits for the window (the stream stays open, so the connection is not idle), and a client
 //!   that opens none for `--idle-timeout-ms` has the stream reset and its body dropped, as nginx's
@@ -31,6 +36,7 @@
 //!   bounds resets of streams not yet accepted, to [`MAX_PENDING_ACCEPT_RESETS`] at once).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -38,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use glommio::net::TcpStream;
+use glommio::timer::Deadline;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 
@@ -127,6 +134,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
     let mut shutting_down = false;
     // Kept across turns: one waiter slot for the connection's life.
     let mut drain = std::pin::pin!(shard.drain_started());
+    // Kept across turns too: a header block left open is timed from when it was first seen.
+    let mut open_block = None;
     loop {
         let turn = if shutting_down {
             // GOAWAY is out: let the open streams finish; `accept` ends when they have, or when
@@ -144,7 +153,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
                 futures_lite::future::or(accept, idle).await
             }
         } else {
-            let accept = async { Turn::Stream(conn.accept().await) };
+            let accept = next_stream(&mut conn, &mut open_block, config.header_timeout);
             let drain = async {
                 drain.as_mut().await;
                 Turn::GoAway
@@ -167,6 +176,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
             Turn::Idle => continue,
             Turn::GoAway => {
                 conn.graceful_shutdown();
+                shutting_down = true;
+                continue;
+            }
+            Turn::HeaderTimeout => {
+                tracing::debug!(%remote, "HTTP/2 header block left open; closing");
+                conn.abrupt_shutdown(Reason::PROTOCOL_ERROR);
                 shutting_down = true;
                 continue;
             }
@@ -199,8 +214,39 @@ enum Turn {
     Stream(Accepted),
     /// Time to send GOAWAY: idle for the idle timeout, or the shard is draining.
     GoAway,
+    /// A header block has been open for the header timeout (see [`next_stream`]).
+    HeaderTimeout,
     /// The last open stream ended: the idle timer starts.
     Idle,
+}
+
+/// The connection's next stream ([`Turn::Stream`]), or [`Turn::HeaderTimeout`] once the client
+/// has left a header block open (HEADERS without END_HEADERS, the CONTINUATION that ends it not
+/// come) for `header_timeout`: no other frame may come meanwhile, so every stream of the
+/// connection waits on it. `open_block` is that block's deadline, set when it is first seen open
+/// (after the read that took its HEADERS frame) and cleared once it is closed; the caller keeps it
+/// across calls, so that a block is timed once however many turns it spans.
+async fn next_stream(
+    conn: &mut h2::server::Connection<TokioIo<TcpStream>, Bytes>,
+    open_block: &mut Option<Deadline>,
+    header_timeout: Duration,
+) -> Turn {
+    std::future::poll_fn(|cx| {
+        // Reads every frame received: the block's state is then up to date.
+        if let Poll::Ready(accepted) = conn.poll_accept(cx) {
+            return Poll::Ready(Turn::Stream(accepted));
+        }
+        if !conn.is_header_block_open() {
+            *open_block = None;
+            return Poll::Pending;
+        }
+        let deadline =
+            open_block.get_or_insert_with(|| Deadline::at(Instant::now() + header_timeout));
+        std::pin::Pin::new(deadline)
+            .poll(cx)
+            .map(|()| Turn::HeaderTimeout)
+    })
+    .await
 }
 
 /// The streams a connection is serving, and its task, waiting for the last one to end so that
