@@ -1,7 +1,9 @@
 //! REST over HTTP/2 cleartext with prior knowledge, on the same listener as HTTP/1.1
 //! (CONTRACT §2): the core round trips of rest_http1.rs with `curl --http2-prior-knowledge`,
-//! bodies larger than the default flow-control window both ways, and concurrent streams on
-//! one connection (proved with the grpcio peer's barrier, not by timing).
+//! bodies larger than the default flow-control window both ways, concurrent streams on
+//! one connection (proved with the grpcio peer's barrier, not by timing), and the request rules
+//! HTTP/1.1 has (header limits measured alike, a repeated length refused, refusals answered while
+//! the body still comes) with the h2 crate's client where curl would not send the request.
 
 mod support;
 
@@ -375,4 +377,161 @@ fn values_lose_surrounding_whitespace_as_over_http1_h2() {
     let expected = [("x-a", "lead"), ("x-b", "a\tb"), ("cookie", "a=1; b=2")];
     let expected: Vec<_> = expected.map(|(n, v)| (n.to_string(), v.to_string())).into();
     assert_eq!(headers, expected);
+}
+
+/// A gateway with a 1,000-byte body limit and a ten-minute body deadline, the echo registered: a
+/// refusal that waits for the body's end or its deadline is not answered within the test client's
+/// CURL_MAX_TIME_S.
+fn small_body_gateway() -> (Gateway, Echo) {
+    let gw = Gateway::builder()
+        .args(&["--max-body-bytes", "1000", "--body-timeout-ms", "600000"])
+        .start();
+    let echo = Echo::registered(&gw, "echo", "e1");
+    (gw, echo)
+}
+
+/// A request refused while its body is still on its way is answered at once, whatever the reason
+/// (a body over the limit without a declared length, a lower-case method, too many headers, a
+/// declared length over the limit), and its stream is then reset with NO_ERROR (RFC 9113 §8.1:
+/// the client may stop sending). The client here sends part of a body and keeps its stream open.
+/// All but the declared length were answered only at the body's deadline (60 s by default), and
+/// the declared length after 2 s.
+#[test]
+fn a_request_refused_while_its_body_comes_is_answered_at_once_h2() {
+    let (gw, _echo) = small_body_gateway();
+    let url = format!("http://{}/echo/x", gw.addr);
+    let post = || http::Request::post(&url);
+    let lower_case = http::Method::from_bytes(b"post").unwrap();
+    let cases = [
+        ("no declared length", post(), 2000, 413),
+        (
+            "a lower-case method",
+            http::Request::builder().method(lower_case).uri(&url),
+            10,
+            400,
+        ),
+        (
+            "101 headers",
+            (0..101).fold(post(), |r, i| r.header(format!("x-h{i}"), "v")),
+            10,
+            431,
+        ),
+        (
+            "a declared length",
+            post().header("content-length", "100000"),
+            10,
+            413,
+        ),
+    ];
+    for (what, request, sent, status) in cases {
+        let request = request.body(()).unwrap();
+        let body = vec![bytes::Bytes::from(vec![b'a'; sent])];
+        let upload = h2_upload(gw.addr, request, body, false);
+        assert_eq!(upload.status, status, "{what}: {upload:?}");
+        assert_eq!(upload.sent, sent, "{what}");
+        assert_eq!(upload.reset, Some(h2::Reason::NO_ERROR), "{what}");
+    }
+}
+
+/// After its answer a refused upload is read for a stream window's worth at most, then reset
+/// with NO_ERROR, as nginx stops reading at the limit: the client gets to send about two windows
+/// (the one it had when the answer left, and the one the gateway drops after it) of a 32 MiB
+/// body, where all of it was read (16 MiB before the answer, 16 MiB after it).
+#[test]
+fn a_refused_upload_is_read_a_window_past_its_answer_h2() {
+    const MIB: usize = 1 << 20;
+    let (gw, _echo) = small_body_gateway();
+    let request = http::Request::post(format!("http://{}/echo/x", gw.addr))
+        .body(())
+        .unwrap();
+    let body = vec![bytes::Bytes::from(vec![b'a'; MIB]); 32];
+    let upload = h2_upload(gw.addr, request, body, true);
+    assert_eq!(upload.status, 413, "{upload:?}");
+    assert_eq!(upload.reset, Some(h2::Reason::NO_ERROR));
+    assert!(upload.sent <= 3 * MIB, "{} bytes sent", upload.sent);
+}
+
+/// Two `content-length` fields are smuggling-shaped framing even when they agree: 400 as over
+/// HTTP/1.1 (and nginx), where the h2 crate takes them for one and the backend got both.
+#[test]
+fn a_repeated_content_length_is_400_h2() {
+    let (gw, _echo) = setup();
+    let request = http::Request::post(format!("http://{}/echo/x", gw.addr))
+        .header("content-length", "3")
+        .header("content-length", "3")
+        .body(())
+        .unwrap();
+    let upload = h2_upload(gw.addr, request, vec![bytes::Bytes::from("abc")], true);
+    assert_eq!(upload.status, 400);
+    let error: serde_json::Value = serde_json::from_slice(&upload.body).expect("json");
+    assert_eq!(error["error"]["code"], "BAD_REQUEST", "{error}");
+    assert_eq!(
+        error["error"]["message"], "repeated Content-Length",
+        "{error}"
+    );
+}
+
+/// Cookie crumbs count as the one `cookie` header they are joined into, for the header count and
+/// the header bytes alike, as the same cookies in one HTTP/1.1 line do: 100 crumbs were 100
+/// headers and 4 KiB by RFC 9113's measure (32 bytes a field), 431 for either limit here.
+#[test]
+fn cookie_crumbs_count_as_the_one_header_they_become_h2() {
+    let gw = Gateway::builder()
+        .args(&["--max-headers", "10", "--max-header-bytes", "3000"])
+        .start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let crumbs: Vec<String> = (0..100).map(|i| format!("c{i}=v")).collect();
+    let mut request = http::Request::get(format!("http://{}/echo/c", gw.addr));
+    for crumb in &crumbs {
+        request = request.header("cookie", crumb.as_str());
+    }
+    let (status, body) = h2_send(gw.addr, request.body(()).unwrap(), true);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let seen: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(echoed_values(&seen, "cookie"), [crumbs.join("; ")]);
+    let over_http1 = http("GET", gw.url("/echo/c"))
+        .header("cookie", &crumbs.join("; "))
+        .send();
+    assert_echo_ok(&over_http1);
+}
+
+/// `--max-header-bytes` holds a request as it is forwarded, measured as the HTTP/1.1 head that
+/// would carry it (request line, a `name: value` line per header, the blank line), so a request
+/// of exactly the limit is taken over either protocol and one byte more is 431 over both.
+/// (HTTP/2 sized a header list as RFC 9113 does, 32 bytes a field and the pseudo-headers, and
+/// refused what HTTP/1.1 took.)
+#[test]
+fn the_header_bytes_limit_measures_what_http1_measures_h2() {
+    const LIMIT: usize = 4000;
+    let gw = Gateway::builder()
+        .args(&["--max-header-bytes", &LIMIT.to_string()])
+        .start();
+    let _echo = Echo::registered(&gw, "echo", "e1");
+    let head = |value: &str| {
+        format!("GET /echo/h HTTP/1.1\r\nhost: a\r\nx-pad: {value}\r\ncookie: a=1; b=2\r\n\r\n")
+    };
+    let padding = LIMIT - head("").len();
+    for (extra, taken) in [(0, true), (1, false)] {
+        let value = "p".repeat(padding + extra);
+        assert_eq!(head(&value).len(), LIMIT + extra);
+        let mut c = RawConn::connect(gw.addr);
+        c.send(head(&value).as_bytes());
+        let over_http1 = c.read_response(false).status;
+        let request = http::Request::get("http://a/echo/h")
+            .header("x-pad", value.as_str())
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .body(())
+            .unwrap();
+        let (over_http2, body) = h2_send(gw.addr, request, true);
+        let expected = if taken { 200 } else { 431 };
+        let what = format!("a head of {} bytes", LIMIT + extra);
+        assert_eq!(over_http1, expected, "HTTP/1.1, {what}");
+        assert_eq!(
+            over_http2,
+            expected,
+            "HTTP/2, {what}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
 }

@@ -5,7 +5,19 @@
 //! the idle timeout or as soon as the shard starts draining (idle or not); its open streams then
 //! finish, and the draining shard waits for that (up to the grace period) before it exits.
 //!
+//! A request is held to HTTP/1.1's limits, measured on what is forwarded as HTTP/1.1 measures its
+//! head (`check_header_limits`), so the same request passes or fails over either protocol. One
+//! that is refused, from its head or its body, is answered at once, whatever of its body is still
+//! to come; the stream then reads and drops what follows for a short while ([`LINGER`],
+//! [`LINGER_BYTES`]) before it is reset with `NO_ERROR`, as RFC 9113 §8.1 has a server that
+//! answered early ask the client to stop (`linger`).
+//!
 //! What a client controls is bounded:
+//! - A header block left open (HEADERS without END_HEADERS) holds up every frame of the
+//!   connection until its last CONTINUATION comes (RFC 9113 §6.10): it has `--header-timeout-ms`
+//!   from when it is seen, as an HTTP/1.1 head has, and then the connection gets GOAWAY
+//!   `PROTOCOL_ERROR` (no stream exists yet to answer 408 on). The `h2` crate has no timers; a
+//!   vendored patch tells whether a block is open, and `next_stream` times it.
 //! - An answer's body goes out as the client's flow-control window opens. The stream's task
 //!   waits for the window (the stream stays open, so the connection is not idle), and a client
 //!   that opens none for `--idle-timeout-ms` has the stream reset and its body dropped, as nginx's
@@ -24,6 +36,7 @@
 //!   bounds resets of streams not yet accepted, to [`MAX_PENDING_ACCEPT_RESETS`] at once).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -31,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use glommio::net::TcpStream;
+use glommio::timer::Deadline;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 
@@ -53,27 +67,30 @@ const MAX_CONCURRENT_STREAMS: u32 = 128;
 const MAX_PENDING_ACCEPT_RESETS: usize = 1024;
 /// Per-stream receive window: large enough that a 1 MiB body arrives without waiting for updates.
 const STREAM_WINDOW: u32 = 1 << 20;
-/// Most bytes of a refused body read and dropped before answering: enough for any body a client
-/// would send to a gateway with the default limit, bounded so a refused upload cannot go on forever.
-const MAX_DISCARD: usize = 16 << 20;
 /// Connection receive window: a few full stream windows.
 const CONNECTION_WINDOW: u32 = 8 << 20;
-/// The header list size the `h2` crate enforces while decoding, as a multiple of
-/// `--max-header-bytes`: lists up to the limit are served, lists between it and this hard cap are
-/// refused by us with the JSON 431 every other refusal has, and only larger ones get the crate's
-/// bare 431 (the cap bounds what HPACK decoding may allocate).
+/// The header list size the `h2` crate enforces while decoding (RFC 9113's measure: name, value
+/// and 32 bytes per field, pseudo-headers included), as a multiple of `--max-header-bytes`: it
+/// bounds what HPACK decoding may allocate, and lists it lets through are held to the limit by
+/// [`check_header_limits`], with the JSON 431 every other refusal has; only larger ones get the
+/// crate's bare 431. RFC 9113's measure is 28 bytes more per field than HTTP/1.1's, 36 per cookie
+/// crumb: a list within the limit meets the cap only with hundreds of crumbs (about 800 at the
+/// default limits) or a limit below about 3 KB.
 const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
 /// How long the rest of a refused request's body is read and dropped after its answer (as
-/// HTTP/1.1's lingering close): time for a client that was waiting for `100 Continue` to see the
-/// answer and stop.
+/// HTTP/1.1's lingering close) before the stream is reset: time for the answer to reach a client
+/// still sending (or waiting for `100 Continue`) and for it to stop.
 const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes of a refused body read and dropped after its answer: one stream window, what a
+/// client may have on its way when the answer leaves. A client still sending after that is not
+/// reading its answer, and the stream is reset (a fast 6 MB upload over a 4 MB limit was read
+/// to its end, with no bound on a larger one).
+const LINGER_BYTES: usize = STREAM_WINDOW as usize;
 /// Least an answer must go out by, within the send timeout, for the client to count as reading
 /// it: one default-sized frame, which a client reading normally opens at once. A window opened a
 /// byte every few seconds kept 128 answers of 4 MiB in memory on one connection for as long as
 /// the client kept it up.
 const MIN_SEND_PROGRESS: usize = 16 << 10;
-/// Bytes RFC 9113 §6.5.2 adds to each field's name and value when sizing a header list.
-const FIELD_OVERHEAD: usize = 32;
 /// How long a connection that sent GOAWAY and has nothing open waits for the client's last frames
 /// (the PING that completes a graceful shutdown, streams already on their way) before it closes:
 /// many round trips on any network a gateway serves.
@@ -117,6 +134,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
     let mut shutting_down = false;
     // Kept across turns: one waiter slot for the connection's life.
     let mut drain = std::pin::pin!(shard.drain_started());
+    // Kept across turns too: a header block left open is timed from when it was first seen.
+    let mut open_block = None;
     loop {
         let turn = if shutting_down {
             // GOAWAY is out: let the open streams finish; `accept` ends when they have, or when
@@ -134,7 +153,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
                 futures_lite::future::or(accept, idle).await
             }
         } else {
-            let accept = async { Turn::Stream(conn.accept().await) };
+            let accept = next_stream(&mut conn, &mut open_block, config.header_timeout);
             let drain = async {
                 drain.as_mut().await;
                 Turn::GoAway
@@ -157,6 +176,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
             Turn::Idle => continue,
             Turn::GoAway => {
                 conn.graceful_shutdown();
+                shutting_down = true;
+                continue;
+            }
+            Turn::HeaderTimeout => {
+                tracing::debug!(%remote, "HTTP/2 header block left open; closing");
+                conn.abrupt_shutdown(Reason::PROTOCOL_ERROR);
                 shutting_down = true;
                 continue;
             }
@@ -189,8 +214,39 @@ enum Turn {
     Stream(Accepted),
     /// Time to send GOAWAY: idle for the idle timeout, or the shard is draining.
     GoAway,
+    /// A header block has been open for the header timeout (see [`next_stream`]).
+    HeaderTimeout,
     /// The last open stream ended: the idle timer starts.
     Idle,
+}
+
+/// The connection's next stream ([`Turn::Stream`]), or [`Turn::HeaderTimeout`] once the client
+/// has left a header block open (HEADERS without END_HEADERS, the CONTINUATION that ends it not
+/// come) for `header_timeout`: no other frame may come meanwhile, so every stream of the
+/// connection waits on it. `open_block` is that block's deadline, set when it is first seen open
+/// (after the read that took its HEADERS frame) and cleared once it is closed; the caller keeps it
+/// across calls, so that a block is timed once however many turns it spans.
+async fn next_stream(
+    conn: &mut h2::server::Connection<TokioIo<TcpStream>, Bytes>,
+    open_block: &mut Option<Deadline>,
+    header_timeout: Duration,
+) -> Turn {
+    std::future::poll_fn(|cx| {
+        // Reads every frame received: the block's state is then up to date.
+        if let Poll::Ready(accepted) = conn.poll_accept(cx) {
+            return Poll::Ready(Turn::Stream(accepted));
+        }
+        if !conn.is_header_block_open() {
+            *open_block = None;
+            return Poll::Pending;
+        }
+        let deadline =
+            open_block.get_or_insert_with(|| Deadline::at(Instant::now() + header_timeout));
+        std::pin::Pin::new(deadline)
+            .poll(cx)
+            .map(|()| Turn::HeaderTimeout)
+    })
+    .await
 }
 
 /// The streams a connection is serving, and its task, waiting for the last one to end so that
@@ -289,7 +345,7 @@ async fn serve_stream(
             let answer = error_answer(shard, error, service.as_deref(), request_id);
             let _ = send_response(&mut respond, answer, head_request, send_timeout).await;
             let mut unread = unread;
-            discard_rest(&mut unread, Instant::now() + LINGER).await;
+            linger(&mut unread).await;
             return;
         }
     };
@@ -350,11 +406,10 @@ fn error_answer(
 }
 
 /// A request refused while it was read, with the client's own request id if it sent a usable one.
+/// It is answered at once, whatever of its body is still to come.
 struct Refused {
     error: GatewayError,
-    /// What is left of its body: read and dropped after the answer, for a while (the client of a
-    /// request refused before `100 Continue` may still send it), so that the answer is not
-    /// followed at once by a reset of the stream, which some clients (curl 7.88) take for no answer.
+    /// What is left of its body: read and dropped after the answer, for a while ([`linger`]).
     unread: RecvStream,
     request_id: Option<RequestId>,
 }
@@ -381,8 +436,9 @@ async fn read_request(
 
 /// The request of `parts` and `body`, checked against the limits, and its body's share of the
 /// shard's request-body budget (none without a body). A client that expects `100 Continue` gets
-/// it only if the router would take the request; one refused from its head is answered at once,
-/// its body unread (RFC 9110 §10.1.1, as HTTP/1.1 does).
+/// it only if the router would take the request. A refusal returns at once, what is left of the
+/// body unread (RFC 9110 §10.1.1 for a client waiting for `100 Continue`; RFC 9113 §8.1 lets a
+/// server answer before the whole request has come).
 async fn read_parts(
     shard: &Rc<Shard>,
     parts: &http::request::Parts,
@@ -391,20 +447,18 @@ async fn read_parts(
     remote: SocketAddr,
 ) -> Result<(Request, Option<BodyHold>), GatewayError> {
     let deadline = Instant::now() + shard.config.body_timeout;
-    // A client that expects `100 Continue` sends no body until it has an answer: a refusal is
-    // answered at once, its body never waited for.
-    let expects_continue = !body.is_end_stream()
-        && parts
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if let Err(e) = check_header_limits(parts, &shard.config)
-        .and_then(|()| crate::http::check_method(&parts.method))
+    crate::http::check_method(&parts.method)?;
+    // RFC 9110 §8.6 lets a recipient take repeats of one length for that length (the h2 crate
+    // does; differing ones reset the stream): refused as HTTP/1.1 refuses them (smuggling-shaped
+    // framing; nginx too), rather than forwarded twice.
+    if parts
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .nth(1)
+        .is_some()
     {
-        if !expects_continue {
-            discard_rest(body, deadline).await;
-        }
-        return Err(e);
+        return Err(GatewayError::bad_request("repeated Content-Length"));
     }
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
     // HTTP/1.1 backends and the REST contract both expect a Host; HTTP/2 carries it as :authority,
@@ -480,6 +534,12 @@ async fn read_parts(
             "request target must be a path starting with `/`",
         ));
     }
+    check_header_limits(
+        &parts.method,
+        path_and_query.as_str(),
+        &headers,
+        &shard.config,
+    )?;
     let target = Bytes::copy_from_slice(path_and_query.as_str().as_bytes());
     let (path, query) = Request::split_target(target);
 
@@ -490,12 +550,6 @@ async fn read_parts(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
-        // The length decides it: what the client is still sending is read for a short while so
-        // the answer comes after it (see `discard_rest`), not until the body's deadline, which
-        // a client that sends nothing more would make it wait out.
-        if !expects_continue {
-            discard_rest(body, Instant::now() + LINGER).await;
-        }
         return Err(GatewayError::body_too_large());
     }
     // The body's share of the shard's budget for request bodies: a declared length whole before
@@ -505,6 +559,12 @@ async fn read_parts(
     } else {
         shard.hold_body(&path, declared.map_or(0, |n| n as usize))?
     };
+    // A client that expects `100 Continue` sends no body until it is invited to.
+    let expects_continue = !body.is_end_stream()
+        && parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if expects_continue {
         let head = crate::http::RequestHead {
             method: &parts.method,
@@ -533,7 +593,6 @@ async fn read_parts(
         };
         let _ = body.flow_control().release_capacity(chunk.len());
         if collected.len() + chunk.len() > max_body {
-            discard_rest(body, deadline).await;
             return Err(GatewayError::body_too_large());
         }
         if let Some(hold) = &body_hold {
@@ -553,50 +612,47 @@ async fn read_parts(
     Ok((request, body_hold))
 }
 
-/// The header count and size limits HTTP/1.1 requests have (`--max-headers`,
-/// `--max-header-bytes`), the size counted as RFC 9113 sizes a header list.
+/// The header limits HTTP/1.1 requests have (`--max-headers`, `--max-header-bytes`), applied to
+/// the request's `headers` as they are forwarded (`:authority` as the `host` it becomes, cookie
+/// crumbs joined into one `cookie`, values trimmed) and measured as the HTTP/1.1 head that would
+/// carry them, as HTTP/1.1 measures the head it reads: the request line (`METHOD target
+/// HTTP/1.1`, which stands for the other pseudo-headers), a `name: value` line per header and the
+/// blank line that ends the head. A request within the limits over one protocol is within them
+/// over the other. (RFC 9113's measure, 32 bytes more per field, counted 100 crumbs of one
+/// cookie as 100 headers and 4 KiB where HTTP/1.1 counts one line of 700 bytes.)
 fn check_header_limits(
-    parts: &http::request::Parts,
+    method: &http::Method,
+    target: &str,
+    headers: &[Field],
     config: &crate::config::Config,
 ) -> Result<(), GatewayError> {
-    // `:authority` is forwarded as `host` (a `host` beside it is dropped), so it counts as the
-    // header it becomes, as HTTP/1.1 counts its Host.
-    let becomes_host =
-        parts.uri.authority().is_some() && !parts.headers.contains_key(http::header::HOST);
-    if parts.headers.len() + usize::from(becomes_host) > config.max_headers {
+    if headers.len() > config.max_headers {
         return Err(GatewayError::headers_too_large("header count"));
     }
-    // The pseudo-header fields the request came with, each sized like any field. `:scheme` is
-    // always there (h2 refuses a request without it), but h2 keeps it only beside an authority (a
-    // `Uri` cannot hold a scheme and a path alone): without one it counts as `http`, the scheme a
-    // cleartext client sends.
-    let pseudo = [
-        (":method", Some(parts.method.as_str())),
-        (":scheme", Some(parts.uri.scheme_str().unwrap_or("http"))),
-        (":authority", parts.uri.authority().map(|a| a.as_str())),
-        (":path", parts.uri.path_and_query().map(|p| p.as_str())),
-    ];
-    let size = pseudo
-        .iter()
-        .filter_map(|(name, value)| value.map(|v| name.len() + v.len() + FIELD_OVERHEAD))
-        .sum::<usize>()
-        + parts
-            .headers
+    let size = method.as_str().len()
+        + target.len()
+        + "  HTTP/1.1\r\n".len()
+        + headers
             .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD)
-            .sum::<usize>();
+            .map(|f| f.name.len() + ": ".len() + f.value.len() + "\r\n".len())
+            .sum::<usize>()
+        + "\r\n".len();
     if size > config.max_header_bytes {
         return Err(GatewayError::headers_too_large("header section"));
     }
     Ok(())
 }
 
-/// Reads and drops what is left of a refused body (up to [`MAX_DISCARD`], until `deadline`), so the
-/// error response arrives on a stream the client has finished: answering while it still sends makes
-/// h2 reset the stream, and some clients then report the reset instead of the response.
-async fn discard_rest(body: &mut RecvStream, deadline: Instant) {
+/// Reads and drops what the client still sends of a refused request's body after its answer, for
+/// [`LINGER`] and [`LINGER_BYTES`] at most. The stream is then dropped, and the `h2` crate resets
+/// it with `NO_ERROR` if the client is still sending: RFC 9113 §8.1's way of asking a client to
+/// stop a request whose complete answer it has. Resetting it right after the answer made curl 7.88
+/// report no answer at all for a request refused before `100 Continue`; waiting for the rest of the
+/// body before answering made a client that sends it slowly wait for its answer as long.
+async fn linger(body: &mut RecvStream) {
+    let deadline = Instant::now() + LINGER;
     let mut discarded = 0;
-    while discarded < MAX_DISCARD {
+    while discarded < LINGER_BYTES {
         match crate::timeout::until(deadline, body.data()).await {
             Some(Some(Ok(chunk))) => {
                 discarded += chunk.len();

@@ -1275,6 +1275,84 @@ pub fn h2_send(addr: SocketAddr, request: http::Request<()>, end_stream: bool) -
     with_h2_client(addr, move |client| h2_call(client, request, end_stream))
 }
 
+/// What [`h2_upload`] saw.
+#[derive(Debug)]
+pub struct H2Upload {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// Bytes of the request body the server's window let the client send.
+    pub sent: usize,
+    /// The error code the server reset the stream with, if it did.
+    pub reset: Option<h2::Reason>,
+}
+
+/// Sends `request` over HTTP/2 with the h2 crate's client, then `body` chunk by chunk as the
+/// server's window lets it, while reading the answer. With `end_stream` the last chunk ends the
+/// stream, and the upload goes on after the answer until the body is sent or the server resets
+/// the stream; without, the stream is left open after the last chunk, and once the answer is in
+/// the client waits for the server to reset it (the server ends its part of a request it
+/// answered early that way, RFC 9113 §8.1).
+pub fn h2_upload(
+    addr: SocketAddr,
+    request: http::Request<()>,
+    body: Vec<bytes::Bytes>,
+    end_stream: bool,
+) -> H2Upload {
+    use std::future::poll_fn;
+    use std::task::Poll;
+    with_h2_client(addr, move |client| async move {
+        let mut client = client.ready().await.expect("ready");
+        let (response, mut stream) = client.send_request(request, false).expect("send");
+        let upload = async {
+            let chunks = body.len();
+            let mut sent = 0;
+            for (i, mut chunk) in body.into_iter().enumerate() {
+                let last = end_stream && i + 1 == chunks;
+                while !chunk.is_empty() {
+                    stream.reserve_capacity(chunk.len());
+                    // None once the stream is closed for sending (reset, or the connection gone).
+                    let Some(Ok(window)) = poll_fn(|cx| stream.poll_capacity(cx)).await else {
+                        return sent;
+                    };
+                    let part = chunk.split_to(window.min(chunk.len()));
+                    sent += part.len();
+                    if stream.send_data(part, last && chunk.is_empty()).is_err() {
+                        return sent;
+                    }
+                }
+            }
+            sent
+        };
+        let answer = async {
+            let response = response.await.expect("response");
+            let status = response.status().as_u16();
+            let mut body = response.into_body();
+            let mut out = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.expect("body");
+                let _ = body.flow_control().release_capacity(chunk.len());
+                out.extend_from_slice(&chunk);
+            }
+            (status, out)
+        };
+        let (sent, (status, body)) = futures_lite::future::zip(upload, answer).await;
+        let reset = if end_stream {
+            match poll_fn(|cx| Poll::Ready(stream.poll_reset(cx))).await {
+                Poll::Ready(Ok(reason)) => Some(reason),
+                _ => None,
+            }
+        } else {
+            poll_fn(|cx| stream.poll_reset(cx)).await.ok()
+        };
+        H2Upload {
+            status,
+            body,
+            sent,
+            reset,
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Raw TCP
 // ---------------------------------------------------------------------------------------------

@@ -564,6 +564,15 @@ where
         self.connection.has_streams()
     }
 
+    /// switchyard patch: whether the client has left a header block open: it sent a HEADERS
+    /// frame without END_HEADERS, and the CONTINUATION frame that ends the block has not come.
+    /// Until it does, no other frame may come on the connection (RFC 9113 §6.10), so nothing else
+    /// on it can go on: a server bounds that with a timeout of its own (h2 has no timers), calling
+    /// this after `poll_accept` returns `Pending` (which has read every frame received).
+    pub fn is_header_block_open(&self) -> bool {
+        self.connection.is_header_block_open()
+    }
+
     /// Returns the maximum number of concurrent streams that may be initiated
     /// by the server on this connection.
     ///

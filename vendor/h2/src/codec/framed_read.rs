@@ -188,6 +188,14 @@ impl<T> FramedRead<T> {
     pub fn set_header_table_size(&mut self, val: usize) {
         self.decoder.set_header_table_size(val);
     }
+
+    /// switchyard patch: whether a header block is open: a HEADERS or PUSH_PROMISE frame without
+    /// END_HEADERS has been read, and the CONTINUATION that ends its block has not. No other frame
+    /// may come meanwhile (RFC 9113 §6.10), so the whole connection waits for it; the application
+    /// bounds that wait (h2 has no timers).
+    pub(crate) fn is_header_block_open(&self) -> bool {
+        self.decoder.partial.is_some()
+    }
 }
 
 fn calc_max_continuation_frames(header_max: usize, frame_max: usize) -> usize {

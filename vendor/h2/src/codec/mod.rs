@@ -125,6 +125,11 @@ impl<T, B> Codec<T, B> {
         self.inner.set_max_header_list_size(val);
     }
 
+    /// switchyard patch: see `FramedRead::is_header_block_open`.
+    pub(crate) fn is_header_block_open(&self) -> bool {
+        self.inner.is_header_block_open()
+    }
+
     /// Get a reference to the inner stream.
     #[cfg(feature = "unstable")]
     pub fn get_ref(&self) -> &T {
@@ -345,6 +350,39 @@ mod switchyard_tests {
                 }
                 other => panic!("expected stream 3's HEADERS, got {other:?}"),
             }
+        });
+    }
+
+    /// A HEADERS frame without END_HEADERS opens a header block, which stays open until the
+    /// CONTINUATION that ends it: the application times that wait.
+    #[test]
+    fn a_header_block_is_open_from_its_headers_to_its_last_continuation() {
+        use tokio::io::AsyncWriteExt;
+        fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+            let mut frame = head(payload.len(), kind, 1);
+            frame[4] = flags;
+            frame.extend_from_slice(payload);
+            frame
+        }
+        // :method GET, :scheme http, :path / (indexed), then :authority x (without indexing).
+        let (first, last) = ([0x82, 0x86, 0x84], [0x01, 1, b'x']);
+        let (mut peer, ours) = tokio::io::duplex(1024);
+        let mut codec: Codec<_, bytes::Bytes> = Codec::new(ours);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            assert!(!codec.is_header_block_open());
+            peer.write_all(&frame(1, 0x1, &first)).await.unwrap(); // HEADERS, END_STREAM
+            assert!(Pin::new(&mut codec).poll_next(&mut cx).is_pending());
+            assert!(codec.is_header_block_open(), "open after its HEADERS");
+            peer.write_all(&frame(9, 0x4, &last)).await.unwrap(); // CONTINUATION, END_HEADERS
+            match Pin::new(&mut codec).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(Frame::Headers(h)))) => assert!(h.is_end_headers()),
+                other => panic!("expected the whole HEADERS, got {other:?}"),
+            }
+            assert!(!codec.is_header_block_open(), "closed by its last CONTINUATION");
         });
     }
 

@@ -211,6 +211,11 @@ where
         self.inner.streams.num_wired_streams()
     }
 
+    /// switchyard patch: see `FramedRead::is_header_block_open`.
+    pub(crate) fn is_header_block_open(&self) -> bool {
+        self.codec.is_header_block_open()
+    }
+
     /// Returns `Ready` when the connection is ready to receive a frame.
     ///
     /// Returns `Error` as this may raise errors that are caused by delayed
