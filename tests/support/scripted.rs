@@ -2,8 +2,8 @@
 //!
 //! The echo (`switchyard-echo`) answers well; this backend misbehaves on purpose, at the HTTP/2
 //! level the echo never reaches: a GOAWAY on the connection of a given call, a refused stream, an
-//! HTTP status other than 200, a header block past the gateway's limits, a stream limit of one, a
-//! call held open until the test lets it go. It runs in the test process (h2's server on a
+//! HTTP status other than 200, a header block past the gateway's limits, a `grpc-status` where
+//! none belongs, a stream limit of one, a call held open until the test lets it go. It runs in the test process (h2's server on a
 //! glommio executor of its own thread), so it tells the test what happened without a log to
 //! parse: every call it received, on which connection, with which `grpc-timeout`, and which
 //! connections have applied its SETTINGS. Waits are bounded, as everywhere in `support`.
@@ -69,6 +69,15 @@ pub enum Answer {
     /// One header block ending the stream: this `:status` and these fields (a trailers-only
     /// gRPC answer, or an answer that is not gRPC at all).
     Head(u16, Vec<(String, String)>),
+    /// A gRPC answer whose every part the test gives: a header block with this `:status` and
+    /// these fields beside `content-type: application/grpc`, the message, and these trailers in
+    /// place of `grpc-status: 0` (repeats kept).
+    Full {
+        status: u16,
+        head: Vec<(String, String)>,
+        message: ForwardingResp,
+        trailers: Vec<(String, String)>,
+    },
     /// RST_STREAM(REFUSED_STREAM): the call was not processed.
     Refuse,
     /// A graceful GOAWAY (NO_ERROR) on the call's connection, the way gRPC servers drain one
@@ -515,6 +524,15 @@ async fn call(
                 let _ = reply(&mut respond, &resp, &metadata).await;
                 return;
             }
+            Answer::Full {
+                status,
+                head,
+                message,
+                trailers,
+            } => {
+                let _ = full_reply(&mut respond, status, &head, &message, &trailers).await;
+                return;
+            }
         }
     }
 }
@@ -525,17 +543,31 @@ async fn reply(
     resp: &ForwardingResp,
     metadata: &[(String, String)],
 ) -> Result<(), h2::Error> {
-    let mut head = Response::builder()
+    let ok = [("grpc-status".to_string(), "0".to_string())];
+    full_reply(respond, 200, metadata, resp, &ok).await
+}
+
+/// A gRPC answer: a header block with `status` and `head` (beside the content-type), the framed
+/// message, then `trailers`.
+async fn full_reply(
+    respond: &mut SendResponse<Bytes>,
+    status: u16,
+    head: &[(String, String)],
+    resp: &ForwardingResp,
+    trailers: &[(String, String)],
+) -> Result<(), h2::Error> {
+    let mut response = Response::builder()
+        .status(status)
         .header("content-type", "application/grpc")
         .body(())
         .unwrap();
-    append(head.headers_mut(), metadata);
-    let mut stream = respond.send_response(head, false)?;
+    append(response.headers_mut(), head);
+    let mut stream = respond.send_response(response, false)?;
     // As the peer's flow control allows: an answer may be larger than a window.
     switchyard::sample_backend::send_data(&mut stream, grpc_frame::encode_message(resp)).await?;
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    stream.send_trailers(trailers)
+    let mut fields = HeaderMap::new();
+    append(&mut fields, trailers);
+    stream.send_trailers(fields)
 }
 
 fn append(headers: &mut HeaderMap, fields: &[(String, String)]) {
