@@ -1,6 +1,7 @@
 //! How calls reach a backend (CONTRACT §1): the `grpc-timeout` header carries the deadline left
 //! when the call is sent, after any wait for a stream slot on a backend that allows few
-//! concurrent streams.
+//! concurrent streams; and how the answer's status is read (only from its trailers, or from a
+//! Trailers-Only answer's one header block, as gRPC over HTTP/2 specifies).
 
 mod support;
 
@@ -171,5 +172,101 @@ fn a_backend_that_answers_before_reading_the_whole_request_keeps_its_stream_slot
             .send();
         assert_eq!(r.status, 200, "call {i}: {}", r.text());
     }
+    assert_eq!(backend.calls().len(), 6);
+}
+
+/// `(name, value)` pairs as the scripted backend takes them.
+fn fields(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_status_is_read_from_the_trailers_not_the_headers_before_the_message() {
+    // Each answer is a header block that does not end the stream, a message, then trailers; the
+    // path says which fields each block carries. A grpc-status in the first block is not the
+    // call's status (grpc-go and gRPC's C core ignore it); it was taken for it, over the
+    // trailers (the first two rows were answered 502 and 404, the third 403). Two differing
+    // grpc-status in the trailers were read as the first (200 for the fourth row).
+    let gw = Gateway::start();
+    let backend = ScriptedBackend::start(|call| {
+        let (status, head, trailers) = match call.path.as_str() {
+            "/ok-then-not-found" => (
+                200,
+                fields(&[("grpc-status", "0")]),
+                fields(&[
+                    ("grpc-status", "5"),
+                    ("grpc-message", "from%20the%20trailers"),
+                ]),
+            ),
+            "/not-found-then-ok" => (
+                200,
+                fields(&[("grpc-status", "5"), ("grpc-message", "from the head")]),
+                fields(&[("grpc-status", "0")]),
+            ),
+            "/denied-then-none" => (
+                200,
+                fields(&[("grpc-status", "7")]),
+                fields(&[("x-t", "1")]),
+            ),
+            "/ok-and-not-found" => (
+                200,
+                vec![],
+                fields(&[("grpc-status", "0"), ("grpc-status", "5")]),
+            ),
+            "/not-found-twice" => (
+                200,
+                vec![],
+                fields(&[("grpc-status", "5"), ("grpc-status", "5")]),
+            ),
+            // Not an HTTP 200: mapped from its HTTP status, the grpc-status beside it ignored.
+            "/unavailable-then-not-found" => (
+                503,
+                fields(&[("grpc-status", "5")]),
+                fields(&[("grpc-status", "5")]),
+            ),
+            other => panic!("no such answer: {other}"),
+        };
+        Answer::Full {
+            status,
+            head,
+            message: scripted::json_reply(200, r#"{"ok":true}"#.into()),
+            trailers,
+        }
+    });
+    register(&gw, "svc", "s1", &backend.addr);
+    let err = assert_error(&gw.get("/svc/ok-then-not-found"), 404, "NOT_FOUND");
+    assert_eq!(err["message"], "from the trailers");
+    let r = gw.get("/svc/not-found-then-ok");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({"ok": true}));
+    let err = assert_error(
+        &gw.get("/svc/denied-then-none"),
+        502,
+        "UPSTREAM_PROTOCOL_ERROR",
+    );
+    assert_eq!(err["message"], "backend answer has no grpc-status");
+    let err = assert_error(
+        &gw.get("/svc/ok-and-not-found"),
+        502,
+        "UPSTREAM_PROTOCOL_ERROR",
+    );
+    assert_eq!(
+        err["message"],
+        "backend sent conflicting grpc-status values"
+    );
+    let err = assert_error(&gw.get("/svc/not-found-twice"), 404, "NOT_FOUND");
+    assert_eq!(err["message"], "NOT_FOUND");
+    let err = assert_error(
+        &gw.get("/svc/unavailable-then-not-found"),
+        503,
+        "UNAVAILABLE",
+    );
+    assert_eq!(
+        err["message"],
+        "backend answered HTTP 503 instead of a gRPC response"
+    );
+    // Every call was answered: none was sent twice.
     assert_eq!(backend.calls().len(), 6);
 }

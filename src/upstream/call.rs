@@ -1,5 +1,13 @@
 //! One unary gRPC call over an h2 stream: request headers and the framed message, then the answer's
 //! headers, message and trailers (or a trailers-only answer), checked against the gRPC protocol.
+//!
+//! The call's status is read from the answer's last header block only: its trailers, or the one
+//! header block of a Trailers-Only answer (a HEADERS frame that ends the stream). gRPC over HTTP/2
+//! puts it nowhere else (`Response → (Response-Headers *Length-Prefixed-Message Trailers) /
+//! Trailers-Only`), and grpc-go and gRPC's C core read it nowhere else: a `grpc-status` (and its
+//! `grpc-message`) in the header block that a message follows is not the status, and is ignored.
+//! An answer whose status block carries `grpc-status` more than once with different values is a
+//! 502 (see [`GrpcFields::outcome`]).
 
 use std::time::Duration;
 
@@ -174,13 +182,16 @@ async fn read_answer(
 ) -> Result<Reply, GatewayError> {
     let (head, mut body) = response.into_parts();
     let fields = GrpcFields::of(fields);
-    // Trailers-only: the status is in the headers and there is no message. A `grpc-status` is
-    // taken whatever the HTTP status beside it (gRPC's HTTP mapping is only for answers without
-    // one).
-    if let Some(status) = fields.status {
-        return Err(grpc_error(status, fields.message).unwrap_or_else(|| {
-            GatewayError::upstream_protocol("backend sent grpc-status 0 without a message")
-        }));
+    // Trailers-Only: the header block ended the stream, so it carries the status and there is no
+    // message. A `grpc-status` is taken whatever the HTTP status beside it (gRPC's HTTP mapping
+    // is only for answers without one). In a header block that does not end the stream it is
+    // not the status (module docs): the answer is read on, to its trailers. Whether the block
+    // ended the stream is asked only when it has a `grpc-status`, as a usual answer's has none.
+    if fields.status.is_some() && body.is_end_stream() {
+        fields.outcome()?;
+        return Err(GatewayError::upstream_protocol(
+            "backend sent grpc-status 0 without a message",
+        ));
     }
     if head.status != http::StatusCode::OK {
         let status = head.status.as_u16();
@@ -239,13 +250,7 @@ async fn read_answer(
         .await
         .map_err(|e| broken(answer_broken(&e), &e))?
         .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no trailers"))?;
-    let fields = GrpcFields::of(&trailers);
-    let status = fields
-        .status
-        .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no grpc-status"))?;
-    if let Some(error) = grpc_error(status, fields.message) {
-        return Err(error);
-    }
+    GrpcFields::of(&trailers).outcome()?;
     decode_framed(message.into_bytes()).map_err(|e| GatewayError::upstream_protocol(e.to_string()))
 }
 
@@ -253,6 +258,8 @@ async fn read_answer(
 #[derive(Default)]
 struct GrpcFields<'a> {
     status: Option<&'a HeaderValue>,
+    /// A later `grpc-status` differs from the first.
+    conflicting_status: bool,
     message: Option<&'a HeaderValue>,
     content_type: Option<&'a HeaderValue>,
 }
@@ -266,6 +273,9 @@ impl<'a> GrpcFields<'a> {
             let slot = if name == CONTENT_TYPE {
                 &mut fields.content_type
             } else if name == GRPC_STATUS {
+                if let Some(first) = fields.status {
+                    fields.conflicting_status |= first != value;
+                }
                 &mut fields.status
             } else if name == GRPC_MESSAGE {
                 &mut fields.message
@@ -275,6 +285,28 @@ impl<'a> GrpcFields<'a> {
             slot.get_or_insert(value);
         }
         fields
+    }
+
+    /// The call's outcome when these are the fields of the answer's status block (its trailers,
+    /// or a Trailers-Only answer's one header block): `Ok` for grpc-status 0, the mapped error
+    /// for another status, a 502 when there is none or it is malformed.
+    ///
+    /// A `grpc-status` repeated with different values is a 502 too. gRPC specifies one; grpcio and
+    /// grpc-go take the last, and an HTTP/2 proxy in front of the backend may take the first: an
+    /// answer that reads as two outcomes is the backend's fault, and choosing one could pass a
+    /// failure off as a success (as two differing `Content-Length`s make a message invalid, RFC
+    /// 9110 §8.6). Repeats of one value are that value; of several `grpc-message`s, the first is
+    /// the message.
+    fn outcome(&self) -> Result<(), GatewayError> {
+        let status = self
+            .status
+            .ok_or_else(|| GatewayError::upstream_protocol("backend answer has no grpc-status"))?;
+        if self.conflicting_status {
+            return Err(GatewayError::upstream_protocol(
+                "backend sent conflicting grpc-status values",
+            ));
+        }
+        grpc_error(status, self.message).map_or(Ok(()), Err)
     }
 }
 
@@ -465,6 +497,52 @@ mod tests {
         let fields = GrpcFields::of(&map);
         assert_eq!(fields.content_type.unwrap(), "application/grpc");
         assert_eq!(fields.status.unwrap(), "5");
+        assert!(fields.conflicting_status, "5 then 0");
+    }
+
+    #[test]
+    fn a_status_block_has_one_grpc_status() {
+        let outcome = |fields: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in fields {
+                map.append(*name, HeaderValue::from_static(value));
+            }
+            GrpcFields::of(&map)
+                .outcome()
+                .map_err(|e| (e.kind.code(), e.message.into_owned()))
+        };
+        let protocol = |message: &str| Err(("UPSTREAM_PROTOCOL_ERROR", message.to_string()));
+        assert_eq!(outcome(&[("grpc-status", "0")]), Ok(()));
+        assert_eq!(
+            outcome(&[("grpc-status", "5"), ("grpc-message", "gone")]),
+            Err(("NOT_FOUND", "gone".to_string()))
+        );
+        assert_eq!(
+            outcome(&[("x-t", "1")]),
+            protocol("backend answer has no grpc-status")
+        );
+        // Repeated with different values, in either order: neither is the outcome.
+        for repeated in [["0", "5"], ["5", "0"], ["5", "7"]] {
+            assert_eq!(
+                outcome(&[("grpc-status", repeated[0]), ("grpc-status", repeated[1])]),
+                protocol("backend sent conflicting grpc-status values"),
+                "{repeated:?}"
+            );
+        }
+        // Repeated with one value, it is that value; the first message is the message.
+        assert_eq!(
+            outcome(&[("grpc-status", "0"), ("grpc-status", "0")]),
+            Ok(())
+        );
+        assert_eq!(
+            outcome(&[
+                ("grpc-status", "5"),
+                ("grpc-message", "first"),
+                ("grpc-status", "5"),
+                ("grpc-message", "second"),
+            ]),
+            Err(("NOT_FOUND", "first".to_string()))
+        );
     }
 
     #[test]

@@ -10,9 +10,9 @@
 //!   draining is retired, so that is another one; one that refused the stream stays in the pool,
 //!   and may take it again), as gRPC clients retry such calls transparently: a backend draining
 //!   one connection (gRPC's `max_connection_age`, a process of several restarting) takes new
-//!   ones, and the service may have no other instance; unless the instance was marked down for
-//!   ending that connection before it answered anything (below). Not processed there either, it
-//!   goes to another instance;
+//!   ones, and the service may have no other instance; unless the instance was marked down
+//!   before that connection ended (below). Not processed there either, it goes to another
+//!   instance;
 //! - the connection broke after the call was sent and before any answer arrived, and the method
 //!   is idempotent (RFC 9110 §9.2.2: the backend may have processed it, and doing so twice must
 //!   not matter), as nginx's default `proxy_next_upstream` does: to another instance.
@@ -33,8 +33,14 @@
 //! after its SETTINGS, a close) is marked down as one that cannot be connected to, with the same
 //! growing pause, capped at a second ([`pool`] says when a connection counts as working): calls
 //! made meanwhile go to another instance, or get 503 when none is left. It does not refuse
-//! connections, so it never counts towards removing the service. The call whose connection it
-//! dropped follows the rules above, but is not sent to it again: it goes to another instance.
+//! connections, so it never counts towards removing the service. The calls whose connection it
+//! dropped follow the rules above, all alike: the mark that drop makes is judged when the last
+//! of them gives its connection back, so it does not decide for them (each would otherwise be
+//! sent to the instance again or not depending on the order in which they saw the drop: of five
+//! calls a GOAWAY left out of a fresh connection, four were answered on a new one and the last
+//! got 502). Those it did not process go to it once more, on a new connection (one attempt for
+//! all of them, as for any calls that find the pool empty); a backend that ends that one too
+//! has them sent elsewhere, and is marked down for longer.
 //!
 //! An answer is held to limits before it becomes a response: its size (`--max-grpc-message-bytes`,
 //! in [`call`]), its HTTP/2 header block ([`pool::MAX_ANSWER_HEADER_LIST`]), and the headers of its
@@ -280,14 +286,21 @@ impl Upstream {
                 Next::GiveUp => return ControlFlow::Break(Err(failure.error.into())),
                 Next::SendHereAgain => {
                     sends.failed_call = Some(failure.error);
-                    // A connection its backend ended is retired already, and counted against
-                    // the instance if nothing was answered on it (`pool`): once the lease is
-                    // given back, the instance may be marked down, and the call then goes
-                    // elsewhere rather than open a connection to it regardless. One that
-                    // refused the stream stays: opening a new connection for every refusal
-                    // made a backend that refuses every stream pay two connections a call.
+                    // Whether the instance takes the call again is decided before the lease is
+                    // given back. A connection its backend ended is retired already, and is
+                    // counted against the instance if nothing was answered on it (`pool`) when
+                    // the last of its calls gives its lease back: had each call looked after
+                    // giving its own back, the last one would have found the instance marked
+                    // down and gone elsewhere (a 502 with no other instance), while the calls
+                    // the same GOAWAY left out, woken before it, went to the instance again and
+                    // were answered. So every call on it does what the ones before did: a mark
+                    // its connection's end makes keeps later calls off the instance, not these.
+                    // A connection that refused the stream stays: opening a new connection for
+                    // every refusal made a backend that refuses every stream pay two
+                    // connections a call.
+                    let available = pool.health().available(|| sends.now);
                     drop(lease);
-                    if !pool.health().available(|| sends.now) {
+                    if !available {
                         return ControlFlow::Continue(());
                     }
                     sends.resent_here = true;

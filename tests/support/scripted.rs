@@ -2,8 +2,9 @@
 //!
 //! The echo (`switchyard-echo`) answers well; this backend misbehaves on purpose, at the HTTP/2
 //! level the echo never reaches: a GOAWAY on the connection of a given call, a refused stream, an
-//! HTTP status other than 200, a header block past the gateway's limits, a stream limit of one, a
-//! call held open until the test lets it go. It runs in the test process (h2's server on a
+//! HTTP status other than 200, a header block past the gateway's limits, a `grpc-status` where
+//! none belongs, a stream limit of one, a call held open until the test lets it go, a GOAWAY that
+//! says the calls in flight were not processed. It runs in the test process (h2's server on a
 //! glommio executor of its own thread), so it tells the test what happened without a log to
 //! parse: every call it received, on which connection, with which `grpc-timeout`, and which
 //! connections have applied its SETTINGS. Waits are bounded, as everywhere in `support`.
@@ -69,6 +70,15 @@ pub enum Answer {
     /// One header block ending the stream: this `:status` and these fields (a trailers-only
     /// gRPC answer, or an answer that is not gRPC at all).
     Head(u16, Vec<(String, String)>),
+    /// A gRPC answer whose every part the test gives: a header block with this `:status` and
+    /// these fields beside `content-type: application/grpc`, the message, and these trailers in
+    /// place of `grpc-status: 0` (repeats kept).
+    Full {
+        status: u16,
+        head: Vec<(String, String)>,
+        message: ForwardingResp,
+        trailers: Vec<(String, String)>,
+    },
     /// RST_STREAM(REFUSED_STREAM): the call was not processed.
     Refuse,
     /// A graceful GOAWAY (NO_ERROR) on the call's connection, the way gRPC servers drain one
@@ -156,6 +166,7 @@ pub struct ScriptedBuilder {
     max_concurrent_streams: Option<u32>,
     end_at_once: Option<EndAtOnce>,
     answer_early: bool,
+    go_away_first_after: Option<usize>,
 }
 
 impl ScriptedBuilder {
@@ -180,6 +191,16 @@ impl ScriptedBuilder {
         self
     }
 
+    /// Once `calls` calls have come whole on the first connection, sends GOAWAY (NO_ERROR) on it
+    /// with last stream id 0: none of them was processed (RFC 9113 §6.8), and none is answered.
+    /// The calls are recorded (connection 1, no `grpc-timeout`: their header blocks are not
+    /// decoded); later connections are served as usual. h2's server cannot send that GOAWAY (it
+    /// names the last stream it received), so that connection is served by hand.
+    pub fn go_away_unprocessed_on_first_connection(mut self, calls: usize) -> Self {
+        self.go_away_first_after = Some(calls);
+        self
+    }
+
     /// Starts the backend on 127.0.0.1 with `script` deciding every answer.
     pub fn start(
         self,
@@ -199,6 +220,7 @@ impl ScriptedBuilder {
             let script: Arc<Script> = Arc::new(script);
             let mcs = self.max_concurrent_streams;
             let end_at_once = self.end_at_once;
+            let go_away_first_after = self.go_away_first_after;
             std::thread::spawn(move || {
                 glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
                     .io_memory(IO_MEMORY)
@@ -211,7 +233,12 @@ impl ScriptedBuilder {
                         bound
                             .send(listener.local_addr().expect("local_addr"))
                             .expect("the test waits for the address");
-                        let accepting = accept(listener, shared, script, mcs, end_at_once);
+                        let how = Serving {
+                            mcs,
+                            end_at_once,
+                            go_away_first_after,
+                        };
+                        let accepting = accept(listener, shared, script, how);
                         futures_lite::future::or(accepting, async {
                             let _ = stopped.await;
                         })
@@ -311,12 +338,18 @@ impl Drop for ScriptedBackend {
     }
 }
 
+/// How connections are served (the builder's options).
+struct Serving {
+    mcs: Option<u32>,
+    end_at_once: Option<EndAtOnce>,
+    go_away_first_after: Option<usize>,
+}
+
 async fn accept(
     listener: glommio::net::TcpListener,
     shared: Arc<Shared>,
     script: Arc<Script>,
-    mcs: Option<u32>,
-    end_at_once: Option<EndAtOnce>,
+    how: Serving,
 ) {
     loop {
         let Ok(stream) = listener.accept().await else {
@@ -326,14 +359,105 @@ async fn accept(
             s.accepted += 1;
             s.accepted
         });
-        match end_at_once {
-            None => {
-                let serving = serve(stream, conn, shared.clone(), script.clone(), mcs);
+        match (how.end_at_once, how.go_away_first_after) {
+            (Some(ending), _) => {
+                glommio::spawn_local(end(stream, ending)).detach();
+            }
+            (None, Some(calls)) if conn == 1 => {
+                let refusing = go_away_unprocessed(stream, calls, shared.clone());
+                glommio::spawn_local(refusing).detach();
+            }
+            (None, _) => {
+                let serving = serve(stream, conn, shared.clone(), script.clone(), how.mcs);
                 glommio::spawn_local(serving).detach();
             }
-            Some(how) => {
-                glommio::spawn_local(end(stream, how)).detach();
+        }
+    }
+}
+
+/// HTTP/2 as [`go_away_unprocessed`] speaks it by hand (RFC 9113 §3.4, §4.1, §6).
+mod frame {
+    /// The client's connection preface.
+    pub const PREFACE_LEN: usize = 24;
+    /// A frame's head: length (3 bytes), type, flags, stream id (4 bytes).
+    pub const HEAD_LEN: usize = 9;
+    pub const DATA: u8 = 0x0;
+    pub const HEADERS: u8 = 0x1;
+    pub const SETTINGS: u8 = 0x4;
+    pub const GOAWAY: u8 = 0x7;
+    /// On DATA and HEADERS.
+    pub const END_STREAM: u8 = 0x1;
+    /// On SETTINGS.
+    pub const ACK: u8 = 0x1;
+
+    /// A frame on the connection (stream 0).
+    pub fn connection(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len())
+            .expect("a short payload")
+            .to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 0];
+        frame.extend_from_slice(payload);
+        frame
+    }
+}
+
+/// Serves a connection by hand (see [`ScriptedBuilder::go_away_unprocessed_on_first_connection`]):
+/// the defaults for SETTINGS, each call recorded as its request message ends, and after the
+/// `calls`th, GOAWAY (NO_ERROR) with last stream id 0. Then reads on, answering nothing, until
+/// the gateway closes the connection (or the backend stops).
+async fn go_away_unprocessed(
+    mut stream: glommio::net::TcpStream,
+    calls: usize,
+    shared: Arc<Shared>,
+) {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let mut preface = [0; frame::PREFACE_LEN];
+    if stream.read_exact(&mut preface).await.is_err() {
+        return;
+    }
+    let settings = frame::connection(frame::SETTINGS, 0, &[]);
+    if stream.write_all(&settings).await.is_err() {
+        return;
+    }
+    let mut messages: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+    let mut ended = 0;
+    loop {
+        let mut head = [0; frame::HEAD_LEN];
+        if stream.read_exact(&mut head).await.is_err() {
+            return;
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let (kind, flags) = (head[3], head[4]);
+        let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0; len];
+        if stream.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        let mut reply = Vec::new();
+        match kind {
+            frame::SETTINGS if flags & frame::ACK == 0 => {
+                reply = frame::connection(frame::SETTINGS, frame::ACK, &[]);
             }
+            // The gateway pads nothing, and its header blocks are not read.
+            frame::HEADERS | frame::DATA => {
+                let message = messages.entry(id).or_default();
+                if kind == frame::DATA {
+                    message.extend_from_slice(&payload);
+                }
+                if flags & frame::END_STREAM != 0 {
+                    let message = messages.remove(&id).unwrap_or_default();
+                    record(&shared, 1, id, None, &message);
+                    ended += 1;
+                    if ended == calls {
+                        // Last stream id 0, NO_ERROR.
+                        reply = frame::connection(frame::GOAWAY, 0, &[0; 8]);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !reply.is_empty() && stream.write_all(&reply).await.is_err() {
+            return;
         }
     }
 }
@@ -452,28 +576,7 @@ async fn call(
             message.extend_from_slice(&chunk);
         }
     }
-    let req = grpc_frame::decode_unary(&message, MAX_MESSAGE)
-        .ok()
-        .and_then(|payload| ForwardingReq::decode(payload).ok())
-        .unwrap_or_default();
-    let call = shared.update(|s| {
-        let attempt = 1 + s
-            .calls
-            .iter()
-            .filter(|c| c.request_id == req.request_id)
-            .count();
-        let call = Call {
-            conn,
-            stream,
-            path: req.path.clone(),
-            request_id: req.request_id.clone(),
-            attempt,
-            grpc_timeout,
-            body_len: req.body.len(),
-        };
-        s.calls.push(call.clone());
-        call
-    });
+    let call = record(&shared, conn, stream, grpc_timeout, &message);
     let mut answer = script(&call);
     loop {
         answer = match answer {
@@ -515,8 +618,49 @@ async fn call(
                 let _ = reply(&mut respond, &resp, &metadata).await;
                 return;
             }
+            Answer::Full {
+                status,
+                head,
+                message,
+                trailers,
+            } => {
+                let _ = full_reply(&mut respond, status, &head, &message, &trailers).await;
+                return;
+            }
         }
     }
+}
+
+/// Records the call whose framed request `message` came on stream `stream` of connection `conn`.
+fn record(
+    shared: &Shared,
+    conn: usize,
+    stream: u32,
+    grpc_timeout: Option<String>,
+    message: &[u8],
+) -> Call {
+    let req = grpc_frame::decode_unary(message, MAX_MESSAGE)
+        .ok()
+        .and_then(|payload| ForwardingReq::decode(payload).ok())
+        .unwrap_or_default();
+    shared.update(|s| {
+        let attempt = 1 + s
+            .calls
+            .iter()
+            .filter(|c| c.request_id == req.request_id)
+            .count();
+        let call = Call {
+            conn,
+            stream,
+            path: req.path.clone(),
+            request_id: req.request_id.clone(),
+            attempt,
+            grpc_timeout,
+            body_len: req.body.len(),
+        };
+        s.calls.push(call.clone());
+        call
+    })
 }
 
 /// A gRPC answer: the header block (with `metadata`), the framed message, `grpc-status: 0`.
@@ -525,17 +669,31 @@ async fn reply(
     resp: &ForwardingResp,
     metadata: &[(String, String)],
 ) -> Result<(), h2::Error> {
-    let mut head = Response::builder()
+    let ok = [("grpc-status".to_string(), "0".to_string())];
+    full_reply(respond, 200, metadata, resp, &ok).await
+}
+
+/// A gRPC answer: a header block with `status` and `head` (beside the content-type), the framed
+/// message, then `trailers`.
+async fn full_reply(
+    respond: &mut SendResponse<Bytes>,
+    status: u16,
+    head: &[(String, String)],
+    resp: &ForwardingResp,
+    trailers: &[(String, String)],
+) -> Result<(), h2::Error> {
+    let mut response = Response::builder()
+        .status(status)
         .header("content-type", "application/grpc")
         .body(())
         .unwrap();
-    append(head.headers_mut(), metadata);
-    let mut stream = respond.send_response(head, false)?;
+    append(response.headers_mut(), head);
+    let mut stream = respond.send_response(response, false)?;
     // As the peer's flow control allows: an answer may be larger than a window.
     switchyard::sample_backend::send_data(&mut stream, grpc_frame::encode_message(resp)).await?;
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    stream.send_trailers(trailers)
+    let mut fields = HeaderMap::new();
+    append(&mut fields, trailers);
+    stream.send_trailers(fields)
 }
 
 fn append(headers: &mut HeaderMap, fields: &[(String, String)]) {
