@@ -282,6 +282,10 @@ fn a_foreign_kafka_client_reads_the_log_and_its_registrations_apply_and_bad_even
 
     // Malformed records straight into the topic: counted and skipped, never fatal.
     produce(&broker, &t, "web/bad", "this is not json", Some("outsider"));
+    // The event's fields in order, as a JSON array (serde's other form of a struct; it was
+    // registered): contract §6 wants one JSON object.
+    let fields = format!(r#"[1,"upsert","arr","a1","{}","outsider",0,5]"#, echo.addr);
+    produce(&broker, &t, "arr/a1", &fields, Some("outsider"));
     produce(
         &broker,
         &t,
@@ -301,13 +305,19 @@ fn a_foreign_kafka_client_reads_the_log_and_its_registrations_apply_and_bad_even
     produce(&broker, &t, "py/py1", &value, Some("outsider"));
     for gw in [&a, &b] {
         wait_for(gw, "py/py1 routable", |g| routes_to(g, "py", "py1"));
-        assert_eq!(metric(gw, "switchyard_registry_events_rejected_total"), 2);
+        assert_eq!(metric(gw, "switchyard_registry_events_rejected_total"), 3);
         assert_eq!(gw.get("/-/ready").status, 200);
+        assert_eq!(address_at(gw, "arr", "a1"), None);
+        let log = gw.proc.stderr();
+        assert!(
+            log.contains("the value is a JSON array, not an event object"),
+            "{log}"
+        );
     }
     // A gateway that starts now reads the same log, bad records included, to the same registry.
     let c = cluster_gateway(&broker, &t, "node-c");
     assert!(routes_to(&c, "py", "py1"));
-    assert_eq!(metric(&c, "switchyard_registry_events_rejected_total"), 2);
+    assert_eq!(metric(&c, "switchyard_registry_events_rejected_total"), 3);
     converged(&[&a, &b, &c]);
 }
 

@@ -3,8 +3,11 @@
 //!
 //! Decoding is the one place a record from the log is trusted: anything that does not parse, does
 //! not validate, or whose key does not name the event's own service and instance is a [`BadEvent`],
-//! which the Kafka core counts and skips. Unknown JSON keys are ignored so that a newer gateway may
-//! add fields without breaking older ones; a different `v` is refused.
+//! which the Kafka core counts and skips. The value must be one JSON object: serde would also read
+//! the event's struct from an array of its fields in order, a form no writer uses and that hides
+//! which field is which, so anything but an object is refused before serde sees it. Unknown JSON
+//! keys are ignored so that a newer gateway may add fields without breaking older ones; a repeated
+//! key is refused, and so is a different `v`.
 
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +86,15 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEven
         return Ok(None);
     };
     let bad = |why: String| BadEvent(why);
-    let wire: Wire = serde_json::from_slice(value).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if value.iter().find(|b| !is_json_space(b)) != Some(&b'{') {
+        return Err(bad(not_an_object(value)));
+    }
+    let wire: Wire = serde_json::from_slice(value).map_err(|e| {
+        bad(match e.classify() {
+            serde_json::error::Category::Data => format!("not an event: {e}"),
+            _ => format!("not JSON: {e}"),
+        })
+    })?;
     if wire.v != EVENT_FORMAT {
         return Err(bad(format!("format v={} (this gateway reads v=1)", wire.v)));
     }
@@ -117,6 +128,27 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEven
         },
         ts_ms: wire.ts_ms,
     }))
+}
+
+/// JSON's insignificant whitespace (RFC 8259 §2), which may surround the value.
+fn is_json_space(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Why `value`, which does not start with `{`, is not an event: the kind of JSON it is, or why it
+/// is not JSON at all.
+fn not_an_object(value: &[u8]) -> String {
+    use serde_json::Value;
+    let kind = match serde_json::from_slice::<Value>(value) {
+        Err(e) => return format!("not JSON: {e}"),
+        Ok(Value::Array(_)) => "a JSON array",
+        Ok(Value::String(_)) => "a JSON string",
+        Ok(Value::Number(_)) => "a JSON number",
+        Ok(Value::Bool(_)) => "a JSON boolean",
+        Ok(Value::Null) => "JSON null",
+        Ok(Value::Object(_)) => "a JSON object", // not reached: it would start with `{`
+    };
+    format!("the value is {kind}, not an event object")
 }
 
 #[cfg(test)]
@@ -221,6 +253,33 @@ mod tests {
             error.ends_with("… (1048576 bytes)` is not `a/b`"),
             "{error}"
         );
+        // Contract §6: one JSON object. An array of the fields in order is serde's other form of a
+        // struct; refused, and said so without naming the decoder's own types.
+        let fields = r#"[1,"upsert","a","b","127.0.0.1:1","n",0,5]"#;
+        for (value, why) in [
+            (fields, "the value is a JSON array, not an event object"),
+            ("[]", "the value is a JSON array, not an event object"),
+            (" \n[]", "the value is a JSON array, not an event object"),
+            (
+                r#""a/b""#,
+                "the value is a JSON string, not an event object",
+            ),
+            ("7", "the value is a JSON number, not an event object"),
+            ("null", "the value is JSON null, not an event object"),
+        ] {
+            let error = decode(Some(b"a/b"), Some(value.as_bytes())).unwrap_err().0;
+            assert_eq!(error, why, "{value}");
+        }
+        let error = decode(Some(b"a/b"), Some(b"{}")).unwrap_err().0;
+        assert_eq!(error, "not an event: missing field `v` at line 1 column 2");
+        let error = decode(Some(b"a/b"), Some(b"[1,")).unwrap_err().0;
+        assert!(error.starts_with("not JSON: "), "{error}");
+        // A key given twice is refused, not resolved one way or the other.
+        let twice = ok.replace(r#""version":1"#, r#""version":1,"version":2"#);
+        let error = decode(Some(b"a/b"), Some(twice.as_bytes())).unwrap_err().0;
+        assert!(error.contains("duplicate field `version`"), "{error}");
+        // Leading whitespace before the object is still JSON.
+        assert!(decode(Some(b"a/b"), Some(format!(" \r\n\t{ok}").as_bytes())).is_ok());
         // Any u64 is a version (contract §6), zero included: a key never written is older still.
         let zero = ok.replace(r#""version":1"#, r#""version":0"#);
         assert!(
