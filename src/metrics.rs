@@ -169,7 +169,8 @@ pub struct RegistryMetrics {
     pub events_skipped: Counter,
     /// Log events that did not parse or failed validation.
     pub events_rejected: Counter,
-    /// Registry writes the log did not acknowledge in time (answered 503).
+    /// Registry writes the log did not take (answered 503): no acknowledgement in time, untried
+    /// behind a write that got none, or refused by the broker.
     pub log_write_failures: Counter,
     /// Services this gateway removed because every instance refused connections (counted where
     /// the removal is applied: many requests may see the refusals and ask for it at once).
@@ -352,7 +353,7 @@ fn render_registry(out: &mut String, registry: &RegistryMetrics) {
         out,
         "switchyard_registry_log_write_failures_total",
         "counter",
-        "Registry writes the log did not acknowledge in time (answered 503).",
+        "Registry writes the log did not take (answered 503).",
         registry.log_write_failures.get(),
     );
     simple(

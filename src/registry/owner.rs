@@ -24,11 +24,13 @@ use crate::registry::{
 
 /// Where events are made durable before they are applied.
 pub trait RegistryLog: Send {
-    /// Appends `events`; returns once they are durable, with where each one's record landed when
-    /// the log tells, or fails (by `deadline` at the latest) and nothing is applied.
+    /// Appends `events`, which a writer asked for at `asked`; returns once they are durable, with
+    /// where each one's record landed when the log tells, or fails (by `deadline` at the latest,
+    /// and within the log's own bound counted from `asked`) and nothing is applied.
     fn append(
         &mut self,
         events: &[Event],
+        asked: Instant,
         deadline: Instant,
     ) -> Result<Vec<Option<LogPosition>>, RegistryError>;
 }
@@ -80,6 +82,7 @@ impl RegistryLog for InProcessLog {
     fn append(
         &mut self,
         events: &[Event],
+        _asked: Instant,
         _deadline: Instant,
     ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
         Ok(vec![None; events.len()])
@@ -183,11 +186,12 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 shard,
                 token,
                 op,
+                asked,
                 deadline,
             } => {
                 // Remote changes waiting in the outbox go out first, so batch numbers stay in order.
                 self.flush();
-                let result = self.write(op, deadline);
+                let result = self.write(op, asked, deadline);
                 if let Some(token) = token {
                     self.pending.push_back(Pending {
                         seq: self.seq,
@@ -248,9 +252,10 @@ impl<L: RegistryLog + 'static> Owner<L> {
             self.outbox.push(change);
         }
         if let Some(copy) = copy {
+            let now = Instant::now();
             let written = self
                 .log
-                .append(std::slice::from_ref(&copy), Instant::now() + REPAIR_WAIT);
+                .append(std::slice::from_ref(&copy), now, now + REPAIR_WAIT);
             match written {
                 Ok(positions) => {
                     // The copy is now this node's record for the state it holds: should an event
@@ -342,8 +347,14 @@ impl<L: RegistryLog + 'static> Owner<L> {
         self.applied.iter().all(|&a| a >= self.seq)
     }
 
-    /// Applies one write; the changes it causes are published as batch `self.seq`.
-    fn write(&mut self, op: WriteOp, deadline: Instant) -> Result<WriteOutcome, RegistryError> {
+    /// Applies one write, asked for at `asked`; the changes it causes are published as batch
+    /// `self.seq`.
+    fn write(
+        &mut self,
+        op: WriteOp,
+        asked: Instant,
+        deadline: Instant,
+    ) -> Result<WriteOutcome, RegistryError> {
         if let Some(reason) = &self.refuse_writes {
             return Err(RegistryError::Unavailable(reason.clone()));
         }
@@ -403,7 +414,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 (events, WriteOutcome::Removed)
             }
         };
-        let positions = match self.log.append(&events, deadline) {
+        let positions = match self.log.append(&events, asked, deadline) {
             Ok(positions) => positions,
             Err(e) => {
                 self.metrics.log_write_failures.inc();
@@ -599,13 +610,13 @@ mod tests {
     fn a_write_past_its_deadline_changes_nothing() {
         let (mut owner, _shards) = owner(1);
         let upsert = || upsert_u1("127.0.0.1:1");
-        let late = owner.write(upsert(), Instant::now());
+        let late = owner.write(upsert(), Instant::now(), Instant::now());
         assert!(
             matches!(late, Err(RegistryError::Unavailable(_))),
             "{late:?}"
         );
         assert_eq!(owner.state.instances().count(), 0, "nothing applied");
-        let in_time = owner.write(upsert(), later());
+        let in_time = owner.write(upsert(), Instant::now(), later());
         assert_eq!(in_time.unwrap(), WriteOutcome::Created);
     }
 
@@ -613,14 +624,17 @@ mod tests {
     fn a_service_removed_for_refusals_is_counted_once_however_often_asked() {
         let (mut owner, _shards) = owner(1);
         let upsert = upsert_u1("127.0.0.1:1");
-        owner.write(upsert, later()).unwrap();
+        owner.write(upsert, Instant::now(), later()).unwrap();
         // Many requests saw every instance refuse, and each asks.
         for _ in 0..5 {
             let remove = WriteOp::RemoveRefused {
                 service: users(),
                 instances: vec![(u1(), "127.0.0.1:1".into())],
             };
-            assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+            assert_eq!(
+                owner.write(remove, Instant::now(), later()).unwrap(),
+                WriteOutcome::Removed
+            );
         }
         assert_eq!(owner.state.instances().count(), 0);
         assert_eq!(owner.metrics.services_removed.get(), 1);
@@ -642,7 +656,10 @@ mod tests {
             service: users(),
             instances: vec![(u1(), "127.0.0.1:1".into())],
         };
-        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        assert_eq!(
+            owner.write(remove, Instant::now(), later()).unwrap(),
+            WriteOutcome::Removed
+        );
         let again = Event::users_u1(registered_at, "node-0", Some("127.0.0.1:2"));
         assert!(
             owner.apply_remote(again),
@@ -664,7 +681,10 @@ mod tests {
             service: users(),
             instances: vec![(u1(), "127.0.0.1:1".into())],
         };
-        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        assert_eq!(
+            owner.write(remove, Instant::now(), later()).unwrap(),
+            WriteOutcome::Removed
+        );
         // node-0 (below node-a: a tie would go to the removal) registered it on the same state.
         let mut elsewhere = RegistryState::default();
         elsewhere.apply(Event::users_u1(ahead, "outside", Some("127.0.0.1:1")));
@@ -691,11 +711,11 @@ mod tests {
         let (mut owner, appended, _shards) = recording_owner();
         let upsert = || upsert_u1("127.0.0.1:1");
         assert_eq!(
-            owner.write(upsert(), later()).unwrap(),
+            owner.write(upsert(), Instant::now(), later()).unwrap(),
             WriteOutcome::Created
         );
         assert_eq!(
-            owner.write(upsert(), later()).unwrap(),
+            owner.write(upsert(), Instant::now(), later()).unwrap(),
             WriteOutcome::Unchanged
         );
         let log = appended.lock().unwrap();
@@ -708,7 +728,10 @@ mod tests {
     fn a_removal_of_what_this_gateway_does_not_hold_is_written_all_the_same() {
         let (mut owner, appended, _shards) = recording_owner();
         let remove = remove_u1();
-        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        assert_eq!(
+            owner.write(remove, Instant::now(), later()).unwrap(),
+            WriteOutcome::Removed
+        );
         assert_eq!(appended.lock().unwrap().len(), 1, "written");
         // A registration made elsewhere before it, arriving now, does not undo it.
         let before = Event::users_u1(1, "node-z", Some("127.0.0.1:1"));
@@ -728,7 +751,7 @@ mod tests {
             instance: InstanceId::parse(instance).unwrap(),
             address: "127.0.0.1:2".into(),
         };
-        let refused = owner.write(upsert("u1"), later());
+        let refused = owner.write(upsert("u1"), Instant::now(), later());
         assert!(
             matches!(refused, Err(RegistryError::Invalid(_))),
             "{refused:?}"
@@ -737,9 +760,12 @@ mod tests {
             service: users(),
             instances: vec![(u1(), "127.0.0.1:1".into())],
         };
-        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
         assert_eq!(
-            owner.write(upsert("u2"), later()).unwrap(),
+            owner.write(remove, Instant::now(), later()).unwrap(),
+            WriteOutcome::Removed
+        );
+        assert_eq!(
+            owner.write(upsert("u2"), Instant::now(), later()).unwrap(),
             WriteOutcome::Created
         );
     }
@@ -773,6 +799,7 @@ mod tests {
         fn append(
             &mut self,
             events: &[Event],
+            _asked: Instant,
             _deadline: Instant,
         ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
             let mut log = self.0.lock().unwrap();
@@ -801,7 +828,9 @@ mod tests {
         };
         // This gateway's write lands at offset 100; node-b's, with a greater stamp, at 90.
         const AHEAD: u64 = 1 << 60;
-        owner.write(upsert("127.0.0.1:1"), later()).unwrap();
+        owner
+            .write(upsert("127.0.0.1:1"), Instant::now(), later())
+            .unwrap();
         let winner = Event::users_u1(AHEAD, "node-b", Some("127.0.0.1:2"));
         assert!(owner.apply_remote_at(winner.clone(), at(90)));
         let last = || appended.lock().unwrap().last().cloned();
@@ -820,7 +849,9 @@ mod tests {
         assert_eq!(count(), 3);
 
         // Another write here (offset 103), and one that outranks it lying after it: no repair.
-        owner.write(upsert("127.0.0.1:3"), later()).unwrap();
+        owner
+            .write(upsert("127.0.0.1:3"), Instant::now(), later())
+            .unwrap();
         let after = Event::users_u1(AHEAD + 100, "node-b", Some("127.0.0.1:4"));
         assert!(owner.apply_remote_at(after, at(104)));
         assert_eq!(count(), 4, "nothing appended");
@@ -831,8 +862,8 @@ mod tests {
         let (mut owner, _appended, _shards) = recording_owner();
         let upsert = upsert_u1("127.0.0.1:1");
         let remove = remove_u1();
-        owner.write(upsert, later()).unwrap();
-        owner.write(remove, later()).unwrap();
+        owner.write(upsert, Instant::now(), later()).unwrap();
+        owner.write(remove, Instant::now(), later()).unwrap();
         assert_eq!(owner.own_positions.len(), 1);
         owner.flush();
         assert_eq!(owner.own_positions.len(), 1, "remembered for a while");
