@@ -395,3 +395,57 @@ fn a_gateway_skips_log_events_carrying_its_own_node_id() {
         "{log}"
     );
 }
+
+/// An outside client deletes a key the Kafka way, with a tombstone (a null value): every gateway
+/// deletes the instance, as compaction will for a gateway started later. (The tombstone was
+/// ignored: the running gateways kept routing the instance while one restarted after compaction
+/// had no such service.) It forgets the key's version too, as a gateway that never read the key
+/// does: a later registration with a low version is taken by all.
+#[test]
+fn an_outside_tombstone_deletes_the_instance_on_every_gateway_restarted_or_not() {
+    let mut broker = Broker::start();
+    let t = topic("tombstone");
+    let a = cluster_gateway(&broker, &t, "node-a");
+    let b = cluster_gateway(&broker, &t, "node-b");
+    let mut c = cluster_gateway(&broker, &t, "node-c");
+    let echo = Echo::start("t1");
+    register(&a, "ts", "t1", &echo.addr);
+    // A gateway's own removal is followed by a tombstone, which changes nothing.
+    register(&b, "gone", "g1", "127.0.0.1:6001");
+    deregister(&b, "gone", "g1", None);
+    for gw in [&b, &c] {
+        wait_for(gw, "ts/t1 routable", |g| routes_to(g, "ts", "t1"));
+    }
+
+    produce(&broker, &t, "ts/t1", "-", Some("ops"));
+    for gw in [&a, &b, &c] {
+        wait_for(gw, "ts/t1 deleted", |g| address_at(g, "ts", "t1").is_none());
+        assert_error(&gw.get("/ts/x"), 404, "SERVICE_NOT_FOUND");
+        let count = |outcome: &str| {
+            metric(
+                gw,
+                &format!("switchyard_registry_tombstones_total{{outcome=\"{outcome}\"}}"),
+            )
+        };
+        assert_eq!((count("applied"), count("skipped")), (1, 1));
+    }
+
+    // tansu compacts when it starts; a gateway started after that agrees with the others.
+    broker.stop();
+    broker.restart();
+    c.proc.kill();
+    drop(c);
+    c = cluster_gateway(&broker, &t, "node-c");
+    assert_eq!(converged(&[&a, &b, &c]), Vec::new());
+
+    // A registration of the key with version 1, far below the deleted one's (a wall clock in ms).
+    let low = format!(
+        r#"{{"v":1,"op":"upsert","service":"ts","instance":"t1","address":"{}","node":"ops","ts_ms":1,"version":1}}"#,
+        echo.addr
+    );
+    produce(&broker, &t, "ts/t1", &low, Some("ops"));
+    for gw in [&a, &b, &c] {
+        wait_for(gw, "ts/t1 registered again", |g| routes_to(g, "ts", "t1"));
+    }
+    converged(&[&a, &b, &c]);
+}

@@ -6,7 +6,8 @@
 //!
 //! Standalone, [`Owner::spawn`] runs it on its own thread, blocked on its mailbox. In a cluster the
 //! Kafka core drives it instead, alternating [`Owner::handle`] for shard messages with
-//! [`Owner::apply_remote`] + [`Owner::flush`] for the events other gateways wrote to the log.
+//! [`Owner::apply_remote`] + [`Owner::flush`] for the events other gateways wrote to the log, and
+//! [`Owner::apply_tombstone_at`] for the tombstones (null values) anyone wrote there.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -283,6 +284,45 @@ impl<L: RegistryLog + 'static> Owner<L> {
         true
     }
 
+    /// Applies a tombstone (a record with no value) for `service`/`instance` read at `at` in the
+    /// log, and returns whether it changed anything.
+    ///
+    /// A null value is how a Kafka client deletes a key from a compacted topic, and compaction
+    /// will delete it: a gateway started after that reads neither the key's records nor the
+    /// tombstone, and holds nothing for the key, not even a version. So a tombstone for a
+    /// registered instance forgets the key the same way, version included: every gateway reads
+    /// it at the same point of the log, and then holds what a gateway started after compaction
+    /// holds, whatever comes next (an upsert of the key with a low version is taken by both).
+    ///
+    /// It changes nothing where the key holds a removal or nothing: that is the tombstone every
+    /// removal is followed by, and the removal stays remembered (`RegistryState`), lest an older
+    /// event still on its way to the log bring the key back. Nor where the state held is a write
+    /// of this node's that lies *after* the tombstone in the log (applied when written, before
+    /// this node read that far): every other gateway applies the tombstone to what it held before
+    /// that write, then the write, and ends where this one is.
+    pub fn apply_tombstone_at(
+        &mut self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        at: LogPosition,
+    ) -> bool {
+        let Some(held) = self.state.live_stamp(service, instance) else {
+            return false;
+        };
+        let key = (service.clone(), instance.clone());
+        let written_after = self.own_positions.get(&key).is_some_and(|(stamp, own)| {
+            stamp == held && own.partition == at.partition && own.offset > at.offset
+        });
+        if written_after {
+            return false;
+        }
+        self.own_positions.remove(&key);
+        if let Some(change) = self.state.forget(service, instance) {
+            self.outbox.push(change);
+        }
+        true
+    }
+
     /// Applies one of this node's own events read back from the log. Contract §6: a gateway skips
     /// the events it wrote itself — they were applied when written. The exception is an event
     /// whose write was reported failed (no acknowledgement in time) but that reached the log anyway:
@@ -345,6 +385,15 @@ impl<L: RegistryLog + 'static> Owner<L> {
     /// routed just after `/-/ready` turns 200 find a shard without the services from the log.
     pub fn shards_caught_up(&self) -> bool {
         self.applied.iter().all(|&a| a >= self.seq)
+    }
+
+    /// Every registered instance, as `service/instance address` (for tests).
+    #[cfg(test)]
+    pub(crate) fn registered(&self) -> Vec<String> {
+        self.state
+            .instances()
+            .map(|r| format!("{}/{} {}", r.service, r.instance, r.address.as_str()))
+            .collect()
     }
 
     /// Applies one write, asked for at `asked`; the changes it causes are published as batch
@@ -895,5 +944,96 @@ mod tests {
         assert!(!owner.shards_caught_up());
         owner.handle(OwnerMsg::Applied { shard: 0, seq: 1 });
         assert!(owner.shards_caught_up());
+    }
+
+    fn at(offset: i64) -> LogPosition {
+        LogPosition {
+            partition: 0,
+            offset,
+        }
+    }
+
+    /// An outside client deletes a key with a tombstone (contract §6 lets any client write to the
+    /// log): every gateway that reads it forgets the key, version and all, as a gateway started
+    /// after compaction (which reads neither) never knew it; so both take a later upsert of the
+    /// key whatever its version. (Ignored, the tombstone left the running gateways routing an
+    /// instance that restarted gateways did not know.)
+    #[test]
+    fn a_tombstone_forgets_a_registered_instance_version_and_all() {
+        let (mut owner, shards) = owner(1);
+        let registered = Event::users_u1(1_000, "node-b", Some("127.0.0.1:1"));
+        assert!(owner.apply_remote_at(registered, at(10)));
+        owner.flush();
+        assert!(owner.apply_tombstone_at(&users(), &u1(), at(11)));
+        owner.flush();
+        assert_eq!(owner.state.instances().count(), 0);
+        let removed = shards[0].rx.try_iter().flat_map(|m| match m {
+            ShardMsg::Changes { changes, .. } => changes,
+            _ => Vec::new(),
+        });
+        assert_eq!(
+            removed.last(),
+            Some(Change::Remove {
+                service: users(),
+                instance: u1(),
+            }),
+            "the shards are told"
+        );
+        // A later upsert with a low version: taken here as by a gateway started after compaction.
+        let low = Event::users_u1(1, "outside", Some("127.0.0.1:2"));
+        let (mut fresh, _fresh_shards) = self::owner(1);
+        assert!(fresh.apply_remote_at(low.clone(), at(12)));
+        assert!(owner.apply_remote_at(low, at(12)));
+        assert_eq!(
+            owner.state.address_of(&users(), &u1()),
+            fresh.state.address_of(&users(), &u1())
+        );
+    }
+
+    /// Every removal is followed by a tombstone: that one changes nothing, and the removal stays
+    /// remembered, so an older event on its way to the log does not bring the key back. Nor does
+    /// a tombstone for a key never seen.
+    #[test]
+    fn the_tombstone_after_a_removal_changes_nothing() {
+        let (mut owner, _shards) = owner(1);
+        assert!(
+            !owner.apply_tombstone_at(&users(), &u1(), at(1)),
+            "never seen"
+        );
+        assert!(owner.apply_remote_at(Event::users_u1(5, "node-b", Some("127.0.0.1:1")), at(2)));
+        assert!(owner.apply_remote_at(Event::users_u1(6, "node-b", None), at(3)));
+        assert!(!owner.apply_tombstone_at(&users(), &u1(), at(4)));
+        let older = Event::users_u1(5, "node-z", Some("127.0.0.1:9"));
+        assert!(
+            !owner.apply_remote_at(older, at(5)),
+            "the removal is remembered"
+        );
+        // This gateway's own removal and its tombstone alike.
+        owner
+            .write(upsert_u1("127.0.0.1:2"), Instant::now(), later())
+            .unwrap();
+        owner.write(remove_u1(), Instant::now(), later()).unwrap();
+        assert!(!owner.apply_tombstone_at(&users(), &u1(), at(9)));
+        assert_eq!(owner.state.instances().count(), 0);
+    }
+
+    /// This gateway applies its write when the broker acknowledges it, maybe before it has read a
+    /// tombstone that lies before the write in the log. The other gateways apply that tombstone
+    /// to what they held before, then the write: so it changes nothing here. One that lies after
+    /// the write deletes it, here as everywhere.
+    #[test]
+    fn a_tombstone_before_this_gateways_write_in_the_log_leaves_the_write() {
+        let (mut owner, _appended, _shards) = recording_owner();
+        // Lands at offset 100.
+        owner
+            .write(upsert_u1("127.0.0.1:1"), Instant::now(), later())
+            .unwrap();
+        assert!(!owner.apply_tombstone_at(&users(), &u1(), at(99)));
+        assert_eq!(
+            owner.state.address_of(&users(), &u1()).map(|a| a.as_str()),
+            Some("127.0.0.1:1")
+        );
+        assert!(owner.apply_tombstone_at(&users(), &u1(), at(101)));
+        assert_eq!(owner.state.instances().count(), 0);
     }
 }

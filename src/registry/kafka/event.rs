@@ -79,13 +79,40 @@ pub fn encode(event: &Event, ts_ms: u64) -> Vec<u8> {
     serde_json::to_vec(&wire).expect("an event always serialises")
 }
 
-/// Decodes and validates a record. `Ok(None)` is a tombstone (no value), which carries no event.
-/// Resolves the address (DNS for names), so call it off the request path.
-pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEvent>, BadEvent> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
+/// A record of the log, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRecord {
+    /// An event.
+    Event(LogEvent),
+    /// A tombstone (no value) for the key `service/instance`: the deletion of the key, for
+    /// compaction and for every gateway (`Owner::apply_tombstone_at`).
+    Tombstone {
+        /// The key's service.
+        service: ServiceName,
+        /// The key's instance.
+        instance: InstanceId,
+    },
+}
+
+/// Decodes and validates a record: an event, or a tombstone (no value) whose key names an
+/// instance. Resolves the address (DNS for names), so call it off the request path.
+pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<LogRecord, BadEvent> {
     let bad = |why: String| BadEvent(why);
+    let Some(value) = value else {
+        let key = key.ok_or_else(|| bad("a tombstone without a key".into()))?;
+        let text = std::str::from_utf8(key);
+        let named = text
+            .ok()
+            .and_then(|k| k.split_once('/'))
+            .and_then(|(s, i)| Some((ServiceName::parse(s).ok()?, InstanceId::parse(i).ok()?)));
+        let Some((service, instance)) = named else {
+            return Err(bad(format!(
+                "a tombstone's key `{}` is not `{{service}}/{{instance}}`",
+                quoted(&String::from_utf8_lossy(key))
+            )));
+        };
+        return Ok(LogRecord::Tombstone { service, instance });
+    };
     if value.iter().find(|b| !is_json_space(b)) != Some(&b'{') {
         return Err(bad(not_an_object(value)));
     }
@@ -116,7 +143,7 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEven
         (Op::Remove, None) => None,
         (Op::Remove, Some(_)) => return Err(bad("a remove must have a null address".into())),
     };
-    Ok(Some(LogEvent {
+    Ok(LogRecord::Event(LogEvent {
         event: Event {
             service,
             instance,
@@ -178,7 +205,7 @@ mod tests {
         );
         let k = key(&e.service, &e.instance);
         assert_eq!(k, "users/u-1.a");
-        let back = decode(Some(k.as_bytes()), Some(&value)).unwrap().unwrap();
+        let back = event_of(k.as_bytes(), &value);
         assert_eq!(back.event, e);
         assert_eq!(back.ts_ms, 1_700_000_000_123);
 
@@ -189,19 +216,51 @@ mod tests {
         let value = encode(&removal, 5);
         assert!(String::from_utf8_lossy(&value).contains(r#""op":"remove""#));
         assert!(String::from_utf8_lossy(&value).contains(r#""address":null"#));
-        let back = decode(Some(k.as_bytes()), Some(&value)).unwrap().unwrap();
+        let back = event_of(k.as_bytes(), &value);
         assert_eq!(back.event, removal);
     }
 
+    /// The event a record holds (panics on anything else).
+    fn event_of(key: &[u8], value: &[u8]) -> LogEvent {
+        match decode(Some(key), Some(value)) {
+            Ok(LogRecord::Event(e)) => e,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
     #[test]
-    fn tombstones_carry_no_event() {
-        assert_eq!(decode(Some(b"users/u1"), None), Ok(None));
+    fn a_tombstone_names_the_key_it_deletes() {
+        assert_eq!(
+            decode(Some(b"users/u-1.a"), None),
+            Ok(LogRecord::Tombstone {
+                service: ServiceName::parse("users").unwrap(),
+                instance: InstanceId::parse("u-1.a").unwrap(),
+            })
+        );
+        // A tombstone for a key no event can have deletes nothing a gateway holds: refused, so
+        // that it is counted and logged like any record that is not the registry's.
+        let keys: [Option<&[u8]>; 6] = [
+            None,
+            Some(b"users"),
+            Some(b"Users/u1"),
+            Some(b"users/u1/x"),
+            Some(b"users/"),
+            Some(b"users/\xff"),
+        ];
+        for key in keys {
+            assert!(decode(key, None).is_err(), "{key:?}");
+        }
+        let error = decode(Some(b"users/u1/x"), None).unwrap_err().0;
+        assert_eq!(
+            error,
+            "a tombstone's key `users/u1/x` is not `{service}/{instance}`"
+        );
     }
 
     #[test]
     fn unknown_keys_are_ignored_and_a_remove_may_omit_the_address() {
         let v = br#"{"v":1,"op":"remove","service":"a","instance":"b","node":"n","ts_ms":1,"version":1,"extra":[1]}"#;
-        let e = decode(Some(b"a/b"), Some(v)).unwrap().unwrap();
+        let e = event_of(b"a/b", v);
         assert_eq!(e.event.address, None);
     }
 

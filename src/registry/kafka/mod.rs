@@ -19,6 +19,10 @@
 //! versions could not be ordered yet). After that, a broker outage only fails writes (503 within
 //! [`log::KAFKA_WRITE_TIMEOUT`]): routing goes on with the registry held, readiness stays 200, and
 //! librdkafka reconnects by itself.
+//!
+//! Records are events, applied by `(version, node)` (`crate::registry::state`), and tombstones
+//! (null values): a tombstone deletes the instance its key holds, as compaction will for a gateway
+//! started later ([`Owner::apply_tombstone_at`]), and changes nothing after a removal.
 
 pub mod consumer;
 pub mod event;
@@ -35,10 +39,11 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::KafkaConfig;
 use crate::metrics::RegistryMetrics;
-use crate::registry::owner::{LogPosition, OwnEvent, Owner};
+use crate::registry::owner::{LogPosition, OwnEvent, Owner, RegistryLog};
 use crate::registry::{OwnerMsg, ShardLink};
 use crate::shard::Process;
 use consumer::{Polled, Replica};
+use event::LogRecord;
 use log::KafkaLog;
 
 /// Longest a shard's write waits before the Kafka core picks it up while the log is idle (the
@@ -323,16 +328,37 @@ impl KafkaCore {
     }
 }
 
-/// Applies one log record, counting it as applied, skipped or rejected. The apply delay is only
-/// observed once caught up: during catch-up it would measure the log's age, not propagation.
-fn apply_record(
-    owner: &mut Owner<KafkaLog>,
+/// Applies one log record, counting it as applied, skipped or rejected (a tombstone as applied
+/// or skipped in a counter of its own). The apply delay is only observed once caught up: during
+/// catch-up it would measure the log's age, not propagation.
+fn apply_record<L: RegistryLog + 'static>(
+    owner: &mut Owner<L>,
     metrics: &RegistryMetrics,
     record: consumer::Record,
     observe_delay: bool,
 ) {
+    let at = LogPosition {
+        partition: record.partition,
+        offset: record.offset,
+    };
     match event::decode(record.key.as_deref(), record.value.as_deref()) {
-        Ok(None) => {} // a tombstone: compaction's business
+        Ok(LogRecord::Tombstone { service, instance }) => {
+            // Whoever wrote it: a tombstone is no event (the node-id rule does not skip it), and
+            // every gateway must treat it alike.
+            if owner.apply_tombstone_at(&service, &instance, at) {
+                metrics.tombstones_applied.inc();
+                tracing::info!(
+                    service = service.as_str(),
+                    instance = instance.as_str(),
+                    partition = record.partition,
+                    offset = record.offset,
+                    writer = %crate::names::quoted(record.node.as_deref().unwrap_or("?")),
+                    "a tombstone in the registry log deleted a registered instance"
+                );
+            } else {
+                metrics.tombstones_skipped.inc();
+            }
+        }
         Err(e) => {
             metrics.events_rejected.inc();
             tracing::warn!(
@@ -342,16 +368,12 @@ fn apply_record(
                 "skipping a registry log record: {e}"
             );
         }
-        Ok(Some(logged)) => {
+        Ok(LogRecord::Event(logged)) => {
             // Once caught up, this node's own events (by the node-id header) were applied when
             // written and are skipped (contract §6), except one whose write was reported failed but
             // reached the log anyway. While catching up after a restart they are applied like any
             // other: that is how a node rebuilds its own registrations.
             let own = record.node.as_deref() == Some(owner.node());
-            let at = LogPosition {
-                partition: record.partition,
-                offset: record.offset,
-            };
             let applied = if own && observe_delay {
                 let outcome = owner.apply_own(logged.event);
                 if outcome == OwnEvent::NotWrittenHere {
