@@ -66,6 +66,12 @@ const OUTAGE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// operator hears of a stuck replication (a record the broker cannot serve stopped every gateway
 /// at the same offset, with nothing logged) before routes go stale for long.
 const STALL_WARNING: Duration = Duration::from_secs(30);
+/// Longest apply delay observed in `switchyard_registry_apply_delay_seconds`: an event is applied
+/// within seconds of its write, or minutes behind a consumer that was cut off (the lag gauge and
+/// the stall warning tell of longer), so a `ts_ms` older than this says something about its
+/// writer's clock, or is made up (an outside client's `ts_ms:1`), and one such event would make
+/// the histogram's sum meaningless (1.7e9 s).
+const MAX_APPLY_DELAY: Duration = Duration::from_secs(60 * 60);
 /// What writes get before the log is caught up.
 const CATCHING_UP: &str = "the registry is catching up with the cluster log";
 
@@ -328,6 +334,13 @@ impl KafkaCore {
     }
 }
 
+/// The apply delay of an event stamped `ts_ms` by its writer, applied at `now_ms`: `None` when it
+/// is over [`MAX_APPLY_DELAY`]. A stamp ahead of this clock (the writer's runs ahead) is no delay.
+fn apply_delay(now_ms: u64, ts_ms: u64) -> Option<Duration> {
+    let delay = Duration::from_millis(now_ms.saturating_sub(ts_ms));
+    (delay <= MAX_APPLY_DELAY).then_some(delay)
+}
+
 /// Applies one log record, counting it as applied, skipped or rejected (a tombstone as applied
 /// or skipped in a counter of its own). The apply delay is only observed once caught up: during
 /// catch-up it would measure the log's age, not propagation.
@@ -392,11 +405,11 @@ fn apply_record<L: RegistryLog + 'static>(
             };
             if applied {
                 metrics.events_applied.inc();
-                if observe_delay {
-                    let now = crate::sys::unix_millis();
-                    metrics.observe_apply_delay(Duration::from_millis(
-                        now.saturating_sub(logged.ts_ms),
-                    ));
+                if let Some(delay) = observe_delay
+                    .then(|| apply_delay(crate::sys::unix_millis(), logged.ts_ms))
+                    .flatten()
+                {
+                    metrics.observe_apply_delay(delay);
                 }
             } else {
                 metrics.events_skipped.inc();

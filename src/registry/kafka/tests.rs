@@ -599,3 +599,43 @@ fn tombstones_are_applied_and_counted() {
     );
     assert_eq!(owner.registered(), ["users/u1 127.0.0.1:2"]);
 }
+
+/// An outside client's `ts_ms` may be anything: one from 1970 was observed as a 54-year apply
+/// delay, and a few of them made the histogram's sum ~5.4e9 s. Such events are applied but not
+/// observed.
+#[test]
+fn an_implausible_apply_delay_is_not_observed() {
+    let (mut owner, metrics, _shard) = bare_owner();
+    let now = crate::sys::unix_millis();
+    super::apply_record(
+        &mut owner,
+        &metrics,
+        record(0, "users/u1", registration("127.0.0.1:1", 5, 1), "ops"),
+        true,
+    );
+    super::apply_record(
+        &mut owner,
+        &metrics,
+        record(1, "users/u1", registration("127.0.0.1:2", 6, now), "ops"),
+        true,
+    );
+    assert_eq!(owner.registered(), ["users/u1 127.0.0.1:2"], "both applied");
+    let text = crate::metrics::render(&[], &metrics);
+    assert!(
+        text.contains("switchyard_registry_apply_delay_seconds_count 1\n"),
+        "{text}"
+    );
+    let bound = super::MAX_APPLY_DELAY;
+    assert_eq!(
+        super::apply_delay(10_000, 9_000),
+        Some(Duration::from_secs(1))
+    );
+    assert_eq!(
+        super::apply_delay(10_000, 11_000),
+        Some(Duration::ZERO),
+        "a clock ahead"
+    );
+    let at_bound = now - bound.as_millis() as u64;
+    assert_eq!(super::apply_delay(now, at_bound), Some(bound));
+    assert_eq!(super::apply_delay(now, at_bound - 1), None);
+}
