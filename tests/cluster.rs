@@ -449,3 +449,56 @@ fn an_outside_tombstone_deletes_the_instance_on_every_gateway_restarted_or_not()
     }
     converged(&[&a, &b, &c]);
 }
+
+/// A cluster gateway that has not caught up with the log (here: the broker is down as it starts)
+/// does not know which services are registered. It answered 404 for every service, an empty
+/// `/-/services` with 200 and GraphQL's "no such service" for as long as that lasted; now it
+/// answers 503 with `retry-after`, as Envoy serves nothing before its first route configuration.
+#[test]
+fn a_gateway_that_has_not_caught_up_answers_503_for_what_it_cannot_know() {
+    let mut broker = Broker::start();
+    let t = topic("not-caught-up");
+    let a = cluster_gateway(&broker, &t, "node-a");
+    let echo = Echo::start("e1");
+    register(&a, "echo", "e1", &echo.addr);
+    broker.stop();
+
+    let c = unready_cluster_gateway(&broker, &t, "node-c");
+    assert_eq!(c.get("/-/ready").status, 503);
+    let r = c.get("/echo/hi");
+    let error = assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(error["service"], "echo");
+    let r = c.get("/-/services");
+    assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = http("POST", c.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ echo }"}"#)
+        .send();
+    assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // A write says why it is refused: the brokers cannot be reached, not "catching up".
+    let r = put_instance(
+        &c,
+        "echo",
+        "e2",
+        Some(br#"{"address":"127.0.0.1:7"}"#),
+        None,
+    );
+    let error = assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("has not read the cluster's registry log yet"),
+        "{message}"
+    );
+    // The gateway that had caught up before the outage routes on, and knows what is not there.
+    assert!(routes_to(&a, "echo", "e1"));
+    assert_error(&a.get("/nope/"), 404, "SERVICE_NOT_FOUND");
+
+    broker.restart();
+    wait_ready(&c);
+    assert!(routes_to(&c, "echo", "e1"));
+    assert_error(&c.get("/nope/"), 404, "SERVICE_NOT_FOUND");
+    assert_eq!(registry_of(&c), registry_of(&a));
+}

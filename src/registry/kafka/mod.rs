@@ -16,9 +16,13 @@
 //!
 //! Lifecycle: until the broker is reached, the log read up to the end offsets seen at start and
 //! every shard has applied what was read, `/-/ready` answers 503 and writes are refused (their
-//! versions could not be ordered yet). After that, a broker outage only fails writes (503 within
-//! [`log::KAFKA_WRITE_TIMEOUT`]): routing goes on with the registry held, readiness stays 200, and
-//! librdkafka reconnects by itself.
+//! versions could not be ordered yet), saying whether the brokers cannot be reached or the log is
+//! being read. Meanwhile a shard routes the services it has read, and answers a request for one it
+//! does not know, `/-/services` and GraphQL 503 rather than 404 or an empty registry
+//! (`crate::rest::unknown_service`): the service may be registered. After that, a broker outage
+//! only fails writes (503 within [`log::KAFKA_WRITE_TIMEOUT`] of their asking, at once for those
+//! queued behind a write that got no acknowledgement): routing goes on with the registry held,
+//! readiness stays 200, and librdkafka reconnects by itself.
 //!
 //! Records are events, applied by `(version, node)` (`crate::registry::state`), and tombstones
 //! (null values): a tombstone deletes the instance its key holds, as compaction will for a gateway
@@ -72,8 +76,10 @@ const STALL_WARNING: Duration = Duration::from_secs(30);
 /// writer's clock, or is made up (an outside client's `ts_ms:1`), and one such event would make
 /// the histogram's sum meaningless (1.7e9 s).
 const MAX_APPLY_DELAY: Duration = Duration::from_secs(60 * 60);
-/// What writes get before the log is caught up.
+/// What writes get once the log is being read, until it is caught up.
 const CATCHING_UP: &str = "the registry is catching up with the cluster log";
+/// What writes get while the log cannot be read at all (followed by why).
+const NOT_CONNECTED: &str = "this gateway has not read the cluster's registry log yet";
 
 /// Starts the Kafka core for `links`, returning its mailbox. Fails (one line) when the thread
 /// cannot be pinned or the Kafka settings are refused; a broker that is down is not a failure.
@@ -108,7 +114,7 @@ pub fn spawn(
             let _not_ready_if_it_dies = NotReadyOnPanic(process.clone());
             let metrics = process.registry_metrics.clone();
             let mut owner = Owner::new(node, log, links, metrics.clone());
-            owner.refuse_writes(Some(CATCHING_UP.into()));
+            owner.refuse_writes(Some(NOT_CONNECTED.into()));
             owner.set_read_to_end(false);
             KafkaCore {
                 kafka,
@@ -256,8 +262,11 @@ impl KafkaCore {
                     "reading the registry log"
                 );
                 self.replica = Some(replica);
+                self.owner.refuse_writes(Some(CATCHING_UP.into()));
             }
             Err(e) => {
+                self.owner
+                    .refuse_writes(Some(format!("{NOT_CONNECTED}: {e}")));
                 self.warn_outage(&e);
                 self.next_connect = Instant::now() + KAFKA_RETRY_PAUSE;
             }
