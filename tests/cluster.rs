@@ -502,3 +502,33 @@ fn a_gateway_that_has_not_caught_up_answers_503_for_what_it_cannot_know() {
     assert_error(&c.get("/nope/"), 404, "SERVICE_NOT_FOUND");
     assert_eq!(registry_of(&c), registry_of(&a));
 }
+
+/// An existing topic is used as it is, but one that deletes records by age, or has several
+/// partitions, is warned about: it was used without a word, and retention then silently dropped
+/// registrations. A topic the gateway created (compacted, one partition) is not warned about.
+#[test]
+fn an_existing_topic_that_deletes_or_has_several_partitions_is_used_with_a_warning() {
+    let broker = Broker::start();
+    let t = topic("partitions");
+    create_topic(&broker, &t, 3, &["cleanup.policy=delete"]);
+    let a = cluster_gateway(&broker, &t, "node-a");
+    let b = cluster_gateway(&broker, &t, "node-b");
+    let log = a.proc.stderr();
+    for warning in [
+        format!("the registry log topic `{t}` has cleanup.policy=delete, not compact"),
+        format!("the registry log topic `{t}` has 3 partitions, not 1"),
+    ] {
+        assert!(log.contains(&warning), "{warning} in\n{log}");
+    }
+    register(&a, "svc", "s1", "127.0.0.1:6001");
+    wait_for(&b, "svc/s1 listed", |g| {
+        address_at(g, "svc", "s1").is_some()
+    });
+
+    // The topic a gateway creates, found by the next one: nothing to say.
+    let created = topic("created");
+    drop(cluster_gateway(&broker, &created, "node-c"));
+    let d = cluster_gateway(&broker, &created, "node-d");
+    let log = d.proc.stderr();
+    assert!(!log.contains("the registry log topic"), "{log}");
+}

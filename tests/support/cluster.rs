@@ -293,6 +293,16 @@ pub fn produce(broker: &Broker, topic: &str, key: &str, value: &str, node: Optio
     assert!(out.starts_with("produced "), "kafka_peer.py said {out:?}");
 }
 
+/// Creates `topic` with kafka-python: `partitions` partitions, replication factor 1, and the
+/// topic configuration `configs` (`name=value`).
+pub fn create_topic(broker: &Broker, topic: &str, partitions: u32, configs: &[&str]) {
+    let partitions = partitions.to_string();
+    let mut args = vec!["create-topic", partitions.as_str()];
+    args.extend(configs);
+    let out = kafka_peer(broker, topic, &args);
+    assert_eq!(out.trim(), "created", "kafka_peer.py said {out:?}");
+}
+
 /// A gateway joined to the cluster as [`cluster_gateway`] does, without waiting for it to be
 /// ready (it answers `/-/health`).
 pub fn unready_cluster_gateway(broker: &Broker, topic: &str, node: &str) -> Gateway {
