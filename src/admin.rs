@@ -16,6 +16,7 @@
 //! a 413 before the token is looked at; that answer only tells the documented limit.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -104,6 +105,11 @@ pub async fn handle(
             let mut r = Response::new(200, text);
             r.push_header("content-type", "text/plain; version=0.0.4; charset=utf-8");
             Ok(r)
+        }
+        // Until the registry has caught up with the cluster log the list is incomplete (empty,
+        // at first), and a 200 would present it as the registry.
+        Endpoint::Services if !shard.process.ready.load(Ordering::Relaxed) => {
+            Err(GatewayError::registry_not_loaded("the registry"))
         }
         Endpoint::Services => Ok(services(shard)),
         Endpoint::Register(service, instance) => {

@@ -13,6 +13,10 @@ use std::fmt;
 use crate::http::Response;
 use crate::request_id::RequestId;
 
+/// The `retry-after` of a 503 that should pass within moments (the in-flight limit, a registry
+/// still catching up with the cluster log): one second, the least the header can say.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 /// gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -154,7 +158,9 @@ pub enum ErrorKind {
     NoHealthyInstance,
     /// The shard's in-flight limit is reached.
     Overloaded,
-    /// The registry log could not be written.
+    /// The registry could not take a write (its log cannot be written, or is not read up to its
+    /// end yet), or, in a cluster, a request names a service the gateway does not know before its
+    /// registry has caught up with the log (the service may be registered: it cannot tell yet).
     RegistryUnavailable,
     /// The backend did not answer within the deadline.
     UpstreamTimeout,
@@ -257,6 +263,28 @@ impl GatewayError {
         )
     }
 
+    /// A request for `what` (a service's name, escaped like [`service_not_found`]'s, or the
+    /// registry as a whole) that this gateway cannot answer before its registry has caught up with
+    /// the cluster log (503 with `retry-after`): a 404 would say no such service is registered,
+    /// which it cannot know yet.
+    ///
+    /// [`service_not_found`]: GatewayError::service_not_found
+    pub fn registry_not_loaded(what: &str) -> Self {
+        Self::new(
+            ErrorKind::RegistryUnavailable,
+            format!(
+                "{what} cannot be looked up yet: this gateway's registry has not caught up with \
+                 the cluster log"
+            ),
+        )
+    }
+
+    /// A request for a service named `name` that this gateway does not know before its registry
+    /// has caught up with the cluster log ([`registry_not_loaded`](Self::registry_not_loaded)).
+    pub fn service_not_loaded(name: &str) -> Self {
+        Self::registry_not_loaded(&format!("the service `{}`", name.escape_default()))
+    }
+
     /// A request whose body is over its limit (413), declared or as received.
     pub fn body_too_large() -> Self {
         Self::new(ErrorKind::BodyTooLarge, "request body is over the limit")
@@ -315,7 +343,9 @@ impl GatewayError {
         });
         let mut response = Response::json(self.kind.status(), body.to_string().into_bytes());
         match self.kind {
-            ErrorKind::Overloaded => response.push_header("retry-after", "1"),
+            ErrorKind::Overloaded | ErrorKind::RegistryUnavailable => {
+                response.push_header("retry-after", RETRY_AFTER_SECONDS)
+            }
             ErrorKind::Unauthorized => response.push_header("www-authenticate", "Bearer"),
             ErrorKind::MethodNotAllowed { allow } => response.push_header("allow", allow),
             _ => {}
@@ -458,6 +488,15 @@ mod tests {
         assert_eq!((r.status, r.header("allow")), (405, Some("PUT, DELETE")));
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["error"]["code"], "METHOD_NOT_ALLOWED");
+        let r = GatewayError::service_not_loaded("us\"ers").into_response(Some("users"), "r4");
+        assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"]["code"], "REGISTRY_UNAVAILABLE");
+        assert_eq!(
+            v["error"]["message"],
+            "the service `us\\\"ers` cannot be looked up yet: this gateway's registry has not \
+             caught up with the cluster log"
+        );
         let r = GatewayError::bad_request("x").into_response(None, "r2");
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(v["error"]["service"].is_null());

@@ -54,7 +54,7 @@ impl Backend for ShardBackend<'_> {
     async fn call(&self, call: FieldCall) -> Result<FieldAnswer, FieldError> {
         let entry = self.shard.registry.borrow().get(&call.service).cloned();
         let Some(entry) = entry else {
-            return Err(GatewayError::service_not_found(&call.service).into());
+            return Err(crate::rest::unknown_service(self.shard, &call.service).into());
         };
         check_header_limits(&self.shard.config, &call, &self.headers)?;
         let body = call.body.unwrap_or_default();
@@ -169,6 +169,23 @@ pub fn method(method: &http::Method) -> Result<graphql::HttpMethod, GatewayError
             ErrorKind::MethodNotAllowed { allow: "GET, POST" },
             "the GraphQL endpoint accepts GET and POST",
         )),
+    }
+}
+
+/// Refuses a GraphQL request, 503 `REGISTRY_UNAVAILABLE` with `retry-after`, while the registry
+/// has not caught up with the cluster log ([`crate::router::route`] asks): the schema is the
+/// registry, one root field per service, so until then a field whose service is registered
+/// would fail validation as unknown, and introspection would describe too little. (A REST request
+/// for an unknown service gets the same answer then.)
+pub fn check_schema_loaded(shard: &Shard) -> Result<(), GatewayError> {
+    if shard
+        .process
+        .ready
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        Ok(())
+    } else {
+        Err(GatewayError::registry_not_loaded("the GraphQL schema"))
     }
 }
 

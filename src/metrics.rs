@@ -169,7 +169,13 @@ pub struct RegistryMetrics {
     pub events_skipped: Counter,
     /// Log events that did not parse or failed validation.
     pub events_rejected: Counter,
-    /// Registry writes the log did not acknowledge in time (answered 503).
+    /// Tombstones (records with no value) that deleted a registered instance.
+    pub tombstones_applied: Counter,
+    /// Tombstones that changed nothing: the one after every removal, or one for a key held by
+    /// nothing or by a write that lies after it in the log.
+    pub tombstones_skipped: Counter,
+    /// Registry writes the log did not take (answered 503): no acknowledgement in time, untried
+    /// behind a write that got none, or refused by the broker.
     pub log_write_failures: Counter,
     /// Services this gateway removed because every instance refused connections (counted where
     /// the removal is applied: many requests may see the refusals and ask for it at once).
@@ -348,11 +354,26 @@ fn render_registry(out: &mut String, registry: &RegistryMetrics) {
         "Registry log events that did not parse or failed validation.",
         registry.events_rejected.get(),
     );
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_registry_tombstones_total Registry log tombstones (null values), by \
+         whether they deleted a registered instance.\n# TYPE switchyard_registry_tombstones_total counter"
+    );
+    for (outcome, counter) in [
+        ("applied", &registry.tombstones_applied),
+        ("skipped", &registry.tombstones_skipped),
+    ] {
+        let _ = writeln!(
+            out,
+            "switchyard_registry_tombstones_total{{outcome=\"{outcome}\"}} {}",
+            counter.get()
+        );
+    }
     simple(
         out,
         "switchyard_registry_log_write_failures_total",
         "counter",
-        "Registry writes the log did not acknowledge in time (answered 503).",
+        "Registry writes the log did not take (answered 503).",
         registry.log_write_failures.get(),
     );
     simple(
@@ -397,5 +418,6 @@ mod tests {
         assert!(text.contains("switchyard_request_duration_seconds_count 2\n"));
         assert!(text.contains("switchyard_registry_apply_delay_seconds_bucket{le=\"0.0025\"} 0\n"));
         assert!(text.contains("switchyard_registry_apply_delay_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("switchyard_registry_tombstones_total{outcome=\"skipped\"} 0\n"));
     }
 }

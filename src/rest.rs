@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::error::GatewayError;
@@ -34,7 +35,7 @@ pub fn service_of(path: &str) -> Option<&str> {
 }
 
 /// The registered service named by `service`, the first segment of a REST path; 404 when there is
-/// none.
+/// none ([`unknown_service`]).
 pub fn lookup(shard: &Shard, service: &[u8]) -> Result<Rc<ServiceEntry>, GatewayError> {
     let name = crate::utf8::text(service).unwrap_or_default();
     shard
@@ -42,7 +43,19 @@ pub fn lookup(shard: &Shard, service: &[u8]) -> Result<Rc<ServiceEntry>, Gateway
         .borrow()
         .get(name)
         .cloned()
-        .ok_or_else(|| GatewayError::service_not_found(name))
+        .ok_or_else(|| unknown_service(shard, name))
+}
+
+/// The answer to a request for `name`, which the shard's registry copy does not hold: 404, or,
+/// while the registry has not caught up with the cluster log (a cluster gateway starting, or one
+/// that cannot reach its brokers), 503 `REGISTRY_UNAVAILABLE` with `retry-after`, since the service
+/// may well be registered. Read only on a miss, so a routed request pays nothing for it.
+pub fn unknown_service(shard: &Shard, name: &str) -> GatewayError {
+    if shard.process.ready.load(Ordering::Relaxed) {
+        GatewayError::service_not_found(name)
+    } else {
+        GatewayError::service_not_loaded(name)
+    }
 }
 
 /// A client address as `ip:port` text, formatted on the stack: `SocketAddr::to_string` would

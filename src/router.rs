@@ -32,7 +32,8 @@ pub enum Route {
 }
 
 /// Routes a request by its head: the one place that decides where a request goes and what refuses
-/// it before its body matters — an unknown service (404) or gateway endpoint (404), a method an
+/// it before its body matters — an unknown service (404; 503 while a cluster gateway's registry has
+/// not caught up, as for GraphQL then) or gateway endpoint (404), a method an
 /// endpoint does not take (405), a registry write that is not authorised (401, 403) or names an
 /// invalid service or instance (400), the in-flight limit (503). [`handle`] routes every request
 /// with it; the codecs also ask it before sending `100 Continue` (and drop the route: the request
@@ -43,6 +44,7 @@ pub fn route(shard: &Rc<Shard>, head: &RequestHead<'_>) -> Result<Route, Gateway
     }
     if head.path == GRAPHQL_PATH {
         let method = crate::graphql_endpoint::method(head.method)?;
+        crate::graphql_endpoint::check_schema_loaded(shard)?;
         return Ok(Route::Graphql(method, enter(shard)?));
     }
     let (service, _) = crate::rest::split_path(head.path);

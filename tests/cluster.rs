@@ -203,15 +203,39 @@ fn a_broker_outage_fails_writes_cleanly_and_loses_nothing() {
         assert!(routes_to(gw, "api", "e1"));
         assert_eq!(gw.get("/-/ready").status, 200);
     }
-    // A write answers 503 within its bound and changes nothing.
+    // Writes answer 503 and change nothing. Three at once, as backends re-registering together:
+    // the Kafka thread sends one at a time, and those queued behind one that got no
+    // acknowledgement are answered when it gives up, untried (each waited for its own bound in
+    // turn: the third answered after ~9 s). One of the three is first; the others reach the
+    // gateway within its 5 s.
     let body = br#"{"address":"127.0.0.1:7777"}"#;
-    let r = put_instance(&a, "api", "lost", Some(body), None);
-    assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
-    let r = deregister(&a, "api", "e1", None);
-    assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    let answers: Vec<Resp> = std::thread::scope(|s| {
+        let writes = [
+            s.spawn(|| put_instance(&a, "api", "lost", Some(body), None)),
+            s.spawn(|| put_instance(&a, "api", "lost-2", Some(body), None)),
+            s.spawn(|| deregister(&a, "api", "e1", None)),
+        ];
+        writes.map(|w| w.join().unwrap()).into()
+    });
+    let mut untried = 0;
+    for r in &answers {
+        let error = assert_error(r, 503, "REGISTRY_UNAVAILABLE");
+        let message = error["message"].as_str().unwrap();
+        if message.contains("this one was not tried") {
+            untried += 1;
+        } else {
+            assert!(message.contains("did not take the write"), "{message}");
+        }
+    }
+    assert!(
+        (1..=2).contains(&untried),
+        "{:?}",
+        answers.iter().map(Resp::text).collect::<Vec<_>>()
+    );
     assert!(routes_to(&a, "api", "e1"));
     assert_eq!(address_at(&a, "api", "lost"), None);
-    assert!(metric(&a, "switchyard_registry_log_write_failures_total") >= 2);
+    assert_eq!(address_at(&a, "api", "lost-2"), None);
+    assert!(metric(&a, "switchyard_registry_log_write_failures_total") >= 3);
 
     broker.restart();
     // Writes work again once the gateway has reconnected by itself. Bounded by the clock: each
@@ -282,6 +306,10 @@ fn a_foreign_kafka_client_reads_the_log_and_its_registrations_apply_and_bad_even
 
     // Malformed records straight into the topic: counted and skipped, never fatal.
     produce(&broker, &t, "web/bad", "this is not json", Some("outsider"));
+    // The event's fields in order, as a JSON array (serde's other form of a struct; it was
+    // registered): contract §6 wants one JSON object.
+    let fields = format!(r#"[1,"upsert","arr","a1","{}","outsider",0,5]"#, echo.addr);
+    produce(&broker, &t, "arr/a1", &fields, Some("outsider"));
     produce(
         &broker,
         &t,
@@ -301,13 +329,19 @@ fn a_foreign_kafka_client_reads_the_log_and_its_registrations_apply_and_bad_even
     produce(&broker, &t, "py/py1", &value, Some("outsider"));
     for gw in [&a, &b] {
         wait_for(gw, "py/py1 routable", |g| routes_to(g, "py", "py1"));
-        assert_eq!(metric(gw, "switchyard_registry_events_rejected_total"), 2);
+        assert_eq!(metric(gw, "switchyard_registry_events_rejected_total"), 3);
         assert_eq!(gw.get("/-/ready").status, 200);
+        assert_eq!(address_at(gw, "arr", "a1"), None);
+        let log = gw.proc.stderr();
+        assert!(
+            log.contains("the value is a JSON array, not an event object"),
+            "{log}"
+        );
     }
     // A gateway that starts now reads the same log, bad records included, to the same registry.
     let c = cluster_gateway(&broker, &t, "node-c");
     assert!(routes_to(&c, "py", "py1"));
-    assert_eq!(metric(&c, "switchyard_registry_events_rejected_total"), 2);
+    assert_eq!(metric(&c, "switchyard_registry_events_rejected_total"), 3);
     converged(&[&a, &b, &c]);
 }
 
@@ -360,4 +394,141 @@ fn a_gateway_skips_log_events_carrying_its_own_node_id() {
         log.contains("another gateway or client uses the same node id"),
         "{log}"
     );
+}
+
+/// An outside client deletes a key the Kafka way, with a tombstone (a null value): every gateway
+/// deletes the instance, as compaction will for a gateway started later. (The tombstone was
+/// ignored: the running gateways kept routing the instance while one restarted after compaction
+/// had no such service.) It forgets the key's version too, as a gateway that never read the key
+/// does: a later registration with a low version is taken by all.
+#[test]
+fn an_outside_tombstone_deletes_the_instance_on_every_gateway_restarted_or_not() {
+    let mut broker = Broker::start();
+    let t = topic("tombstone");
+    let a = cluster_gateway(&broker, &t, "node-a");
+    let b = cluster_gateway(&broker, &t, "node-b");
+    let mut c = cluster_gateway(&broker, &t, "node-c");
+    let echo = Echo::start("t1");
+    register(&a, "ts", "t1", &echo.addr);
+    // A gateway's own removal is followed by a tombstone, which changes nothing.
+    register(&b, "gone", "g1", "127.0.0.1:6001");
+    deregister(&b, "gone", "g1", None);
+    for gw in [&b, &c] {
+        wait_for(gw, "ts/t1 routable", |g| routes_to(g, "ts", "t1"));
+    }
+
+    produce(&broker, &t, "ts/t1", "-", Some("ops"));
+    for gw in [&a, &b, &c] {
+        wait_for(gw, "ts/t1 deleted", |g| address_at(g, "ts", "t1").is_none());
+        assert_error(&gw.get("/ts/x"), 404, "SERVICE_NOT_FOUND");
+        let count = |outcome: &str| {
+            metric(
+                gw,
+                &format!("switchyard_registry_tombstones_total{{outcome=\"{outcome}\"}}"),
+            )
+        };
+        assert_eq!((count("applied"), count("skipped")), (1, 1));
+    }
+
+    // tansu compacts when it starts; a gateway started after that agrees with the others.
+    broker.stop();
+    broker.restart();
+    c.proc.kill();
+    drop(c);
+    c = cluster_gateway(&broker, &t, "node-c");
+    assert_eq!(converged(&[&a, &b, &c]), Vec::new());
+
+    // A registration of the key with version 1, far below the deleted one's (a wall clock in ms).
+    let low = format!(
+        r#"{{"v":1,"op":"upsert","service":"ts","instance":"t1","address":"{}","node":"ops","ts_ms":1,"version":1}}"#,
+        echo.addr
+    );
+    produce(&broker, &t, "ts/t1", &low, Some("ops"));
+    for gw in [&a, &b, &c] {
+        wait_for(gw, "ts/t1 registered again", |g| routes_to(g, "ts", "t1"));
+    }
+    converged(&[&a, &b, &c]);
+}
+
+/// A cluster gateway that has not caught up with the log (here: the broker is down as it starts)
+/// does not know which services are registered. It answered 404 for every service, an empty
+/// `/-/services` with 200 and GraphQL's "no such service" for as long as that lasted; now it
+/// answers 503 with `retry-after`, as Envoy serves nothing before its first route configuration.
+#[test]
+fn a_gateway_that_has_not_caught_up_answers_503_for_what_it_cannot_know() {
+    let mut broker = Broker::start();
+    let t = topic("not-caught-up");
+    let a = cluster_gateway(&broker, &t, "node-a");
+    let echo = Echo::start("e1");
+    register(&a, "echo", "e1", &echo.addr);
+    broker.stop();
+
+    let c = unready_cluster_gateway(&broker, &t, "node-c");
+    assert_eq!(c.get("/-/ready").status, 503);
+    let r = c.get("/echo/hi");
+    let error = assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(error["service"], "echo");
+    let r = c.get("/-/services");
+    assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = http("POST", c.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ echo }"}"#)
+        .send();
+    assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // A write says why it is refused: the brokers cannot be reached, not "catching up".
+    let r = put_instance(
+        &c,
+        "echo",
+        "e2",
+        Some(br#"{"address":"127.0.0.1:7"}"#),
+        None,
+    );
+    let error = assert_error(&r, 503, "REGISTRY_UNAVAILABLE");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("has not read the cluster's registry log yet"),
+        "{message}"
+    );
+    // The gateway that had caught up before the outage routes on, and knows what is not there.
+    assert!(routes_to(&a, "echo", "e1"));
+    assert_error(&a.get("/nope/"), 404, "SERVICE_NOT_FOUND");
+
+    broker.restart();
+    wait_ready(&c);
+    assert!(routes_to(&c, "echo", "e1"));
+    assert_error(&c.get("/nope/"), 404, "SERVICE_NOT_FOUND");
+    assert_eq!(registry_of(&c), registry_of(&a));
+}
+
+/// An existing topic is used as it is, but one that deletes records by age, or has several
+/// partitions, is warned about: it was used without a word, and retention then silently dropped
+/// registrations. A topic the gateway created (compacted, one partition) is not warned about.
+#[test]
+fn an_existing_topic_that_deletes_or_has_several_partitions_is_used_with_a_warning() {
+    let broker = Broker::start();
+    let t = topic("partitions");
+    create_topic(&broker, &t, 3, &["cleanup.policy=delete"]);
+    let a = cluster_gateway(&broker, &t, "node-a");
+    let b = cluster_gateway(&broker, &t, "node-b");
+    let log = a.proc.stderr();
+    for warning in [
+        format!("the registry log topic `{t}` has cleanup.policy=delete, not compact"),
+        format!("the registry log topic `{t}` has 3 partitions, not 1"),
+    ] {
+        assert!(log.contains(&warning), "{warning} in\n{log}");
+    }
+    register(&a, "svc", "s1", "127.0.0.1:6001");
+    wait_for(&b, "svc/s1 listed", |g| {
+        address_at(g, "svc", "s1").is_some()
+    });
+
+    // The topic a gateway creates, found by the next one: nothing to say.
+    let created = topic("created");
+    drop(cluster_gateway(&broker, &created, "node-c"));
+    let d = cluster_gateway(&broker, &created, "node-d");
+    let log = d.proc.stderr();
+    assert!(!log.contains("the registry log topic"), "{log}");
 }

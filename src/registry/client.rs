@@ -44,11 +44,13 @@ impl RegistryClient {
         self.next_token.set(token + 1);
         let (tx, rx) = oneshot::channel();
         self.waiting.borrow_mut().insert(token, tx);
+        let asked = Instant::now();
         let sent = self.owner.send(OwnerMsg::Write {
             shard: self.shard,
             token: Some(token),
             op,
-            deadline: Instant::now() + REGISTRY_WRITE_TIMEOUT - OWNER_DEADLINE_MARGIN,
+            asked,
+            deadline: asked + REGISTRY_WRITE_TIMEOUT - OWNER_DEADLINE_MARGIN,
         });
         if sent.is_err() {
             self.waiting.borrow_mut().remove(&token);
@@ -69,11 +71,13 @@ impl RegistryClient {
 
     /// Asks for `op` without waiting for an answer (used by passive health checks).
     pub fn submit(&self, op: WriteOp) {
+        let asked = Instant::now();
         let _ = self.owner.send(OwnerMsg::Write {
             shard: self.shard,
             token: None,
             op,
-            deadline: Instant::now() + REGISTRY_WRITE_TIMEOUT - OWNER_DEADLINE_MARGIN,
+            asked,
+            deadline: asked + REGISTRY_WRITE_TIMEOUT - OWNER_DEADLINE_MARGIN,
         });
     }
 

@@ -116,6 +116,9 @@ pub enum OwnerMsg {
         token: Option<u64>,
         /// The write.
         op: WriteOp,
+        /// When the writer asked for it: the registry log's own bound on the wait counts from
+        /// then, the time it spent queued behind other writes included.
+        asked: std::time::Instant,
         /// When the writer stops waiting: a write not durable by then fails and changes nothing.
         deadline: std::time::Instant,
     },

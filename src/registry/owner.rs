@@ -6,7 +6,8 @@
 //!
 //! Standalone, [`Owner::spawn`] runs it on its own thread, blocked on its mailbox. In a cluster the
 //! Kafka core drives it instead, alternating [`Owner::handle`] for shard messages with
-//! [`Owner::apply_remote`] + [`Owner::flush`] for the events other gateways wrote to the log.
+//! [`Owner::apply_remote`] + [`Owner::flush`] for the events other gateways wrote to the log, and
+//! [`Owner::apply_tombstone_at`] for the tombstones (null values) anyone wrote there.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,11 +25,13 @@ use crate::registry::{
 
 /// Where events are made durable before they are applied.
 pub trait RegistryLog: Send {
-    /// Appends `events`; returns once they are durable, with where each one's record landed when
-    /// the log tells, or fails (by `deadline` at the latest) and nothing is applied.
+    /// Appends `events`, which a writer asked for at `asked`; returns once they are durable, with
+    /// where each one's record landed when the log tells, or fails (by `deadline` at the latest,
+    /// and within the log's own bound counted from `asked`) and nothing is applied.
     fn append(
         &mut self,
         events: &[Event],
+        asked: Instant,
         deadline: Instant,
     ) -> Result<Vec<Option<LogPosition>>, RegistryError>;
 }
@@ -80,6 +83,7 @@ impl RegistryLog for InProcessLog {
     fn append(
         &mut self,
         events: &[Event],
+        _asked: Instant,
         _deadline: Instant,
     ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
         Ok(vec![None; events.len()])
@@ -183,11 +187,12 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 shard,
                 token,
                 op,
+                asked,
                 deadline,
             } => {
                 // Remote changes waiting in the outbox go out first, so batch numbers stay in order.
                 self.flush();
-                let result = self.write(op, deadline);
+                let result = self.write(op, asked, deadline);
                 if let Some(token) = token {
                     self.pending.push_back(Pending {
                         seq: self.seq,
@@ -248,9 +253,10 @@ impl<L: RegistryLog + 'static> Owner<L> {
             self.outbox.push(change);
         }
         if let Some(copy) = copy {
+            let now = Instant::now();
             let written = self
                 .log
-                .append(std::slice::from_ref(&copy), Instant::now() + REPAIR_WAIT);
+                .append(std::slice::from_ref(&copy), now, now + REPAIR_WAIT);
             match written {
                 Ok(positions) => {
                     // The copy is now this node's record for the state it holds: should an event
@@ -274,6 +280,45 @@ impl<L: RegistryLog + 'static> Owner<L> {
                      (a gateway started after compaction may hold the other): {e}"
                 ),
             }
+        }
+        true
+    }
+
+    /// Applies a tombstone (a record with no value) for `service`/`instance` read at `at` in the
+    /// log, and returns whether it changed anything.
+    ///
+    /// A null value is how a Kafka client deletes a key from a compacted topic, and compaction
+    /// will delete it: a gateway started after that reads neither the key's records nor the
+    /// tombstone, and holds nothing for the key, not even a version. So a tombstone for a
+    /// registered instance forgets the key the same way, version included: every gateway reads
+    /// it at the same point of the log, and then holds what a gateway started after compaction
+    /// holds, whatever comes next (an upsert of the key with a low version is taken by both).
+    ///
+    /// It changes nothing where the key holds a removal or nothing: that is the tombstone every
+    /// removal is followed by, and the removal stays remembered (`RegistryState`), lest an older
+    /// event still on its way to the log bring the key back. Nor where the state held is a write
+    /// of this node's that lies *after* the tombstone in the log (applied when written, before
+    /// this node read that far): every other gateway applies the tombstone to what it held before
+    /// that write, then the write, and ends where this one is.
+    pub fn apply_tombstone_at(
+        &mut self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        at: LogPosition,
+    ) -> bool {
+        let Some(held) = self.state.live_stamp(service, instance) else {
+            return false;
+        };
+        let key = (service.clone(), instance.clone());
+        let written_after = self.own_positions.get(&key).is_some_and(|(stamp, own)| {
+            stamp == held && own.partition == at.partition && own.offset > at.offset
+        });
+        if written_after {
+            return false;
+        }
+        self.own_positions.remove(&key);
+        if let Some(change) = self.state.forget(service, instance) {
+            self.outbox.push(change);
         }
         true
     }
@@ -342,8 +387,23 @@ impl<L: RegistryLog + 'static> Owner<L> {
         self.applied.iter().all(|&a| a >= self.seq)
     }
 
-    /// Applies one write; the changes it causes are published as batch `self.seq`.
-    fn write(&mut self, op: WriteOp, deadline: Instant) -> Result<WriteOutcome, RegistryError> {
+    /// Every registered instance, as `service/instance address` (for tests).
+    #[cfg(test)]
+    pub(crate) fn registered(&self) -> Vec<String> {
+        self.state
+            .instances()
+            .map(|r| format!("{}/{} {}", r.service, r.instance, r.address.as_str()))
+            .collect()
+    }
+
+    /// Applies one write, asked for at `asked`; the changes it causes are published as batch
+    /// `self.seq`.
+    fn write(
+        &mut self,
+        op: WriteOp,
+        asked: Instant,
+        deadline: Instant,
+    ) -> Result<WriteOutcome, RegistryError> {
         if let Some(reason) = &self.refuse_writes {
             return Err(RegistryError::Unavailable(reason.clone()));
         }
@@ -403,7 +463,7 @@ impl<L: RegistryLog + 'static> Owner<L> {
                 (events, WriteOutcome::Removed)
             }
         };
-        let positions = match self.log.append(&events, deadline) {
+        let positions = match self.log.append(&events, asked, deadline) {
             Ok(positions) => positions,
             Err(e) => {
                 self.metrics.log_write_failures.inc();
@@ -599,13 +659,13 @@ mod tests {
     fn a_write_past_its_deadline_changes_nothing() {
         let (mut owner, _shards) = owner(1);
         let upsert = || upsert_u1("127.0.0.1:1");
-        let late = owner.write(upsert(), Instant::now());
+        let late = owner.write(upsert(), Instant::now(), Instant::now());
         assert!(
             matches!(late, Err(RegistryError::Unavailable(_))),
             "{late:?}"
         );
         assert_eq!(owner.state.instances().count(), 0, "nothing applied");
-        let in_time = owner.write(upsert(), later());
+        let in_time = owner.write(upsert(), Instant::now(), later());
         assert_eq!(in_time.unwrap(), WriteOutcome::Created);
     }
 
@@ -613,14 +673,17 @@ mod tests {
     fn a_service_removed_for_refusals_is_counted_once_however_often_asked() {
         let (mut owner, _shards) = owner(1);
         let upsert = upsert_u1("127.0.0.1:1");
-        owner.write(upsert, later()).unwrap();
+        owner.write(upsert, Instant::now(), later()).unwrap();
         // Many requests saw every instance refuse, and each asks.
         for _ in 0..5 {
             let remove = WriteOp::RemoveRefused {
                 service: users(),
                 instances: vec![(u1(), "127.0.0.1:1".into())],
             };
-            assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+            assert_eq!(
+                owner.write(remove, Instant::now(), later()).unwrap(),
+                WriteOutcome::Removed
+            );
         }
         assert_eq!(owner.state.instances().count(), 0);
         assert_eq!(owner.metrics.services_removed.get(), 1);
@@ -642,7 +705,10 @@ mod tests {
             service: users(),
             instances: vec![(u1(), "127.0.0.1:1".into())],
         };
-        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        assert_eq!(
+            owner.write(remove, Instant::now(), later()).unwrap(),
+            WriteOutcome::Removed
+        );
         let again = Event::users_u1(registered_at, "node-0", Some("127.0.0.1:2"));
         assert!(
             owner.apply_remote(again),
@@ -664,7 +730,10 @@ mod tests {
             service: users(),
             instances: vec![(u1(), "127.0.0.1:1".into())],
         };
-        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        assert_eq!(
+            owner.write(remove, Instant::now(), later()).unwrap(),
+            WriteOutcome::Removed
+        );
         // node-0 (below node-a: a tie would go to the removal) registered it on the same state.
         let mut elsewhere = RegistryState::default();
         elsewhere.apply(Event::users_u1(ahead, "outside", Some("127.0.0.1:1")));
@@ -691,11 +760,11 @@ mod tests {
         let (mut owner, appended, _shards) = recording_owner();
         let upsert = || upsert_u1("127.0.0.1:1");
         assert_eq!(
-            owner.write(upsert(), later()).unwrap(),
+            owner.write(upsert(), Instant::now(), later()).unwrap(),
             WriteOutcome::Created
         );
         assert_eq!(
-            owner.write(upsert(), later()).unwrap(),
+            owner.write(upsert(), Instant::now(), later()).unwrap(),
             WriteOutcome::Unchanged
         );
         let log = appended.lock().unwrap();
@@ -708,7 +777,10 @@ mod tests {
     fn a_removal_of_what_this_gateway_does_not_hold_is_written_all_the_same() {
         let (mut owner, appended, _shards) = recording_owner();
         let remove = remove_u1();
-        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
+        assert_eq!(
+            owner.write(remove, Instant::now(), later()).unwrap(),
+            WriteOutcome::Removed
+        );
         assert_eq!(appended.lock().unwrap().len(), 1, "written");
         // A registration made elsewhere before it, arriving now, does not undo it.
         let before = Event::users_u1(1, "node-z", Some("127.0.0.1:1"));
@@ -728,7 +800,7 @@ mod tests {
             instance: InstanceId::parse(instance).unwrap(),
             address: "127.0.0.1:2".into(),
         };
-        let refused = owner.write(upsert("u1"), later());
+        let refused = owner.write(upsert("u1"), Instant::now(), later());
         assert!(
             matches!(refused, Err(RegistryError::Invalid(_))),
             "{refused:?}"
@@ -737,9 +809,12 @@ mod tests {
             service: users(),
             instances: vec![(u1(), "127.0.0.1:1".into())],
         };
-        assert_eq!(owner.write(remove, later()).unwrap(), WriteOutcome::Removed);
         assert_eq!(
-            owner.write(upsert("u2"), later()).unwrap(),
+            owner.write(remove, Instant::now(), later()).unwrap(),
+            WriteOutcome::Removed
+        );
+        assert_eq!(
+            owner.write(upsert("u2"), Instant::now(), later()).unwrap(),
             WriteOutcome::Created
         );
     }
@@ -773,6 +848,7 @@ mod tests {
         fn append(
             &mut self,
             events: &[Event],
+            _asked: Instant,
             _deadline: Instant,
         ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
             let mut log = self.0.lock().unwrap();
@@ -801,7 +877,9 @@ mod tests {
         };
         // This gateway's write lands at offset 100; node-b's, with a greater stamp, at 90.
         const AHEAD: u64 = 1 << 60;
-        owner.write(upsert("127.0.0.1:1"), later()).unwrap();
+        owner
+            .write(upsert("127.0.0.1:1"), Instant::now(), later())
+            .unwrap();
         let winner = Event::users_u1(AHEAD, "node-b", Some("127.0.0.1:2"));
         assert!(owner.apply_remote_at(winner.clone(), at(90)));
         let last = || appended.lock().unwrap().last().cloned();
@@ -820,7 +898,9 @@ mod tests {
         assert_eq!(count(), 3);
 
         // Another write here (offset 103), and one that outranks it lying after it: no repair.
-        owner.write(upsert("127.0.0.1:3"), later()).unwrap();
+        owner
+            .write(upsert("127.0.0.1:3"), Instant::now(), later())
+            .unwrap();
         let after = Event::users_u1(AHEAD + 100, "node-b", Some("127.0.0.1:4"));
         assert!(owner.apply_remote_at(after, at(104)));
         assert_eq!(count(), 4, "nothing appended");
@@ -831,8 +911,8 @@ mod tests {
         let (mut owner, _appended, _shards) = recording_owner();
         let upsert = upsert_u1("127.0.0.1:1");
         let remove = remove_u1();
-        owner.write(upsert, later()).unwrap();
-        owner.write(remove, later()).unwrap();
+        owner.write(upsert, Instant::now(), later()).unwrap();
+        owner.write(remove, Instant::now(), later()).unwrap();
         assert_eq!(owner.own_positions.len(), 1);
         owner.flush();
         assert_eq!(owner.own_positions.len(), 1, "remembered for a while");
@@ -864,5 +944,96 @@ mod tests {
         assert!(!owner.shards_caught_up());
         owner.handle(OwnerMsg::Applied { shard: 0, seq: 1 });
         assert!(owner.shards_caught_up());
+    }
+
+    fn at(offset: i64) -> LogPosition {
+        LogPosition {
+            partition: 0,
+            offset,
+        }
+    }
+
+    /// An outside client deletes a key with a tombstone (contract §6 lets any client write to the
+    /// log): every gateway that reads it forgets the key, version and all, as a gateway started
+    /// after compaction (which reads neither) never knew it; so both take a later upsert of the
+    /// key whatever its version. (Ignored, the tombstone left the running gateways routing an
+    /// instance that restarted gateways did not know.)
+    #[test]
+    fn a_tombstone_forgets_a_registered_instance_version_and_all() {
+        let (mut owner, shards) = owner(1);
+        let registered = Event::users_u1(1_000, "node-b", Some("127.0.0.1:1"));
+        assert!(owner.apply_remote_at(registered, at(10)));
+        owner.flush();
+        assert!(owner.apply_tombstone_at(&users(), &u1(), at(11)));
+        owner.flush();
+        assert_eq!(owner.state.instances().count(), 0);
+        let removed = shards[0].rx.try_iter().flat_map(|m| match m {
+            ShardMsg::Changes { changes, .. } => changes,
+            _ => Vec::new(),
+        });
+        assert_eq!(
+            removed.last(),
+            Some(Change::Remove {
+                service: users(),
+                instance: u1(),
+            }),
+            "the shards are told"
+        );
+        // A later upsert with a low version: taken here as by a gateway started after compaction.
+        let low = Event::users_u1(1, "outside", Some("127.0.0.1:2"));
+        let (mut fresh, _fresh_shards) = self::owner(1);
+        assert!(fresh.apply_remote_at(low.clone(), at(12)));
+        assert!(owner.apply_remote_at(low, at(12)));
+        assert_eq!(
+            owner.state.address_of(&users(), &u1()),
+            fresh.state.address_of(&users(), &u1())
+        );
+    }
+
+    /// Every removal is followed by a tombstone: that one changes nothing, and the removal stays
+    /// remembered, so an older event on its way to the log does not bring the key back. Nor does
+    /// a tombstone for a key never seen.
+    #[test]
+    fn the_tombstone_after_a_removal_changes_nothing() {
+        let (mut owner, _shards) = owner(1);
+        assert!(
+            !owner.apply_tombstone_at(&users(), &u1(), at(1)),
+            "never seen"
+        );
+        assert!(owner.apply_remote_at(Event::users_u1(5, "node-b", Some("127.0.0.1:1")), at(2)));
+        assert!(owner.apply_remote_at(Event::users_u1(6, "node-b", None), at(3)));
+        assert!(!owner.apply_tombstone_at(&users(), &u1(), at(4)));
+        let older = Event::users_u1(5, "node-z", Some("127.0.0.1:9"));
+        assert!(
+            !owner.apply_remote_at(older, at(5)),
+            "the removal is remembered"
+        );
+        // This gateway's own removal and its tombstone alike.
+        owner
+            .write(upsert_u1("127.0.0.1:2"), Instant::now(), later())
+            .unwrap();
+        owner.write(remove_u1(), Instant::now(), later()).unwrap();
+        assert!(!owner.apply_tombstone_at(&users(), &u1(), at(9)));
+        assert_eq!(owner.state.instances().count(), 0);
+    }
+
+    /// This gateway applies its write when the broker acknowledges it, maybe before it has read a
+    /// tombstone that lies before the write in the log. The other gateways apply that tombstone
+    /// to what they held before, then the write: so it changes nothing here. One that lies after
+    /// the write deletes it, here as everywhere.
+    #[test]
+    fn a_tombstone_before_this_gateways_write_in_the_log_leaves_the_write() {
+        let (mut owner, _appended, _shards) = recording_owner();
+        // Lands at offset 100.
+        owner
+            .write(upsert_u1("127.0.0.1:1"), Instant::now(), later())
+            .unwrap();
+        assert!(!owner.apply_tombstone_at(&users(), &u1(), at(99)));
+        assert_eq!(
+            owner.state.address_of(&users(), &u1()).map(|a| a.as_str()),
+            Some("127.0.0.1:1")
+        );
+        assert!(owner.apply_tombstone_at(&users(), &u1(), at(101)));
+        assert_eq!(owner.state.instances().count(), 0);
     }
 }

@@ -203,6 +203,25 @@ impl RegistryState {
         change
     }
 
+    /// The stamp of the instance registered under the key, if one is (not a removal, not nothing).
+    pub fn live_stamp(&self, service: &ServiceName, instance: &InstanceId) -> Option<&Stamp> {
+        self.entries
+            .get(&(service.clone(), instance.clone()))
+            .filter(|e| e.address.is_some())
+            .map(|e| &e.stamp)
+    }
+
+    /// Forgets the key, its version included, as if no event had ever been applied to it: what a
+    /// tombstone does to a registered instance (see `Owner::apply_tombstone_at`). Returns the
+    /// change the shards must see.
+    pub fn forget(&mut self, service: &ServiceName, instance: &InstanceId) -> Option<Change> {
+        let entry = self.entries.remove(&(service.clone(), instance.clone()))?;
+        entry.address.map(|_| Change::Remove {
+            service: service.clone(),
+            instance: instance.clone(),
+        })
+    }
+
     /// Forgets the removals applied before `cutoff` whose key nothing has been applied to since,
     /// and returns their keys: an event for one is then taken as for a key never seen.
     pub fn forget_removals_before(&mut self, cutoff: Instant) -> Vec<(ServiceName, InstanceId)> {

@@ -7,6 +7,9 @@
     kafka_peer.py --bootstrap HOST:PORT --topic T produce KEY VALUE [NODE_ID]
         Produces one record (VALUE "-" means a tombstone) with acks=all and prints
         `produced PARTITION OFFSET` once the broker acknowledged it.
+    kafka_peer.py --bootstrap HOST:PORT --topic T create-topic PARTITIONS [NAME=VALUE ...]
+        Creates the topic with PARTITIONS partitions, replication factor 1 and the given topic
+        configuration, and prints `created`.
 """
 
 import argparse
@@ -15,12 +18,15 @@ import sys
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
 
 # How long `read` may take to reach the end offsets it found: a broker that stops serving the
 # records must fail the test, not hang it (each poll returns {} then, and the loop would go on).
 READ_LIMIT_S = 30.0
 # How long `produce` waits for the broker's acknowledgement.
 PRODUCE_LIMIT_S = 30.0
+# How long `create-topic` waits for the broker's answer.
+ADMIN_LIMIT_MS = 30000
 
 
 def read(args):
@@ -66,6 +72,14 @@ def produce(args):
     producer.close()
 
 
+def create_topic(args):
+    admin = KafkaAdminClient(bootstrap_servers=args.bootstrap, request_timeout_ms=ADMIN_LIMIT_MS)
+    configs = dict(kv.split("=", 1) for kv in args.config)
+    admin.create_topics([NewTopic(args.topic, args.partitions, 1, topic_configs=configs)])
+    admin.close()
+    print("created", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bootstrap", required=True)
@@ -76,8 +90,11 @@ def main():
     pr.add_argument("key")
     pr.add_argument("value")
     pr.add_argument("node_id", nargs="?")
+    ct = sub.add_parser("create-topic")
+    ct.add_argument("partitions", type=int)
+    ct.add_argument("config", nargs="*")
     args = p.parse_args()
-    {"read": read, "produce": produce}[args.cmd](args)
+    {"read": read, "produce": produce, "create-topic": create_topic}[args.cmd](args)
 
 
 if __name__ == "__main__":

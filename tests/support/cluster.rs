@@ -167,17 +167,7 @@ impl Drop for Broker {
 /// A gateway that joined the cluster: `--kafka-brokers`, `--node-id`, one shard (the Kafka core
 /// takes the other CPU of a 2-core machine), `--kafka-topic`; waits until `/-/ready` is 200.
 pub fn cluster_gateway(broker: &Broker, topic: &str, node: &str) -> Gateway {
-    let gw = Gateway::builder()
-        .shards(Some(1))
-        .args(&[
-            "--kafka-brokers",
-            &broker.addr(),
-            "--kafka-topic",
-            topic,
-            "--node-id",
-            node,
-        ])
-        .start();
+    let gw = unready_cluster_gateway(broker, topic, node);
     wait_ready(&gw);
     gw
 }
@@ -301,6 +291,32 @@ pub fn produce(broker: &Broker, topic: &str, key: &str, value: &str, node: Optio
     args.extend(node);
     let out = kafka_peer(broker, topic, &args);
     assert!(out.starts_with("produced "), "kafka_peer.py said {out:?}");
+}
+
+/// Creates `topic` with kafka-python: `partitions` partitions, replication factor 1, and the
+/// topic configuration `configs` (`name=value`).
+pub fn create_topic(broker: &Broker, topic: &str, partitions: u32, configs: &[&str]) {
+    let partitions = partitions.to_string();
+    let mut args = vec!["create-topic", partitions.as_str()];
+    args.extend(configs);
+    let out = kafka_peer(broker, topic, &args);
+    assert_eq!(out.trim(), "created", "kafka_peer.py said {out:?}");
+}
+
+/// A gateway joined to the cluster as [`cluster_gateway`] does, without waiting for it to be
+/// ready (it answers `/-/health`).
+pub fn unready_cluster_gateway(broker: &Broker, topic: &str, node: &str) -> Gateway {
+    Gateway::builder()
+        .shards(Some(1))
+        .args(&[
+            "--kafka-brokers",
+            &broker.addr(),
+            "--kafka-topic",
+            topic,
+            "--node-id",
+            node,
+        ])
+        .start()
 }
 
 /// Whether a request to `/{svc}/` through `gw` is answered by the echo instance `instance`.

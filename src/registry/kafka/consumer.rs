@@ -4,12 +4,16 @@
 //! and a gateway joining or leaving never makes the others rebalance. At connection time the
 //! replica notes each partition's end offset; it is caught up once it has read up to those
 //! offsets (or librdkafka reported the partition's end), which is when `/-/ready` turns 200.
+//!
+//! The gateway creates the topic compacted with one partition. A topic that exists already is used
+//! as it is, with a warning when the brokers say it is not compacted or it has several partitions
+//! ([`topic_warnings`]).
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
@@ -27,8 +31,14 @@ pub const KAFKA_MAX_REPLICATION: usize = 3;
 /// How long the broker may hold a fetch that has no new data. Apache Kafka answers a held fetch as
 /// soon as data arrives, but not every Kafka-compatible broker does (tansu 0.6 holds it to the
 /// end), so this bounds how late an idle follower sees a new event: 20 ms, at 50 idle fetches a
-/// second per gateway, which no broker notices.
+/// second per gateway. tansu 0.6 (sqlite) spends about 6 % of a core per idle gateway on them
+/// (README, "Numbers"): a price paid for propagation in tens of milliseconds.
 pub const KAFKA_FETCH_WAIT_MS: u32 = 20;
+
+/// Longest the start-up waits for the brokers to describe an existing topic's configuration: a
+/// broker answers in milliseconds, one that does not implement the request may not answer at all
+/// (librdkafka's mock cluster does not), and the check only gives advice.
+const TOPIC_CONFIG_WAIT: Duration = Duration::from_secs(1);
 
 /// One record read from the log.
 #[derive(Debug)]
@@ -207,7 +217,8 @@ impl Replica {
     }
 }
 
-/// Creates `topic` compacted unless it exists.
+/// Creates `topic` compacted unless it exists; warns when it exists with settings that lose or
+/// misorder registrations ([`topic_warnings`]).
 fn ensure_topic(brokers: &str, topic: &str, timeout: Duration) -> Result<(), String> {
     let admin: AdminClient<QuietContext> =
         base_config(brokers)
@@ -217,11 +228,15 @@ fn ensure_topic(brokers: &str, topic: &str, timeout: Duration) -> Result<(), Str
         .inner()
         .fetch_metadata(None, timeout)
         .map_err(|e| format!("cannot reach the Kafka brokers: {e}"))?;
-    if metadata
+    let existing = metadata
         .topics()
         .iter()
-        .any(|t| t.name() == topic && t.error().is_none())
-    {
+        .find(|t| t.name() == topic && t.error().is_none());
+    if let Some(existing) = existing {
+        let policy = cleanup_policy(&admin, topic, timeout);
+        for warning in topic_warnings(topic, existing.partitions().len(), policy.as_deref()) {
+            tracing::warn!(topic, "{warning}");
+        }
         return Ok(());
     }
     let replication = metadata.brokers().len().clamp(1, KAFKA_MAX_REPLICATION) as i32;
@@ -245,4 +260,107 @@ fn ensure_topic(brokers: &str, topic: &str, timeout: Duration) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// The `cleanup.policy` the brokers report for `topic`, if they report one within `timeout` or
+/// [`TOPIC_CONFIG_WAIT`] (tansu 0.6 reports only a policy set on the topic, none for a topic
+/// created without one; that is no reason to warn, nor to stop).
+fn cleanup_policy(
+    admin: &AdminClient<QuietContext>,
+    topic: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let options = AdminOptions::new().request_timeout(Some(timeout.min(TOPIC_CONFIG_WAIT)));
+    let resource = ResourceSpecifier::Topic(topic);
+    // The future is completed by the admin client's own polling thread: no runtime needed.
+    let described = futures_lite::future::block_on(admin.describe_configs([&resource], &options));
+    let policy = match described {
+        Ok(results) => results
+            .into_iter()
+            .next()
+            .and_then(|r| r.ok())
+            .and_then(|r| r.get("cleanup.policy").and_then(|e| e.value.clone())),
+        Err(e) => {
+            tracing::debug!(topic, "cannot read the topic's configuration: {e}");
+            None
+        }
+    };
+    if policy.is_none() {
+        tracing::debug!(
+            topic,
+            "the brokers did not report the topic's cleanup.policy"
+        );
+    }
+    policy
+}
+
+/// What is wrong with an existing registry topic of `partitions` partitions whose brokers report
+/// `policy` as its `cleanup.policy` (`None`: not reported, which says nothing). The gateway uses
+/// the topic all the same (an operator may have reasons, and refusing would stop the registry),
+/// but says what it costs: retention deletes registrations that are still live, so a gateway
+/// started after it misses them; and a key's records in one partition are ordered, but those of
+/// several partitions are read in no agreed order, and writers that hash keys differently (the
+/// gateway's librdkafka and a Java or Python client do) put one key's records in two partitions.
+pub fn topic_warnings(topic: &str, partitions: usize, policy: Option<&str>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(policy) = policy.filter(|p| p.trim() != "compact") {
+        let deletes = policy.split(',').any(|p| p.trim() == "delete");
+        let cost = if deletes {
+            "the brokers delete records by age or size, registrations of live instances \
+             included, and a gateway started after that does not know them"
+        } else {
+            "the log is never compacted: it keeps every write, and every gateway reads them all \
+             at start"
+        };
+        warnings.push(format!(
+            "the registry log topic `{topic}` has cleanup.policy={policy}, not compact: {cost} \
+             (set cleanup.policy=compact)"
+        ));
+    }
+    if partitions != KAFKA_TOPIC_PARTITIONS as usize {
+        warnings.push(format!(
+            "the registry log topic `{topic}` has {partitions} partitions, not \
+             {KAFKA_TOPIC_PARTITIONS}: one partition keeps the whole registry in one order for \
+             every gateway; with several, a key's records may be split between partitions by \
+             clients that hash keys differently, and gateways may disagree"
+        ));
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_warnings;
+
+    #[test]
+    fn a_topic_that_deletes_or_has_several_partitions_is_warned_about_and_an_unreported_policy_is_not(
+    ) {
+        let t = "switchyard.registry";
+        assert!(topic_warnings(t, 1, Some("compact")).is_empty());
+        assert!(
+            topic_warnings(t, 1, None).is_empty(),
+            "a broker that reports no policy (tansu 0.6, for a topic created without one) is no \
+             reason to warn"
+        );
+        for (policy, deletes) in [("delete", true), ("compact, delete", true), ("", false)] {
+            let warnings = topic_warnings(t, 1, Some(policy));
+            assert_eq!(warnings.len(), 1, "{policy}: {warnings:?}");
+            assert!(
+                warnings[0].contains(&format!("cleanup.policy={policy}, not compact")),
+                "{warnings:?}"
+            );
+            assert_eq!(
+                warnings[0].contains("registrations of live instances"),
+                deletes,
+                "{warnings:?}"
+            );
+        }
+        let warnings = topic_warnings(t, 3, Some("delete"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[1].contains("has 3 partitions, not 1"),
+            "{warnings:?}"
+        );
+        assert_eq!(topic_warnings(t, 3, None).len(), 1);
+    }
 }

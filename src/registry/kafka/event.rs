@@ -3,8 +3,11 @@
 //!
 //! Decoding is the one place a record from the log is trusted: anything that does not parse, does
 //! not validate, or whose key does not name the event's own service and instance is a [`BadEvent`],
-//! which the Kafka core counts and skips. Unknown JSON keys are ignored so that a newer gateway may
-//! add fields without breaking older ones; a different `v` is refused.
+//! which the Kafka core counts and skips. The value must be one JSON object: serde would also read
+//! the event's struct from an array of its fields in order, a form no writer uses and that hides
+//! which field is which, so anything but an object is refused before serde sees it. Unknown JSON
+//! keys are ignored so that a newer gateway may add fields without breaking older ones; a repeated
+//! key is refused, and so is a different `v`.
 
 use serde::{Deserialize, Serialize};
 
@@ -76,14 +79,49 @@ pub fn encode(event: &Event, ts_ms: u64) -> Vec<u8> {
     serde_json::to_vec(&wire).expect("an event always serialises")
 }
 
-/// Decodes and validates a record. `Ok(None)` is a tombstone (no value), which carries no event.
-/// Resolves the address (DNS for names), so call it off the request path.
-pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEvent>, BadEvent> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
+/// A record of the log, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRecord {
+    /// An event.
+    Event(LogEvent),
+    /// A tombstone (no value) for the key `service/instance`: the deletion of the key, for
+    /// compaction and for every gateway (`Owner::apply_tombstone_at`).
+    Tombstone {
+        /// The key's service.
+        service: ServiceName,
+        /// The key's instance.
+        instance: InstanceId,
+    },
+}
+
+/// Decodes and validates a record: an event, or a tombstone (no value) whose key names an
+/// instance. Resolves the address (DNS for names), so call it off the request path.
+pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<LogRecord, BadEvent> {
     let bad = |why: String| BadEvent(why);
-    let wire: Wire = serde_json::from_slice(value).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let Some(value) = value else {
+        let key = key.ok_or_else(|| bad("a tombstone without a key".into()))?;
+        let text = std::str::from_utf8(key);
+        let named = text
+            .ok()
+            .and_then(|k| k.split_once('/'))
+            .and_then(|(s, i)| Some((ServiceName::parse(s).ok()?, InstanceId::parse(i).ok()?)));
+        let Some((service, instance)) = named else {
+            return Err(bad(format!(
+                "a tombstone's key `{}` is not `{{service}}/{{instance}}`",
+                quoted(&String::from_utf8_lossy(key))
+            )));
+        };
+        return Ok(LogRecord::Tombstone { service, instance });
+    };
+    if value.iter().find(|b| !is_json_space(b)) != Some(&b'{') {
+        return Err(bad(not_an_object(value)));
+    }
+    let wire: Wire = serde_json::from_slice(value).map_err(|e| {
+        bad(match e.classify() {
+            serde_json::error::Category::Data => format!("not an event: {e}"),
+            _ => format!("not JSON: {e}"),
+        })
+    })?;
     if wire.v != EVENT_FORMAT {
         return Err(bad(format!("format v={} (this gateway reads v=1)", wire.v)));
     }
@@ -105,7 +143,7 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEven
         (Op::Remove, None) => None,
         (Op::Remove, Some(_)) => return Err(bad("a remove must have a null address".into())),
     };
-    Ok(Some(LogEvent {
+    Ok(LogRecord::Event(LogEvent {
         event: Event {
             service,
             instance,
@@ -117,6 +155,27 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<LogEven
         },
         ts_ms: wire.ts_ms,
     }))
+}
+
+/// JSON's insignificant whitespace (RFC 8259 §2), which may surround the value.
+fn is_json_space(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Why `value`, which does not start with `{`, is not an event: the kind of JSON it is, or why it
+/// is not JSON at all.
+fn not_an_object(value: &[u8]) -> String {
+    use serde_json::Value;
+    let kind = match serde_json::from_slice::<Value>(value) {
+        Err(e) => return format!("not JSON: {e}"),
+        Ok(Value::Array(_)) => "a JSON array",
+        Ok(Value::String(_)) => "a JSON string",
+        Ok(Value::Number(_)) => "a JSON number",
+        Ok(Value::Bool(_)) => "a JSON boolean",
+        Ok(Value::Null) => "JSON null",
+        Ok(Value::Object(_)) => "a JSON object", // not reached: it would start with `{`
+    };
+    format!("the value is {kind}, not an event object")
 }
 
 #[cfg(test)]
@@ -146,7 +205,7 @@ mod tests {
         );
         let k = key(&e.service, &e.instance);
         assert_eq!(k, "users/u-1.a");
-        let back = decode(Some(k.as_bytes()), Some(&value)).unwrap().unwrap();
+        let back = event_of(k.as_bytes(), &value);
         assert_eq!(back.event, e);
         assert_eq!(back.ts_ms, 1_700_000_000_123);
 
@@ -157,19 +216,51 @@ mod tests {
         let value = encode(&removal, 5);
         assert!(String::from_utf8_lossy(&value).contains(r#""op":"remove""#));
         assert!(String::from_utf8_lossy(&value).contains(r#""address":null"#));
-        let back = decode(Some(k.as_bytes()), Some(&value)).unwrap().unwrap();
+        let back = event_of(k.as_bytes(), &value);
         assert_eq!(back.event, removal);
     }
 
+    /// The event a record holds (panics on anything else).
+    fn event_of(key: &[u8], value: &[u8]) -> LogEvent {
+        match decode(Some(key), Some(value)) {
+            Ok(LogRecord::Event(e)) => e,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
     #[test]
-    fn tombstones_carry_no_event() {
-        assert_eq!(decode(Some(b"users/u1"), None), Ok(None));
+    fn a_tombstone_names_the_key_it_deletes() {
+        assert_eq!(
+            decode(Some(b"users/u-1.a"), None),
+            Ok(LogRecord::Tombstone {
+                service: ServiceName::parse("users").unwrap(),
+                instance: InstanceId::parse("u-1.a").unwrap(),
+            })
+        );
+        // A tombstone for a key no event can have deletes nothing a gateway holds: refused, so
+        // that it is counted and logged like any record that is not the registry's.
+        let keys: [Option<&[u8]>; 6] = [
+            None,
+            Some(b"users"),
+            Some(b"Users/u1"),
+            Some(b"users/u1/x"),
+            Some(b"users/"),
+            Some(b"users/\xff"),
+        ];
+        for key in keys {
+            assert!(decode(key, None).is_err(), "{key:?}");
+        }
+        let error = decode(Some(b"users/u1/x"), None).unwrap_err().0;
+        assert_eq!(
+            error,
+            "a tombstone's key `users/u1/x` is not `{service}/{instance}`"
+        );
     }
 
     #[test]
     fn unknown_keys_are_ignored_and_a_remove_may_omit_the_address() {
         let v = br#"{"v":1,"op":"remove","service":"a","instance":"b","node":"n","ts_ms":1,"version":1,"extra":[1]}"#;
-        let e = decode(Some(b"a/b"), Some(v)).unwrap().unwrap();
+        let e = event_of(b"a/b", v);
         assert_eq!(e.event.address, None);
     }
 
@@ -221,6 +312,33 @@ mod tests {
             error.ends_with("… (1048576 bytes)` is not `a/b`"),
             "{error}"
         );
+        // Contract §6: one JSON object. An array of the fields in order is serde's other form of a
+        // struct; refused, and said so without naming the decoder's own types.
+        let fields = r#"[1,"upsert","a","b","127.0.0.1:1","n",0,5]"#;
+        for (value, why) in [
+            (fields, "the value is a JSON array, not an event object"),
+            ("[]", "the value is a JSON array, not an event object"),
+            (" \n[]", "the value is a JSON array, not an event object"),
+            (
+                r#""a/b""#,
+                "the value is a JSON string, not an event object",
+            ),
+            ("7", "the value is a JSON number, not an event object"),
+            ("null", "the value is JSON null, not an event object"),
+        ] {
+            let error = decode(Some(b"a/b"), Some(value.as_bytes())).unwrap_err().0;
+            assert_eq!(error, why, "{value}");
+        }
+        let error = decode(Some(b"a/b"), Some(b"{}")).unwrap_err().0;
+        assert_eq!(error, "not an event: missing field `v` at line 1 column 2");
+        let error = decode(Some(b"a/b"), Some(b"[1,")).unwrap_err().0;
+        assert!(error.starts_with("not JSON: "), "{error}");
+        // A key given twice is refused, not resolved one way or the other.
+        let twice = ok.replace(r#""version":1"#, r#""version":1,"version":2"#);
+        let error = decode(Some(b"a/b"), Some(twice.as_bytes())).unwrap_err().0;
+        assert!(error.contains("duplicate field `version`"), "{error}");
+        // Leading whitespace before the object is still JSON.
+        assert!(decode(Some(b"a/b"), Some(format!(" \r\n\t{ok}").as_bytes())).is_ok());
         // Any u64 is a version (contract §6), zero included: a key never written is older still.
         let zero = ok.replace(r#""version":1"#, r#""version":0"#);
         assert!(

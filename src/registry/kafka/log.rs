@@ -4,16 +4,24 @@
 //! acknowledged one is on every in-sync replica) appends the write's events, then a tombstone after
 //! each removal so compaction can forget the key. `append` waits for the delivery reports on the
 //! Kafka core's thread, polling the producer (no async runtime), and gives up at
-//! [`KAFKA_WRITE_TIMEOUT`] or the writer's deadline, whichever is first: the writer then gets 503.
+//! [`KAFKA_WRITE_TIMEOUT`] after the writer *asked* (its time queued behind other writes counts)
+//! or at the writer's deadline, whichever is first: the writer then gets 503.
 //! librdkafka's own `message.timeout.ms` is set to the same bound so that a refused write is not
 //! sent later behind the writer's back; what is still queued is purged. A write that was in flight
 //! when the bound passed may still land (the broker got it, the acknowledgement was lost): every
 //! gateway, this one included, then applies it from the log, so the cluster stays in agreement.
+//!
+//! Writes go to the broker one at a time, so during an outage the writes that queued behind one
+//! that got no acknowledgement would each wait for their own bound in turn (a heartbeat of many
+//! backends re-registering, each 5 s × its place in the queue). They are answered 503 at once
+//! instead, untried, when the write ahead of them gives up: it has just shown that the broker does
+//! not answer. A write asked for after that tries again, and the first one acknowledged ends it.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
@@ -67,7 +75,17 @@ impl ClientContext for QuietContext {
 impl rdkafka::consumer::ConsumerContext for QuietContext {}
 
 /// A delivery report: where the record landed, or why it did not.
-type Delivered = Result<LogPosition, String>;
+type Delivered = Result<LogPosition, Undelivered>;
+
+/// Why a record was not delivered.
+#[derive(Debug, Clone)]
+struct Undelivered {
+    /// The producer's reason.
+    reason: String,
+    /// librdkafka gave up waiting for the broker (`message.timeout.ms`), as opposed to the
+    /// broker refusing the record.
+    timed_out: bool,
+}
 
 /// Collects the producer's delivery reports, by record number.
 #[derive(Debug, Default)]
@@ -94,7 +112,10 @@ impl ProducerContext for Deliveries {
                 partition: rdkafka::Message::partition(message),
                 offset: rdkafka::Message::offset(message),
             }),
-            Err((e, _)) => Err(e.to_string()),
+            Err((e, _)) => Err(Undelivered {
+                reason: e.to_string(),
+                timed_out: e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut),
+            }),
         };
         self.reports
             .lock()
@@ -111,6 +132,9 @@ pub struct KafkaLog {
     node: String,
     /// Number of the next record sent; reports for older numbers belong to abandoned writes.
     next_id: usize,
+    /// When the last write that got no acknowledgement in time gave up, unless a write has been
+    /// acknowledged since: the writes asked for before then queued behind it, and fail at once.
+    gave_up_at: Option<Instant>,
 }
 
 impl KafkaLog {
@@ -134,6 +158,7 @@ impl KafkaLog {
             topic: topic.to_string(),
             node: node.to_string(),
             next_id: 0,
+            gave_up_at: None,
         })
     }
 
@@ -181,14 +206,23 @@ impl RegistryLog for KafkaLog {
     fn append(
         &mut self,
         events: &[Event],
+        asked: Instant,
         deadline: Instant,
     ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
         let start = Instant::now();
-        let until = deadline.min(start + KAFKA_WRITE_TIMEOUT);
-        if until <= start {
+        if self.gave_up_at.is_some_and(|gave_up| asked < gave_up) {
             return Err(RegistryError::Unavailable(
-                "the registry write waited too long for the Kafka core".into(),
+                "the registry log (Kafka) did not acknowledge the write queued before this one in \
+                 time: this one was not tried (is the broker down?)"
+                    .into(),
             ));
+        }
+        let until = deadline.min(asked + KAFKA_WRITE_TIMEOUT);
+        if until <= start {
+            return Err(RegistryError::Unavailable(format!(
+                "the registry write waited {} ms for the Kafka core, behind other writes",
+                start.saturating_duration_since(asked).as_millis()
+            )));
         }
         self.reports().clear();
         let ts_ms = crate::sys::unix_millis();
@@ -238,17 +272,23 @@ impl RegistryLog for KafkaLog {
             }
         }
         let mut failure = None;
+        // Whether the write failed for want of an acknowledgement (not for the broker's refusal).
+        let mut unacknowledged = false;
         // Where each event's record (not its tombstone) landed.
         let mut positions = Vec::with_capacity(events.len());
         for (slot, required) in outcome.iter().zip(&required) {
             match slot {
                 Some(Ok(position)) if *required => positions.push(Some(*position)),
                 Some(Ok(_)) => {}
-                Some(Err(e)) if *required => failure = Some(e.clone()),
+                Some(Err(e)) if *required => {
+                    unacknowledged |= e.timed_out;
+                    failure = Some(e.reason.clone());
+                }
                 None if *required => {
+                    unacknowledged = true;
                     failure = Some(format!(
                         "no acknowledgement within {} ms",
-                        until.duration_since(start).as_millis()
+                        until.duration_since(asked).as_millis()
                     ))
                 }
                 // A lost tombstone only delays compaction.
@@ -257,6 +297,7 @@ impl RegistryLog for KafkaLog {
         }
         match failure {
             None => {
+                self.gave_up_at = None;
                 if missing > 0 {
                     self.abandon();
                 }
@@ -264,6 +305,9 @@ impl RegistryLog for KafkaLog {
             }
             Some(why) => {
                 self.abandon();
+                if unacknowledged {
+                    self.gave_up_at = Some(Instant::now());
+                }
                 Err(RegistryError::Unavailable(format!(
                     "the registry log (Kafka) did not take the write: {why}"
                 )))

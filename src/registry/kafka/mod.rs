@@ -16,9 +16,17 @@
 //!
 //! Lifecycle: until the broker is reached, the log read up to the end offsets seen at start and
 //! every shard has applied what was read, `/-/ready` answers 503 and writes are refused (their
-//! versions could not be ordered yet). After that, a broker outage only fails writes (503 within
-//! [`log::KAFKA_WRITE_TIMEOUT`]): routing goes on with the registry held, readiness stays 200, and
-//! librdkafka reconnects by itself.
+//! versions could not be ordered yet), saying whether the brokers cannot be reached or the log is
+//! being read. Meanwhile a shard routes the services it has read, and answers a request for one it
+//! does not know, `/-/services` and GraphQL 503 rather than 404 or an empty registry
+//! (`crate::rest::unknown_service`): the service may be registered. After that, a broker outage
+//! only fails writes (503 within [`log::KAFKA_WRITE_TIMEOUT`] of their asking, at once for those
+//! queued behind a write that got no acknowledgement): routing goes on with the registry held,
+//! readiness stays 200, and librdkafka reconnects by itself.
+//!
+//! Records are events, applied by `(version, node)` (`crate::registry::state`), and tombstones
+//! (null values): a tombstone deletes the instance its key holds, as compaction will for a gateway
+//! started later ([`Owner::apply_tombstone_at`]), and changes nothing after a removal.
 
 pub mod consumer;
 pub mod event;
@@ -35,10 +43,11 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::KafkaConfig;
 use crate::metrics::RegistryMetrics;
-use crate::registry::owner::{LogPosition, OwnEvent, Owner};
+use crate::registry::owner::{LogPosition, OwnEvent, Owner, RegistryLog};
 use crate::registry::{OwnerMsg, ShardLink};
 use crate::shard::Process;
 use consumer::{Polled, Replica};
+use event::LogRecord;
 use log::KafkaLog;
 
 /// Longest a shard's write waits before the Kafka core picks it up while the log is idle (the
@@ -61,8 +70,16 @@ const OUTAGE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// operator hears of a stuck replication (a record the broker cannot serve stopped every gateway
 /// at the same offset, with nothing logged) before routes go stale for long.
 const STALL_WARNING: Duration = Duration::from_secs(30);
-/// What writes get before the log is caught up.
+/// Longest apply delay observed in `switchyard_registry_apply_delay_seconds`: an event is applied
+/// within seconds of its write, or minutes behind a consumer that was cut off (the lag gauge and
+/// the stall warning tell of longer), so a `ts_ms` older than this says something about its
+/// writer's clock, or is made up (an outside client's `ts_ms:1`), and one such event would make
+/// the histogram's sum meaningless (1.7e9 s).
+const MAX_APPLY_DELAY: Duration = Duration::from_secs(60 * 60);
+/// What writes get once the log is being read, until it is caught up.
 const CATCHING_UP: &str = "the registry is catching up with the cluster log";
+/// What writes get while the log cannot be read at all (followed by why).
+const NOT_CONNECTED: &str = "this gateway has not read the cluster's registry log yet";
 
 /// Starts the Kafka core for `links`, returning its mailbox. Fails (one line) when the thread
 /// cannot be pinned or the Kafka settings are refused; a broker that is down is not a failure.
@@ -97,7 +114,7 @@ pub fn spawn(
             let _not_ready_if_it_dies = NotReadyOnPanic(process.clone());
             let metrics = process.registry_metrics.clone();
             let mut owner = Owner::new(node, log, links, metrics.clone());
-            owner.refuse_writes(Some(CATCHING_UP.into()));
+            owner.refuse_writes(Some(NOT_CONNECTED.into()));
             owner.set_read_to_end(false);
             KafkaCore {
                 kafka,
@@ -245,8 +262,11 @@ impl KafkaCore {
                     "reading the registry log"
                 );
                 self.replica = Some(replica);
+                self.owner.refuse_writes(Some(CATCHING_UP.into()));
             }
             Err(e) => {
+                self.owner
+                    .refuse_writes(Some(format!("{NOT_CONNECTED}: {e}")));
                 self.warn_outage(&e);
                 self.next_connect = Instant::now() + KAFKA_RETRY_PAUSE;
             }
@@ -323,16 +343,44 @@ impl KafkaCore {
     }
 }
 
-/// Applies one log record, counting it as applied, skipped or rejected. The apply delay is only
-/// observed once caught up: during catch-up it would measure the log's age, not propagation.
-fn apply_record(
-    owner: &mut Owner<KafkaLog>,
+/// The apply delay of an event stamped `ts_ms` by its writer, applied at `now_ms`: `None` when it
+/// is over [`MAX_APPLY_DELAY`]. A stamp ahead of this clock (the writer's runs ahead) is no delay.
+fn apply_delay(now_ms: u64, ts_ms: u64) -> Option<Duration> {
+    let delay = Duration::from_millis(now_ms.saturating_sub(ts_ms));
+    (delay <= MAX_APPLY_DELAY).then_some(delay)
+}
+
+/// Applies one log record, counting it as applied, skipped or rejected (a tombstone as applied
+/// or skipped in a counter of its own). The apply delay is only observed once caught up: during
+/// catch-up it would measure the log's age, not propagation.
+fn apply_record<L: RegistryLog + 'static>(
+    owner: &mut Owner<L>,
     metrics: &RegistryMetrics,
     record: consumer::Record,
     observe_delay: bool,
 ) {
+    let at = LogPosition {
+        partition: record.partition,
+        offset: record.offset,
+    };
     match event::decode(record.key.as_deref(), record.value.as_deref()) {
-        Ok(None) => {} // a tombstone: compaction's business
+        Ok(LogRecord::Tombstone { service, instance }) => {
+            // Whoever wrote it: a tombstone is no event (the node-id rule does not skip it), and
+            // every gateway must treat it alike.
+            if owner.apply_tombstone_at(&service, &instance, at) {
+                metrics.tombstones_applied.inc();
+                tracing::info!(
+                    service = service.as_str(),
+                    instance = instance.as_str(),
+                    partition = record.partition,
+                    offset = record.offset,
+                    writer = %crate::names::quoted(record.node.as_deref().unwrap_or("?")),
+                    "a tombstone in the registry log deleted a registered instance"
+                );
+            } else {
+                metrics.tombstones_skipped.inc();
+            }
+        }
         Err(e) => {
             metrics.events_rejected.inc();
             tracing::warn!(
@@ -342,16 +390,12 @@ fn apply_record(
                 "skipping a registry log record: {e}"
             );
         }
-        Ok(Some(logged)) => {
+        Ok(LogRecord::Event(logged)) => {
             // Once caught up, this node's own events (by the node-id header) were applied when
             // written and are skipped (contract §6), except one whose write was reported failed but
             // reached the log anyway. While catching up after a restart they are applied like any
             // other: that is how a node rebuilds its own registrations.
             let own = record.node.as_deref() == Some(owner.node());
-            let at = LogPosition {
-                partition: record.partition,
-                offset: record.offset,
-            };
             let applied = if own && observe_delay {
                 let outcome = owner.apply_own(logged.event);
                 if outcome == OwnEvent::NotWrittenHere {
@@ -370,11 +414,11 @@ fn apply_record(
             };
             if applied {
                 metrics.events_applied.inc();
-                if observe_delay {
-                    let now = crate::sys::unix_millis();
-                    metrics.observe_apply_delay(Duration::from_millis(
-                        now.saturating_sub(logged.ts_ms),
-                    ));
+                if let Some(delay) = observe_delay
+                    .then(|| apply_delay(crate::sys::unix_millis(), logged.ts_ms))
+                    .flatten()
+                {
+                    metrics.observe_apply_delay(delay);
                 }
             } else {
                 metrics.events_skipped.inc();
