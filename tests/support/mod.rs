@@ -655,7 +655,9 @@ fn wait_healthy(proc: &mut Proc, addr: SocketAddr) -> Result<(), Exited> {
     for _ in 0..READY_TRIES {
         if proc.try_exit().is_some() {
             let err = proc.stderr().to_lowercase();
-            let in_use = err.contains("address already in use")
+            // The gateway's own words (src/listener.rs), then the OS's as other tools print them.
+            let in_use = err.contains("address is already in use")
+                || err.contains("address already in use")
                 || err.contains("addrinuse")
                 || err.contains("address in use")
                 || err.contains("os error 98");
