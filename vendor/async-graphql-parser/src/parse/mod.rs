@@ -341,4 +341,110 @@ mod tests {
         assert!(GraphQLParser::parse(Rule::const_list, "[123.0123e7abc]").is_err());
         assert!(GraphQLParser::parse(Rule::const_list, "[123.0123e77abc]").is_err());
     }
+
+    // switchyard patch: tests of the lookaheads of spec §2.1.9 and §2.9 (October 2021).
+
+    /// The value of the first argument of the first field of `query`'s operation, and the default
+    /// value of its first variable, if it has one.
+    fn first_values(query: &str) -> Result<(Value, Option<ConstValue>)> {
+        let document = parse_query(query)?;
+        let (_, operation) = document.operations.iter().next().unwrap();
+        let Selection::Field(field) = &operation.node.selection_set.node.items[0].node else {
+            panic!("the first selection of {query:?} is not a field");
+        };
+        let default = operation
+            .node
+            .variable_definitions
+            .first()
+            .and_then(|v| v.node.default_value.clone())
+            .map(|v| v.node);
+        Ok((field.node.arguments[0].1.node.clone(), default))
+    }
+
+    fn enums(names: &[&str]) -> Vec<Value> {
+        names.iter().map(|n| Value::Enum(Name::new(n))).collect()
+    }
+
+    #[test]
+    fn switchyard_true_false_null_are_whole_names() {
+        for (list, names) in [
+            (
+                "[trueish, nullable, false_alarm]",
+                &["trueish", "nullable", "false_alarm"][..],
+            ),
+            ("[truetrue, null_]", &["truetrue", "null_"]),
+            (
+                "[true1 false_ nullnull TRUE Null]",
+                &["true1", "false_", "nullnull", "TRUE", "Null"],
+            ),
+        ] {
+            let (value, default) =
+                first_values(&format!("query($v: [E] = {list}) {{ f(a: {list}) }}")).unwrap();
+            assert_eq!(value, Value::List(enums(names)), "{list}");
+            let constants = enums(names).into_iter().map(|v| v.into_const().unwrap());
+            assert_eq!(
+                default,
+                Some(ConstValue::List(constants.collect())),
+                "{list}"
+            );
+        }
+        // Outside a list, and as an object field's value.
+        let (value, _) = first_values("{ f(a: trueish) }").unwrap();
+        assert_eq!(value, Value::Enum(Name::new("trueish")));
+        let (value, _) = first_values("{ f(a: {status: nullable}) }").unwrap();
+        let Value::Object(object) = value else {
+            panic!("not an object: {value:?}");
+        };
+        assert_eq!(
+            object[&Name::new("status")],
+            Value::Enum(Name::new("nullable"))
+        );
+        // The literals themselves, next to each other or to punctuation.
+        let (value, default) =
+            first_values("query($v: [E] = [true,false,null]) { f(a: [true false null]) }").unwrap();
+        let literals = vec![Value::Boolean(true), Value::Boolean(false), Value::Null];
+        assert_eq!(value, Value::List(literals.clone()));
+        let constants = literals.into_iter().map(|v| v.into_const().unwrap());
+        assert_eq!(default, Some(ConstValue::List(constants.collect())));
+        let (value, _) = first_values("{ f(a: {x:true}) }").unwrap();
+        let Value::Object(object) = value else {
+            panic!("not an object: {value:?}");
+        };
+        assert_eq!(object[&Name::new("x")], Value::Boolean(true));
+    }
+
+    #[test]
+    fn switchyard_a_number_is_not_followed_by_a_digit_or_a_dot() {
+        for bad in [
+            "01", "00", "-01", "-00", "0123", "01.5", "00e1", "1.", "1.5.3", "1e2.5", "1.5e",
+        ] {
+            assert!(
+                first_values(&format!("{{ f(a: [{bad}]) }}")).is_err(),
+                "{bad} is not a number"
+            );
+            assert!(
+                first_values(&format!("query($v: [Int] = [{bad}]) {{ f(a: 1) }}")).is_err(),
+                "{bad} is not a number in a default value"
+            );
+        }
+        for (good, number) in [
+            ("0", "0"),
+            ("-0", "-0"),
+            ("10", "10"),
+            ("0.5", "0.5"),
+            ("-0.0", "-0.0"),
+            ("0e1", "0"),
+            ("1.5e3", "1500"),
+        ] {
+            let (value, _) = first_values(&format!("{{ f(a: [{good}]) }}")).unwrap();
+            let expected: Number = serde_json::from_str(number).unwrap();
+            let Value::List(items) = &value else {
+                panic!("not a list: {value:?}");
+            };
+            match &items[..] {
+                [Value::Number(n)] => assert_eq!(n.as_f64(), expected.as_f64(), "{good}"),
+                _ => panic!("{good} is not one number: {value:?}"),
+            }
+        }
+    }
 }
