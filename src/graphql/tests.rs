@@ -900,6 +900,33 @@ fn a_number_followed_by_a_digit_or_a_dot_is_a_syntax_error() {
     );
 }
 
+/// A fragment's name is a name but not `on` (§2.8): `fragment on on Query` and `...on` are syntax
+/// errors (the document ran, spreading a fragment named `on`); `...onX` spreads the fragment `onX`.
+#[test]
+fn a_fragment_named_on_is_a_syntax_error() {
+    for (document, column) in [
+        ("fragment on on Query { a } { ...on }", 10),
+        ("{ ...on } fragment F on Query { a }", 9),
+    ] {
+        let backend = Mock::new(&["a"]);
+        let (status, body) = post(&backend, document);
+        assert_eq!(status, 200, "{body}");
+        assert_request_error(
+            &body,
+            "GRAPHQL_PARSE_FAILED",
+            "Syntax error",
+            Some((1, column)),
+        );
+        assert!(backend.calls().is_empty(), "{document} was called");
+    }
+    let backend = Mock::new(&["a", "b"]);
+    let (_, body) = post(
+        &backend,
+        "fragment onX on Query { a } { ...onX ...on Query { b } }",
+    );
+    assert_eq!(body, json!({"data": {"a": {}, "b": {}}}));
+}
+
 // ---- validation --------------------------------------------------------------------------------
 
 #[test]

@@ -414,6 +414,53 @@ mod tests {
     }
 
     #[test]
+    fn switchyard_a_fragment_is_not_named_on() {
+        for document in [
+            "fragment on on Query { a } { ...on }",
+            "fragment on on Query { a } { a }",
+            "{ ...on }",
+            "{ ...on @include(if: true) }",
+        ] {
+            let error = parse_query(document).unwrap_err();
+            assert!(
+                matches!(error, Error::Syntax { .. }),
+                "{document}: {error:?}"
+            );
+        }
+        // A longer name that starts with `on` is a fragment's; `on` and a type, an inline fragment.
+        let document = parse_query(
+            "fragment onX on Query { a } fragment on_ on Query { a }
+             { ...onX ...on_ ... on Query { a } ...on Query { b } }",
+        )
+        .unwrap();
+        let mut fragments: Vec<&str> = document.fragments.keys().map(|n| n.as_str()).collect();
+        fragments.sort();
+        assert_eq!(fragments, ["onX", "on_"]);
+        let (_, operation) = document.operations.iter().next().unwrap();
+        let selections: Vec<String> = operation
+            .node
+            .selection_set
+            .node
+            .items
+            .iter()
+            .map(|selection| match &selection.node {
+                Selection::FragmentSpread(spread) => {
+                    format!("...{}", spread.node.fragment_name.node)
+                }
+                Selection::InlineFragment(inline) => {
+                    let condition = inline.node.type_condition.as_ref().unwrap();
+                    format!("... on {}", condition.node.on.node)
+                }
+                Selection::Field(field) => field.node.name.node.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            selections,
+            ["...onX", "...on_", "... on Query", "... on Query"]
+        );
+    }
+
+    #[test]
     fn switchyard_a_number_is_not_followed_by_a_digit_or_a_dot() {
         for bad in [
             "01", "00", "-01", "-00", "0123", "01.5", "00e1", "1.", "1.5.3", "1e2.5", "1.5e",
