@@ -900,6 +900,40 @@ fn a_number_followed_by_a_digit_or_a_dot_is_a_syntax_error() {
     );
 }
 
+/// `\u` escapes take any four hex digits (§2.9.4), and those of a UTF-16 surrogate pair are one
+/// character, as graphql-js 16 and graphql-core 3.2 read them: the backend gets 😀 (the document
+/// was a syntax error). A lone surrogate is no character: a syntax error at its escape.
+#[test]
+fn a_surrogate_pair_escape_reaches_the_backend_as_one_character() {
+    for value in [
+        r#""\ud83d\ude00""#,
+        r#""\uD83D\uDE00""#,
+        r#"["\ud83d\ude00"]"#,
+    ] {
+        let sent = body_sent_for(value);
+        assert!(
+            sent == json!("😀") || sent == json!(["😀"]),
+            "{value}: {sent}"
+        );
+    }
+    let backend = Mock::new(&["a"]);
+    post(&backend, r#"mutation { a(body: "x\uD83D\uDE00y") }"#);
+    assert_eq!(
+        backend.calls()[0].body.as_deref(),
+        Some("\"x😀y\"".as_bytes()),
+        "the JSON text has the character itself"
+    );
+    for (value, escape, column) in [
+        (r#""\ud83d""#, r#"\ud83d"#, 21),
+        (r#""x\ude00""#, r#"\ude00"#, 22),
+        (r#""\ud83d\u0041""#, r#"\ud83d"#, 21),
+        (r#"["\ude00\ud83d"]"#, r#"\ude00"#, 22),
+    ] {
+        let needle = format!("Syntax error: Invalid Unicode escape sequence: \"{escape}\".");
+        assert_body_syntax_error(value, &needle, column);
+    }
+}
+
 /// A fragment's name is a name but not `on` (§2.8): `fragment on on Query` and `...on` are syntax
 /// errors (the document ran, spreading a fragment named `on`); `...onX` spreads the fragment `onX`.
 #[test]

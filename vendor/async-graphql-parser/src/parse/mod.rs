@@ -173,7 +173,19 @@ fn parse_string(pair: Pair<Rule>, pc: &mut PositionCalculator) -> Result<Positio
     Ok(Positioned::new(
         match pair.as_rule() {
             Rule::block_string_content => block_string_value(pair.as_str()),
-            Rule::string_content => string_value(pair.as_str()),
+            // switchyard patch: a lone surrogate's escape is a syntax error where it stands.
+            Rule::string_content => string_value(pair.as_str()).map_err(|escape| {
+                let span = pair.as_span();
+                let at = pest::Position::new(span.get_input(), span.start() + escape.start);
+                let message = format!(
+                    "Invalid Unicode escape sequence: \"{}\"",
+                    &pair.as_str()[escape]
+                );
+                pest::error::Error::<Rule>::new_from_pos(
+                    pest::error::ErrorVariant::CustomError { message },
+                    at.unwrap(),
+                )
+            })?,
             _ => unreachable!(),
         },
         pos,
@@ -458,6 +470,36 @@ mod tests {
             selections,
             ["...onX", "...on_", "... on Query", "... on Query"]
         );
+    }
+
+    #[test]
+    fn switchyard_a_surrogate_pair_is_one_character() {
+        for query in [
+            r#"query($v: String = "\ud83d\ude00") { f(a: "\ud83d\ude00") }"#,
+            r#"query($v: String = "\uD83D\uDE00") { f(a: "\uD83D\uDE00") }"#,
+        ] {
+            let (value, default) = first_values(query).unwrap();
+            assert_eq!(value, Value::String("\u{1F600}".into()), "{query}");
+            assert_eq!(
+                default,
+                Some(ConstValue::String("\u{1F600}".into())),
+                "{query}"
+            );
+        }
+        // A lone surrogate is a syntax error at its escape, in a value and in a default value.
+        for (query, escape, column) in [
+            (r#"{ f(a: "x\ud83d") }"#, r#""\ud83d""#, 10),
+            (r#"{ f(a: "\ude00\ud83d") }"#, r#""\ude00""#, 9),
+            (r#"{ f(a: "\ud83d\u0041") }"#, r#""\ud83d""#, 9),
+            (r#"query($v: String = "\ud83d") { f }"#, r#""\ud83d""#, 21),
+        ] {
+            let Err(Error::Syntax { message, start, .. }) = first_values(query) else {
+                panic!("{query} is not a syntax error");
+            };
+            let expected = format!("= Invalid Unicode escape sequence: {escape}");
+            assert_eq!(message.lines().last().unwrap().trim(), expected, "{query}");
+            assert_eq!(start, crate::Pos { line: 1, column }, "{query}");
+        }
     }
 
     #[test]

@@ -1,3 +1,5 @@
+use std::ops::Range;
+
 use pest::iterators::{Pair, Pairs};
 
 use super::Rule;
@@ -106,35 +108,88 @@ fn test_block_string_value() {
     );
 }
 
-pub(super) fn string_value(s: &str) -> String {
-    let mut chars = s.chars();
+/// The value of a string's content (spec §2.9.4), or the byte range in `s` of a `\u` escape that
+/// is a lone UTF-16 surrogate.
+///
+/// switchyard patch: the escapes of a surrogate pair (`\ud83d\ude00`) are one character, as
+/// graphql-js and graphql-core read them; a lone surrogate has no `char` and is an error.
+pub(super) fn string_value(s: &str) -> std::result::Result<String, Range<usize>> {
+    let mut value = String::with_capacity(s.len());
+    let mut chars = s.char_indices();
+    while let Some((start, c)) = chars.next() {
+        if c != '\\' {
+            value.push(c);
+            continue;
+        }
+        value.push(match chars.next().expect("backslash at end").1 {
+            c @ '\"' | c @ '\\' | c @ '/' => c,
+            'b' => '\x08',
+            'f' => '\x0C',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                // The grammar's four hex digits.
+                let code = hex4(&s[start + 2..start + 6]).unwrap();
+                chars.nth(3);
+                match char::from_u32(code) {
+                    Some(c) => c,
+                    None => {
+                        let trailing = s
+                            .get(start + 6..start + 12)
+                            .filter(|escape| escape.starts_with("\\u"))
+                            .and_then(|escape| hex4(&escape[2..]));
+                        match trailing {
+                            Some(low @ 0xDC00..=0xDFFF) if (0xD800..=0xDBFF).contains(&code) => {
+                                chars.nth(5);
+                                let pair = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                                char::from_u32(pair).unwrap()
+                            }
+                            _ => return Err(start..start + 6),
+                        }
+                    }
+                }
+            }
+            _ => unreachable!(),
+        });
+    }
+    Ok(value)
+}
 
-    std::iter::from_fn(|| {
-        Some(match chars.next()? {
-            '\\' => match chars.next().expect("backslash at end") {
-                c @ '\"' | c @ '\\' | c @ '/' => c,
-                'b' => '\x08',
-                'f' => '\x0C',
-                'n' => '\n',
-                'r' => '\r',
-                't' => '\t',
-                'u' => std::char::from_u32(
-                    (0..4)
-                        .map(|_| chars.next().unwrap().to_digit(16).unwrap())
-                        .fold(0, |acc, digit| acc * 16 + digit),
-                )
-                .unwrap(),
-                _ => unreachable!(),
-            },
-            other => other,
-        })
-    })
-    .collect()
+/// The value of four hex digits.
+fn hex4(digits: &str) -> Option<u32> {
+    (digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u32::from_str_radix(digits, 16).unwrap())
 }
 
 #[test]
 fn test_string_value() {
-    assert_eq!(string_value("abc"), "abc");
-    assert_eq!(string_value("\\n\\b\\u2a1A"), "\n\x08\u{2A1A}");
-    assert_eq!(string_value("\\\"\\\\"), "\"\\");
+    assert_eq!(string_value("abc").unwrap(), "abc");
+    assert_eq!(string_value("\\n\\b\\u2a1A").unwrap(), "\n\x08\u{2A1A}");
+    assert_eq!(string_value("\\\"\\\\").unwrap(), "\"\\");
+}
+
+// switchyard patch
+#[test]
+fn switchyard_test_string_value_surrogates() {
+    for pair in ["\\ud83d\\ude00", "\\uD83D\\uDE00", "\\uD83d\\udE00"] {
+        assert_eq!(string_value(pair).unwrap(), "\u{1F600}", "{pair}");
+    }
+    assert_eq!(
+        string_value("a\\udbff\\udfffb\\ud800\\udc00").unwrap(),
+        "a\u{10FFFF}b\u{10000}"
+    );
+    assert_eq!(string_value("\\ud7ff\\ue000").unwrap(), "\u{D7FF}\u{E000}");
+    for (lone, at) in [
+        ("\\ud83d", 0..6),
+        ("\\ude00", 0..6),
+        ("x\\ud83dx", 1..7),
+        ("\\ud83d\\u0041", 0..6),
+        ("\\ud83d\\ud83d", 0..6),
+        ("\\ude00\\ud83d", 0..6),
+        ("é\\ud83d\\n", 2..8),
+        ("\\u00e9\\udfff", 6..12),
+    ] {
+        assert_eq!(string_value(lone), Err(at), "{lone}");
+    }
 }
