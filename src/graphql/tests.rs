@@ -934,6 +934,20 @@ fn a_surrogate_pair_escape_reaches_the_backend_as_one_character() {
     }
 }
 
+/// `\u{1F600}`, the spec draft's escape of any code point, as graphql-js 16 and graphql-core 3.2
+/// read it (up to eight hex digits of a Unicode scalar value); it was a syntax error.
+#[test]
+fn a_braced_unicode_escape_reaches_the_backend_as_its_character() {
+    assert_eq!(body_sent_for(r#""\u{1F600}\u{41}""#), json!("😀A"));
+    for (value, escape) in [
+        (r#""\u{D83D}""#, r#"\u{D83D}"#),
+        (r#""\u{110000}""#, r#"\u{110000}"#),
+    ] {
+        let needle = format!("Syntax error: Invalid Unicode escape sequence: \"{escape}\".");
+        assert_body_syntax_error(value, &needle, 21);
+    }
+}
+
 /// A fragment's name is a name but not `on` (§2.8): `fragment on on Query` and `...on` are syntax
 /// errors (the document ran, spreading a fragment named `on`); `...onX` spreads the fragment `onX`.
 #[test]

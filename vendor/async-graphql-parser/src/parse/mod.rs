@@ -503,6 +503,35 @@ mod tests {
     }
 
     #[test]
+    fn switchyard_a_braced_unicode_escape_is_any_scalar_value() {
+        let (value, default) =
+            first_values(r#"query($v: String = "\u{1F600}") { f(a: "x\u{1f600}\u{41}") }"#)
+                .unwrap();
+        assert_eq!(value, Value::String("x\u{1F600}A".into()));
+        assert_eq!(default, Some(ConstValue::String("\u{1F600}".into())));
+        for (query, escape, column) in [
+            (r#"{ f(a: "\u{D83D}") }"#, r#""\u{D83D}""#, 9),
+            (r#"{ f(a: "x\u{110000}") }"#, r#""\u{110000}""#, 10),
+        ] {
+            let Err(Error::Syntax { message, start, .. }) = first_values(query) else {
+                panic!("{query} is not a syntax error");
+            };
+            let expected = format!("= Invalid Unicode escape sequence: {escape}");
+            assert_eq!(message.lines().last().unwrap().trim(), expected, "{query}");
+            assert_eq!(start, crate::Pos { line: 1, column }, "{query}");
+        }
+        for query in [
+            r#"{ f(a: "\u{}") }"#,
+            r#"{ f(a: "\u{1F60G}") }"#,
+            r#"{ f(a: "\u{1F600") }"#,
+            r#"{ f(a: "\u{ 41}") }"#,
+        ] {
+            let error = first_values(query).unwrap_err();
+            assert!(matches!(error, Error::Syntax { .. }), "{query}: {error:?}");
+        }
+    }
+
+    #[test]
     fn switchyard_a_number_is_not_followed_by_a_digit_or_a_dot() {
         for bad in [
             "01", "00", "-01", "-00", "0123", "01.5", "00e1", "1.", "1.5.3", "1e2.5", "1.5e",

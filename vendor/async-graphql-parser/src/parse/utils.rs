@@ -109,10 +109,11 @@ fn test_block_string_value() {
 }
 
 /// The value of a string's content (spec §2.9.4), or the byte range in `s` of a `\u` escape that
-/// is a lone UTF-16 surrogate.
+/// is no character.
 ///
 /// switchyard patch: the escapes of a surrogate pair (`\ud83d\ude00`) are one character, as
-/// graphql-js and graphql-core read them; a lone surrogate has no `char` and is an error.
+/// graphql-js and graphql-core read them; a lone surrogate has no `char` and is an error, as is a
+/// `\u{...}` of no scalar value.
 pub(super) fn string_value(s: &str) -> std::result::Result<String, Range<usize>> {
     let mut value = String::with_capacity(s.len());
     let mut chars = s.char_indices();
@@ -128,6 +129,17 @@ pub(super) fn string_value(s: &str) -> std::result::Result<String, Range<usize>>
             'n' => '\n',
             'r' => '\r',
             't' => '\t',
+            // switchyard patch: `\u{...}` (the spec draft; graphql-js 16, graphql-core 3.2), as
+            // they read it: up to eight hex digits of a Unicode scalar value.
+            'u' if s[start + 2..].starts_with('{') => {
+                let end = start + s[start..].find('}').unwrap() + 1;
+                chars.nth(end - start - 3);
+                let digits = &s[start + 3..end - 1];
+                (digits.len() <= 8)
+                    .then(|| u32::from_str_radix(digits, 16).unwrap())
+                    .and_then(char::from_u32)
+                    .ok_or(start..end)?
+            }
             'u' => {
                 // The grammar's four hex digits.
                 let code = hex4(&s[start + 2..start + 6]).unwrap();
@@ -191,5 +203,31 @@ fn switchyard_test_string_value_surrogates() {
         ("\\u00e9\\udfff", 6..12),
     ] {
         assert_eq!(string_value(lone), Err(at), "{lone}");
+    }
+}
+
+// switchyard patch
+#[test]
+fn switchyard_test_string_value_braced_escapes() {
+    for (escape, value) in [
+        ("\\u{1F600}", "\u{1F600}"),
+        ("\\u{1f600}", "\u{1F600}"),
+        ("\\u{0}", "\0"),
+        ("\\u{41}\\u{00000042}", "AB"),
+        ("\\u{10FFFF}", "\u{10FFFF}"),
+        ("\\u{D7FF}\\u{E000}", "\u{D7FF}\u{E000}"),
+        ("é\\u{e9}\\u00e9", "ééé"),
+    ] {
+        assert_eq!(string_value(escape).unwrap(), value, "{escape}");
+    }
+    for (bad, at) in [
+        ("\\u{110000}", 0..10),
+        ("\\u{D83D}", 0..8),
+        ("x\\u{DE00}", 1..9),
+        ("\\u{D83D}\\u{DE00}", 0..8),
+        ("\\u{000000041}", 0..13),
+        ("\\u{FFFFFFFF}", 0..12),
+    ] {
+        assert_eq!(string_value(bad), Err(at), "{bad}");
     }
 }
