@@ -2015,3 +2015,29 @@ fn graphql_js_builds_a_client_schema_from_introspection() {
         })
     );
 }
+
+/// The document is read as the spec tokenises it (October 2021, §2.1.9, §2.9; the vendored
+/// async-graphql-parser): `trueish` is one enum value, which the JSON scalar sends as a string, not
+/// `true` and then `ish` (the echo was sent `[true,"ish",null,"able",false,"_alarm"]`), and `01` is a
+/// syntax error, not the two ints `0` and `1`.
+#[test]
+fn names_that_start_like_true_false_or_null_reach_the_backend_whole() {
+    let s = setup();
+    let document = r#"{ echo(method: "POST", body: [trueish, nullable, false_alarm]) { body } }"#;
+    let r = query(&s.gw, document);
+    assert_data(
+        &r,
+        &json!({ "echo": { "body": r#"["trueish","nullable","false_alarm"]"# } }),
+    );
+    let document = r#"{ echo(method: "POST", body: [1, 01]) { body } }"#;
+    assert_errors(
+        &query(&s.gw, document),
+        200,
+        JSON_CT,
+        &json!([{
+            "message": "Syntax error: expected value.",
+            "locations": [at(document, "01]")],
+            "extensions": { "code": "GRAPHQL_PARSE_FAILED", "status": 400 }
+        }]),
+    );
+}

@@ -844,6 +844,139 @@ fn same_response_key_merges_into_one_call() {
     assert_eq!(backend.calls().len(), 1);
 }
 
+// ---- parsing (spec §2, October 2021; the vendored async-graphql-parser) ------------------------
+
+/// The body a `mutation { a(body: ...) }` with `value` sends to the backend.
+fn body_sent_for(value: &str) -> Json {
+    let backend = Mock::new(&["a"]);
+    let (status, body) = post(&backend, &format!("mutation {{ a(body: {value}) }}"));
+    assert_eq!(status, 200, "{value}: {body}");
+    assert_eq!(body["errors"], Json::Null, "{value}: {body}");
+    let calls = backend.calls();
+    serde_json::from_slice(calls[0].body.as_ref().unwrap()).unwrap()
+}
+
+/// Asserts that `value` as a call's body is a syntax error at `column` and that nothing is called.
+fn assert_body_syntax_error(value: &str, needle: &str, column: u64) {
+    let backend = Mock::new(&["a"]);
+    let document = format!("mutation {{ a(body: {value}) }}");
+    let (status, body) = post(&backend, &document);
+    assert_eq!(status, 200, "{value}: {body}");
+    assert_request_error(&body, "GRAPHQL_PARSE_FAILED", needle, Some((1, column)));
+    assert!(backend.calls().is_empty(), "{value} was called");
+}
+
+/// `true`, `false` and `null` are those exact names (§2.9.3, §2.9.5, §2.9.6) and a name takes every
+/// name character that follows (§2.1.9): `trueish` is one enum value, which the JSON scalar sends as
+/// a string, not `true` and `ish`. The backend got `[true,"ish",null,"able",false,"_alarm"]`.
+#[test]
+fn a_name_that_starts_like_true_false_or_null_is_an_enum_value() {
+    let cases = [
+        (
+            "[trueish, nullable, false_alarm]",
+            json!(["trueish", "nullable", "false_alarm"]),
+        ),
+        ("[truetrue, null_]", json!(["truetrue", "null_"])),
+        ("[true1 false2 null3]", json!(["true1", "false2", "null3"])),
+        ("trueish", json!("trueish")),
+        ("{status: nullable}", json!({"status": "nullable"})),
+        ("[true,false,null]", json!([true, false, null])),
+        ("{a:true b:null}", json!({"a": true, "b": null})),
+    ];
+    for (value, sent) in cases {
+        assert_eq!(body_sent_for(value), sent, "{value}");
+    }
+}
+
+/// An IntValue has no leading zero and is not followed by a digit, `.` or a name (§2.9.1): `01`
+/// is a syntax error, where the backend got `[0,1]` (and `[-01]` `[-0,1]`).
+#[test]
+fn a_number_followed_by_a_digit_or_a_dot_is_a_syntax_error() {
+    for value in ["[01]", "[00]", "[-01]", "[1.]", "[1.5.3]"] {
+        assert_body_syntax_error(value, "Syntax error", 21);
+    }
+    assert_body_syntax_error("[1, 2, 0123]", "Syntax error", 27);
+    assert_eq!(
+        body_sent_for("[0, -0, 10, 0.5, 1e3]"),
+        serde_json::from_str::<Json>("[0, -0, 10, 0.5, 1e3]").unwrap()
+    );
+}
+
+/// `\u` escapes take any four hex digits (§2.9.4), and those of a UTF-16 surrogate pair are one
+/// character, as graphql-js 16 and graphql-core 3.2 read them: the backend gets 😀 (the document
+/// was a syntax error). A lone surrogate is no character: a syntax error at its escape.
+#[test]
+fn a_surrogate_pair_escape_reaches_the_backend_as_one_character() {
+    for value in [
+        r#""\ud83d\ude00""#,
+        r#""\uD83D\uDE00""#,
+        r#"["\ud83d\ude00"]"#,
+    ] {
+        let sent = body_sent_for(value);
+        assert!(
+            sent == json!("😀") || sent == json!(["😀"]),
+            "{value}: {sent}"
+        );
+    }
+    let backend = Mock::new(&["a"]);
+    post(&backend, r#"mutation { a(body: "x\uD83D\uDE00y") }"#);
+    assert_eq!(
+        backend.calls()[0].body.as_deref(),
+        Some("\"x😀y\"".as_bytes()),
+        "the JSON text has the character itself"
+    );
+    for (value, escape, column) in [
+        (r#""\ud83d""#, r#"\ud83d"#, 21),
+        (r#""x\ude00""#, r#"\ude00"#, 22),
+        (r#""\ud83d\u0041""#, r#"\ud83d"#, 21),
+        (r#"["\ude00\ud83d"]"#, r#"\ude00"#, 22),
+    ] {
+        let needle = format!("Syntax error: Invalid Unicode escape sequence: \"{escape}\".");
+        assert_body_syntax_error(value, &needle, column);
+    }
+}
+
+/// `\u{1F600}`, the spec draft's escape of any code point, as graphql-js 16 and graphql-core 3.2
+/// read it (up to eight hex digits of a Unicode scalar value); it was a syntax error.
+#[test]
+fn a_braced_unicode_escape_reaches_the_backend_as_its_character() {
+    assert_eq!(body_sent_for(r#""\u{1F600}\u{41}""#), json!("😀A"));
+    for (value, escape) in [
+        (r#""\u{D83D}""#, r#"\u{D83D}"#),
+        (r#""\u{110000}""#, r#"\u{110000}"#),
+    ] {
+        let needle = format!("Syntax error: Invalid Unicode escape sequence: \"{escape}\".");
+        assert_body_syntax_error(value, &needle, 21);
+    }
+}
+
+/// A fragment's name is a name but not `on` (§2.8): `fragment on on Query` and `...on` are syntax
+/// errors (the document ran, spreading a fragment named `on`); `...onX` spreads the fragment `onX`.
+#[test]
+fn a_fragment_named_on_is_a_syntax_error() {
+    for (document, column) in [
+        ("fragment on on Query { a } { ...on }", 10),
+        ("{ ...on } fragment F on Query { a }", 9),
+    ] {
+        let backend = Mock::new(&["a"]);
+        let (status, body) = post(&backend, document);
+        assert_eq!(status, 200, "{body}");
+        assert_request_error(
+            &body,
+            "GRAPHQL_PARSE_FAILED",
+            "Syntax error",
+            Some((1, column)),
+        );
+        assert!(backend.calls().is_empty(), "{document} was called");
+    }
+    let backend = Mock::new(&["a", "b"]);
+    let (_, body) = post(
+        &backend,
+        "fragment onX on Query { a } { ...onX ...on Query { b } }",
+    );
+    assert_eq!(body, json!({"data": {"a": {}, "b": {}}}));
+}
+
 // ---- validation --------------------------------------------------------------------------------
 
 #[test]
