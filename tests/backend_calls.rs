@@ -173,3 +173,29 @@ fn a_backend_that_answers_before_reading_the_whole_request_keeps_its_stream_slot
     }
     assert_eq!(backend.calls().len(), 6);
 }
+
+#[test]
+fn calls_carry_the_address_as_registered_as_their_authority() {
+    // A gRPC client sends its target as given (`localhost:PORT`), and name-based virtual hosts
+    // in front of a backend (nginx `grpc_pass` behind a `server_name`, Envoy, an ingress) route
+    // on it: the gateway sent the address the name resolved to, and such a proxy answered 404.
+    let gw = Gateway::start();
+    let backend = ScriptedBackend::start(Answer::describe);
+    let by_name = format!("localhost:{}", backend.socket.port());
+    assert_eq!(register(&gw, "named", "n1", &by_name).status, 201);
+    assert_eq!(register(&gw, "numbered", "i1", &backend.addr).status, 201);
+    assert_eq!(gw.get("/named/by-name").status, 200);
+    assert_eq!(gw.get_h2("/numbered/by-ip").status, 200);
+    let calls = backend.calls();
+    let authorities: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c.path.as_str(), c.authority.as_str()))
+        .collect();
+    assert_eq!(
+        authorities,
+        [
+            ("/by-name", by_name.as_str()),
+            ("/by-ip", backend.addr.as_str())
+        ]
+    );
+}

@@ -394,10 +394,11 @@ impl Lease {
 impl InstancePool {
     /// An empty pool for the instance at `address`, publishing its down marks to `marks`.
     pub fn new(address: Address, marks: MarkSlot) -> Rc<InstancePool> {
-        let authority = address.sockets().first().copied().unwrap_or(UNRESOLVED);
-        let uri = format!("http://{authority}{}", crate::proto::SEND_PATH)
+        // The address as registered, as a gRPC client sends its target: a name-based virtual
+        // host in front of the backend routes on it (see `Address::as_str`).
+        let uri = format!("http://{}{}", address.as_str(), crate::proto::SEND_PATH)
             .parse()
-            .expect("a socket address makes a valid authority");
+            .expect("a checked host:port makes a valid authority");
         Rc::new(InstancePool {
             address,
             preferred: Cell::new(0),
@@ -635,9 +636,6 @@ impl InstancePool {
 type Driver = h2::client::Connection<TokioIo<TcpStream>, RequestMessage>;
 /// An open connection: its request handle, its driver, its socket.
 type Opened = (SendRequest<RequestMessage>, Driver, RawFd);
-/// The authority of a pool whose address did not resolve (it is never connected).
-const UNRESOLVED: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Opens one h2c connection (prior knowledge) to `addr`; also returns its socket.
 async fn open(addr: SocketAddr, connect_timeout: Duration) -> Result<Opened, ConnectFailure> {
@@ -1052,6 +1050,28 @@ pub(crate) mod tests {
                 assert_eq!(failure.err(), Some(ConnectFailure::Refused));
                 assert!(pool.health().refused());
             });
+    }
+
+    /// Calls carry the address as registered as their `:authority`; any address the registry
+    /// accepts makes one (a pool that could not would stop its shard).
+    #[test]
+    fn calls_name_the_address_as_registered() {
+        let label = "l".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}.:65535", &label[3..]);
+        for text in [
+            "localhost:50051",
+            "Backend-1.EXAMPLE.com:80",
+            "example.com.:443",
+            "10.0.0.5:1",
+            "[::1]:8080",
+            "[::ffff:10.0.0.1]:80",
+            longest.as_str(),
+        ] {
+            crate::names::Address::check(text).expect(text);
+            let pool = InstancePool::new(Address::resolved_as(text, vec![]), MarkSlot::detached());
+            assert_eq!(pool.uri.authority().map(|a| a.as_str()), Some(text));
+            assert_eq!(pool.uri.path(), crate::proto::SEND_PATH);
+        }
     }
 
     #[test]

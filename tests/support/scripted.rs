@@ -5,8 +5,8 @@
 //! HTTP status other than 200, a header block past the gateway's limits, a stream limit of one, a
 //! call held open until the test lets it go. It runs in the test process (h2's server on a
 //! glommio executor of its own thread), so it tells the test what happened without a log to
-//! parse: every call it received, on which connection, with which `grpc-timeout`, and which
-//! connections have applied its SETTINGS. Waits are bounded, as everywhere in `support`.
+//! parse: every call it received, on which connection, with which `:authority` and
+//! `grpc-timeout`, and which connections have applied its SETTINGS. Waits are bounded, as everywhere in `support`.
 
 use std::collections::HashSet;
 use std::future::poll_fn;
@@ -47,6 +47,8 @@ pub struct Call {
     pub conn: usize,
     /// Its HTTP/2 stream id.
     pub stream: u32,
+    /// Its `:authority`, as sent.
+    pub authority: String,
     /// `ForwardingReq.path`.
     pub path: String,
     /// `ForwardingReq.request_id`.
@@ -434,6 +436,10 @@ async fn call(
     go_away: Rc<mpsc::UnboundedSender<oneshot::Sender<()>>>,
 ) {
     let stream = u32::from(respond.stream_id());
+    let authority = request
+        .uri()
+        .authority()
+        .map_or_else(String::new, |a| a.to_string());
     let grpc_timeout = request
         .headers()
         .get("grpc-timeout")
@@ -465,6 +471,7 @@ async fn call(
         let call = Call {
             conn,
             stream,
+            authority,
             path: req.path.clone(),
             request_id: req.request_id.clone(),
             attempt,
