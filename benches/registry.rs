@@ -114,7 +114,7 @@ fn lookup(c: &mut Criterion) {
                 i = (i + 7919) % names.len();
                 let entry = view.get(black_box(&names[i])).expect("registered");
                 let pick = i % entry.instances.len();
-                black_box(entry.instances[pick].address.socket())
+                black_box(entry.instances[pick].address.sockets().first())
             })
         });
     }

@@ -151,7 +151,9 @@ fn services(shard: &Shard) -> Response {
     let now = Instant::now();
     // Healthy while no shard has it marked down: each shard's pools judge it by their own
     // connections, and this answer comes from whichever shard the connection landed on.
-    let healthy = |addr| shard.process.down_marks.down_on(addr, now) == 0;
+    let healthy = |address: &Address| {
+        address.is_resolved() && shard.process.down_marks.down_on(address, now) == 0
+    };
     let services: Vec<_> = view
         .services()
         .iter()
@@ -163,7 +165,7 @@ fn services(shard: &Shard) -> Response {
                     json!({
                         "id": i.id.as_str(),
                         "address": i.address.as_str(),
-                        "healthy": i.address.socket().is_some_and(healthy),
+                        "healthy": healthy(&i.address),
                     })
                 })
                 .collect();

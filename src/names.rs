@@ -129,17 +129,42 @@ impl fmt::Display for InstanceId {
     }
 }
 
-/// A backend address as registered (`host:port`), with the socket address it resolved to.
+/// A backend address as registered (`host:port`), with the socket addresses it resolved to.
 ///
 /// Resolution happens once, when the registration is applied by the registry owner (off the request
 /// path), so that a request never waits for DNS. A host name that does not resolve (yet) is still
 /// accepted — every gateway of a cluster must accept the same events — and the instance counts as
 /// unhealthy until it is registered again.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// A name keeps every address it resolves to, in the resolver's order (glibc sorts them by RFC
+/// 6724: `localhost` with the Debian, Docker and Kubernetes `/etc/hosts` is `[::1]` first, then
+/// 127.0.0.1), at most [`MAX_SOCKETS`]. They are ways to reach one instance, not instances: the
+/// pool connects to them in turn, the next one when a connection attempt fails, as nginx, Envoy
+/// and gRPC's `pick_first` do ([`crate::upstream::pool`]). Keeping only the first made a backend
+/// listening on 127.0.0.1 and registered as `localhost:PORT` unreachable where `::1` came first,
+/// and the service was removed for refusing.
+///
+/// Two addresses are equal when their text and their socket addresses are; the hash is the
+/// text's alone (equal addresses have equal text), which is all a pool lookup on the request path
+/// needs to hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Address {
     text: Arc<str>,
-    socket: Option<SocketAddr>,
+    sockets: Arc<[SocketAddr]>,
 }
+
+impl std::hash::Hash for Address {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+/// Most socket addresses kept for one host name. A name stands for one instance, and its
+/// addresses are alternative ways to reach it (a dual-stack host's IPv6 and IPv4 addresses, a few
+/// A records); each one that does not answer can cost a connect timeout before the next is tried,
+/// so a long list would hold a call on dead addresses for seconds. glibc answers two for a
+/// dual-stack `localhost`; eight leaves room for a host with several interfaces.
+pub const MAX_SOCKETS: usize = 8;
 
 impl Address {
     /// Longest `host:port` accepted: a DNS name (253) plus a port.
@@ -177,33 +202,62 @@ impl Address {
             resolve_within(host, port, RESOLVE_WAIT, |host, port| {
                 (host.as_str(), port)
                     .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut addrs| addrs.next())
+                    .map(Iterator::collect)
+                    .unwrap_or_default()
             })
         })
     }
 
-    /// [`parse`](Self::parse) with the resolver given (tests resolve without DNS).
+    /// [`parse`](Self::parse) with the resolver given (tests resolve without DNS): it answers
+    /// the host's socket addresses in the order to try them, none when it does not resolve.
     fn parse_with(
         text: &str,
-        resolve: impl FnOnce(&str, u16) -> Option<SocketAddr>,
+        resolve: impl FnOnce(&str, u16) -> Vec<SocketAddr>,
     ) -> Result<Address, InvalidName> {
         let (host, port) = Self::check(text)?;
         Ok(Address {
             text: text.into(),
-            socket: resolve(host, port),
+            sockets: distinct_first(resolve(host, port), MAX_SOCKETS).into(),
         })
     }
 
-    /// The address as registered.
+    /// The address as registered: what the pool sends as `:authority`, as a gRPC client sends
+    /// its target as given, so that name-based virtual hosts in front of a backend route it.
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
-    /// The socket address it resolved to (`None` when the host name did not resolve).
-    pub fn socket(&self) -> Option<SocketAddr> {
-        self.socket
+    /// The socket addresses it resolved to, in the order to try them (none when the host name
+    /// did not resolve).
+    pub fn sockets(&self) -> &[SocketAddr] {
+        &self.sockets
     }
+
+    /// Whether the host resolved to at least one socket address.
+    pub fn is_resolved(&self) -> bool {
+        !self.sockets.is_empty()
+    }
+
+    /// `text` as if its host had resolved to `sockets` (tests of what uses addresses).
+    #[cfg(test)]
+    pub(crate) fn resolved_as(text: &str, sockets: Vec<SocketAddr>) -> Address {
+        Self::parse_with(text, |_, _| sockets).expect("a valid host:port")
+    }
+}
+
+/// The first `max` distinct addresses of `addrs`, in their order: glibc answers a name listed
+/// twice in `/etc/hosts` twice, and a repeat would only be tried again after it failed.
+fn distinct_first(addrs: Vec<SocketAddr>, max: usize) -> Vec<SocketAddr> {
+    let mut kept: Vec<SocketAddr> = Vec::with_capacity(addrs.len().min(max));
+    for addr in addrs {
+        if kept.len() == max {
+            break;
+        }
+        if !kept.contains(&addr) {
+            kept.push(addr);
+        }
+    }
+    kept
 }
 
 /// Longest a registration waits for its host name to resolve. The registry applies writes one at
@@ -223,10 +277,10 @@ fn resolve_within(
     host: &str,
     port: u16,
     wait: Duration,
-    lookup: impl FnOnce(String, u16) -> Option<SocketAddr> + Send + 'static,
-) -> Option<SocketAddr> {
+    lookup: impl FnOnce(String, u16) -> Vec<SocketAddr> + Send + 'static,
+) -> Vec<SocketAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Some(SocketAddr::new(ip, port));
+        return vec![SocketAddr::new(ip, port)];
     }
     if LOOKUPS.fetch_add(1, Ordering::AcqRel) >= MAX_LOOKUPS {
         LOOKUPS.fetch_sub(1, Ordering::AcqRel);
@@ -234,7 +288,7 @@ fn resolve_within(
             host,
             "too many host name look-ups outstanding; taken as not resolving"
         );
-        return None;
+        return Vec::new();
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let host_owned = host.to_owned();
@@ -247,14 +301,14 @@ fn resolve_within(
         });
     if spawned.is_err() {
         LOOKUPS.fetch_sub(1, Ordering::AcqRel);
-        return None;
+        return Vec::new();
     }
     rx.recv_timeout(wait).unwrap_or_else(|_| {
         tracing::warn!(
             host,
             "host name did not resolve within {wait:?}; taken as not resolving"
         );
-        None
+        Vec::new()
     })
 }
 
@@ -365,10 +419,10 @@ mod tests {
             Duration::from_millis(50),
             move |_, _| {
                 let _ = held.recv(); // a resolver that answers only when the test says so
-                Some("127.0.0.1:80".parse().unwrap())
+                vec!["127.0.0.1:80".parse().unwrap()]
             },
         );
-        assert_eq!(found, None);
+        assert_eq!(found, []);
         drop(release);
         let quick = resolve_within(
             "quick.example",
@@ -376,32 +430,67 @@ mod tests {
             Duration::from_secs(10),
             |host, port| {
                 assert_eq!((host.as_str(), port), ("quick.example", 81));
-                Some("127.0.0.2:81".parse().unwrap())
+                vec!["127.0.0.2:81".parse().unwrap()]
             },
         );
-        assert_eq!(quick, Some("127.0.0.2:81".parse().unwrap()));
+        assert_eq!(quick, ["127.0.0.2:81".parse().unwrap()]);
         // An address needs no look-up at all.
         let ip = resolve_within("::1", 82, Duration::ZERO, |_, _| unreachable!("no look-up"));
-        assert_eq!(ip, Some("[::1]:82".parse().unwrap()));
+        assert_eq!(ip, ["[::1]:82".parse().unwrap()]);
     }
 
     #[test]
     fn addresses() {
         let a = Address::parse("127.0.0.1:50051").unwrap();
-        assert_eq!(a.socket(), Some("127.0.0.1:50051".parse().unwrap()));
+        assert_eq!(a.sockets(), ["127.0.0.1:50051".parse().unwrap()]);
         // A name that does not resolve is accepted, unresolved (resolved here without DNS: tests
         // send nothing beyond the loopback interface).
         let unresolved = Address::parse_with("no-such-host.invalid:80", |host, port| {
             assert_eq!((host, port), ("no-such-host.invalid", 80));
-            None
-        });
-        assert_eq!(unresolved.unwrap().socket(), None);
+            Vec::new()
+        })
+        .unwrap();
+        assert_eq!(unresolved.sockets(), []);
+        assert!(!unresolved.is_resolved());
         assert_eq!(a.as_str(), "127.0.0.1:50051");
-        assert!(Address::parse("localhost:80").is_ok());
+        assert!(Address::parse("localhost:80").unwrap().is_resolved());
         assert!(Address::parse("[::1]:80").is_ok());
         for bad in ["nohost", "h:99999", "h:0", ":80", "h:", "a b:80", "h:+80"] {
             assert!(Address::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_name_keeps_every_address_it_resolves_to_in_order() {
+        // As glibc answers `localhost` with the Debian/Docker/Kubernetes /etc/hosts: [::1] first.
+        let v6: SocketAddr = "[::1]:7000".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let a = Address::parse_with("localhost:7000", |_, _| vec![v6, v4, v6]).unwrap();
+        assert_eq!(a.sockets(), [v6, v4], "in order, a repeat once");
+        assert_eq!(a.as_str(), "localhost:7000");
+        // A long answer is cut after `MAX_SOCKETS`, the first ones kept.
+        let many: Vec<SocketAddr> = (1..=20)
+            .map(|i| SocketAddr::new(Ipv4Addr::new(10, 0, 0, i).into(), 80))
+            .collect();
+        let a = Address::parse_with("many.example:80", |_, _| many.clone()).unwrap();
+        assert_eq!(a.sockets(), &many[..MAX_SOCKETS]);
+    }
+
+    #[test]
+    fn addresses_hash_by_their_text_and_differ_by_their_sockets() {
+        use std::hash::{BuildHasher, RandomState};
+        let v4: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let v6: SocketAddr = "[::1]:7000".parse().unwrap();
+        let one = Address::parse_with("localhost:7000", |_, _| vec![v4]).unwrap();
+        let both = Address::parse_with("localhost:7000", |_, _| vec![v6, v4]).unwrap();
+        // Resolved differently (the name moved): another address, with the same hash.
+        assert_ne!(one, both);
+        let hasher = RandomState::new();
+        assert_eq!(hasher.hash_one(&one), hasher.hash_one(&both));
+        assert_eq!(
+            one,
+            Address::parse_with("localhost:7000", |_, _| vec![v4]).unwrap()
+        );
     }
 
     #[test]

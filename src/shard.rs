@@ -216,12 +216,12 @@ impl Shard {
             view.apply(change);
         }
         if removed {
-            let live: rustc_hash::FxHashSet<_> = view
-                .services()
+            let services = view.services();
+            let live: rustc_hash::FxHashSet<_> = services
                 .iter()
-                .flat_map(|s| s.instances.iter().filter_map(|i| i.address.socket()))
+                .flat_map(|s| s.instances.iter().map(|i| &i.address))
                 .collect();
-            self.upstream.retain_pools(|addr| live.contains(addr));
+            self.upstream.retain_pools(|address| live.contains(address));
         }
         self.metrics
             .registry_instances

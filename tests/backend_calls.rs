@@ -270,3 +270,29 @@ fn the_status_is_read_from_the_trailers_not_the_headers_before_the_message() {
     // Every call was answered: none was sent twice.
     assert_eq!(backend.calls().len(), 6);
 }
+
+#[test]
+fn calls_carry_the_address_as_registered_as_their_authority() {
+    // A gRPC client sends its target as given (`localhost:PORT`), and name-based virtual hosts
+    // in front of a backend (nginx `grpc_pass` behind a `server_name`, Envoy, an ingress) route
+    // on it: the gateway sent the address the name resolved to, and such a proxy answered 404.
+    let gw = Gateway::start();
+    let backend = ScriptedBackend::start(Answer::describe);
+    let by_name = format!("localhost:{}", backend.socket.port());
+    assert_eq!(register(&gw, "named", "n1", &by_name).status, 201);
+    assert_eq!(register(&gw, "numbered", "i1", &backend.addr).status, 201);
+    assert_eq!(gw.get("/named/by-name").status, 200);
+    assert_eq!(gw.get_h2("/numbered/by-ip").status, 200);
+    let calls = backend.calls();
+    let authorities: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c.path.as_str(), c.authority.as_str()))
+        .collect();
+    assert_eq!(
+        authorities,
+        [
+            ("/by-name", by_name.as_str()),
+            ("/by-ip", backend.addr.as_str())
+        ]
+    );
+}

@@ -523,3 +523,44 @@ fn a_backend_that_ends_every_connection_at_once_is_backed_off_not_stormed() {
         assert_eq!(service_names(&gw), vec!["svc".to_string()], "{how:?}");
     }
 }
+
+/// `/etc/hosts` as Debian, Docker and Kubernetes write it: `localhost` is 127.0.0.1 and `::1`,
+/// and glibc answers `::1` first (RFC 6724 puts IPv6 loopback before IPv4).
+const DUAL_STACK_HOSTS: &str = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n";
+/// Requests sent to the instance: enough for both shards of a two-shard gateway to have opened
+/// connections of their own, each pool meeting the refusing address first.
+const REQUESTS_TO_A_DUAL_STACK_NAME: usize = 20;
+
+#[test]
+fn a_name_whose_first_address_refuses_is_reached_at_the_next() {
+    // A backend listening on 127.0.0.1 only, registered as `localhost:PORT`, where `localhost`
+    // is [::1] first: the gateway kept only [::1], was refused, answered 503 and removed the
+    // service. nginx's `proxy_pass http://localhost:PORT` tries [::1], then 127.0.0.1.
+    let dir = TempDir::new("hosts");
+    let hosts = dir.write("hosts", DUAL_STACK_HOSTS.as_bytes());
+    assert_eq!(
+        resolved_with_hosts_file(&hosts, "localhost"),
+        ["::1", "127.0.0.1"],
+        "the resolver's order this test relies on"
+    );
+    let gw = Gateway::builder().hosts(DUAL_STACK_HOSTS).start();
+    let echo = Echo::start("e1");
+    let port = echo.addr.parse::<std::net::SocketAddr>().unwrap().port();
+    let address = format!("localhost:{port}");
+    assert_eq!(register(&gw, "app", "a1", &address).status, 201);
+    for i in 0..REQUESTS_TO_A_DUAL_STACK_NAME {
+        let r = if i % 2 == 1 {
+            gw.get_h2("/app/x")
+        } else {
+            gw.get("/app/x")
+        };
+        assert_echo_ok(&r);
+        assert_eq!(r.header("x-echo-instance"), Some("e1"), "request {i}");
+    }
+    assert_eq!(service_names(&gw), ["app"]);
+    assert!(healthy(&gw, "app", "a1"), "{}", services(&gw));
+    assert_eq!(
+        services(&gw)["services"][0]["instances"][0]["address"],
+        address
+    );
+}

@@ -116,11 +116,11 @@ mod tests {
             .unwrap()
             .instances
             .iter()
-            .map(|i| i.address.socket().unwrap().port())
+            .map(|i| i.address.sockets()[0].port())
             .collect();
         assert_eq!(ids, [3, 2]);
         // The copy a request held is unchanged.
-        assert_eq!(held.instances[0].address.socket().unwrap().port(), 1);
+        assert_eq!(held.instances[0].address.sockets()[0].port(), 1);
         view.apply(Change::Remove {
             service: ServiceName::parse("users").unwrap(),
             instance: InstanceId::parse("u1").unwrap(),

@@ -452,7 +452,10 @@ mod tests {
                 let _ = conn.accept().await;
                 heads
             });
-            let pool = InstancePool::new(addr, crate::upstream::down_marks::MarkSlot::detached());
+            let pool = InstancePool::new(
+                crate::upstream::pool::tests::at(addr),
+                crate::upstream::down_marks::MarkSlot::detached(),
+            );
             let connect = Duration::from_secs(5);
             let mut lease = pool.checkout(connect, Instant::now()).await.unwrap();
             for (deadline, _) in deadlines {

@@ -11,17 +11,22 @@
 //! because a connection worked, a pool dropped with its instance): at failures and recoveries,
 //! never per call. Another thread takes the slot's lock only while it builds a `/-/services`
 //! answer, so the writer practically never waits.
+//!
+//! Marks are kept by [`Address`], as registered and resolved: an instance registered by host name
+//! is one instance whatever number of socket addresses it resolved to, and is down when the pool
+//! that tries them all is.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
+use crate::names::Address;
+
 /// Every shard's marks: per shard, the instances it has marked down and until when.
 #[derive(Debug)]
 pub struct DownMarks {
-    shards: Vec<Mutex<FxHashMap<SocketAddr, Instant>>>,
+    shards: Vec<Mutex<FxHashMap<Address, Instant>>>,
 }
 
 impl DownMarks {
@@ -39,13 +44,13 @@ impl DownMarks {
     }
 
     /// How many shards have `addr` marked down past `now`.
-    pub fn down_on(&self, addr: SocketAddr, now: Instant) -> usize {
+    pub fn down_on(&self, addr: &Address, now: Instant) -> usize {
         (0..self.shards.len())
-            .filter(|&s| self.lock(s).get(&addr).is_some_and(|&until| until > now))
+            .filter(|&s| self.lock(s).get(addr).is_some_and(|&until| until > now))
             .count()
     }
 
-    fn lock(&self, shard: usize) -> MutexGuard<'_, FxHashMap<SocketAddr, Instant>> {
+    fn lock(&self, shard: usize) -> MutexGuard<'_, FxHashMap<Address, Instant>> {
         // A panic while a map was held cannot leave it half-changed (an insert or a remove).
         self.shards[shard]
             .lock()
@@ -64,25 +69,25 @@ impl MarkSlot {
     }
 
     /// Publishes that this shard has `addr` marked down until `until`, or not at all (`None`).
-    pub fn publish(&self, addr: SocketAddr, until: Option<Instant>) {
+    pub fn publish(&self, addr: &Address, until: Option<Instant>) {
         let Some((marks, shard)) = &self.0 else {
             return;
         };
         let mut map = marks.lock(*shard);
         match until {
-            Some(until) => map.insert(addr, until),
-            None => map.remove(&addr),
+            Some(until) => map.insert(addr.clone(), until),
+            None => map.remove(addr),
         };
     }
 
     /// Takes back this shard's mark on `addr` if it is still the one published until `until`.
-    pub fn withdraw(&self, addr: SocketAddr, until: Instant) {
+    pub fn withdraw(&self, addr: &Address, until: Instant) {
         let Some((marks, shard)) = &self.0 else {
             return;
         };
         let mut map = marks.lock(*shard);
-        if map.get(&addr) == Some(&until) {
-            map.remove(&addr);
+        if map.get(addr) == Some(&until) {
+            map.remove(addr);
         }
     }
 }
@@ -97,8 +102,8 @@ mod tests {
     fn an_instance_is_down_on_each_shard_that_marked_it_until_its_mark_passes() {
         let marks = Arc::new(DownMarks::new(3));
         let (a, b) = (marks.slot(0), marks.slot(2));
-        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let other: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+        let addr = &Address::parse("127.0.0.1:5000").unwrap();
+        let other = &Address::parse("127.0.0.1:5001").unwrap();
         let now = Instant::now();
         assert_eq!(marks.down_on(addr, now), 0);
 

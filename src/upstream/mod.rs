@@ -27,7 +27,8 @@
 //! too, once each, before the call fails (`Upstream::refused_before`). When every instance of the
 //! service refused a connection made for this call, the caller is told so it can have the service
 //! removed from the registry (contract §6): evidence from this call, not a refusal remembered from
-//! before an instance restarted.
+//! before an instance restarted. An instance registered by host name refused only when every
+//! address the name resolved to did ([`pool`] tries them in turn).
 //!
 //! An instance that accepts connections but ends each before answering anything (a GOAWAY right
 //! after its SETTINGS, a close) is marked down as one that cannot be connected to, with the same
@@ -58,7 +59,6 @@ pub mod waiters;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -69,6 +69,7 @@ use rustc_hash::FxHashMap;
 use crate::config::ServiceSettings;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::{Field, Response};
+use crate::names::Address;
 use crate::registry::view::ServiceEntry;
 use budget::AnswerHold;
 use call::Reached;
@@ -145,10 +146,11 @@ impl AnswerLimits {
     }
 }
 
-/// One shard's upstream state: connection pools by instance address, the encode buffer, and the
-/// limits on answers.
+/// One shard's upstream state: connection pools by instance address (as registered and resolved:
+/// instances registered at one address share a pool), the encode buffer, and the limits on
+/// answers.
 pub struct Upstream {
-    pools: RefCell<FxHashMap<SocketAddr, Rc<InstancePool>>>,
+    pools: RefCell<FxHashMap<Address, Rc<InstancePool>>>,
     encode_buf: RefCell<BytesMut>,
     limits: AnswerLimits,
     /// Where the pools publish their instances' down marks ([`down_marks`]).
@@ -166,16 +168,19 @@ impl Upstream {
         }
     }
 
-    fn pool(&self, addr: SocketAddr) -> Rc<InstancePool> {
+    fn pool(&self, address: &Address) -> Rc<InstancePool> {
+        if let Some(pool) = self.pools.borrow().get(address) {
+            return pool.clone();
+        }
+        let pool = InstancePool::new(address.clone(), self.marks.clone());
         self.pools
             .borrow_mut()
-            .entry(addr)
-            .or_insert_with(|| InstancePool::new(addr, self.marks.clone()))
-            .clone()
+            .insert(address.clone(), pool.clone());
+        pool
     }
 
     /// Drops pools for addresses no longer registered.
-    pub fn retain_pools(&self, keep: impl Fn(&SocketAddr) -> bool) {
+    pub fn retain_pools(&self, keep: impl Fn(&Address) -> bool) {
         self.pools.borrow_mut().retain(|addr, _| keep(addr));
     }
 
@@ -235,10 +240,11 @@ impl Upstream {
         index: usize,
         sends: &mut Sends<'_>,
     ) -> ControlFlow<Result<Response, Unreachable>> {
-        let Some(addr) = sends.service.instances[index].address.socket() else {
+        let address = &sends.service.instances[index].address;
+        if !address.is_resolved() {
             return ControlFlow::Continue(());
-        };
-        let pool = self.pool(addr);
+        }
+        let pool = self.pool(address);
         let mut first_send = true;
         loop {
             let connect_timeout = CONNECT_TIMEOUT
@@ -280,7 +286,7 @@ impl Upstream {
             };
             sends.now = Instant::now();
             let next = after_failure(failure.reached, sends.idempotent, sends.resent_here);
-            tracing::debug!(service = %sends.service.name, %addr,
+            tracing::debug!(service = %sends.service.name, address = address.as_str(),
                 error = %failure.error.message, ?next, "call failed");
             match next {
                 Next::GiveUp => return ControlFlow::Break(Err(failure.error.into())),
@@ -346,10 +352,8 @@ impl Upstream {
         let pools = self.pools.borrow();
         (0..service.instances.len()).find(|&i| {
             !tried.contains(i)
-                && service.instances[i]
-                    .address
-                    .socket()
-                    .and_then(|addr| pools.get(&addr))
+                && pools
+                    .get(&service.instances[i].address)
                     .is_some_and(|p| p.health().refused())
         })
     }
@@ -362,11 +366,14 @@ impl Upstream {
         let now = std::cell::OnceCell::new();
         let now = || *now.get_or_init(Instant::now);
         // (available, in flight); an address that did not resolve is never available.
-        let state = |i: usize| match service.instances[i].address.socket() {
-            None => (false, 0),
-            Some(addr) => pools
-                .get(&addr)
-                .map_or((true, 0), |p| (p.health().available(now), p.in_flight())),
+        let state = |i: usize| {
+            let address = &service.instances[i].address;
+            if !address.is_resolved() {
+                return (false, 0);
+            }
+            pools
+                .get(address)
+                .map_or((true, 0), |p| (p.health().available(now), p.in_flight()))
         };
         let candidates =
             || (0..service.instances.len()).filter(|&i| !tried.contains(i) && state(i).0);

@@ -31,6 +31,16 @@
 //! A failed connection attempt marks the instance down for an exponentially growing time
 //! ([`Health`]); the first call after that time probes it again.
 //!
+//! An instance registered by host name may have several socket addresses ([`Address`]): ways to
+//! reach the one instance (a dual-stack host's `[::1]` and 127.0.0.1), not instances of their
+//! own. A connection attempt tries them in turn, the next one when one fails (refused, timed out,
+//! or any other failure), as nginx, Envoy and gRPC's `pick_first` do, starting with the one the
+//! last connection was made to: an address that refuses, or drops SYNs for the connect timeout,
+//! is paid for once per pool rather than once per connection. The attempt fails when every
+//! address has; it is a refusal (the evidence contract §6 asks before a service is removed) only
+//! when every address refused, and otherwise counts as the last other failure met. Health is the
+//! instance's: one pause for all its addresses.
+//!
 //! An open connection is not yet proof that the instance works: a backend that is shutting down,
 //! overloaded or broken may accept connections and end each at once (GOAWAY right after its
 //! SETTINGS, or a close), before it answers anything. Counting such a connection as a success
@@ -70,6 +80,7 @@ use h2::client::RequestHead;
 use h2::client::SendRequest;
 
 use crate::io::TokioIo;
+use crate::names::Address;
 use crate::upstream::codec::RequestMessage;
 use crate::upstream::down_marks::MarkSlot;
 use crate::upstream::waiters::Waiters;
@@ -262,7 +273,10 @@ type Connecting = Shared<LocalBoxFuture<'static, Result<(), ConnectFailure>>>;
 
 /// The connections of one shard to one instance.
 pub struct InstancePool {
-    addr: SocketAddr,
+    /// Where the instance listens: the socket addresses its host resolved to, tried in turn.
+    address: Address,
+    /// Which of them the last connection was made to: the next attempt starts there.
+    preferred: Cell<usize>,
     uri: http::Uri,
     /// The request head of the last call to this instance from this shard, with the timeout it
     /// carries: calls of one service mostly carry the same timeout, and a head built once is
@@ -304,7 +318,7 @@ impl Drop for InstancePool {
     /// the map while calls hold it) may have published one of its own.
     fn drop(&mut self) {
         if let Some(until) = self.health.get().down_until {
-            self.marks.withdraw(self.addr, until);
+            self.marks.withdraw(&self.address, until);
         }
     }
 }
@@ -378,13 +392,16 @@ impl Lease {
 }
 
 impl InstancePool {
-    /// An empty pool for the instance at `addr`, publishing its down marks to `marks`.
-    pub fn new(addr: SocketAddr, marks: MarkSlot) -> Rc<InstancePool> {
-        let uri = format!("http://{addr}{}", crate::proto::SEND_PATH)
+    /// An empty pool for the instance at `address`, publishing its down marks to `marks`.
+    pub fn new(address: Address, marks: MarkSlot) -> Rc<InstancePool> {
+        // The address as registered, as a gRPC client sends its target: a name-based virtual
+        // host in front of the backend routes on it (see `Address::as_str`).
+        let uri = format!("http://{}{}", address.as_str(), crate::proto::SEND_PATH)
             .parse()
-            .expect("a socket address makes a valid authority");
+            .expect("a checked host:port makes a valid authority");
         Rc::new(InstancePool {
-            addr,
+            address,
+            preferred: Cell::new(0),
             uri,
             last_head: RefCell::default(),
             conns: RefCell::default(),
@@ -405,7 +422,7 @@ impl InstancePool {
     /// answered connection of a well instance: only when it goes down or comes back).
     fn set_health(&self, health: Health) {
         if self.health.replace(health).down_until != health.down_until {
-            self.marks.publish(self.addr, health.down_until);
+            self.marks.publish(&self.address, health.down_until);
         }
     }
 
@@ -539,7 +556,7 @@ impl InstancePool {
     }
 
     async fn connect(self: Rc<Self>, connect_timeout: Duration) -> Result<(), ConnectFailure> {
-        let result = open(self.addr, connect_timeout).await;
+        let result = self.open_any(connect_timeout).await;
         self.connecting.borrow_mut().take();
         let mut health = self.health.get();
         let outcome = match result {
@@ -578,15 +595,50 @@ impl InstancePool {
         self.waiters.wake_all();
         outcome
     }
+
+    /// Opens a connection to the first of the instance's socket addresses that takes one,
+    /// starting with the one the last connection was made to (see the module docs). The instance
+    /// refused only if every address did; otherwise the failure is the last one met at an
+    /// address that did not refuse: something answers there.
+    async fn open_any(&self, connect_timeout: Duration) -> Result<Opened, ConnectFailure> {
+        let sockets = self.address.sockets();
+        let first = self.preferred.get();
+        let order = std::iter::once(first).chain((0..sockets.len()).filter(|&i| i != first));
+        let mut failure = None;
+        for i in order {
+            let Some(&socket) = sockets.get(i) else {
+                break;
+            };
+            match open(socket, connect_timeout).await {
+                Ok(opened) => {
+                    self.preferred.set(i);
+                    return Ok(opened);
+                }
+                Err(e) => {
+                    tracing::debug!(address = %self.address.as_str(), %socket, failure = ?e,
+                        "connection attempt failed");
+                    if e != ConnectFailure::Refused {
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+        // An address that did not resolve has no pool (see `Upstream::send_to`).
+        let refused = if sockets.is_empty() {
+            ConnectFailure::Failed
+        } else {
+            ConnectFailure::Refused
+        };
+        Err(failure.unwrap_or(refused))
+    }
 }
 
 type Driver = h2::client::Connection<TokioIo<TcpStream>, RequestMessage>;
+/// An open connection: its request handle, its driver, its socket.
+type Opened = (SendRequest<RequestMessage>, Driver, RawFd);
 
 /// Opens one h2c connection (prior knowledge) to `addr`; also returns its socket.
-async fn open(
-    addr: SocketAddr,
-    connect_timeout: Duration,
-) -> Result<(SendRequest<RequestMessage>, Driver, RawFd), ConnectFailure> {
+async fn open(addr: SocketAddr, connect_timeout: Duration) -> Result<Opened, ConnectFailure> {
     let stream = TcpStream::connect_timeout(addr, connect_timeout)
         .await
         .map_err(|e| match std::io::Error::from(e).kind() {
@@ -627,6 +679,11 @@ pub(crate) mod tests {
     /// Generous: the listener is in this process, so connecting only fails if something is broken.
     const TEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+    /// The address of an instance registered as `addr` (an IP address: nothing to resolve).
+    pub(crate) fn at(addr: SocketAddr) -> Address {
+        Address::parse(&addr.to_string()).expect("a socket address")
+    }
+
     /// Blocks the thread (not the executor: no other task runs meanwhile) until the peer's close
     /// has reached `fd`. Bounded by the poll timeout.
     fn wait_for_hangup(fd: RawFd) {
@@ -648,7 +705,7 @@ pub(crate) mod tests {
             .make()
             .expect("executor")
             .run(async move {
-                let pool = InstancePool::new(addr, MarkSlot::detached());
+                let pool = InstancePool::new(at(addr), MarkSlot::detached());
                 drop(
                     pool.checkout(TEST_CONNECT_TIMEOUT, Instant::now())
                         .await
@@ -723,7 +780,7 @@ pub(crate) mod tests {
                 })
                 .await;
             });
-            let pool = InstancePool::new(addr, MarkSlot::detached());
+            let pool = InstancePool::new(at(addr), MarkSlot::detached());
             let mut lease = pool
                 .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
                 .await
@@ -756,7 +813,7 @@ pub(crate) mod tests {
             .make()
             .expect("executor")
             .run(async move {
-                let pool = InstancePool::new(addr, MarkSlot::detached());
+                let pool = InstancePool::new(at(addr), MarkSlot::detached());
                 // The call starts the attempt, then is dropped before it could see the end.
                 let call = pool.checkout(TEST_CONNECT_TIMEOUT, Instant::now());
                 assert!(futures_lite::future::poll_once(call).await.is_none());
@@ -843,7 +900,7 @@ pub(crate) mod tests {
                     .detach();
                 }
             });
-            let pool = InstancePool::new(addr, MarkSlot::detached());
+            let pool = InstancePool::new(at(addr), MarkSlot::detached());
             for failures in 1..=3u32 {
                 let before = Instant::now();
                 // Down after the last one, the instance is connected to again: a call sent
@@ -891,7 +948,7 @@ pub(crate) mod tests {
                 // Writes the answer; ends when the client closes the connection.
                 while conn.accept().await.is_some() {}
             });
-            let pool = InstancePool::new(addr, MarkSlot::detached());
+            let pool = InstancePool::new(at(addr), MarkSlot::detached());
             let mut lease = pool
                 .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
                 .await
@@ -917,6 +974,104 @@ pub(crate) mod tests {
             drop(pool);
             server.await;
         });
+    }
+
+    /// A socket address where nothing listens while the returned socket lives (bound, never
+    /// listening): a connection attempt there is refused.
+    fn refusing(ip: &str) -> (socket2::Socket, SocketAddr) {
+        use socket2::{Domain, Socket, Type};
+        let addr: SocketAddr = format!("{ip}:0").parse().unwrap();
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        let bound = socket.local_addr().unwrap().as_socket().unwrap();
+        (socket, bound)
+    }
+
+    /// Serves every connection `listener` accepts with h2, answering each call UNIMPLEMENTED.
+    async fn serve_unimplemented(listener: glommio::net::TcpListener) {
+        loop {
+            let stream = listener.accept().await.unwrap();
+            glommio::spawn_local(async move {
+                let Ok(mut conn) = h2::server::handshake(TokioIo::new(stream)).await else {
+                    return;
+                };
+                while let Some(Ok((_call, mut respond))) = conn.accept().await {
+                    let head = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", "12")
+                        .body(())
+                        .unwrap();
+                    let _ = respond.send_response(head, true);
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// A host name that resolved to `[::1]` first and 127.0.0.1 second (glibc's order for
+    /// `localhost` with the Debian and Docker `/etc/hosts`), the backend listening on 127.0.0.1
+    /// only: the refused `[::1]` is passed over for 127.0.0.1, which the next connection tries
+    /// first.
+    #[test]
+    fn a_name_s_next_address_is_tried_when_one_refuses() {
+        with_backend(|listener, live| async move {
+            let server = glommio::spawn_local(serve_unimplemented(listener));
+            let (_held, refused) = refusing("[::1]");
+            let address = Address::resolved_as("localhost:7000", vec![refused, live]);
+            let pool = InstancePool::new(address, MarkSlot::detached());
+            let mut lease = pool
+                .checkout(TEST_CONNECT_TIMEOUT, Instant::now())
+                .await
+                .expect("connects to the second address");
+            let answered = call(&mut lease).await.expect_err("UNIMPLEMENTED");
+            assert_eq!(answered, ErrorKind::Grpc(GrpcCode::Unimplemented));
+            drop(lease);
+            assert_eq!(pool.preferred.get(), 1, "127.0.0.1 first from now on");
+            let health = pool.health();
+            assert!(health.available(Instant::now) && !health.refused());
+            assert_eq!(health.failures, 0);
+            drop(server);
+        });
+    }
+
+    /// Every address refused: the instance refused (contract §6's evidence for removing the
+    /// service).
+    #[test]
+    fn an_instance_refuses_only_when_every_address_does() {
+        let (_v6, refused_v6) = refusing("[::1]");
+        let (_v4, refused_v4) = refusing("127.0.0.1");
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let both = Address::resolved_as("localhost:7000", vec![refused_v6, refused_v4]);
+                let pool = InstancePool::new(both, MarkSlot::detached());
+                let failure = pool.checkout(TEST_CONNECT_TIMEOUT, Instant::now()).await;
+                assert_eq!(failure.err(), Some(ConnectFailure::Refused));
+                assert!(pool.health().refused());
+            });
+    }
+
+    /// Calls carry the address as registered as their `:authority`; any address the registry
+    /// accepts makes one (a pool that could not would stop its shard).
+    #[test]
+    fn calls_name_the_address_as_registered() {
+        let label = "l".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}.:65535", &label[3..]);
+        for text in [
+            "localhost:50051",
+            "Backend-1.EXAMPLE.com:80",
+            "example.com.:443",
+            "10.0.0.5:1",
+            "[::1]:8080",
+            "[::ffff:10.0.0.1]:80",
+            longest.as_str(),
+        ] {
+            crate::names::Address::check(text).expect(text);
+            let pool = InstancePool::new(Address::resolved_as(text, vec![]), MarkSlot::detached());
+            assert_eq!(pool.uri.authority().map(|a| a.as_str()), Some(text));
+            assert_eq!(pool.uri.path(), crate::proto::SEND_PATH);
+        }
     }
 
     #[test]

@@ -529,6 +529,7 @@ pub struct GatewayBuilder {
     config: Option<String>,
     envs: Vec<(String, String)>,
     shards: Option<u32>,
+    hosts: Option<String>,
 }
 
 impl Gateway {
@@ -543,6 +544,7 @@ impl Gateway {
             config: None,
             envs: Vec::new(),
             shards: Some(default_shards()),
+            hosts: None,
         }
     }
 
@@ -598,6 +600,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Runs the gateway with `contents` as its `/etc/hosts` (see [`with_hosts_file`]: root only).
+    pub fn hosts(mut self, contents: &str) -> Self {
+        self.hosts = Some(contents.to_string());
+        self
+    }
+
     /// Starts the gateway and waits (bounded) until `GET /-/health` answers 200. A start that
     /// fails with address-in-use is retried on another port; any other failure panics with stderr.
     pub fn start(self) -> Gateway {
@@ -606,11 +614,18 @@ impl GatewayBuilder {
             .config
             .as_ref()
             .map(|c| dir.write("switchyard.toml", c.as_bytes()));
+        let hosts_path = self
+            .hosts
+            .as_ref()
+            .map(|h| dir.write("hosts", h.as_bytes()));
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let mut cmd = Command::new(GATEWAY_BIN);
+            let mut cmd = match &hosts_path {
+                Some(hosts) => with_hosts_file(hosts, GATEWAY_BIN),
+                None => Command::new(GATEWAY_BIN),
+            };
             cmd.arg("--listen").arg(addr.to_string());
             if let Some(n) = self.shards {
                 cmd.arg("--shards").arg(n.to_string());
@@ -644,6 +659,50 @@ impl GatewayBuilder {
         panic!("gateway start failed {START_ATTEMPTS} times with address in use\n{last_failure}");
     }
 }
+
+/// A command that runs `program` with the file at `hosts` as its `/etc/hosts`: in a mount
+/// namespace of its own (`unshare --mount`, private propagation), where the file is bind-mounted
+/// over `/etc/hosts`, so that nothing outside sees it. The resolver reads `/etc/hosts` as always
+/// (`files` in nsswitch.conf), so a test can have a name resolve as some system's hosts file has
+/// it (Debian's `::1 localhost` beside `127.0.0.1 localhost`) without touching this machine's.
+/// Needs root (CAP_SYS_ADMIN), as the suite runs (README, Tests); `unshare` and `mount` are
+/// util-linux's. The command's arguments follow the program's; `sh` execs it, so its pid is the
+/// program's.
+pub fn with_hosts_file(hosts: &Path, program: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--", "sh", "-c"])
+        .arg(r#"mount --bind "$0" /etc/hosts && exec "$@""#)
+        .arg(hosts)
+        .arg(program);
+    cmd
+}
+
+/// The addresses `getent ahosts NAME` gives for `name` (glibc's `getaddrinfo`, in its order) with
+/// `hosts` as `/etc/hosts` ([`with_hosts_file`]).
+pub fn resolved_with_hosts_file(hosts: &Path, name: &str) -> Vec<String> {
+    let mut cmd = with_hosts_file(hosts, "getent");
+    cmd.args(["ahosts", name]);
+    let ran = run_bounded("getent", cmd, GETENT_LIMIT);
+    assert!(
+        ran.status.success(),
+        "getent ahosts {name} in a mount namespace of its own (needs root): {ran:?}"
+    );
+    let mut seen = Vec::new();
+    for line in ran.stdout.lines() {
+        let addr = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if !addr.is_empty() && !seen.contains(&addr) {
+            seen.push(addr);
+        }
+    }
+    seen
+}
+
+/// Bound on one `getent` run: it reads a local file.
+const GETENT_LIMIT: Duration = Duration::from_secs(10);
 
 enum Exited {
     AddrInUse,

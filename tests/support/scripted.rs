@@ -6,8 +6,8 @@
 //! none belongs, a stream limit of one, a call held open until the test lets it go, a GOAWAY that
 //! says the calls in flight were not processed. It runs in the test process (h2's server on a
 //! glommio executor of its own thread), so it tells the test what happened without a log to
-//! parse: every call it received, on which connection, with which `grpc-timeout`, and which
-//! connections have applied its SETTINGS. Waits are bounded, as everywhere in `support`.
+//! parse: every call it received, on which connection, with which `:authority` and
+//! `grpc-timeout`, and which connections have applied its SETTINGS. Waits are bounded, as everywhere in `support`.
 
 use std::collections::HashSet;
 use std::future::poll_fn;
@@ -48,6 +48,8 @@ pub struct Call {
     pub conn: usize,
     /// Its HTTP/2 stream id.
     pub stream: u32,
+    /// Its `:authority`, as sent.
+    pub authority: String,
     /// `ForwardingReq.path`.
     pub path: String,
     /// `ForwardingReq.request_id`.
@@ -446,7 +448,7 @@ async fn go_away_unprocessed(
                 }
                 if flags & frame::END_STREAM != 0 {
                     let message = messages.remove(&id).unwrap_or_default();
-                    record(&shared, 1, id, None, &message);
+                    record(&shared, 1, id, String::new(), None, &message);
                     ended += 1;
                     if ended == calls {
                         // Last stream id 0, NO_ERROR.
@@ -558,6 +560,10 @@ async fn call(
     go_away: Rc<mpsc::UnboundedSender<oneshot::Sender<()>>>,
 ) {
     let stream = u32::from(respond.stream_id());
+    let authority = request
+        .uri()
+        .authority()
+        .map_or_else(String::new, |a| a.to_string());
     let grpc_timeout = request
         .headers()
         .get("grpc-timeout")
@@ -576,7 +582,7 @@ async fn call(
             message.extend_from_slice(&chunk);
         }
     }
-    let call = record(&shared, conn, stream, grpc_timeout, &message);
+    let call = record(&shared, conn, stream, authority, grpc_timeout, &message);
     let mut answer = script(&call);
     loop {
         answer = match answer {
@@ -636,6 +642,7 @@ fn record(
     shared: &Shared,
     conn: usize,
     stream: u32,
+    authority: String,
     grpc_timeout: Option<String>,
     message: &[u8],
 ) -> Call {
@@ -652,6 +659,7 @@ fn record(
         let call = Call {
             conn,
             stream,
+            authority,
             path: req.path.clone(),
             request_id: req.request_id.clone(),
             attempt,
