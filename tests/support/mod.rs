@@ -1299,9 +1299,15 @@ async fn h2_call(
 ) -> (u16, Vec<u8>) {
     client = client.ready().await.expect("ready");
     let (resp, _body) = client.send_request(request, end_stream).expect("send");
-    let resp = resp.await.expect("response");
-    let status = resp.status().as_u16();
-    let mut body = resp.into_body();
+    read_h2_answer(resp).await
+}
+
+/// Awaits an HTTP/2 answer and reads its body whole, giving its window back as it goes:
+/// `(status, body)`.
+async fn read_h2_answer(response: h2::client::ResponseFuture) -> (u16, Vec<u8>) {
+    let response = response.await.expect("response");
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
     let mut out = Vec::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.expect("body");
@@ -1384,19 +1390,8 @@ pub fn h2_upload(
             }
             sent
         };
-        let answer = async {
-            let response = response.await.expect("response");
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let mut out = Vec::new();
-            while let Some(chunk) = body.data().await {
-                let chunk = chunk.expect("body");
-                let _ = body.flow_control().release_capacity(chunk.len());
-                out.extend_from_slice(&chunk);
-            }
-            (status, out)
-        };
-        let (sent, (status, body)) = futures_lite::future::zip(upload, answer).await;
+        let (sent, (status, body)) =
+            futures_lite::future::zip(upload, read_h2_answer(response)).await;
         let reset = if end_stream {
             match poll_fn(|cx| Poll::Ready(stream.poll_reset(cx))).await {
                 Poll::Ready(Ok(reason)) => Some(reason),
