@@ -564,3 +564,49 @@ fn a_name_whose_first_address_refuses_is_reached_at_the_next() {
         address
     );
 }
+
+/// The deadline of the calls in [`a_backend_that_never_sends_its_settings_is_passed_over`]: well
+/// above the handshake timeout (1 s), so that a call whose connection never settles still has
+/// time to go to the other instance, and a call left waiting on that connection gets 504.
+const SILENT_TEST_DEADLINE_MS: u64 = 5_000;
+
+#[test]
+fn a_backend_that_never_sends_its_settings_is_passed_over() {
+    // A hung or stopped backend: its kernel completes TCP handshakes from the listen backlog and
+    // nothing more comes. Calls sent on such a connection waited for their whole deadline (504),
+    // the instance stayed healthy and in rotation (about 40 % of GETs, none failed over).
+    let gw = Gateway::builder()
+        .shards(Some(1))
+        .config(&format!("request_timeout_ms = {SILENT_TEST_DEADLINE_MS}"))
+        .start();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let _live = Echo::start("alive");
+    register(&gw, "svc", "silent", &silent_addr);
+    register(&gw, "svc", "alive", &_live.addr);
+    // Each request picks the silent instance with probability 1/2 until it is marked down; a
+    // POST too, which may go elsewhere since nothing was sent.
+    let mut requests = 0;
+    let marked_down = poll_until(READY_TRIES, || {
+        requests += 1;
+        let r = if requests % 2 == 0 {
+            http("POST", gw.url("/svc/post")).body("x").send()
+        } else {
+            gw.get("/svc/get")
+        };
+        assert_echo_ok(&r);
+        assert_eq!(
+            r.header("x-echo-instance"),
+            Some("alive"),
+            "request {requests}"
+        );
+        !healthy(&gw, "svc", "silent")
+    });
+    assert!(
+        marked_down,
+        "the silent instance never marked down: {}",
+        services(&gw)
+    );
+    // Not refusing: the service stays.
+    assert_eq!(service_names(&gw), ["svc"]);
+}

@@ -78,9 +78,14 @@ use down_marks::MarkSlot;
 use pool::{ConnectFailure, InstancePool};
 use reply::{Reply, ReplyHeaders};
 
-/// Longest wait for a TCP connection and h2 handshake: a backend on the same network answers a SYN
-/// in well under a millisecond, so a second means it is not there.
+/// Longest wait for a TCP connection: a backend on the same network answers a SYN in well under a
+/// millisecond, so a second means it is not there. Its SETTINGS then get [`HANDSHAKE_TIMEOUT`].
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest wait, once a TCP connection is open, for the backend's HTTP/2 SETTINGS (confirmed by a
+/// PING's answer, see [`pool`]). A backend sends them as it accepts the connection; one whose
+/// kernel completed the handshake for it from the listen backlog but which sends nothing within a
+/// second is hung or stopped, and its connection counts as one that timed out.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Least time given to a connection attempt (a zero timeout is refused by the socket layer); the
 /// call's own deadline still bounds it.
 const MIN_CONNECT_TIMEOUT: Duration = Duration::from_millis(1);

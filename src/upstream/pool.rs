@@ -41,6 +41,22 @@
 //! when every address refused, and otherwise counts as the last other failure met. Health is the
 //! instance's: one pause for all its addresses.
 //!
+//! A connection is made once the backend's SETTINGS have arrived on it, not when TCP is: RFC
+//! 9113 §3.4 has a server send its SETTINGS first, as it accepts, and a backend that is hung or
+//! stopped (SIGSTOP) still has its kernel complete TCP handshakes from the listen backlog, then
+//! sends nothing. Such a connection, lent at once, took every call sent to the instance for the
+//! whole deadline (504), and the instance stayed in rotation. So the pool sends a PING with its
+//! preface and lends the connection only once the PONG is back: the backend's SETTINGS came
+//! before it (and h2 applies them before reading on, so the stream limit is the backend's by
+//! then). No call is written to a connection before that. Not within
+//! [`HANDSHAKE_TIMEOUT`](super::HANDSHAKE_TIMEOUT), the attempt has failed (`TimedOut`), as a
+//! connect that timed out: the instance is marked down, never as refusing, and the calls waiting
+//! for the connection go to another instance, safely whatever their method (none was sent). A
+//! backend that ends the connection before its PONG has `Dropped` it. gRPC clients wait for the
+//! server's preface the same way (grpc-go fails a connection whose preface did not come within
+//! its connect deadline). The cost: the first call on a new connection waits for the PONG, a
+//! round trip that the SETTINGS take anyway, where it used to go out with the preface.
+//!
 //! An open connection is not yet proof that the instance works: a backend that is shutting down,
 //! overloaded or broken may accept connections and end each at once (GOAWAY right after its
 //! SETTINGS, or a close), before it answers anything. Counting such a connection as a success
@@ -68,8 +84,10 @@
 //! it (contract §6).
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -84,6 +102,7 @@ use crate::names::Address;
 use crate::upstream::codec::RequestMessage;
 use crate::upstream::down_marks::MarkSlot;
 use crate::upstream::waiters::Waiters;
+use crate::upstream::HANDSHAKE_TIMEOUT;
 
 /// Connections per instance per shard: two keep a backend busy while one is being replaced, and
 /// `shards × 2` connections per backend stays small for backends with per-connection cost.
@@ -132,12 +151,14 @@ const SLOT_RECHECK: Duration = Duration::from_millis(50);
 pub enum ConnectFailure {
     /// The instance actively refused the connection (nothing listens there).
     Refused,
-    /// No answer within the connect timeout.
+    /// No answer within the connect timeout, or no SETTINGS within the handshake timeout (see
+    /// the module docs): nothing that works answers there, which is not a refusal either.
     TimedOut,
     /// Any other failure (unreachable, handshake error).
     Failed,
     /// The instance accepted the connection, then ended it (GOAWAY, close, reset) before any
-    /// answer arrived on it (see the module docs). Not a refusal: something listens there.
+    /// answer arrived on it, or before its SETTINGS (see the module docs). Not a refusal:
+    /// something listens there.
     Dropped,
 }
 
@@ -661,11 +682,35 @@ async fn open(addr: SocketAddr, connect_timeout: Duration) -> Result<Opened, Con
         // That bound guards a server against its clients; a backend is the operator's own.
         .max_local_error_reset_streams(None)
         .handshake::<_, RequestMessage>(TokioIo::new(stream));
-    match crate::timeout::within(connect_timeout, handshake).await {
-        Some(Ok((send, driver))) => Ok((send, driver, fd)),
-        Some(Err(_)) => Err(ConnectFailure::Failed),
-        None => Err(ConnectFailure::TimedOut),
-    }
+    let settled = async {
+        let (send, mut driver) = handshake.await.map_err(|_| ConnectFailure::Failed)?;
+        settle(&mut driver).await?;
+        Ok((send, driver, fd))
+    };
+    let handshake_timeout = HANDSHAKE_TIMEOUT.min(connect_timeout);
+    crate::timeout::within(handshake_timeout, settled)
+        .await
+        .unwrap_or(Err(ConnectFailure::TimedOut))
+}
+
+/// Drives `driver`'s connection until the backend's SETTINGS have arrived (see the module docs):
+/// a PING sent after the client's preface comes back only after them, and h2 applies a SETTINGS
+/// frame before it reads the next one. `Dropped` when the backend ends the connection first.
+async fn settle(driver: &mut Driver) -> Result<(), ConnectFailure> {
+    let mut ping_pong = driver.ping_pong().ok_or(ConnectFailure::Failed)?;
+    ping_pong
+        .send_ping(h2::Ping::opaque())
+        .map_err(|_| ConnectFailure::Failed)?;
+    std::future::poll_fn(|cx| {
+        // The driver reads the PONG (and before it the SETTINGS); done, the connection is.
+        if Pin::new(&mut *driver).poll(cx).is_ready() {
+            return Poll::Ready(Err(ConnectFailure::Dropped));
+        }
+        ping_pong
+            .poll_pong(cx)
+            .map(|pong| pong.map(drop).map_err(|_| ConnectFailure::Dropped))
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -697,10 +742,12 @@ pub(crate) mod tests {
         assert_eq!(ready, 1, "the peer's close reached the socket");
     }
 
-    /// Runs `f` with a pool connected to a listener that has accepted its one connection.
+    /// Runs `f` with a pool connected to a listener that has accepted its one connection and
+    /// answered its preface ([`answer_preface`]).
     fn with_connected_pool(f: impl FnOnce(Rc<InstancePool>, std::net::TcpStream) + 'static) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || answer_preface(listener));
         glommio::LocalExecutorBuilder::default()
             .make()
             .expect("executor")
@@ -711,10 +758,49 @@ pub(crate) mod tests {
                         .await
                         .expect("connects"),
                 );
-                // The connection sits in the listener's backlog: accepting does not block.
-                let (peer, _) = listener.accept().unwrap();
-                f(pool, peer);
+                f(pool, server.join().expect("the preface answered"));
             });
+    }
+
+    /// Accepts one connection and answers its HTTP/2 preface as a server does: its SETTINGS
+    /// (empty), then the acknowledgement of the client's first PING, which the pool waits for.
+    /// Returns the connection once the PING is answered; each read is bounded by
+    /// [`TEST_CONNECT_TIMEOUT`], and their number too (the preface is a few dozen bytes).
+    fn answer_preface(listener: TcpListener) -> std::net::TcpStream {
+        use std::io::{Read, Write};
+        const MAX_READS: usize = 64;
+        const PREFACE_LEN: usize = 24;
+        const HEAD_LEN: usize = 9;
+        const PING: u8 = 6;
+        const PING_LEN: usize = 8;
+        const SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+        let (mut peer, _) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(TEST_CONNECT_TIMEOUT)).unwrap();
+        peer.write_all(&SETTINGS).unwrap();
+        let mut buf = Vec::new();
+        let mut at = PREFACE_LEN;
+        for _ in 0..MAX_READS {
+            while buf.len() >= at + HEAD_LEN {
+                let head = &buf[at..at + HEAD_LEN];
+                let len =
+                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+                if head[3] == PING && buf.len() >= at + HEAD_LEN + PING_LEN {
+                    let mut pong = vec![0, 0, PING_LEN as u8, PING, 1, 0, 0, 0, 0];
+                    pong.extend_from_slice(&buf[at + HEAD_LEN..at + HEAD_LEN + PING_LEN]);
+                    peer.write_all(&pong).unwrap();
+                    return peer;
+                }
+                if head[3] == PING {
+                    break;
+                }
+                at += HEAD_LEN + len;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = peer.read(&mut chunk).expect("the client's preface");
+            assert!(n > 0, "the client closed before its PING");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        panic!("no PING in the client's first {MAX_READS} reads");
     }
 
     /// Runs `test` on an executor of its own, with a listener for its backend bound to a free
@@ -1072,6 +1158,73 @@ pub(crate) mod tests {
             assert_eq!(pool.uri.authority().map(|a| a.as_str()), Some(text));
             assert_eq!(pool.uri.path(), crate::proto::SEND_PATH);
         }
+    }
+
+    /// Connection attempts given to a backend that never sends its SETTINGS: short, so that
+    /// the test spends little time on each (the pool's own bound is `HANDSHAKE_TIMEOUT`).
+    const SILENT_WAIT: Duration = Duration::from_millis(200);
+
+    /// A backend whose kernel completes TCP handshakes from the listen backlog while the
+    /// process sends nothing (hung, or stopped with SIGSTOP): a listener that is never accepted
+    /// from. Its connections are open; no SETTINGS ever come.
+    fn silent() -> (TcpListener, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    }
+
+    /// A connection open at the TCP level, with no SETTINGS within the handshake timeout, is a
+    /// failed attempt: the instance is marked down as for a connect that timed out, and not as
+    /// refusing. It was never lent, so nothing was sent on it.
+    #[test]
+    fn a_connection_without_the_backend_s_settings_is_a_failed_attempt() {
+        let (_listener, addr) = silent();
+        glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor")
+            .run(async move {
+                let pool = InstancePool::new(at(addr), MarkSlot::detached());
+                let before = Instant::now();
+                let failure = pool.checkout(SILENT_WAIT, before).await;
+                assert_eq!(failure.err(), Some(ConnectFailure::TimedOut));
+                assert!(pool.conns.borrow().is_empty(), "never lent");
+                let health = pool.health();
+                assert_eq!(health.last_failure, Some(ConnectFailure::TimedOut));
+                assert!(!health.refused());
+                assert!(!health.available(|| before + SILENT_WAIT));
+            });
+    }
+
+    /// An instance with an address that refuses and one that never sends its SETTINGS did not
+    /// refuse (something listens); one with a silent address and a live one is connected at the
+    /// live one.
+    #[test]
+    fn a_silent_address_is_passed_over_and_is_no_refusal() {
+        with_backend(|listener, live| async move {
+            let server = glommio::spawn_local(serve_unimplemented(listener));
+            let (_listener, quiet) = silent();
+            let (_held, refused) = refusing("[::1]");
+            let pool = InstancePool::new(
+                Address::resolved_as("localhost:7000", vec![refused, quiet]),
+                MarkSlot::detached(),
+            );
+            let failure = pool.checkout(SILENT_WAIT, Instant::now()).await;
+            assert_eq!(failure.err(), Some(ConnectFailure::TimedOut));
+            assert!(!pool.health().refused());
+
+            let pool = InstancePool::new(
+                Address::resolved_as("localhost:7000", vec![quiet, live]),
+                MarkSlot::detached(),
+            );
+            let mut lease = pool
+                .checkout(SILENT_WAIT, Instant::now())
+                .await
+                .expect("connects to the live address");
+            let answered = call(&mut lease).await.expect_err("UNIMPLEMENTED");
+            assert_eq!(answered, ErrorKind::Grpc(GrpcCode::Unimplemented));
+            assert_eq!(pool.preferred.get(), 1);
+            drop(server);
+        });
     }
 
     #[test]

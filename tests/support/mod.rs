@@ -157,8 +157,10 @@ impl Default for DeadAddr {
     }
 }
 
-/// A gRPC backend that never answers a call: it accepts connections, reads HTTP/2 frames until a
-/// call's HEADERS frame arrives, counts the call and ends the connection as its [`Ending`] says.
+/// A gRPC backend that never answers a call: it accepts connections, sends its SETTINGS and
+/// acknowledges the client's PINGs as any HTTP/2 server does (the gateway sends no call before
+/// the answer to its first PING), reads HTTP/2 frames until a call's HEADERS frame arrives,
+/// counts the call and ends the connection as its [`Ending`] says.
 pub struct DyingBackend {
     pub addr: String,
     calls: Arc<AtomicUsize>,
@@ -172,8 +174,8 @@ pub enum Ending {
     /// A reset without a word, as when the kernel reaps a backend killed with a call in flight:
     /// the call may or may not have been processed.
     Reset,
-    /// The HTTP/2 way of shutting down: SETTINGS, then GOAWAY (NO_ERROR) with last stream id 0,
-    /// which tells the client that none of its streams was processed, then a clean close.
+    /// The HTTP/2 way of shutting down: GOAWAY (NO_ERROR) with last stream id 0, which tells
+    /// the client that none of its streams was processed, then a clean close.
     GoAway,
 }
 
@@ -244,13 +246,12 @@ impl Drop for DyingBackend {
     }
 }
 
-/// Sends the server's SETTINGS and a GOAWAY that processed no stream, closes the sending side and
-/// waits for the client to close (so that the client reads the GOAWAY before any reset).
+/// Sends a GOAWAY that processed no stream, closes the sending side and waits for the client to
+/// close (so that the client reads the GOAWAY before any reset).
 fn go_away(mut conn: &TcpStream) {
-    const SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
     // Length 8, type 7, no flags, stream 0; last stream id 0, error code NO_ERROR.
     const GOAWAY: [u8; 17] = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    let _ = conn.write_all(&[&SETTINGS[..], &GOAWAY[..]].concat());
+    let _ = conn.write_all(&GOAWAY);
     let _ = conn.shutdown(std::net::Shutdown::Write);
     // A client that read the GOAWAY closes at once; each read ends within the read timeout.
     const MAX_READS: usize = 64;
@@ -262,24 +263,45 @@ fn go_away(mut conn: &TcpStream) {
     }
 }
 
-/// Reads an HTTP/2 client connection until a HEADERS frame (a call) arrives: true then, false on
-/// end of stream, error or timeout.
+/// Serves an HTTP/2 client connection as a server that takes no call yet would: sends its
+/// SETTINGS (empty: the defaults), then reads frames, acknowledging each PING, until a HEADERS
+/// frame (a call) arrives: true then, false on end of stream, error or timeout.
 fn read_until_call(mut conn: &TcpStream) -> bool {
     const PREFACE_LEN: usize = 24;
     const FRAME_HEAD_LEN: usize = 9;
     const HEADERS: u8 = 1;
+    const PING: u8 = 6;
+    const ACK: u8 = 1;
+    const PING_LEN: usize = 8;
+    const SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+    // A preface, a PING and a call's HEADERS come in a few reads; each is bounded in time.
+    const MAX_READS: usize = 256;
     conn.set_read_timeout(Some(DYING_READ_TIMEOUT))
         .expect("read timeout");
+    if conn.write_all(&SETTINGS).is_err() {
+        return false;
+    }
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let mut at = PREFACE_LEN;
-    loop {
+    for _ in 0..MAX_READS {
         while buf.len() >= at + FRAME_HEAD_LEN {
             let head = &buf[at..at + FRAME_HEAD_LEN];
             if head[3] == HEADERS {
                 return true;
             }
             let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            if head[3] == PING && head[4] & ACK == 0 {
+                let payload_at = at + FRAME_HEAD_LEN;
+                if buf.len() < payload_at + PING_LEN {
+                    break;
+                }
+                let mut pong = vec![0, 0, PING_LEN as u8, PING, ACK, 0, 0, 0, 0];
+                pong.extend_from_slice(&buf[payload_at..payload_at + PING_LEN]);
+                if conn.write_all(&pong).is_err() {
+                    return false;
+                }
+            }
             at += FRAME_HEAD_LEN + len;
         }
         match conn.read(&mut chunk) {
@@ -287,6 +309,7 @@ fn read_until_call(mut conn: &TcpStream) -> bool {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+    false
 }
 
 /// Polls `cond` up to `tries` times, `POLL_INTERVAL` apart; true as soon as it holds.
