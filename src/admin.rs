@@ -268,7 +268,9 @@ async fn write(
 ) -> Result<Response, GatewayError> {
     let outcome = shard.registry_client.write(op).await.map_err(|e| match e {
         RegistryError::Invalid(m) => GatewayError::bad_request(m),
-        RegistryError::Unavailable(m) => GatewayError::new(ErrorKind::RegistryUnavailable, m),
+        RegistryError::Unavailable(m) | RegistryError::Unsent(m) => {
+            GatewayError::new(ErrorKind::RegistryUnavailable, m)
+        }
     })?;
     let status = match outcome {
         WriteOutcome::Created => 201,

@@ -103,6 +103,11 @@ pub enum RegistryError {
     /// The registry could not take the write now (log unwritable, owner gone, timeout).
     #[error("{0}")]
     Unavailable(String),
+    /// As [`Unavailable`](Self::Unavailable), but the write was never sent to the log (its bound
+    /// passed while it was queued, or it was queued behind a write that got no acknowledgement):
+    /// it cannot turn up in the log later.
+    #[error("{0}")]
+    Unsent(String),
 }
 
 /// A message to the owner.

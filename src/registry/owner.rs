@@ -467,6 +467,10 @@ impl<L: RegistryLog + 'static> Owner<L> {
             Ok(positions) => positions,
             Err(e) => {
                 self.metrics.log_write_failures.inc();
+                if matches!(e, RegistryError::Unsent(_)) {
+                    // Never sent: it cannot land, so nothing is burned or watched for.
+                    return Err(e);
+                }
                 for event in &events {
                     self.state.burn(event);
                 }
@@ -1035,5 +1039,52 @@ mod tests {
         );
         assert!(owner.apply_tombstone_at(&users(), &u1(), at(101)));
         assert_eq!(owner.state.instances().count(), 0);
+    }
+
+    /// A log that fails every append with the given error.
+    struct Failing(RegistryError);
+
+    impl RegistryLog for Failing {
+        fn append(
+            &mut self,
+            _events: &[Event],
+            _asked: Instant,
+            _deadline: Instant,
+        ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
+            Err(self.0.clone())
+        }
+    }
+
+    /// A write the log did not acknowledge may still land: it is watched for, and its version
+    /// burned. One the log never sent (untried behind a write that got no acknowledgement, during
+    /// an outage, maybe one of thousands of heartbeats) cannot land: watching for it would push the
+    /// writes that may land out of the watch list, bounded as it is.
+    #[test]
+    fn a_write_the_log_never_sent_is_not_watched_for() {
+        let owner_with = |error| {
+            let (links, _): (Vec<_>, Vec<_>) =
+                (0..1).map(|_| crate::registry::mailbox().unwrap()).unzip();
+            Owner::new(
+                "node-a".into(),
+                Failing(error),
+                links.into(),
+                Arc::new(RegistryMetrics::default()),
+            )
+        };
+        let mut unsent = owner_with(RegistryError::Unsent("not tried".into()));
+        assert!(unsent
+            .write(upsert_u1("127.0.0.1:1"), Instant::now(), later())
+            .is_err());
+        assert!(unsent.unacknowledged.is_empty());
+        assert_eq!(
+            unsent.metrics.log_write_failures.get(),
+            1,
+            "counted all the same"
+        );
+        let mut lost = owner_with(RegistryError::Unavailable("no acknowledgement".into()));
+        assert!(lost
+            .write(upsert_u1("127.0.0.1:1"), Instant::now(), later())
+            .is_err());
+        assert_eq!(lost.unacknowledged.len(), 1);
     }
 }

@@ -18,6 +18,11 @@
 //! then in the log already, read (a write on its way to the log gives up within seconds), so it
 //! cannot arrive after the removal is forgotten; and a gateway started after compaction has
 //! forgotten the removal already, which the clock floor covers.
+//!
+//! A tombstone (a null value in the log) for a registered instance forgets its key outright,
+//! version included ([`RegistryState::forget`]): that is the state of a gateway started after
+//! compaction, which reads neither the key's records nor the tombstone, so both take whatever
+//! the log says next about the key.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -213,7 +218,9 @@ impl RegistryState {
 
     /// Forgets the key, its version included, as if no event had ever been applied to it: what a
     /// tombstone does to a registered instance (see `Owner::apply_tombstone_at`). Returns the
-    /// change the shards must see.
+    /// change the shards must see. A version burned by a write of this node's that the log did
+    /// not acknowledge is kept: that write may still land, after the tombstone, and this node's
+    /// next write of the key must outrank it, as on every other gateway.
     pub fn forget(&mut self, service: &ServiceName, instance: &InstanceId) -> Option<Change> {
         let entry = self.entries.remove(&(service.clone(), instance.clone()))?;
         entry.address.map(|_| Change::Remove {

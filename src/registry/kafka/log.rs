@@ -211,7 +211,7 @@ impl RegistryLog for KafkaLog {
     ) -> Result<Vec<Option<LogPosition>>, RegistryError> {
         let start = Instant::now();
         if self.gave_up_at.is_some_and(|gave_up| asked < gave_up) {
-            return Err(RegistryError::Unavailable(
+            return Err(RegistryError::Unsent(
                 "the registry log (Kafka) did not acknowledge the write queued before this one in \
                  time: this one was not tried (is the broker down?)"
                     .into(),
@@ -219,7 +219,7 @@ impl RegistryLog for KafkaLog {
         }
         let until = deadline.min(asked + KAFKA_WRITE_TIMEOUT);
         if until <= start {
-            return Err(RegistryError::Unavailable(format!(
+            return Err(RegistryError::Unsent(format!(
                 "the registry write waited {} ms for the Kafka core, behind other writes",
                 start.saturating_duration_since(asked).as_millis()
             )));

@@ -155,7 +155,7 @@ fn a_deadline_already_past_fails_without_writing() {
         Instant::now(),
         Instant::now(),
     );
-    assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
+    assert!(matches!(r, Err(RegistryError::Unsent(_))), "{r:?}");
 }
 
 #[test]
@@ -442,7 +442,7 @@ fn a_write_whose_bound_passed_while_it_was_queued_is_not_sent() {
         Instant::now() + KAFKA_WRITE_TIMEOUT,
     );
     assert!(
-        matches!(&r, Err(RegistryError::Unavailable(m)) if m.contains("behind other writes")),
+        matches!(&r, Err(RegistryError::Unsent(m)) if m.contains("behind other writes")),
         "{r:?}"
     );
     log.append(&[event(2, Some("127.0.0.1:2"))], Instant::now(), soon())
@@ -501,8 +501,10 @@ fn writes_queued_behind_one_that_got_no_acknowledgement_fail_at_once_untried() {
     replies.sort_by_key(|(token, _)| *token);
     let messages: Vec<String> = replies
         .into_iter()
-        .map(|(_, result)| match result {
-            Err(RegistryError::Unavailable(m)) => m,
+        .enumerate()
+        .map(|(i, (_, result))| match (i, result) {
+            (0, Err(RegistryError::Unavailable(m))) => m,
+            (_, Err(RegistryError::Unsent(m))) => m,
             other => panic!("expected 503, got {other:?}"),
         })
         .collect();
