@@ -386,10 +386,11 @@ mod frame {
     pub const DATA: u8 = 0x0;
     pub const HEADERS: u8 = 0x1;
     pub const SETTINGS: u8 = 0x4;
+    pub const PING: u8 = 0x6;
     pub const GOAWAY: u8 = 0x7;
     /// On DATA and HEADERS.
     pub const END_STREAM: u8 = 0x1;
-    /// On SETTINGS.
+    /// On SETTINGS and PING.
     pub const ACK: u8 = 0x1;
 
     /// A frame on the connection (stream 0).
@@ -404,7 +405,7 @@ mod frame {
 }
 
 /// Serves a connection by hand (see [`ScriptedBuilder::go_away_unprocessed_on_first_connection`]):
-/// the defaults for SETTINGS, each call recorded as its request message ends, and after the
+/// the defaults for SETTINGS, PINGs answered, each call recorded as its request message ends, and after the
 /// `calls`th, GOAWAY (NO_ERROR) with last stream id 0. Then reads on, answering nothing, until
 /// the gateway closes the connection (or the backend stops).
 async fn go_away_unprocessed(
@@ -439,6 +440,10 @@ async fn go_away_unprocessed(
         match kind {
             frame::SETTINGS if flags & frame::ACK == 0 => {
                 reply = frame::connection(frame::SETTINGS, frame::ACK, &[]);
+            }
+            // The gateway lends a connection only once its handshake PING is answered.
+            frame::PING if flags & frame::ACK == 0 => {
+                reply = frame::connection(frame::PING, frame::ACK, &payload);
             }
             // The gateway pads nothing, and its header blocks are not read.
             frame::HEADERS | frame::DATA => {
