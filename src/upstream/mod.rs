@@ -382,10 +382,12 @@ impl Upstream {
         };
         let candidates =
             || (0..service.instances.len()).filter(|&i| !tried.contains(i) && state(i).0);
-        let count = candidates().count();
+        // One pass counts them and keeps the first: a service of one instance looks it up once.
+        let (count, first) =
+            candidates().fold((0, None), |(n, first), i| (n + 1, first.or(Some(i))));
         match count {
             0 => None,
-            1 => candidates().next(),
+            1 => first,
             _ => {
                 let a = (next_random(rng) % count as u64) as usize;
                 let mut b = (next_random(rng) % (count as u64 - 1)) as usize;
