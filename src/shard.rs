@@ -210,12 +210,14 @@ impl Shard {
 
     fn apply_changes(&self, changes: Vec<Change>) {
         let mut view = self.registry.borrow_mut();
-        let mut removed = false;
+        let mut out_of_use = false;
         for change in changes {
-            removed |= matches!(change, Change::Remove { .. });
-            view.apply(change);
+            out_of_use |= view.apply(change);
         }
-        if removed {
+        // A pool (and its connections) for an address no instance uses is dropped: kept, a
+        // backend an instance moved away from, still running (a blue-green switch), would keep
+        // every shard's idle connections to it for as long as the gateway runs.
+        if out_of_use {
             let services = view.services();
             let live: rustc_hash::FxHashSet<_> = services
                 .iter()

@@ -296,3 +296,25 @@ fn calls_carry_the_address_as_registered_as_their_authority() {
         ]
     );
 }
+
+#[test]
+fn an_instance_that_moves_leaves_no_connection_to_its_old_address() {
+    // A blue-green switch: the instance is registered again at the new backend while the old one
+    // still runs. The gateway's connection to the old one is closed, not kept idle for as long
+    // as the gateway runs (the pool for an address went only with a removal).
+    let gw = Gateway::builder().shards(Some(1)).start();
+    let blue = ScriptedBackend::start(Answer::describe);
+    let green = ScriptedBackend::start(Answer::describe);
+    register(&gw, "svc", "s1", &blue.addr);
+    assert_eq!(gw.get("/svc/before").status, 200);
+    assert_eq!(blue.connections(), 1);
+    register(&gw, "svc", "s1", &green.addr);
+    let r = gw.get("/svc/after");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(green.calls().len(), 1);
+    blue.wait_ended(1);
+    // Registered again where it is (a heartbeat), the instance keeps its connection.
+    register(&gw, "svc", "s1", &green.addr);
+    assert_eq!(gw.get("/svc/again").status, 200);
+    assert_eq!(green.connections(), 1);
+}

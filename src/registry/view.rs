@@ -41,10 +41,23 @@ impl RegistryView {
         self.services.get(name)
     }
 
-    /// Applies one change from the owner.
-    pub fn apply(&mut self, change: Change) {
+    /// Applies one change from the owner. Returns whether an address went out of use by the
+    /// instance changed: it was removed, or moved to another address. Then the shard's pools
+    /// for addresses no instance uses any more can go ([`crate::shard`]); an instance registered
+    /// again at its address (a heartbeat) changes nothing, and keeps the address the shard's
+    /// pool is keyed by, whose clones compare equal by pointer.
+    pub fn apply(&mut self, change: Change) -> bool {
         match change {
             Change::Upsert(record) => {
+                let same = self.services.get(&record.service).is_some_and(|entry| {
+                    entry
+                        .instances
+                        .binary_search_by(|i| i.id.cmp(&record.instance))
+                        .is_ok_and(|at| entry.instances[at].address == record.address)
+                });
+                if same {
+                    return false;
+                }
                 let entry = self
                     .services
                     .entry(record.service.clone())
@@ -60,20 +73,28 @@ impl RegistryView {
                     address: record.address,
                 };
                 match entry.instances.binary_search_by(|i| i.id.cmp(&new.id)) {
-                    Ok(at) => entry.instances[at] = new,
-                    Err(at) => entry.instances.insert(at, new),
+                    Ok(at) => {
+                        entry.instances[at] = new;
+                        true
+                    }
+                    Err(at) => {
+                        entry.instances.insert(at, new);
+                        false
+                    }
                 }
             }
             Change::Remove { service, instance } => {
                 let Some(entry) = self.services.get_mut(&service) else {
-                    return;
+                    return false;
                 };
-                if let Ok(at) = entry.instances.binary_search_by(|i| i.id.cmp(&instance)) {
-                    Rc::make_mut(entry).instances.remove(at);
-                }
+                let Ok(at) = entry.instances.binary_search_by(|i| i.id.cmp(&instance)) else {
+                    return false;
+                };
+                Rc::make_mut(entry).instances.remove(at);
                 if entry.instances.is_empty() {
                     self.services.remove(&service);
                 }
+                true
             }
         }
     }
@@ -107,10 +128,10 @@ mod tests {
     #[test]
     fn upsert_replace_remove() {
         let mut view = RegistryView::default();
-        view.apply(upsert("users", "u2", 2));
-        view.apply(upsert("users", "u1", 1));
+        assert!(!view.apply(upsert("users", "u2", 2)), "a new instance");
+        assert!(!view.apply(upsert("users", "u1", 1)));
         let held = view.get("users").unwrap().clone();
-        view.apply(upsert("users", "u1", 3));
+        assert!(view.apply(upsert("users", "u1", 3)), "u1 left port 1");
         let ids: Vec<_> = view
             .get("users")
             .unwrap()
@@ -121,15 +142,25 @@ mod tests {
         assert_eq!(ids, [3, 2]);
         // The copy a request held is unchanged.
         assert_eq!(held.instances[0].address.sockets()[0].port(), 1);
-        view.apply(Change::Remove {
+        let remove = |id: &str| Change::Remove {
             service: ServiceName::parse("users").unwrap(),
-            instance: InstanceId::parse("u1").unwrap(),
-        });
-        view.apply(Change::Remove {
-            service: ServiceName::parse("users").unwrap(),
-            instance: InstanceId::parse("u2").unwrap(),
-        });
+            instance: InstanceId::parse(id).unwrap(),
+        };
+        assert!(view.apply(remove("u1")));
+        assert!(!view.apply(remove("u1")), "not there any more");
+        assert!(view.apply(remove("u2")));
         assert!(view.get("users").is_none());
         assert_eq!(view.instance_count(), 0);
+    }
+
+    #[test]
+    fn an_instance_registered_again_at_its_address_changes_nothing() {
+        let mut view = RegistryView::default();
+        view.apply(upsert("users", "u1", 1));
+        let before = view.get("users").unwrap().clone();
+        assert!(!view.apply(upsert("users", "u1", 1)));
+        // The entry was not copied (a request holding it would have forced a copy of the list),
+        // and its address is the one the shard's pool was keyed by.
+        assert!(Rc::ptr_eq(&before, view.get("users").unwrap()));
     }
 }

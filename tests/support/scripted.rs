@@ -130,6 +130,8 @@ struct State {
     /// Connections whose peer has acknowledged the backend's SETTINGS (a PING sent after them
     /// came back): the gateway knows their stream limit.
     settled: HashSet<usize>,
+    /// Connections that have ended (the gateway closed them, or they broke).
+    ended: HashSet<usize>,
     /// Tags the test has released.
     released: HashSet<String>,
     /// Held calls waiting for a release.
@@ -298,6 +300,13 @@ impl ScriptedBackend {
     pub fn wait_settled(&self, conn: usize) {
         self.wait_until(&format!("connection {conn} settled"), |s| {
             s.settled.contains(&conn).then_some(())
+        })
+    }
+
+    /// Waits (bounded) until connection `conn` has ended.
+    pub fn wait_ended(&self, conn: usize) {
+        self.wait_until(&format!("end of connection {conn}"), |s| {
+            s.ended.contains(&conn).then_some(())
         })
     }
 
@@ -551,7 +560,10 @@ async fn serve(
                 connection.graceful_shutdown();
                 let _ = done.send(());
             }
-            Event::End => return,
+            Event::End => {
+                shared.update(|s| s.ended.insert(conn));
+                return;
+            }
         }
     }
 }
