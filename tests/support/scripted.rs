@@ -414,9 +414,9 @@ mod frame {
 }
 
 /// Serves a connection by hand (see [`ScriptedBuilder::go_away_unprocessed_on_first_connection`]):
-/// the defaults for SETTINGS, PINGs answered, each call recorded as its request message ends, and after the
-/// `calls`th, GOAWAY (NO_ERROR) with last stream id 0. Then reads on, answering nothing, until
-/// the gateway closes the connection (or the backend stops).
+/// the defaults for SETTINGS, PINGs answered, each call recorded as its request message ends,
+/// and after the `calls`th, GOAWAY (NO_ERROR) with last stream id 0. Then reads on, answering
+/// nothing, until the gateway closes the connection (or the backend stops).
 async fn go_away_unprocessed(
     mut stream: glommio::net::TcpStream,
     calls: usize,
