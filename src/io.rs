@@ -278,12 +278,15 @@ impl BodyCollector {
         self.len() == 0
     }
 
-    /// Announces the whole body's length (a gRPC length prefix), so that a
-    /// body in several frames is joined into one allocation of that size instead of one grown by
-    /// doubling (a 4 MiB answer in 16 KiB frames was copied about twice over, in eight
-    /// reallocations). Only a hint: a body of another length is still collected whole. For a
-    /// length already checked and paid for (an answer's share of its budget), not a client's
-    /// content-length, which would have the gateway allocate before the bytes arrive.
+    /// Announces the whole body's length, so that a body in several frames is joined into one
+    /// allocation of that size instead of one grown by doubling (a 4 MiB answer in 16 KiB frames
+    /// was copied about twice over, in eight reallocations). Only a hint: a body of another
+    /// length is still collected whole. For a length already checked and paid for: an answer's
+    /// gRPC length prefix once its share of the budget is taken, or a client's content-length
+    /// once it is within the body limit and held against the shard's body memory. The joined
+    /// buffer is made at the second frame, when bytes have begun to arrive, and its pages become
+    /// resident only as they are written, so a client that declares a length and sends little
+    /// does not make the gateway hold the rest.
     pub fn expect(&mut self, len: usize) {
         self.expected = len;
     }

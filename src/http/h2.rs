@@ -582,6 +582,10 @@ async fn read_parts(
         let _ = respond.send_informational(interim);
     }
     let mut collected = BodyCollector::default();
+    // Within the limit and held against the shard's body memory: joined in one allocation.
+    if let (Some(len), Some(_)) = (declared, &body_hold) {
+        collected.expect(len as usize);
+    }
     loop {
         let chunk = match crate::timeout::until(deadline, body.data()).await {
             None => return Err(GatewayError::body_timed_out()),
