@@ -85,28 +85,6 @@ const H2_HEADER_LIST_CAP_FACTOR: usize = 2;
 /// HTTP/1.1's lingering close) before the stream is reset: time for the answer to reach a client
 /// still sending (or waiting for `100 Continue`) and for it to stop.
 const LINGER: Duration = Duration::from_secs(2);
-
-/// The per-stream receive window: a whole body at `--max-body-bytes` (the next power of two up;
-/// a connection's streams may be for any service, and all share the one SETTINGS),
-/// within [`MIN_STREAM_WINDOW`] and [`MAX_STREAM_WINDOW`], so that an upload within the limit
-/// never waits for a WINDOW_UPDATE. curl before 8.1 (7.88 in Debian 12, 7.81 in Ubuntu 22.04)
-/// stalls for up to a second each time a stream's send window runs out and only then reads the
-/// update: 32 parallel 4 MB uploads with curl took 6.4 s through one shard with a 1 MiB window,
-/// 0.9 s with the 4 MiB one the default limit gets (h2load's, 0.6 s with either).
-fn stream_window(max_body_bytes: usize) -> u32 {
-    let whole = max_body_bytes
-        .checked_next_power_of_two()
-        .unwrap_or(usize::MAX);
-    u32::try_from(whole)
-        .unwrap_or(u32::MAX)
-        .clamp(MIN_STREAM_WINDOW, MAX_STREAM_WINDOW)
-}
-
-/// The connection receive window: two streams' windows, so that a second upload on a connection
-/// does not wait for the first one's update, and at least [`MIN_CONNECTION_WINDOW`].
-fn connection_window(stream_window: u32) -> u32 {
-    stream_window.saturating_mul(2).max(MIN_CONNECTION_WINDOW)
-}
 /// Least an answer must go out by, within the send timeout, for the client to count as reading
 /// it: one default-sized frame, which a client reading normally opens at once. A window opened a
 /// byte every few seconds kept 128 answers of 4 MiB in memory on one connection for as long as
@@ -126,10 +104,33 @@ const RESETS_JUDGED_AFTER: usize = 100;
 /// later, and must not lose its connection and its other requests for it.
 const PREMATURE_RESET: Duration = Duration::from_secs(1);
 
+/// The per-stream receive window: a whole body at `--max-body-bytes` (the next power of two up;
+/// a connection's streams may be for any service, and all share the one SETTINGS), within
+/// [`MIN_STREAM_WINDOW`] and [`MAX_STREAM_WINDOW`], so that an upload within the limit never
+/// waits for a WINDOW_UPDATE. curl before 8.1 (7.88 in Debian 12, 7.81 in Ubuntu 22.04)
+/// stalls for up to a second each time a stream's send window runs out and only then reads the
+/// update: 32 parallel 4 MB uploads with curl took 6.4 s through one shard with a 1 MiB window,
+/// 0.9 s with the 4 MiB one the default limit gets (h2load's, 0.6 s with either).
+fn stream_window(max_body_bytes: usize) -> u32 {
+    let whole = max_body_bytes
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX);
+    u32::try_from(whole)
+        .unwrap_or(u32::MAX)
+        .clamp(MIN_STREAM_WINDOW, MAX_STREAM_WINDOW)
+}
+
+/// The connection receive window: two streams' windows, so that a second upload on a connection
+/// does not wait for the first one's update, and at least [`MIN_CONNECTION_WINDOW`].
+fn connection_window(stream_window: u32) -> u32 {
+    stream_window.saturating_mul(2).max(MIN_CONNECTION_WINDOW)
+}
+
 /// Serves HTTP/2 on `stream`; `prefix` holds the bytes already read (the preface).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: SocketAddr) {
     let config = &shard.config;
     let _ = stream.set_write_timeout(Some(config.idle_timeout));
+    let window = stream_window(config.default_service.max_body_bytes);
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
@@ -142,10 +143,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, prefix: Bytes, remote: S
             )
             .unwrap_or(u32::MAX),
         )
-        .initial_window_size(stream_window(config.default_service.max_body_bytes))
-        .initial_connection_window_size(connection_window(stream_window(
-            config.default_service.max_body_bytes,
-        )));
+        .initial_window_size(window)
+        .initial_connection_window_size(connection_window(window));
     let handshake = builder.handshake::<_, Bytes>(TokioIo::with_replay(stream, prefix));
     let mut conn = match crate::timeout::within(config.header_timeout, handshake).await {
         Some(Ok(conn)) => conn,
@@ -677,9 +676,9 @@ fn check_header_limits(
 /// Reads and drops what the client still sends of a refused request's body after its answer, for
 /// [`LINGER`] and one stream `window` at most: what a client may have on its way when the answer
 /// leaves. A client still sending after that is not reading its answer (a fast 6 MB upload over
-/// a 4 MB limit was read to its end, with no bound on a larger one). The stream is then dropped, and the `h2` crate resets
-/// it with `NO_ERROR` if the client is still sending: RFC 9113 §8.1's way of asking a client to
-/// stop a request whose complete answer it has. Resetting it right after the answer made curl 7.88
+/// a 4 MB limit was read to its end, with no bound on a larger one). The stream is then dropped,
+/// and the `h2` crate resets it with `NO_ERROR` if the client is still sending: RFC 9113 §8.1's
+/// way of asking a client to stop a request whose complete answer it has. Resetting it right after the answer made curl 7.88
 /// report no answer at all for a request refused before `100 Continue`; waiting for the rest of the
 /// body before answering made a client that sends it slowly wait for its answer as long.
 async fn linger(body: &mut RecvStream, window: u32) {
