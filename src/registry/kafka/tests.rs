@@ -293,18 +293,26 @@ fn upsert_op(port: u16) -> crate::registry::WriteOp {
     }
 }
 
-#[test]
-fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down() {
-    use crate::registry::WriteOutcome;
-    let cluster = mock();
+/// A Kafka core on `cluster` that is ready and has written `upsert_op(1)` (created), with the
+/// broker then taken down.
+fn written_once_then_broker_down(
+    cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+) -> CoreHarness {
     let mut core = CoreHarness::start(&cluster.bootstrap_servers(), "node-a");
     core.wait_ready();
     assert_eq!(
         core.write(upsert_op(1), Duration::from_secs(5)),
-        Ok(WriteOutcome::Created)
+        Ok(crate::registry::WriteOutcome::Created)
     );
-
     cluster.broker_down(1).unwrap();
+    core
+}
+
+#[test]
+fn the_kafka_core_answers_writes_once_durable_and_503_while_the_broker_is_down() {
+    use crate::registry::WriteOutcome;
+    let cluster = mock();
+    let mut core = written_once_then_broker_down(&cluster);
     let r = core.write(upsert_op(2), Duration::from_millis(500));
     assert!(matches!(r, Err(RegistryError::Unavailable(_))), "{r:?}");
     // Still ready: routing works with the registry held.
@@ -463,14 +471,7 @@ fn a_write_whose_bound_passed_while_it_was_queued_is_not_sent() {
 fn writes_queued_behind_one_that_got_no_acknowledgement_fail_at_once_untried() {
     use crate::registry::{OwnerMsg, ShardMsg, WriteOutcome};
     let cluster = mock();
-    let mut core = CoreHarness::start(&cluster.bootstrap_servers(), "node-a");
-    core.wait_ready();
-    assert_eq!(
-        core.write(upsert_op(1), Duration::from_secs(5)),
-        Ok(WriteOutcome::Created)
-    );
-
-    cluster.broker_down(1).unwrap();
+    let mut core = written_once_then_broker_down(&cluster);
     // Asked for at one instant, as by backends re-registering together: the second and the third
     // are queued behind the first, however the threads run.
     let asked = Instant::now();
