@@ -230,6 +230,17 @@ fn await_not_ready(watcher: &mut RawConn) {
     panic!("/-/ready never turned 503 during the drain");
 }
 
+/// Waits for a call started by [`slow_call_in_flight`] and checks that it was answered.
+fn assert_finished(slow: std::thread::JoinHandle<Resp>) {
+    let r = slow.join().expect("slow call");
+    assert_eq!(
+        r.status,
+        200,
+        "the in-flight request finished: {}",
+        r.text()
+    );
+}
+
 #[test]
 fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
     let (mut gw, _echo) = one_shard_gateway(&[]);
@@ -238,13 +249,7 @@ fn sigterm_finishes_in_flight_requests_and_reports_not_ready() {
     let slow = slow_call_in_flight(&gw, 3000);
     gw.proc.signal(libc::SIGTERM);
     await_not_ready(&mut watcher);
-    let r = slow.join().expect("slow call");
-    assert_eq!(
-        r.status,
-        200,
-        "the in-flight request finished: {}",
-        r.text()
-    );
+    assert_finished(slow);
     let status = gw.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", gw.proc.describe());
 }
@@ -264,13 +269,7 @@ fn sighup_and_sigusr_are_logged_and_ignored_not_fatal() {
     });
     assert!(logged, "{}", gw.proc.describe());
     assert!(gw.proc.try_exit().is_none(), "{}", gw.proc.describe());
-    let r = slow.join().expect("slow call");
-    assert_eq!(
-        r.status,
-        200,
-        "the in-flight request finished: {}",
-        r.text()
-    );
+    assert_finished(slow);
     assert_eq!(gw.get("/-/health").status, 200);
     gw.proc.signal(libc::SIGTERM);
     let status = gw.proc.wait_exit(Duration::from_secs(20));
